@@ -1,0 +1,40 @@
+# The two set-up commands are `make run` and `make test`; everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+EMULATOR_PORT ?= 8443
+
+.PHONY: run test bench lint install migrate seed emulator worker clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+# Portal + Celery worker + beat + Microsoft emulator on embedded defaults (SQLite, no Redis).
+run: seed
+	$(PY) manage.py runportal --port $(PORT) --emulator-port $(EMULATOR_PORT)
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m benchmarks
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf var .pytest_cache

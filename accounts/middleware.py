@@ -1,0 +1,90 @@
+"""Request gates owned by accounts: the MFA gate and the organisation resolver."""
+
+from django.http import Http404
+from django.shortcuts import redirect
+
+from portal.api.errors import error_response
+
+from .models import Membership
+
+# Reachable before the second factor is verified.
+MFA_EXEMPT_URL_NAMES = frozenset(
+    {
+        "accounts:login",
+        "accounts:logout",
+        "accounts:signup",
+        "accounts:verify_email",
+        "accounts:verify_email_sent",
+        "accounts:mfa_enroll",
+        "accounts:mfa_verify",
+        "accounts:password_reset",
+        "accounts:password_reset_done",
+        "accounts:password_reset_confirm",
+        "accounts:password_reset_complete",
+        "accounts:invitation_accept",
+        "portal:healthz",
+    }
+)
+
+
+class MFAGateMiddleware:
+    """Nothing but enrollment and verification is reachable before the second factor.
+
+    Every portal user administers a license pool, so MFA is mandatory for all.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or user.is_verified():
+            return None
+        match = request.resolver_match
+        name = f"{match.namespace}:{match.url_name}" if match and match.namespace else (match.url_name if match else "")
+        if name in MFA_EXEMPT_URL_NAMES or request.path.startswith("/static/"):
+            return None
+        if request.path.startswith("/api/"):
+            # API calls with a session need a verified second factor; API keys do not use sessions.
+            if "HTTP_AUTHORIZATION" in request.META:
+                return None
+            return error_response(403, "mfa_required", "Verify your second factor before using the API.")
+        if request.path.startswith("/admin/"):
+            return None  # the OTP admin site asks for the token itself
+        return redirect("accounts:mfa_verify")
+
+
+class OrganizationMiddleware:
+    """Resolves ``org_slug`` from the URL to the member's organisation and role.
+
+    Not a member (or no such organisation) gives 404, never 403, so existence does not leak.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        slug = view_kwargs.get("org_slug")
+        request.organization = None
+        request.membership = None
+        if slug is None:
+            return None
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None  # the view's login check redirects
+        membership = (
+            Membership.objects.for_user(user).select_related("organization").filter(organization__slug=slug).first()
+        )
+        if membership is None:
+            raise Http404("No such organisation.")
+        request.organization = membership.organization
+        request.membership = membership
+        if request.session.get("current_org") != slug:
+            request.session["current_org"] = slug
+        return None

@@ -1,0 +1,12 @@
+from django.db import migrations
+
+from portal.migration_ops import EnableRowLevelSecurity
+
+
+class Migration(migrations.Migration):
+    dependencies = [("accounts", "0001_initial")]
+
+    operations = [
+        EnableRowLevelSecurity("MicrosoftTenant"),
+        EnableRowLevelSecurity("ApiKey"),
+    ]

@@ -1,0 +1,30 @@
+"""The wiring: the only module that names every app's URLs."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+handler400 = "portal.views.bad_request"
+handler403 = "portal.views.permission_denied"
+handler404 = "portal.views.page_not_found"
+handler500 = "portal.views.server_error"
+
+# Pages of one organisation: /o/<org_slug>/...
+organization_patterns = [
+    path("", include("portal.dashboard_urls")),
+    path("team/", include("accounts.org_urls")),
+]
+
+api_v1_patterns = [
+    path("", include("accounts.api_urls")),
+]
+
+urlpatterns = [
+    path("", include("portal.site_urls")),
+    path("accounts/", include("accounts.urls")),
+    path("o/<slug:org_slug>/", include(organization_patterns)),
+    path("api/v1/", include((api_v1_patterns, "api"), namespace="api")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]

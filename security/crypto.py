@@ -1,0 +1,209 @@
+"""AES-256-GCM envelope encryption.
+
+A master key from the environment (or a KMS) wraps data keys. Data keys live in
+``security.DataKey``, one active key per scope: an organisation for business data,
+or a data subject where crypto-shredding is wanted. Ciphertext is
+``v1:<data key id>:<base64(nonce || ciphertext || tag)>`` and its associated data
+binds it to model, field, owner and row, so it cannot be moved elsewhere.
+See docs/decisions/001-field-encryption.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+CIPHERTEXT_VERSION = "v1"
+NONCE_BYTES = 12
+KEY_CACHE_SECONDS = 300
+
+
+class DecryptionError(Exception):
+    """A value could not be decrypted: tampered, moved, or its key is gone. Never silent."""
+
+
+class KeyConfigurationError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class KeyScope:
+    kind: str  # "org", "subject" or "system"
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def parse_master_keys(raw: str) -> tuple[str, dict[str, bytes]]:
+    """Parse ``kid:base64key,kid:base64key``; the first entry is the active key."""
+    keys: dict[str, bytes] = {}
+    active = None
+    for entry in (part.strip() for part in raw.split(",")):
+        if not entry:
+            continue
+        kid, sep, material = entry.partition(":")
+        if not sep or not kid:
+            raise KeyConfigurationError("Master keys must look like 'kid:base64key'.")
+        try:
+            key = base64.b64decode(material, validate=True)
+        except binascii.Error as exc:
+            raise KeyConfigurationError(f"Master key {kid!r} is not valid base64.") from exc
+        if len(key) != 32:
+            raise KeyConfigurationError(f"Master key {kid!r} must be 32 bytes (AES-256), got {len(key)}.")
+        keys[kid] = key
+        active = active or kid
+    if not active:
+        raise KeyConfigurationError("FIELD_ENCRYPTION_MASTER_KEYS is empty.")
+    return active, keys
+
+
+def master_keys() -> tuple[str, dict[str, bytes]]:
+    return parse_master_keys(settings.FIELD_ENCRYPTION_MASTER_KEYS)
+
+
+def wrap_data_key(data_key: bytes, data_key_id: uuid.UUID) -> tuple[str, bytes]:
+    kid, keys = master_keys()
+    nonce = os.urandom(NONCE_BYTES)
+    wrapped = nonce + AESGCM(keys[kid]).encrypt(nonce, data_key, f"dek:{data_key_id}".encode())
+    return kid, wrapped
+
+
+def unwrap_data_key(master_kid: str, wrapped: bytes, data_key_id: uuid.UUID) -> bytes:
+    _, keys = master_keys()
+    if master_kid not in keys:
+        raise DecryptionError(f"Master key {master_kid!r} is not configured; cannot unwrap data key {data_key_id}.")
+    wrapped = bytes(wrapped)
+    try:
+        return AESGCM(keys[master_kid]).decrypt(
+            wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], f"dek:{data_key_id}".encode()
+        )
+    except InvalidTag as exc:
+        raise DecryptionError(f"Data key {data_key_id} failed to unwrap: wrong master key or tampered.") from exc
+
+
+class KeyRing:
+    """Process-local cache of unwrapped data keys, in front of security.DataKey."""
+
+    def __init__(self):
+        self._by_id: dict[uuid.UUID, tuple[float, bytes]] = {}
+        self._active: dict[KeyScope, tuple[float, uuid.UUID]] = {}
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_id.clear()
+            self._active.clear()
+
+    def forget_scope(self, scope: KeyScope) -> None:
+        with self._lock:
+            self._active.pop(scope, None)
+
+    def key(self, key_id: uuid.UUID) -> bytes:
+        now = time.monotonic()
+        cached = self._by_id.get(key_id)
+        if cached and cached[0] > now:
+            return cached[1]
+        from .models import DataKey
+
+        row = DataKey.objects.filter(pk=key_id).first()
+        if row is None:
+            raise DecryptionError(f"Data key {key_id} does not exist.")
+        if row.status == DataKey.Status.DESTROYED:
+            raise DecryptionError(f"Data key {key_id} was destroyed (crypto-shredded); the value is unrecoverable.")
+        material = unwrap_data_key(row.master_kid, row.wrapped_key, row.pk)
+        with self._lock:
+            self._by_id[key_id] = (now + KEY_CACHE_SECONDS, material)
+        return material
+
+    def active_key(self, scope: KeyScope) -> tuple[uuid.UUID, bytes]:
+        now = time.monotonic()
+        cached = self._active.get(scope)
+        if cached and cached[0] > now:
+            return cached[1], self.key(cached[1])
+        from .models import DataKey
+
+        row = DataKey.objects.filter(scope_kind=scope.kind, scope_id=scope.id, status=DataKey.Status.ACTIVE).first()
+        if row is None:
+            row = self._create(scope)
+        with self._lock:
+            self._active[scope] = (now + KEY_CACHE_SECONDS, row.pk)
+        return row.pk, self.key(row.pk)
+
+    def _create(self, scope: KeyScope):
+        from .models import DataKey
+
+        key_id = uuid.uuid4()
+        master_kid, wrapped = wrap_data_key(AESGCM.generate_key(bit_length=256), key_id)
+        try:
+            with transaction.atomic():
+                return DataKey.objects.create(
+                    id=key_id, scope_kind=scope.kind, scope_id=scope.id, master_kid=master_kid, wrapped_key=wrapped
+                )
+        except IntegrityError:
+            # Another process created the scope's key first; use theirs.
+            return DataKey.objects.get(scope_kind=scope.kind, scope_id=scope.id, status=DataKey.Status.ACTIVE)
+
+
+keyring = KeyRing()
+
+
+def associated_data(label: str, field_name: str, scope: KeyScope, row_id) -> bytes:
+    return f"{label}.{field_name}|{scope}|{row_id}".encode()
+
+
+def encrypt_text(plaintext: str, *, scope: KeyScope, aad: bytes) -> str:
+    key_id, key = keyring.active_key(scope)
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), aad)
+    return f"{CIPHERTEXT_VERSION}:{key_id.hex}:{base64.b64encode(nonce + sealed).decode('ascii')}"
+
+
+def ciphertext_key_id(ciphertext: str) -> uuid.UUID:
+    try:
+        version, key_hex, _ = ciphertext.split(":", 2)
+        if version != CIPHERTEXT_VERSION:
+            raise DecryptionError(f"Unknown ciphertext version {version!r}.")
+        return uuid.UUID(hex=key_hex)
+    except ValueError as exc:
+        raise DecryptionError("Malformed ciphertext.") from exc
+
+
+def decrypt_text(ciphertext: str, *, aad: bytes) -> str:
+    key_id = ciphertext_key_id(ciphertext)
+    try:
+        blob = base64.b64decode(ciphertext.split(":", 2)[2], validate=True)
+    except binascii.Error as exc:
+        raise DecryptionError("Malformed ciphertext payload.") from exc
+    key = keyring.key(key_id)
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad).decode("utf-8")
+    except InvalidTag as exc:
+        raise DecryptionError(
+            "Ciphertext failed authentication: it was altered or does not belong to this field and row."
+        ) from exc
+
+
+def _index_key(purpose: str) -> bytes:
+    root = base64.b64decode(settings.BLIND_INDEX_KEY)
+    return hmac.new(root, f"blind-index:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def blind_index(purpose: str, value: str | None) -> str | None:
+    """HMAC-SHA256 of the normalised value, for exact-match lookups of encrypted fields."""
+    if value is None:
+        return None
+    normalised = str(value).strip().casefold()
+    return hmac.new(_index_key(purpose), normalised.encode("utf-8"), hashlib.sha256).hexdigest()

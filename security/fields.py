@@ -1,0 +1,278 @@
+"""Encrypted model fields (AES-256-GCM) and the blind index that makes them searchable.
+
+Values are decrypted lazily, on first attribute access, because the associated
+data needs the row (its owner and primary key), which ``from_db_value`` does not
+see. Lookups other than ``isnull`` are refused: search through a BlindIndexField.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+
+from django import forms
+from django.core import validators
+from django.core.exceptions import FieldError, ValidationError
+from django.db import models
+
+from .crypto import KeyScope, associated_data, blind_index, decrypt_text, encrypt_text
+
+
+class Ciphertext(str):
+    """Marks a stored ciphertext, as opposed to a plaintext value set by code."""
+
+
+_NOT_DECRYPTED = object()
+
+
+class _EncryptedDescriptor:
+    """Keeps the stored ciphertext beside the attribute and decrypts on first read.
+
+    A loaded row holds a sentinel under the attribute name, so Django still sees
+    the field as loaded (not deferred) and ``refresh_from_db`` reloads it.
+    """
+
+    def __init__(self, field: EncryptedField):
+        self.field = field
+
+    def __get__(self, instance, owner=None):
+        if instance is None:
+            return self
+        data = instance.__dict__
+        name = self.field.attname
+        if name not in data:
+            # Deferred by .only()/.defer(): load it the way Django would.
+            instance.refresh_from_db(fields=[name])
+        if data[name] is _NOT_DECRYPTED:
+            data[name] = self.field.decrypt_for(instance, data[self.field.raw_attname])
+        return data[name]
+
+    def __set__(self, instance, value):
+        data = instance.__dict__
+        if isinstance(value, Ciphertext):
+            data[self.field.raw_attname] = value
+            data[self.field.attname] = _NOT_DECRYPTED
+        else:
+            data[self.field.attname] = value
+            data.pop(self.field.raw_attname, None)
+
+
+class EncryptedField(models.TextField):
+    """Base class. ``key_scope`` picks the data key:
+
+    - ``"organization"``: the row's organisation (business data);
+    - ``"self"``: the row itself is the data subject (crypto-shredding per person);
+    - ``"self_org"``: the row is the organisation itself;
+    - ``"field:<name>"``: the subject id held in another field of the row.
+    """
+
+    python_form_class: type[forms.Field] = forms.CharField
+
+    def __init__(self, *args, key_scope: str = "organization", **kwargs):
+        for forbidden in ("unique", "db_index", "primary_key"):
+            if kwargs.get(forbidden):
+                raise ValueError(f"Encrypted fields cannot be {forbidden}; add a BlindIndexField instead.")
+        self.key_scope = key_scope
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if self.key_scope != "organization":
+            kwargs["key_scope"] = self.key_scope
+        return name, path, args, kwargs
+
+    @property
+    def raw_attname(self) -> str:
+        return f"_{self.attname}_ciphertext"
+
+    def contribute_to_class(self, cls, name, private_only=False):
+        super().contribute_to_class(cls, name, private_only=private_only)
+        setattr(cls, self.attname, _EncryptedDescriptor(self))
+
+    # --- serialisation of the logical value ---------------------------------
+    def to_plaintext(self, value) -> str:
+        return str(value)
+
+    def from_plaintext(self, text: str):
+        return text
+
+    # --- key scope and associated data ---------------------------------------
+    def scope_for(self, instance) -> KeyScope:
+        if self.key_scope == "organization":
+            org_id = instance.organization_id
+            if org_id is None:
+                raise ValueError(f"{type(instance).__name__}.{self.name}: organisation must be set before encrypting.")
+            return KeyScope("org", str(org_id))
+        if self.key_scope == "self":
+            return KeyScope("subject", str(instance.pk))
+        if self.key_scope == "self_org":
+            return KeyScope("org", str(instance.pk))
+        if self.key_scope.startswith("field:"):
+            subject = getattr(instance, self.key_scope.split(":", 1)[1])
+            if subject is None:
+                raise ValueError(f"{type(instance).__name__}.{self.name}: subject key must be set before encrypting.")
+            return KeyScope("subject", str(subject))
+        raise ValueError(f"Unknown key scope {self.key_scope!r}")
+
+    def _aad(self, instance) -> bytes:
+        return associated_data(self.model._meta.label_lower, self.name, self.scope_for(instance), instance.pk)
+
+    def encrypt_for(self, instance, value) -> Ciphertext:
+        return Ciphertext(
+            encrypt_text(self.to_plaintext(value), scope=self.scope_for(instance), aad=self._aad(instance))
+        )
+
+    def decrypt_for(self, instance, ciphertext: str):
+        return self.from_plaintext(decrypt_text(ciphertext, aad=self._aad(instance)))
+
+    # --- Django field protocol ------------------------------------------------
+    def pre_save(self, model_instance, add):
+        data = model_instance.__dict__
+        value = data.get(self.attname)
+        if value is _NOT_DECRYPTED or (value is not None and self.raw_attname in data):
+            # Unchanged since it was loaded or last saved: keep the ciphertext, skip the crypto.
+            return data[self.raw_attname]
+        if value is None:
+            return None
+        ciphertext = self.encrypt_for(model_instance, value)
+        data[self.raw_attname] = ciphertext
+        return ciphertext
+
+    def is_unchanged(self, model_instance) -> bool:
+        return self.raw_attname in model_instance.__dict__
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None or isinstance(value, Ciphertext):
+            return None if value is None else str(value)
+        raise FieldError(
+            f"{self.model.__name__}.{self.name} is encrypted: save it through the model, "
+            "and search it through its blind index."
+        )
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Ciphertext(value)
+
+    def to_python(self, value):
+        if value is None or isinstance(value, Ciphertext):
+            return value
+        return value
+
+    def value_to_string(self, obj):
+        value = self.value_from_object(obj)
+        return None if value is None else self.to_plaintext(value)
+
+    def get_lookup(self, lookup_name):
+        if lookup_name == "isnull":
+            return super().get_lookup(lookup_name)
+        raise FieldError(f"Encrypted field {self.name} supports only 'isnull' lookups; use its blind index.")
+
+    def get_transform(self, name):
+        raise FieldError(f"Encrypted field {self.name} cannot be transformed in SQL.")
+
+    def formfield(self, **kwargs):
+        defaults = {"form_class": self.python_form_class, "required": not self.blank}
+        defaults.update(kwargs)
+        return models.Field.formfield(self, **defaults)
+
+
+class EncryptedTextField(EncryptedField):
+    python_form_class = forms.CharField
+
+    def formfield(self, **kwargs):
+        return super().formfield(widget=forms.Textarea, **kwargs)
+
+
+class EncryptedCharField(EncryptedField):
+    """Text with a maximum length checked on the plaintext; stored as text, so no migration churn."""
+
+    def __init__(self, *args, max_length: int = 255, **kwargs):
+        self.plaintext_max_length = max_length
+        super().__init__(*args, **kwargs)
+        self.validators.append(validators.MaxLengthValidator(max_length))
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["max_length"] = self.plaintext_max_length
+        return name, path, args, kwargs
+
+    def formfield(self, **kwargs):
+        return super().formfield(max_length=self.plaintext_max_length, **kwargs)
+
+
+class EncryptedJSONField(EncryptedField):
+    python_form_class = forms.JSONField
+
+    def to_plaintext(self, value) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def from_plaintext(self, text: str):
+        return json.loads(text)
+
+
+class EncryptedDateField(EncryptedField):
+    python_form_class = forms.DateField
+
+    def to_plaintext(self, value) -> str:
+        if not isinstance(value, datetime.date):
+            raise ValidationError(f"{self.name} must be a date.")
+        return value.isoformat()
+
+    def from_plaintext(self, text: str):
+        return datetime.date.fromisoformat(text)
+
+    def to_python(self, value):
+        if isinstance(value, str) and not isinstance(value, Ciphertext):
+            try:
+                return datetime.date.fromisoformat(value)
+            except ValueError as exc:
+                raise ValidationError(f"{value!r} is not a valid date.") from exc
+        return value
+
+
+class EncryptedDecimalField(EncryptedField):
+    python_form_class = forms.DecimalField
+
+    def to_plaintext(self, value) -> str:
+        return str(decimal.Decimal(value))
+
+    def from_plaintext(self, text: str):
+        return decimal.Decimal(text)
+
+    def to_python(self, value):
+        if isinstance(value, (str, int, float)) and not isinstance(value, Ciphertext):
+            try:
+                return decimal.Decimal(str(value))
+            except decimal.InvalidOperation as exc:
+                raise ValidationError(f"{value!r} is not a valid amount.") from exc
+        return value
+
+
+class BlindIndexField(models.CharField):
+    """HMAC-SHA256 of another (encrypted) field, kept in step on save, for exact lookups."""
+
+    def __init__(self, *args, source: str, purpose: str, **kwargs):
+        self.source = source
+        self.purpose = purpose
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("editable", False)
+        kwargs.setdefault("db_index", True)
+        kwargs.setdefault("null", True)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["source"] = self.source
+        kwargs["purpose"] = self.purpose
+        for key, default in (("max_length", 64), ("editable", False), ("db_index", True), ("null", True)):
+            if kwargs.get(key) == default:
+                kwargs.pop(key)
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance, add):
+        source_field = model_instance._meta.get_field(self.source)
+        if not add and isinstance(source_field, EncryptedField) and source_field.is_unchanged(model_instance):
+            return getattr(model_instance, self.attname)
+        value = blind_index(self.purpose, getattr(model_instance, self.source))
+        setattr(model_instance, self.attname, value)
+        return value
