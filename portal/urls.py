@@ -13,6 +13,7 @@ handler500 = "portal.views.server_error"
 organization_patterns = [
     path("", include("portal.dashboard_urls")),
     path("team/", include("accounts.org_urls")),
+    path("security/", include("security.org_urls")),
 ]
 
 api_v1_patterns = [
