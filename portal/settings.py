@@ -66,7 +66,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -74,8 +74,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
     "django_htmx",
     "axes",
     "rest_framework",
@@ -322,10 +320,19 @@ MSEMULATOR_URL = os.environ.get("MSEMULATOR_URL", "https://127.0.0.1:8443")
 MS_AUTHORITY_HOST = os.environ.get("MS_AUTHORITY_HOST", MSEMULATOR_URL)
 MS_PARTNER_CENTER_URL = os.environ.get("MS_PARTNER_CENTER_URL", f"{MSEMULATOR_URL}/partnercenter")
 MS_GRAPH_URL = os.environ.get("MS_GRAPH_URL", f"{MSEMULATOR_URL}/graph")
-MS_CA_BUNDLE = os.environ.get("MS_CA_BUNDLE", str(VAR_DIR / "msemulator" / "ca.pem"))
-MS_PARTNER_TENANT_ID = os.environ.get("MS_PARTNER_TENANT_ID", "")
-MS_CLIENT_ID = os.environ.get("MS_CLIENT_ID", "")
-MS_CLIENT_SECRET = os.environ.get("MS_CLIENT_SECRET", "")
+MS_CA_BUNDLE = os.environ.get("MS_CA_BUNDLE", str(VAR_DIR / "msemulator" / "msemulator-ca.pem"))
+# Defaults are the emulator's published development credentials (msemulator/config.py);
+# the portal never imports the emulator, so they are repeated here.
+EMULATOR_PARTNER_TENANT_ID = "8a1f4c2e-6b3d-4e7a-9c51-2d0f3b6a7e94"
+EMULATOR_CLIENT_ID = "5c2d8e1f-3a4b-4c6d-8e9f-0a1b2c3d4e5f"
+EMULATOR_CLIENT_SECRET = "msemulator-dev-secret"
+MS_PARTNER_TENANT_ID = os.environ.get("MS_PARTNER_TENANT_ID", EMULATOR_PARTNER_TENANT_ID)
+MS_CLIENT_ID = os.environ.get("MS_CLIENT_ID", EMULATOR_CLIENT_ID)
+MS_CLIENT_SECRET = os.environ.get("MS_CLIENT_SECRET", EMULATOR_CLIENT_SECRET)
+if not DEBUG and not TESTING and "login.microsoftonline.com" in MS_AUTHORITY_HOST and (
+    MS_CLIENT_SECRET == EMULATOR_CLIENT_SECRET
+):
+    raise ImproperlyConfigured("Refusing to call Microsoft with the emulator's development credentials.")
 MS_HTTP_TIMEOUT = float(os.environ.get("MS_HTTP_TIMEOUT", 15))
 MS_RETRY_BUDGET = int(os.environ.get("MS_RETRY_BUDGET", 6))
 

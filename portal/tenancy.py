@@ -114,13 +114,15 @@ def rls_enable_sql(table: str) -> str:
     migration role does). An unset or empty setting matches no rows, so a query
     outside a tenant context fails closed.
     """
-    setting = f"(SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))"
+    # A scalar subquery, cast to one uuid[], is evaluated once per statement rather than per
+    # row; an unset or empty setting gives NULL, which matches nothing.
+    setting = f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
     return f"""
         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
         DROP POLICY IF EXISTS tenant_isolation ON {table};
         CREATE POLICY tenant_isolation ON {table}
-            USING (organization_id::text = ANY {setting})
-            WITH CHECK (organization_id::text = ANY {setting});
+            USING (organization_id = ANY {setting})
+            WITH CHECK (organization_id = ANY {setting});
     """
 
 

@@ -1,0 +1,11 @@
+#!/bin/sh
+# The application role: not the table owner and without BYPASSRLS, so row-level security binds it.
+set -e
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<SQL
+CREATE ROLE portal_app LOGIN PASSWORD '${PORTAL_APP_DB_PASSWORD}' NOSUPERUSER NOBYPASSRLS;
+GRANT USAGE ON SCHEMA public TO portal_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE ${POSTGRES_USER} IN SCHEMA public
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO portal_app;
+ALTER DEFAULT PRIVILEGES FOR ROLE ${POSTGRES_USER} IN SCHEMA public
+    GRANT USAGE, SELECT ON SEQUENCES TO portal_app;
+SQL

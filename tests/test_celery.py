@@ -1,0 +1,71 @@
+"""Celery wiring: the tenant base task, and a real worker proving it is alive."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from celery import shared_task
+from django.conf import settings
+from django.db import connection
+
+from portal.celery import app
+from portal.tenancy import current_org_ids
+
+
+@shared_task(name="tests.report_tenant_scope")
+def report_tenant_scope(*, organization_id=None):
+    return current_org_ids()
+
+
+@pytest.mark.django_db
+def test_task_with_organization_id_runs_inside_that_tenant():
+    org_id = uuid.uuid4()
+    result = report_tenant_scope.apply(kwargs={"organization_id": str(org_id)}).get()
+    assert result == (str(org_id),)
+
+
+def test_task_without_organization_has_no_tenant_scope():
+    assert report_tenant_scope.apply().get() is None
+
+
+def test_every_task_acks_late_and_rejects_on_worker_loss():
+    app.loader.import_default_modules()
+    project_tasks = [task for name, task in app.tasks.items() if not name.startswith("celery.")]
+    assert project_tasks
+    for task in project_tasks:
+        assert task.acks_late, task.name
+        assert task.reject_on_worker_lost, task.name
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL: a real worker needs a real broker")
+def test_health_check_runs_on_a_real_worker(tmp_path):
+    env = {
+        **os.environ,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": _database_url_for_worker(),
+    }
+    queue = f"health-{uuid.uuid4().hex[:8]}"
+    worker = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "--pool", "solo",
+         "--concurrency", "1", "--loglevel", "warning", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        env=env,
+        cwd=settings.BASE_DIR,
+    )
+    try:
+        result = app.send_task("portal.health_check", queue=queue)
+        assert result.get(timeout=60)["status"] == "ok"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+
+
+def _database_url_for_worker() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
