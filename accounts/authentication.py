@@ -7,6 +7,8 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from portal.api.errors import ApiError
+
 from .models import ApiKey, Membership
 
 API_KEY_PREFIX = "clp"
@@ -90,7 +92,7 @@ class VerifiedSessionAuthentication(authentication.SessionAuthentication):
             return None
         user, _ = result
         if not user.is_verified():
-            raise exceptions.PermissionDenied("Verify your second factor before using the API.")
+            raise ApiError("Verify your second factor before using the API.", code="mfa_required", status_code=403)
         slug = request.headers.get("X-Organization") or request._request.session.get("current_org")
         membership = None
         if slug:
@@ -100,3 +102,11 @@ class VerifiedSessionAuthentication(authentication.SessionAuthentication):
         request._request.organization = membership.organization if membership else None
         request._request.api_role = membership.role if membership else None
         return result
+
+    def enforce_csrf(self, request):
+        try:
+            super().enforce_csrf(request)
+        except exceptions.PermissionDenied as exc:
+            raise ApiError(
+                "CSRF verification failed. Reload the page and try again.", code="csrf_failed", status_code=403
+            ) from exc

@@ -2,10 +2,13 @@
 
 from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from portal.api.errors import error_response
 
 from .models import Membership
+from .signin import user_session_touch
 
 # Reachable before the second factor is verified.
 MFA_EXEMPT_URL_NAMES = frozenset(
@@ -26,6 +29,29 @@ MFA_EXEMPT_URL_NAMES = frozenset(
     }
 )
 
+# Reachable before the email address is confirmed (the rest of the sign-in steps wait for it).
+EMAIL_UNVERIFIED_URL_NAMES = frozenset(
+    {
+        "accounts:login",
+        "accounts:logout",
+        "accounts:verify_email",
+        "accounts:verify_email_sent",
+        "accounts:password_reset",
+        "accounts:password_reset_done",
+        "accounts:password_reset_confirm",
+        "accounts:password_reset_complete",
+        "accounts:invitation_accept",
+        "portal:healthz",
+    }
+)
+
+
+def _url_name(request) -> str:
+    match = request.resolver_match
+    if match is None:
+        return ""
+    return f"{match.namespace}:{match.url_name}" if match.namespace else (match.url_name or "")
+
 
 class MFAGateMiddleware:
     """Nothing but enrollment and verification is reachable before the second factor.
@@ -43,9 +69,18 @@ class MFAGateMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated or user.is_verified():
             return None
-        match = request.resolver_match
-        name = f"{match.namespace}:{match.url_name}" if match and match.namespace else (match.url_name if match else "")
-        if name in MFA_EXEMPT_URL_NAMES or request.path.startswith("/static/"):
+        name = _url_name(request)
+        if request.path.startswith("/static/"):
+            return None
+        if (
+            not user.email_verified
+            and name not in EMAIL_UNVERIFIED_URL_NAMES
+            and not request.path.startswith("/admin/")
+        ):
+            if request.path.startswith("/api/"):
+                return error_response(403, "email_unverified", "Confirm your email address before using the API.")
+            return redirect("accounts:verify_email_sent")
+        if name in MFA_EXEMPT_URL_NAMES:
             return None
         if request.path.startswith("/api/"):
             # API calls with a session need a verified second factor; API keys do not use sessions.
@@ -54,7 +89,23 @@ class MFAGateMiddleware:
             return error_response(403, "mfa_required", "Verify your second factor before using the API.")
         if request.path.startswith("/admin/"):
             return None  # the OTP admin site asks for the token itself
-        return redirect("accounts:mfa_verify")
+        target = reverse("accounts:mfa_verify")
+        if request.method == "GET":
+            target += "?" + urlencode({"next": request.get_full_path()})
+        return redirect(target)
+
+
+class SessionActivityMiddleware:
+    """Keeps each tracked session's "last seen" current for the sessions page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            user_session_touch(request)
+        return self.get_response(request)
 
 
 class OrganizationMiddleware:

@@ -1,10 +1,17 @@
+import time
 import uuid
+from base64 import b32encode
+from binascii import unhexlify
+from urllib.parse import quote, urlencode
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin
+from django_otp.oath import TOTP
 
 from portal.models import BaseModel, TenantModel
 from portal.roles import Role
@@ -229,4 +236,244 @@ class ApiKey(TenantModel):
 declare(
     ApiKey,
     not_personal=["name", "prefix", "secret_hash", "role", "expires_at", "last_used_at", "revoked_at", "created_by"],
+)
+
+
+class TOTPDevice(ThrottlingMixin, Device):
+    """An authenticator app. The shared secret is encrypted under the user's own data key.
+
+    django-otp's own TOTPDevice stores the secret in plaintext, so it is not used.
+    ``last_t`` is the time step of the last accepted code: a code cannot be used twice.
+    """
+
+    key = EncryptedCharField(max_length=80, null=True, blank=True, key_scope="field:user_id")
+    step = models.PositiveSmallIntegerField(default=30)
+    digits = models.PositiveSmallIntegerField(default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    drift = models.SmallIntegerField(default=0)
+    last_t = models.BigIntegerField(default=-1)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(Device.Meta):
+        verbose_name = "TOTP device"
+
+    def save(self, *args, **kwargs):
+        # The ciphertext's associated data binds it to the row id, which an auto id only
+        # has after the insert: insert without the secret, then store it.
+        if self.pk is None and self.key:
+            secret = self.key
+            self.key = None
+            super().save(*args, **kwargs)
+            self.key = secret
+            super().save(update_fields=["key"])
+            return
+        super().save(*args, **kwargs)
+
+    @property
+    def bin_key(self) -> bytes:
+        return unhexlify(self.key.encode())
+
+    @property
+    def base32_key(self) -> str:
+        return b32encode(self.bin_key).decode("ascii").rstrip("=")
+
+    def get_throttle_factor(self):
+        return getattr(settings, "OTP_TOTP_THROTTLE_FACTOR", 1)
+
+    def verify_token(self, token):
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        token = str(token).strip().replace(" ", "")
+        verified = False
+        if token.isdigit() and len(token) == self.digits:
+            totp = TOTP(self.bin_key, self.step, 0, self.digits, self.drift)
+            totp.time = time.time()
+            verified = totp.verify(int(token), self.tolerance, self.last_t + 1)
+            if verified:
+                self.last_t = totp.t()
+                self.drift = totp.drift
+                self.last_used_at = timezone.now()
+                self.throttle_reset(commit=False)
+                self.save(update_fields=["last_t", "drift", "last_used_at", *THROTTLE_FIELDS])
+        if not verified:
+            self.throttle_increment(commit=True)
+        return verified
+
+    def is_replay(self, token) -> bool:
+        """True when ``token`` is valid but for a time step already used: tells the user why it failed."""
+        token = str(token).strip().replace(" ", "")
+        if not (token.isdigit() and len(token) == self.digits) or self.last_t < 0:
+            return False
+        totp = TOTP(self.bin_key, self.step, 0, self.digits, self.drift)
+        totp.time = time.time()
+        return totp.verify(int(token), self.tolerance) and totp.t() <= self.last_t
+
+    def config_url(self) -> str:
+        issuer = settings.OTP_TOTP_ISSUER.replace(":", "")
+        label = quote(f"{issuer}:{self.user.email}")
+        params = urlencode({"secret": self.base32_key, "digits": self.digits, "period": self.step, "issuer": issuer})
+        return f"otpauth://totp/{label}?{params}"
+
+
+THROTTLE_FIELDS = ("throttling_failure_timestamp", "throttling_failure_count")
+
+declare(
+    TOTPDevice,
+    subject=Subject.PORTAL_USER,
+    subject_lookup="user",
+    personal={"key": Personal(Category.SECURITY), "last_used_at": Personal(Category.SECURITY)},
+    not_personal=[
+        "user",
+        "name",
+        "confirmed",
+        "step",
+        "digits",
+        "tolerance",
+        "drift",
+        "last_t",
+        *THROTTLE_FIELDS,
+    ],
+)
+
+
+class RecoveryCodeDevice(ThrottlingMixin, Device):
+    """One-time recovery codes. Only keyed hashes are stored; the codes are shown once."""
+
+    code_hashes = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(Device.Meta):
+        verbose_name = "recovery code set"
+
+    def get_throttle_factor(self):
+        return getattr(settings, "OTP_TOTP_THROTTLE_FACTOR", 1)
+
+    def hash_code(self, code: str) -> str:
+        normalised = "".join(ch for ch in str(code) if ch.isalnum()).lower()
+        return blind_index(RECOVERY_CODE_INDEX, f"{self.user_id}:{normalised}")
+
+    @property
+    def remaining(self) -> int:
+        return len(self.code_hashes)
+
+    def verify_token(self, token):
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        digest = self.hash_code(token)
+        if digest in self.code_hashes:
+            self.code_hashes = [h for h in self.code_hashes if h != digest]
+            self.last_used_at = timezone.now()
+            self.throttle_reset(commit=False)
+            self.save(update_fields=["code_hashes", "last_used_at", *THROTTLE_FIELDS])
+            return True
+        self.throttle_increment(commit=True)
+        return False
+
+
+RECOVERY_CODE_INDEX = "recovery-code"
+
+declare(
+    RecoveryCodeDevice,
+    subject=Subject.PORTAL_USER,
+    subject_lookup="user",
+    personal={"code_hashes": Personal(Category.SECURITY), "last_used_at": Personal(Category.SECURITY)},
+    not_personal=["user", "name", "confirmed", *THROTTLE_FIELDS],
+)
+
+
+class UserSession(models.Model):
+    """One signed-in browser session, so people can see and revoke them.
+
+    The Django session key is stored encrypted (a revoke needs it to delete the session) and
+    hashed (to find the current session): a database reader cannot hijack sessions.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
+    session_key = EncryptedCharField(max_length=64, key_scope="field:user_id")
+    session_key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self):
+        return f"session of {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"
+
+
+declare(
+    UserSession,
+    subject=Subject.PORTAL_USER,
+    subject_lookup="user",
+    personal={
+        "ip_address": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "user_agent": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "last_seen_at": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "session_key": Personal(Category.SECURITY, Retention.SECURITY_LOG),
+    },
+    not_personal=["user", "session_key_hash"],
+)
+
+
+class Invitation(TenantModel):
+    """An invitation to join an organisation. The link's secret is stored only as a hash.
+
+    The invitee's email uses the same blind-index purpose as ``User.email_index`` so
+    acceptance can check the signed-in user is the invited person without decrypting.
+    """
+
+    email = EncryptedCharField(max_length=254)
+    email_index = BlindIndexField(source="email", purpose=EMAIL_INDEX)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "email_index"],
+                condition=models.Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="one_open_invitation_per_email",
+            )
+        ]
+
+    def __str__(self):
+        return f"Invitation ({self.get_role_display()})"
+
+    @property
+    def status(self) -> str:
+        if self.accepted_at is not None:
+            return "accepted"
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == "pending"
+
+
+declare(
+    Invitation,
+    subject=Subject.ORGANIZATION,
+    subject_lookup="organization",
+    personal={
+        "email": Personal(Category.CONTACT),
+        "email_index": Personal(Category.CONTACT),
+    },
+    not_personal=["role", "invited_by", "token_hash", "expires_at", "accepted_at", "accepted_by", "revoked_at"],
 )

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class PortalConfig(AppConfig):
@@ -7,3 +8,10 @@ class PortalConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers system checks)
+
+
+class PortalAdminConfig(admin_apps.AdminConfig):
+    """The Django admin with the OTP-enforcing site as its default: staff need a verified device."""
+
+    default = False  # "portal" itself resolves to PortalConfig
+    default_site = "portal.admin_site.PortalAdminSite"

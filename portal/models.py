@@ -2,6 +2,9 @@ import uuid
 
 from django.db import models
 
+from privacy.registry import Category, Personal, Retention, Subject, declare
+from security.fields import EncryptedJSONField
+
 from .tenancy import TenantManager, UnscopedManager
 
 
@@ -28,3 +31,34 @@ class TenantModel(BaseModel):
     class Meta:
         abstract = True
         base_manager_name = "unscoped_objects"
+
+
+class IdempotencyRecord(TenantModel):
+    """One ``Idempotency-Key`` of one organisation: in flight until ``completed_at``, then the stored response.
+
+    The unique constraint, not an application check, is what stops two concurrent
+    requests with the same key from both running.
+    """
+
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Responses can echo personal data (an invited person's email), so they are encrypted.
+    response_body = EncryptedJSONField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "key"], name="one_idempotency_key_per_org")]
+
+    def __str__(self):
+        return f"Idempotency key {self.key[:16]}"
+
+
+declare(
+    IdempotencyRecord,
+    subject=Subject.ORGANIZATION,
+    subject_lookup="organization",
+    personal={"response_body": Personal(Category.TECHNICAL_LOG, Retention.TECHNICAL_LOG)},
+    not_personal=["key", "fingerprint", "status_code", "completed_at", "expires_at"],
+)

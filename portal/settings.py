@@ -8,6 +8,7 @@ import base64
 import hashlib
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -100,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.MFAGateMiddleware",
+    "accounts.middleware.SessionActivityMiddleware",
     "accounts.middleware.OrganizationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -248,6 +250,10 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
 AXES_VERBOSE = False
+# Axes counts failures under the email's blind index, so its tables hold no addresses;
+# successful sign-ins are logged in security.SignInEvent instead of axes' access log.
+AXES_USERNAME_CALLABLE = "accounts.signin.axes_username"
+AXES_DISABLE_ACCESS_LOG = True
 
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Cloud Licenses Portal")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
@@ -312,6 +318,25 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+
+# Licensing core: the provisioning outbox, catalog and purchases.
+LICENSING_DEFAULT_MARGIN_PERCENT = Decimal(os.environ.get("LICENSING_DEFAULT_MARGIN_PERCENT", "15"))
+LICENSING_CATALOG_COUNTRY = os.environ.get("LICENSING_CATALOG_COUNTRY", "US")
+LICENSING_MCA_VERSION = os.environ.get("LICENSING_MCA_VERSION", "MCA-2024-10")
+LICENSING_OPERATION_MAX_ATTEMPTS = int(os.environ.get("LICENSING_OPERATION_MAX_ATTEMPTS", 5))
+LICENSING_OPERATION_MAX_POLLS = int(os.environ.get("LICENSING_OPERATION_MAX_POLLS", 60))
+LICENSING_OPERATION_LEASE_SECONDS = int(os.environ.get("LICENSING_OPERATION_LEASE_SECONDS", 600))
+LICENSING_OPERATION_STALE_MINUTES = int(os.environ.get("LICENSING_OPERATION_STALE_MINUTES", 10))
+LICENSING_OPERATION_BACKOFF_SECONDS = int(os.environ.get("LICENSING_OPERATION_BACKOFF_SECONDS", 30))
+
+CELERY_BEAT_SCHEDULE = {
+    "licensing-sweep-operations": {"task": "licensing.tasks.sweep_operations", "schedule": 60.0},
+    "licensing-sync-catalog": {"task": "licensing.tasks.sync_catalog", "schedule": 24 * 3600.0},
+    "licensing-reconcile": {"task": "licensing.tasks.reconcile_all", "schedule": 3600.0},
+    "licensing-refresh-renewals": {"task": "licensing.tasks.refresh_renewals", "schedule": 3600.0},
+    "licensing-refresh-gdap": {"task": "licensing.tasks.refresh_all_gdap", "schedule": 3600.0},
+    "portal-purge-idempotency-keys": {"task": "portal.purge_idempotency_keys", "schedule": 3600.0},
+}
 
 # Microsoft endpoints. Defaults point at the local emulator; the real values are
 # https://login.microsoftonline.com, https://api.partnercenter.microsoft.com and

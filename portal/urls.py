@@ -14,10 +14,12 @@ organization_patterns = [
     path("", include("portal.dashboard_urls")),
     path("team/", include("accounts.org_urls")),
     path("security/", include("security.org_urls")),
+    path("", include("licensing.urls")),
 ]
 
 api_v1_patterns = [
     path("", include("accounts.api_urls")),
+    path("", include("licensing.api_urls")),
 ]
 
 urlpatterns = [

@@ -10,6 +10,7 @@ from django.views.generic import TemplateView
 
 from .api.errors import error_response
 from .roles import Perm, role_allows
+from .selectors import organization_overview
 from .tenancy import tenant_context
 
 
@@ -46,6 +47,15 @@ class OrganizationMixin(AccessMixin):
 
 class OverviewView(OrganizationMixin, TemplateView):
     template_name = "dashboard/overview.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["overview"] = organization_overview(organization=self.organization)
+        context["can_manage_tenant"] = self.can(Perm.TENANT_MANAGE)
+        context["can_buy"] = self.can(Perm.LICENSES_MANAGE)
+        context["can_manage_team"] = self.can(Perm.TEAM_MANAGE)
+        context["can_view_activity"] = self.can(Perm.AUDIT_VIEW)
+        return context
 
 
 class HomeView(View):

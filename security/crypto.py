@@ -94,55 +94,99 @@ def unwrap_data_key(master_kid: str, wrapped: bytes, data_key_id: uuid.UUID) -> 
         raise DecryptionError(f"Data key {data_key_id} failed to unwrap: wrong master key or tampered.") from exc
 
 
+class _CachedKey:
+    """An unwrapped data key with its AESGCM object and ciphertext prefix, built once per key."""
+
+    __slots__ = ("cipher", "expires", "material", "prefix")
+
+    def __init__(self, key_id: uuid.UUID, material: bytes, expires: float):
+        self.material = material
+        self.cipher = AESGCM(material)
+        self.prefix = f"{CIPHERTEXT_VERSION}:{key_id.hex}:"
+        self.expires = expires
+
+
 class KeyRing:
     """Process-local cache of unwrapped data keys, in front of security.DataKey."""
 
     def __init__(self):
-        self._by_id: dict[uuid.UUID, tuple[float, bytes]] = {}
+        self._by_id: dict[uuid.UUID, _CachedKey] = {}
+        self._by_hex: dict[str, _CachedKey] = {}  # as written in ciphertexts: skips parsing the UUID
         self._active: dict[KeyScope, tuple[float, uuid.UUID]] = {}
         self._lock = threading.Lock()
 
     def clear(self) -> None:
         with self._lock:
             self._by_id.clear()
+            self._by_hex.clear()
             self._active.clear()
 
     def forget_scope(self, scope: KeyScope) -> None:
         with self._lock:
             self._active.pop(scope, None)
 
+    def forget_key(self, key_id: uuid.UUID) -> None:
+        with self._lock:
+            self._by_id.pop(key_id, None)
+            self._by_hex.pop(key_id.hex, None)
+
     def key(self, key_id: uuid.UUID) -> bytes:
+        return self._entry(key_id).material
+
+    def _entry(self, key_id: uuid.UUID) -> _CachedKey:
         now = time.monotonic()
         cached = self._by_id.get(key_id)
-        if cached and cached[0] > now:
-            return cached[1]
+        if cached is not None and cached.expires > now:
+            return cached
         from .models import DataKey
 
         row = DataKey.objects.filter(pk=key_id).first()
         if row is None:
             raise DecryptionError(f"Data key {key_id} does not exist.")
-        if row.status == DataKey.Status.DESTROYED:
+        if row.status == DataKey.Status.DESTROYED or row.wrapped_key is None:
             raise DecryptionError(f"Data key {key_id} was destroyed (crypto-shredded); the value is unrecoverable.")
-        material = unwrap_data_key(row.master_kid, row.wrapped_key, row.pk)
+        entry = _CachedKey(key_id, unwrap_data_key(row.master_kid, row.wrapped_key, row.pk), now + KEY_CACHE_SECONDS)
         with self._lock:
-            self._by_id[key_id] = (now + KEY_CACHE_SECONDS, material)
-        return material
+            self._by_id[key_id] = entry
+            self._by_hex[key_id.hex] = entry
+        return entry
 
-    def active_key(self, scope: KeyScope) -> tuple[uuid.UUID, bytes]:
+    def _entry_by_hex(self, key_hex: str) -> _CachedKey:
+        cached = self._by_hex.get(key_hex)
+        if cached is not None and cached.expires > time.monotonic():
+            return cached
+        try:
+            key_id = uuid.UUID(hex=key_hex)
+        except ValueError as exc:
+            raise DecryptionError("Malformed ciphertext key id.") from exc
+        return self._entry(key_id)
+
+    def _active_entry(self, scope: KeyScope) -> tuple[uuid.UUID, _CachedKey]:
         now = time.monotonic()
         cached = self._active.get(scope)
         if cached and cached[0] > now:
-            return cached[1], self.key(cached[1])
+            entry = self._by_id.get(cached[1])
+            if entry is not None and entry.expires > now:
+                return cached[1], entry
+            return cached[1], self._entry(cached[1])
         from .models import DataKey
 
         row = DataKey.objects.filter(scope_kind=scope.kind, scope_id=scope.id, status=DataKey.Status.ACTIVE).first()
         if row is None:
-            row = self._create(scope)
+            row = self.create_active(scope)
         with self._lock:
             self._active[scope] = (now + KEY_CACHE_SECONDS, row.pk)
-        return row.pk, self.key(row.pk)
+        return row.pk, self._entry(row.pk)
 
-    def _create(self, scope: KeyScope):
+    def active_key(self, scope: KeyScope) -> tuple[uuid.UUID, bytes]:
+        key_id, entry = self._active_entry(scope)
+        return key_id, entry.material
+
+    def active_key_id(self, scope: KeyScope) -> uuid.UUID:
+        return self._active_entry(scope)[0]
+
+    def create_active(self, scope: KeyScope):
+        """Create the scope's active data key (the caller has retired any previous one)."""
         from .models import DataKey
 
         key_id = uuid.uuid4()
@@ -165,31 +209,39 @@ def associated_data(label: str, field_name: str, scope: KeyScope, row_id) -> byt
 
 
 def encrypt_text(plaintext: str, *, scope: KeyScope, aad: bytes) -> str:
-    key_id, key = keyring.active_key(scope)
+    _, entry = keyring._active_entry(scope)
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), aad)
-    return f"{CIPHERTEXT_VERSION}:{key_id.hex}:{base64.b64encode(nonce + sealed).decode('ascii')}"
+    sealed = entry.cipher.encrypt(nonce, plaintext.encode("utf-8"), aad)
+    return entry.prefix + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
+
+
+def _split(ciphertext: str) -> tuple[str, str]:
+    version, sep, rest = ciphertext.partition(":")
+    key_hex, sep2, payload = rest.partition(":")
+    if not (sep and sep2):
+        raise DecryptionError("Malformed ciphertext.")
+    if version != CIPHERTEXT_VERSION:
+        raise DecryptionError(f"Unknown ciphertext version {version!r}.")
+    return key_hex, payload
 
 
 def ciphertext_key_id(ciphertext: str) -> uuid.UUID:
     try:
-        version, key_hex, _ = ciphertext.split(":", 2)
-        if version != CIPHERTEXT_VERSION:
-            raise DecryptionError(f"Unknown ciphertext version {version!r}.")
-        return uuid.UUID(hex=key_hex)
+        return uuid.UUID(hex=_split(ciphertext)[0])
     except ValueError as exc:
-        raise DecryptionError("Malformed ciphertext.") from exc
+        raise DecryptionError("Malformed ciphertext key id.") from exc
 
 
 def decrypt_text(ciphertext: str, *, aad: bytes) -> str:
-    key_id = ciphertext_key_id(ciphertext)
+    key_hex, payload = _split(ciphertext)
     try:
-        blob = base64.b64decode(ciphertext.split(":", 2)[2], validate=True)
-    except binascii.Error as exc:
+        # strict_mode rejects anything but canonical base64, like b64decode(validate=True), only faster.
+        blob = binascii.a2b_base64(payload, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
         raise DecryptionError("Malformed ciphertext payload.") from exc
-    key = keyring.key(key_id)
+    cipher = keyring._entry_by_hex(key_hex).cipher
     try:
-        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad).decode("utf-8")
+        return cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad).decode("utf-8")
     except InvalidTag as exc:
         raise DecryptionError(
             "Ciphertext failed authentication: it was altered or does not belong to this field and row."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import json
 
 from django import forms
@@ -16,7 +17,7 @@ from django.core import validators
 from django.core.exceptions import FieldError, ValidationError
 from django.db import models
 
-from .crypto import KeyScope, associated_data, blind_index, decrypt_text, encrypt_text
+from .crypto import KeyScope, blind_index, decrypt_text, encrypt_text
 
 
 class Ciphertext(str):
@@ -24,6 +25,17 @@ class Ciphertext(str):
 
 
 _NOT_DECRYPTED = object()
+
+
+@functools.lru_cache(maxsize=4096)
+def _id_text(value) -> str:
+    # str(UUID) is slow enough to show in the encrypted round trip; ids repeat a lot.
+    return str(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope(kind: str, ident) -> KeyScope:
+    return KeyScope(kind, str(ident))
 
 
 class _EncryptedDescriptor:
@@ -44,9 +56,10 @@ class _EncryptedDescriptor:
         if name not in data:
             # Deferred by .only()/.defer(): load it the way Django would.
             instance.refresh_from_db(fields=[name])
-        if data[name] is _NOT_DECRYPTED:
-            data[name] = self.field.decrypt_for(instance, data[self.field.raw_attname])
-        return data[name]
+        value = data[name]
+        if value is _NOT_DECRYPTED:
+            value = data[name] = self.field.decrypt_for(instance, data[self.field.raw_attname])
+        return value
 
     def __set__(self, instance, value):
         data = instance.__dict__
@@ -82,7 +95,7 @@ class EncryptedField(models.TextField):
             kwargs["key_scope"] = self.key_scope
         return name, path, args, kwargs
 
-    @property
+    @functools.cached_property
     def raw_attname(self) -> str:
         return f"_{self.attname}_ciphertext"
 
@@ -103,25 +116,30 @@ class EncryptedField(models.TextField):
             org_id = instance.organization_id
             if org_id is None:
                 raise ValueError(f"{type(instance).__name__}.{self.name}: organisation must be set before encrypting.")
-            return KeyScope("org", str(org_id))
+            return _scope("org", org_id)
         if self.key_scope == "self":
-            return KeyScope("subject", str(instance.pk))
+            return _scope("subject", instance.pk)
         if self.key_scope == "self_org":
-            return KeyScope("org", str(instance.pk))
+            return _scope("org", instance.pk)
         if self.key_scope.startswith("field:"):
             subject = getattr(instance, self.key_scope.split(":", 1)[1])
             if subject is None:
                 raise ValueError(f"{type(instance).__name__}.{self.name}: subject key must be set before encrypting.")
-            return KeyScope("subject", str(subject))
+            return _scope("subject", subject)
         raise ValueError(f"Unknown key scope {self.key_scope!r}")
 
-    def _aad(self, instance) -> bytes:
-        return associated_data(self.model._meta.label_lower, self.name, self.scope_for(instance), instance.pk)
+    def _aad(self, instance, scope: KeyScope | None = None) -> bytes:
+        """Binds a ciphertext to model, field, key scope and row (see crypto.associated_data)."""
+        scope = scope or self.scope_for(instance)
+        return f"{self._aad_prefix}{scope.kind}:{scope.id}|{_id_text(instance.pk)}".encode()
+
+    @functools.cached_property
+    def _aad_prefix(self) -> str:
+        return f"{self.model._meta.label_lower}.{self.name}|"
 
     def encrypt_for(self, instance, value) -> Ciphertext:
-        return Ciphertext(
-            encrypt_text(self.to_plaintext(value), scope=self.scope_for(instance), aad=self._aad(instance))
-        )
+        scope = self.scope_for(instance)
+        return Ciphertext(encrypt_text(self.to_plaintext(value), scope=scope, aad=self._aad(instance, scope)))
 
     def decrypt_for(self, instance, ciphertext: str):
         return self.from_plaintext(decrypt_text(ciphertext, aad=self._aad(instance)))
@@ -139,8 +157,9 @@ class EncryptedField(models.TextField):
         data[self.raw_attname] = ciphertext
         return ciphertext
 
-    def is_unchanged(self, model_instance) -> bool:
-        return self.raw_attname in model_instance.__dict__
+    def is_undecrypted(self, model_instance) -> bool:
+        """True while the loaded ciphertext has not been read or replaced (so it cannot have changed)."""
+        return model_instance.__dict__.get(self.attname) is _NOT_DECRYPTED
 
     def get_db_prep_value(self, value, connection, prepared=False):
         if value is None or isinstance(value, Ciphertext):
@@ -271,7 +290,9 @@ class BlindIndexField(models.CharField):
 
     def pre_save(self, model_instance, add):
         source_field = model_instance._meta.get_field(self.source)
-        if not add and isinstance(source_field, EncryptedField) and source_field.is_unchanged(model_instance):
+        # The source's own pre_save has already run, so judge change by its plaintext: an
+        # undecrypted value is unchanged; anything else is re-indexed (an HMAC is cheap).
+        if not add and isinstance(source_field, EncryptedField) and source_field.is_undecrypted(model_instance):
             return getattr(model_instance, self.attname)
         value = blind_index(self.purpose, getattr(model_instance, self.source))
         setattr(model_instance, self.attname, value)

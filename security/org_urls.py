@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "security"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("activity/", views.ActivityLogView.as_view(), name="activity"),
+    path("activity/export.csv", views.ActivityExportView.as_view(), name="activity_export"),
+]

@@ -2,7 +2,8 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -25,6 +26,13 @@ class ApiError(exceptions.APIException):
             self.status_code = status_code
         self.error_code = code or self.default_code
         self.fields = fields or {}
+
+
+def request_too_large() -> ApiError:
+    limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024)
+    return ApiError(
+        f"The request body is larger than the {limit_mb:.1f} MB limit.", code="request_too_large", status_code=413
+    )
 
 
 def error_body(code: str, message: str, fields: dict | None = None) -> dict:
@@ -58,7 +66,10 @@ _CODES = {
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        # Django raises it from request.body/POST; left alone it would become a generic 400.
+        exc = request_too_large()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)

@@ -1,0 +1,31 @@
+"""Reads for a user's own account pages. Every query is scoped to that user."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from security.models import SignInEvent
+
+from .models import Membership, RecoveryCodeDevice, TOTPDevice, User, UserSession
+
+
+def sign_in_events_for_user(user: User) -> QuerySet[SignInEvent]:
+    return SignInEvent.objects.filter(user=user).order_by("-occurred_at", "-id")
+
+
+def user_sessions_for_user(user: User) -> QuerySet[UserSession]:
+    return UserSession.objects.filter(user=user).order_by("-last_seen_at")
+
+
+def totp_devices_for_user(user: User) -> QuerySet[TOTPDevice]:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("created_at")
+
+
+def recovery_codes_remaining(user: User) -> int | None:
+    """How many unused recovery codes the user has, or None if they never had any."""
+    device = RecoveryCodeDevice.objects.filter(user=user, confirmed=True).only("code_hashes").first()
+    return None if device is None else device.remaining
+
+
+def memberships_for_user(user: User) -> QuerySet[Membership]:
+    return Membership.objects.for_user(user).select_related("organization").order_by("organization__legal_name")

@@ -1,0 +1,187 @@
+"""Account services: sign-up, organisations, email verification and profile changes.
+
+Every function that changes state is transactional, validates with ``full_clean()``
+and records an audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+from portal.roles import Role
+from security.audit import Actor, audit_record
+from security.crypto import blind_index
+
+from .invitations import InvitationError, invitation_accept, invitation_from_token
+from .models import EMAIL_INDEX, Membership, Organization, User
+
+EMAIL_VERIFICATION_SALT = "accounts.verify-email"
+EMAIL_VERIFICATION_MAX_AGE = 60 * 60 * 24 * 3
+SLUG_MAX_LENGTH = 60
+
+
+class EmailVerificationError(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[: SLUG_MAX_LENGTH - 4].strip("-") or "org"
+    slug, counter = base, 2
+    while Organization.objects.filter(slug=slug).exists():
+        slug = f"{base}-{counter}"
+        counter += 1
+    return slug
+
+
+def _validate_time_zone(time_zone: str) -> None:
+    if time_zone not in zoneinfo.available_timezones():
+        raise ValidationError({"time_zone": "Choose a time zone from the list."})
+
+
+def _organization_create(*, actor: User, legal_name: str, country: str, time_zone: str, business_name: str = ""):
+    _validate_time_zone(time_zone)
+    organization = Organization(
+        slug=_unique_slug(business_name or legal_name),
+        legal_name=legal_name.strip(),
+        business_name=business_name.strip(),
+        country=country.strip().upper(),
+        time_zone=time_zone,
+    )
+    organization.full_clean()
+    organization.save()
+    membership = Membership(user=actor, organization=organization, role=Role.OWNER)
+    membership.full_clean()
+    membership.save()
+    audit_record(actor=Actor.user(actor), action="organization.created", organization=organization, target=organization)
+    audit_record(
+        actor=Actor.user(actor),
+        action="membership.created",
+        organization=organization,
+        target=membership,
+        metadata={"role": Role.OWNER, "via": "signup"},
+    )
+    return organization
+
+
+def user_create(*, email: str, password: str, full_name: str, email_verified: bool = False) -> User:
+    """A new portal user. Refuses an email that is already registered and weak passwords."""
+    email = User.objects.normalize_email(email.strip())
+    if User.objects.get_by_email(email) is not None:
+        raise ValidationError({"email": "An account with this email already exists. Sign in or reset your password."})
+    user = User(email=email, full_name=full_name.strip())
+    user.email_verified_at = timezone.now() if email_verified else None
+    validate_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    audit_record(actor=Actor.user(user), action="user.created", target=user)
+    return user
+
+
+@transaction.atomic
+def organization_signup(
+    *,
+    email: str,
+    password: str,
+    full_name: str,
+    legal_name: str,
+    country: str,
+    time_zone: str,
+    business_name: str = "",
+) -> tuple[User, Organization]:
+    """Create an organisation and its owner together, then email the verification link after commit."""
+    user = user_create(email=email, password=password, full_name=full_name)
+    organization = _organization_create(
+        actor=user, legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name
+    )
+    email_verification_send(user=user)
+    return user, organization
+
+
+@transaction.atomic
+def organization_create(
+    *, actor: User, legal_name: str, country: str, time_zone: str, business_name: str = ""
+) -> Organization:
+    """A signed-in user creates an organisation and becomes its owner."""
+    return _organization_create(
+        actor=actor, legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name
+    )
+
+
+@transaction.atomic
+def invitation_signup(*, token: str, email: str, password: str, full_name: str) -> tuple[User, Membership]:
+    """A new person joins through an invitation. The link reached their inbox, so the email counts as verified."""
+    invitation = invitation_from_token(token)
+    if blind_index(EMAIL_INDEX, email) != invitation.email_index:
+        raise InvitationError("Use the email address the invitation was sent to.")
+    user = user_create(email=email, password=password, full_name=full_name, email_verified=True)
+    return user, invitation_accept(token=token, user=user)
+
+
+def email_verification_token(user: User) -> str:
+    # Binding the email's index means a token stops working if the address changes.
+    return signing.dumps({"u": str(user.pk), "e": user.email_index}, salt=EMAIL_VERIFICATION_SALT, compress=True)
+
+
+def email_verification_send(*, user: User) -> None:
+    url = settings.SITE_URL.rstrip("/") + reverse(
+        "accounts:verify_email", kwargs={"token": email_verification_token(user)}
+    )
+    body = render_to_string(
+        "accounts/email/verify_email.txt",
+        {"name": user.full_name, "url": url, "hours": EMAIL_VERIFICATION_MAX_AGE // 3600},
+    )
+    recipient = user.email
+    # After commit: a rolled-back sign-up must not leave a working link in someone's inbox.
+    transaction.on_commit(
+        lambda: send_mail(
+            subject="Confirm your email for the Cloud Licenses Portal",
+            message=body,
+            from_email=None,
+            recipient_list=[recipient],
+        )
+    )
+
+
+@transaction.atomic
+def email_verify(*, token: str) -> User:
+    """Mark the user's email verified from the emailed link. Verifying twice is harmless."""
+    try:
+        payload = signing.loads(token, salt=EMAIL_VERIFICATION_SALT, max_age=EMAIL_VERIFICATION_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise EmailVerificationError("This link has expired. Sign in and ask for a new one.") from exc
+    except signing.BadSignature as exc:
+        raise EmailVerificationError(
+            "This link is not valid. Check you copied all of it, or ask for a new one."
+        ) from exc
+    user = User.objects.select_for_update().filter(pk=payload.get("u"), is_active=True).first()
+    if user is None or user.email_index != payload.get("e"):
+        raise EmailVerificationError("This link is no longer valid. Sign in and ask for a new one.")
+    if user.email_verified_at is None:
+        user.email_verified_at = timezone.now()
+        user.save(update_fields=["email_verified_at"])
+        audit_record(actor=Actor.user(user), action="user.email_verified", target=user)
+    return user
+
+
+@transaction.atomic
+def user_profile_update(*, user: User, full_name: str, job_title: str) -> User:
+    user.full_name = full_name.strip()
+    user.job_title = job_title.strip()
+    user.full_clean(exclude=["password"])
+    user.save(update_fields=["full_name", "job_title"])
+    audit_record(actor=Actor.user(user), action="user.profile_updated", target=user)
+    return user

@@ -1,0 +1,182 @@
+"""Sign-in bookkeeping: the attempt log, the browser's device cookie, and tracked sessions.
+
+Session keys are stored encrypted under the user's key (so a revoke can delete the
+Django session) and as a SHA-256 hash (so the current session can be found).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from importlib import import_module
+
+from django.conf import settings
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.db import transaction
+from django.utils import timezone
+
+from portal.requestid import get_client_ip
+from security.audit import Actor, audit_record
+from security.crypto import blind_index
+from security.models import SignInEvent
+
+from .models import EMAIL_INDEX, User, UserSession
+
+DEVICE_COOKIE = "clp_device"
+DEVICE_COOKIE_SALT = "accounts.device-cookie"
+DEVICE_COOKIE_MAX_AGE = 60 * 60 * 24 * 400
+USER_AGENT_MAX = 300
+LAST_SEEN_INTERVAL_SECONDS = 300
+_LAST_SEEN_SESSION_KEY = "session_seen_at"
+
+
+def axes_username(request, credentials) -> str:
+    """What django-axes counts failures under: the email's blind index, never the address itself.
+
+    Normalised like the login lookup, so "A@x.com" and "a@x.com " share one counter.
+    """
+    source = credentials if credentials else getattr(request, "POST", {})
+    raw = (source or {}).get(settings.AXES_USERNAME_FORM_FIELD) or ""
+    return blind_index(EMAIL_INDEX, str(raw)[:320]) if raw else ""
+
+
+def device_id(request) -> str:
+    """The browser's long-lived random id, from its signed cookie, or a new one to set."""
+    existing = getattr(request, "_clp_device_id", None)
+    if existing:
+        return existing
+    value = request.get_signed_cookie(DEVICE_COOKIE, default="", salt=DEVICE_COOKIE_SALT, max_age=DEVICE_COOKIE_MAX_AGE)
+    if not value or len(value) > 64:
+        value = secrets.token_hex(16)
+        request._clp_device_cookie_new = True
+    request._clp_device_id = value
+    return value
+
+
+def set_device_cookie(request, response):
+    if getattr(request, "_clp_device_cookie_new", False):
+        response.set_signed_cookie(
+            DEVICE_COOKIE,
+            request._clp_device_id,
+            salt=DEVICE_COOKIE_SALT,
+            max_age=DEVICE_COOKIE_MAX_AGE,
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
+
+
+def _user_agent(request) -> str:
+    return request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_MAX]
+
+
+def sign_in_event_record(
+    *, request, user: User | None, email: str = "", succeeded: bool, factor: str, reason: str = ""
+) -> SignInEvent:
+    """Log one attempt. The attempted email is kept only as its blind index."""
+    event = SignInEvent(
+        occurred_at=timezone.now(),
+        user=user,
+        email_index=blind_index(EMAIL_INDEX, email[:320]) if email else (user.email_index if user else "") or "",
+        ip_address=get_client_ip(),
+        user_agent=_user_agent(request),
+        device_id=device_id(request),
+        succeeded=succeeded,
+        factor=factor,
+        failure_reason="" if succeeded else reason,
+    )
+    event.full_clean()
+    event.save()
+    return event
+
+
+def _hash_key(session_key: str) -> str:
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def current_session_hash(request) -> str:
+    key = request.session.session_key
+    return _hash_key(key) if key else ""
+
+
+def _session_store():
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+@transaction.atomic
+def user_session_start(*, request, user: User) -> UserSession:
+    """Log the user in (password step done) and start tracking the new session."""
+    auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    if request.session.session_key is None:
+        request.session.save()
+    session_key = request.session.session_key
+    tracked = UserSession(
+        user=user,
+        session_key=session_key,
+        session_key_hash=_hash_key(session_key),
+        ip_address=get_client_ip(),
+        user_agent=_user_agent(request),
+    )
+    tracked.full_clean()
+    tracked.save()
+    request.session[_LAST_SEEN_SESSION_KEY] = int(timezone.now().timestamp())
+    return tracked
+
+
+def user_session_touch(request) -> None:
+    """Refresh "last seen" at most every few minutes, so a busy page does not write every time."""
+    now = int(timezone.now().timestamp())
+    if now - request.session.get(_LAST_SEEN_SESSION_KEY, 0) < LAST_SEEN_INTERVAL_SECONDS:
+        return
+    request.session[_LAST_SEEN_SESSION_KEY] = now
+    key_hash = current_session_hash(request)
+    if key_hash:
+        UserSession.objects.filter(session_key_hash=key_hash).update(
+            last_seen_at=timezone.now(), ip_address=get_client_ip()
+        )
+
+
+@transaction.atomic
+def user_session_end(*, request) -> None:
+    """Sign out of this browser."""
+    key_hash = current_session_hash(request)
+    if key_hash:
+        UserSession.objects.filter(session_key_hash=key_hash).delete()
+    auth_logout(request)
+
+
+def _revoke(sessions) -> int:
+    store = _session_store()
+    count = 0
+    for tracked in sessions:
+        store(session_key=tracked.session_key).delete()
+        tracked.delete()
+        count += 1
+    return count
+
+
+@transaction.atomic
+def user_session_revoke(*, user: User, session_id) -> bool:
+    """Sign out one of the user's other browsers: its Django session is deleted too."""
+    sessions = UserSession.objects.select_for_update().filter(user=user, pk=session_id)
+    revoked = _revoke(sessions)
+    if revoked:
+        audit_record(actor=Actor.user(user), action="session.revoked", target=user, metadata={"count": revoked})
+    return bool(revoked)
+
+
+@transaction.atomic
+def user_sessions_revoke_others(*, user: User, request) -> int:
+    keep = current_session_hash(request)
+    sessions = UserSession.objects.select_for_update().filter(user=user).exclude(session_key_hash=keep)
+    revoked = _revoke(sessions)
+    audit_record(actor=Actor.user(user), action="session.revoked_others", target=user, metadata={"count": revoked})
+    return revoked
+
+
+@transaction.atomic
+def user_sessions_revoke_all(*, user: User) -> int:
+    """After a password reset every browser must sign in again."""
+    return _revoke(UserSession.objects.select_for_update().filter(user=user))

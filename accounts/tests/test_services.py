@@ -1,0 +1,94 @@
+"""Account services called directly: sign-up, organisations, email verification, profile."""
+
+import pytest
+from django.core import mail
+from django.core.exceptions import ValidationError
+
+from accounts import services
+from accounts.models import EMAIL_INDEX, Membership, Organization, User
+from security.crypto import blind_index
+from security.models import AuditEvent
+
+from .factories import OrganizationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SIGNUP = {
+    "email": "founder@example.com",
+    "password": "a sturdy passphrase 42",
+    "full_name": "Founder",
+    "legal_name": "Acme Widgets Ltd",
+    "country": "gb",
+    "time_zone": "Europe/London",
+}
+
+
+def test_signup_creates_owner_and_organisation_and_audits(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        user, organization = services.organization_signup(**SIGNUP)
+    assert not user.email_verified
+    assert organization.slug == "acme-widgets-ltd" and organization.country == "GB"
+    assert Membership.objects.get(user=user, organization=organization).role == "owner"
+    actions = set(AuditEvent.unscoped_objects.values_list("action", flat=True))
+    assert {"user.created", "organization.created", "membership.created"} <= actions
+    assert all("founder" not in str(m) for m in AuditEvent.unscoped_objects.values_list("metadata", flat=True))
+    assert len(mail.outbox) == 1 and "/accounts/verify-email/" in mail.outbox[0].body
+
+
+def test_slug_is_unique_and_survives_non_latin_names():
+    OrganizationFactory(slug="acme-widgets-ltd")
+    _, second = services.organization_signup(**SIGNUP)
+    assert second.slug == "acme-widgets-ltd-2"
+    _, third = services.organization_signup(**{**SIGNUP, "email": "x@example.com", "legal_name": "株式会社テスト"})
+    assert third.slug == "org"
+
+
+def test_duplicate_email_is_refused_case_insensitively():
+    UserFactory(email="Founder@Example.com")
+    with pytest.raises(ValidationError) as exc:
+        services.organization_signup(**SIGNUP)
+    assert "email" in exc.value.error_dict
+    assert not Organization.objects.exists()
+
+
+def test_weak_password_and_bad_country_leave_nothing_behind():
+    with pytest.raises(ValidationError):
+        services.organization_signup(**{**SIGNUP, "password": "password"})
+    with pytest.raises(ValidationError):
+        services.organization_signup(**{**SIGNUP, "country": "GBR"})
+    with pytest.raises(ValidationError):
+        services.organization_signup(**{**SIGNUP, "time_zone": "Nowhere/Special"})
+    assert not User.objects.exists() and not Organization.objects.exists()
+
+
+def test_email_verification_token_round_trip_and_email_change_invalidates():
+    user, _ = services.organization_signup(**SIGNUP)
+    token = services.email_verification_token(user)
+    assert services.email_verify(token=token).email_verified
+    assert services.email_verify(token=token).pk == user.pk  # idempotent
+    stale = services.email_verification_token(user)
+    # As if the address changed (the token is bound to the email's blind index).
+    User.objects.filter(pk=user.pk).update(email_index=blind_index(EMAIL_INDEX, "changed@example.com"))
+    with pytest.raises(services.EmailVerificationError):
+        services.email_verify(token=stale)
+    with pytest.raises(services.EmailVerificationError):
+        services.email_verify(token="garbage")
+
+
+def test_organization_create_for_existing_user():
+    user = UserFactory()
+    organization = services.organization_create(
+        actor=user, legal_name="Second Co", country="US", time_zone="America/New_York"
+    )
+    assert Membership.objects.get(user=user, organization=organization).role == "owner"
+
+
+def test_profile_update_is_encrypted_and_validated():
+    user = UserFactory()
+    services.user_profile_update(user=user, full_name="  Maria Ñúñez ", job_title="CTO")
+    reloaded = User.objects.get(pk=user.pk)
+    assert (reloaded.full_name, reloaded.job_title) == ("Maria Ñúñez", "CTO")
+    raw = User.objects.filter(pk=user.pk).values_list("full_name", flat=True).get()
+    assert "Maria" not in raw
+    with pytest.raises(ValidationError):
+        services.user_profile_update(user=user, full_name="x" * 151, job_title="")

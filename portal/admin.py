@@ -1,0 +1,81 @@
+"""Staff admin for accounts. The site itself (PortalAdminSite, in portal.admin_site) shows nothing
+but the OTP sign-in until staff verify a second factor.
+
+Account models are read-only here: changes go through services (audited), and secrets
+(password hashes, MFA keys, encrypted billing identifiers) are never displayed.
+"""
+
+from django.contrib import admin
+
+from accounts.models import EMAIL_INDEX, Membership, Organization, User
+from security.crypto import blind_index
+
+from .admin_site import PortalAdminSite
+
+__all__ = ["PortalAdminSite"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class UserAdmin(ReadOnlyAdmin):
+    list_display = ["email", "full_name", "is_active", "is_staff", "email_verified_at", "date_joined"]
+    list_filter = ["is_active", "is_staff"]
+    fields = [
+        "email",
+        "full_name",
+        "job_title",
+        "email_verified_at",
+        "is_active",
+        "is_staff",
+        "date_joined",
+        "last_login",
+    ]
+    search_help_text = "Exact email address (emails are encrypted, so partial matches are not possible)."
+    search_fields = ["email_index"]
+    ordering = ["-date_joined"]
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term:
+            return queryset, False
+        return queryset.filter(email_index=blind_index(EMAIL_INDEX, search_term)), False
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fields = ["user", "role", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Organization)
+class OrganizationAdmin(ReadOnlyAdmin):
+    list_display = ["legal_name", "business_name", "slug", "country", "status", "created_at"]
+    list_filter = ["status", "country"]
+    search_fields = ["legal_name", "business_name", "slug"]
+    fields = ["legal_name", "business_name", "slug", "country", "time_zone", "status", "created_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(ReadOnlyAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role"]
+    list_select_related = ["user", "organization"]
+    fields = ["user", "organization", "role", "created_at"]

@@ -1,0 +1,149 @@
+"""Idempotency-Key on POST through the base API classes (exercised via POST /api/v1/invitations/)."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from accounts.models import Invitation
+from accounts.tests.api_support import api_client_for
+from accounts.tests.factories import OrganizationFactory
+from portal.api.idempotency import request_fingerprint
+from portal.models import IdempotencyRecord
+from security.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/invitations/"
+
+
+@pytest.fixture
+def org():
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def client(org):
+    return api_client_for(org)
+
+
+def invite(client, key, email="new@example.com", role="viewer"):
+    return client.post(URL, {"email": email, "role": role}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_same_key_same_body_replays_first_response_without_running_twice(
+    client, org, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = invite(client, "key-1")
+        second = invite(client, "key-1")
+    assert first.status_code == 201
+    assert second.status_code == 201
+    assert second.json() == first.json()
+    assert second["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first
+    assert Invitation.objects.for_org(org).count() == 1
+    assert AuditEvent.objects.for_org(org).filter(action="invitation.created").count() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_replay_of_stored_error_response(client, org):
+    first = invite(client, "key-bad", email="not-an-email")
+    second = invite(client, "key-bad", email="not-an-email")
+    assert first.status_code == second.status_code == 400
+    assert second.json()["error"]["code"] == "validation_error"
+    assert second["Idempotent-Replayed"] == "true"
+
+
+def test_same_key_different_body_is_422(client, org):
+    assert invite(client, "key-2", email="a@example.com").status_code == 201
+    response = invite(client, "key-2", email="b@example.com")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert Invitation.objects.for_org(org).count() == 1
+
+
+def test_duplicate_while_first_in_flight_is_409(client, org):
+    body = b'{"email":"c@example.com","role":"viewer"}'
+    IdempotencyRecord.objects.for_org(org).create(
+        organization=org,
+        key="key-3",
+        fingerprint=request_fingerprint("POST", URL, body),
+        expires_at=timezone.now() + timedelta(hours=24),
+    )
+    response = client.post(URL, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="key-3")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_request_in_progress"
+    assert not Invitation.objects.for_org(org).exists()
+
+
+def test_expired_key_runs_the_request_again(client, org):
+    assert invite(client, "key-4", email="d@example.com").status_code == 201
+    IdempotencyRecord.objects.for_org(org).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = invite(client, "key-4", email="e@example.com")
+    assert response.status_code == 201
+    assert "Idempotent-Replayed" not in response
+    assert Invitation.objects.for_org(org).count() == 2
+
+
+def test_keys_are_per_organisation(client, org):
+    other_org = OrganizationFactory()
+    other = api_client_for(other_org)
+    assert invite(client, "shared-key", email="f@example.com").status_code == 201
+    response = invite(other, "shared-key", email="g@example.com")
+    assert response.status_code == 201
+    assert "Idempotent-Replayed" not in response
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "naïve-key"])
+def test_bad_key_is_400(client, org, key):
+    response = invite(client, key)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_idempotency_key"
+    assert not Invitation.objects.for_org(org).exists()
+
+
+def test_max_length_key_is_accepted(client):
+    assert invite(client, "k" * 255).status_code == 201
+
+
+def test_server_error_releases_the_key(client, org, monkeypatch):
+    import accounts.api
+
+    def boom(**kwargs):
+        raise RuntimeError("database fell over")
+
+    monkeypatch.setattr(accounts.api, "invitation_create", boom)
+    client.raise_request_exception = False
+    response = invite(client, "key-5")
+    assert response.status_code == 500
+    assert not IdempotencyRecord.objects.for_org(org).filter(key="key-5").exists()
+    monkeypatch.undo()
+    retry = invite(client, "key-5")
+    assert retry.status_code == 201
+    assert "Idempotent-Replayed" not in retry
+
+
+def test_response_is_stored_encrypted(client, org):
+    invite(client, "key-6", email="secret-person@example.com")
+    record = IdempotencyRecord.objects.for_org(org).get(key="key-6")
+    assert record.status_code == 201
+    assert record.response_body["email"] == "secret-person@example.com"
+    raw = IdempotencyRecord.objects.for_org(org).filter(pk=record.pk).values_list("response_body", flat=True).get()
+    assert "secret-person" not in raw
+
+
+def test_without_key_every_post_runs(client, org):
+    assert client.post(URL, {"email": "h@example.com", "role": "viewer"}, format="json").status_code == 201
+    assert not IdempotencyRecord.objects.for_org(org).exists()
+
+
+def test_purge_task_deletes_only_expired_records(client, org):
+    from portal.tasks import purge_idempotency_keys
+
+    invite(client, "old", email="old@example.com")
+    invite(client, "new", email="new2@example.com")
+    IdempotencyRecord.objects.for_org(org).filter(key="old").update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert purge_idempotency_keys.delay().get() == 1
+    assert list(IdempotencyRecord.objects.for_org(org).values_list("key", flat=True)) == ["new"]

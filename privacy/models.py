@@ -1,0 +1,109 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.models import BaseModel, TenantModel
+
+from .registry import Category, declare
+
+
+class Disclosure(BaseModel):
+    """One sending of personal data to a third party: the disclosure log the privacy policy promises.
+
+    It records who received which categories of data, for which purpose, through which operation,
+    about how many subjects, never the data itself. It answers "to whom did you disclose my data"
+    (right to know) and regulators' questions, so it must outlive the organisation it concerns:
+    ``organization`` keeps the id without a database constraint (``DO_NOTHING``,
+    ``db_constraint=False``) rather than being nulled or cascaded. Deleting or erasing an
+    organisation therefore leaves its disclosure history attributable to the id on the erasure
+    certificate, while the row itself holds nothing personal that erasure would have to remove.
+    """
+
+    class Recipient(models.TextChoices):
+        MICROSOFT = "microsoft", "Microsoft"
+        DISTRIBUTOR = "distributor", "Distributor"
+        REGULATOR = "regulator", "Regulator"
+
+    class Purpose(models.TextChoices):
+        PROVISIONING = "provisioning", "Provisioning the customer's Microsoft tenant and subscriptions"
+        LICENSE_MANAGEMENT = "license_management", "Managing users and licence assignments"
+        BILLING = "billing", "Billing and reconciliation"
+        SECURITY = "security", "Security monitoring and fraud response"
+        LEGAL_OBLIGATION = "legal_obligation", "Complying with a legal obligation"
+
+    recipient = models.CharField(max_length=16, choices=Recipient.choices)
+    organization = models.ForeignKey(
+        "accounts.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        db_index=True,
+    )
+    categories = models.JSONField(default=list)
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    operation = models.CharField(max_length=120)
+    subject_count = models.PositiveIntegerField(default=1)
+    request_id = models.CharField(max_length=64, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [
+            # A retried or redelivered operation reuses its MS-RequestId: one disclosure, not one per try.
+            models.UniqueConstraint(
+                fields=["recipient", "operation", "request_id"],
+                condition=~Q(request_id=""),
+                name="privacy_disclosure_once_per_request",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_recipient_display()}: {self.operation} ({', '.join(self.categories)})"
+
+    def clean(self):
+        if not isinstance(self.categories, list) or not self.categories:
+            raise ValidationError({"categories": "List at least one data category."})
+        unknown = sorted(set(map(str, self.categories)) - set(Category.values))
+        if unknown:
+            raise ValidationError({"categories": f"Unknown data categories: {', '.join(unknown)}."})
+
+
+# The log describes disclosures; it holds no personal data itself (no names, addresses or ids of people).
+declare(
+    Disclosure,
+    not_personal=["recipient", "categories", "purpose", "operation", "subject_count", "request_id", "occurred_at"],
+)
+
+
+class FieldLock(TenantModel):
+    """A field a privacy correction has fixed: syncs from outside sources must not overwrite it.
+
+    Written by the correction workflow; read by every sync write path through
+    ``privacy.field_locks.locked_fields``.
+    """
+
+    model_label = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    field_name = models.CharField(max_length=64)
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "model_label", "object_id", "field_name"], name="privacy_field_lock_once"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "model_label", "object_id"], name="privacy_field_lock_idx")]
+
+    def __str__(self):
+        return f"{self.model_label}.{self.field_name} of {self.object_id} locked"
+
+
+declare(FieldLock, not_personal=["model_label", "object_id", "field_name", "locked_by", "reason"])

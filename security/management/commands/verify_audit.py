@@ -1,0 +1,21 @@
+"""Walk the audit chain and report every break: edits, deletions, truncation, a forged head."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from security.audit import verify_chain
+from security.models import AuditChainHead
+
+
+class Command(BaseCommand):
+    help = "Verify the HMAC-chained audit log. Exit code 1 if any event was altered, removed or truncated."
+
+    def handle(self, *args, **options):
+        problems = 0
+        for problem in verify_chain():
+            problems += 1
+            self.stderr.write(f"PROBLEM {problem}")
+        if problems:
+            raise CommandError(f"Audit chain verification FAILED: {problems} problem(s).", returncode=1)
+        head = AuditChainHead.objects.filter(pk=1).first()
+        count = head.sequence if head else 0
+        self.stdout.write(self.style.SUCCESS(f"OK: audit chain intact, {count} event(s) verified."))
