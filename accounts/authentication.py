@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from portal.api.errors import ApiError
+from portal.tenancy import tenant_context, unscoped_no_tenant
 
 from .models import ApiKey, Membership
 
@@ -61,7 +62,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Unknown API key.")
         prefix, secret = parts
         # Authentication decides the tenant, so this lookup cannot be tenant-scoped yet.
-        key = ApiKey.unscoped_objects.select_related("organization").filter(prefix=prefix).first()
+        with unscoped_no_tenant():
+            key = ApiKey.unscoped_objects.select_related("organization").filter(prefix=prefix).first()
         if key is None or not hmac.compare_digest(key.secret_hash, hash_api_secret(secret)):
             raise exceptions.AuthenticationFailed("Unknown API key.")
         now = timezone.now()
@@ -70,7 +72,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key.organization.status != key.organization.Status.ACTIVE:
             raise exceptions.AuthenticationFailed("This organisation is not active.")
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            ApiKey.unscoped_objects.filter(pk=key.pk).update(last_used_at=now)
+            with tenant_context(key.organization):
+                ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         request._request.organization = key.organization
         request._request.api_role = key.role
         return ApiKeyPrincipal(key), key

@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.tenancy import tenant_context
+from portal.tenancy import tenant_context, unscoped_no_tenant
 from security.audit import Actor, audit_record
 from security.crypto import blind_index
 
@@ -190,7 +190,8 @@ def invitation_from_token(token: str) -> Invitation:
     """The pending invitation behind a link, for showing who invited whom before accepting."""
     token_hash = _token_hash(token)
     # The token decides the tenant, so this lookup cannot be tenant-scoped yet.
-    invitation = Invitation.unscoped_objects.select_related("organization").filter(token_hash=token_hash).first()
+    with unscoped_no_tenant():
+        invitation = Invitation.unscoped_objects.select_related("organization").filter(token_hash=token_hash).first()
     if invitation is None:
         raise InvitationError("This invitation link is not valid. Ask for a new invitation.")
     _check_usable(invitation)
@@ -201,9 +202,13 @@ def invitation_from_token(token: str) -> Invitation:
 def invitation_accept(*, token: str, user: User) -> Membership:
     """Join the organisation. The signed-in user's email must be the invited one."""
     token_hash = _token_hash(token)
-    invitation = (
-        Invitation.unscoped_objects.select_for_update().select_related("organization").filter(token_hash=token_hash)
-    ).first()
+    with unscoped_no_tenant():
+        invitation = (
+            Invitation.unscoped_objects.select_for_update()
+            .select_related("organization")
+            .filter(token_hash=token_hash)
+            .first()
+        )
     if invitation is None:
         raise InvitationError("This invitation link is not valid. Ask for a new invitation.")
     _check_usable(invitation)

@@ -22,6 +22,7 @@ from django.db import connection, models, transaction
 _org_ids: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("org_ids", default=None)
 
 RLS_SETTING = "app.org_ids"
+RLS_BYPASS_SETTING = "app.rls_bypass"
 
 
 class TenantContextError(RuntimeError):
@@ -74,12 +75,32 @@ def tenant_context(*orgs) -> Iterator[None]:
 
 @contextmanager
 def unscoped_no_tenant() -> Iterator[None]:
-    """Explicitly leave any tenant context, e.g. for a sweep that re-enters one per organisation."""
+    """Leave any tenant context to read across organisations, in one transaction.
+
+    For the few reads that must precede or span tenants: authentication deciding
+    the tenant from a credential, invitation tokens, system sweeps that re-enter a
+    context per organisation, and staff-grant code. The ORM default managers still
+    return nothing here; use ``unscoped_objects``. On Postgres the row-level-security
+    bypass is set transaction-locally, so it ends with this block.
+    """
     token = _org_ids.set(None)
     try:
-        yield
+        with transaction.atomic():
+            _set_database_bypass(True)
+            try:
+                yield
+            finally:
+                if connection.in_atomic_block and not connection.needs_rollback:
+                    _set_database_bypass(False)
     finally:
         _org_ids.reset(token)
+
+
+def _set_database_bypass(enabled: bool) -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, true)", [RLS_BYPASS_SETTING, "on" if enabled else ""])
 
 
 class TenantQuerySet(models.QuerySet):
@@ -117,12 +138,13 @@ def rls_enable_sql(table: str) -> str:
     # A scalar subquery, cast to one uuid[], is evaluated once per statement rather than per
     # row; an unset or empty setting gives NULL, which matches nothing.
     setting = f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
+    bypass = f"(SELECT current_setting('{RLS_BYPASS_SETTING}', true) = 'on')"
     return f"""
         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
         DROP POLICY IF EXISTS tenant_isolation ON {table};
         CREATE POLICY tenant_isolation ON {table}
-            USING (organization_id = ANY {setting})
-            WITH CHECK (organization_id = ANY {setting});
+            USING (organization_id = ANY {setting} OR {bypass})
+            WITH CHECK (organization_id = ANY {setting} OR {bypass});
     """
 
 

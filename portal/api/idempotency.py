@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from portal.models import IdempotencyRecord
-from portal.tenancy import tenant_context
+from portal.tenancy import tenant_context, unscoped_no_tenant
 
 from .errors import ApiError
 
@@ -139,11 +139,12 @@ def purge_expired(*, batch_size: int = 1000) -> int:
     """Delete expired records (system sweep across organisations), in id-ordered batches."""
     deleted = 0
     while True:
-        ids = list(
-            IdempotencyRecord.unscoped_objects.filter(expires_at__lte=timezone.now())
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return deleted
-        deleted += IdempotencyRecord.unscoped_objects.filter(pk__in=ids).delete()[0]
+        with unscoped_no_tenant():
+            ids = list(
+                IdempotencyRecord.unscoped_objects.filter(expires_at__lte=timezone.now())
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                return deleted
+            deleted += IdempotencyRecord.unscoped_objects.filter(pk__in=ids).delete()[0]

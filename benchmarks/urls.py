@@ -1,0 +1,14 @@
+"""The portal's URLs plus a bare Django view: the baseline for page throughput."""
+
+from django.http import HttpResponse
+from django.urls import path
+
+from portal.urls import handler400, handler403, handler404, handler500  # noqa: F401
+from portal.urls import urlpatterns as portal_urlpatterns
+
+
+def bare(request):
+    return HttpResponse("<!doctype html><title>bare</title><p>ok</p>")
+
+
+urlpatterns = [path("bench/bare/", bare, name="bench-bare"), *portal_urlpatterns]

@@ -1,0 +1,138 @@
+"""Route discovery and checks for the cross-tenant sweep (tests/test_tenancy_sweep.py).
+
+Every URL pattern is found by walking the resolver, so a route added later is swept
+without anyone remembering to. A URL kwarg the sweep does not understand fails the
+sweep, so whoever adds it decides how it is swept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import uuid
+from dataclasses import dataclass
+
+from django.urls import URLPattern, URLResolver, get_resolver
+
+# Not customer routes: the staff admin (guarded by grants and OTP), API schema and docs.
+EXCLUDED_PREFIXES = ("admin/", "api/schema/", "api/docs/")
+
+ORG_KWARG = "org_slug"
+ID_KWARG = re.compile(r"^(pk|id|uuid|object_id|[a-z0-9_]+_(id|pk|uuid))$")
+# Kwargs that name no tenant object (tokens in emailed links and the like): such a
+# route is swept only for its org_slug/id kwargs, with a harmless dummy for these.
+NON_TENANT_KWARGS = {
+    "uidb64": "MQ",
+    "token": "set-password",
+    "path": "x",
+    "decision": "approve",  # orders/<pk>/<decision>/: the action, the pk is the object
+    "report": "usage",  # usage/export/<report>.csv: a report name; the org comes from org_slug
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: str  # the full pattern, for messages
+    name: str
+    kwargs: tuple[str, ...]
+    resolver_chain: tuple  # for reverse() by pattern
+    callback: object
+
+    @property
+    def is_api(self) -> bool:
+        return self.pattern.startswith("api/v1/")
+
+    @property
+    def id_kwargs(self) -> tuple[str, ...]:
+        return tuple(k for k in self.kwargs if ID_KWARG.match(k))
+
+    @property
+    def has_org(self) -> bool:
+        return ORG_KWARG in self.kwargs
+
+    def unknown_kwargs(self) -> list[str]:
+        return [k for k in self.kwargs if k != ORG_KWARG and not ID_KWARG.match(k) and k not in NON_TENANT_KWARGS]
+
+    def view_model(self):
+        """The model a generic view names, if any: narrows which ids are tried."""
+        view = getattr(self.callback, "view_class", None) or getattr(self.callback, "cls", None)
+        model = getattr(view, "model", None)
+        queryset = getattr(view, "queryset", None)
+        return model or getattr(queryset, "model", None)
+
+
+def _kwarg_names(pattern) -> list[str]:
+    converters = getattr(pattern, "converters", None)
+    if converters:
+        return list(converters)
+    regex = getattr(pattern, "regex", None)
+    return list(regex.groupindex) if regex is not None else []
+
+
+def walk_routes(resolver: URLResolver | None = None, prefix: str = "", kwargs: tuple = (), chain: tuple = ()):
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        part = str(entry.pattern)
+        names = tuple(_kwarg_names(entry.pattern))
+        if isinstance(entry, URLResolver):
+            yield from walk_routes(entry, prefix + part, kwargs + names, (*chain, entry))
+        elif isinstance(entry, URLPattern):
+            yield Route(prefix + part, entry.name or "", kwargs + names, (*chain, entry), entry.callback)
+
+
+def all_swept_routes() -> list[Route]:
+    return [r for r in walk_routes() if not r.pattern.startswith(EXCLUDED_PREFIXES) and (r.kwargs or r.is_api)]
+
+
+def swept_routes() -> list[Route]:
+    """Routes the sweep can request; those with unknown kwargs fail test_every_route_kwarg_is_understood."""
+    return [r for r in all_swept_routes() if not r.unknown_kwargs()]
+
+
+_PLACEHOLDER = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>\w+)>|\(\?P<(?P<rname>\w+)>[^)]*\)")
+
+
+def build_path(route: Route, values: dict[str, str]) -> str:
+    """Fill a route's pattern with values. Works for path() and simple re_path() patterns."""
+
+    def fill(match):
+        name = match.group("name") or match.group("rname")
+        return str(values[name])
+
+    path = _PLACEHOLDER.sub(fill, route.pattern)
+    path = path.replace("^", "").replace("$", "").replace("\\", "")
+    return "/" + path
+
+
+def candidate_objects(route: Route, kwarg: str, objects: dict[str, object]) -> list[object]:
+    """Which of the other org's objects to put in an id kwarg: the one the name points at, else all."""
+    stem = re.sub(r"_(id|pk|uuid)$", "", kwarg).replace("_", "")
+    if stem in ("pk", "id", "uuid", "object"):
+        model = route.view_model()
+        if model is not None:
+            matched = [o for o in objects.values() if type(o) is model]
+            if matched:
+                return matched
+        return list(objects.values())
+    matched = [o for o in objects.values() if type(o)._meta.model_name.endswith(stem)]
+    return matched or list(objects.values())
+
+
+def value_sets(route: Route, org_slug: str, objects: dict[str, object]):
+    """Every combination of the other org's object ids for the route's id kwargs."""
+    choices = [[str(o.pk) for o in candidate_objects(route, k, objects)] for k in route.id_kwargs]
+    for combo in itertools.product(*choices) if choices else [()]:
+        values = dict(NON_TENANT_KWARGS)
+        values.update(zip(route.id_kwargs, combo, strict=True))
+        if route.has_org:
+            values[ORG_KWARG] = org_slug
+        yield values
+
+
+def nowhere_values(route: Route, org_slug: str) -> dict[str, str]:
+    """The route's kwargs with ids that exist in no organisation: the control for differential checks."""
+    values = dict(NON_TENANT_KWARGS)
+    values.update({k: str(uuid.uuid4()) for k in route.id_kwargs})
+    if route.has_org:
+        values[ORG_KWARG] = org_slug
+    return values

@@ -1,0 +1,158 @@
+"""Tenancy fails closed, and the escape hatches stay where they belong."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from accounts.models import ApiKey
+from accounts.tests.factories import OrganizationFactory
+from portal.tenancy import current_org_ids, tenant_context
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIP_DIRS = {".venv", "var", "node_modules", ".git", "msemulator", "__pycache__"}
+
+# The only places allowed to use ``unscoped_*`` (DESIGN.md §4 "Tenancy fails closed").
+# Keep this short and explicit: a new entry needs a reason a reviewer accepts.
+ALLOWED_FILES = {
+    "portal/tenancy.py",  # defines the escape hatches
+    "portal/models.py",  # attaches unscoped_objects to TenantModel
+    "accounts/authentication.py",  # the API key lookup decides the tenant
+    "licensing/tasks.py",  # system sweeps that re-enter a tenant context per organisation
+}
+ALLOWED_DIRS = (
+    "security/",  # kernel: key rotation, audit chain, staff grants
+    "licensing/tasks/",
+    "tests/",
+    "benchmarks/",
+)
+
+
+# Outside the kernel, only these functions (file -> function names) may use them.
+ALLOWED_FUNCTIONS = {
+    "accounts/invitations.py": {"invitation_from_token", "invitation_accept"},  # the token decides the tenant
+    "licensing/provisioning.py": {"operation_sweep"},  # system sweep: reads ids, re-enters each tenant
+    "portal/api/idempotency.py": {"purge_expired"},  # system sweep: deletes expired rows of every tenant
+    "licensing/tasks_directory.py": {"sync_all_directories"},  # periodic sweep: reads org ids only
+    # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
+    "licensing/services/onboarding.py": {"tenant_link_request"},
+}
+
+
+def is_allowed(relative: str) -> bool:
+    parts = relative.split("/")
+    return (
+        relative in ALLOWED_FILES
+        or relative.startswith(ALLOWED_DIRS)
+        or "migrations" in parts
+        or "tests" in parts
+        or "/management/commands/" in f"/{relative}"
+    )
+
+
+def project_sources():
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if SKIP_DIRS & set(relative.parts):
+            continue
+        yield relative.as_posix(), path
+
+
+def unscoped_uses(source: str) -> list[tuple[int, str]]:
+    return [(line, name) for line, name, _ in unscoped_uses_in_functions(source)]
+
+
+def unscoped_uses_in_functions(source: str) -> list[tuple[int, str, str | None]]:
+    """(line, name, enclosing top-level function or None for module level / imports)."""
+    tree = ast.parse(source)
+    spans = [
+        (node.lineno, node.end_lineno, node.name)
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    hits = []
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+        elif isinstance(node, ast.Name):
+            name = node.id
+        elif isinstance(node, ast.alias):
+            name = node.asname or node.name.rsplit(".", 1)[-1]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            name = node.name
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("unscoped_"):
+            name = node.value  # getattr(model, "unscoped_objects")
+        if name and name.lower().startswith("unscoped_"):
+            line = getattr(node, "lineno", 0)
+            if isinstance(node, ast.alias):
+                hits.append((line, name, "<import>"))
+                continue
+            owner = next((fn for start, end, fn in spans if start <= line <= end), None)
+            hits.append((line, name, owner))
+    return sorted(hits)
+
+
+def test_scanner_finds_every_spelling():
+    source = (
+        "from portal.tenancy import unscoped_no_tenant\n"
+        "ApiKey.unscoped_objects.all()\n"
+        "getattr(ApiKey, 'unscoped_objects')\n"
+        "def unscoped_helper(): pass\n"
+    )
+    assert sorted({line for line, _ in unscoped_uses(source)}) == [1, 2, 3, 4]
+
+
+def test_unscoped_access_only_in_allowed_files():
+    offenders, seen_allowed = [], set()
+    for relative, path in project_sources():
+        try:
+            hits = unscoped_uses_in_functions(path.read_text(encoding="utf-8"))
+        except SyntaxError as exc:
+            offenders.append(f"{relative}:{exc.lineno}: cannot be parsed, so it cannot be checked ({exc.msg})")
+            continue
+        if not hits:
+            continue
+        if is_allowed(relative):
+            seen_allowed.add(relative)
+            continue
+        allowed_here = ALLOWED_FUNCTIONS[relative] | {"<import>"} if relative in ALLOWED_FUNCTIONS else set()
+        bad = [
+            f"{relative}:{line}: {name} (in {owner or 'module level'})"
+            for line, name, owner in hits
+            if owner not in allowed_here
+        ]
+        if len(bad) < len(hits):
+            seen_allowed.add(relative)
+        offenders += bad
+    for relative in sorted(seen_allowed):
+        print(f"allowed unscoped_* use: {relative}")
+    assert not offenders, (
+        "unscoped_* escape hatches used outside the allow-list in tests/test_tenancy_guard.py. Use the tenant "
+        "context (Model.objects / .for_org(org)) instead, or justify a new allow-list entry:\n" + "\n".join(offenders)
+    )
+    assert "accounts/authentication.py" in seen_allowed  # the scan really reads the project
+
+
+@pytest.mark.django_db
+def test_tenant_manager_is_empty_outside_a_context_and_scoped_inside():
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    key_a = ApiKey.unscoped_objects.create(organization=org_a, name="a", prefix="guarda", secret_hash="x", role="owner")
+    key_b = ApiKey.unscoped_objects.create(organization=org_b, name="b", prefix="guardb", secret_hash="x", role="owner")
+
+    assert current_org_ids() is None
+    assert ApiKey.objects.count() == 0
+    assert not ApiKey.objects.filter(pk=key_a.pk).exists()
+    with pytest.raises(ApiKey.DoesNotExist):
+        ApiKey.objects.get(pk=key_a.pk)
+
+    with tenant_context(org_a):
+        assert list(ApiKey.objects.all()) == [key_a]
+        assert not ApiKey.objects.filter(pk=key_b.pk).exists()
+        assert ApiKey.objects.for_org(org_b).get() == key_b  # explicit scoping is explicit
+    with tenant_context(org_a, org_b):
+        assert set(ApiKey.objects.all()) == {key_a, key_b}
+    assert ApiKey.objects.count() == 0
+    assert current_org_ids() is None
