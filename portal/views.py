@@ -65,7 +65,7 @@ class HomeView(View):
         if not request.user.is_authenticated:
             return redirect("accounts:login")
         slug = request.session.get("current_org")
-        memberships = request.user.memberships.for_user(request.user).select_related("organization")
+        memberships = request.user.memberships.for_user(request.user).select_related("organization").order_by("created_at")
         chosen = next((m for m in memberships if m.organization.slug == slug), None) or memberships.first()
         if chosen is None:
             return redirect("accounts:signup_organization")

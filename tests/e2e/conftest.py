@@ -1,0 +1,289 @@
+"""Browser tests: headless system Chromium (Playwright) against the portal served by pytest-django's live server.
+
+The live server runs in a thread of this process, so the test can read the emails it sends
+(locmem backend) and set up rows directly. Every page opened through these fixtures is watched
+for Content-Security-Policy violations and uncaught script errors; any of them fails the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("PLAYWRIGHT_CHROMIUM_EXECUTABLE", "/usr/bin/chromium")
+# Running as root needs --no-sandbox; the background-networking flags stop Chromium calling Google.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "e2e-artifacts"
+DEFAULT_TIMEOUT_MS = 10_000
+TOTP_STEP = 30
+TOTP_DIGITS = 6
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _allow_orm_beside_playwright():
+    """Playwright's sync API keeps an event loop running in the test thread, so Django's async-safety
+    check would refuse the test's own ORM calls (setting up rows). Only for this package: the loop
+    stops with the browser fixture below, and the rest of the suite keeps the check."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="package")
+def browser(_allow_orm_beside_playwright):
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(
+            f"Chromium not found at {CHROMIUM}: install it (apt install chromium) or set PLAYWRIGHT_CHROMIUM_EXECUTABLE"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _portal_for_browser(live_server, settings):
+    """Links in emails must point at the live server; mail stays in memory; no lockout carries over."""
+    from django.core import mail
+    from django.core.cache import cache
+
+    settings.SITE_URL = live_server.url
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    cache.clear()
+    mail.outbox = []
+    yield
+    cache.clear()
+
+
+@dataclass
+class PageProblems:
+    """What the browser reported while the test ran, across every context it opened."""
+
+    csp_violations: list[str] = field(default_factory=list)
+    script_errors: list[str] = field(default_factory=list)
+    missing_csp: list[str] = field(default_factory=list)
+
+    def watch(self, page, origin: str) -> None:
+        def on_console(message):
+            if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+                self.csp_violations.append(f"{page.url}: {message.text}")
+
+        def on_response(response):
+            if response.request.resource_type != "document" or not response.url.startswith(origin):
+                return
+            policy = response.headers.get("content-security-policy", "")
+            if not policy or "unsafe-inline" in policy:
+                self.missing_csp.append(f"{response.url} ({response.status}): {policy or 'no CSP header'}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: self.script_errors.append(f"{page.url}: {error}"))
+        page.on("response", on_response)
+
+
+@pytest.fixture
+def page_problems() -> PageProblems:
+    return PageProblems()
+
+
+@pytest.fixture
+def new_page(browser, live_server, page_problems, request) -> Iterator[Callable]:
+    """``new_page()`` opens a page in a fresh browser context (its own cookies: a different person)."""
+    contexts = []
+
+    def open_page():
+        context = browser.new_context(base_url=live_server.url, locale="en-GB", timezone_id="UTC")
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page_problems.watch(page, live_server.url)
+        return page
+
+    yield open_page
+
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    if failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for c_index, context in enumerate(contexts):
+            for p_index, page in enumerate(context.pages):
+                name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+                try:
+                    page.screenshot(path=str(ARTIFACTS / f"{name}-{c_index}-{p_index}.png"), full_page=True)
+                except Exception as exc:  # a crashed page must not hide the real failure
+                    print(f"screenshot failed: {exc}")
+    for context in contexts:
+        context.close()
+    problems = [
+        *(f"CSP violation: {v}" for v in page_problems.csp_violations),
+        *(f"Script error: {e}" for e in page_problems.script_errors),
+        *(f"Weak or missing CSP: {m}" for m in page_problems.missing_csp),
+    ]
+    if problems and not failed:
+        pytest.fail("\n".join(problems))
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
+# --- email ----------------------------------------------------------------------------------------
+
+
+class Mailbox:
+    """The emails the portal sent during this test (the live server thread shares django.core.mail.outbox)."""
+
+    def to(self, address: str) -> list:
+        from django.core import mail
+
+        return [m for m in mail.outbox if address.lower() in (r.lower() for r in m.to)]
+
+    def link(self, address: str, path_fragment: str, timeout: float = 5.0) -> str:
+        """The last link containing ``path_fragment`` sent to ``address`` (waits briefly: sent on commit)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in reversed(self.to(address)):
+                links = [u for u in re.findall(r"https?://\S+", message.body) if path_fragment in u]
+                if links:
+                    return links[-1]
+            if time.monotonic() > deadline:
+                from django.core import mail
+
+                subjects = [(m.to, m.subject) for m in mail.outbox]
+                raise AssertionError(f"No email to {address} with a link to {path_fragment!r}; outbox: {subjects}")
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def mailbox() -> Mailbox:
+    return Mailbox()
+
+
+# --- authenticator app ----------------------------------------------------------------------------
+
+
+class Authenticator:
+    """What a phone app does with the setup key shown on the enrollment page.
+
+    The portal refuses a code for a time step it already accepted, so ``code()`` waits for the next
+    30-second step when the current one was used (at most one step: keep such waits rare).
+    """
+
+    def __init__(self, setup_key: str):
+        compact = re.sub(r"\s+", "", setup_key).upper()
+        self.key = base64.b32decode(compact + "=" * (-len(compact) % 8))
+        self.last_step = -1
+
+    def code_at(self, step: int) -> str:
+        from django_otp.oath import hotp
+
+        return str(hotp(self.key, step, digits=TOTP_DIGITS)).zfill(TOTP_DIGITS)
+
+    def peek(self) -> str:
+        """The current code, without using it up (for a submission the server is expected to refuse)."""
+        return self.code_at(int(time.time() // TOTP_STEP))
+
+    def code(self) -> str:
+        now = time.time()
+        step = int(now // TOTP_STEP)
+        if step <= self.last_step:
+            time.sleep((self.last_step + 1) * TOTP_STEP - now + 0.2)
+            step = self.last_step + 1
+        self.last_step = step
+        return self.code_at(step)
+
+    def wrong_code(self) -> str:
+        """Six digits that match no step the server would accept now."""
+        step = int(time.time() // TOTP_STEP)
+        valid = {self.code_at(s) for s in range(step - 2, step + 3)}
+        return next(c for c in (f"{n:06d}" for n in range(123456, 1_000_000, 111111)) if c not in valid)
+
+
+# --- people ---------------------------------------------------------------------------------------
+
+PASSWORD = "Blue-sky-licenses-2024!"
+
+
+def fill_signup_person(page, *, full_name: str, email: str | None, password: str = PASSWORD) -> None:
+    page.get_by_label("Your full name").fill(full_name)
+    if email is not None:
+        page.get_by_label("Work email").fill(email)
+    page.get_by_label(re.compile(r"^Password")).fill(password)
+    page.get_by_label("Confirm password").fill(password)
+
+
+def enroll_authenticator(page) -> Authenticator:
+    """On the enrollment page: read the setup key, add it to the 'app', confirm with a code."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Set up two-factor authentication")
+    app = Authenticator(page.get_by_label("Setup key", exact=True).inner_text())
+    page.get_by_label("Code from your app").fill(app.code())
+    page.get_by_role("button", name="Confirm and continue").click()
+    return app
+
+
+def sign_in(page, *, email: str, password: str = PASSWORD, app: Authenticator | None = None, path: str = "/") -> None:
+    """Password, then the code from ``app``; ends wherever the portal sends a verified user."""
+    page.goto(path)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label(re.compile(r"^Password")).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    if app is not None:
+        page.get_by_label("Code").fill(app.code())
+        page.get_by_role("button", name="Verify").click()
+
+
+@dataclass
+class Member:
+    email: str
+    user: object
+    organization: object
+    app: Authenticator
+
+
+@pytest.fixture
+def make_member() -> Callable[..., Member]:
+    """A verified person with an authenticator, member of an organisation (set up in the DB, not the browser)."""
+    counter = iter(range(1, 1000))
+
+    def make(role: str = "owner", organization=None, full_name: str = "Ada Lovelace") -> Member:
+        from accounts.tests.factories import MembershipFactory, OrganizationFactory, TOTPDeviceFactory, UserFactory
+
+        n = next(counter)
+        user = UserFactory(email=f"member{n}@example.com", full_name=full_name, password=PASSWORD)
+        organization = organization or OrganizationFactory(legal_name="Contoso Trading Ltd", slug=f"contoso-{n}")
+        MembershipFactory(user=user, organization=organization, role=role)
+        device = TOTPDeviceFactory(user=user)
+        app = Authenticator(base64.b32encode(device.bin_key).decode())
+        return Member(email=user.email, user=user, organization=organization, app=app)
+
+    return make
