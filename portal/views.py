@@ -65,10 +65,12 @@ class HomeView(View):
         if not request.user.is_authenticated:
             return redirect("accounts:login")
         slug = request.session.get("current_org")
-        memberships = request.user.memberships.for_user(request.user).select_related("organization").order_by("created_at")
-        chosen = next((m for m in memberships if m.organization.slug == slug), None) or memberships.first()
-        if chosen is None:
+        memberships = list(
+            request.user.memberships.for_user(request.user).select_related("organization").order_by("created_at")
+        )
+        if not memberships:
             return redirect("accounts:signup_organization")
+        chosen = next((m for m in memberships if m.organization.slug == slug), memberships[0])
         return redirect(reverse("dashboard:overview", kwargs={"org_slug": chosen.organization.slug}))
 
 
