@@ -4,10 +4,14 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _fresh_keyring():
-    """Data keys are cached per process; a rolled-back test must not leave cached ids behind."""
+def _fresh_caches():
+    """Data keys and cached values are per process; a rolled-back test must not leave them behind."""
+    from django.core.cache import cache
+
     from security.crypto import keyring
 
     keyring.clear()
+    cache.clear()
     yield
     keyring.clear()
+    cache.clear()

@@ -10,7 +10,8 @@ from rest_framework import authentication, exceptions
 from portal.api.errors import ApiError
 from portal.tenancy import tenant_context, unscoped_no_tenant
 
-from .models import ApiKey, Membership
+from .models import ApiKey
+from .selectors import membership_for_slug
 
 API_KEY_PREFIX = "clp"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -97,11 +98,7 @@ class VerifiedSessionAuthentication(authentication.SessionAuthentication):
         if not user.is_verified():
             raise ApiError("Verify your second factor before using the API.", code="mfa_required", status_code=403)
         slug = request.headers.get("X-Organization") or request._request.session.get("current_org")
-        membership = None
-        if slug:
-            membership = (
-                Membership.objects.for_user(user).select_related("organization").filter(organization__slug=slug).first()
-            )
+        membership = membership_for_slug(user, slug) if slug else None
         request._request.organization = membership.organization if membership else None
         request._request.api_role = membership.role if membership else None
         return result

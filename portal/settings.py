@@ -153,7 +153,9 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
+# Tests keep the cache in-process (and clear it per test), so parallel test workers sharing
+# one Redis cannot see each other's keys or values encrypted under rolled-back data keys.
+if REDIS_URL and not TESTING:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -336,6 +338,9 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-refresh-renewals": {"task": "licensing.tasks.refresh_renewals", "schedule": 3600.0},
     "licensing-refresh-gdap": {"task": "licensing.tasks.refresh_all_gdap", "schedule": 3600.0},
     "portal-purge-idempotency-keys": {"task": "portal.purge_idempotency_keys", "schedule": 3600.0},
+    "licensing-directory-sync": {"task": "licensing.directory.sync_all", "schedule": 6 * 3600.0},
+    "licensing-usage-snapshot": {"task": "licensing.usage.snapshot_all", "schedule": 24 * 3600.0},
+    "licensing-reminders": {"task": "licensing.notifications.reminders_all", "schedule": 24 * 3600.0},
 }
 
 # Microsoft endpoints. Defaults point at the local emulator; the real values are

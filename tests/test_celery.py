@@ -49,7 +49,7 @@ def test_health_check_runs_on_a_real_worker(tmp_path):
         "DATABASE_URL": _database_url_for_worker(),
     }
     queue = f"health-{uuid.uuid4().hex[:8]}"
-    worker = subprocess.Popen(  # noqa: S603
+    worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", queue, "--pool", "solo",
          "--concurrency", "1", "--loglevel", "warning", "--without-heartbeat", "--without-gossip", "--without-mingle"],
         env=env,

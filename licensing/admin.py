@@ -1,0 +1,212 @@
+"""Staff admin for the licensing core: subscriptions (with drift), orders, provisioning operations.
+
+Tenant rows are read through ``unscoped_objects`` (staff-grant code: the security work narrows
+these querysets to the organisations that granted access). Nothing is edited directly: every
+action calls a service inside the organisation's tenant context, and the service audits it
+with the staff member as actor.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+
+from portal.tenancy import tenant_context
+from security.audit import Actor
+
+from . import (
+    admin_directory,  # noqa: F401  (L2: directory sync status, service announcements)
+    nce,
+)
+from .models import (
+    GdapRelationship,
+    Order,
+    Product,
+    ProvisioningAttempt,
+    ProvisioningOperation,
+    Subscription,
+    SubscriptionEvent,
+)
+from .provisioning import operation_mark_failed, operation_retry
+from .services import subscriptions as subscription_services
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=300, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Shown to the customer and kept in the audit log.")
+
+
+class StaffTenantAdmin(admin.ModelAdmin):
+    """Read-only view over every organisation's rows; changes happen through actions only."""
+
+    def get_queryset(self, request):
+        return self.model.unscoped_objects.all()
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+
+def _with_reason(modeladmin, request, queryset, *, title: str, action: str, apply):
+    """An admin action that first asks for a reason on an intermediate page, then applies ``apply(obj, reason)``."""
+    if "apply" in request.POST:
+        form = ReasonForm(request.POST)
+        if form.is_valid():
+            done = 0
+            for obj in queryset:
+                try:
+                    with tenant_context(obj.organization_id):
+                        apply(obj, form.cleaned_data["reason"])
+                    done += 1
+                except (ValueError, ValidationError, nce.RuleViolation) as exc:
+                    modeladmin.message_user(request, f"{obj}: {exc}", messages.ERROR)
+            modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS)
+            return None
+    else:
+        form = ReasonForm()
+    return TemplateResponse(request, "admin/licensing/reason.html", {
+        **modeladmin.admin_site.each_context(request), "title": title, "form": form, "objects": queryset,
+        "action": action, "opts": modeladmin.model._meta,
+    })
+
+
+class AttemptInline(admin.TabularInline):
+    model = ProvisioningAttempt
+    fields = ["number", "outcome", "started_at", "finished_at", "error_code", "error", "retry_after_seconds"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return ProvisioningAttempt.unscoped_objects.all()
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProvisioningOperation)
+class ProvisioningOperationAdmin(StaffTenantAdmin):
+    list_display = ["created_at", "organization", "kind", "status", "attempts", "last_error_code", "next_attempt_at"]
+    list_filter = ["status", "kind"]
+    list_select_related = ["organization"]
+    search_fields = ["=id", "=ms_request_id", "=target_id"]
+    exclude = ["payload", "result"]
+    inlines = [AttemptInline]
+    actions = ["retry", "mark_failed"]
+
+    @admin.action(description="Retry (failed or dead operations)")
+    def retry(self, request, queryset):
+        done = 0
+        for operation in queryset:
+            try:
+                with tenant_context(operation.organization_id):
+                    operation_retry(operation=operation, actor=Actor.staff(request.user))
+                done += 1
+            except ValueError as exc:
+                self.message_user(request, f"{operation}: {exc}", messages.ERROR)
+        self.message_user(request, f"{done} operation(s) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Mark failed, with a reason")
+    def mark_failed(self, request, queryset):
+        return _with_reason(
+            self, request, queryset, title="Mark operations failed", action="mark_failed",
+            apply=lambda op, reason: operation_mark_failed(operation=op, actor=Actor.staff(request.user),
+                                                           reason=reason),
+        )
+
+
+class EventInline(admin.TabularInline):
+    model = SubscriptionEvent
+    fields = ["created_at", "action", "before", "after", "actor_label", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return SubscriptionEvent.unscoped_objects.all()
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class DriftFilter(admin.SimpleListFilter):
+    title = "drift"
+    parameter_name = "drift"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Drift found by the last reconcile")]
+
+    def queryset(self, request, queryset):
+        return queryset.exclude(drift={}) if self.value() == "yes" else queryset
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(StaffTenantAdmin):
+    list_display = ["product_title", "organization", "status", "quantity", "term_duration", "billing_cycle",
+                    "commitment_end", "auto_renew", "drift_detected_at"]
+    list_filter = ["status", DriftFilter, "term_duration"]
+    list_select_related = ["organization"]
+    search_fields = ["=ms_subscription_id", "product_title"]
+    inlines = [EventInline]
+    actions = ["suspend", "reactivate"]
+
+    @admin.action(description="Suspend, with a reason")
+    def suspend(self, request, queryset):
+        return _with_reason(
+            self, request, queryset, title="Suspend subscriptions", action="suspend",
+            apply=lambda sub, reason: subscription_services.subscription_suspend(
+                subscription=sub, actor=Actor.staff(request.user), reason=reason),
+        )
+
+    @admin.action(description="Reactivate")
+    def reactivate(self, request, queryset):
+        done = 0
+        for subscription in queryset:
+            try:
+                with tenant_context(subscription.organization_id):
+                    subscription_services.subscription_reactivate(subscription=subscription,
+                                                                  actor=Actor.staff(request.user))
+                done += 1
+            except (ValidationError, nce.RuleViolation) as exc:
+                self.message_user(request, f"{subscription}: {exc}", messages.ERROR)
+        self.message_user(request, f"{done} subscription(s) reactivating.", messages.SUCCESS)
+
+
+@admin.register(Order)
+class OrderAdmin(StaffTenantAdmin):
+    list_display = ["created_at", "organization", "product_title", "quantity", "total", "status"]
+    list_filter = ["status"]
+    list_select_related = ["organization"]
+
+
+@admin.register(GdapRelationship)
+class GdapRelationshipAdmin(StaffTenantAdmin):
+    list_display = ["display_name", "organization", "status", "ends_at", "last_refreshed_at"]
+    list_filter = ["status"]
+    list_select_related = ["organization"]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["title", "product_id", "family", "is_active", "synced_at"]
+    list_filter = ["family", "is_active"]
+    search_fields = ["title", "product_id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,72 @@
+"""Staff admin: directory sync status per organisation, and service-health announcements.
+
+Sync runs are read-only here (staff re-run a sync through the service, audited). Announcements are
+written by staff; publishing and withdrawing go through the notification services, which audit.
+The security work scopes tenant rows by staff grants; until then these pages need is_staff.
+"""
+
+from django.contrib import admin, messages
+
+from portal.tenancy import tenant_context
+from security.audit import Actor
+
+from .models import DirectorySync, ServiceAnnouncement
+from .services import directory as directory_services
+from .services import notifications as notification_services
+
+
+@admin.register(DirectorySync)
+class DirectorySyncAdmin(admin.ModelAdmin):
+    list_display = ["organization", "status", "trigger", "created_at", "finished_at", "users_seen", "users_created",
+                    "users_updated", "users_removed", "error_code"]
+    list_filter = ["status", "trigger"]
+    ordering = ["-created_at"]
+    actions = ["resync"]
+
+    def get_queryset(self, request):
+        return DirectorySync.unscoped_objects.select_related("organization")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Sync these organisations' directories again")
+    def resync(self, request, queryset):
+        organizations = {run.organization for run in queryset}
+        for organization in organizations:
+            with tenant_context(organization):
+                directory_services.directory_sync_request(
+                    organization=organization, actor=Actor.staff(request.user), requested_by=request.user
+                )
+        messages.success(request, f"Queued {len(organizations)} directory sync(s).")
+
+
+@admin.register(ServiceAnnouncement)
+class ServiceAnnouncementAdmin(admin.ModelAdmin):
+    list_display = ["title", "severity", "all_organizations", "published_at", "ends_at"]
+    list_filter = ["severity", "all_organizations"]
+    filter_horizontal = ["organizations"]
+    readonly_fields = ["published_at", "created_by"]
+    actions = ["publish", "withdraw"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Publish now")
+    def publish(self, request, queryset):
+        for announcement in queryset:
+            notification_services.announcement_publish(announcement=announcement, actor=Actor.staff(request.user))
+        messages.success(request, "Published.")
+
+    @admin.action(description="Withdraw (end now)")
+    def withdraw(self, request, queryset):
+        for announcement in queryset:
+            notification_services.announcement_withdraw(announcement=announcement, actor=Actor.staff(request.user))
+        messages.success(request, "Withdrawn.")

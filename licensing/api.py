@@ -1,0 +1,370 @@
+"""Licensing API: catalog products, subscriptions (buy, change, cancel, schedule) and provisioning operations.
+
+Thin: serializers parse and present, services decide. Changes reach Microsoft
+asynchronously: responses carry the provisioning operation to follow
+(``GET /provisioning-operations/{id}``). POSTs honour ``Idempotency-Key``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.models import ApiKey, Membership
+from portal.api.errors import ApiError
+from portal.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from portal.api.views import OrganizationViewSet
+from portal.roles import Perm
+from security.audit import Actor
+
+from . import nce
+from .models import Price, Product, ProvisioningOperation, Subscription
+from .selectors import assigned_by_subscription, catalog_products, product_offers, subscriptions_for
+from .services import purchases
+from .services import subscriptions as subscription_services
+from .services.catalog import customer_unit_price
+
+CONFLICT_CODES = {"change_in_progress", "scheduled_changes_would_be_wiped", "not_ready", "no_tenant",
+                  "agreement_required"}
+
+
+def audit_actor(obj) -> Actor:
+    return Actor.api_key(obj) if isinstance(obj, ApiKey) else Actor.user(obj)
+
+
+def service_error(exc: Exception) -> ApiError:
+    """A refusal from a service, as the API's stable error (400 for bad input, 409 for the wrong moment)."""
+    if isinstance(exc, nce.RuleViolation):
+        return ApiError(str(exc), code=exc.code, status_code=409 if exc.code in CONFLICT_CODES else 400)
+    code = getattr(exc, "code", None) or "invalid"
+    return ApiError(" ".join(exc.messages), code=code, status_code=409 if code in CONFLICT_CODES else 400)
+
+
+# --- catalog -----------------------------------------------------------------------------------
+class OfferSerializer(serializers.ModelSerializer):
+    offer_id = serializers.UUIDField(source="id", read_only=True)
+    catalog_item_id = serializers.CharField(source="availability.catalog_item_id", read_only=True)
+    unit_price = serializers.SerializerMethodField()
+    explanation = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Price
+        fields = ["offer_id", "catalog_item_id", "term_duration", "billing_cycle", "unit_price", "currency",
+                  "cancellation_window", "explanation"]
+
+    def _unit(self, obj):
+        return customer_unit_price(organization=self.context["request"].organization, price=obj)
+
+    @extend_schema_field(OpenApiTypes.DECIMAL)
+    def get_unit_price(self, obj):
+        unit = self._unit(obj)
+        return None if unit is None else str(unit)
+
+    def get_explanation(self, obj) -> str:
+        return nce.offer_in_words(term_duration=obj.term_duration, billing_cycle=obj.billing_cycle,
+                                  unit_price=self._unit(obj), currency=obj.currency,
+                                  cancellation_window=obj.cancellation_window or "P7D")
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    offers = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "product_id", "title", "description", "family", "publisher", "offers"]
+
+    @extend_schema_field(OfferSerializer(many=True))
+    def get_offers(self, obj):
+        offers = [p for sku in obj.skus.all() for a in sku.availabilities.all() for p in getattr(a, "offers", [])]
+        if not offers and not hasattr(obj, "_prefetched_objects_cache"):
+            offers = product_offers(obj)
+        return OfferSerializer(offers, many=True, context=self.context).data
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List catalog products",
+        parameters=[
+            OpenApiParameter("search", str, description="Words in the title or description."),
+            OpenApiParameter("family", str, description="Product family, e.g. 'Microsoft 365'."),
+            OpenApiParameter("term", str, enum=Price.Term.values),
+            OpenApiParameter("billing_cycle", str, enum=Price.BillingCycle.values),
+        ],
+    ),
+    retrieve=extend_schema(summary="Get a catalog product with its offers and your prices"),
+)
+class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    """The catalog is shared, so it is the one licensing resource not filtered by organisation."""
+
+    model = Product
+    serializer_class = ProductSerializer
+
+    def scoped_queryset(self):
+        # Never reached: list and retrieve read the shared catalog, which has no organisation column.
+        raise NotImplementedError
+
+    def _products(self):
+        params = self.request.query_params
+        return catalog_products(search=params.get("search", "").strip(), family=params.get("family", ""),
+                                term=params.get("term", ""), billing_cycle=params.get("billing_cycle", ""))
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self._products())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None, *args, **kwargs):
+        product = self._products().filter(pk=pk).first() if _is_uuid(pk) else None
+        if product is None:
+            raise ApiError("Product not found.", code="not_found", status_code=404)
+        return Response(self.get_serializer(product).data)
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+# --- subscriptions --------------------------------------------------------------------------------
+class SeatBatchSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(source="remaining")
+    added_at = serializers.DateTimeField()
+    refundable_until = serializers.DateTimeField()
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    assigned_seats = serializers.SerializerMethodField()
+    refundable_quantity = serializers.SerializerMethodField()
+    refundable_batches = serializers.SerializerMethodField()
+    cancellation_window_open = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Subscription
+        fields = ["id", "ms_subscription_id", "catalog_item_id", "product_title", "friendly_name", "status",
+                  "quantity", "assigned_seats", "term_duration", "billing_cycle", "auto_renew", "unit_price",
+                  "currency", "start_date", "commitment_end", "cancellation_allowed_until",
+                  "cancellation_window_open", "refundable_quantity", "refundable_batches", "scheduled_next_term",
+                  "suspension_reason", "created_at"]
+        read_only_fields = fields
+
+    def _now(self):
+        return timezone.now()
+
+    def get_assigned_seats(self, obj) -> int:
+        return self.context.get("assigned", {}).get(obj.pk, 0)
+
+    def get_refundable_quantity(self, obj) -> int:
+        return nce.refundable_quantity(list(obj.seat_batches.all()), self._now())
+
+    @extend_schema_field(SeatBatchSerializer(many=True))
+    def get_refundable_batches(self, obj):
+        now = self._now()
+        return SeatBatchSerializer(
+            [b for b in obj.seat_batches.all() if nce.is_open(b.refundable_until, now) and b.remaining], many=True
+        ).data
+
+    def get_cancellation_window_open(self, obj) -> bool:
+        return nce.is_open(obj.cancellation_allowed_until, self._now())
+
+
+class OperationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProvisioningOperation
+        fields = ["id", "kind", "status", "target_type", "target_id", "ms_request_id", "attempts", "milestones",
+                  "next_attempt_at", "started_at", "finished_at", "last_error_code", "failure_reason", "created_at"]
+        read_only_fields = fields
+
+
+class PurchaseInputSerializer(serializers.Serializer):
+    offer_id = serializers.UUIDField(help_text="An offer id from the product's offers (term and billing included).")
+    quantity = serializers.IntegerField(min_value=1)
+    auto_renew = serializers.BooleanField(default=True)
+
+
+class PurchaseResultSerializer(serializers.Serializer):
+    order_id = serializers.UUIDField()
+    status = serializers.CharField()
+    total = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    operation = OperationSerializer(allow_null=True)
+
+
+class ChangeInputSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(min_value=1, required=False)
+    auto_renew = serializers.BooleanField(required=False)
+    confirm_wipe_scheduled = serializers.BooleanField(
+        default=False, help_text="A quantity change deletes changes scheduled for the next term; confirm it."
+    )
+
+    def validate(self, attrs):
+        if ("quantity" in attrs) == ("auto_renew" in attrs):
+            raise serializers.ValidationError("Send either quantity or auto_renew.")
+        return attrs
+
+
+class ScheduleInputSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(min_value=1, required=False)
+    term_duration = serializers.ChoiceField(choices=Price.Term.choices, required=False)
+    billing_cycle = serializers.ChoiceField(choices=Price.BillingCycle.choices, required=False)
+    catalog_item_id = serializers.CharField(required=False, help_text="Upgrade to this offer at renewal.")
+    clear = serializers.BooleanField(default=False, help_text="Remove what is scheduled.")
+
+
+class AcceptedSerializer(serializers.Serializer):
+    subscription = SubscriptionSerializer()
+    operation = OperationSerializer()
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List subscriptions",
+                       parameters=[OpenApiParameter("status", str, enum=Subscription.Status.values)]),
+    retrieve=extend_schema(summary="Get a subscription"),
+)
+class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    model = Subscription
+    serializer_class = SubscriptionSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    required_permissions = {"create": Perm.LICENSES_MANAGE, "partial_update": Perm.LICENSES_MANAGE,
+                            "cancel": Perm.LICENSES_MANAGE, "schedule": Perm.LICENSES_MANAGE}
+
+    def scoped_queryset(self):
+        return subscriptions_for(self.organization, status=self.request.query_params.get("status", ""))
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if getattr(self, "swagger_fake_view", False) or self.organization is None:
+            return context
+        context["assigned"] = assigned_by_subscription(self.organization)
+        return context
+
+    def _accepted(self, subscription, operation):
+        subscription.refresh_from_db()
+        return Response(
+            {"subscription": SubscriptionSerializer(subscription, context=self.get_serializer_context()).data,
+             "operation": OperationSerializer(operation).data},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(
+        summary="Buy a subscription",
+        description="Places an order for an offer. Above the organisation's approval threshold, an order by a "
+                    "non-owner waits for an owner (status awaiting_approval, no operation yet).",
+        request=PurchaseInputSerializer,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={202: PurchaseResultSerializer, **error_responses(400, 403, 409)},
+    )
+    def create(self, request):
+        data = PurchaseInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        price = Price.objects.select_related("availability__sku").filter(pk=data.validated_data["offer_id"]).first()
+        if price is None:
+            raise ApiError("No such offer.", code="invalid", status_code=400, fields={"offer_id": ["Unknown offer."]})
+        user = None if isinstance(self.actor, ApiKey) else self.actor
+        membership = Membership.objects.filter(organization=self.organization, user=user).first() if user else None
+        role = membership.role if membership else getattr(request._request, "api_role", None)
+        try:
+            order = purchases.order_place(
+                organization=self.organization, actor=audit_actor(self.actor), user=user, role=role, price=price,
+                quantity=data.validated_data["quantity"], auto_renew=data.validated_data["auto_renew"],
+                idempotency_key=request.headers.get("Idempotency-Key", "")[:100],
+            )
+        except (nce.RuleViolation, ValidationError) as exc:
+            raise service_error(exc) from exc
+        return Response(
+            {"order_id": order.pk, "status": order.status, "total": order.total, "currency": order.currency,
+             "operation": OperationSerializer(order.operation).data if order.operation_id else None},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(
+        summary="Change seats or auto-renew",
+        description="Adding seats is always possible. Removing seats is possible only for seats added in the last "
+                    "7 days; otherwise the answer is 400 seat_window_closed: schedule it for the next term instead.",
+        request=ChangeInputSerializer,
+        responses={202: AcceptedSerializer, **error_responses(400, 403, 404, 409)},
+    )
+    def partial_update(self, request, pk=None):
+        subscription = self.get_object()
+        data = ChangeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            if "quantity" in values:
+                operation = subscription_services.subscription_change_quantity(
+                    subscription=subscription, actor=audit_actor(self.actor), quantity=values["quantity"],
+                    confirm_wipe_scheduled=values["confirm_wipe_scheduled"],
+                )
+            else:
+                operation = subscription_services.subscription_set_auto_renew(
+                    subscription=subscription, actor=audit_actor(self.actor), enabled=values["auto_renew"]
+                )
+        except (nce.RuleViolation, ValidationError) as exc:
+            raise service_error(exc) from exc
+        return self._accepted(subscription, operation)
+
+    @extend_schema(
+        summary="Cancel a subscription",
+        description="Only within 7 days of purchase or renewal (400 cancellation_window_closed after).",
+        request=None, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={202: AcceptedSerializer, **error_responses(400, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        subscription = self.get_object()
+        try:
+            operation = subscription_services.subscription_cancel(subscription=subscription,
+                                                                  actor=audit_actor(self.actor))
+        except (nce.RuleViolation, ValidationError) as exc:
+            raise service_error(exc) from exc
+        return self._accepted(subscription, operation)
+
+    @extend_schema(
+        summary="Schedule changes for the next term",
+        description="Quantity (also lower), term, billing frequency or an upgrade offer, applied at renewal. "
+                    "Any later immediate change deletes them (Microsoft's rule).",
+        request=ScheduleInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={202: AcceptedSerializer, **error_responses(400, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["post"])
+    def schedule(self, request, pk=None):
+        subscription = self.get_object()
+        data = ScheduleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        actor = audit_actor(self.actor)
+        try:
+            if values.get("clear"):
+                operation = subscription_services.subscription_clear_schedule(subscription=subscription, actor=actor)
+            else:
+                operation = subscription_services.subscription_schedule_change(
+                    subscription=subscription, actor=actor, quantity=values.get("quantity"),
+                    term_duration=values.get("term_duration"), billing_cycle=values.get("billing_cycle"),
+                    catalog_item_id=values.get("catalog_item_id"),
+                )
+        except (nce.RuleViolation, ValidationError) as exc:
+            raise service_error(exc) from exc
+        return self._accepted(subscription, operation)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List provisioning operations",
+                       parameters=[OpenApiParameter("status", str, enum=ProvisioningOperation.Status.values)]),
+    retrieve=extend_schema(summary="Get a provisioning operation (follow it until it is succeeded, failed or dead)"),
+)
+class ProvisioningOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    model = ProvisioningOperation
+    serializer_class = OperationSerializer
+
+    def scoped_queryset(self):
+        queryset = ProvisioningOperation.objects.for_org(self.organization).order_by("-created_at")
+        wanted = self.request.query_params.get("status", "")
+        return queryset.filter(status=wanted) if wanted else queryset

@@ -1,0 +1,377 @@
+"""API: directory users and sync, license assignments (single and bulk with dry run), bulk jobs, usage, renewals.
+
+Thin: serializers parse and present, services decide. Assignments reach Microsoft
+asynchronously: a created assignment is ``pending`` until Graph confirms. POSTs honour
+``Idempotency-Key``.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from portal.api.errors import ApiError
+from portal.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from portal.api.views import OrganizationViewSet
+from portal.roles import Perm
+
+from . import selectors_directory, selectors_usage
+from .api import audit_actor
+from .models import BulkJob, BulkJobRow, DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
+from .services import assignments as assignment_services
+from .services import bulk as bulk_services
+from .services import directory as directory_services
+
+MAX_BULK_USERS = 50_000
+
+
+def _refusal(exc: Exception) -> ApiError:
+    if isinstance(exc, assignment_services.SeatsExhausted):
+        return ApiError(str(exc), code="seats_exhausted", status_code=409,
+                        fields={"seats": [f"needed={exc.needed}", f"available={exc.available}", f"short={exc.short}"]})
+    if isinstance(exc, assignment_services.AssignmentRefused):
+        return ApiError(f"{exc.message} {exc.fix_hint}".strip(), code=exc.code, status_code=400)
+    if isinstance(exc, directory_services.DirectoryNotLinked):
+        return ApiError(str(exc), code="no_tenant", status_code=409)
+    if isinstance(exc, bulk_services.BulkInputError):
+        return ApiError(str(exc), code="invalid_input", status_code=400)
+    if isinstance(exc, ValidationError):
+        return ApiError(" ".join(exc.messages), code="invalid", status_code=400)
+    raise exc
+
+
+# --- directory -------------------------------------------------------------------------------------------------
+class DirectoryUserSerializer(serializers.ModelSerializer):
+    licenses = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DirectoryUser
+        fields = ["id", "graph_id", "display_name", "user_principal_name", "mail", "job_title", "usage_location",
+                  "account_enabled", "last_sign_in_at", "removed_at", "licenses"]
+
+    def get_licenses(self, obj) -> list[dict]:
+        return [{"assignment_id": str(a.pk), "sku_id": str(a.sku.sku_id), "sku": a.sku.label, "state": a.state}
+                for a in getattr(obj, "current_assignments", [])]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List directory users", parameters=[
+        OpenApiParameter("upn", str, description="Exact user principal name or e-mail (searched by blind index)."),
+        OpenApiParameter("sku", str, description="Tenant SKU id (TenantSku) to filter on."),
+        OpenApiParameter("status", str, enum=["licensed", "unlicensed", "inactive", "no_location", "failed"]),
+    ]),
+    retrieve=extend_schema(summary="Get a directory user"),
+)
+class DirectoryUserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    model = DirectoryUser
+    serializer_class = DirectoryUserSerializer
+    required_permissions = {"GET": Perm.VIEW}
+
+    def scoped_queryset(self):
+        params = self.request.query_params
+        sku = None
+        if params.get("sku"):
+            sku = TenantSku.objects.for_org(self.organization).filter(pk=_uuid(params["sku"])).first()
+            if sku is None:
+                return DirectoryUser.objects.none()
+        return selectors_directory.directory_users(
+            self.organization, q=params.get("upn", ""), sku=sku, status=params.get("status", "")
+        )
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        selectors_directory.attach_assignments(self.organization, page if page is not None else queryset)
+        return page
+
+    def get_object(self):
+        user = super().get_object()
+        selectors_directory.attach_assignments(self.organization, [user])
+        return user
+
+
+def _uuid(value):
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+class DirectorySyncSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DirectorySync
+        fields = ["id", "status", "trigger", "created_at", "started_at", "finished_at", "pages", "users_seen",
+                  "users_created", "users_updated", "users_unchanged", "users_removed", "skus_seen", "error_code",
+                  "error_message"]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Directory sync runs, newest first"),
+    retrieve=extend_schema(summary="One directory sync run (poll it for progress)"),
+    create=extend_schema(summary="Start a directory sync (joins the one in flight)", request=None,
+                         parameters=[IDEMPOTENCY_KEY_PARAMETER], responses={202: DirectorySyncSerializer,
+                                                                             **error_responses(409)}),
+)
+class DirectorySyncViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    model = DirectorySync
+    serializer_class = DirectorySyncSerializer
+    required_permissions = {"GET": Perm.VIEW, "POST": Perm.LICENSES_MANAGE}
+
+    def scoped_queryset(self):
+        return DirectorySync.objects.for_org(self.organization)
+
+    def create(self, request):
+        try:
+            sync = directory_services.directory_sync_request(
+                organization=self.organization, actor=audit_actor(self.actor),
+                requested_by=request.user if not hasattr(self.actor, "prefix") else None,
+            )
+        except directory_services.DirectoryNotLinked as exc:
+            raise _refusal(exc) from None
+        return Response(DirectorySyncSerializer(sync).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- assignments -----------------------------------------------------------------------------------------------
+class AssignmentSerializer(serializers.ModelSerializer):
+    user = serializers.PrimaryKeyRelatedField(queryset=DirectoryUser.objects.none())
+    sku = serializers.PrimaryKeyRelatedField(queryset=TenantSku.objects.none())
+    sku_id = serializers.UUIDField(source="sku.sku_id", read_only=True)
+    disabled_plans = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+
+    class Meta:
+        model = LicenseAssignment
+        fields = ["id", "user", "sku", "sku_id", "state", "source", "disabled_plans", "bulk_job", "assigned_at",
+                  "removed_at", "error_code", "error_message", "fix_hint", "created_at"]
+        read_only_fields = ["state", "source", "bulk_job", "assigned_at", "removed_at", "error_code",
+                            "error_message", "fix_hint", "created_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        organization = getattr(request, "organization", None)
+        if organization is not None:
+            self.fields["user"].queryset = DirectoryUser.objects.for_org(organization)
+            self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List license assignments", parameters=[
+        OpenApiParameter("state", str, enum=LicenseAssignment.State.values),
+        OpenApiParameter("user", str), OpenApiParameter("bulk_job", str)]),
+    retrieve=extend_schema(summary="Get a license assignment"),
+    create=extend_schema(summary="Assign a license to a user (seat reserved now, Graph call queued)",
+                         parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                         responses={202: AssignmentSerializer, **error_responses(400, 409)}),
+    destroy=extend_schema(summary="Unassign (queued; the seat is freed once Microsoft confirms)",
+                          responses={202: AssignmentSerializer, **error_responses(409)}),
+)
+class LicenseAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    model = LicenseAssignment
+    serializer_class = AssignmentSerializer
+    required_permissions = {"GET": Perm.VIEW, "POST": Perm.LICENSES_MANAGE, "DELETE": Perm.LICENSES_MANAGE}
+
+    def scoped_queryset(self):
+        rows = LicenseAssignment.objects.for_org(self.organization).select_related("sku")
+        params = self.request.query_params
+        if params.get("state") in LicenseAssignment.State.values:
+            rows = rows.filter(state=params["state"])
+        for name in ("user", "bulk_job"):
+            if params.get(name):
+                rows = rows.filter(**{f"{name}_id": _uuid(params[name])})
+        return rows.order_by("created_at", "pk")
+
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            assignment = assignment_services.license_assign(
+                organization=self.organization, user=data["user"], sku=data["sku"], actor=audit_actor(self.actor),
+                disabled_plans=[str(p) for p in data.get("disabled_plans", [])],
+            )
+        except (assignment_services.SeatsExhausted, assignment_services.AssignmentRefused, ValidationError) as exc:
+            raise _refusal(exc) from None
+        return Response(AssignmentSerializer(assignment, context={"request": request}).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+    def destroy(self, request, pk=None):
+        assignment = self.get_object()
+        try:
+            assignment = assignment_services.license_unassign(
+                organization=self.organization, assignment=assignment, actor=audit_actor(self.actor)
+            )
+        except assignment_services.AssignmentRefused as exc:
+            raise ApiError(exc.message, code=exc.code, status_code=409) from None
+        return Response(AssignmentSerializer(assignment, context={"request": request}).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+
+# --- bulk --------------------------------------------------------------------------------------------------------
+class BulkRequestSerializer(serializers.Serializer):
+    sku = serializers.PrimaryKeyRelatedField(queryset=TenantSku.objects.none())
+    action = serializers.ChoiceField(choices=BulkJob.Action.choices, default=BulkJob.Action.ASSIGN)
+    users = serializers.ListField(child=serializers.CharField(max_length=320, allow_blank=True),
+                                  max_length=MAX_BULK_USERS, help_text="User principal names or e-mail addresses.")
+    disabled_plans = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+    dry_run = serializers.BooleanField(default=True, help_text="Only report what would happen (the default).")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        organization = getattr(self.context.get("request"), "organization", None)
+        if organization is not None:
+            self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
+
+
+class BulkRowSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BulkJobRow
+        fields = ["row_number", "identifier", "user", "outcome", "error_code", "message"]
+
+
+class BulkJobSerializer(serializers.ModelSerializer):
+    seats_short = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = BulkJob
+        fields = ["id", "action", "source", "status", "sku", "disabled_plans", "total_rows", "change_rows",
+                  "unchanged_rows", "invalid_rows", "seats_needed", "seats_available", "seats_short", "succeeded",
+                  "failed", "created_at", "confirmed_at", "finished_at"]
+        read_only_fields = fields
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Bulk jobs, newest first"),
+    retrieve=extend_schema(summary="Bulk job status and progress"),
+)
+class BulkJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    model = BulkJob
+    serializer_class = BulkJobSerializer
+    required_permissions = {"GET": Perm.VIEW, "POST": Perm.LICENSES_MANAGE}
+
+    def scoped_queryset(self):
+        return BulkJob.objects.for_org(self.organization)
+
+    def get_object(self):
+        return assignment_services.bulk_job_refresh(job=super().get_object())
+
+    @extend_schema(summary="Bulk assign or unassign (dry run by default): per-row results, seats needed",
+                   request=BulkRequestSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={200: BulkJobSerializer, 202: BulkJobSerializer, **error_responses(400, 409)})
+    def create(self, request):
+        payload = BulkRequestSerializer(data=request.data, context={"request": request})
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        upload = io.BytesIO("\n".join(u.replace("\n", " ") for u in data["users"]).encode())
+        try:
+            job = bulk_services.bulk_preview_csv(
+                organization=self.organization, sku=data["sku"], action=data["action"], upload=upload,
+                actor=audit_actor(self.actor), disabled_plans=[str(p) for p in data["disabled_plans"]],
+            )
+            if not data["dry_run"]:
+                job = bulk_services.bulk_job_confirm(organization=self.organization, job=job,
+                                                     actor=audit_actor(self.actor))
+        except (assignment_services.SeatsExhausted, bulk_services.BulkInputError, ValidationError) as exc:
+            raise _refusal(exc) from None
+        rows = BulkJobRow.objects.for_org(self.organization).filter(job=job).order_by("row_number")[:1000]
+        body = {**BulkJobSerializer(job).data, "rows": BulkRowSerializer(rows, many=True).data}
+        return Response(body, status=status.HTTP_200_OK if data["dry_run"] else status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Run a previewed bulk job", request=None, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={202: BulkJobSerializer, **error_responses(409)})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request, pk=None):
+        job = self.get_object()
+        try:
+            job = bulk_services.bulk_job_confirm(organization=self.organization, job=job,
+                                                 actor=audit_actor(self.actor))
+        except assignment_services.SeatsExhausted as exc:
+            raise _refusal(exc) from None
+        return Response(BulkJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Per-row results of a bulk job", responses=BulkRowSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def rows(self, request, pk=None):
+        job = self.get_object()
+        rows = BulkJobRow.objects.for_org(self.organization).filter(job=job).order_by("row_number")
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(BulkRowSerializer(page, many=True).data)
+
+
+# --- reports -----------------------------------------------------------------------------------------------------
+class UsageRowSerializer(serializers.Serializer):
+    tenant_sku = serializers.UUIDField(source="sku.pk")
+    sku_id = serializers.UUIDField(source="sku.sku_id")
+    name = serializers.CharField(source="sku.label")
+    purchased = serializers.IntegerField()
+    assigned = serializers.IntegerField()
+    available = serializers.IntegerField()
+    unit_price_monthly = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    currency = serializers.CharField()
+    unassigned_cost_monthly = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+
+
+class RenewalSerializer(serializers.Serializer):
+    subscription = serializers.UUIDField(source="subscription.pk")
+    name = serializers.CharField(source="subscription.__str__")
+    renews_on = serializers.DateField()
+    last_day_to_reduce = serializers.DateField()
+    window_closes_on = serializers.DateField()
+    auto_renew = serializers.BooleanField()
+    quantity = serializers.IntegerField()
+    projected_cost = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    notes = serializers.ListField(child=serializers.CharField())
+
+
+class UsageReportViewSet(OrganizationViewSet):
+    model = TenantSku
+    required_permissions = {"GET": Perm.VIEW}
+
+    def scoped_queryset(self):
+        return TenantSku.objects.for_org(self.organization)
+
+    @extend_schema(summary="Seats per license now, with the monthly cost of unassigned seats",
+                   responses=UsageRowSerializer(many=True))
+    def list(self, request):
+        return Response(UsageRowSerializer(selectors_usage.pool_rows(self.organization), many=True).data)
+
+    @extend_schema(summary="Daily assigned seats per license", parameters=[OpenApiParameter("days", int)],
+                   responses=dict)
+    @action(detail=False, methods=["get"])
+    def history(self, request):
+        try:
+            days = min(max(int(request.query_params.get("days", 90)), 1), 366)
+        except ValueError:
+            raise ApiError("days must be a whole number.", code="invalid", status_code=400) from None
+        history = selectors_usage.usage_history(self.organization, days=days)
+        return Response([{"tenant_sku": str(h["sku"].pk), "name": h["sku"].label,
+                          "points": [{"day": d, "assigned": a} for d, a in h["points"]],
+                          "purchased": [{"day": d, "purchased": p} for d, p in h["purchased"]]} for h in history])
+
+    @extend_schema(summary="Licensed users inactive for the organisation's threshold", responses=dict)
+    @action(detail=False, methods=["get"])
+    def inactive(self, request):
+        rows = selectors_usage.inactive_assignments(self.organization)
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response([
+            {"assignment": str(a.pk), "user": str(a.user_id), "user_principal_name": a.user.user_principal_name,
+             "sku": a.sku.label, "last_sign_in_at": a.user.last_sign_in_at} for a in page
+        ])
+
+
+class RenewalViewSet(OrganizationViewSet):
+    model = TenantSku
+    required_permissions = {"GET": Perm.VIEW}
+
+    def scoped_queryset(self):
+        return TenantSku.objects.for_org(self.organization)
+
+    @extend_schema(summary="Renewal calendar for the next 12 months", responses=RenewalSerializer(many=True))
+    def list(self, request):
+        return Response(RenewalSerializer(selectors_usage.renewal_calendar(self.organization), many=True).data)

@@ -1,0 +1,99 @@
+"""Forms for the licensing core pages. Validation of business rules stays in the services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+
+from .models import Price
+
+
+class TenantCreateForm(forms.Form):
+    domain_prefix = forms.CharField(
+        label="Microsoft domain name", max_length=27,
+        help_text="Your tenant's address will be <name>.onmicrosoft.com. Letters and digits only.",
+    )
+    company_name = forms.CharField(label="Company name", max_length=200)
+    address_line1 = forms.CharField(label="Street address", max_length=200)
+    city = forms.CharField(max_length=100)
+    state = forms.CharField(label="State or region", max_length=100, required=False)
+    postal_code = forms.CharField(label="Postal code", max_length=20)
+    country = forms.CharField(label="Country (two letters)", max_length=2, min_length=2)
+    first_name = forms.CharField(label="Primary contact first name", max_length=100)
+    last_name = forms.CharField(label="Primary contact last name", max_length=100)
+    email = forms.EmailField(label="Primary contact email")
+    phone = forms.CharField(label="Primary contact phone", max_length=30)
+
+    def clean_country(self):
+        return self.cleaned_data["country"].upper()
+
+    def address(self) -> dict:
+        data = self.cleaned_data
+        return {k: data[k] for k in ("address_line1", "city", "state", "postal_code", "country")}
+
+    def contact(self) -> dict:
+        data = self.cleaned_data
+        return {k: data[k] for k in ("first_name", "last_name", "email", "phone")}
+
+
+class TenantLinkForm(forms.Form):
+    tenant_id = forms.CharField(
+        label="Microsoft tenant ID", max_length=36,
+        help_text="In the Microsoft Entra admin center: Identity > Overview > Tenant ID.",
+    )
+    company_name = forms.CharField(label="Company name", max_length=200)
+
+
+class AgreementForm(forms.Form):
+    first_name = forms.CharField(max_length=100)
+    last_name = forms.CharField(max_length=100)
+    email = forms.EmailField()
+    phone = forms.CharField(max_length=30, required=False)
+    accept = forms.BooleanField(label="I accept the Microsoft Customer Agreement on behalf of my organisation")
+
+
+class CatalogFilterForm(forms.Form):
+    q = forms.CharField(label="Search", required=False)
+    family = forms.ChoiceField(required=False)
+    term = forms.ChoiceField(choices=[("", "Any term"), *Price.Term.choices], required=False)
+    billing = forms.ChoiceField(label="Billing frequency",
+                                choices=[("", "Any frequency"), *Price.BillingCycle.choices], required=False)
+
+    def __init__(self, *args, families=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["family"].choices = [("", "All families"), *[(f, f) for f in families]]
+
+
+class PurchaseForm(forms.Form):
+    offer = forms.ModelChoiceField(queryset=Price.objects.none(), label="Term and billing frequency",
+                                   empty_label=None)
+    quantity = forms.IntegerField(min_value=1, initial=1, label="Seats")
+    auto_renew = forms.BooleanField(required=False, initial=True, label="Renew automatically at the end of the term")
+
+    def __init__(self, *args, offers=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["offer"].queryset = Price.objects.filter(pk__in=[o.pk for o in offers])
+        self.fields["offer"].label_from_instance = lambda p: f"{p.get_term_duration_display()} term, billed " \
+                                                             f"{p.get_billing_cycle_display().lower()}"
+
+
+class QuantityForm(forms.Form):
+    quantity = forms.IntegerField(min_value=1, label="New number of seats")
+    confirm_wipe_scheduled = forms.BooleanField(
+        required=False, label="I understand this deletes the changes scheduled for the next term"
+    )
+
+
+class ScheduleForm(forms.Form):
+    quantity = forms.IntegerField(min_value=1, label="Seats at renewal")
+    term_duration = forms.ChoiceField(choices=Price.Term.choices, label="Term at renewal")
+    billing_cycle = forms.ChoiceField(choices=Price.BillingCycle.choices, label="Billing frequency at renewal")
+
+
+class LicensingSettingsForm(forms.Form):
+    approval_threshold = forms.DecimalField(
+        required=False, min_value=Decimal("0"), max_digits=12, decimal_places=2,
+        label="Owner approval above (per billing period)",
+        help_text="Orders above this total need an owner's approval. Leave empty for no approval.",
+    )

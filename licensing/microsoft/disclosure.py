@@ -1,0 +1,56 @@
+"""The one place where the client records that it is sending personal data to Microsoft.
+
+Partner Center and Graph methods that put names, e-mail addresses, postal addresses, phone
+numbers, UPNs or customer tenant ids into a request describe that with :class:`PersonalData`;
+the transport base class (:class:`licensing.microsoft.base.ApiBase`) calls :func:`record` with
+the operation's request id before the first byte leaves, inside the caller's transaction when
+there is one. Data is disclosed once it is sent, whether or not Microsoft then accepts it, so
+the row is written before the call. Recording is idempotent on the request id, so retries and
+redelivered tasks are one disclosure.
+
+Not disclosures: catalog reads, and identifiers Microsoft itself issued used to address its
+own resources (a customer tenant id in a URL path, a directory object id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from privacy.models import Disclosure
+from privacy.registry import Category
+from privacy.services import disclosure_record
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    categories: frozenset[Category]
+    purpose: str
+    organization: object | None = None
+    subject_count: int = 1
+
+    @classmethod
+    def of(
+        cls,
+        categories: Iterable[Category],
+        *,
+        purpose: str,
+        organization=None,
+        subject_count: int = 1,
+    ) -> PersonalData:
+        return cls(frozenset(categories), purpose, organization, subject_count)
+
+
+def record(personal: PersonalData, *, operation: str, request_id: str) -> Disclosure:
+    return disclosure_record(
+        recipient=Disclosure.Recipient.MICROSOFT,
+        organization=personal.organization,
+        categories=sorted(personal.categories),
+        purpose=personal.purpose,
+        operation=operation,
+        ms_request_id=request_id,
+        subject_count=personal.subject_count,
+    )
+
+
+Purpose = Disclosure.Purpose

@@ -1,0 +1,175 @@
+"""The customer's Microsoft directory as last synced from Graph: users, subscribed SKUs, sync runs.
+
+``TenantSku`` doubles as the seat pool: assignments lock its row (``select_for_update``)
+before counting seats, so concurrent requests can never assign more than purchased.
+"""
+
+from django.conf import settings
+from django.db import models
+
+from portal.models import TenantModel
+from privacy.registry import Category, Personal, Retention, Subject, declare
+from security.fields import BlindIndexField, EncryptedCharField
+
+UPN_INDEX = "directory-user-upn"
+MAIL_INDEX = "directory-user-mail"
+
+
+class DirectorySync(TenantModel):
+    """One run of the directory sync for one tenant. Progress is written per page, so the UI can poll it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        PERIODIC = "periodic", "Scheduled"
+        MANUAL = "manual", "Requested"
+        DEMO = "demo", "Demo seed"
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.PERIODIC)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    pages = models.PositiveIntegerField(default=0)
+    users_seen = models.PositiveIntegerField(default=0)
+    users_created = models.PositiveIntegerField(default=0)
+    users_updated = models.PositiveIntegerField(default=0)
+    users_unchanged = models.PositiveIntegerField(default=0)
+    users_removed = models.PositiveIntegerField(default=0)
+    users_expected = models.PositiveIntegerField(null=True, blank=True)
+    skus_seen = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One sync in flight per organisation: a second request joins the running one.
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_directory_sync_in_flight",
+            )
+        ]
+
+    def __str__(self):
+        return f"Directory sync {self.created_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+declare(
+    DirectorySync,
+    not_personal=[
+        "status", "trigger", "requested_by", "started_at", "finished_at", "heartbeat_at", "pages",
+        "users_seen", "users_created", "users_updated", "users_unchanged", "users_removed", "users_expected",
+        "skus_seen", "error_code", "error_message",
+    ],
+)
+
+
+class TenantSku(TenantModel):
+    """A SKU subscribed in the customer's tenant (Graph subscribedSkus) and its seat pool."""
+
+    sku_id = models.UUIDField()
+    sku_part_number = models.CharField(max_length=120, blank=True)
+    display_name = models.CharField(max_length=200, blank=True)
+    capability_status = models.CharField(max_length=20, default="Enabled")
+    # Seats Microsoft says are paid for and usable (prepaidUnits.enabled + warning).
+    purchased = models.PositiveIntegerField(default=0)
+    suspended = models.PositiveIntegerField(default=0)
+    # consumedUnits as last reported by Graph; our own count is the assignments table.
+    consumed_in_tenant = models.PositiveIntegerField(default=0)
+    service_plans = models.JSONField(default=list, blank=True)
+    subscription_ids = models.JSONField(default=list, blank=True)
+    # Non-user SKUs (e.g. Defender for Servers) are excluded from waste reports.
+    applies_to_users = models.BooleanField(default=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["display_name", "sku_part_number"]
+        constraints = [models.UniqueConstraint(fields=["organization", "sku_id"], name="tenant_sku_unique")]
+
+    def __str__(self):
+        return self.display_name or self.sku_part_number or str(self.sku_id)
+
+    @property
+    def label(self) -> str:
+        return str(self)
+
+
+declare(
+    TenantSku,
+    not_personal=[
+        "sku_id", "sku_part_number", "display_name", "capability_status", "purchased", "suspended",
+        "consumed_in_tenant", "service_plans", "subscription_ids", "applies_to_users", "last_synced_at",
+    ],
+)
+
+
+class DirectoryUser(TenantModel):
+    """A user of the customer's Entra directory. Personal fields are encrypted with the organisation's key.
+
+    Every write from Graph goes through ``directory_user_upsert_from_graph`` so that fields a
+    privacy correction has locked are never overwritten by a later sync.
+    """
+
+    graph_id = models.UUIDField()
+    display_name = EncryptedCharField(max_length=256, blank=True)
+    user_principal_name = EncryptedCharField(max_length=256)
+    upn_index = BlindIndexField(source="user_principal_name", purpose=UPN_INDEX)
+    mail = EncryptedCharField(max_length=256, blank=True, null=True)
+    mail_index = BlindIndexField(source="mail", purpose=MAIL_INDEX)
+    job_title = EncryptedCharField(max_length=256, blank=True, null=True)
+    usage_location = EncryptedCharField(max_length=2, blank=True, null=True)
+    # Not encrypted, because reports filter on them; classified as personal below.
+    has_usage_location = models.BooleanField(default=False)
+    account_enabled = models.BooleanField(default=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Keyed hash of the Graph payload: an unchanged user costs no decryption and no write.
+    source_hash = models.CharField(max_length=64, blank=True)
+    last_seen_sync = models.ForeignKey(
+        DirectorySync, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    removed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "graph_id"], name="directory_user_graph_id_unique")
+        ]
+        indexes = [models.Index(fields=["organization", "upn_index"], name="directory_user_upn_idx")]
+
+    def __str__(self):
+        return self.display_name or self.user_principal_name
+
+
+declare(
+    DirectoryUser,
+    subject=Subject.DIRECTORY_USER,
+    subject_lookup="pk",
+    personal={
+        "graph_id": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "display_name": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "user_principal_name": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "upn_index": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "mail": Personal(Category.CONTACT, Retention.TENANT_LINK),
+        "mail_index": Personal(Category.CONTACT, Retention.TENANT_LINK),
+        "job_title": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "usage_location": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "has_usage_location": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "account_enabled": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "last_sign_in_at": Personal(Category.TECHNICAL_LOG, Retention.TENANT_LINK),
+        "source_hash": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+    },
+    not_personal=["last_seen_sync", "removed_at"],
+)

@@ -1,0 +1,258 @@
+"""New Commerce rules as pure functions of time and numbers: windows, refunds, terms.
+
+No database and no clock of their own: callers pass ``now``. Tests freeze time and
+check every edge (reference csp-market.md §0, microsoft-apis.md §2.5).
+
+- A license subscription can be cancelled within 7 days (168 hours) of purchase or renewal.
+- Seats can be removed only from batches added within the last 7 days; each batch of
+  seats (purchase, later addition, renewal) has its own window.
+- Outside those windows a reduction can only be scheduled for the next term.
+- Any immediate change made mid-term deletes the scheduled next-term changes.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Protocol
+
+REFUND_WINDOW = timedelta(days=7)
+CENT = Decimal("0.01")
+
+TERM_MONTHS = {"P1M": 1, "P1Y": 12, "P3Y": 36}
+CYCLE_MONTHS = {"monthly": 1, "annual": 12, "triennial": 36}
+# Which billing frequencies each term allows (a billing period never exceeds the term).
+TERM_BILLING = {"P1M": ("monthly",), "P1Y": ("monthly", "annual"), "P3Y": ("monthly", "annual", "triennial")}
+
+TERM_WORDS = {"P1M": "one month", "P1Y": "one year", "P3Y": "three years"}
+CYCLE_WORDS = {"monthly": "every month", "annual": "once a year, up front", "triennial": "once every three years"}
+
+
+class BatchLike(Protocol):
+    quantity: int
+    refunded: int
+    added_at: datetime
+    refundable_until: datetime
+
+
+class RuleViolation(ValueError):
+    """A request New Commerce does not allow, with a message that says what to do instead."""
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def refund_window_end(added_at: datetime) -> datetime:
+    return added_at + REFUND_WINDOW
+
+
+def term_end(start: datetime, term_duration: str) -> datetime:
+    """Last moment of the commitment: the day before the same date one term later, 23:59:59 UTC."""
+    last_day = (add_months(start.astimezone(UTC), TERM_MONTHS[term_duration]) - timedelta(days=1)).date()
+    return datetime(last_day.year, last_day.month, last_day.day, 23, 59, 59, tzinfo=UTC)
+
+
+def renewal_date(commitment_end: datetime) -> datetime:
+    """Renewal starts at 00:00 UTC after the last day of the term."""
+    day = commitment_end.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def validate_term(term_duration: str, billing_cycle: str) -> None:
+    if term_duration not in TERM_BILLING:
+        raise RuleViolation(f"Unknown term {term_duration!r}.", code="invalid_term")
+    if billing_cycle not in TERM_BILLING[term_duration]:
+        allowed = ", ".join(TERM_BILLING[term_duration])
+        raise RuleViolation(
+            f"A {TERM_WORDS[term_duration]} term can be billed {allowed}, not {billing_cycle}.",
+            code="invalid_billing_cycle",
+        )
+
+
+def is_open(window_end: datetime | None, now: datetime) -> bool:
+    return window_end is not None and now < window_end
+
+
+def time_left(window_end: datetime | None, now: datetime) -> timedelta | None:
+    """What is left of a window, or None once it has closed."""
+    if not is_open(window_end, now):
+        return None
+    return window_end - now
+
+
+def countdown_words(remaining: timedelta | None) -> str:
+    if remaining is None:
+        return "closed"
+    hours = math.floor(remaining.total_seconds() / 3600)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''} {hours} hour{'s' if hours != 1 else ''} left"
+    if hours:
+        return f"{hours} hour{'s' if hours != 1 else ''} left"
+    minutes = max(1, math.floor(remaining.total_seconds() / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''} left"
+
+
+def refundable_quantity(batches: list[BatchLike], now: datetime) -> int:
+    return sum(b.quantity - b.refunded for b in batches if is_open(b.refundable_until, now))
+
+
+def monthly_equivalent(unit_price: Decimal, billing_cycle: str) -> Decimal:
+    return (unit_price / CYCLE_MONTHS[billing_cycle]).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def prorated_refund(*, unit_price: Decimal, billing_cycle: str, added_at: datetime, now: datetime) -> Decimal:
+    """Refund for one seat given back ``now``: the unused days of the first billing period.
+
+    Proration is daily; a started day counts as used, and amounts round down to the cent
+    (Microsoft's ROUNDDOWN rule), so the estimate never promises more than is refunded.
+    """
+    period_end = add_months(added_at, CYCLE_MONTHS[billing_cycle])
+    period_days = max(1, (period_end - added_at).days)
+    used_days = min(period_days, max(1, math.ceil((now - added_at) / timedelta(days=1))))
+    # unit_price is one seat for one billing period: that is what a refund prorates.
+    refund = unit_price * Decimal(period_days - used_days) / Decimal(period_days)
+    return refund.quantize(CENT, rounding=ROUND_DOWN)
+
+
+@dataclass(frozen=True)
+class BatchRefund:
+    added_at: datetime
+    window_end: datetime
+    seats: int
+    refund: Decimal
+
+
+@dataclass(frozen=True)
+class ReductionPlan:
+    """What a reduction (or a cancellation, to 0) would do, before anyone commits to it."""
+
+    current_quantity: int
+    new_quantity: int
+    allowed: bool
+    reason: str
+    refundable_now: int
+    seats_refunded: int
+    seats_committed: int
+    refund_total: Decimal
+    commitment_end: datetime | None
+    batches: list[BatchRefund] = field(default_factory=list)
+
+    @property
+    def removed(self) -> int:
+        return self.current_quantity - self.new_quantity
+
+
+def plan_reduction(
+    *,
+    batches: list[BatchLike],
+    current_quantity: int,
+    new_quantity: int,
+    unit_price: Decimal,
+    billing_cycle: str,
+    commitment_end: datetime | None,
+    now: datetime,
+    minimum_quantity: int = 1,
+) -> ReductionPlan:
+    """Seats come off the newest open batches first, so the longest windows are used last."""
+    refundable_now = refundable_quantity(batches, now)
+    to_remove = current_quantity - new_quantity
+    committed = current_quantity - refundable_now
+
+    def refusal(reason: str) -> ReductionPlan:
+        return ReductionPlan(current_quantity, new_quantity, False, reason, refundable_now, 0,
+                             current_quantity, Decimal("0.00"), commitment_end)
+
+    if to_remove <= 0:
+        return refusal("The new quantity is not lower than the current one.")
+    if 0 < new_quantity < minimum_quantity:
+        return refusal(f"This offer needs at least {minimum_quantity} seats.")
+    if to_remove > refundable_now:
+        if refundable_now == 0:
+            return refusal(
+                "No seats can be removed now: every batch of seats is past its 7-day window. "
+                "Schedule the reduction for the next term instead."
+            )
+        return refusal(
+            f"Only {refundable_now} seat{'s' if refundable_now != 1 else ''} can be removed now "
+            f"(added in the last 7 days). Schedule the rest for the next term."
+        )
+    remaining = to_remove
+    lines: list[BatchRefund] = []
+    for batch in sorted(batches, key=lambda b: b.added_at, reverse=True):
+        if remaining == 0:
+            break
+        if not is_open(batch.refundable_until, now):
+            continue
+        take = min(remaining, batch.quantity - batch.refunded)
+        if take <= 0:
+            continue
+        per_seat = prorated_refund(unit_price=unit_price, billing_cycle=billing_cycle, added_at=batch.added_at,
+                                   now=now)
+        lines.append(BatchRefund(batch.added_at, batch.refundable_until, take, per_seat * take))
+        remaining -= take
+    return ReductionPlan(
+        current_quantity=current_quantity,
+        new_quantity=new_quantity,
+        allowed=True,
+        reason="",
+        refundable_now=refundable_now,
+        seats_refunded=to_remove,
+        seats_committed=max(0, committed) if new_quantity else 0,
+        refund_total=sum((line.refund for line in lines), Decimal("0.00")),
+        commitment_end=commitment_end,
+        batches=lines,
+    )
+
+
+def take_from_batches(batches: list[BatchLike], seats: int, now: datetime) -> dict[int, int]:
+    """Which batches (by index) give back how many seats: the same order ``plan_reduction`` uses."""
+    taken: dict[int, int] = {}
+    order = sorted(range(len(batches)), key=lambda i: batches[i].added_at, reverse=True)
+    for index in order:
+        if seats == 0:
+            break
+        batch = batches[index]
+        if not is_open(batch.refundable_until, now):
+            continue
+        take = min(seats, batch.quantity - batch.refunded)
+        if take > 0:
+            taken[index] = take
+            seats -= take
+    if seats:
+        raise RuleViolation("Not enough seats are inside their 7-day window.", code="seat_window_closed")
+    return taken
+
+
+def check_cancellation(*, cancellation_allowed_until: datetime | None, now: datetime) -> None:
+    if not is_open(cancellation_allowed_until, now):
+        raise RuleViolation(
+            "The 7-day cancellation window has closed. You can turn off auto-renew so the subscription "
+            "ends with its term, or schedule a smaller quantity for the next term.",
+            code="cancellation_window_closed",
+        )
+
+
+def offer_in_words(*, term_duration: str, billing_cycle: str, unit_price: Decimal | None, currency: str,
+                   cancellation_window: str = "P7D") -> str:
+    """One paragraph a non-specialist can read before buying."""
+    term = TERM_WORDS.get(term_duration, term_duration)
+    cycle = CYCLE_WORDS.get(billing_cycle, billing_cycle)
+    days = cancellation_window.removeprefix("P").removesuffix("D") if cancellation_window else "7"
+    price = f"{currency} {unit_price:.2f} per seat, billed {cycle}" if unit_price is not None else "Price on request"
+    return (
+        f"You commit to {term}. {price}. You can cancel, or remove seats you just added, within {days} days "
+        f"of buying them for a prorated refund; after that, seats stay paid until the term ends and can "
+        f"only be reduced at renewal. Adding seats is possible at any time."
+    )

@@ -1,0 +1,125 @@
+"""Reads for the licensing core: catalog, tenant onboarding state, orders, subscriptions, operations.
+
+Tenant reads are scoped by organisation; the catalog is shared by everyone.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from accounts.models import MicrosoftTenant
+
+from .models import (
+    CustomerAgreement,
+    GdapRelationship,
+    Order,
+    Price,
+    Product,
+    ProvisioningOperation,
+    SeatBatch,
+    Subscription,
+    SubscriptionEvent,
+    TenantOnboarding,
+)
+from .selectors_usage import assigned_seats_by_subscription
+
+
+def catalog_products(*, search: str = "", family: str = "", term: str = "", billing_cycle: str = "") -> QuerySet:
+    """Active products with their purchasable offers (prices) prefetched, filtered as the catalog page asks."""
+    prices = Price.objects.filter(is_active=True, availability__is_active=True, availability__is_purchasable=True)
+    if term:
+        prices = prices.filter(term_duration=term)
+    if billing_cycle:
+        prices = prices.filter(billing_cycle=billing_cycle)
+    products = Product.objects.filter(is_active=True, skus__availabilities__prices__in=prices).distinct()
+    if search:
+        products = products.filter(Q(title__icontains=search) | Q(description__icontains=search)
+                                   | Q(skus__part_number__icontains=search)).distinct()
+    if family:
+        products = products.filter(family=family)
+    return products.prefetch_related(
+        Prefetch("skus__availabilities__prices",
+                 queryset=prices.order_by("term_duration", "billing_cycle"), to_attr="offers")
+    ).order_by("family", "title")
+
+
+def catalog_families() -> list[str]:
+    return list(Product.objects.filter(is_active=True).order_by("family").values_list("family", flat=True).distinct())
+
+
+def product_offers(product: Product) -> list[Price]:
+    return list(
+        Price.objects.filter(availability__sku__product=product, is_active=True, availability__is_active=True,
+                             availability__is_purchasable=True)
+        .select_related("availability__sku__product").order_by("term_duration", "billing_cycle")
+    )
+
+
+def tenant_of(organization) -> MicrosoftTenant | None:
+    return MicrosoftTenant.objects.for_org(organization).first()
+
+
+def onboarding_of(organization) -> TenantOnboarding | None:
+    return TenantOnboarding.objects.for_org(organization).select_related("operation", "consent_operation").first()
+
+
+def gdap_relationships(organization) -> QuerySet[GdapRelationship]:
+    return GdapRelationship.objects.for_org(organization).order_by("-created_at")
+
+
+def agreements(organization) -> QuerySet[CustomerAgreement]:
+    return CustomerAgreement.objects.for_org(organization).select_related("accepted_by").order_by("-accepted_at")
+
+
+def subscriptions_for(organization, *, status: str = "") -> QuerySet[Subscription]:
+    queryset = Subscription.objects.for_org(organization).select_related("sku__product").prefetch_related(
+        Prefetch("seat_batches", queryset=SeatBatch.objects.for_org(organization).order_by("added_at"))
+    )
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("product_title", "-created_at")
+
+
+def subscription_events(subscription: Subscription) -> QuerySet[SubscriptionEvent]:
+    return SubscriptionEvent.objects.for_org(subscription.organization_id).filter(subscription=subscription)
+
+
+def assigned_by_subscription(organization) -> dict:
+    """Seats assigned per subscription id, from the assignments the portal knows."""
+    return assigned_seats_by_subscription(organization)
+
+
+def orders_for(organization) -> QuerySet[Order]:
+    return Order.objects.for_org(organization).select_related("operation", "requested_by").order_by("-created_at")
+
+
+def operations_for(organization, *, target=None, status: str = "") -> QuerySet[ProvisioningOperation]:
+    queryset = ProvisioningOperation.objects.for_org(organization)
+    if target is not None:
+        queryset = queryset.filter(target_type=type(target).__name__, target_id=str(target.pk))
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-created_at")
+
+
+def pending_operation_for(subscription: Subscription) -> ProvisioningOperation | None:
+    return operations_for(subscription.organization_id, target=subscription).filter(
+        status__in=[ProvisioningOperation.Status.PENDING, ProvisioningOperation.Status.RUNNING]
+    ).first()
+
+
+TIMELINE = (
+    ("submitted", "Submitted"),
+    ("accepted", "Accepted by Microsoft"),
+    ("provisioned", "Subscription active"),
+    ("seats_visible", "Seats visible in your tenant"),
+)
+
+
+def operation_timeline(operation: ProvisioningOperation) -> list[dict]:
+    """The steps of an order's provisioning, done or not, for the timeline and its progress bar."""
+    steps = []
+    for key, label in TIMELINE:
+        steps.append({"key": key, "label": label, "at": operation.milestones.get(key),
+                      "done": key in operation.milestones})
+    return steps

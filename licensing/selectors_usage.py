@@ -1,0 +1,250 @@
+"""Reads for seats, usage, waste and renewals. Tenant-scoped; query counts do not grow with the data.
+
+Seats assigned are counted from our assignments table (what the portal holds or has
+seen in the tenant); purchased seats come from the tenant's subscribed SKUs. A tenant SKU
+links to the customer's subscriptions through the catalog SKU's ``provisioning_id`` (the
+Graph skuId).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from licensing import nce
+from licensing.models import LicenseAssignment, ReportingPreferences, Subscription, TenantSku, UsageSnapshot
+
+ZERO = Decimal("0.00")
+SEAT_HOLDING = LicenseAssignment.SEAT_HOLDING
+LIVE_SUBSCRIPTION = (Subscription.Status.ACTIVE, Subscription.Status.PENDING)
+
+
+def preferences(organization) -> ReportingPreferences:
+    """The organisation's settings, or unsaved defaults when it never changed them."""
+    return ReportingPreferences.objects.for_org(organization).first() or ReportingPreferences(organization=organization)
+
+
+def seat_pools(organization) -> QuerySet[TenantSku]:
+    """Tenant SKUs with ``assigned_count`` (seats held) and ``failed_count``: one query."""
+    return TenantSku.objects.for_org(organization).annotate(
+        assigned_count=Count("assignments", filter=Q(assignments__state__in=SEAT_HOLDING)),
+        pending_count=Count("assignments", filter=Q(assignments__state__in=[
+            LicenseAssignment.State.PENDING, LicenseAssignment.State.REMOVING])),
+        failed_count=Count("assignments", filter=Q(assignments__state=LicenseAssignment.State.FAILED)),
+    ).order_by("display_name", "sku_part_number")
+
+
+def assigned_seats_by_sku(organization) -> dict[str, int]:
+    """Seats held per Graph skuId (lower-case string)."""
+    rows = (
+        LicenseAssignment.objects.for_org(organization)
+        .filter(state__in=SEAT_HOLDING)
+        .values("sku__sku_id")
+        .annotate(n=Count("pk"))
+    )
+    return {str(r["sku__sku_id"]).lower(): r["n"] for r in rows}
+
+
+def _live_subscriptions_by_sku(organization) -> dict[str, list[Subscription]]:
+    grouped: dict[str, list[Subscription]] = defaultdict(list)
+    subscriptions = (
+        Subscription.objects.for_org(organization)
+        .filter(status__in=LIVE_SUBSCRIPTION, sku__isnull=False)
+        .select_related("sku")
+        .order_by("start_date", "created_at")
+    )
+    for sub in subscriptions:
+        if sub.sku.provisioning_id:
+            grouped[sub.sku.provisioning_id.lower()].append(sub)
+    return grouped
+
+
+def assigned_seats_by_subscription(organization) -> dict:
+    """Seats assigned per subscription id. Two queries.
+
+    Microsoft pools seats of the same SKU across subscriptions, so assignments are spread
+    over them oldest first, each up to its quantity; any excess lands on the newest.
+    """
+    assigned = assigned_seats_by_sku(organization)
+    result: dict = {}
+    for sku_id, subscriptions in _live_subscriptions_by_sku(organization).items():
+        remaining = assigned.get(sku_id, 0)
+        for sub in subscriptions:
+            taken = min(remaining, sub.quantity)
+            result[sub.pk] = taken
+            remaining -= taken
+        if remaining and subscriptions:
+            result[subscriptions[-1].pk] += remaining
+    return result
+
+
+def monthly_unit_prices(organization) -> dict[str, tuple[Decimal, str]]:
+    """Monthly price of one seat per Graph skuId: the quantity-weighted average over live subscriptions."""
+    prices = {}
+    for sku_id, subscriptions in _live_subscriptions_by_sku(organization).items():
+        seats = sum(s.quantity for s in subscriptions)
+        if not seats:
+            continue
+        total = sum(nce.monthly_equivalent(s.unit_price, s.billing_cycle) * s.quantity for s in subscriptions)
+        prices[sku_id] = ((total / seats).quantize(Decimal("0.01")), subscriptions[0].currency)
+    return prices
+
+
+@dataclass
+class PoolRow:
+    sku: TenantSku
+    purchased: int
+    assigned: int
+    available: int
+    unit_price_monthly: Decimal | None
+    currency: str
+    unassigned_cost_monthly: Decimal | None
+
+    @property
+    def utilisation(self) -> int:
+        return round(self.assigned * 100 / self.purchased) if self.purchased else 0
+
+
+def pool_rows(organization) -> list[PoolRow]:
+    """Seats per SKU with the monthly cost of what is not assigned. Three queries."""
+    prices = monthly_unit_prices(organization)
+    rows = []
+    for sku in seat_pools(organization):
+        price, currency = prices.get(str(sku.sku_id).lower(), (None, ""))
+        unassigned = max(0, sku.purchased - sku.assigned_count)
+        rows.append(PoolRow(
+            sku=sku, purchased=sku.purchased, assigned=sku.assigned_count, available=sku.purchased - sku.assigned_count,
+            unit_price_monthly=price, currency=currency,
+            unassigned_cost_monthly=(price * unassigned).quantize(Decimal("0.01")) if price is not None else None,
+        ))
+    return rows
+
+
+def unassigned_cost_total(rows: list[PoolRow]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for row in rows:
+        if row.unassigned_cost_monthly:
+            totals[row.currency] += row.unassigned_cost_monthly
+    return dict(totals)
+
+
+def usage_history(organization, *, days: int = 90, today: date | None = None) -> list[dict]:
+    """Chart series: one per SKU of (day, assigned) and the purchased line, over ``days``. One query."""
+    today = today or timezone.now().date()
+    start = today - timedelta(days=days - 1)
+    snapshots = (
+        UsageSnapshot.objects.for_org(organization).filter(day__gte=start, day__lte=today)
+        .select_related("sku").order_by("sku__display_name", "day")
+    )
+    series: dict = {}
+    for snap in snapshots:
+        entry = series.setdefault(snap.sku_id, {"sku": snap.sku, "points": [], "purchased": []})
+        entry["points"].append((snap.day.isoformat(), snap.assigned))
+        entry["purchased"].append((snap.day.isoformat(), snap.purchased))
+    return list(series.values())
+
+
+def inactive_assignments(organization, *, days: int | None = None, now: datetime | None = None) -> QuerySet:
+    """Assigned licenses of users with no sign-in for ``days`` (never signed in counts, once the user is that old)."""
+    days = days or preferences(organization).inactive_days
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return (
+        LicenseAssignment.objects.for_org(organization)
+        .filter(state=LicenseAssignment.State.ASSIGNED, user__removed_at__isnull=True, sku__applies_to_users=True)
+        .filter(
+            Q(user__last_sign_in_at__lt=cutoff) | Q(user__last_sign_in_at__isnull=True, user__created_at__lt=cutoff)
+        )
+        .select_related("user", "sku")
+        .order_by("sku__display_name", "user__last_sign_in_at", "pk")
+    )
+
+
+@dataclass
+class CalendarEntry:
+    subscription: Subscription
+    renews_on: date
+    last_day_to_reduce: date
+    window_closes_on: date
+    auto_renew: bool
+    quantity: int
+    projected_cost: Decimal
+    currency: str
+    scheduled_change: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return "renewal" if self.auto_renew else "expiry"
+
+
+def renewal_calendar(organization, *, months: int = 12, now: datetime | None = None) -> list[CalendarEntry]:
+    """Every renewal in the next ``months``: the renewal day, the last day to reduce (schedule a change for the
+    next term), the day the new term's cancellation window closes, and the projected cost of the next term's
+    first billing period. Monthly terms renew every month and appear once per month. One query."""
+    now = now or timezone.now()
+    horizon = nce.add_months(now, months)
+    entries = []
+    subscriptions = (
+        Subscription.objects.for_org(organization)
+        .filter(status__in=LIVE_SUBSCRIPTION, commitment_end__isnull=False)
+        .order_by("commitment_end")
+    )
+    for sub in subscriptions:
+        end = sub.commitment_end
+        while end <= horizon:
+            if end >= now:
+                entries.append(_entry(sub, end))
+            if not sub.auto_renew or sub.term_duration not in nce.TERM_MONTHS:
+                break
+            end = nce.term_end(nce.renewal_date(end), sub.term_duration)
+    entries.sort(key=lambda e: (e.renews_on, str(e.subscription.pk)))
+    return entries
+
+
+def _entry(sub: Subscription, end: datetime) -> CalendarEntry:
+    renews = nce.renewal_date(end)
+    scheduled = sub.scheduled_next_term or None
+    quantity = int((scheduled or {}).get("quantity") or sub.quantity)
+    cost = (sub.unit_price * quantity).quantize(Decimal("0.01"))
+    notes = []
+    if not sub.auto_renew:
+        notes.append("Auto-renew is off: the licenses expire at the end of the term.")
+    if scheduled:
+        notes.append(f"Scheduled for the next term: {quantity} seat(s).")
+    return CalendarEntry(
+        subscription=sub, renews_on=renews.date(), last_day_to_reduce=end.date(),
+        window_closes_on=(nce.refund_window_end(renews) - timedelta(seconds=1)).date(), auto_renew=sub.auto_renew,
+        quantity=quantity, projected_cost=cost if sub.auto_renew else Decimal("0.00"), currency=sub.currency,
+        scheduled_change=scheduled, notes=notes,
+    )
+
+
+def calendar_months(entries: list[CalendarEntry], *, now: datetime | None = None, months: int = 12) -> list[dict]:
+    """The entries grouped by month, every month present (empty ones too), with the month's projected cost."""
+    now = now or timezone.now()
+    grouped = []
+    for offset in range(months + 1):
+        month = nce.add_months(now.replace(day=1), offset).date()
+        items = [e for e in entries if (e.renews_on.year, e.renews_on.month) == (month.year, month.month)]
+        totals: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for e in items:
+            totals[e.currency] += e.projected_cost
+        grouped.append({"month": month, "entries": items, "totals": dict(totals)})
+    return grouped
+
+
+def tenant_sku_by_graph_id(organization, sku_id) -> TenantSku | None:
+    try:
+        return TenantSku.objects.for_org(organization).filter(sku_id=uuid.UUID(str(sku_id))).first()
+    except ValueError:
+        return None
+
+
+def live_subscriptions_for_sku(organization, sku: TenantSku) -> list[Subscription]:
+    return _live_subscriptions_by_sku(organization).get(str(sku.sku_id).lower(), [])

@@ -1,0 +1,372 @@
+"""License assignment: seats reserved under a row lock, Graph calls through the outbox in $batch of 20.
+
+Seat safety: every path that takes a seat locks the SKU's ``TenantSku`` row
+(``select_for_update``, in primary-key order when there are several) and only then counts
+the assignments holding a seat. Concurrent requests therefore queue on the lock and each
+sees the others' committed reservations: more seats than purchased cannot be handed out.
+
+The Graph side is one outbox operation per batch of at most 20 assignments. Per-item results
+are kept in the operation's checkpoint, so a retry after throttling re-sends only the items
+that have not been answered yet: each user is changed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Q
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from licensing.microsoft import errors as ms
+from licensing.microsoft.resources import BatchItemResult
+from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, ProvisioningOperation, TenantSku
+from licensing.provisioning import operation_enqueue, register_operation
+from security.audit import Actor, audit_record
+
+from .directory import graph_for
+
+OPERATION_KIND = "license.apply_changes"
+GRAPH_BATCH_SIZE = 20
+State = LicenseAssignment.State
+
+
+class SeatsExhausted(Exception):
+    """Not enough free seats. Carries what is needed so the UI can offer to buy the difference."""
+
+    def __init__(self, *, sku: TenantSku, needed: int, available: int):
+        self.sku = sku
+        self.needed = needed
+        self.available = max(0, available)
+        self.short = max(0, needed - self.available)
+        super().__init__(
+            f"{sku.label}: {needed} seat(s) needed, {self.available} free. Buy {self.short} more seat(s) to continue."
+        )
+
+    def buy_url(self, organization) -> str:
+        return buy_more_url(organization)
+
+
+class AssignmentRefused(Exception):
+    def __init__(self, code: str, message: str, fix_hint: str = ""):
+        self.code = code
+        self.message = message
+        self.fix_hint = fix_hint
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    code: str
+    message: str
+    fix_hint: str
+
+
+# What a Graph refusal means for the customer, and what to do about it.
+FIXES: list[tuple[type[Exception], Explanation]] = [
+    (ms.UsageLocationMissing, Explanation(
+        "usage_location_missing", "The user has no usage location.",
+        "Set the user's usage location (country) in the Microsoft 365 admin center, sync the directory, "
+        "then assign again.")),
+    (ms.NotEnoughLicenses, Explanation(
+        "no_seats_in_tenant", "Microsoft reports no free seat for this license.",
+        "Buy more seats or unassign the license from someone who does not need it.")),
+    (ms.SkuNotInTenant, Explanation(
+        "sku_not_in_tenant", "This license is not active in the tenant.",
+        "Check that the subscription is active (not suspended or expired), then sync the directory.")),
+    (ms.NotFound, Explanation(
+        "user_not_found", "The user no longer exists in the tenant.",
+        "Sync the directory: the user was probably deleted in Microsoft 365.")),
+    (ms.Forbidden, Explanation(
+        "not_permitted", "The portal is not allowed to change licenses in this tenant.",
+        "Check the GDAP relationship holds the License Administrator role and app consent is granted.")),
+]
+
+
+def explain(error: Exception) -> Explanation:
+    for cls, explanation in FIXES:
+        if isinstance(error, cls):
+            return explanation
+    message = getattr(error, "message", "") or str(error)
+    return Explanation("rejected", f"Microsoft refused the change: {message}"[:500], "Correct the input and retry.")
+
+
+def buy_more_url(organization) -> str:
+    """L1's purchase page (catalog), where more seats are bought."""
+    try:
+        return reverse("licensing:catalog", kwargs={"org_slug": organization.slug})
+    except NoReverseMatch:
+        return ""
+
+
+# --- seat accounting ----------------------------------------------------------------------------
+
+
+def lock_seat_pools(organization, sku_ids: Iterable) -> dict:
+    """Lock the seat-pool rows, in primary-key order so two requests for the same SKUs cannot deadlock."""
+    pools = (
+        TenantSku.objects.for_org(organization)
+        .select_for_update()
+        .filter(pk__in=sorted({getattr(s, "pk", s) for s in sku_ids}, key=str))
+        .order_by("pk")
+    )
+    return {pool.pk: pool for pool in pools}
+
+
+def seats_in_use(organization, sku: TenantSku) -> int:
+    held = LicenseAssignment.objects.for_org(organization).filter(sku=sku, state__in=LicenseAssignment.SEAT_HOLDING)
+    return held.count()
+
+
+def seats_free(organization, sku: TenantSku) -> int:
+    return sku.purchased - seats_in_use(organization, sku)
+
+
+def validate_disabled_plans(sku: TenantSku, disabled_plans: Sequence[str]) -> list[str]:
+    known = {str(p.get("id")).lower() for p in sku.service_plans or []}
+    plans = sorted({str(p).lower() for p in disabled_plans or []})
+    unknown = [p for p in plans if p not in known]
+    if unknown:
+        raise ValidationError({"disabled_plans": f"Not service plans of {sku.label}: {', '.join(unknown)}."})
+    return plans
+
+
+def refuse_if_unassignable(user: DirectoryUser) -> None:
+    if user.removed_at is not None:
+        raise AssignmentRefused("user_removed", "The user was deleted in the tenant.", "Sync the directory.")
+    if not user.has_usage_location:
+        fix = FIXES[0][1]
+        raise AssignmentRefused(fix.code, fix.message, fix.fix_hint)
+
+
+# --- single assign / unassign -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def license_assign(
+    *, organization, user: DirectoryUser, sku: TenantSku, actor: Actor, disabled_plans: Sequence[str] = (),
+    requested_by=None,
+) -> LicenseAssignment:
+    """Reserve a seat and queue the Graph call. Idempotent: an existing assignment is returned (plans updated)."""
+    pool = lock_seat_pools(organization, [sku])[sku.pk]
+    plans = validate_disabled_plans(pool, disabled_plans)
+    refuse_if_unassignable(user)
+    assignment = (
+        LicenseAssignment.objects.for_org(organization).select_for_update().filter(user=user, sku=pool).first()
+    )
+    if assignment is not None and assignment.holds_seat:
+        if assignment.state == State.ASSIGNED and assignment.disabled_plans != plans:
+            assignment.disabled_plans = plans
+            _queue(organization, [assignment], State.PENDING, actor, requested_by)
+            audit_record(actor=actor, action="license.plans_changed", organization=organization, target=assignment,
+                         metadata={"sku": str(pool.sku_id)})
+        return assignment
+    free = seats_free(organization, pool)
+    if free < 1:
+        raise SeatsExhausted(sku=pool, needed=1, available=free)
+    assignment = assignment or LicenseAssignment(organization=organization, user=user, sku=pool)
+    assignment.disabled_plans = plans
+    assignment.source = LicenseAssignment.Source.PORTAL
+    assignment.bulk_job = None
+    _queue(organization, [assignment], State.PENDING, actor, requested_by)
+    audit_record(actor=actor, action="license.assign_requested", organization=organization, target=assignment,
+                 metadata={"sku": str(pool.sku_id)})
+    return assignment
+
+
+@transaction.atomic
+def license_unassign(
+    *, organization, assignment: LicenseAssignment, actor: Actor, requested_by=None
+) -> LicenseAssignment:
+    """Queue the removal. The seat stays held until Microsoft confirms, so it cannot be double-booked meanwhile."""
+    assignment = LicenseAssignment.objects.for_org(organization).select_for_update().get(pk=assignment.pk)
+    if assignment.state in (State.REMOVING, State.REMOVED, State.FAILED):
+        return assignment
+    if assignment.state == State.PENDING:
+        raise AssignmentRefused("in_progress", "The license is still being assigned.", "Wait a moment and retry.")
+    _queue(organization, [assignment], State.REMOVING, actor, requested_by)
+    audit_record(actor=actor, action="license.unassign_requested", organization=organization, target=assignment,
+                 metadata={"sku": str(assignment.sku.sku_id)})
+    return assignment
+
+
+def _queue(organization, assignments: list[LicenseAssignment], state: str, actor: Actor, requested_by=None,
+           bulk_job: BulkJob | None = None) -> list[ProvisioningOperation]:
+    """Move assignments to ``state`` and write one outbox operation per batch of 20, in the caller's transaction."""
+    operations = []
+    for start in range(0, len(assignments), GRAPH_BATCH_SIZE):
+        chunk = assignments[start:start + GRAPH_BATCH_SIZE]
+        for a in chunk:
+            a.state = state
+            a.error_code = a.error_message = a.fix_hint = ""
+            a.requested_by = requested_by or a.requested_by
+            if bulk_job is not None:
+                a.bulk_job = bulk_job
+        # The primary keys exist before the insert (UUIDs), so the operation can be written first
+        # and new rows inserted complete: bulk_update costs ~4 ms a row (a CASE per field and row).
+        operation = operation_enqueue(
+            organization=organization, kind=OPERATION_KIND, actor=actor,
+            payload={"assignment_ids": [str(a.pk) for a in chunk]}, target=bulk_job or chunk[0],
+        )
+        for a in chunk:
+            a.operation = operation
+        new_rows = [a for a in chunk if a._state.adding]
+        existing = [a for a in chunk if not a._state.adding]
+        if new_rows:
+            LicenseAssignment.objects.bulk_create(new_rows)
+        if existing:
+            LicenseAssignment.objects.bulk_update(
+                existing, ["state", "error_code", "error_message", "fix_hint", "requested_by", "bulk_job",
+                           "operation", "disabled_plans", "source", "updated_at"],
+            )
+        operations.append(operation)
+    return operations
+
+
+# --- the outbox handler ----------------------------------------------------------------------------------
+
+
+def _release_unfinished(operation: ProvisioningOperation) -> None:
+    """The operation failed for good: free the seats it was still holding and say why, per user."""
+    reason = operation.failure_reason or "Microsoft did not accept the change."
+    rows = LicenseAssignment.objects.for_org(operation.organization_id).filter(
+        operation=operation, state__in=[State.PENDING, State.REMOVING]
+    )
+    for assignment in rows:
+        done = (operation.checkpoint or {}).get("done", {}).get(str(assignment.pk))
+        if done is not None:
+            _apply_result(assignment, done)
+            continue
+        if assignment.state == State.PENDING:
+            assignment.state = State.FAILED
+        else:
+            assignment.state = State.ASSIGNED
+        assignment.error_code = (operation.last_error_code or "failed")[:64]
+        assignment.error_message = reason[:500]
+        assignment.fix_hint = "Try again later; if it keeps failing, contact support."
+        assignment.save()
+    _refresh_jobs_of(operation)
+
+
+@register_operation(OPERATION_KIND, on_failure=_release_unfinished, max_attempts=8)
+def license_changes_apply(operation: ProvisioningOperation) -> dict:
+    """Send this batch's assign/unassign calls in one Graph $batch and record each user's outcome."""
+    organization = operation.organization
+    ids = operation.payload.get("assignment_ids", [])
+    rows = list(
+        LicenseAssignment.objects.for_org(organization)
+        .select_for_update()
+        .select_related("user", "sku")
+        .filter(pk__in=ids, operation=operation, state__in=[State.PENDING, State.REMOVING])
+        .order_by("pk")
+    )
+    done: dict = dict((operation.checkpoint or {}).get("done", {}))
+    to_send = [a for a in rows if str(a.pk) not in done]
+    retry_error = None
+    if to_send:
+        requests = [_batch_request(a) for a in to_send]
+        results = graph_for(organization).batch(requests, request_id=str(operation.ms_request_id))
+        by_id = {str(r.key): r for r in results}
+        for assignment in to_send:
+            outcome = _outcome(assignment, by_id.get(str(assignment.pk)))
+            if outcome.get("retry"):
+                retry_error = outcome["error"]
+                continue
+            done[str(assignment.pk)] = outcome
+        operation.checkpoint = {**(operation.checkpoint or {}), "done": done}
+    if retry_error is not None:
+        # Answered items are in the checkpoint (saved by the executor with the attempt); only the rest is re-sent.
+        raise retry_error
+    summary = {"assigned": 0, "removed": 0, "failed": 0}
+    for assignment in rows:
+        outcome = done.get(str(assignment.pk))
+        if outcome is not None:
+            summary[_apply_result(assignment, outcome)] += 1
+    _refresh_jobs_of(operation)
+    return summary
+
+
+def _batch_request(assignment: LicenseAssignment) -> dict:
+    sku_id = str(assignment.sku.sku_id)
+    if assignment.state == State.PENDING:
+        body = {"addLicenses": [{"skuId": sku_id, "disabledPlans": list(assignment.disabled_plans)}],
+                "removeLicenses": []}
+    else:
+        body = {"addLicenses": [], "removeLicenses": [sku_id]}
+    return {
+        "id": str(assignment.pk), "method": "POST", "url": f"/users/{assignment.user.graph_id}/assignLicense",
+        "headers": {"Content-Type": "application/json"}, "body": body,
+    }
+
+
+def _outcome(assignment: LicenseAssignment, result: BatchItemResult | None) -> dict:
+    """Turn a $batch item into a stored outcome; {"retry": True, ...} when it should be sent again."""
+    if result is None:
+        return {"retry": True, "error": ms.TransientFailure("Graph did not answer this item of the batch.")}
+    if result.ok:
+        return {"ok": True}
+    error = result.error
+    if getattr(error, "retryable", False):
+        return {"retry": True, "error": error}
+    message = (getattr(error, "message", "") or str(error)).lower()
+    if assignment.state == State.REMOVING and (
+        isinstance(error, ms.NotFound) or "does not have a corresponding license" in message
+    ):
+        return {"ok": True}
+    explanation = explain(error)
+    return {"ok": False, "code": explanation.code, "message": explanation.message, "fix": explanation.fix_hint}
+
+
+def _apply_result(assignment: LicenseAssignment, outcome: dict) -> str:
+    now = timezone.now()
+    removing = assignment.state == State.REMOVING
+    if outcome.get("ok"):
+        assignment.state = State.REMOVED if removing else State.ASSIGNED
+        if removing:
+            assignment.removed_at = now
+        else:
+            assignment.assigned_at, assignment.removed_at = now, None
+        assignment.error_code = assignment.error_message = assignment.fix_hint = ""
+        result = "removed" if removing else "assigned"
+    else:
+        # A refused removal leaves the license where it was; a refused assignment frees the seat.
+        assignment.state = State.ASSIGNED if removing else State.FAILED
+        assignment.error_code = outcome.get("code", "")[:64]
+        assignment.error_message = outcome.get("message", "")[:500]
+        assignment.fix_hint = outcome.get("fix", "")[:300]
+        result = "failed"
+    assignment.save()
+    return result
+
+
+def _refresh_jobs_of(operation: ProvisioningOperation) -> None:
+    job_ids = set(
+        LicenseAssignment.objects.for_org(operation.organization_id)
+        .filter(operation=operation, bulk_job__isnull=False)
+        .values_list("bulk_job_id", flat=True)
+    )
+    for job in BulkJob.objects.for_org(operation.organization_id).filter(pk__in=job_ids):
+        bulk_job_refresh(job=job)
+
+
+def bulk_job_refresh(*, job: BulkJob) -> BulkJob:
+    """Counts from the assignments themselves (the truth), and the job's end once nothing is in flight."""
+    if job.status != BulkJob.Status.RUNNING:
+        return job
+    counts = LicenseAssignment.objects.for_org(job.organization_id).filter(bulk_job=job).aggregate(
+        in_flight=Count("pk", filter=Q(state__in=[State.PENDING, State.REMOVING])),
+        failed=Count("pk", filter=Q(state=State.FAILED) | Q(~Q(error_code=""), state=State.ASSIGNED)),
+        total=Count("pk"),
+    )
+    job.failed = counts["failed"]
+    job.succeeded = counts["total"] - counts["in_flight"] - counts["failed"]
+    fields = ["succeeded", "failed", "updated_at"]
+    if counts["in_flight"] == 0:
+        job.status = BulkJob.Status.COMPLETED_WITH_ERRORS if job.failed else BulkJob.Status.COMPLETED
+        job.finished_at = timezone.now()
+        fields += ["status", "finished_at"]
+    job.save(update_fields=fields)
+    return job

@@ -1,0 +1,170 @@
+"""Catalog sync from Partner Center, and the price a customer pays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from licensing.microsoft.client import default_client
+from licensing.models import Availability, Price, Product, Sku
+from security.audit import Actor, audit_record
+
+CENT = Decimal("0.01")
+
+# Title prefixes -> family shown in the catalog filter; first match wins.
+FAMILIES = (
+    ("Microsoft 365 Copilot", "Copilot"),
+    ("Microsoft 365", "Microsoft 365"),
+    ("Office 365", "Office 365"),
+    ("Exchange", "Exchange"),
+    ("Microsoft Teams", "Teams"),
+    ("Microsoft Entra", "Security and identity"),
+    ("Microsoft Intune", "Security and identity"),
+    ("Power BI", "Power Platform"),
+    ("Power ", "Power Platform"),
+    ("Visio", "Project and Visio"),
+    ("Project", "Project and Visio"),
+    ("Dynamics 365", "Dynamics 365"),
+    ("Azure", "Azure"),
+)
+
+
+def family_of(title: str) -> str:
+    return next((family for prefix, family in FAMILIES if title.startswith(prefix)), "Other")
+
+
+def default_margin() -> Decimal:
+    return Decimal(str(settings.LICENSING_DEFAULT_MARGIN_PERCENT))
+
+
+def customer_unit_price(*, organization, price: Price) -> Decimal | None:
+    """What the organisation pays per seat and billing period.
+
+    Billing's per-customer price lists will take precedence here; until then it is
+    Microsoft's list price plus the default margin.
+    """
+    if price.list_price is None:
+        return None
+    return (price.list_price * (Decimal(100) + default_margin()) / Decimal(100)).quantize(CENT, ROUND_HALF_UP)
+
+
+@dataclass
+class CatalogSyncResult:
+    products: int = 0
+    skus: int = 0
+    availabilities: int = 0
+    prices: int = 0
+    deactivated: int = 0
+
+
+def _price_index(rows) -> dict[tuple[str, str, str, str], Decimal]:
+    index = {}
+    for row in rows:
+        try:
+            amount = Decimal(row.get("UnitPrice") or "")
+        except InvalidOperation:
+            continue
+        key = (row.get("ProductId", ""), row.get("SkuId", ""), row.get("TermDuration", ""),
+               (row.get("BillingPlan") or "").lower())
+        index[key] = amount
+    return index
+
+
+def catalog_sync(*, country: str = "US") -> CatalogSyncResult:
+    """Mirror Partner Center's license catalog and price sheet. Idempotent; offers that disappear are deactivated."""
+    pc = default_client().partner_center
+    prices = _price_index(pc.iter_price_sheet(market=country))
+    result = CatalogSyncResult()
+    seen_products, seen_availabilities = set(), set()
+    now = timezone.now()
+    for remote_product in pc.list_products(country=country, target_view="OnlineServices"):
+        skus = pc.list_skus(product_id=remote_product.id, country=country)
+        with transaction.atomic():
+            product, _ = Product.objects.update_or_create(
+                product_id=remote_product.id,
+                defaults={
+                    "title": remote_product.title,
+                    "description": remote_product.raw.get("description", ""),
+                    "family": family_of(remote_product.title),
+                    "product_type": remote_product.product_type,
+                    "target_view": "OnlineServices",
+                    "publisher": remote_product.raw.get("publisherName", ""),
+                    "is_active": True,
+                    "synced_at": now,
+                },
+            )
+            seen_products.add(product.pk)
+            result.products += 1
+        for remote_sku in skus:
+            availabilities = pc.list_availabilities(product_id=remote_product.id, sku_id=remote_sku.id,
+                                                    country=country)
+            with transaction.atomic():
+                dynamic = remote_sku.raw.get("dynamicAttributes") or {}
+                sku, _ = Sku.objects.update_or_create(
+                    product=product, sku_id=remote_sku.id,
+                    defaults={
+                        "title": remote_sku.title,
+                        "description": remote_sku.raw.get("description", ""),
+                        "provisioning_id": remote_sku.provisioning_id,
+                        "minimum_quantity": remote_sku.minimum_quantity,
+                        "maximum_quantity": remote_sku.maximum_quantity or remote_sku.minimum_quantity,
+                        "is_trial": remote_sku.is_trial,
+                        "is_addon": bool(dynamic.get("isAddon", False)),
+                        "billing_cycles": remote_sku.raw.get("supportedBillingCycles") or [],
+                        "upgrade_targets": dynamic.get("upgradeTargetOffers") or [],
+                        "is_active": True,
+                    },
+                )
+                result.skus += 1
+                for remote in availabilities:
+                    availability, _ = Availability.objects.update_or_create(
+                        catalog_item_id=remote.catalog_item_id,
+                        defaults={
+                            "sku": sku, "availability_id": remote.id, "country": country,
+                            "segment": remote.raw.get("segment", "commercial"), "currency": remote.currency or "USD",
+                            "is_purchasable": remote.is_purchasable,
+                            "is_renewable": bool(remote.raw.get("isRenewable", True)), "is_active": True,
+                        },
+                    )
+                    seen_availabilities.add(availability.pk)
+                    result.availabilities += 1
+                    seen_terms = set()
+                    for raw_term in remote.raw.get("terms") or []:
+                        term, cycle = raw_term.get("duration", ""), (raw_term.get("billingCycle") or "").lower()
+                        if term not in Price.Term.values or cycle not in Price.BillingCycle.values:
+                            continue
+                        refund = _refund_option(raw_term)
+                        price, _ = Price.objects.update_or_create(
+                            availability=availability, term_duration=term, billing_cycle=cycle,
+                            defaults={
+                                "term_id": raw_term.get("id", ""),
+                                "list_price": prices.get((remote_product.id, remote_sku.id, term, cycle)),
+                                "currency": remote.currency or "USD",
+                                "cancellation_window": refund.get("expiresAfter", ""),
+                                "refund_type": refund.get("type", ""),
+                                "is_active": True,
+                            },
+                        )
+                        seen_terms.add(price.pk)
+                        result.prices += 1
+                    availability.prices.exclude(pk__in=seen_terms).update(is_active=False)
+    with transaction.atomic():
+        result.deactivated = Product.objects.filter(is_active=True).exclude(pk__in=seen_products).update(
+            is_active=False
+        )
+        Availability.objects.filter(is_active=True).exclude(pk__in=seen_availabilities).update(is_active=False)
+        audit_record(actor=Actor.system("catalog_sync"), action="catalog.synced",
+                     metadata={"products": result.products, "prices": result.prices,
+                               "deactivated": result.deactivated})
+    return result
+
+
+def _refund_option(raw_term: dict) -> dict:
+    for policy in raw_term.get("cancellationPolicies") or []:
+        for option in policy.get("refundOptions") or []:
+            return option
+    return {}

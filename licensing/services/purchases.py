@@ -1,0 +1,263 @@
+"""Buying: review, optional owner approval, and checkout through the outbox.
+
+The checkout operation creates a cart and checks it out with the operation's stable
+MS-RequestId, then follows the order until the subscription exists and its seats are
+visible in the customer's tenant. Its milestones drive the timeline on the order page:
+submitted -> accepted (Microsoft took the order) -> provisioned (subscription active)
+-> seats_visible (Graph shows the seats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import MicrosoftTenant
+from licensing import nce
+from licensing.microsoft.client import default_client
+from licensing.microsoft.errors import Conflict, MicrosoftError
+from licensing.microsoft.resources import CartLine
+from licensing.models import LicensingSettings, Order, Price, ProvisioningOperation, Subscription
+from licensing.provisioning import (
+    OperationInProgress,
+    OperationRefused,
+    operation_enqueue,
+    operation_milestone,
+    register_operation,
+)
+from portal.roles import Role
+from security.audit import Actor, audit_record
+
+from .catalog import customer_unit_price
+from .onboarding import require_ready_to_buy
+from .subscriptions import subscription_apply_remote
+
+POLL_SECONDS = 15
+
+
+class PurchaseError(nce.RuleViolation):
+    pass
+
+
+def licensing_settings(organization) -> LicensingSettings:
+    found = LicensingSettings.objects.for_org(organization).first()
+    return found or LicensingSettings(organization=organization)
+
+
+@transaction.atomic
+def licensing_settings_update(*, organization, actor: Actor, approval_threshold: Decimal | None) -> LicensingSettings:
+    current = LicensingSettings.objects.for_org(organization).select_for_update().first()
+    current = current or LicensingSettings(organization=organization)
+    before = str(current.approval_threshold)
+    current.approval_threshold = approval_threshold
+    current.full_clean()
+    current.save()
+    audit_record(actor=actor, action="licensing_settings.updated", organization=organization, target=current,
+                 metadata={"approval_threshold": {"from": before, "to": str(approval_threshold)}})
+    return current
+
+
+@dataclass(frozen=True)
+class Quote:
+    price: Price
+    quantity: int
+    auto_renew: bool
+    unit_price: Decimal
+    total: Decimal
+    currency: str
+    needs_approval: bool
+    explanation: str
+
+
+def order_quote(*, organization, price: Price, quantity: int, auto_renew: bool = True) -> Quote:
+    """Everything the review step shows; raises with a clear message when the choice is not buyable."""
+    sku = price.availability.sku
+    if not (price.is_active and price.availability.is_active and price.availability.is_purchasable):
+        raise PurchaseError("This offer is no longer sold.", code="offer_unavailable")
+    try:
+        nce.validate_term(price.term_duration, price.billing_cycle)
+    except nce.RuleViolation as exc:
+        raise PurchaseError(str(exc), code=exc.code) from None
+    if not sku.minimum_quantity <= quantity <= sku.maximum_quantity:
+        raise PurchaseError(f"Choose between {sku.minimum_quantity} and {sku.maximum_quantity} seats.",
+                            code="quantity_out_of_range")
+    unit = customer_unit_price(organization=organization, price=price)
+    if unit is None:
+        raise PurchaseError("This offer has no price yet; try again after the next catalog update.",
+                            code="no_price")
+    total = unit * quantity
+    threshold = licensing_settings(organization).approval_threshold
+    return Quote(
+        price=price, quantity=quantity, auto_renew=auto_renew, unit_price=unit, total=total,
+        currency=price.currency, needs_approval=threshold is not None and total > threshold,
+        explanation=nce.offer_in_words(term_duration=price.term_duration, billing_cycle=price.billing_cycle,
+                                       unit_price=unit, currency=price.currency,
+                                       cancellation_window=price.cancellation_window or "P7D"),
+    )
+
+
+@transaction.atomic
+def order_place(
+    *, organization, actor: Actor, user, role: str | None, price: Price, quantity: int, auto_renew: bool = True,
+    idempotency_key: str = "",
+) -> Order:
+    """Place an order. Above the organisation's threshold, a non-owner's order waits for an owner."""
+    require_ready_to_buy(organization)
+    quote = order_quote(organization=organization, price=price, quantity=quantity, auto_renew=auto_renew)
+    needs_approval = quote.needs_approval and role != Role.OWNER
+    order = Order(
+        organization=organization, price=price, sku=price.availability.sku,
+        catalog_item_id=price.availability.catalog_item_id, product_title=price.availability.sku.title,
+        quantity=quantity, term_duration=price.term_duration, billing_cycle=price.billing_cycle,
+        auto_renew=auto_renew, unit_price=quote.unit_price, total=quote.total, currency=quote.currency,
+        status=Order.Status.AWAITING_APPROVAL if needs_approval else Order.Status.SUBMITTED, requested_by=user,
+    )
+    if not needs_approval and user is not None and role == Role.OWNER and quote.needs_approval:
+        order.approved_by, order.decided_at = user, timezone.now()
+    order.full_clean()
+    order.save()
+    audit_record(actor=actor, action="order.placed", organization=organization, target=order,
+                 metadata={"catalog_item_id": order.catalog_item_id, "quantity": quantity,
+                           "total": str(order.total), "awaiting_approval": needs_approval})
+    if not needs_approval:
+        _submit(order, actor, idempotency_key)
+    return order
+
+
+def _submit(order: Order, actor: Actor, idempotency_key: str = "") -> None:
+    order.operation = operation_enqueue(
+        organization=order.organization, kind="order.checkout", actor=actor, target=order,
+        payload={"order_id": str(order.pk)}, idempotency_key=idempotency_key or f"order:{order.pk}",
+    )
+    order.status = Order.Status.SUBMITTED
+    order.save(update_fields=["operation", "status", "updated_at"])
+
+
+@transaction.atomic
+def order_approve(*, order: Order, actor: Actor, user) -> Order:
+    order = Order.objects.for_org(order.organization_id).select_for_update().get(pk=order.pk)
+    if order.status != Order.Status.AWAITING_APPROVAL:
+        raise PurchaseError("This order is not waiting for approval.", code="not_awaiting_approval")
+    require_ready_to_buy(order.organization)
+    order.approved_by, order.decided_at = user, timezone.now()
+    order.save(update_fields=["approved_by", "decided_at", "updated_at"])
+    audit_record(actor=actor, action="order.approved", organization=order.organization_id, target=order)
+    _submit(order, actor)
+    return order
+
+
+@transaction.atomic
+def order_reject(*, order: Order, actor: Actor, user, reason: str = "") -> Order:
+    order = Order.objects.for_org(order.organization_id).select_for_update().get(pk=order.pk)
+    if order.status != Order.Status.AWAITING_APPROVAL:
+        raise PurchaseError("This order is not waiting for approval.", code="not_awaiting_approval")
+    order.status = Order.Status.REJECTED
+    order.approved_by, order.decided_at = user, timezone.now()
+    order.failure_reason = (reason or "Rejected by an owner.")[:300]
+    order.save()
+    audit_record(actor=actor, action="order.rejected", organization=order.organization_id, target=order)
+    return order
+
+
+def _order_failed(operation: ProvisioningOperation) -> None:
+    order = Order.objects.filter(pk=operation.payload.get("order_id")).first()
+    if order is None:
+        return
+    order.status = Order.Status.FAILED
+    order.failure_reason = (operation.failure_reason or operation.last_error or "Provisioning failed.")[:300]
+    order.save(update_fields=["status", "failure_reason", "updated_at"])
+
+
+@register_operation("order.checkout", on_failure=_order_failed, max_attempts=6)
+def _run_checkout(operation: ProvisioningOperation) -> dict:
+    order = Order.objects.select_related("sku").get(pk=operation.payload["order_id"])
+    tenant = MicrosoftTenant.objects.get(organization_id=order.organization_id)
+    customer_id = tenant.partner_customer_id
+    pc = default_client().partner_center
+    checkpoint = operation.checkpoint
+    request_id = str(operation.ms_request_id)
+    if not checkpoint.get("order_id"):
+        if not checkpoint.get("cart_id"):
+            cart = pc.create_cart(customer_id=customer_id, request_id=request_id, lines=[CartLine(
+                catalog_item_id=order.catalog_item_id, quantity=order.quantity, term_duration=order.term_duration,
+                billing_cycle=order.billing_cycle, friendly_name=order.product_title[:100],
+            )])
+            if cart.line_errors:
+                error = cart.line_errors[0]
+                raise OperationRefused(error.get("errorDescription", "Microsoft refused the order line."),
+                                       code=str(error.get("errorCode", "cart_error")))
+            checkpoint["cart_id"] = cart.id
+        try:
+            result = pc.checkout_cart(customer_id=customer_id, cart_id=checkpoint["cart_id"], request_id=request_id)
+        except Conflict as exc:
+            if exc.code != "800065":
+                raise
+            # Already checked out by an earlier run whose answer we lost: find the order it made.
+            result = None
+        if result is not None:
+            if result.order_errors and not result.orders:
+                error = result.order_errors[0]
+                raise OperationRefused(error.get("description", "Microsoft refused the order."),
+                                       code=str(error.get("code", "order_error")))
+            checkpoint["order_id"] = result.orders[0].id
+        else:
+            checkpoint["order_id"] = _find_order(pc, customer_id, order)
+        operation_milestone(operation, "accepted")
+    ms_order = pc.get_order(customer_id=customer_id, order_id=checkpoint["order_id"])
+    remotes = list(pc.iter_subscriptions(customer_id=customer_id, order_id=ms_order.id))
+    if ms_order.status.lower() != "completed" or not remotes or any(r.status == "pending" for r in remotes):
+        raise OperationInProgress("Microsoft is provisioning the order.", retry_in=POLL_SECONDS)
+    operation_milestone(operation, "provisioned")
+    if order.sku.provisioning_id and "seats_visible" not in operation.milestones:
+        visible = _seats_visible(tenant, order)
+        if visible is False:
+            raise OperationInProgress("Waiting for the seats to appear in the tenant.", retry_in=POLL_SECONDS)
+        if visible:
+            operation_milestone(operation, "seats_visible")
+    for remote in remotes:
+        subscription = Subscription.objects.filter(ms_subscription_id=remote.id).first() or Subscription(
+            organization_id=order.organization_id, order=order, sku=order.sku, catalog_item_id=order.catalog_item_id,
+            product_title=order.product_title, term_duration=order.term_duration, billing_cycle=order.billing_cycle,
+            unit_price=order.unit_price, currency=order.currency,
+        )
+        subscription_apply_remote(subscription=subscription, remote=remote, action="purchased",
+                                  actor_label=operation.actor_label, actor_user=operation.requested_by,
+                                  operation=operation)
+        if remote.auto_renew_enabled != order.auto_renew:
+            checkpoint.setdefault("auto_renew_fix", []).append(remote.id)
+    order.status = Order.Status.COMPLETED
+    order.ms_order_id = ms_order.id
+    order.save(update_fields=["status", "ms_order_id", "updated_at"])
+    audit_record(actor=Actor.system("provisioning"), action="order.completed", organization=order.organization_id,
+                 target=order, metadata={"ms_order_id": ms_order.id})
+    for subscription in Subscription.objects.filter(order=order, ms_subscription_id__in=checkpoint.get(
+            "auto_renew_fix", [])):
+        # Checkout cannot carry auto-renew: set it afterwards, through its own operation.
+        operation_enqueue(organization=order.organization, kind="subscription.set_auto_renew",
+                          actor=Actor.system("checkout"), target=subscription,
+                          payload={"subscription_id": str(subscription.pk), "enabled": order.auto_renew})
+    return {"ms_order_id": ms_order.id, "subscriptions": [r.id for r in remotes]}
+
+
+def _find_order(pc, customer_id: str, order: Order) -> str:
+    candidates = [
+        o for o in pc.list_orders(customer_id=customer_id)
+        if any(line.offer_id == order.catalog_item_id and line.quantity == order.quantity for line in o.lines)
+    ]
+    if not candidates:
+        raise OperationRefused("The cart was submitted but Microsoft shows no matching order.", code="order_missing")
+    return max(candidates, key=lambda o: o.created_at or timezone.now()).id
+
+
+def _seats_visible(tenant: MicrosoftTenant, order: Order) -> bool | None:
+    """True or False from Graph; None when Graph cannot tell us (no application consent yet)."""
+    try:
+        skus = default_client().graph.subscribed_skus(tenant_id=str(tenant.tenant_id))
+    except MicrosoftError as exc:
+        if exc.retryable:
+            raise
+        return None
+    return any(s.sku_id == order.sku.provisioning_id and s.enabled >= order.quantity for s in skus)

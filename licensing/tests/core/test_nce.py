@@ -1,0 +1,114 @@
+"""New Commerce rules as pure functions, with time frozen at the edges of each window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from licensing import nce
+
+T0 = datetime(2025, 1, 10, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Batch:
+    quantity: int
+    added_at: datetime
+    refunded: int = 0
+
+    @property
+    def refundable_until(self):
+        return nce.refund_window_end(self.added_at)
+
+
+def test_term_end_and_renewal_follow_partner_center_dates():
+    assert nce.term_end(T0, "P1Y") == datetime(2026, 1, 9, 23, 59, 59, tzinfo=UTC)
+    assert nce.term_end(datetime(2025, 1, 31, tzinfo=UTC), "P1M") == datetime(2025, 2, 27, 23, 59, 59, tzinfo=UTC)
+    assert nce.renewal_date(nce.term_end(T0, "P1Y")) == datetime(2026, 1, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("term", "cycle", "ok"), [
+    ("P1M", "monthly", True), ("P1M", "annual", False), ("P1Y", "annual", True),
+    ("P1Y", "triennial", False), ("P3Y", "triennial", True), ("P2Y", "monthly", False),
+])
+def test_billing_frequency_must_fit_the_term(term, cycle, ok):
+    if ok:
+        nce.validate_term(term, cycle)
+    else:
+        with pytest.raises(nce.RuleViolation):
+            nce.validate_term(term, cycle)
+
+
+def test_cancellation_window_is_168_hours_to_the_second():
+    until = nce.refund_window_end(T0)
+    with time_machine.travel(until - timedelta(seconds=1), tick=False):
+        nce.check_cancellation(cancellation_allowed_until=until, now=datetime.now(UTC))
+        assert nce.countdown_words(nce.time_left(until, datetime.now(UTC))) == "1 minute left"
+    with time_machine.travel(until, tick=False), pytest.raises(nce.RuleViolation) as closed:
+        nce.check_cancellation(cancellation_allowed_until=until, now=datetime.now(UTC))
+    assert closed.value.code == "cancellation_window_closed"
+    assert "auto-renew" in str(closed.value)
+
+
+def test_countdown_words():
+    assert nce.countdown_words(timedelta(days=6, hours=23, minutes=59)) == "6 days 23 hours left"
+    assert nce.countdown_words(timedelta(days=1)) == "1 day 0 hours left"
+    assert nce.countdown_words(timedelta(hours=5, minutes=10)) == "5 hours left"
+    assert nce.countdown_words(None) == "closed"
+
+
+def test_each_batch_has_its_own_window_and_newest_seats_go_first():
+    batches = [Batch(10, T0), Batch(3, T0 + timedelta(days=5))]
+    with time_machine.travel(T0 + timedelta(days=6), tick=False):
+        now = datetime.now(UTC)
+        assert nce.refundable_quantity(batches, now) == 13
+        plan = nce.plan_reduction(batches=batches, current_quantity=13, new_quantity=9, unit_price=Decimal("30"),
+                                  billing_cycle="monthly", commitment_end=None, now=now)
+        assert plan.allowed and plan.seats_refunded == 4
+        assert [(line.seats, line.added_at) for line in plan.batches] == [(3, batches[1].added_at), (1, T0)]
+    with time_machine.travel(T0 + timedelta(days=8), tick=False):
+        now = datetime.now(UTC)
+        assert nce.refundable_quantity(batches, now) == 3
+        refused = nce.plan_reduction(batches=batches, current_quantity=13, new_quantity=9, unit_price=Decimal("30"),
+                                     billing_cycle="monthly", commitment_end=None, now=now)
+        assert not refused.allowed and "Only 3 seats" in refused.reason
+        assert nce.take_from_batches(batches, 3, now) == {1: 3}
+    with time_machine.travel(T0 + timedelta(days=13), tick=False):
+        refused = nce.plan_reduction(batches=batches, current_quantity=13, new_quantity=12, unit_price=Decimal("30"),
+                                     billing_cycle="monthly", commitment_end=None, now=datetime.now(UTC))
+        assert not refused.allowed and "next term" in refused.reason
+
+
+def test_refund_is_prorated_daily_and_rounded_down():
+    # January has 31 days; two started days used: 29/31 of 30.00 = 28.0645... -> 28.06
+    refund = nce.prorated_refund(unit_price=Decimal("30.00"), billing_cycle="monthly", added_at=T0,
+                                 now=T0 + timedelta(days=1, hours=1))
+    assert refund == Decimal("28.06")
+    same_day = nce.prorated_refund(unit_price=Decimal("30.00"), billing_cycle="monthly", added_at=T0,
+                                   now=T0 + timedelta(minutes=5))
+    assert same_day == Decimal("29.03")
+
+
+def test_cancellation_plan_refunds_everything_and_commits_nothing():
+    batches = [Batch(5, T0)]
+    plan = nce.plan_reduction(batches=batches, current_quantity=5, new_quantity=0, unit_price=Decimal("12.00"),
+                              billing_cycle="monthly", commitment_end=None, now=T0 + timedelta(days=2))
+    assert plan.allowed and plan.seats_refunded == 5 and plan.seats_committed == 0
+    assert plan.refund_total == 5 * nce.prorated_refund(unit_price=Decimal("12.00"), billing_cycle="monthly",
+                                                        added_at=T0, now=T0 + timedelta(days=2))
+
+
+def test_minimum_quantity_is_enforced():
+    plan = nce.plan_reduction(batches=[Batch(10, T0)], current_quantity=10, new_quantity=2, unit_price=Decimal(1),
+                              billing_cycle="monthly", commitment_end=None, now=T0, minimum_quantity=5)
+    assert not plan.allowed and "at least 5" in plan.reason
+
+
+def test_offer_in_words_names_term_billing_window_and_price():
+    words = nce.offer_in_words(term_duration="P1Y", billing_cycle="monthly", unit_price=Decimal("25.30"),
+                               currency="USD", cancellation_window="P7D")
+    assert "one year" in words and "every month" in words and "7 days" in words and "USD 25.30" in words

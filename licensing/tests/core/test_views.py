@@ -1,0 +1,110 @@
+"""Dashboard pages through the test client: onboarding, catalog, purchase with review, subscriptions."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from accounts.tests.factories import MembershipFactory
+from accounts.tests.helpers import verified_client
+from licensing.demo import DEMO_TENANT_ID, run_pending_operations
+from licensing.models import GdapRelationship, Order, Subscription
+from portal.roles import Role
+from portal.tenancy import tenant_context
+
+from .conftest import offer
+from .factories import PriceFactory, SeatBatchFactory, SubscriptionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def url(name, org, *args):
+    return reverse(f"licensing:{name}", args=[org.slug, *args])
+
+
+def test_tenant_page_offers_create_or_link(client):
+    member = MembershipFactory(role=Role.OWNER)
+    page = verified_client(client, member.user).get(url("tenant", member.organization))
+    assert page.status_code == 200
+    assert url("tenant_create", member.organization) in page.content.decode()
+    assert url("tenant_link", member.organization) in page.content.decode()
+
+
+def test_viewer_cannot_open_the_catalog_and_strangers_get_404(client):
+    viewer = MembershipFactory(role=Role.VIEWER)
+    verified_client(client, viewer.user)
+    assert client.get(url("catalog", viewer.organization)).status_code == 403
+    other = SubscriptionFactory()
+    assert client.get(url("subscription", viewer.organization, other.pk)).status_code == 404
+
+
+def test_catalog_filters_and_product_review(client):
+    member = MembershipFactory(role=Role.LICENSE_ADMIN)
+    price = PriceFactory(availability__sku__product__title="Power BI Pro",
+                         availability__sku__product__family="Power Platform")
+    PriceFactory(availability__sku__product__title="Exchange Online (Plan 1)",
+                 availability__sku__product__family="Exchange")
+    verified_client(client, member.user)
+    page = client.get(url("catalog", member.organization), {"family": "Power Platform"}).content.decode()
+    assert "Power BI Pro" in page and "Exchange Online" not in page
+    product = price.availability.sku.product
+    review = client.post(url("product", member.organization, product.pk),
+                         {"offer": price.pk, "quantity": 3, "auto_renew": "on", "step": "review"})
+    assert review.status_code == 200
+    body = review.content.decode()
+    assert 'id="order-review"' in body and "confirm-order" in body
+    # Not linked yet: confirming says what to do instead of failing.
+    refused = client.post(url("product", member.organization, product.pk),
+                          {"offer": price.pk, "quantity": 3, "auto_renew": "on", "step": "confirm"})
+    assert refused.status_code == 400 and "Link or create your Microsoft tenant" in refused.content.decode()
+
+
+def test_subscription_page_shows_windows_and_simulator(client):
+    subscription = SubscriptionFactory()
+    member = MembershipFactory(organization=subscription.organization, role=Role.LICENSE_ADMIN)
+    with tenant_context(subscription.organization):
+        SeatBatchFactory(subscription=subscription, quantity=10)
+    verified_client(client, member.user)
+    page = client.get(url("subscription", member.organization, subscription.pk)).content.decode()
+    assert 'id="cancel-window"' in page and "left" in page and 'id="refundable-seats">10' in page
+    simulated = client.get(url("subscription_simulate", member.organization, subscription.pk), {"quantity": 7})
+    assert "3</strong> seats refunded" in simulated.content.decode()
+
+
+@pytest.mark.emulator
+def test_link_request_shows_the_approval_link(client, control):
+    member = MembershipFactory(role=Role.OWNER)
+    verified_client(client, member.user)
+    response = client.post(url("tenant_link", member.organization),
+                           {"tenant_id": DEMO_TENANT_ID, "company_name": "Fabrikam"})
+    assert response.status_code == 302
+    run_pending_operations(member.organization)
+    page = client.get(url("tenant", member.organization)).content.decode()
+    with tenant_context(member.organization):
+        relationship = GdapRelationship.objects.get()
+    assert relationship.status == GdapRelationship.Status.APPROVAL_PENDING
+    assert 'id="gdap-approval-link"' in page and relationship.ms_relationship_id in page
+    check = client.get(url("tenant_domain_check", member.organization), {"domain_prefix": "fabrikamdemo"})
+    assert "already taken" in check.content.decode()
+
+
+@pytest.mark.emulator
+def test_buy_through_the_pages_and_watch_the_timeline(client, ready, django_capture_on_commit_callbacks):
+    verified_client(client, ready.user)
+    org = ready.organization
+    price = offer()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url("product", org, price.availability.sku.product.pk),
+                               {"offer": price.pk, "quantity": 10, "auto_renew": "on", "step": "confirm"})
+    assert response.status_code == 302
+    with tenant_context(org):
+        order = Order.objects.get()
+    page = client.get(url("order", org, order.pk)).content.decode()
+    assert order.status == Order.Status.COMPLETED
+    assert 'data-step="seats_visible"' in page and "is-done" in page
+    with tenant_context(org):
+        subscription = Subscription.objects.get(order=order)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("subscription_cancel", org, subscription.pk))
+    with tenant_context(org):
+        assert Subscription.objects.get(pk=subscription.pk).status == Subscription.Status.DELETED

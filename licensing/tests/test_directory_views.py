@@ -1,0 +1,161 @@
+"""Dashboard pages and API for directory, assignments, bulk, usage, renewals and notifications."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from accounts.tests.helpers import verified_client
+from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, Notification, TenantSku
+from portal.roles import Role
+from portal.tenancy import tenant_context
+
+from . import directory_helpers
+from .directory_helpers import csv_upload, premium, run_sync
+from .test_assignments import unlicensed_users
+
+pytestmark = [pytest.mark.emulator, pytest.mark.django_db(transaction=True)]
+
+# Fixtures shared by the directory tests (bound here so pytest finds them).
+graph = directory_helpers.graph
+linked_org = directory_helpers.linked_org
+owner = directory_helpers.owner
+
+
+def url(name, org, **kwargs):
+    return reverse(f"licensing:{name}", kwargs={"org_slug": org.slug, **kwargs})
+
+
+@pytest.fixture
+def synced(linked_org):
+    run_sync(linked_org)
+    return linked_org
+
+
+def test_pages_render_for_a_member(client, synced, owner):
+    verified_client(client, owner)
+    for name in ("licenses", "directory_users", "usage", "inactive", "renewals", "notifications", "bulk_new",
+                 "reporting_preferences", "notifications_bell", "directory_sync_status"):
+        response = client.get(url(name, synced))
+        assert response.status_code == 200, name
+    with tenant_context(synced):
+        user = DirectoryUser.objects.for_org(synced).first()
+    assert client.get(url("directory_user", synced, pk=user.pk)).status_code == 200
+    response = client.get(url("report_export", synced, report="usage"))
+    assert response.status_code == 200
+    assert b"Purchased" in b"".join(response.streaming_content)
+
+
+def test_licenses_page_query_count_does_not_grow(client, synced, owner):
+    verified_client(client, owner)
+    client.get(url("licenses", synced))
+    with CaptureQueriesContext(connection) as first:
+        client.get(url("licenses", synced))
+    with tenant_context(synced):
+        for n in range(5):
+            TenantSku.objects.create(organization=synced, sku_id=uuid.uuid4(), sku_part_number=f"EXTRA{n}",
+                                     purchased=3)
+    with CaptureQueriesContext(connection) as second:
+        client.get(url("licenses", synced))
+    assert len(second) == len(first)
+
+
+def test_another_organisations_user_is_a_404(client, synced, owner):
+    other = OrganizationFactory()
+    stranger = MembershipFactory(organization=other, role=Role.OWNER).user
+    verified_client(client, stranger)
+    with tenant_context(synced):
+        user = DirectoryUser.objects.for_org(synced).first()
+    assert client.get(url("directory_user", synced, pk=user.pk)).status_code == 404
+    assert client.get(url("directory_user", other, pk=user.pk)).status_code == 404
+
+
+def test_viewer_cannot_assign(client, synced):
+    viewer = MembershipFactory(organization=synced, role=Role.VIEWER).user
+    verified_client(client, viewer)
+    with tenant_context(synced):
+        user = DirectoryUser.objects.for_org(synced).first()
+    response = client.post(url("directory_user", synced, pk=user.pk), {"sku": str(premium(synced).pk)})
+    assert response.status_code == 403
+
+
+def test_assign_and_bulk_through_the_pages(client, synced, owner):
+    verified_client(client, owner)
+    pool = premium(synced)
+    users = unlicensed_users(synced, pool, count=4)
+    response = client.post(url("directory_user", synced, pk=users[0].pk), {"sku": str(pool.pk)})
+    assert response.status_code == 302
+    lines = ["upn"] + [u.user_principal_name for u in users[1:]] + ["ghost@nowhere.example"]
+    response = client.post(url("bulk_new", synced), {"sku": str(pool.pk), "action": "assign",
+                                                     "file": _named(csv_upload(lines))})
+    assert response.status_code == 302
+    job_url = response["Location"]
+    page = client.get(job_url)
+    assert b"No such user" in page.content
+    assert client.post(job_url).status_code == 302
+    with tenant_context(synced):
+        job = BulkJob.objects.for_org(synced).get()
+        assert job.status == BulkJob.Status.COMPLETED
+        assert LicenseAssignment.objects.for_org(synced).filter(sku=pool, state="assigned").count() == 24
+
+
+def _named(buffer):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("users.csv", buffer.getvalue(), content_type="text/csv")
+
+
+def test_notifications_mark_read(client, synced, owner):
+    verified_client(client, owner)
+    with tenant_context(synced):
+        Notification.objects.create(organization=synced, recipient=owner, kind="assignment", title="Hello",
+                                    dedupe_key="k1")
+    assert b"Hello" in client.get(url("notifications_bell", synced)).content
+    client.post(url("notifications_read", synced))
+    with tenant_context(synced):
+        assert Notification.objects.for_org(synced).get().read_at is not None
+
+
+@pytest.fixture
+def api(client, synced):
+    from accounts.api_keys import api_key_create
+
+    membership_user = MembershipFactory(organization=synced, role=Role.LICENSE_ADMIN).user
+    with tenant_context(synced):
+        _, secret = api_key_create(organization=synced, name="ci", role=Role.LICENSE_ADMIN, expires_at=None,
+                                   actor=membership_user)
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client
+
+
+def test_api_directory_search_assign_and_bulk_dry_run(api, synced):
+    pool = premium(synced)
+    user = unlicensed_users(synced, pool, count=1)[0]
+    listed = api.get("/api/v1/directory-users/", {"upn": user.user_principal_name.upper()})
+    assert listed.status_code == 200, listed.content
+    assert [u["id"] for u in listed.json()["results"]] == [str(user.pk)]
+    created = api.post("/api/v1/license-assignments/", {"user": str(user.pk), "sku": str(pool.pk)},
+                       content_type="application/json", HTTP_IDEMPOTENCY_KEY="assign-1")
+    assert created.status_code == 202, created.content
+    again = api.post("/api/v1/license-assignments/", {"user": str(user.pk), "sku": str(pool.pk)},
+                     content_type="application/json", HTTP_IDEMPOTENCY_KEY="assign-1")
+    assert again.json()["id"] == created.json()["id"]
+    others = unlicensed_users(synced, pool, count=6)
+    dry = api.post("/api/v1/license-bulk-jobs/", {"sku": str(pool.pk), "users": [u.user_principal_name for u in
+                                                                                 others] + ["bad"]},
+                   content_type="application/json")
+    assert dry.status_code == 200, dry.content
+    body = dry.json()
+    assert (body["change_rows"], body["invalid_rows"], body["seats_needed"], body["seats_short"]) == (6, 1, 6, 2)
+    assert body["rows"][-1]["error_code"] == "bad_format"
+    refused = api.post(f"/api/v1/license-bulk-jobs/{body['id']}/confirm/")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "seats_exhausted"
+    assert api.get("/api/v1/usage/").status_code == 200
+    assert api.get("/api/v1/usage/history/").status_code == 200
+    assert api.get("/api/v1/renewals/").status_code == 200

@@ -1,0 +1,181 @@
+"""Subscriptions: list, detail with windows and the reduction simulator, and every lifecycle change."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views import View
+from django.views.generic import TemplateView
+
+from licensing import nce, selectors
+from licensing.forms import QuantityForm, ScheduleForm
+from licensing.models import ProvisioningOperation, Subscription
+from licensing.services import subscriptions as subscription_services
+from portal.roles import Perm
+from portal.views import OrganizationMixin
+
+from . import actor_of, error_text
+
+
+def _windows(subscription: Subscription, now) -> dict:
+    batches = list(subscription.seat_batches.all())
+    cancel_left = nce.time_left(subscription.cancellation_allowed_until, now)
+    return {
+        "cancel_open": cancel_left is not None,
+        "cancel_countdown": nce.countdown_words(cancel_left),
+        "refundable": nce.refundable_quantity(batches, now),
+        "batches": [{"batch": b, "open": nce.is_open(b.refundable_until, now),
+                     "countdown": nce.countdown_words(nce.time_left(b.refundable_until, now))} for b in batches],
+    }
+
+
+class SubscriptionsPage(OrganizationMixin, TemplateView):
+    template_name = "licensing/subscriptions.html"
+
+    def get_context_data(self, **kwargs):
+        status = self.request.GET.get("status", "")
+        status = status if status in Subscription.Status.values else ""
+        page = Paginator(selectors.subscriptions_for(self.organization, status=status), 50).get_page(
+            self.request.GET.get("page")
+        )
+        assigned = selectors.assigned_by_subscription(self.organization)
+        now = timezone.now()
+        rows = [{"subscription": s, "assigned": assigned.get(s.pk, 0), **_windows(s, now)} for s in page]
+        return super().get_context_data(page_obj=page, rows=rows, status=status,
+                                        statuses=Subscription.Status.choices, **kwargs)
+
+
+class SubscriptionMixin(OrganizationMixin):
+    def get_subscription(self) -> Subscription:
+        return get_object_or_404(selectors.subscriptions_for(self.organization), pk=self.kwargs["pk"])
+
+    def back(self):
+        return redirect("licensing:subscription", org_slug=self.organization.slug, pk=self.kwargs["pk"])
+
+
+class SubscriptionPage(SubscriptionMixin, TemplateView):
+    template_name = "licensing/subscription.html"
+
+    def get_context_data(self, **kwargs):
+        subscription = self.get_subscription()
+        now = timezone.now()
+        pending = selectors.pending_operation_for(subscription)
+        return super().get_context_data(
+            subscription=subscription, **_windows(subscription, now),
+            assigned=selectors.assigned_by_subscription(self.organization).get(subscription.pk, 0),
+            events=selectors.subscription_events(subscription)[:50],
+            operations=selectors.operations_for(self.organization, target=subscription)[:10],
+            pending=pending, can_manage=self.can(Perm.LICENSES_MANAGE),
+            quantity_form=QuantityForm(initial={"quantity": subscription.quantity}),
+            schedule_form=ScheduleForm(initial={
+                "quantity": (subscription.scheduled_next_term or {}).get("quantity", subscription.quantity),
+                "term_duration": subscription.term_duration, "billing_cycle": subscription.billing_cycle,
+            }),
+            **kwargs,
+        )
+
+
+class ReductionSimulator(SubscriptionMixin, View):
+    """htmx: what a new quantity (or cancellation, quantity 0) would refund and keep committed."""
+
+    def get(self, request, *args, **kwargs):
+        subscription = self.get_subscription()
+        try:
+            quantity = int(request.GET.get("quantity", subscription.quantity))
+        except ValueError:
+            quantity = subscription.quantity
+        context = {"subscription": subscription, "quantity": quantity}
+        if 0 <= quantity < subscription.quantity:
+            context["plan"] = subscription_services.subscription_reduction_plan(subscription=subscription,
+                                                                                new_quantity=quantity)
+        return render(request, "licensing/_simulator.html", context)
+
+
+class _SubscriptionAction(SubscriptionMixin, View):
+    permission = Perm.LICENSES_MANAGE
+    success_message = ""
+
+    def post(self, request, *args, **kwargs):
+        subscription = self.get_subscription()
+        try:
+            operation = self.act(request, subscription)
+        except (nce.RuleViolation, ValidationError) as exc:
+            messages.error(request, error_text(exc))
+        else:
+            if operation is not None:
+                messages.success(request, self.success_message)
+        return self.back()
+
+
+class ChangeQuantity(_SubscriptionAction):
+    success_message = "Change sent to Microsoft. The page updates when it is done."
+
+    def act(self, request, subscription):
+        form = QuantityForm(request.POST)
+        if not form.is_valid():
+            raise ValidationError("Enter a whole number of seats.")
+        return subscription_services.subscription_change_quantity(
+            subscription=subscription, actor=actor_of(request), quantity=form.cleaned_data["quantity"],
+            confirm_wipe_scheduled=form.cleaned_data["confirm_wipe_scheduled"],
+        )
+
+
+class CancelSubscription(_SubscriptionAction):
+    success_message = "Cancellation sent to Microsoft."
+
+    def act(self, request, subscription):
+        return subscription_services.subscription_cancel(subscription=subscription, actor=actor_of(request))
+
+
+class ToggleAutoRenew(_SubscriptionAction):
+    success_message = "Auto-renew change sent to Microsoft."
+
+    def act(self, request, subscription):
+        return subscription_services.subscription_set_auto_renew(
+            subscription=subscription, actor=actor_of(request), enabled=request.POST.get("enabled") == "1"
+        )
+
+
+class ScheduleChange(_SubscriptionAction):
+    success_message = "Next-term changes sent to Microsoft."
+
+    def act(self, request, subscription):
+        if request.POST.get("clear") == "1":
+            return subscription_services.subscription_clear_schedule(subscription=subscription,
+                                                                     actor=actor_of(request))
+        form = ScheduleForm(request.POST)
+        if not form.is_valid():
+            raise ValidationError("Check the quantity, term and billing frequency.")
+        data = form.cleaned_data
+        return subscription_services.subscription_schedule_change(
+            subscription=subscription, actor=actor_of(request), quantity=data["quantity"],
+            term_duration=data["term_duration"], billing_cycle=data["billing_cycle"],
+        )
+
+
+class OperationsPage(OrganizationMixin, TemplateView):
+    template_name = "licensing/operations.html"
+
+    def get_context_data(self, **kwargs):
+        status = self.request.GET.get("status", "")
+        status = status if status in ProvisioningOperation.Status.values else ""
+        page = Paginator(selectors.operations_for(self.organization, status=status), 50).get_page(
+            self.request.GET.get("page")
+        )
+        return super().get_context_data(page_obj=page, status=status,
+                                        statuses=ProvisioningOperation.Status.choices, **kwargs)
+
+
+class OperationPage(OrganizationMixin, TemplateView):
+    template_name = "licensing/operation.html"
+
+    def get_context_data(self, **kwargs):
+        operation = get_object_or_404(selectors.operations_for(self.organization), pk=self.kwargs["pk"])
+        timeline = selectors.operation_timeline(operation) if operation.kind == "order.checkout" else []
+        return super().get_context_data(
+            operation=operation, timeline=timeline, attempts=operation.attempt_set.all(),
+            done_steps=sum(1 for s in timeline if s["done"]), total_steps=len(timeline), **kwargs,
+        )
