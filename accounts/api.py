@@ -23,6 +23,7 @@ from .api_keys import api_key_revoke
 from .invitations import invitation_create, invitation_resend, invitation_revoke
 from .models import ApiKey, Invitation, Membership, Organization
 from .reauth import has_recent_mfa
+from .selectors import members_of_organization
 from .team import TeamError, membership_change_role, membership_remove
 
 _TEAM_ERROR_STATUS = {"last_owner": 409, "role_exceeds_own": 403}
@@ -148,7 +149,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizati
     http_method_names = ["get", "patch", "delete", "head", "options"]
 
     def scoped_queryset(self):
-        return Membership.objects.filter(organization=self.organization).select_related("user").order_by("created_at")
+        return members_of_organization(self.organization)
 
     @extend_schema(
         summary="Change a member's role",

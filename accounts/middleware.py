@@ -7,7 +7,7 @@ from django.utils.http import urlencode
 
 from portal.api.errors import error_response
 
-from .models import Membership
+from .selectors import membership_for_slug
 from .signin import user_session_touch
 
 # Reachable before the second factor is verified.
@@ -129,9 +129,7 @@ class OrganizationMiddleware:
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None  # the view's login check redirects
-        membership = (
-            Membership.objects.for_user(user).select_related("organization").filter(organization__slug=slug).first()
-        )
+        membership = membership_for_slug(user, slug)
         if membership is None:
             raise Http404("No such organisation.")
         request.organization = membership.organization

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from security.models import SignInEvent
 
-from .models import Membership, RecoveryCodeDevice, TOTPDevice, User, UserSession
+from .models import Membership, Organization, RecoveryCodeDevice, TOTPDevice, User, UserSession
 
 
 def sign_in_events_for_user(user: User) -> QuerySet[SignInEvent]:
@@ -28,4 +28,14 @@ def recovery_codes_remaining(user: User) -> int | None:
 
 
 def memberships_for_user(user: User) -> QuerySet[Membership]:
+    """The user's memberships in active organisations, with the organisation loaded."""
     return Membership.objects.for_user(user).select_related("organization").order_by("organization__legal_name")
+
+
+def membership_for_slug(user: User, slug: str) -> Membership | None:
+    """The one way a request resolves its organisation: the user's membership there, or None."""
+    return memberships_for_user(user).filter(organization__slug=slug).first()
+
+
+def members_of_organization(organization: Organization) -> QuerySet[Membership]:
+    return Membership.objects.filter(organization=organization).select_related("user").order_by("created_at")

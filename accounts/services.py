@@ -6,8 +6,6 @@ and records an audit event in the same transaction.
 
 from __future__ import annotations
 
-import zoneinfo
-
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
@@ -25,6 +23,7 @@ from security.crypto import blind_index
 
 from .invitations import InvitationError, invitation_accept, invitation_from_token
 from .models import EMAIL_INDEX, Membership, Organization, User
+from .org_settings import validate_time_zone
 
 EMAIL_VERIFICATION_SALT = "accounts.verify-email"
 EMAIL_VERIFICATION_MAX_AGE = 60 * 60 * 24 * 3
@@ -46,13 +45,8 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
-def _validate_time_zone(time_zone: str) -> None:
-    if time_zone not in zoneinfo.available_timezones():
-        raise ValidationError({"time_zone": "Choose a time zone from the list."})
-
-
 def _organization_create(*, actor: User, legal_name: str, country: str, time_zone: str, business_name: str = ""):
-    _validate_time_zone(time_zone)
+    validate_time_zone(time_zone)
     organization = Organization(
         slug=_unique_slug(business_name or legal_name),
         legal_name=legal_name.strip(),

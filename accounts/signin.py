@@ -177,6 +177,26 @@ def user_sessions_revoke_others(*, user: User, request) -> int:
 
 
 @transaction.atomic
-def user_sessions_revoke_all(*, user: User) -> int:
-    """After a password reset every browser must sign in again."""
-    return _revoke(UserSession.objects.select_for_update().filter(user=user))
+def user_password_reset_complete(*, user: User) -> int:
+    """A reset usually means the old password is in doubt: every browser must sign in again."""
+    revoked = _revoke(UserSession.objects.select_for_update().filter(user=user))
+    audit_record(actor=Actor.user(user), action="user.password_reset", target=user, metadata={"sessions": revoked})
+    return revoked
+
+
+@transaction.atomic
+def user_password_change_complete(*, user: User, request, previous_session_hash: str) -> int:
+    """Django already invalidates other sessions (their auth hash no longer matches); drop their rows too.
+
+    Django also gave this browser a new session key, so its row is found by the previous key's hash
+    and moved to the new key; otherwise it would be revoked with the others and go untracked.
+    """
+    sessions = UserSession.objects.select_for_update().filter(user=user)
+    current = sessions.filter(session_key_hash=previous_session_hash).first() if previous_session_hash else None
+    revoked = _revoke(sessions.exclude(pk=current.pk) if current else sessions)
+    if current is not None and request.session.session_key:
+        current.session_key = request.session.session_key
+        current.session_key_hash = _hash_key(request.session.session_key)
+        current.save(update_fields=["session_key", "session_key_hash"])
+    audit_record(actor=Actor.user(user), action="user.password_changed", target=user, metadata={"sessions": revoked})
+    return revoked

@@ -1,6 +1,5 @@
 """Forms for the team, API key and organisation settings pages (input parsing only; services decide)."""
 
-import zoneinfo
 from datetime import UTC, datetime, time
 
 from django import forms
@@ -8,11 +7,8 @@ from django.utils import timezone
 
 from portal.roles import Role
 
+from .forms import TIME_ZONE_CHOICES
 from .org_settings import ADDRESS_KEYS
-
-
-def _time_zone_choices():
-    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
 
 
 class RoleForm(forms.Form):
@@ -54,7 +50,7 @@ class OrganizationSettingsForm(forms.Form):
     legal_name = forms.CharField(max_length=200)
     business_name = forms.CharField(max_length=200, required=False, help_text="Shown in the portal if set.")
     country = forms.CharField(max_length=2, min_length=2, help_text="Two-letter ISO code, for example DE or US.")
-    time_zone = forms.ChoiceField(choices=_time_zone_choices, help_text="Dates in the portal are shown in this zone.")
+    time_zone = forms.ChoiceField(choices=TIME_ZONE_CHOICES, help_text="Dates in the portal are shown in this zone.")
     tax_id = forms.CharField(
         max_length=64, required=False, label="Tax ID", help_text="VAT number in the EU, EIN in the US."
     )

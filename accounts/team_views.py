@@ -17,6 +17,7 @@ from .invitations import invitation_create, invitation_resend, invitation_revoke
 from .models import ApiKey, Invitation, Membership
 from .org_settings import organization_settings_update
 from .reauth import RecentMFARequiredMixin, has_recent_mfa, reverify_redirect
+from .selectors import members_of_organization
 from .team import TeamError, membership_change_role, membership_leave, membership_remove
 from .team_forms import ApiKeyForm, InvitationForm, OrganizationSettingsForm, RoleForm
 
@@ -47,9 +48,7 @@ class MembersView(TeamPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        members = (
-            Membership.objects.filter(organization=self.organization).select_related("user").order_by("created_at")
-        )
+        members = members_of_organization(self.organization)
         context["members"] = members
         context["owner_count"] = sum(1 for member in members if member.role == Role.OWNER)
         context["role_choices"] = Role.choices

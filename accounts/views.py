@@ -407,8 +407,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        # A reset usually means the old password is in doubt: every browser signs in again.
-        signin.user_sessions_revoke_all(user=form.user)
+        signin.user_password_reset_complete(user=form.user)
         return response
 
 
@@ -424,9 +423,11 @@ class PasswordChangeView(LoginRequiredMixin, auth_views.PasswordChangeView):
     success_url = reverse_lazy("accounts:profile")
 
     def form_valid(self, form):
+        previous = signin.current_session_hash(self.request)
         response = super().form_valid(form)
-        # Django already invalidates other sessions (their auth hash no longer matches); drop their rows too.
-        signin.user_sessions_revoke_others(user=self.request.user, request=self.request)
+        signin.user_password_change_complete(
+            user=self.request.user, request=self.request, previous_session_hash=previous
+        )
         messages.success(self.request, "Password changed. Other browsers were signed out.")
         return response
 
@@ -545,10 +546,13 @@ class InvitationAcceptView(View):
             return None, render(request, "accounts/invitation_invalid.html", {"message": exc.message}, status=400)
 
     def _needs_second_factor(self, request):
+        # This page is MFA-exempt so a new invitee can sign up here, but joining an organisation
+        # as an existing account is a state change: a password-only session must enroll or verify first.
         user = request.user
-        if user.is_authenticated and not user.is_verified() and mfa.has_confirmed_totp(user):
-            return redirect(_with_next(reverse("accounts:mfa_verify"), request.get_full_path()))
-        return None
+        if not user.is_authenticated or user.is_verified():
+            return None
+        step = "accounts:mfa_verify" if mfa.has_confirmed_totp(user) else "accounts:mfa_enroll"
+        return redirect(_with_next(reverse(step), request.get_full_path()))
 
     def get(self, request, token):
         invitation, error = self._invitation(request, token)

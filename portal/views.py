@@ -8,6 +8,8 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from accounts.selectors import memberships_for_user
+
 from .api.errors import error_response
 from .roles import Perm, role_allows
 from .selectors import organization_overview
@@ -65,9 +67,7 @@ class HomeView(View):
         if not request.user.is_authenticated:
             return redirect("accounts:login")
         slug = request.session.get("current_org")
-        memberships = list(
-            request.user.memberships.for_user(request.user).select_related("organization").order_by("created_at")
-        )
+        memberships = list(memberships_for_user(request.user).order_by("created_at"))
         if not memberships:
             return redirect("accounts:signup_organization")
         chosen = next((m for m in memberships if m.organization.slug == slug), memberships[0])

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import uuid
 
+from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
 from .audit import Actor, audit_record
-from .crypto import KeyScope, keyring, master_keys, unwrap_data_key, wrap_data_key
+from .crypto import KeyScope, ciphertext_key_id, keyring, master_keys, unwrap_data_key, wrap_data_key
+from .fields import Ciphertext, EncryptedField
 from .models import DataKey
 
 
@@ -110,15 +112,11 @@ def data_keys_rewrap(*, key_ids: list[uuid.UUID], actor: Actor) -> int:
 
 
 def encrypted_fields(model) -> list:
-    from .fields import EncryptedField
-
     return [f for f in model._meta.concrete_fields if isinstance(f, EncryptedField)]
 
 
 def encrypted_models(label: str | None = None) -> list[tuple[type, list]]:
     """Every installed model with encrypted fields (or just ``app_label.Model``), in a stable order."""
-    from django.apps import apps
-
     if label:
         model = apps.get_model(label)
         fields = encrypted_fields(model)
@@ -152,9 +150,6 @@ class ReencryptBatch:
 
     @transaction.atomic
     def run(self, model, fields, rows) -> int:
-        from .crypto import ciphertext_key_id
-        from .fields import Ciphertext
-
         manager = unscoped_manager(model)
         changed_rows = 0
         for row in rows:

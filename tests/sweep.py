@@ -62,11 +62,9 @@ class Route:
 
 
 def _kwarg_names(pattern) -> list[str]:
-    converters = getattr(pattern, "converters", None)
-    if converters:
-        return list(converters)
-    regex = getattr(pattern, "regex", None)
-    return list(regex.groupindex) if regex is not None else []
+    # Read the names from the route text: Django shares one cached converters dict between
+    # every empty-prefix include, so pattern.converters can name kwargs a route does not take.
+    return [match.group("name") or match.group("rname") for match in _PLACEHOLDER.finditer(str(pattern))]
 
 
 def walk_routes(resolver: URLResolver | None = None, prefix: str = "", kwargs: tuple = (), chain: tuple = ()):

@@ -123,6 +123,13 @@ def test_oversized_body_is_413(org, settings):
     assert_error(response, 413, "request_too_large")
 
 
+def test_malformed_content_length_is_400_not_500(org):
+    client = api_client_for(org)
+    for bogus in ("abc", "-5"):
+        response = client.post("/api/v1/invitations/", "{}", content_type="application/json", CONTENT_LENGTH=bogus)
+        assert_error(response, 400, "bad_request")
+
+
 def test_malformed_json_is_400(org):
     client = api_client_for(org)
     response = client.post("/api/v1/invitations/", '{"email": ', content_type="application/json")

@@ -11,7 +11,7 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 from accounts.invitations import invitation_create
 from accounts.middleware import MFA_EXEMPT_URL_NAMES
 from accounts.models import Membership, Organization, User, UserSession
-from security.models import SignInEvent
+from security.models import AuditEvent, SignInEvent
 
 from .factories import DEFAULT_PASSWORD, MembershipFactory, TOTPDeviceFactory, UserFactory
 from .helpers import totp_code, verified_client
@@ -171,6 +171,30 @@ def test_password_reset_does_not_reveal_accounts(client, django_capture_on_commi
     assert not UserSession.objects.filter(user=user).exists()
     assert other_browser.get(reverse("accounts:profile"))["Location"].startswith(reverse("accounts:login"))
     assert User.objects.get(pk=user.pk).check_password(new_password)
+    assert AuditEvent.unscoped_objects.filter(action="user.password_reset", actor_id=str(user.pk)).exists()
+
+
+def test_password_change_signs_out_other_browsers_and_is_audited(client):
+    user = UserFactory()
+    TOTPDeviceFactory(user=user)
+    browsers = []
+    for agent in ("Laptop", "Phone"):
+        browser = Client(HTTP_USER_AGENT=agent)
+        browser.post(reverse("accounts:login"), {"username": user.email, "password": DEFAULT_PASSWORD})
+        browser.post(reverse("accounts:mfa_verify"), {"code": totp_code(user.totpdevice_set.get(), at=None)})
+        browsers.append(browser)
+    laptop, phone = browsers
+    new_password = "another sturdy passphrase 9"
+    response = laptop.post(
+        reverse("accounts:password_change"),
+        {"old_password": DEFAULT_PASSWORD, "new_password1": new_password, "new_password2": new_password},
+    )
+    assert response["Location"] == reverse("accounts:profile")
+    assert list(UserSession.objects.filter(user=user).values_list("user_agent", flat=True)) == ["Laptop"]
+    assert b"This browser" in laptop.get(reverse("accounts:sessions")).content  # still tracked under its new key
+    assert phone.get(reverse("accounts:profile"))["Location"].startswith(reverse("accounts:login"))
+    event = AuditEvent.unscoped_objects.get(action="user.password_changed", actor_id=str(user.pk))
+    assert event.metadata == {"sessions": 1}
 
 
 def test_profile_update_with_unicode_and_overlong_values(client):
@@ -309,3 +333,14 @@ def test_wrong_user_or_tampered_invitation(client, django_capture_on_commit_call
         organization=organization, user__email_index=User.objects.get_by_email("intruder@example.com").email_index
     ).exists()
     assert client.get(reverse("accounts:invitation_accept", kwargs={"token": token[:-2] + "zz"})).status_code == 400
+
+
+def test_password_only_session_cannot_accept_an_invitation(client, django_capture_on_commit_callbacks):
+    user = UserFactory(email="half.signed.in@example.com")
+    organization, token = _invite(django_capture_on_commit_callbacks, email="half.signed.in@example.com")
+    client.post(reverse("accounts:login"), {"username": user.email, "password": DEFAULT_PASSWORD})
+    url = reverse("accounts:invitation_accept", kwargs={"token": token})
+    response = client.post(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:mfa_enroll"))
+    assert not Membership.objects.filter(organization=organization, user=user).exists()

@@ -25,6 +25,17 @@ from . import idempotency
 from .errors import ApiError, request_too_large
 
 
+def _declared_length(request) -> int:
+    raw = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        length = int(raw)
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise ApiError("The Content-Length header is not a valid length.", code="bad_request")
+    return length
+
+
 class OrganizationScopedMixin:
     """The machinery shared by :class:`OrganizationAPIView` and :class:`OrganizationViewSet`."""
 
@@ -71,7 +82,7 @@ class OrganizationScopedMixin:
     def initial(self, request, *args, **kwargs):
         self._tenant_scope = None
         self._idempotency_claim = None
-        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        if _declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             raise request_too_large()
         method = request.method.lower()
         if method not in self.http_method_names or not hasattr(self, method):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django import template
 from django.urls import NoReverseMatch, reverse
 
-from accounts.models import Membership
+from accounts.selectors import memberships_for_user
 from portal.roles import Perm, role_allows
 from portal.selectors import organization_zone
 
@@ -116,8 +116,7 @@ def user_memberships(context) -> list:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return []
-    memberships = Membership.objects.for_user(user).select_related("organization")
-    return sorted(memberships, key=lambda m: m.organization.display_name.lower())
+    return sorted(memberships_for_user(user), key=lambda m: m.organization.display_name.lower())
 
 
 @register.filter

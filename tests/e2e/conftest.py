@@ -287,3 +287,42 @@ def make_member() -> Callable[..., Member]:
         return Member(email=user.email, user=user, organization=organization, app=app)
 
     return make
+
+
+# --- Microsoft (the emulator) -----------------------------------------------------------------------
+
+# The licensing tests' emulator: an HTTPS server in a thread, reset per test, MS_* settings pointing at
+# it. The live server is a thread of this process, so it sees the same settings.
+from licensing.tests.conftest import emulator, emulator_server  # noqa: E402, F401  (fixtures)
+
+# Longer than any clock jump a test makes: tokens are stamped in emulator time, and the portal's
+# cached tokens must not look expired to the emulator after its clock moves forward.
+EMULATOR_TOKEN_LIFETIME = 60 * 60 * 24 * 60
+
+
+@pytest.fixture
+def microsoft(emulator, settings):  # noqa: F811  (the imported fixture, requested by name)
+    """The emulator as the portal's Microsoft, set up as an operator would before customers arrive:
+    the partner's Admin Agent signed in (GDAP requests are App+User calls), the catalog synced (the
+    daily task), and the integration sandbox's 25-seat limit off (production partners have none)."""
+    from licensing.microsoft.client import reset_default_client
+    from licensing.services.catalog import catalog_sync
+
+    emulator.update_settings(sandboxLimits=False, tokenLifetimeSeconds=EMULATOR_TOKEN_LIFETIME)
+    settings.MSEMULATOR_URL = emulator.base_url
+    settings.MS_ADMIN_AGENT_REFRESH_TOKEN = emulator.admin_agent_refresh_token()
+    reset_default_client()
+    catalog_sync(country="US")
+    return emulator
+
+
+def confirm_dialog(page, button_name: str, *, scope=None, message: str | None = None) -> None:
+    """Press a button guarded by the confirmation dialog (components/confirm_button.html) and accept:
+    the dialog's confirm button carries the same label."""
+    from playwright.sync_api import expect
+
+    (scope or page).get_by_role("button", name=button_name, exact=True).click()
+    dialog = page.get_by_role("dialog", name="Please confirm")
+    if message is not None:
+        expect(dialog).to_contain_text(message)
+    dialog.get_by_role("button", name=button_name, exact=True).click()

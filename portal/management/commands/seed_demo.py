@@ -4,7 +4,9 @@ several states, directory users with licenses and 90 days of usage history.
 Idempotent part by part: a second run reuses what exists and finishes what a failed run left.
 """
 
-from django.core.management import BaseCommand
+from django.conf import settings
+from django.core.management import BaseCommand, CommandError
+from django.test.utils import override_settings
 
 from accounts.demo import DEMO_ORG_SLUG, seed_accounts_demo
 from licensing.demo import seed_licensing_demo
@@ -20,6 +22,25 @@ class Command(BaseCommand):
         parser.add_argument("--accounts-only", action="store_true", help="Only people and MFA, no Microsoft data.")
 
     def handle(self, *args, emulator_url=None, accounts_only=False, **options):
+        # The demo people share a published password and TOTP secret: on a real deployment they are open doors.
+        if not (settings.DEBUG or settings.TESTING):
+            raise CommandError("Refusing to seed demo accounts with DEBUG off: their credentials are public.")
+        with override_settings(**self._emulator_settings(emulator_url)):
+            self._seed(emulator_url=emulator_url, accounts_only=accounts_only)
+
+    @staticmethod
+    def _emulator_settings(emulator_url: str | None) -> dict:
+        """Point the Microsoft client at an emulator on another port, unless it is configured for Microsoft."""
+        if not emulator_url or settings.MS_AUTHORITY_HOST != settings.MSEMULATOR_URL:
+            return {}
+        return {
+            "MSEMULATOR_URL": emulator_url,
+            "MS_AUTHORITY_HOST": emulator_url,
+            "MS_PARTNER_CENTER_URL": f"{emulator_url}/partnercenter",
+            "MS_GRAPH_URL": f"{emulator_url}/graph",
+        }
+
+    def _seed(self, *, emulator_url, accounts_only):
         organization, owner, created = seed_accounts_demo()
         self.stdout.write(
             f"{'Created' if created else 'Reusing'} demo organisation '{DEMO_ORG_SLUG}' and its members."
