@@ -6,6 +6,7 @@ import os
 from werkzeug.serving import run_simple
 
 from .app import EmulatorApp
+from .server import RequestHandler
 from .tls import ensure_certificates
 
 
@@ -29,7 +30,7 @@ def main() -> None:
         print(f"msemulator CA bundle: {paths.ca}")
     print(f"msemulator serving {scheme}://{args.host}:{args.port} "
           f"(partner tenant {app.partner.tenant_id}, client id {app.partner.client_id})")
-    run_simple(args.host, args.port, app, threaded=True, ssl_context=ssl_context)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=RequestHandler, ssl_context=ssl_context)
 
 
 if __name__ == "__main__":

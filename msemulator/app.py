@@ -47,8 +47,9 @@ class EmulatorApp:
         self.catalog = load_catalog()
         self.state = State(state_path)
         self.faults = FaultInjector()
-        self.url_map = Map(identity.ROUTES + partner_center.ROUTES + graph.ROUTES + gdap.ROUTES
-                           + control.ROUTES)
+        # Unbound copies: a Rule binds to one Map for good, and a process may run several emulators.
+        self.url_map = Map([rule.empty() for rule in identity.ROUTES + partner_center.ROUTES + graph.ROUTES
+                            + gdap.ROUTES + control.ROUTES])
         self.control_token = os.environ.get("MSEMULATOR_CONTROL_TOKEN")
         if not self.state.meta("seeded"):
             seed(self.state, self.catalog, self.partner)

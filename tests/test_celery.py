@@ -22,12 +22,12 @@ def report_tenant_scope(*, organization_id=None):
 @pytest.mark.django_db
 def test_task_with_organization_id_runs_inside_that_tenant():
     org_id = uuid.uuid4()
-    result = report_tenant_scope.apply(kwargs={"organization_id": str(org_id)}).get()
+    result = report_tenant_scope.apply(kwargs={"organization_id": str(org_id)}).result
     assert result == (str(org_id),)
 
 
 def test_task_without_organization_has_no_tenant_scope():
-    assert report_tenant_scope.apply().get() is None
+    assert report_tenant_scope.apply().result is None
 
 
 def test_every_task_acks_late_and_rejects_on_worker_loss():
