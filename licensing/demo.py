@@ -122,7 +122,7 @@ def seed_licensing_demo(*, organization, actor, emulator_url: str | None = None,
     - Teams Essentials: suspended.
     """
     control = EmulatorControl(emulator_url, ca_bundle)
-    if not getattr(settings, "MS_ADMIN_AGENT_REFRESH_TOKEN", ""):
+    if not settings.MS_ADMIN_AGENT_REFRESH_TOKEN:
         # GDAP requests are App+User calls: sign the partner's Admin Agent in, as an operator would once.
         settings.MS_ADMIN_AGENT_REFRESH_TOKEN = control.post("/refresh-tokens", {"mfa": True})["refresh_token"]
         reset_default_client()

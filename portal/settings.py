@@ -370,6 +370,15 @@ if not DEBUG and not TESTING and "login.microsoftonline.com" in MS_AUTHORITY_HOS
     MS_CLIENT_SECRET == EMULATOR_CLIENT_SECRET
 ):
     raise ImproperlyConfigured("Refusing to call Microsoft with the emulator's development credentials.")
+# Certificate credentials instead of the secret (a PEM private key file and its thumbprint).
+MS_CLIENT_CERTIFICATE_KEY_PATH = os.environ.get("MS_CLIENT_CERTIFICATE_KEY_PATH", "")
+MS_CLIENT_CERTIFICATE_THUMBPRINT = os.environ.get("MS_CLIENT_CERTIFICATE_THUMBPRINT", "")
+# App+User calls (fraud events, GDAP) act as the partner's Admin Agent: a refresh token obtained
+# with MFA bootstraps the shared token cache once.
+MS_ADMIN_AGENT_REFRESH_TOKEN = os.environ.get("MS_ADMIN_AGENT_REFRESH_TOKEN", "")
+# Price sheets live on another host at Microsoft (https://api.partner.microsoft.com); the emulator
+# serves them under its Partner Center prefix, which is the default when this is empty.
+MS_PRICING_URL = os.environ.get("MS_PRICING_URL", "")
 MS_HTTP_TIMEOUT = float(os.environ.get("MS_HTTP_TIMEOUT", 15))
 MS_RETRY_BUDGET = int(os.environ.get("MS_RETRY_BUDGET", 6))
 

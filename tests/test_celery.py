@@ -8,10 +8,10 @@ import uuid
 import pytest
 from celery import shared_task
 from django.conf import settings
-from django.db import connection
 
 from portal.celery import app
 from portal.tenancy import current_org_ids
+from tests.workers import database_url_for_worker
 
 
 @shared_task(name="tests.report_tenant_scope")
@@ -46,7 +46,7 @@ def test_health_check_runs_on_a_real_worker(tmp_path):
         **os.environ,
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "PORTAL_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": _database_url_for_worker(),
+        "DATABASE_URL": database_url_for_worker(),
     }
     queue = f"health-{uuid.uuid4().hex[:8]}"
     worker = subprocess.Popen(
@@ -61,11 +61,3 @@ def test_health_check_runs_on_a_real_worker(tmp_path):
     finally:
         worker.terminate()
         worker.wait(timeout=20)
-
-
-def _database_url_for_worker() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

@@ -42,8 +42,8 @@ class MicrosoftClient:
         credentials = AppCredentials(
             client_id=settings.MS_CLIENT_ID,
             secret=settings.MS_CLIENT_SECRET,
-            certificate_private_key=_read(getattr(settings, "MS_CLIENT_CERTIFICATE_KEY_PATH", "")),
-            certificate_thumbprint=getattr(settings, "MS_CLIENT_CERTIFICATE_THUMBPRINT", ""),
+            certificate_private_key=_read(settings.MS_CLIENT_CERTIFICATE_KEY_PATH),
+            certificate_thumbprint=settings.MS_CLIENT_CERTIFICATE_THUMBPRINT,
         )
         tokens = TokenProvider(
             authority_host=settings.MS_AUTHORITY_HOST,
@@ -52,7 +52,7 @@ class MicrosoftClient:
             session=session,
             store=store or default_store(),
             timeout=settings.MS_HTTP_TIMEOUT,
-            admin_agent_refresh_token=getattr(settings, "MS_ADMIN_AGENT_REFRESH_TOKEN", ""),
+            admin_agent_refresh_token=settings.MS_ADMIN_AGENT_REFRESH_TOKEN,
         )
         http_kwargs = {"jitter": jitter} if jitter else {}
         http = MicrosoftHttp(
@@ -69,7 +69,7 @@ class MicrosoftClient:
             tokens=tokens,
             partner_tenant_id=settings.MS_PARTNER_TENANT_ID,
             client_id=settings.MS_CLIENT_ID,
-            pricing_url=getattr(settings, "MS_PRICING_URL", "") or None,
+            pricing_url=settings.MS_PRICING_URL or None,
         )
         graph_kwargs = {
             "http": http,
