@@ -8,6 +8,7 @@ import uuid
 import pytest
 from celery import shared_task
 from django.conf import settings
+from django.db import connection
 
 from portal.celery import app
 from portal.tenancy import current_org_ids
@@ -46,7 +47,10 @@ def test_health_check_runs_on_a_real_worker(tmp_path):
         **os.environ,
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "PORTAL_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": database_url_for_worker(),
+        # The health check only needs a database to answer; an in-memory test database cannot be shared.
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}"
+        if connection.vendor == "sqlite"
+        else database_url_for_worker(),
     }
     queue = f"health-{uuid.uuid4().hex[:8]}"
     worker = subprocess.Popen(
@@ -55,9 +59,11 @@ def test_health_check_runs_on_a_real_worker(tmp_path):
         env=env,
         cwd=settings.BASE_DIR,
     )
+    app.conf.task_always_eager = False
     try:
         result = app.send_task("portal.health_check", queue=queue)
         assert result.get(timeout=60)["status"] == "ok"
     finally:
+        app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
         worker.terminate()
         worker.wait(timeout=20)

@@ -217,13 +217,15 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     expect(page.get_by_role("definition").filter(has_text="purchased")).to_have_text("198 assigned of 198 purchased")
 
     # Eight days later by Microsoft's clock, every batch is past its window. The portal has not heard yet
-    # and sends the change; Microsoft refuses, and the page says so instead of staying silent.
+    # and sends the change; Microsoft refuses, and the page says so in plain words instead of staying
+    # silent. The refusal re-reads the subscription, so the page stops offering seats back.
     microsoft.advance_clock(days=8)
     page.reload()
     seats.fill("197")
     page.get_by_role("button", name="Apply now").click()
     refused = page.get_by_role("alert").filter(has_text="Microsoft did not make the last change")
-    expect(refused).to_contain_text("Subscription quantity cannot be decreased")
+    expect(refused).to_contain_text("Schedule the reduction for the next term instead.")
+    expect(page.locator("#refundable-seats")).to_have_text("0")
     expect(page.get_by_role("definition").filter(has_text="purchased")).to_have_text("198 assigned of 198 purchased")
 
     # The hourly reconcile brings Microsoft's seat windows in; from then on the portal refuses before
