@@ -47,6 +47,7 @@ from portal.tenancy import tenant_context, unscoped_no_tenant
 from security.audit import Actor, AuditEvent, audit_record
 
 from .models import ProvisioningAttempt, ProvisioningOperation
+from .refusals import failure_reason
 from .services.notifications import notify_provisioning_failed
 
 logger = logging.getLogger("licensing.provisioning")
@@ -72,6 +73,8 @@ class OperationRefused(Exception):
     def __init__(self, message: str, *, code: str = "refused"):
         super().__init__(message)
         self.code = code
+        # Written for the customer already: shown as it is (licensing.refusals).
+        self.customer_message = message
 
 
 Handler = Callable[[ProvisioningOperation], "dict | None"]
@@ -279,9 +282,9 @@ def operation_execute(*, operation_id, org_id) -> ProvisioningOperation | None:
             attempt.error, attempt.error_code = message, str(code)[:64]
             attempt.retry_after_seconds = int(getattr(error, "retry_after", None) or 0) or None
             if not _is_transient(error):
-                _give_up(operation, attempt, message, code, Status.FAILED)
+                _give_up(operation, attempt, message, code, Status.FAILED, reason=failure_reason(error))
             elif _failures(operation) >= operation.max_attempts:
-                _give_up(operation, attempt, message, code, Status.DEAD)
+                _give_up(operation, attempt, message, code, Status.DEAD, reason=failure_reason(error))
             else:
                 operation.status = Status.PENDING
                 attempt.outcome = Outcome.RETRY
@@ -303,11 +306,12 @@ def _dispatch_nested(operation: ProvisioningOperation, countdown: float) -> None
         _eager_depth.reset(token)
 
 
-def _give_up(operation, attempt, message: str, code, status: str) -> None:
+def _give_up(operation, attempt, message: str, code, status: str, *, reason: str | None = None) -> None:
+    """``message`` is the raw error for staff (``last_error``); ``reason`` what the customer reads."""
     operation.status = status
     operation.finished_at = timezone.now()
     operation.last_error, operation.last_error_code = message, str(code)[:64]
-    operation.failure_reason = message[:300]
+    operation.failure_reason = (reason or message)[:300]
     attempt.outcome = Outcome.FAILED
     _run_failure_hook(operation)
     audit_record(actor=Actor.system("provisioning"), action=f"provisioning.{status}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -34,25 +34,28 @@ def directory_users(organization, *, q: str = "", sku=None, status: str = "") ->
     users = DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True)
     if q:
         users = users.filter(Q(upn_index=blind_index(UPN_INDEX, q)) | Q(mail_index=blind_index(MAIL_INDEX, q)))
-    held = LicenseAssignment.objects.filter(user=OuterRef("pk"), state__in=LicenseAssignment.SEAT_HOLDING)
+    # Uncorrelated "user id in (...)" subqueries: SQLite, without statistics, runs a correlated
+    # EXISTS through the (organization, sku, state) index once per user, quadratic in the directory.
+    held = LicenseAssignment.objects.for_org(organization).filter(state__in=LicenseAssignment.SEAT_HOLDING)
     if sku is not None:
         held = held.filter(sku=sku)
+    held = held.values("user_id")
     if status == "licensed":
-        users = users.filter(Exists(held))
+        users = users.filter(pk__in=held)
     elif status == "unlicensed":
-        users = users.exclude(Exists(held))
+        users = users.exclude(pk__in=held)
     elif status == "inactive":
         cutoff = timezone.now() - timedelta(days=preferences(organization).inactive_days)
-        users = users.filter(Exists(held)).filter(
+        users = users.filter(pk__in=held).filter(
             Q(last_sign_in_at__lt=cutoff) | Q(last_sign_in_at__isnull=True, created_at__lt=cutoff)
         )
     elif status == "no_location":
         users = users.filter(has_usage_location=False)
     elif status == "failed":
-        failed = LicenseAssignment.objects.filter(user=OuterRef("pk"), state=State.FAILED)
-        users = users.filter(Exists(failed.filter(sku=sku) if sku is not None else failed))
+        failed = LicenseAssignment.objects.for_org(organization).filter(state=State.FAILED)
+        users = users.filter(pk__in=(failed.filter(sku=sku) if sku is not None else failed).values("user_id"))
     elif sku is not None:
-        users = users.filter(Exists(held))
+        users = users.filter(pk__in=held)
     return users.order_by("created_at", "pk")
 
 

@@ -105,6 +105,8 @@ class PoolRow:
     unit_price_monthly: Decimal | None
     currency: str
     unassigned_cost_monthly: Decimal | None
+    # Where to buy more of this license (set by the page that offers it).
+    buy_url: str = ""
 
     @property
     def utilisation(self) -> int:

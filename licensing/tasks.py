@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant, Organization
+from licensing.microsoft import errors as ms
 from licensing.models import GdapRelationship, Subscription
 from portal.tenancy import unscoped_no_tenant
 
@@ -41,6 +42,13 @@ def sync_catalog() -> dict:
 def reconcile_subscriptions(*, organization_id: str) -> dict:
     organization = Organization.objects.get(pk=organization_id)
     return subscription_services.subscription_reconcile(organization=organization)
+
+
+@shared_task(name=subscription_services.REFRESH_TASK, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=(ms.Throttled, ms.TransientFailure), retry_backoff=30, retry_jitter=True, max_retries=5)
+def refresh_subscription(*, organization_id: str, subscription_id: str) -> None:
+    organization = Organization.objects.get(pk=organization_id)
+    subscription_services.subscription_refresh(organization=organization, subscription_id=subscription_id)
 
 
 def _linked_org_ids() -> list:

@@ -32,6 +32,15 @@ def run_directory_sync(self, *, sync_id: str, org_id: str) -> None:
     directory_services.directory_sync_run(organization=organization, sync_id=sync_id)
 
 
+@shared_task(
+    name=directory_services.SKU_REFRESH_TASK, acks_late=True, reject_on_worker_lost=True,
+    autoretry_for=(ms.Throttled, ms.TransientFailure), retry_backoff=30, retry_jitter=True, max_retries=5,
+)
+def refresh_tenant_skus(*, organization_id: str) -> int:
+    organization = Organization.objects.get(pk=organization_id)
+    return directory_services.tenant_skus_refresh(organization=organization)
+
+
 @shared_task(name="licensing.directory.sync_all")
 def sync_all_directories() -> int:
     """Periodic: queue a sync for every organisation with a linked tenant."""

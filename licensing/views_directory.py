@@ -46,13 +46,17 @@ class LicensesPage(OrganizationMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         rows = selectors_usage.pool_rows(self.organization)
+        can_manage = self.can(Perm.LICENSES_MANAGE)
+        if can_manage:
+            urls = assignment_services.buy_more_urls(self.organization, {r.sku: max(1, -r.available) for r in rows})
+            for row in rows:
+                row.buy_url = urls.get(row.sku.pk, "")
         return {
             **super().get_context_data(**kwargs),
             "rows": rows,
             "totals": selectors_usage.unassigned_cost_total(rows),
             "sync": selectors_directory.latest_sync(self.organization),
-            "can_manage": self.can(Perm.LICENSES_MANAGE),
-            "buy_url": assignment_services.buy_more_url(self.organization),
+            "can_manage": can_manage,
         }
 
 
@@ -251,7 +255,7 @@ class BulkJobPage(OrganizationMixin, View):
         page = Paginator(rows.order_by("row_number"), PAGE_SIZE).get_page(request.GET.get("page"))
         return render(request, self.template_name, {
             "job": job, "page_obj": page, "outcome": outcome, "can_manage": self.can(Perm.LICENSES_MANAGE),
-            "buy_url": assignment_services.buy_more_url(self.organization),
+            "buy_url": assignment_services.buy_more_url(self.organization, sku=job.sku, seats=job.seats_short),
             "failures": selectors_directory.bulk_failures(self.organization, job),
         })
 

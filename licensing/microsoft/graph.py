@@ -107,6 +107,34 @@ class Graph(ApiBase):
         for page in self._pages(tenant_id, "/users", "users.list", params, headers):
             yield [DirectoryUser.from_json(u) for u in page]
 
+    def iter_user_page_links(
+        self,
+        *,
+        tenant_id: str,
+        select: Iterable[str] = DEFAULT_USER_FIELDS,
+        top: int = MAX_PAGE,
+        start_link: str | None = None,
+    ) -> Iterator[tuple[list[DirectoryUser], str | None]]:
+        """Like :meth:`iter_user_pages`, with each page's ``@odata.nextLink`` (None after the last page).
+
+        A caller that stores the link once a page is safely written can pass it back as ``start_link``
+        to continue the listing where it stopped instead of listing the directory again.
+        """
+        if start_link:
+            if not start_link.startswith(f"{self.base_url}/users"):
+                # The token goes wherever the link points: only ever to this Graph's users listing.
+                raise ValueError("start_link is not a users nextLink of this Graph endpoint.")
+            page = self._call("GET", tenant_id, start_link, "users.list")
+        else:
+            params = {"$select": ",".join(select), "$top": min(max(1, top), MAX_PAGE)}
+            page = self._call("GET", tenant_id, "/users", "users.list", params=params)
+        while True:
+            following = page.get("@odata.nextLink") or None
+            yield [DirectoryUser.from_json(u) for u in page.get("value") or []], following
+            if not following:
+                return
+            page = self._call("GET", tenant_id, following, "users.list")
+
     def iter_users(self, **kwargs) -> Iterator[DirectoryUser]:
         for page in self.iter_user_pages(**kwargs):
             yield from page

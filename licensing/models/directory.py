@@ -45,6 +45,9 @@ class DirectorySync(TenantModel):
     users_removed = models.PositiveIntegerField(default=0)
     users_expected = models.PositiveIntegerField(null=True, blank=True)
     skus_seen = models.PositiveIntegerField(default=0)
+    # Graph's @odata.nextLink after the last page written: a redelivered run continues from here.
+    next_link = models.TextField(blank=True, default="")
+    resumed = models.PositiveSmallIntegerField(default=0)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
 
@@ -72,7 +75,7 @@ declare(
     not_personal=[
         "status", "trigger", "requested_by", "started_at", "finished_at", "heartbeat_at", "pages",
         "users_seen", "users_created", "users_updated", "users_unchanged", "users_removed", "users_expected",
-        "skus_seen", "error_code", "error_message",
+        "skus_seen", "next_link", "resumed", "error_code", "error_message",
     ],
 )
 

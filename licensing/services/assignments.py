@@ -13,7 +13,6 @@ that have not been answered yet: each user is changed once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -23,8 +22,17 @@ from django.utils import timezone
 
 from licensing.microsoft import errors as ms
 from licensing.microsoft.resources import BatchItemResult
-from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, ProvisioningOperation, TenantSku
+from licensing.models import (
+    BulkJob,
+    DirectoryUser,
+    LicenseAssignment,
+    ProvisioningOperation,
+    Sku,
+    Subscription,
+    TenantSku,
+)
 from licensing.provisioning import operation_enqueue, register_operation
+from licensing.refusals import explain_assignment_error as explain
 from security.audit import Actor, audit_record
 
 from .directory import graph_for
@@ -47,7 +55,7 @@ class SeatsExhausted(Exception):
         )
 
     def buy_url(self, organization) -> str:
-        return buy_more_url(organization)
+        return buy_more_url(organization, sku=self.sku, seats=self.short)
 
 
 class AssignmentRefused(Exception):
@@ -58,46 +66,49 @@ class AssignmentRefused(Exception):
         super().__init__(message)
 
 
-@dataclass(frozen=True)
-class Explanation:
-    code: str
-    message: str
-    fix_hint: str
+def buy_more_url(organization, *, sku: TenantSku | None = None, seats: int = 1) -> str:
+    """Where to buy ``seats`` more of a seat pool; see :func:`buy_more_urls`."""
+    if sku is None:
+        return _url("licensing:catalog", org_slug=organization.slug)
+    return buy_more_urls(organization, {sku: seats})[sku.pk]
 
 
-# What a Graph refusal means for the customer, and what to do about it.
-FIXES: list[tuple[type[Exception], Explanation]] = [
-    (ms.UsageLocationMissing, Explanation(
-        "usage_location_missing", "The user has no usage location.",
-        "Set the user's usage location (country) in the Microsoft 365 admin center, sync the directory, "
-        "then assign again.")),
-    (ms.NotEnoughLicenses, Explanation(
-        "no_seats_in_tenant", "Microsoft reports no free seat for this license.",
-        "Buy more seats or unassign the license from someone who does not need it.")),
-    (ms.SkuNotInTenant, Explanation(
-        "sku_not_in_tenant", "This license is not active in the tenant.",
-        "Check that the subscription is active (not suspended or expired), then sync the directory.")),
-    (ms.NotFound, Explanation(
-        "user_not_found", "The user no longer exists in the tenant.",
-        "Sync the directory: the user was probably deleted in Microsoft 365.")),
-    (ms.Forbidden, Explanation(
-        "not_permitted", "The portal is not allowed to change licenses in this tenant.",
-        "Check the GDAP relationship holds the License Administrator role and app consent is granted.")),
-]
+def buy_more_urls(organization, wanted: dict[TenantSku, int]) -> dict:
+    """Seat pool pk -> where to buy more of it: the live subscription's seat change with the new quantity
+    filled in (adding seats to it keeps one subscription and one renewal date), else the catalog product,
+    else the catalog. Two queries whatever the number of pools."""
+    catalog = _url("licensing:catalog", org_slug=organization.slug)
+    by_id = {str(pool.sku_id).lower(): pool for pool in wanted}
+    if not by_id:
+        return {}
+    match = Q()
+    for sku_id in by_id:
+        match |= Q(provisioning_id__iexact=sku_id)
+    catalog_skus = {s.pk: s for s in Sku.objects.filter(match).select_related("product")}
+    subscriptions = {}
+    for subscription in (Subscription.objects.for_org(organization)
+                         .filter(sku_id__in=list(catalog_skus), status=Subscription.Status.ACTIVE)
+                         .exclude(ms_subscription_id=None).order_by("-quantity")):
+        subscriptions.setdefault(subscription.sku_id, subscription)
+    urls = {pool.pk: catalog for pool in wanted}
+    for sku in catalog_skus.values():
+        pool = by_id.get(sku.provisioning_id.lower())
+        if pool is None:
+            continue
+        seats = max(1, wanted[pool])
+        subscription = subscriptions.get(sku.pk)
+        if subscription is not None:
+            page = _url("licensing:subscription", org_slug=organization.slug, pk=subscription.pk)
+            urls[pool.pk] = f"{page}?quantity={subscription.quantity + seats}#change-seats"
+        elif sku.product.is_active:
+            page = _url("licensing:product", org_slug=organization.slug, pk=sku.product.pk)
+            urls[pool.pk] = f"{page}?quantity={seats}"
+    return urls
 
 
-def explain(error: Exception) -> Explanation:
-    for cls, explanation in FIXES:
-        if isinstance(error, cls):
-            return explanation
-    message = getattr(error, "message", "") or str(error)
-    return Explanation("rejected", f"Microsoft refused the change: {message}"[:500], "Correct the input and retry.")
-
-
-def buy_more_url(organization) -> str:
-    """L1's purchase page (catalog), where more seats are bought."""
+def _url(name: str, **kwargs) -> str:
     try:
-        return reverse("licensing:catalog", kwargs={"org_slug": organization.slug})
+        return reverse(name, kwargs=kwargs)
     except NoReverseMatch:
         return ""
 
@@ -138,7 +149,7 @@ def refuse_if_unassignable(user: DirectoryUser) -> None:
     if user.removed_at is not None:
         raise AssignmentRefused("user_removed", "The user was deleted in the tenant.", "Sync the directory.")
     if not user.has_usage_location:
-        fix = FIXES[0][1]
+        fix = explain(ms.UsageLocationMissing(""))
         raise AssignmentRefused(fix.code, fix.message, fix.fix_hint)
 
 
@@ -353,7 +364,17 @@ def _refresh_jobs_of(operation: ProvisioningOperation) -> None:
 
 
 def bulk_job_refresh(*, job: BulkJob) -> BulkJob:
-    """Counts from the assignments themselves (the truth), and the job's end once nothing is in flight."""
+    """Counts from the assignments themselves (the truth), and the job's end once nothing is in flight.
+
+    A preview's free seats are recounted too: seats bought after the dry run must enable Confirm. The
+    count is advisory; confirming reserves the seats under the pool lock and is the real guard.
+    """
+    if job.status == BulkJob.Status.PREVIEW and job.action == BulkJob.Action.ASSIGN:
+        free = seats_free(job.organization_id, TenantSku.objects.for_org(job.organization_id).get(pk=job.sku_id))
+        if free != job.seats_available:
+            job.seats_available = free
+            job.save(update_fields=["seats_available", "updated_at"])
+        return job
     if job.status != BulkJob.Status.RUNNING:
         return job
     counts = LicenseAssignment.objects.for_org(job.organization_id).filter(bulk_job=job).aggregate(

@@ -205,9 +205,10 @@ def bulk_job_confirm(*, organization, job: BulkJob, actor: Actor, requested_by=N
     if job.action == BulkJob.Action.ASSIGN:
         # Rows that became assigned since the preview are skipped, not double-counted.
         targets = [u for u in user_ids if not (u in existing and existing[u].holds_seat)]
+        # Counted now, under the pool lock: the dry run's figure may predate a purchase or other assignments.
         free = seats_free(organization, pool)
+        job.seats_available = free
         if len(targets) > free:
-            job.seats_available = free
             job.save(update_fields=["seats_available", "updated_at"])
             raise SeatsExhausted(sku=pool, needed=len(targets), available=free)
         assignments = []

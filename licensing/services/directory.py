@@ -9,6 +9,7 @@ it got. Unchanged users cost one keyed hash comparison and no write. Every user 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ from privacy.registry import Category
 from security.audit import Actor, audit_record
 from security.crypto import blind_index
 
+logger = logging.getLogger("licensing.directory")
+
 USER_SELECT = (
     "id", "displayName", "userPrincipalName", "mail", "jobTitle", "usageLocation", "accountEnabled",
     "assignedLicenses",
@@ -40,6 +43,7 @@ PAGE_SIZE = 999
 STALE_AFTER = timedelta(minutes=15)
 SOURCE_HASH_PURPOSE = "directory-user-source"
 SYNC_TASK = "licensing.directory.run_sync"
+SKU_REFRESH_TASK = "licensing.directory.refresh_skus"
 
 # Graph property -> DirectoryUser field; these are the fields a privacy correction can lock.
 GRAPH_FIELDS = {
@@ -56,6 +60,11 @@ class DirectoryGraph(Protocol):
     """What the sync and the assignments need from Graph, bound to one customer tenant."""
 
     def user_pages(self, *, select: Sequence[str], page_size: int) -> Iterator[list[dict]]: ...
+
+    def user_page_links(
+        self, *, select: Sequence[str], page_size: int, start_link: str | None = None
+    ) -> Iterator[tuple[list[dict], str | None]]:
+        """Pages with the link to the next one (None after the last), starting at ``start_link`` if given."""
 
     def subscribed_skus(self) -> list[dict]: ...
 
@@ -88,6 +97,34 @@ class TenantGraph:
         yield [u.raw for u in first]
         for page in pages:
             yield [u.raw for u in page]
+
+    def user_page_links(
+        self, *, select: Sequence[str], page_size: int, start_link: str | None = None
+    ) -> Iterator[tuple[list[dict], str | None]]:
+        def listing(fields, link=None):
+            return self.graph.iter_user_page_links(tenant_id=self.tenant_id, select=fields, top=page_size,
+                                                   start_link=link)
+
+        pages = listing([*select, "signInActivity"], start_link)
+        try:
+            first = next(pages, None)
+        except ms.Forbidden:
+            if start_link:
+                raise
+            # Sign-in activity needs Entra ID P1 and AuditLog.Read.All; without them, sync the rest.
+            pages = listing(list(select))
+            first = next(pages, None)
+        except ms.InvalidRequest:
+            if not start_link:
+                raise
+            # The saved link expired (skip tokens do not last for ever): list from the start instead.
+            pages = listing([*select, "signInActivity"])
+            first = next(pages, None)
+        if first is None:
+            return
+        yield [u.raw for u in first[0]], first[1]
+        for users, following in pages:
+            yield [u.raw for u in users], following
 
     def subscribed_skus(self) -> list[dict]:
         return [s.raw for s in self.graph.subscribed_skus(tenant_id=self.tenant_id)]
@@ -150,6 +187,36 @@ def enqueue(task_name: str, **kwargs) -> None:
     current_app.tasks[task_name].apply_async(kwargs=kwargs)
 
 
+def enqueue_on_commit(task_name: str, **kwargs) -> None:
+    """Dispatch once the caller's transaction commits. A follow-up refresh that cannot be queued (broker
+    down) must not undo the work that asked for it: ``robust`` logs the failure, the periodic jobs catch up."""
+    transaction.on_commit(lambda: enqueue(task_name, **kwargs), robust=True)
+
+
+def tenant_skus_refresh_later(*, organization_id) -> None:
+    """After a purchase or a seat change: refresh the seat pools (not the users) once the change is committed."""
+    enqueue_on_commit(SKU_REFRESH_TASK, organization_id=str(organization_id))
+
+
+def tenant_skus_refresh(*, organization, graph: DirectoryGraph | None = None) -> int:
+    """Re-read the tenant's subscribedSkus only: purchased and free seats without a full directory sync.
+
+    Returns the number of SKUs read, or -1 when Graph cannot tell us (no tenant link, no consent yet);
+    the next directory sync reads them then.
+    """
+    try:
+        graph = graph or graph_for(organization)
+        skus = graph.subscribed_skus()
+    except DirectoryNotLinked:
+        return -1
+    except ms.MicrosoftError as exc:
+        if exc.retryable:
+            raise
+        logger.info("Seat refresh for %s skipped: %s", organization.pk, exc.code or type(exc).__name__)
+        return -1
+    return tenant_skus_upsert_from_graph(organization=organization, skus=skus)
+
+
 def _in_flight(organization) -> DirectorySync | None:
     return (
         DirectorySync.objects.for_org(organization)
@@ -168,34 +235,40 @@ def _finish(sync: DirectorySync, status: str, code: str = "", message: str = "")
     sync.finished_at = timezone.now()
     sync.error_code = code[:64]
     sync.error_message = message[:500]
-    sync.save(update_fields=["status", "finished_at", "error_code", "error_message", "updated_at"])
+    sync.next_link = ""
+    sync.save(update_fields=["status", "finished_at", "error_code", "error_message", "next_link", "updated_at"])
 
 
 # --- running a sync --------------------------------------------------------------------------------------
 
 
 def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = None) -> DirectorySync:
-    """Carry out a queued sync. Safe to repeat: a finished run is left alone; a redelivered one lists the
-    directory again, and the users already written cost only a hash comparison.
+    """Carry out a queued sync. Safe to repeat: a finished run is left alone; a redelivered one (worker
+    lost, or retried after throttling) continues from the Graph page after the last one written.
 
-    Not one transaction on purpose: each page commits in its own tenant transaction, so progress
-    is visible while it runs and a crash loses at most one page. Call it outside any transaction.
+    Not one transaction on purpose: each page commits in its own tenant transaction, together with
+    the link to the next page, so progress is visible while it runs and a crash loses at most one
+    page. Call it outside any transaction.
     """
     with tenant_context(organization):
         sync = DirectorySync.objects.for_org(organization).select_for_update().get(pk=sync_id)
         if not sync.is_active:
             return sync
+        resume_from = sync.next_link if sync.status == DirectorySync.Status.RUNNING else ""
+        if resume_from:
+            sync.resumed += 1
         sync.status = DirectorySync.Status.RUNNING
         sync.started_at = sync.started_at or timezone.now()
         sync.heartbeat_at = timezone.now()
-        sync.save(update_fields=["status", "started_at", "heartbeat_at", "updated_at"])
+        sync.save(update_fields=["status", "started_at", "heartbeat_at", "resumed", "updated_at"])
     try:
         graph = graph or graph_for(organization)
         with tenant_context(organization):
             sync.skus_seen = tenant_skus_upsert_from_graph(organization=organization, skus=graph.subscribed_skus())
             sync.save(update_fields=["skus_seen", "updated_at"])
             skus = {s.sku_id: s for s in TenantSku.objects.for_org(organization)}
-        for users in graph.user_pages(select=USER_SELECT, page_size=PAGE_SIZE):
+        pages = graph.user_page_links(select=USER_SELECT, page_size=PAGE_SIZE, start_link=resume_from or None)
+        for users, next_link in pages:
             with tenant_context(organization):
                 counts = directory_user_upsert_from_graph(organization=organization, users=users, sync=sync, skus=skus)
                 sync.pages += 1
@@ -204,8 +277,9 @@ def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = 
                 sync.users_updated += counts["updated"]
                 sync.users_unchanged += counts["unchanged"]
                 sync.heartbeat_at = timezone.now()
+                sync.next_link = next_link or ""
                 sync.save(update_fields=["pages", "users_seen", "users_created", "users_updated", "users_unchanged",
-                                         "heartbeat_at", "updated_at"])
+                                         "heartbeat_at", "next_link", "updated_at"])
         with tenant_context(organization):
             sync.users_removed = _mark_missing_users_removed(organization, sync)
             sync.save(update_fields=["users_removed", "updated_at"])

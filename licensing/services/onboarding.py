@@ -327,6 +327,8 @@ def gdap_refresh(*, relationship: GdapRelationship) -> GdapRelationship:
     if new_tenant_status and tenant.relationship_status != new_tenant_status:
         tenant.relationship_status = new_tenant_status
         tenant.save(update_fields=["relationship_status", "updated_at"])
+    if relationship.status in (GdapRelationship.Status.ACTIVE, GdapRelationship.Status.EXPIRING):
+        tenant_domains_fill(tenant=tenant)
     if before != relationship.status:
         audit_record(actor=Actor.system("gdap_refresh"), action="gdap.status_changed",
                      organization=relationship.organization_id, target=relationship,
@@ -340,6 +342,30 @@ def gdap_refresh(*, relationship: GdapRelationship) -> GdapRelationship:
                 onboarding.save(update_fields=["status", "updated_at"])
                 _enqueue_consent(onboarding, Actor.system("gdap_refresh"))
     return relationship
+
+
+def tenant_domains_fill(*, tenant: MicrosoftTenant) -> bool:
+    """A linked tenant's domains, from Partner Center's customer record (companyProfile.domain and the
+    custom domains), once the relationship lets us read it. Nothing is guessed: while Microsoft does not
+    say, the domain stays empty and pages show the tenant as linked without one."""
+    if tenant.primary_domain or not tenant.partner_customer_id:
+        return False
+    try:
+        customer = default_client().partner_center.get_customer(tenant.partner_customer_id)
+    except MicrosoftError as exc:
+        if exc.retryable:
+            raise
+        return False  # not (yet) a customer of ours, or no access: try again at the next refresh
+    if not customer.domain:
+        return False
+    domains = [customer.domain, *(d for d in customer.raw.get("customDomains") or [] if d != customer.domain)]
+    tenant.primary_domain = customer.domain[:253]
+    tenant.verified_domains = domains
+    tenant.full_clean()
+    tenant.save(update_fields=["primary_domain", "verified_domains", "updated_at"])
+    audit_record(actor=Actor.system("gdap_refresh"), action="tenant.domains_updated",
+                 organization=tenant.organization_id, target=tenant, metadata={"domains": len(domains)})
+    return True
 
 
 def _enqueue_consent(onboarding: TenantOnboarding, actor: Actor) -> None:

@@ -32,6 +32,7 @@ from portal.roles import Role
 from security.audit import Actor, audit_record
 
 from .catalog import customer_unit_price
+from .directory import tenant_skus_refresh_later
 from .onboarding import require_ready_to_buy
 from .subscriptions import subscription_apply_remote
 
@@ -233,6 +234,8 @@ def _run_checkout(operation: ProvisioningOperation) -> dict:
     order.save(update_fields=["status", "ms_order_id", "updated_at"])
     audit_record(actor=Actor.system("provisioning"), action="order.completed", organization=order.organization_id,
                  target=order, metadata={"ms_order_id": ms_order.id})
+    # The Licenses page and bulk dry runs count free seats from the tenant's SKUs: refresh them now.
+    tenant_skus_refresh_later(organization_id=order.organization_id)
     for subscription in Subscription.objects.filter(order=order, ms_subscription_id__in=checkpoint.get(
             "auto_renew_fix", [])):
         # Checkout cannot carry auto-renew: set it afterwards, through its own operation.

@@ -32,6 +32,9 @@ from licensing.provisioning import operation_enqueue, register_operation
 from security.audit import Actor, audit_record
 
 from .catalog import customer_unit_price
+from .directory import enqueue_on_commit, tenant_skus_refresh_later
+
+REFRESH_TASK = "licensing.tasks.refresh_subscription"
 
 Status = Subscription.Status
 TRACKED_FIELDS = ("status", "quantity", "auto_renew", "term_duration", "billing_cycle", "commitment_end",
@@ -84,8 +87,14 @@ def _scheduled_from_remote(raw: dict) -> dict | None:
     }
 
 
-def _sync_batches(subscription: Subscription, remote: RemoteSubscription, now) -> None:
-    """Mirror Partner Center's refundable seat batches; batches whose window closed stay as history."""
+def _sync_batches(subscription: Subscription, remote: RemoteSubscription, now, *, previous_quantity: int) -> None:
+    """Mirror Partner Center's refundable seat batches; batches whose window closed stay as history.
+
+    Partner Center lists only the batches still refundable, with how many of their seats are. A batch
+    it stops listing either had its seats removed or simply left its window (Microsoft's clock, or an
+    early close): only a drop in the subscription's quantity counts as removed seats, the rest of the
+    batch stays paid for and its window is recorded as closed.
+    """
     details = ((remote.raw.get("refundableQuantity") or {}).get("details")) or []
     open_batches = list(subscription.seat_batches.filter(refundable_until__gt=now).order_by("added_at"))
     remote_windows = []
@@ -93,6 +102,8 @@ def _sync_batches(subscription: Subscription, remote: RemoteSubscription, now) -
         until = parse_datetime(detail.get("allowedUntilDateTime"))
         if until is not None:
             remote_windows.append((until, int(detail.get("quantity", 0))))
+    # Seats that left the subscription and are not yet attributed to a batch.
+    unaccounted = max(0, previous_quantity - subscription.quantity)
     for until, quantity in remote_windows:
         match = next((b for b in open_batches if abs((b.refundable_until - until).total_seconds()) < 120), None)
         if match is None:
@@ -104,15 +115,21 @@ def _sync_batches(subscription: Subscription, remote: RemoteSubscription, now) -
             )
         else:
             open_batches.remove(match)
-            if match.remaining != quantity:
-                match.refunded = max(0, match.quantity - quantity)
-                if quantity > match.quantity:
-                    match.quantity, match.refunded = quantity, 0
+            if quantity > match.quantity:
+                match.quantity, match.refunded = quantity, 0
                 match.save(update_fields=["quantity", "refunded", "updated_at"])
-    for leftover in open_batches:
-        # Microsoft no longer offers these seats back (removed, or window closed early).
-        leftover.refunded = leftover.quantity
-        leftover.save(update_fields=["refunded", "updated_at"])
+            elif match.remaining != quantity:
+                newly_removed = max(0, match.remaining - quantity)
+                match.refunded = match.quantity - quantity
+                unaccounted = max(0, unaccounted - newly_removed)
+                match.save(update_fields=["quantity", "refunded", "updated_at"])
+    for leftover in sorted(open_batches, key=lambda b: b.added_at, reverse=True):
+        # Removals come off the newest batches first (nce.take_from_batches); the rest only lost its window.
+        removed = min(unaccounted, leftover.remaining)
+        unaccounted -= removed
+        leftover.refunded += removed
+        leftover.refundable_until = min(leftover.refundable_until, now)
+        leftover.save(update_fields=["refunded", "refundable_until", "updated_at"])
     if not subscription.seat_batches.exists() and subscription.quantity and subscription.start_date:
         SeatBatch.objects.create(
             organization_id=subscription.organization_id, subscription=subscription, source=SeatBatch.Source.PURCHASE,
@@ -150,7 +167,7 @@ def subscription_apply_remote(
     subscription.last_reconciled_at = now
     subscription.full_clean()
     subscription.save()
-    _sync_batches(subscription, remote, now)
+    _sync_batches(subscription, remote, now, previous_quantity=before["quantity"])
     _record_event(subscription, action, before, actor_label=actor_label, actor_user=actor_user, operation=operation)
     return subscription
 
@@ -355,17 +372,19 @@ def _apply(operation, subscription, remote, action) -> dict:
     return {"status": remote.status, "quantity": remote.quantity}
 
 
-@register_operation("subscription.set_quantity")
+@register_operation("subscription.set_quantity", on_failure=lambda op: subscription_refresh_later(operation=op))
 def _run_set_quantity(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
     remote = default_client().partner_center.set_quantity(
         customer_id=customer_id, subscription_id=subscription.ms_subscription_id,
         quantity=int(operation.payload["quantity"]), request_id=str(operation.ms_request_id),
     )
-    return _apply(operation, subscription, remote, "quantity_changed")
+    result = _apply(operation, subscription, remote, "quantity_changed")
+    tenant_skus_refresh_later(organization_id=subscription.organization_id)
+    return result
 
 
-@register_operation("subscription.cancel")
+@register_operation("subscription.cancel", on_failure=lambda op: subscription_refresh_later(operation=op))
 def _run_cancel(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
     remote = default_client().partner_center.cancel_subscription(
@@ -375,7 +394,7 @@ def _run_cancel(operation: ProvisioningOperation) -> dict:
     return _apply(operation, subscription, remote, "cancelled")
 
 
-@register_operation("subscription.set_auto_renew")
+@register_operation("subscription.set_auto_renew", on_failure=lambda op: subscription_refresh_later(operation=op))
 def _run_auto_renew(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
     remote = default_client().partner_center.set_auto_renew(
@@ -396,7 +415,7 @@ def _instructions_json(instructions: dict | None) -> dict | None:
     return {"product": product, "quantity": instructions["quantity"]}
 
 
-@register_operation("subscription.schedule")
+@register_operation("subscription.schedule", on_failure=lambda op: subscription_refresh_later(operation=op))
 def _run_schedule(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
     remote = default_client().partner_center.update_subscription(
@@ -425,9 +444,19 @@ def _clear_suspension_reason(operation: ProvisioningOperation) -> None:
     Subscription.objects.filter(pk=operation.payload.get("subscription_id"), status=Status.ACTIVE).update(
         suspension_reason=""
     )
+    subscription_refresh_later(operation=operation)
 
 
-@register_operation("subscription.reactivate")
+def subscription_refresh_later(*, operation: ProvisioningOperation) -> None:
+    """A change was refused or given up on: what the page shows (windows, refundable seats) may be what
+    made Microsoft say no. Re-read this one subscription once the failure is committed, off the request."""
+    subscription_id = operation.payload.get("subscription_id")
+    if subscription_id:
+        enqueue_on_commit(REFRESH_TASK, organization_id=str(operation.organization_id),
+                          subscription_id=str(subscription_id))
+
+
+@register_operation("subscription.reactivate", on_failure=lambda op: subscription_refresh_later(operation=op))
 def _run_reactivate(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
     remote = default_client().partner_center.reactivate_subscription(
@@ -491,6 +520,28 @@ def subscription_reconcile(*, organization) -> dict:
                 action = "reconcile_drift" if drift else "reconcile"
             subscription_apply_remote(subscription=local, remote=remote, action=action, actor_label="system:reconcile")
     return counts
+
+
+def subscription_refresh(*, organization, subscription_id) -> Subscription | None:
+    """Reconcile one subscription with Partner Center. Left alone while a change to it is in flight
+    (that operation settles it), and when it is not provisioned or the tenant is no longer linked."""
+    with transaction.atomic():
+        subscription = (Subscription.objects.for_org(organization).select_for_update()
+                        .filter(pk=subscription_id).exclude(ms_subscription_id=None).first())
+        if subscription is None:
+            return None
+        busy = ProvisioningOperation.objects.for_org(organization).filter(
+            target_type="Subscription", target_id=str(subscription.pk),
+            status__in=[ProvisioningOperation.Status.PENDING, ProvisioningOperation.Status.RUNNING],
+        ).exists()
+        tenant = MicrosoftTenant.objects.for_org(organization).first()
+        if busy or tenant is None or not tenant.partner_customer_id:
+            return subscription
+        remote = default_client().partner_center.get_subscription(
+            customer_id=tenant.partner_customer_id, subscription_id=subscription.ms_subscription_id,
+        )
+        return subscription_apply_remote(subscription=subscription, remote=remote, action="reconcile",
+                                         actor_label="system:refresh")
 
 
 def _import_remote(organization, remote: RemoteSubscription) -> Subscription:

@@ -96,3 +96,56 @@ def test_a_second_request_joins_the_sync_in_flight(linked_org):
         first = DirectorySync.objects.create(organization=linked_org)
         again = directory_sync_request(organization=linked_org, actor=SYSTEM)
     assert again.pk == first.pk
+
+
+def test_a_sync_that_fails_on_the_second_page_resumes_there_when_redelivered(linked_org, emulator, graph):
+    from licensing.microsoft import errors as ms
+    from licensing.services import directory as directory_services
+
+    emulator.bulk_users(FABRIKAM, 1000)
+    expected = tenant_user_count(graph)
+
+    class FailsAfterFirstPage(directory_services.TenantGraph):
+        def user_page_links(self, **kwargs):
+            for number, page in enumerate(super().user_page_links(**kwargs), start=1):
+                yield page
+                if number == 1:
+                    # Graph keeps failing the next page for longer than the client's retry budget.
+                    emulator.fault("/graph/v1.0/users", status=503, times=50)
+
+    with tenant_context(linked_org):
+        sync = DirectorySync.objects.create(organization=linked_org, trigger=DirectorySync.Trigger.MANUAL)
+    failing = FailsAfterFirstPage(graph=graph.graph, organization=linked_org, tenant_id=FABRIKAM)
+    with pytest.raises(ms.TransientFailure):
+        directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk, graph=failing)
+    with tenant_context(linked_org):
+        sync.refresh_from_db()
+    # Still running (the task retries it), one page written and the link to the next one kept.
+    assert sync.status == DirectorySync.Status.RUNNING and sync.pages == 1 and sync.users_seen == 999
+    assert "skiptoken" in sync.next_link.lower()
+
+    emulator.clear_faults()
+    emulator.clear_requests_log()
+    # The redelivered task: no fault this time.
+    sync = directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk)
+    assert sync.status == DirectorySync.Status.SUCCEEDED, sync.error_message
+    assert sync.resumed == 1 and sync.pages == 2 and sync.next_link == ""
+    assert sync.users_seen == expected and sync.users_removed == 0
+    listed = [r for r in emulator.requests_log(method="GET", path="/graph/v1.0/users") if r["status"] == 200]
+    assert len(listed) == 1  # only the second page: the first was not listed again
+    with tenant_context(linked_org):
+        assert DirectoryUser.objects.for_org(linked_org).filter(removed_at__isnull=True).count() == expected
+
+
+def test_an_expired_cursor_lists_from_the_start_and_a_foreign_link_is_refused(linked_org, graph):
+    from licensing.services import directory as directory_services
+
+    base = graph.graph.base_url
+    with pytest.raises(ValueError):
+        next(graph.graph.iter_user_page_links(tenant_id=FABRIKAM, start_link="https://attacker.example/users"))
+    with tenant_context(linked_org):
+        sync = DirectorySync.objects.create(organization=linked_org, status=DirectorySync.Status.RUNNING,
+                                            next_link=f"{base}/users?$skiptoken=expired")
+    sync = directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk)
+    assert sync.status == DirectorySync.Status.SUCCEEDED, sync.error_message
+    assert sync.users_seen == tenant_user_count(graph)

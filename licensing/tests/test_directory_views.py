@@ -159,3 +159,51 @@ def test_api_directory_search_assign_and_bulk_dry_run(api, synced):
     assert api.get("/api/v1/usage/").status_code == 200
     assert api.get("/api/v1/usage/history/").status_code == 200
     assert api.get("/api/v1/renewals/").status_code == 200
+
+
+def test_seats_bought_after_the_dry_run_enable_confirm(client, synced, owner):
+    verified_client(client, owner)
+    pool = premium(synced)  # 25 purchased, 20 assigned: 5 free
+    users = unlicensed_users(synced, pool, count=7)
+    response = client.post(url("bulk_new", synced), {
+        "sku": str(pool.pk), "action": "assign",
+        "file": _named(csv_upload(["upn"] + [u.user_principal_name for u in users])),
+    })
+    job_url = response["Location"]
+    page = client.get(job_url).content.decode()
+    assert "2 seats short" in page and 'disabled>Confirm' in page
+    # Two seats bought meanwhile (the seat refresh after checkout updates the pool).
+    with tenant_context(synced):
+        TenantSku.objects.for_org(synced).filter(pk=pool.pk).update(purchased=27)
+    page = client.get(job_url).content.decode()
+    assert "seats short" not in page and 'disabled>Confirm' not in page
+    assert "<strong>7</strong> free" in page
+    assert client.post(job_url).status_code == 302
+    with tenant_context(synced):
+        job = BulkJob.objects.for_org(synced).get()
+        # Confirmed: all seven reserved at once (the emulator's tenant really has 25, so Graph refuses two).
+        assert job.status != BulkJob.Status.PREVIEW
+        assert LicenseAssignment.objects.for_org(synced).filter(bulk_job=job).count() == 7
+
+
+def test_buy_more_adds_seats_to_the_existing_subscription_else_opens_the_product(client, synced, owner):
+    from licensing.services.assignments import buy_more_urls
+    from licensing.tests.core.factories import SkuFactory, SubscriptionFactory
+
+    pool = premium(synced)
+    sku = SkuFactory(provisioning_id=str(pool.sku_id).upper())  # Graph and the catalog differ in case
+    with tenant_context(synced):
+        assert buy_more_urls(synced, {pool: 3})[pool.pk] == url("product", synced, pk=sku.product.pk) + "?quantity=3"
+        subscription = SubscriptionFactory(organization=synced, sku=sku, quantity=25)
+        assert buy_more_urls(synced, {pool: 3})[pool.pk] == (
+            url("subscription", synced, pk=subscription.pk) + "?quantity=28#change-seats"
+        )
+        other = TenantSku.objects.create(organization=synced, sku_id=uuid.uuid4(), display_name="Unknown")
+        assert buy_more_urls(synced, {other: 1})[other.pk] == url("catalog", synced)
+        # The pool is full: the Licenses page links to the subscription, and the quantity arrives prefilled.
+        TenantSku.objects.for_org(synced).filter(pk=pool.pk).update(purchased=20)
+    verified_client(client, owner)
+    page = client.get(url("licenses", synced)).content.decode()
+    assert f'href="{url("subscription", synced, pk=subscription.pk)}?quantity=26#change-seats"' in page
+    form = client.get(url("subscription", synced, pk=subscription.pk) + "?quantity=26").content.decode()
+    assert 'name="quantity" id="id_quantity" min="1" value="26"' in form

@@ -72,6 +72,8 @@ class ProductPage(OrganizationMixin, View):
         product = self._product(pk)
         offers = selectors.product_offers(product)
         initial = {"offer": request.GET.get("offer") or (offers[0].pk if offers else None)}
+        if request.GET.get("quantity", "").isdigit() and int(request.GET["quantity"]) >= 1:
+            initial["quantity"] = int(request.GET["quantity"])  # from a "Buy N more" link
         return self._render(request, product, PurchaseForm(offers=offers, initial=initial))
 
     def post(self, request, pk, *args, **kwargs):

@@ -56,6 +56,15 @@ class SubscriptionMixin(OrganizationMixin):
         return redirect("licensing:subscription", org_slug=self.organization.slug, pk=self.kwargs["pk"])
 
 
+def _requested_quantity(request, default: int) -> int:
+    """``?quantity=N`` from a "Buy N more" link prefills the seat change; anything else is ignored."""
+    try:
+        value = int(request.GET.get("quantity", default))
+    except (TypeError, ValueError):
+        return default
+    return value if 1 <= value <= 1_000_000 else default
+
+
 class SubscriptionPage(SubscriptionMixin, TemplateView):
     template_name = "licensing/subscription.html"
 
@@ -69,7 +78,7 @@ class SubscriptionPage(SubscriptionMixin, TemplateView):
             events=selectors.subscription_events(subscription)[:50],
             operations=selectors.operations_for(self.organization, target=subscription)[:10],
             pending=pending, can_manage=self.can(Perm.LICENSES_MANAGE),
-            quantity_form=QuantityForm(initial={"quantity": subscription.quantity}),
+            quantity_form=QuantityForm(initial={"quantity": _requested_quantity(self.request, subscription.quantity)}),
             schedule_form=ScheduleForm(initial={
                 "quantity": (subscription.scheduled_next_term or {}).get("quantity", subscription.quantity),
                 "term_duration": subscription.term_duration, "billing_cycle": subscription.billing_cycle,

@@ -43,6 +43,23 @@ def test_link_existing_tenant_through_gdap_then_consent(linked):
     assert relationship.ends_at > timezone.now()
     assert onboarding.status == TenantOnboarding.Status.COMPLETED
     assert onboarding.consent_status == TenantOnboarding.ConsentStatus.GRANTED
+    # The domains come from Partner Center's customer record once the relationship is active.
+    assert tenant.primary_domain == "fabrikamdemo.onmicrosoft.com"
+    assert tenant.verified_domains[0] == tenant.primary_domain
+
+
+def test_a_linked_tenant_partner_center_does_not_know_keeps_an_empty_domain(linked):
+    from licensing.services.onboarding import tenant_domains_fill
+
+    organization = linked.organization
+    with tenant_context(organization):
+        tenant = MicrosoftTenant.objects.for_org(organization).get()
+        tenant.primary_domain, tenant.verified_domains = "", []
+        tenant.partner_customer_id = "00000000-0000-4000-8000-000000000000"
+        tenant.save()
+        assert tenant_domains_fill(tenant=tenant) is False
+        tenant.refresh_from_db()
+    assert tenant.primary_domain == "" and tenant.verified_domains == []
 
 
 def test_purchase_requires_agreement_then_completes_with_timeline(linked, django_capture_on_commit_callbacks):
