@@ -1,0 +1,110 @@
+"""Bulk assignment of 10,000 users end to end, against the emulator's raw assignLicense throughput.
+
+The scene: the emulator (a subprocess) has the Fabrikam tenant grown past 10,000 users and two
+10,000-seat subscriptions. The portal links an organisation, syncs the directory, previews a bulk
+job from a filtered selection (users with a usage location), confirms it, and the outbox operations
+run inline on commit (eager Celery, as in the tests): one $batch of 20 per operation, each with its
+claim, attempt, per-user result and audit rows. The figure is that wall time (preview + confirm +
+every operation), as users/s.
+
+The baseline is the same number of assignLicense calls sent straight through `MicrosoftClient.graph.batch`
+(the same client, $batch of 20, no portal) for the other SKU, in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from benchmarks.emulator import (
+    FABRIKAM,
+    buy,
+    emulator_process,
+    linked_organization,
+    portal_pointed_at,
+    quiet_logs,
+    scaled,
+    sync_directory,
+)
+from benchmarks.harness import Context, Result
+
+USERS = 10_000
+SPE_E3 = ("CFQ7TTC0LFLX", "05e9a617-0261-4cee-bb44-138d3ef5d965")  # the portal's bulk job
+SPE_E5 = ("CFQ7TTC0LFLZ", "06ebc4ee-1bb5-47dd-8120-11324bc54e06")  # the raw baseline
+
+
+def _raw_batches(tenant_id: str, sku_id: str, graph_ids: list[str]) -> float:
+    from licensing.microsoft.client import default_client
+
+    client = default_client()
+    body = {"addLicenses": [{"skuId": sku_id, "disabledPlans": []}], "removeLicenses": []}
+    requests = [{"id": str(n), "method": "POST", "url": f"/users/{gid}/assignLicense",
+                 "headers": {"Content-Type": "application/json"}, "body": body} for n, gid in enumerate(graph_ids)]
+    client.graph.subscribed_skus(tenant_id=tenant_id)  # warm the token cache, as the portal's sync did
+    start = time.perf_counter()
+    results = client.graph.batch(tenant_id=tenant_id, requests=requests, request_id=str(uuid.uuid4()))
+    elapsed = time.perf_counter() - start
+    failed = [r for r in results if not r.ok]
+    assert not failed, f"{len(failed)} raw assignments failed, e.g. {failed[0].error}"
+    return elapsed
+
+
+def run(ctx: Context) -> list[Result]:
+    from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, TenantSku
+    from licensing.services import bulk as bulk_services
+    from portal.tenancy import tenant_context
+    from security.audit import Actor
+
+    count = min(scaled(USERS, minimum=100), USERS)  # 10,000 is the most seats one subscription allows
+    actor = Actor.system("bench")
+    with quiet_logs(), emulator_process() as emulator, portal_pointed_at(emulator):
+        control = emulator.control()
+        control.lift_sandbox_limits()
+        # About 10 % of generated users have no usage location and cannot be licensed.
+        control.add_users(FABRIKAM, int(count * 1.15))
+        buy(control, FABRIKAM, SPE_E3[0], count)
+        buy(control, FABRIKAM, SPE_E5[0], count)
+
+        organization = linked_organization("bench-bulk")
+        started = time.perf_counter()
+        sync = sync_directory(organization)
+        ctx.say(f"directory sync of {sync.users_seen:,} users: {time.perf_counter() - started:.1f} s")
+        with tenant_context(organization):
+            pool = TenantSku.objects.for_org(organization).get(sku_id=SPE_E3[1])
+            assert pool.purchased >= count, pool.purchased
+            eligible = (
+                DirectoryUser.objects.for_org(organization)
+                .filter(has_usage_location=True, removed_at__isnull=True)
+                .order_by("created_at", "id")
+            )
+            graph_ids = [str(g) for g in eligible.values_list("graph_id", flat=True)[:count]]
+        assert len(graph_ids) == count, f"only {len(graph_ids)} users with a usage location"
+
+        baseline = _raw_batches(FABRIKAM, SPE_E5[1], graph_ids)
+        ctx.say(f"raw client $batch: {count:,} assignLicense in {baseline:.1f} s ({count / baseline:,.0f} users/s)")
+
+        started = time.perf_counter()
+        with tenant_context(organization):
+            selection = list(eligible[:count])
+            job = bulk_services.bulk_preview_selection(
+                organization=organization, sku=pool, action=BulkJob.Action.ASSIGN, users=selection, actor=actor
+            )
+        previewed = time.perf_counter() - started
+        with tenant_context(organization):
+            bulk_services.bulk_job_confirm(organization=organization, job=job, actor=actor)
+        figure = time.perf_counter() - started
+        with tenant_context(organization):
+            job = BulkJob.objects.for_org(organization).get(pk=job.pk)
+            assigned = LicenseAssignment.objects.for_org(organization).filter(
+                bulk_job=job, state=LicenseAssignment.State.ASSIGNED
+            ).count()
+        assert job.status == BulkJob.Status.COMPLETED, (job.status, job.succeeded, job.failed)
+        assert assigned == job.succeeded == count, (assigned, job.succeeded)
+        ctx.say(f"portal bulk job: {count:,} users in {figure:.1f} s ({count / figure:,.0f} users/s;"
+                f" preview {previewed:.1f} s, confirm + {count // 20} outbox operations {figure - previewed:.1f} s)")
+    return [
+        Result(f"bulk assign {count:,} users (users/s)", count / figure, count / baseline, "users/s",
+               higher_is_better=True,
+               note="preview + confirm + outbox $batch operations inline (SQLite); baseline: the same calls as"
+                    " raw MicrosoftClient.graph.batch to the same emulator"),
+    ]
