@@ -7,6 +7,7 @@ and records an audit event in the same transaction.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
 from django.core.exceptions import ValidationError
@@ -45,7 +46,8 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
-def _organization_create(*, actor: User, legal_name: str, country: str, time_zone: str, business_name: str = ""):
+def _organization_build(*, legal_name: str, country: str, time_zone: str, business_name: str = "") -> Organization:
+    """A validated, unsaved organisation."""
     validate_time_zone(time_zone)
     organization = Organization(
         slug=_unique_slug(business_name or legal_name),
@@ -55,6 +57,13 @@ def _organization_create(*, actor: User, legal_name: str, country: str, time_zon
         time_zone=time_zone,
     )
     organization.full_clean()
+    return organization
+
+
+def _organization_create(*, actor: User, legal_name: str, country: str, time_zone: str, business_name: str = ""):
+    organization = _organization_build(
+        legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name
+    )
     organization.save()
     membership = Membership(user=actor, organization=organization, role=Role.OWNER)
     membership.full_clean()
@@ -95,14 +104,51 @@ def organization_signup(
     country: str,
     time_zone: str,
     business_name: str = "",
-) -> tuple[User, Organization]:
-    """Create an organisation and its owner together, then email the verification link after commit."""
-    user = user_create(email=email, password=password, full_name=full_name)
-    organization = _organization_create(
-        actor=user, legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name
+) -> tuple[User, Organization] | None:
+    """Create an organisation and its owner together, then email the verification link after commit.
+
+    Sign-up must not tell anyone whether an address is registered. For an address that already has
+    an account nothing is created: its holder is emailed instead and the result is ``None``. Both
+    paths validate the same input in the same order and hash the password once, so the caller can
+    answer both the same way, in about the same time.
+    """
+    email = User.objects.normalize_email(email.strip())
+    existing = User.objects.get_by_email(email)
+    if existing is None:
+        user = user_create(email=email, password=password, full_name=full_name)
+        organization = _organization_create(
+            actor=user, legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name
+        )
+        email_verification_send(user=user)
+        return user, organization
+    validate_password(password, User(email=email, full_name=full_name.strip()))
+    make_password(password)  # the cost a new account pays, so the response time does not tell
+    _organization_build(legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name)
+    signup_attempt_notice_send(user=existing)
+    audit_record(actor=Actor.system("signup"), action="user.signup_attempted", target=existing)
+    return None
+
+
+def signup_attempt_notice_send(*, user: User) -> None:
+    """Tell an account holder that someone tried to sign up with their address."""
+    site = settings.SITE_URL.rstrip("/")
+    body = render_to_string(
+        "accounts/email/signup_attempt.txt",
+        {
+            "name": user.full_name,
+            "login_url": site + reverse("accounts:login"),
+            "reset_url": site + reverse("accounts:password_reset"),
+        },
     )
-    email_verification_send(user=user)
-    return user, organization
+    recipient = user.email
+    transaction.on_commit(
+        lambda: send_mail(
+            subject="Someone tried to sign up with your email address",
+            message=body,
+            from_email=None,
+            recipient_list=[recipient],
+        )
+    )
 
 
 @transaction.atomic

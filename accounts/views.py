@@ -44,11 +44,16 @@ from .services import (
     invitation_signup,
     organization_create,
     organization_signup,
+    signup_attempt_notice_send,
     user_profile_update,
 )
 
 ENROLL_SESSION_KEY = "mfa_enroll_device"
 RESEND_SESSION_KEY = "verify_email_sent_at"
+# Sign-up does not sign anyone in: an address that already had an account must get the same answer.
+# The session (kept server side) remembers what to show and, for a new account, whose link signs in here.
+SIGNUP_EMAIL_SESSION_KEY = "signup_email"
+SIGNUP_USER_SESSION_KEY = "signup_user"
 RESEND_INTERVAL_SECONDS = 60
 
 
@@ -150,7 +155,7 @@ class SignupView(View):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                user, _ = organization_signup(
+                created = organization_signup(
                     email=data["email"],
                     password=data["password1"],
                     full_name=data["full_name"],
@@ -162,7 +167,12 @@ class SignupView(View):
             except ValidationError as exc:
                 _apply_form_errors(form, exc)
             else:
-                signin.user_session_start(request=request, user=user)
+                request.session.cycle_key()
+                request.session[SIGNUP_EMAIL_SESSION_KEY] = data["email"]
+                if created is None:
+                    request.session.pop(SIGNUP_USER_SESSION_KEY, None)
+                else:
+                    request.session[SIGNUP_USER_SESSION_KEY] = str(created[0].pk)
                 request.session[RESEND_SESSION_KEY] = int(time.time())
                 return signin.set_device_cookie(request, redirect("accounts:verify_email_sent"))
         return render(request, self.template_name, {"form": form}, status=400)
@@ -174,6 +184,11 @@ class VerifyEmailView(View):
             user = email_verify(token=token)
         except EmailVerificationError as exc:
             return render(request, "accounts/verify_email_failed.html", {"message": exc.message}, status=400)
+        if not request.user.is_authenticated and request.session.get(SIGNUP_USER_SESSION_KEY) == str(user.pk):
+            # The browser that chose the password now proves the inbox too: that is the password step.
+            request.session.pop(SIGNUP_USER_SESSION_KEY)
+            request.session.pop(SIGNUP_EMAIL_SESSION_KEY, None)
+            signin.user_session_start(request=request, user=user)
         if request.user.is_authenticated and request.user.pk == user.pk:
             messages.success(request, "Your email is confirmed. Next, set up your authenticator app.")
             return _after_password_step(request, user)
@@ -181,25 +196,51 @@ class VerifyEmailView(View):
         return redirect("accounts:login")
 
 
-class VerifyEmailSentView(LoginRequiredMixin, View):
+class VerifyEmailSentView(View):
+    """The "check your email" page: for a signed-in person whose address is unconfirmed, and right after sign-up
+    (answered the same whether or not the address already had an account)."""
+
     template_name = "accounts/verify_email_sent.html"
 
     def get(self, request):
-        if request.user.email_verified:
-            return redirect(settings.LOGIN_REDIRECT_URL)
-        return render(request, self.template_name, {"email": request.user.email})
+        if request.user.is_authenticated:
+            if request.user.email_verified:
+                return redirect(settings.LOGIN_REDIRECT_URL)
+            email = request.user.email
+        else:
+            email = request.session.get(SIGNUP_EMAIL_SESSION_KEY)
+            if not email:
+                return redirect("accounts:login")
+        return render(request, self.template_name, {"email": email})
 
     def post(self, request):
-        if request.user.email_verified:
+        if request.user.is_authenticated and request.user.email_verified:
             return redirect(settings.LOGIN_REDIRECT_URL)
+        if not request.user.is_authenticated and not request.session.get(SIGNUP_EMAIL_SESSION_KEY):
+            return redirect("accounts:login")
         sent_at = request.session.get(RESEND_SESSION_KEY, 0)
         if time.time() - sent_at < RESEND_INTERVAL_SECONDS:
             messages.warning(request, "We sent an email less than a minute ago. Check your inbox and spam folder.")
         else:
-            email_verification_send(user=request.user)
+            self._resend(request)
             request.session[RESEND_SESSION_KEY] = int(time.time())
             messages.success(request, "We sent a new confirmation email.")
         return redirect("accounts:verify_email_sent")
+
+    @staticmethod
+    def _resend(request) -> None:
+        if request.user.is_authenticated:
+            email_verification_send(user=request.user)
+            return
+        pending_pk = request.session.get(SIGNUP_USER_SESSION_KEY)
+        if pending_pk:
+            user = User.objects.filter(pk=pending_pk, is_active=True).first()
+            if user is not None and not user.email_verified:
+                email_verification_send(user=user)
+            return
+        existing = User.objects.get_by_email(request.session[SIGNUP_EMAIL_SESSION_KEY])
+        if existing is not None:
+            signup_attempt_notice_send(user=existing)
 
 
 # --- second factor --------------------------------------------------------------------------

@@ -17,12 +17,12 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.models import ApiKey, Membership
+from accounts.models import ApiKey
+from accounts.team import actor_role, audit_actor
 from portal.api.errors import ApiError
 from portal.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from portal.api.views import OrganizationViewSet
 from portal.roles import Perm
-from security.audit import Actor
 
 from . import nce
 from .models import Price, Product, ProvisioningOperation, Subscription
@@ -33,10 +33,6 @@ from .services.catalog import customer_unit_price
 
 CONFLICT_CODES = {"change_in_progress", "scheduled_changes_would_be_wiped", "not_ready", "no_tenant",
                   "agreement_required"}
-
-
-def audit_actor(obj) -> Actor:
-    return Actor.api_key(obj) if isinstance(obj, ApiKey) else Actor.user(obj)
 
 
 def service_error(exc: Exception) -> ApiError:
@@ -269,11 +265,10 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         if price is None:
             raise ApiError("No such offer.", code="invalid", status_code=400, fields={"offer_id": ["Unknown offer."]})
         user = None if isinstance(self.actor, ApiKey) else self.actor
-        membership = Membership.objects.filter(organization=self.organization, user=user).first() if user else None
-        role = membership.role if membership else getattr(request._request, "api_role", None)
         try:
             order = purchases.order_place(
-                organization=self.organization, actor=audit_actor(self.actor), user=user, role=role, price=price,
+                organization=self.organization, actor=audit_actor(self.actor), user=user,
+                role=actor_role(self.actor, self.organization), price=price,
                 quantity=data.validated_data["quantity"], auto_renew=data.validated_data["auto_renew"],
                 idempotency_key=request.headers.get("Idempotency-Key", "")[:100],
             )

@@ -7,6 +7,7 @@ asynchronously: a created assignment is ``pending`` until Graph confirms. POSTs 
 
 from __future__ import annotations
 
+import csv
 import io
 import uuid
 
@@ -16,13 +17,13 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.team import audit_actor
 from portal.api.errors import ApiError
 from portal.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from portal.api.views import OrganizationViewSet
 from portal.roles import Perm
 
 from . import selectors_directory, selectors_usage
-from .api import audit_actor
 from .models import BulkJob, BulkJobRow, DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
 from .services import assignments as assignment_services
 from .services import bulk as bulk_services
@@ -267,7 +268,10 @@ class BulkJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         payload = BulkRequestSerializer(data=request.data, context={"request": request})
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        upload = io.BytesIO("\n".join(u.replace("\n", " ") for u in data["users"]).encode())
+        # Written as real CSV so an identifier with a comma or a quote stays one row of one cell.
+        text = io.StringIO()
+        csv.writer(text).writerows([u] for u in data["users"])
+        upload = io.BytesIO(text.getvalue().encode())
         try:
             job = bulk_services.bulk_preview_csv(
                 organization=self.organization, sku=data["sku"], action=data["action"], upload=upload,

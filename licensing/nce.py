@@ -112,17 +112,44 @@ def monthly_equivalent(unit_price: Decimal, billing_cycle: str) -> Decimal:
     return (unit_price / CYCLE_MONTHS[billing_cycle]).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def prorated_refund(*, unit_price: Decimal, billing_cycle: str, added_at: datetime, now: datetime) -> Decimal:
-    """Refund for one seat given back ``now``: the unused days of the first billing period.
+def _utc_day(moment: datetime):
+    return moment.astimezone(UTC).date()
 
-    Proration is daily; a started day counts as used, and amounts round down to the cent
-    (Microsoft's ROUNDDOWN rule), so the estimate never promises more than is refunded.
+
+def billing_period(added_at: datetime, billing_cycle: str, billing_anchor: datetime | None = None
+                   ) -> tuple[datetime, datetime]:
+    """The subscription's billing period that contains ``added_at``.
+
+    Seats added mid-term are co-termed: they are charged only up to the subscription's next billing
+    date (counted from ``billing_anchor``, the term start), not for a whole period of their own.
     """
-    period_end = add_months(added_at, CYCLE_MONTHS[billing_cycle])
-    period_days = max(1, (period_end - added_at).days)
-    used_days = min(period_days, max(1, math.ceil((now - added_at) / timedelta(days=1))))
-    # unit_price is one seat for one billing period: that is what a refund prorates.
-    refund = unit_price * Decimal(period_days - used_days) / Decimal(period_days)
+    months = CYCLE_MONTHS[billing_cycle]
+    if billing_anchor is None or billing_anchor > added_at:
+        return added_at, add_months(added_at, months)
+    # Billing dates are whole UTC days: a term that started at 16:57 renews, and bills, from midnight.
+    anchor = billing_anchor.astimezone(UTC)
+    billing_anchor = datetime(anchor.year, anchor.month, anchor.day, tzinfo=UTC)
+    added = added_at.astimezone(UTC)
+    elapsed = (added.year - billing_anchor.year) * 12 + added.month - billing_anchor.month
+    index = max(0, elapsed // months)
+    if add_months(billing_anchor, index * months) > added_at:
+        index -= 1
+    return add_months(billing_anchor, index * months), add_months(billing_anchor, (index + 1) * months)
+
+
+def prorated_refund(*, unit_price: Decimal, billing_cycle: str, added_at: datetime, now: datetime,
+                    billing_anchor: datetime | None = None) -> Decimal:
+    """Refund for one seat given back ``now``: what was charged for it, less the days already used.
+
+    ``unit_price`` is one seat for a whole billing period; a batch added mid-period was charged only
+    the days left in that period. Proration is daily; a started day counts as used, and amounts round
+    down to the cent (Microsoft's ROUNDDOWN rule), so the estimate never promises more than is refunded.
+    """
+    period_start, period_end = billing_period(added_at, billing_cycle, billing_anchor)
+    period_days = max(1, (_utc_day(period_end) - _utc_day(period_start)).days)
+    charged_days = min(period_days, max(0, (_utc_day(period_end) - _utc_day(added_at)).days))
+    used_days = max(1, math.ceil((now - added_at) / timedelta(days=1)))
+    refund = unit_price * Decimal(max(0, charged_days - used_days)) / Decimal(period_days)
     return refund.quantize(CENT, rounding=ROUND_DOWN)
 
 
@@ -164,6 +191,7 @@ def plan_reduction(
     commitment_end: datetime | None,
     now: datetime,
     minimum_quantity: int = 1,
+    billing_anchor: datetime | None = None,
 ) -> ReductionPlan:
     """Seats come off the newest open batches first, so the longest windows are used last."""
     refundable_now = refundable_quantity(batches, now)
@@ -199,7 +227,7 @@ def plan_reduction(
         if take <= 0:
             continue
         per_seat = prorated_refund(unit_price=unit_price, billing_cycle=billing_cycle, added_at=batch.added_at,
-                                   now=now)
+                                   now=now, billing_anchor=billing_anchor)
         lines.append(BatchRefund(batch.added_at, batch.refundable_until, take, per_seat * take))
         remaining -= take
     return ReductionPlan(

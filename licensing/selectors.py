@@ -6,6 +6,7 @@ Tenant reads are scoped by organisation; the catalog is shared by everyone.
 from __future__ import annotations
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import MicrosoftTenant
 
@@ -120,6 +121,8 @@ def operation_timeline(operation: ProvisioningOperation) -> list[dict]:
     """The steps of an order's provisioning, done or not, for the timeline and its progress bar."""
     steps = []
     for key, label in TIMELINE:
-        steps.append({"key": key, "label": label, "at": operation.milestones.get(key),
+        # Milestones are stored as UTC ISO strings in JSON; a datetime lets the page show the organisation's time.
+        stamp = operation.milestones.get(key)
+        steps.append({"key": key, "label": label, "at": parse_datetime(stamp) if stamp else None,
                       "done": key in operation.milestones})
     return steps

@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -92,7 +92,7 @@ def monthly_unit_prices(organization) -> dict[str, tuple[Decimal, str]]:
         if not seats:
             continue
         total = sum(nce.monthly_equivalent(s.unit_price, s.billing_cycle) * s.quantity for s in subscriptions)
-        prices[sku_id] = ((total / seats).quantize(Decimal("0.01")), subscriptions[0].currency)
+        prices[sku_id] = ((total / seats).quantize(nce.CENT, rounding=ROUND_HALF_UP), subscriptions[0].currency)
     return prices
 
 
@@ -120,10 +120,11 @@ def pool_rows(organization) -> list[PoolRow]:
     for sku in seat_pools(organization):
         price, currency = prices.get(str(sku.sku_id).lower(), (None, ""))
         unassigned = max(0, sku.purchased - sku.assigned_count)
+        unassigned_cost = (price * unassigned).quantize(nce.CENT, rounding=ROUND_HALF_UP) if price is not None else None
         rows.append(PoolRow(
             sku=sku, purchased=sku.purchased, assigned=sku.assigned_count, available=sku.purchased - sku.assigned_count,
             unit_price_monthly=price, currency=currency,
-            unassigned_cost_monthly=(price * unassigned).quantize(Decimal("0.01")) if price is not None else None,
+            unassigned_cost_monthly=unassigned_cost,
         ))
     return rows
 
@@ -213,7 +214,7 @@ def _entry(sub: Subscription, end: datetime) -> CalendarEntry:
     renews = nce.renewal_date(end)
     scheduled = sub.scheduled_next_term or None
     quantity = int((scheduled or {}).get("quantity") or sub.quantity)
-    cost = (sub.unit_price * quantity).quantize(Decimal("0.01"))
+    cost = (sub.unit_price * quantity).quantize(nce.CENT, rounding=ROUND_HALF_UP)
     notes = []
     if not sub.auto_renew:
         notes.append("Auto-renew is off: the licenses expire at the end of the term.")

@@ -6,14 +6,14 @@ by ``OrganizationMixin``; objects are fetched through ``for_org`` so another ten
 
 from __future__ import annotations
 
-import csv
+import uuid
 from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +28,7 @@ from licensing.services import directory as directory_services
 from licensing.services import notifications as notification_services
 from licensing.services import usage as usage_services
 from licensing.services.subscriptions import SubscriptionChangeError
+from portal.csv_export import csv_response
 from portal.roles import Perm
 from portal.views import OrganizationMixin
 from security.audit import Actor
@@ -37,6 +38,22 @@ PAGE_SIZE = 50
 
 def _actor(request) -> Actor:
     return Actor.user(request.user)
+
+
+def _uuids(values) -> list[uuid.UUID]:
+    """The well-formed ids among posted values: a tampered id is simply not found, never a 500."""
+    valid = []
+    for value in values:
+        try:
+            valid.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return valid
+
+
+def _tenant_sku_or_404(organization, value) -> TenantSku:
+    found = _uuids([value]) if value else []
+    return get_object_or_404(TenantSku.objects.for_org(organization), pk=found[0] if found else None)
 
 
 class LicensesPage(OrganizationMixin, TemplateView):
@@ -222,7 +239,7 @@ class BulkFromSelection(OrganizationMixin, View):
 
     def post(self, request, org_slug):
         form = DirectoryFilterForm(request.POST, organization=self.organization)
-        target = get_object_or_404(TenantSku.objects.for_org(self.organization), pk=request.POST.get("target_sku"))
+        target = _tenant_sku_or_404(self.organization, request.POST.get("target_sku"))
         action = request.POST.get("action", BulkJob.Action.ASSIGN)
         if not form.is_valid() or action not in BulkJob.Action.values:
             raise Http404("Unknown selection.")
@@ -309,7 +326,7 @@ class ReclaimLicenses(OrganizationMixin, View):
         chosen = request.POST.getlist("assignment")
         assignments = selectors_usage.inactive_assignments(self.organization)
         if chosen:
-            assignments = assignments.filter(pk__in=chosen)
+            assignments = assignments.filter(pk__in=_uuids(chosen))
         jobs = usage_services.licenses_reclaim(organization=self.organization, assignments=list(assignments),
                                                actor=_actor(request), requested_by=request.user)
         freed = sum(j.change_rows for j in jobs)
@@ -323,7 +340,7 @@ class ReductionPropose(OrganizationMixin, View):
     permission = Perm.LICENSES_MANAGE
 
     def post(self, request, org_slug):
-        sku = get_object_or_404(TenantSku.objects.for_org(self.organization), pk=request.POST.get("sku"))
+        sku = _tenant_sku_or_404(self.organization, request.POST.get("sku"))
         try:
             usage_services.reduction_propose(organization=self.organization, sku=sku,
                                              reduce_by=int(request.POST.get("reduce_by", "0") or 0),
@@ -400,24 +417,6 @@ class PreferencesPage(OrganizationMixin, View):
 # --- CSV exports (streamed) ------------------------------------------------------------------------------
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _csv_response(filename: str, header: list[str], rows) -> StreamingHttpResponse:
-    writer = csv.writer(_Echo())
-
-    def stream():
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow(row)
-
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 class ReportExport(OrganizationMixin, View):
     """CSV of a report: usage, history, inactive, renewals. Rows are produced while the response streams.
 
@@ -427,29 +426,29 @@ class ReportExport(OrganizationMixin, View):
     def get(self, request, org_slug, report):
         org = self.organization
         if report == "usage":
+            header = ["License", "Part number", "Purchased", "Assigned", "Available", "Monthly price", "Currency",
+                      "Monthly cost of unassigned"]
             rows = [(r.sku.label, r.sku.sku_part_number, r.purchased, r.assigned, r.available,
                      r.unit_price_monthly or "", r.currency, r.unassigned_cost_monthly or "")
                     for r in selectors_usage.pool_rows(org)]
-            return _csv_response("license-usage.csv", ["License", "Part number", "Purchased", "Assigned",
-                                                       "Available", "Monthly price", "Currency",
-                                                       "Monthly cost of unassigned"], rows)
+            return csv_response("license-usage.csv", [header, *rows])
         if report == "history":
             rows = [(h["sku"].label, day, assigned) for h in selectors_usage.usage_history(org, days=365)
                     for day, assigned in h["points"]]
-            return _csv_response("license-history.csv", ["License", "Day", "Assigned"], rows)
+            return csv_response("license-history.csv", [["License", "Day", "Assigned"], *rows])
         if report == "inactive":
             rows = [(a.user.user_principal_name, a.user.display_name, a.sku.label,
                      a.user.last_sign_in_at.isoformat() if a.user.last_sign_in_at else "never")
                     for a in selectors_usage.inactive_assignments(org).iterator(chunk_size=500)]
-            return _csv_response("inactive-users.csv", ["User principal name", "Name", "License", "Last sign-in"],
-                                 rows)
+            return csv_response("inactive-users.csv", [["User principal name", "Name", "License", "Last sign-in"],
+                                                       *rows])
         if report == "renewals":
+            header = ["Subscription", "Renews on", "Last day to reduce", "Cancellation window closes", "Auto-renew",
+                      "Seats", "Projected cost", "Currency"]
             rows = [(e.subscription, e.renews_on, e.last_day_to_reduce, e.window_closes_on,
                      "yes" if e.auto_renew else "no", e.quantity, e.projected_cost, e.currency)
                     for e in selectors_usage.renewal_calendar(org)]
-            return _csv_response("renewals.csv", ["Subscription", "Renews on", "Last day to reduce",
-                                                  "Cancellation window closes", "Auto-renew", "Seats",
-                                                  "Projected cost", "Currency"], rows)
+            return csv_response("renewals.csv", [header, *rows])
         raise Http404("Unknown report.")
 
 
@@ -468,7 +467,8 @@ class NotificationsPage(OrganizationMixin, TemplateView):
 
 class NotificationsMarkRead(OrganizationMixin, View):
     def post(self, request, org_slug):
-        ids = request.POST.getlist("notification") or None
+        posted = request.POST.getlist("notification")
+        ids = _uuids(posted) if posted else None
         notification_services.notifications_mark_read(organization=self.organization, user=request.user,
                                                       notification_ids=ids)
         if request.htmx:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import UTC, timedelta
 
 from django.db.models import Q
-from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -14,6 +12,7 @@ from django.utils.cache import patch_vary_headers
 from django.views import View
 
 from accounts.models import User
+from portal.csv_export import csv_response
 from portal.roles import Perm
 from portal.selectors import (
     ActorLabel,
@@ -113,20 +112,6 @@ class ActivityLogView(OrganizationMixin, View):
         return response
 
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value) -> str:
-    """Spreadsheets run cells that start like a formula; prefix them so they stay text."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(_FORMULA_PREFIXES) else text
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
 class ActivityExportView(OrganizationMixin, View):
     """The filtered log as CSV, newest first, streamed in batches so any size of log exports."""
 
@@ -135,21 +120,17 @@ class ActivityExportView(OrganizationMixin, View):
     def get(self, request, org_slug):
         organization = self.organization
         queryset = activity_table(request, organization).queryset
-        writer = csv.writer(_Echo())
-
         def rows():
-            yield writer.writerow(
-                [
-                    "occurred_at_utc",
-                    "action",
-                    "actor_type",
-                    "actor",
-                    "actor_email",
-                    "target_type",
-                    "target_id",
-                    "request_id",
-                ]
-            )
+            yield [
+                "occurred_at_utc",
+                "action",
+                "actor_type",
+                "actor",
+                "actor_email",
+                "target_type",
+                "target_id",
+                "request_id",
+            ]
             cursor = None
             while True:
                 # The response streams after the view returns: each batch re-enters the tenant context.
@@ -161,21 +142,16 @@ class ActivityExportView(OrganizationMixin, View):
                     return
                 for event in batch:
                     label = labels[(event.actor_type, event.actor_id)]
-                    yield writer.writerow(
-                        [
-                            _cell(event.occurred_at.astimezone(UTC).isoformat()),
-                            _cell(event.action),
-                            _cell(event.actor_type),
-                            _cell(label.name),
-                            _cell(label.email),
-                            _cell(event.target_type),
-                            _cell(event.target_id),
-                            _cell(event.request_id),
-                        ]
-                    )
+                    yield [
+                        event.occurred_at.astimezone(UTC).isoformat(),
+                        event.action,
+                        event.actor_type,
+                        label.name,
+                        label.email,
+                        event.target_type,
+                        event.target_id,
+                        event.request_id,
+                    ]
                 cursor = batch[-1].sequence
 
-        filename = f"activity-{organization.slug}-{timezone.now():%Y%m%d}.csv"
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        return csv_response(f"activity-{organization.slug}-{timezone.now():%Y%m%d}.csv", rows())

@@ -7,6 +7,7 @@ from django.contrib.sessions.models import Session
 from django.core import mail
 from django.test import Client
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from accounts.invitations import invitation_create
 from accounts.middleware import MFA_EXEMPT_URL_NAMES
@@ -244,13 +245,12 @@ def test_signup_rejects_bad_input_with_form_errors(client, overrides):
     assert not User.objects.exists() and not Organization.objects.exists()
 
 
-def test_signup_with_taken_email_is_a_form_error(client):
-    UserFactory(email="taken@example.com")
-    response = client.post(
+def _signup(client, email):
+    return client.post(
         reverse("accounts:signup"),
         {
             "full_name": "Ana",
-            "email": "Taken@Example.com",
+            "email": email,
             "password1": "a sturdy passphrase 42",
             "password2": "a sturdy passphrase 42",
             "legal_name": "Ana Ltd",
@@ -258,9 +258,58 @@ def test_signup_with_taken_email_is_a_form_error(client):
             "time_zone": "Europe/Lisbon",
         },
     )
-    assert response.status_code == 400
-    assert b"already exists" in response.content
+
+
+def _check_email_page(client):
+    page = client.get(reverse("accounts:verify_email_sent"))
+    assert page.status_code == 200
+    return page.content.decode()
+
+
+def test_signup_with_taken_email_answers_like_a_new_signup(django_capture_on_commit_callbacks):
+    """Sign-up must not reveal whether an address is registered: same redirect, same page, same cookies;
+    the holder gets a "someone tried to sign up" email instead of a new account."""
+    holder = UserFactory(email="taken@example.com")
+    fresh, taken = Client(), Client()
+    with django_capture_on_commit_callbacks(execute=True):
+        fresh_response = _signup(fresh, "new@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        taken_response = _signup(taken, "Taken@Example.com")
+
+    assert taken_response.status_code == fresh_response.status_code == 302
+    assert taken_response["Location"] == fresh_response["Location"] == reverse("accounts:verify_email_sent")
+    assert set(taken_response.cookies) == set(fresh_response.cookies)
+    assert "_auth_user_id" not in fresh.session and "_auth_user_id" not in taken.session
+    fresh_page = _check_email_page(fresh).replace("new@example.com", "EMAIL")
+    taken_page = _check_email_page(taken).replace("Taken@Example.com", "EMAIL")
+    strip_csrf = re.compile(r'(csrfmiddlewaretoken" value=|X-CSRFToken": )"[^"]+"')
+    assert strip_csrf.sub("", fresh_page) == strip_csrf.sub("", taken_page)
+
+    assert Organization.objects.count() == 1 and User.objects.count() == 2
+    assert not Membership.objects.filter(user=holder).exists()
+    notice = next(m for m in mail.outbox if m.to == [holder.email])
+    assert "tried to sign up" in notice.subject and "/accounts/password-reset/" in notice.body
+    assert not any("/accounts/verify-email/" in m.body for m in mail.outbox if m.to == [holder.email])
+
+
+def test_resend_after_taken_email_signup_notifies_the_holder_again(
+    client, time_machine, django_capture_on_commit_callbacks
+):
+    holder = UserFactory(email="taken@example.com")
+    time_machine.move_to(timezone.now())
+    _signup(client, "taken@example.com")
+    time_machine.shift(120)
+    mail.outbox = []
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("accounts:verify_email_sent"))
+    assert response["Location"] == reverse("accounts:verify_email_sent")
+    assert [m.to for m in mail.outbox] == [[holder.email]]
     assert not Organization.objects.exists()
+
+
+def test_check_email_page_needs_a_signup_or_a_signed_in_person(client):
+    assert client.get(reverse("accounts:verify_email_sent"))["Location"] == reverse("accounts:login")
+    assert client.post(reverse("accounts:verify_email_sent"))["Location"] == reverse("accounts:login")
 
 
 def test_csrf_failure_gives_friendly_403():

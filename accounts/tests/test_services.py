@@ -43,11 +43,26 @@ def test_slug_is_unique_and_survives_non_latin_names():
     assert third.slug == "org"
 
 
-def test_duplicate_email_is_refused_case_insensitively():
-    UserFactory(email="Founder@Example.com")
-    with pytest.raises(ValidationError) as exc:
-        services.organization_signup(**SIGNUP)
-    assert "email" in exc.value.error_dict
+def test_signup_with_a_registered_email_creates_nothing_and_notifies_the_holder(django_capture_on_commit_callbacks):
+    holder = UserFactory(email="Founder@Example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.organization_signup(**SIGNUP) is None
+    assert list(User.objects.all()) == [holder]
+    assert not Organization.objects.exists() and not Membership.objects.exists()
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [holder.email]
+    assert "/accounts/login/" in mail.outbox[0].body and "/accounts/password-reset/" in mail.outbox[0].body
+    assert "/accounts/verify-email/" not in mail.outbox[0].body
+    event = AuditEvent.unscoped_objects.get(action="user.signup_attempted")
+    assert event.metadata == {}
+
+
+def test_signup_with_a_registered_email_still_validates_like_a_new_one():
+    # Otherwise a weak password or bad country would be refused for new addresses only.
+    UserFactory(email="founder@example.com")
+    with pytest.raises(ValidationError):
+        services.organization_signup(**{**SIGNUP, "password": "password"})
+    with pytest.raises(ValidationError):
+        services.organization_signup(**{**SIGNUP, "country": "GBR"})
     assert not Organization.objects.exists()
 
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from privacy.registry import Category
 
@@ -65,11 +65,30 @@ class Graph(ApiBase):
         return lambda: self.tokens.app_token(tenant_id=tenant_id, scope=GRAPH_SCOPE)
 
     def _call(self, method: str, tenant_id: str, path: str, operation: str, **kwargs) -> Any:
-        url = path if path.startswith("https://") or path.startswith("http://") else f"{self.base_url}{path}"
+        url = self._own_link(path) if path.startswith(("https://", "http://")) else f"{self.base_url}{path}"
         response = self._send(method, url, token=self._token_for(tenant_id), operation=f"graph.{operation}", **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    def _own_link(self, link: str) -> str:
+        """A link read from a response (nextLink, Location, manifest) is followed with our bearer token,
+        so it must point back into this Graph endpoint: anything else would hand the token to a stranger."""
+        if not link.startswith(f"{self.base_url}/"):
+            raise MicrosoftError("Graph answered with a link outside its own endpoint; it was not followed.",
+                                 code="unexpected_link")
+        return link
+
+    def _blob_url(self, manifest: ExportManifest, name: str) -> str:
+        """Blobs carry no token, but a worker must still not fetch whatever a manifest names: only Azure
+        blob storage over HTTPS, or the Graph endpoint's own host (the emulator serves blobs there)."""
+        root, own = urlsplit(manifest.root_directory), urlsplit(self.base_url)
+        azure_blob = root.scheme == "https" and (root.hostname or "").endswith(".blob.core.windows.net")
+        same_origin = (root.scheme, root.netloc) == (own.scheme, own.netloc)
+        if not (azure_blob or same_origin):
+            raise MicrosoftError("The export manifest points outside Azure blob storage; it was not followed.",
+                                 code="unexpected_link")
+        return f"{manifest.root_directory.rstrip('/')}/{quote(name, safe='/')}?{manifest.sas_token}"
 
     def _pages(self, tenant_id: str, path: str, operation: str, params: dict | None, headers=None) -> Iterator[list]:
         page = self._call("GET", tenant_id, path, operation, params=params, headers=headers)
@@ -461,7 +480,7 @@ class Graph(ApiBase):
         """Stream every JSON line of every blob; blobs are gzip JSON-lines fetched with the SAS token
         (no bearer token: the blob store is not Graph)."""
         for name in manifest.blob_names:
-            url = f"{manifest.root_directory}/{name}?{manifest.sas_token}"
+            url = self._blob_url(manifest, name)
             response = self._send("GET", url, token=None, operation="graph.billing.blob", stream=True)
             with response, gzip.GzipFile(fileobj=response.raw) as lines:
                 for line in lines:

@@ -69,9 +69,15 @@ class Order(TenantModel):
     )
     ms_order_id = models.CharField(max_length=64, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
+    # The confirm form's (or the API's Idempotency-Key) token: a resubmitted confirmation finds this order.
+    idempotency_key = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "idempotency_key"], condition=~Q(idempotency_key=""),
+                                    name="order_idempotent"),
+        ]
 
     def __str__(self):
         return f"{self.quantity} × {self.product_title}"
@@ -98,6 +104,7 @@ declare(
         "operation",
         "ms_order_id",
         "failure_reason",
+        "idempotency_key",
     ],
 )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
@@ -105,7 +105,11 @@ def order_place(
     *, organization, actor: Actor, user, role: str | None, price: Price, quantity: int, auto_renew: bool = True,
     idempotency_key: str = "",
 ) -> Order:
-    """Place an order. Above the organisation's threshold, a non-owner's order waits for an owner."""
+    """Place an order. Above the organisation's threshold, a non-owner's order waits for an owner.
+
+    With an ``idempotency_key``, placing the same order again (a double-clicked confirm, a retried
+    request) returns the first order: the unique constraint decides, so two racing requests buy once.
+    """
     require_ready_to_buy(organization)
     quote = order_quote(organization=organization, price=price, quantity=quantity, auto_renew=auto_renew)
     needs_approval = quote.needs_approval and role != Role.OWNER
@@ -115,11 +119,18 @@ def order_place(
         quantity=quantity, term_duration=price.term_duration, billing_cycle=price.billing_cycle,
         auto_renew=auto_renew, unit_price=quote.unit_price, total=quote.total, currency=quote.currency,
         status=Order.Status.AWAITING_APPROVAL if needs_approval else Order.Status.SUBMITTED, requested_by=user,
+        idempotency_key=idempotency_key,
     )
     if not needs_approval and user is not None and role == Role.OWNER and quote.needs_approval:
         order.approved_by, order.decided_at = user, timezone.now()
-    order.full_clean()
-    order.save()
+    order.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            order.save()
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return Order.objects.for_org(organization).get(idempotency_key=idempotency_key)
     audit_record(actor=actor, action="order.placed", organization=organization, target=order,
                  metadata={"catalog_item_id": order.catalog_item_id, "quantity": quantity,
                            "total": str(order.total), "awaiting_approval": needs_approval})

@@ -236,7 +236,7 @@ def subscription_reduction_plan(*, subscription: Subscription, new_quantity: int
         batches=list(subscription.seat_batches.all()), current_quantity=subscription.quantity,
         new_quantity=new_quantity, unit_price=subscription.unit_price, billing_cycle=subscription.billing_cycle,
         commitment_end=subscription.commitment_end, now=now or timezone.now(),
-        minimum_quantity=_minimum(subscription),
+        minimum_quantity=_minimum(subscription), billing_anchor=subscription.start_date,
     )
 
 

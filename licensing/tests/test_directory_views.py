@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
@@ -207,3 +211,31 @@ def test_buy_more_adds_seats_to_the_existing_subscription_else_opens_the_product
     assert f'href="{url("subscription", synced, pk=subscription.pk)}?quantity=26#change-seats"' in page
     form = client.get(url("subscription", synced, pk=subscription.pk) + "?quantity=26").content.decode()
     assert 'name="quantity" id="id_quantity" min="1" value="26"' in form
+
+
+def test_tampered_ids_are_simply_not_found(client, synced, owner):
+    verified_client(client, owner)
+    assert client.post(url("bulk_from_selection", synced), {"target_sku": "not-a-uuid"}).status_code == 404
+    assert client.post(url("reduction_propose", synced), {"sku": "1'; --", "reduce_by": "1"}).status_code == 404
+    with tenant_context(synced):
+        Notification.objects.create(organization=synced, recipient=owner, kind="assignment", title="Hi",
+                                    dedupe_key="k1")
+    assert client.post(url("notifications_read", synced), {"notification": "nope"}).status_code == 302
+    response = client.post(url("reclaim", synced), {"assignment": ["nope"]})
+    assert response.status_code == 302
+    with tenant_context(synced):
+        assert Notification.objects.for_org(synced).get().read_at is None
+        assert not BulkJob.objects.for_org(synced).exists()
+
+
+def test_csv_exports_keep_directory_text_from_running_as_a_formula(client, synced, owner):
+    verified_client(client, owner)
+    with tenant_context(synced):
+        assignment = LicenseAssignment.objects.for_org(synced).filter(state="assigned").select_related("user").first()
+        user = assignment.user
+        user.display_name = '=HYPERLINK("https://attacker.example","Click")'
+        user.last_sign_in_at = timezone.now() - timedelta(days=400)
+        user.save()
+    body = b"".join(client.get(url("report_export", synced, report="inactive")).streaming_content).decode()
+    assert "'=HYPERLINK(" in body
+    assert not any(cell.startswith("=") for line in csv.reader(io.StringIO(body)) for cell in line)

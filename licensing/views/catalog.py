@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -66,6 +68,8 @@ class ProductPage(OrganizationMixin, View):
         return render(request, "licensing/product.html", {
             "product": product, "sku": product.skus.first(), "offer_rows": _offer_rows(self.organization, offers),
             "form": form, "review": review, "organization": self.organization,
+            # One token per review: confirming twice (double click, back and resubmit) places one order.
+            "order_key": uuid.uuid4() if review else None,
         }, status=status)
 
     def get(self, request, pk, *args, **kwargs):

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from accounts.reauth import has_recent_mfa, reverify_redirect
 from licensing import selectors
 from licensing.forms import AgreementForm, TenantCreateForm, TenantLinkForm
 from licensing.services import onboarding as onboarding_services
@@ -24,13 +25,25 @@ from . import actor_of, error_text
 class TenantPage(OrganizationMixin, TemplateView):
     template_name = "licensing/tenant.html"
 
+    def get(self, request, *args, **kwargs):
+        if request.GET.get("reveal") and not has_recent_mfa(request):
+            return reverify_redirect(request)
+        return super().get(request, *args, **kwargs)
+
     def get_context_data(self, **kwargs):
         org = self.organization
         onboarding = selectors.onboarding_of(org)
+        can_manage = self.can(Perm.TENANT_MANAGE)
+        # The temporary password is the new tenant's global administrator: only people who manage the
+        # tenant see it, and only right after a second-factor check, like other sensitive actions.
+        credentials_waiting = can_manage and onboarding is not None and bool(onboarding.initial_admin_password)
+        show_credentials = credentials_waiting and has_recent_mfa(self.request)
         return super().get_context_data(
             tenant=selectors.tenant_of(org), onboarding=onboarding, relationships=selectors.gdap_relationships(org),
-            agreement=onboarding_services.agreement_current(org), can_manage=self.can(Perm.TENANT_MANAGE),
-            show_credentials=onboarding is not None and bool(onboarding.initial_admin_password), **kwargs,
+            agreement=onboarding_services.agreement_current(org), can_manage=can_manage,
+            show_credentials=show_credentials,
+            credentials_hidden=credentials_waiting and not show_credentials,
+            **kwargs,
         )
 
 

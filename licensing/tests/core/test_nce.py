@@ -112,3 +112,29 @@ def test_offer_in_words_names_term_billing_window_and_price():
     words = nce.offer_in_words(term_duration="P1Y", billing_cycle="monthly", unit_price=Decimal("25.30"),
                                currency="USD", cancellation_window="P7D")
     assert "one year" in words and "every month" in words and "7 days" in words and "USD 25.30" in words
+
+
+def test_seats_added_mid_term_refund_only_what_they_were_charged():
+    # Annual billing: a seat added half-way through the year was charged for the remaining days only,
+    # so giving it back the next day cannot refund (nearly) a whole year.
+    start = datetime(2025, 1, 10, 16, 57, tzinfo=UTC)
+    added = datetime(2025, 7, 11, 9, 0, tzinfo=UTC)
+    refund = nce.prorated_refund(unit_price=Decimal("365.00"), billing_cycle="annual", added_at=added,
+                                 now=added + timedelta(hours=20), billing_anchor=start)
+    # 2025-07-11 to 2026-01-10 is 183 days charged, one started day used: 182/365 of 365.00.
+    assert refund == Decimal("182.00")
+    # Monthly billing: the period is the subscription's month that contains the addition.
+    assert nce.billing_period(added, "monthly", start) == (datetime(2025, 7, 10, tzinfo=UTC),
+                                                          datetime(2025, 8, 10, tzinfo=UTC))
+
+
+def test_a_renewal_batch_starts_a_new_billing_period_whatever_the_time_of_purchase():
+    start = datetime(2025, 1, 10, 16, 57, tzinfo=UTC)
+    renewal = nce.renewal_date(nce.term_end(start, "P1Y"))
+    refund = nce.prorated_refund(unit_price=Decimal("31.00"), billing_cycle="monthly", added_at=renewal,
+                                 now=renewal + timedelta(hours=3), billing_anchor=start)
+    assert refund == Decimal("30.00")  # 31-day January 2026 period, one day used
+    plan = nce.plan_reduction(batches=[Batch(2, renewal)], current_quantity=2, new_quantity=1,
+                              unit_price=Decimal("31.00"), billing_cycle="monthly", commitment_end=None,
+                              now=renewal + timedelta(hours=3), billing_anchor=start)
+    assert plan.refund_total == Decimal("30.00")

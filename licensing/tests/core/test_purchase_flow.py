@@ -17,6 +17,7 @@ from licensing.models import (
     TenantOnboarding,
 )
 from licensing.services import purchases
+from licensing.services.onboarding import OnboardingError
 from portal.roles import Role
 from portal.tenancy import tenant_context
 from security.audit import Actor
@@ -64,10 +65,10 @@ def test_a_linked_tenant_partner_center_does_not_know_keeps_an_empty_domain(link
 
 def test_purchase_requires_agreement_then_completes_with_timeline(linked, django_capture_on_commit_callbacks):
     organization, user = linked.organization, linked.user
-    with tenant_context(organization), pytest.raises(Exception) as refused:
+    with tenant_context(organization), pytest.raises(OnboardingError) as refused:
         purchases.order_place(organization=organization, actor=Actor.user(user), user=user, role=Role.OWNER,
                               price=premium_price(), quantity=10)
-    assert "Customer Agreement" in str(refused.value)
+    assert refused.value.code == "agreement_required" and "Customer Agreement" in str(refused.value)
 
     demo.accept_demo_agreement(organization=organization, user=user, ip_address="203.0.113.9")
     with tenant_context(organization):

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
-from django.urls import reverse
+import re
 
-from accounts.tests.factories import MembershipFactory
+import pytest
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import MicrosoftTenant
+from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
 from licensing.demo import DEMO_TENANT_ID, run_pending_operations
-from licensing.models import GdapRelationship, Order, Subscription
+from licensing.models import GdapRelationship, Order, ProvisioningOperation, Subscription, TenantOnboarding
+from licensing.selectors import operation_timeline
 from portal.roles import Role
+from portal.selectors import organization_zone
 from portal.tenancy import tenant_context
 
 from .conftest import offer
@@ -108,3 +115,62 @@ def test_buy_through_the_pages_and_watch_the_timeline(client, ready, django_capt
         client.post(url("subscription_cancel", org, subscription.pk))
     with tenant_context(org):
         assert Subscription.objects.get(pk=subscription.pk).status == Subscription.Status.DELETED
+
+
+def _new_tenant_with_credentials(organization) -> None:
+    with tenant_context(organization):
+        tenant = MicrosoftTenant.objects.create(organization=organization)
+        TenantOnboarding.objects.create(
+            organization=organization, microsoft_tenant=tenant, mode=TenantOnboarding.Mode.CREATE,
+            domain="contosonew.onmicrosoft.com", company_name="Contoso", initial_admin_username="admin@contosonew",
+            initial_admin_password="Temp-Pa55-word!",
+        )
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.BILLING_ADMIN])
+def test_the_new_tenants_admin_password_is_not_shown_to_roles_that_cannot_manage_it(client, role):
+    member = MembershipFactory(role=role)
+    _new_tenant_with_credentials(member.organization)
+    page = verified_client(client, member.user).get(url("tenant", member.organization)).content.decode()
+    assert "Temp-Pa55-word!" not in page and "?reveal=1" not in page
+
+
+def test_the_new_tenants_admin_password_needs_a_recent_second_factor(client):
+    member = MembershipFactory(role=Role.LICENSE_ADMIN)
+    _new_tenant_with_credentials(member.organization)
+    verified_client(client, member.user, recent_mfa=False)
+    page = client.get(url("tenant", member.organization)).content.decode()
+    assert "Temp-Pa55-word!" not in page and "?reveal=1" in page
+    reveal = client.get(url("tenant", member.organization) + "?reveal=1")
+    assert reveal.status_code == 302 and reverse("accounts:mfa_verify") in reveal["Location"]
+    verified_client(client, member.user)
+    assert "Temp-Pa55-word!" in client.get(url("tenant", member.organization) + "?reveal=1").content.decode()
+
+
+def test_the_timeline_shows_each_milestone_as_a_readable_time_in_the_organisations_zone():
+    operation = ProvisioningOperation(milestones={"submitted": "2025-03-04T15:30:00+00:00"})
+    organization = OrganizationFactory(time_zone="Europe/Berlin")
+    html = render_to_string("licensing/_timeline.html", {"timeline": operation_timeline(operation)})
+    with timezone.override(organization_zone(organization)):
+        local = render_to_string("licensing/_timeline.html", {"timeline": operation_timeline(operation)})
+    assert "4 Mar 2025, 15:30" in html
+    assert "4 Mar 2025, 16:30" in local and 'datetime="2025-03-04T16:30:00+01:00"' in local
+
+
+@pytest.mark.emulator
+def test_confirming_the_same_review_twice_places_one_order(client, ready, django_capture_on_commit_callbacks):
+    verified_client(client, ready.user)
+    org = ready.organization
+    price = offer()
+    product = price.availability.sku.product
+    review = client.post(url("product", org, product.pk),
+                         {"offer": price.pk, "quantity": 2, "auto_renew": "on", "step": "review"})
+    key = re.search(r'name="idempotency_key" value="([0-9a-f-]{36})"', review.content.decode()).group(1)
+    confirm = {"offer": price.pk, "quantity": 2, "auto_renew": "on", "step": "confirm", "idempotency_key": key}
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post(url("product", org, product.pk), confirm)
+        second = client.post(url("product", org, product.pk), confirm)
+    assert first.status_code == second.status_code == 302 and first["Location"] == second["Location"]
+    with tenant_context(org):
+        assert Order.objects.count() == 1
+        assert Subscription.objects.count() == 1
