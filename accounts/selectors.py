@@ -1,4 +1,4 @@
-"""Reads for a user's own account pages. Every query is scoped to that user."""
+"""Reads for account and team pages. Every query is scoped to its user or its organisation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from security.models import SignInEvent
 
-from .models import Membership, Organization, RecoveryCodeDevice, TOTPDevice, User, UserSession
+from .models import ApiKey, Invitation, Membership, Organization, RecoveryCodeDevice, TOTPDevice, User, UserSession
 
 
 def sign_in_events_for_user(user: User) -> QuerySet[SignInEvent]:
@@ -39,3 +39,21 @@ def membership_for_slug(user: User, slug: str) -> Membership | None:
 
 def members_of_organization(organization: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user").order_by("created_at")
+
+
+def open_invitations(organization: Organization) -> QuerySet[Invitation]:
+    """Invitations neither accepted nor withdrawn, newest first; expired ones stay listed so they can be resent."""
+    return (
+        Invitation.objects.for_org(organization)
+        .filter(accepted_at=None, revoked_at=None)
+        .select_related("invited_by")
+        .order_by("-created_at")
+    )
+
+
+def invitation_of_organization(organization: Organization, invitation_id) -> Invitation | None:
+    return Invitation.objects.for_org(organization).filter(pk=invitation_id).first()
+
+
+def api_keys_of_organization(organization: Organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.for_org(organization).select_related("created_by").order_by("-created_at")

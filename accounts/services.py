@@ -6,13 +6,15 @@ and records an audit event in the same transaction.
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -29,6 +31,7 @@ from .org_settings import validate_time_zone
 EMAIL_VERIFICATION_SALT = "accounts.verify-email"
 EMAIL_VERIFICATION_MAX_AGE = 60 * 60 * 24 * 3
 SLUG_MAX_LENGTH = 60
+SLUG_ATTEMPTS = 5
 
 
 class EmailVerificationError(Exception):
@@ -37,8 +40,14 @@ class EmailVerificationError(Exception):
         self.message = message
 
 
-def _unique_slug(name: str) -> str:
-    base = slugify(name)[: SLUG_MAX_LENGTH - 4].strip("-") or "org"
+def _slug_base(name: str) -> str:
+    return slugify(name)[: SLUG_MAX_LENGTH - 7].strip("-") or "org"
+
+
+def _free_slug(base: str, *, random_suffix: bool = False) -> str:
+    """The first of ``base``, ``base-2``, ``base-3``... not taken yet, or ``base-<random>``."""
+    if random_suffix:
+        return f"{base}-{secrets.token_hex(3)}"
     slug, counter = base, 2
     while Organization.objects.filter(slug=slug).exists():
         slug = f"{base}-{counter}"
@@ -46,17 +55,37 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+def _organization_insert(organization: Organization, *, name: str) -> None:
+    """Save a new organisation under a free slug.
+
+    Two sign-ups with the same name can both find a slug free and insert it at the same
+    moment; the unique constraint decides, and the loser moves to the next free slug inside
+    its own savepoint, so the rest of its sign-up stands. After a few lost races in a row a
+    random suffix ends the contest.
+    """
+    base = _slug_base(name)
+    for attempt in range(SLUG_ATTEMPTS):
+        organization.slug = _free_slug(base, random_suffix=attempt >= SLUG_ATTEMPTS - 2)
+        try:
+            with transaction.atomic():
+                organization.save()
+            return
+        except IntegrityError:
+            if not Organization.objects.filter(slug=organization.slug).exists():
+                raise  # some other constraint failed: not ours to retry
+    raise IntegrityError(f"No free organisation slug for {base!r} after {SLUG_ATTEMPTS} attempts.")
+
+
 def _organization_build(*, legal_name: str, country: str, time_zone: str, business_name: str = "") -> Organization:
-    """A validated, unsaved organisation."""
+    """A validated, unsaved organisation; its slug is chosen when it is inserted."""
     validate_time_zone(time_zone)
     organization = Organization(
-        slug=_unique_slug(business_name or legal_name),
         legal_name=legal_name.strip(),
         business_name=business_name.strip(),
         country=country.strip().upper(),
         time_zone=time_zone,
     )
-    organization.full_clean()
+    organization.full_clean(exclude=["slug"])
     return organization
 
 
@@ -64,7 +93,7 @@ def _organization_create(*, actor: User, legal_name: str, country: str, time_zon
     organization = _organization_build(
         legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name
     )
-    organization.save()
+    _organization_insert(organization, name=business_name or legal_name)
     membership = Membership(user=actor, organization=organization, role=Role.OWNER)
     membership.full_clean()
     membership.save()

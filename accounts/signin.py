@@ -109,6 +109,12 @@ def _session_store():
 def user_session_start(*, request, user: User) -> UserSession:
     """Log the user in (password step done) and start tracking the new session."""
     auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return user_session_track(request=request, user=user)
+
+
+@transaction.atomic
+def user_session_track(*, request, user: User) -> UserSession:
+    """Track the session ``user`` was just logged into, so it is listed and can be revoked."""
     if request.session.session_key is None:
         request.session.save()
     session_key = request.session.session_key

@@ -14,10 +14,10 @@ from portal.views import OrganizationMixin
 
 from .api_keys import api_key_create, api_key_revoke
 from .invitations import invitation_create, invitation_resend, invitation_revoke
-from .models import ApiKey, Invitation, Membership
+from .models import ApiKey, Membership
 from .org_settings import organization_settings_update
 from .reauth import RecentMFARequiredMixin, has_recent_mfa, reverify_redirect
-from .selectors import members_of_organization
+from .selectors import api_keys_of_organization, invitation_of_organization, members_of_organization, open_invitations
 from .team import TeamError, membership_change_role, membership_leave, membership_remove
 from .team_forms import ApiKeyForm, InvitationForm, OrganizationSettingsForm, RoleForm
 
@@ -53,9 +53,7 @@ class MembersView(TeamPageMixin, TemplateView):
         context["owner_count"] = sum(1 for member in members if member.role == Role.OWNER)
         context["role_choices"] = Role.choices
         if self.can(Perm.TEAM_MANAGE):
-            context["invitations"] = Invitation.objects.filter(accepted_at=None, revoked_at=None).select_related(
-                "invited_by"
-            )
+            context["invitations"] = open_invitations(self.organization)
         return context
 
 
@@ -143,7 +141,7 @@ class InvitationActionView(TeamPageMixin, View):
     done_message = ""
 
     def post(self, request, *args, invitation_id, **kwargs):
-        invitation = Invitation.objects.filter(pk=invitation_id).first()
+        invitation = invitation_of_organization(self.organization, invitation_id)
         if invitation is None:
             raise Http404("No such invitation.")
         if invitation.role == Role.OWNER and not has_recent_mfa(request):
@@ -174,7 +172,7 @@ class ApiKeyListView(TeamPageMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["api_keys"] = ApiKey.objects.select_related("created_by").order_by("-created_at")
+        context["api_keys"] = api_keys_of_organization(self.organization)
         context["now"] = timezone.now()
         return context
 

@@ -23,8 +23,9 @@ from portal.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from portal.api.views import OrganizationViewSet
 from portal.roles import Perm
 
-from . import selectors_directory, selectors_usage
 from .models import BulkJob, BulkJobRow, DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
+from .selectors import directory as selectors_directory
+from .selectors import usage as selectors_usage
 from .services import assignments as assignment_services
 from .services import bulk as bulk_services
 from .services import directory as directory_services
@@ -259,7 +260,7 @@ class BulkJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         return BulkJob.objects.for_org(self.organization)
 
     def get_object(self):
-        return assignment_services.bulk_job_refresh(job=super().get_object())
+        return selectors_directory.bulk_job_with_current_seats(self.organization, super().get_object())
 
     @extend_schema(summary="Bulk assign or unassign (dry run by default): per-row results, seats needed",
                    request=BulkRequestSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],

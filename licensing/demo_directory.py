@@ -15,9 +15,9 @@ from django.utils import timezone
 from portal.tenancy import tenant_context
 from security.audit import Actor
 
-from . import selectors_usage
 from .demo import run_pending_operations
 from .models import BulkJob, DirectorySync, DirectoryUser, LicenseAssignment, UsageSnapshot
+from .selectors import usage as selectors_usage
 from .services import bulk as bulk_services
 from .services import directory as directory_services
 from .services import notifications as notification_services

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django import forms
 
-from .models import Price
+from .models import BulkJob, Price, TenantSku
 
 
 class TenantCreateForm(forms.Form):
@@ -92,8 +92,78 @@ class ScheduleForm(forms.Form):
 
 
 class LicensingSettingsForm(forms.Form):
+    """Every licensing setting; the page drops the approval fields for members who may not change them."""
+
     approval_threshold = forms.DecimalField(
         required=False, min_value=Decimal("0"), max_digits=12, decimal_places=2,
         label="Owner approval above (per billing period)",
         help_text="Orders above this total need an owner's approval. Leave empty for no approval.",
     )
+    currency = forms.CharField(
+        min_length=3, max_length=3, label="Currency of the approval amount",
+        help_text="A three-letter code such as USD. Orders priced in another currency always need approval.",
+    )
+    inactive_days = forms.IntegerField(min_value=1, max_value=365, label="Inactive after (days)")
+    reminder_offsets = forms.CharField(label="Renewal reminders (days before)", help_text="For example: 30, 7, 1")
+    email_notifications = forms.BooleanField(required=False, label="Also send notifications by e-mail")
+
+    def __init__(self, *args, approval: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not approval:
+            del self.fields["approval_threshold"], self.fields["currency"]
+
+    def clean_currency(self):
+        return self.cleaned_data["currency"].strip().upper()
+
+    def clean_reminder_offsets(self):
+        try:
+            return [int(p) for p in self.cleaned_data["reminder_offsets"].replace(" ", "").split(",") if p]
+        except ValueError:
+            raise forms.ValidationError("Use whole numbers separated by commas.") from None
+
+    @classmethod
+    def initial_from(cls, settings) -> dict:
+        return {
+            "approval_threshold": settings.approval_threshold, "currency": settings.currency,
+            "inactive_days": settings.inactive_days, "email_notifications": settings.email_notifications,
+            "reminder_offsets": ", ".join(map(str, settings.reminder_offsets)),
+        }
+
+
+class DirectoryFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Exact UPN or e-mail", max_length=320)
+    sku = forms.ModelChoiceField(queryset=TenantSku.objects.none(), required=False, label="License",
+                                 empty_label="Any license")
+    status = forms.ChoiceField(required=False, label="Show", choices=[
+        ("", "Everyone"), ("licensed", "With a license"), ("unlicensed", "Without a license"),
+        ("inactive", "Licensed but inactive"), ("no_location", "Missing usage location"), ("failed", "Failed"),
+    ])
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
+
+
+class AssignForm(forms.Form):
+    sku = forms.ModelChoiceField(queryset=TenantSku.objects.none(), label="License")
+    disabled_plans = forms.MultipleChoiceField(required=False, label="Turn off these services",
+                                               widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        skus = TenantSku.objects.for_org(organization)
+        self.fields["sku"].queryset = skus
+        self.fields["disabled_plans"].choices = sorted(
+            {(p["id"], p["name"]) for sku in skus for p in sku.service_plans if p.get("id")}, key=lambda c: c[1]
+        )
+
+
+class BulkUploadForm(forms.Form):
+    sku = forms.ModelChoiceField(queryset=TenantSku.objects.none(), label="License")
+    action = forms.ChoiceField(choices=BulkJob.Action.choices, initial=BulkJob.Action.ASSIGN)
+    file = forms.FileField(label="CSV file", help_text="One user principal name or e-mail address per row, in the "
+                                                       "first column. A header row is optional. No size limit of 20.")
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].queryset = TenantSku.objects.for_org(organization)

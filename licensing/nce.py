@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -272,15 +273,35 @@ def check_cancellation(*, cancellation_allowed_until: datetime | None, now: date
         )
 
 
+_ISO_WINDOW = re.compile(r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?)?$")
+
+
+def window_in_words(duration: str) -> str:
+    """An ISO 8601 window from cancellationPolicies ("P7D", "PT168H", "P1W") as words: "7 days", "36 hours".
+
+    Microsoft states the same seven days as P7D or PT168H depending on the offer; anything we
+    cannot read falls back to the New Commerce rule, seven days, rather than printing the raw code.
+    """
+    found = _ISO_WINDOW.match((duration or "").strip().upper())
+    if not found or not any(found.groupdict().values()):
+        return "7 days"
+    parts = {k: int(v or 0) for k, v in found.groupdict().items()}
+    minutes = ((parts["weeks"] * 7 + parts["days"]) * 24 + parts["hours"]) * 60 + parts["minutes"]
+    # The largest unit that divides the window exactly; minutes always do.
+    unit, size = next((u, n) for u, n in (("day", 24 * 60), ("hour", 60), ("minute", 1)) if minutes % n == 0)
+    count = minutes // size
+    return f"{count} {unit}{'s' if count != 1 else ''}"
+
+
 def offer_in_words(*, term_duration: str, billing_cycle: str, unit_price: Decimal | None, currency: str,
                    cancellation_window: str = "P7D") -> str:
     """One paragraph a non-specialist can read before buying."""
     term = TERM_WORDS.get(term_duration, term_duration)
     cycle = CYCLE_WORDS.get(billing_cycle, billing_cycle)
-    days = cancellation_window.removeprefix("P").removesuffix("D") if cancellation_window else "7"
+    window = window_in_words(cancellation_window or "P7D")
     price = f"{currency} {unit_price:.2f} per seat, billed {cycle}" if unit_price is not None else "Price on request"
     return (
-        f"You commit to {term}. {price}. You can cancel, or remove seats you just added, within {days} days "
+        f"You commit to {term}. {price}. You can cancel, or remove seats you just added, within {window} "
         f"of buying them for a prorated refund; after that, seats stay paid until the term ends and can "
         f"only be reduced at renewal. Adding seats is possible at any time."
     )

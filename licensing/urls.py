@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from .views import catalog, onboarding, subscriptions
+from .views import settings as settings_views
 
 app_name = "licensing"
 
@@ -20,7 +21,7 @@ urlpatterns = [
     path("orders/", catalog.OrdersPage.as_view(), name="orders"),
     path("orders/<uuid:pk>/", catalog.OrderPage.as_view(), name="order"),
     path("orders/<uuid:pk>/<str:decision>/", catalog.OrderDecision.as_view(), name="order_decision"),
-    path("licensing-settings/", catalog.LicensingSettingsPage.as_view(), name="licensing_settings"),
+    path("licensing-settings/", settings_views.LicensingSettingsPage.as_view(), name="licensing_settings"),
     path("subscriptions/", subscriptions.SubscriptionsPage.as_view(), name="subscriptions"),
     path("subscriptions/<uuid:pk>/", subscriptions.SubscriptionPage.as_view(), name="subscription"),
     path("subscriptions/<uuid:pk>/simulate/", subscriptions.ReductionSimulator.as_view(), name="subscription_simulate"),

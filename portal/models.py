@@ -34,12 +34,15 @@ class TenantModel(BaseModel):
 
 
 class IdempotencyRecord(TenantModel):
-    """One ``Idempotency-Key`` of one organisation: in flight until ``completed_at``, then the stored response.
+    """One ``Idempotency-Key`` of one caller: in flight until ``completed_at``, then the stored response.
 
+    Keys belong to the caller (an API key or a signed-in user), not to the whole organisation:
+    two integrations that happen to pick the same key must not get each other's responses.
     The unique constraint, not an application check, is what stops two concurrent
     requests with the same key from both running.
     """
 
+    caller = models.CharField(max_length=80)  # "api_key:<id>" or "user:<id>"
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -49,7 +52,9 @@ class IdempotencyRecord(TenantModel):
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization", "key"], name="one_idempotency_key_per_org")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "caller", "key"], name="one_idempotency_key_per_caller")
+        ]
 
     def __str__(self):
         return f"Idempotency key {self.key[:16]}"
@@ -60,5 +65,6 @@ declare(
     subject=Subject.ORGANIZATION,
     subject_lookup="organization",
     personal={"response_body": Personal(Category.TECHNICAL_LOG, Retention.TECHNICAL_LOG)},
-    not_personal=["key", "fingerprint", "status_code", "completed_at", "expires_at"],
+    # caller is an id, like AuditEvent.actor_id: it names no one by itself.
+    not_personal=["caller", "key", "fingerprint", "status_code", "completed_at", "expires_at"],
 )

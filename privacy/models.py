@@ -1,12 +1,16 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from portal.models import BaseModel, TenantModel
+from security.fields import EncryptedTextField
 
-from .registry import Category, declare
+from .registry import Category, Personal, Retention, Subject, declare
+
+REASON_MAX_LENGTH = 300
 
 
 class Disclosure(BaseModel):
@@ -92,7 +96,8 @@ class FieldLock(TenantModel):
     locked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    reason = models.CharField(max_length=300, blank=True)
+    # Why the value was corrected: free text that usually names or describes the person, so it is encrypted.
+    reason = EncryptedTextField(blank=True, default="", validators=[MaxLengthValidator(REASON_MAX_LENGTH)])
 
     class Meta:
         constraints = [
@@ -106,4 +111,12 @@ class FieldLock(TenantModel):
         return f"{self.model_label}.{self.field_name} of {self.object_id} locked"
 
 
-declare(FieldLock, not_personal=["model_label", "object_id", "field_name", "locked_by", "reason"])
+# The locked row is generic (model_label + object_id), so the reason is filed under the organisation that
+# controls it, as corrections of its users' data.
+declare(
+    FieldLock,
+    subject=Subject.ORGANIZATION,
+    subject_lookup="organization",
+    personal={"reason": Personal(Category.IDENTITY, Retention.ACCOUNT)},
+    not_personal=["model_label", "object_id", "field_name", "locked_by"],
+)

@@ -6,6 +6,10 @@ or a data subject where crypto-shredding is wanted. Ciphertext is
 ``v1:<data key id>:<base64(nonce || ciphertext || tag)>`` and its associated data
 binds it to model, field, owner and row, so it cannot be moved elsewhere.
 See docs/decisions/001-field-encryption.md.
+
+This module knows no models: the encrypted fields import it, and models import the
+fields. The rows behind the key ring come from a :class:`KeyStore`
+(``security.keystore.DataKeyStore``), which ``SecurityConfig.ready()`` installs.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
-from django.db import IntegrityError, transaction
 
 CIPHERTEXT_VERSION = "v1"
 NONCE_BYTES = 12
@@ -94,6 +98,19 @@ def unwrap_data_key(master_kid: str, wrapped: bytes, data_key_id: uuid.UUID) -> 
         raise DecryptionError(f"Data key {data_key_id} failed to unwrap: wrong master key or tampered.") from exc
 
 
+class KeyStore(Protocol):
+    """Where wrapped data keys are kept; the key ring caches what it returns."""
+
+    def data_key(self, key_id: uuid.UUID) -> bytes:
+        """The unwrapped key, or DecryptionError when it does not exist or was destroyed."""
+
+    def active_key_id(self, scope: KeyScope) -> uuid.UUID:
+        """The scope's active key id, creating the key on first use."""
+
+    def create_active(self, scope: KeyScope):
+        """Create the scope's active key (or return the one a concurrent caller created); returns its row."""
+
+
 class _CachedKey:
     """An unwrapped data key with its AESGCM object and ciphertext prefix, built once per key."""
 
@@ -109,11 +126,22 @@ class _CachedKey:
 class KeyRing:
     """Process-local cache of unwrapped data keys, in front of security.DataKey."""
 
-    def __init__(self):
+    def __init__(self, store: KeyStore | None = None):
+        self._store = store
         self._by_id: dict[uuid.UUID, _CachedKey] = {}
         self._by_hex: dict[str, _CachedKey] = {}  # as written in ciphertexts: skips parsing the UUID
         self._active: dict[KeyScope, tuple[float, uuid.UUID]] = {}
         self._lock = threading.Lock()
+
+    def use_store(self, store: KeyStore) -> None:
+        self._store = store
+        self.clear()
+
+    @property
+    def store(self) -> KeyStore:
+        if self._store is None:
+            raise KeyConfigurationError("The key ring has no key store yet: Django's apps are not ready.")
+        return self._store
 
     def clear(self) -> None:
         with self._lock:
@@ -138,14 +166,7 @@ class KeyRing:
         cached = self._by_id.get(key_id)
         if cached is not None and cached.expires > now:
             return cached
-        from .models import DataKey
-
-        row = DataKey.objects.filter(pk=key_id).first()
-        if row is None:
-            raise DecryptionError(f"Data key {key_id} does not exist.")
-        if row.status == DataKey.Status.DESTROYED or row.wrapped_key is None:
-            raise DecryptionError(f"Data key {key_id} was destroyed (crypto-shredded); the value is unrecoverable.")
-        entry = _CachedKey(key_id, unwrap_data_key(row.master_kid, row.wrapped_key, row.pk), now + KEY_CACHE_SECONDS)
+        entry = _CachedKey(key_id, self.store.data_key(key_id), now + KEY_CACHE_SECONDS)
         with self._lock:
             self._by_id[key_id] = entry
             self._by_hex[key_id.hex] = entry
@@ -169,14 +190,10 @@ class KeyRing:
             if entry is not None and entry.expires > now:
                 return cached[1], entry
             return cached[1], self._entry(cached[1])
-        from .models import DataKey
-
-        row = DataKey.objects.filter(scope_kind=scope.kind, scope_id=scope.id, status=DataKey.Status.ACTIVE).first()
-        if row is None:
-            row = self.create_active(scope)
+        key_id = self.store.active_key_id(scope)
         with self._lock:
-            self._active[scope] = (now + KEY_CACHE_SECONDS, row.pk)
-        return row.pk, self._entry(row.pk)
+            self._active[scope] = (now + KEY_CACHE_SECONDS, key_id)
+        return key_id, self._entry(key_id)
 
     def active_key(self, scope: KeyScope) -> tuple[uuid.UUID, bytes]:
         key_id, entry = self._active_entry(scope)
@@ -187,18 +204,7 @@ class KeyRing:
 
     def create_active(self, scope: KeyScope):
         """Create the scope's active data key (the caller has retired any previous one)."""
-        from .models import DataKey
-
-        key_id = uuid.uuid4()
-        master_kid, wrapped = wrap_data_key(AESGCM.generate_key(bit_length=256), key_id)
-        try:
-            with transaction.atomic():
-                return DataKey.objects.create(
-                    id=key_id, scope_kind=scope.kind, scope_id=scope.id, master_kid=master_kid, wrapped_key=wrapped
-                )
-        except IntegrityError:
-            # Another process created the scope's key first; use theirs.
-            return DataKey.objects.get(scope_kind=scope.kind, scope_id=scope.id, status=DataKey.Status.ACTIVE)
+        return self.store.create_active(scope)
 
 
 keyring = KeyRing()

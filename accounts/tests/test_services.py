@@ -43,6 +43,41 @@ def test_slug_is_unique_and_survives_non_latin_names():
     assert third.slug == "org"
 
 
+def test_slug_taken_between_check_and_insert_moves_to_the_next_one(monkeypatch):
+    # Another sign-up with the same name commits its organisation after this one found the slug
+    # free and before it inserts: the unique constraint refuses, and this sign-up takes the next slug.
+    free_slug = services._free_slug
+    raced = []
+
+    def free_slug_then_lose_the_race(base, **kwargs):
+        slug = free_slug(base, **kwargs)
+        if not raced:
+            raced.append(OrganizationFactory(slug=slug, legal_name="Acme Widgets Ltd"))
+        return slug
+
+    monkeypatch.setattr(services, "_free_slug", free_slug_then_lose_the_race)
+    user, organization = services.organization_signup(**SIGNUP)
+    assert raced[0].slug == "acme-widgets-ltd"
+    assert organization.slug == "acme-widgets-ltd-2"
+    assert Organization.objects.get(pk=organization.pk).slug == "acme-widgets-ltd-2"
+    assert Membership.objects.get(user=user, organization=organization).role == "owner"
+    assert Organization.objects.count() == 2
+
+
+def test_slug_that_keeps_losing_races_gets_a_random_suffix(monkeypatch):
+    def always_taken(base, *, random_suffix=False):
+        if random_suffix:
+            return f"{base}-abc123"
+        slug = f"{base}-{Organization.objects.count() + 2}"
+        OrganizationFactory(slug=slug)
+        return slug
+
+    monkeypatch.setattr(services, "_free_slug", always_taken)
+    _, organization = services.organization_signup(**SIGNUP)
+    assert organization.slug == "acme-widgets-ltd-abc123"
+    assert Organization.objects.count() == services.SLUG_ATTEMPTS - 2 + 1
+
+
 def test_signup_with_a_registered_email_creates_nothing_and_notifies_the_holder(django_capture_on_commit_callbacks):
     holder = UserFactory(email="Founder@Example.com")
     with django_capture_on_commit_callbacks(execute=True):

@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.db.models.manager
-import licensing.models.usage
+import licensing.models.settings
 import security.fields
 import uuid
 from decimal import Decimal
@@ -379,7 +379,7 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('inactive_days', models.PositiveSmallIntegerField(default=30)),
-                ('reminder_offsets', models.JSONField(default=licensing.models.usage.default_reminder_offsets)),
+                ('reminder_offsets', models.JSONField(default=licensing.models.settings.default_reminder_offsets)),
                 ('email_notifications', models.BooleanField(default=True)),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),
             ],

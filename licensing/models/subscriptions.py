@@ -14,26 +14,6 @@ from .catalog import Price, Sku
 from .provisioning import ProvisioningOperation
 
 
-class LicensingSettings(TenantModel):
-    """An organisation's licensing preferences."""
-
-    # Orders whose total exceeds this need an owner's approval; empty means never.
-    approval_threshold = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
-    )
-    currency = models.CharField(max_length=3, default="USD")
-
-    class Meta:
-        verbose_name_plural = "licensing settings"
-        constraints = [models.UniqueConstraint(fields=["organization"], name="one_licensing_settings_per_org")]
-
-    def __str__(self):
-        return f"Licensing settings of {self.organization_id}"
-
-
-declare(LicensingSettings, not_personal=["approval_threshold", "currency"])
-
-
 class Order(TenantModel):
     """A purchase the customer asked for: reviewed, maybe approved, then checked out through the outbox."""
 

@@ -1,4 +1,4 @@
-"""Daily usage snapshots, the organisation's reporting preferences, and reclaim-at-renewal proposals."""
+"""Daily usage snapshots and reclaim-at-renewal proposals (the reporting settings are LicensingSettings)."""
 
 from decimal import Decimal
 
@@ -10,13 +10,6 @@ from portal.models import TenantModel
 from privacy.registry import declare
 
 from .directory import TenantSku
-
-DEFAULT_INACTIVE_DAYS = 30
-DEFAULT_REMINDER_OFFSETS = [30, 7, 1]
-
-
-def default_reminder_offsets() -> list[int]:
-    return list(DEFAULT_REMINDER_OFFSETS)
 
 
 class UsageSnapshot(TenantModel):
@@ -46,30 +39,6 @@ declare(
     UsageSnapshot,
     not_personal=["sku", "day", "purchased", "assigned", "available", "unit_price_monthly", "currency"],
 )
-
-
-class ReportingPreferences(TenantModel):
-    """Per-organisation settings for usage reports and reminders."""
-
-    inactive_days = models.PositiveSmallIntegerField(default=DEFAULT_INACTIVE_DAYS)
-    reminder_offsets = models.JSONField(default=default_reminder_offsets)
-    email_notifications = models.BooleanField(default=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["organization"], name="one_reporting_preferences_per_org")]
-
-    def clean(self):
-        if not 1 <= self.inactive_days <= 365:
-            raise ValidationError({"inactive_days": "Choose between 1 and 365 days."})
-        offsets = self.reminder_offsets
-        if not isinstance(offsets, list) or not offsets or len(offsets) > 6:
-            raise ValidationError({"reminder_offsets": "Choose between one and six reminder days."})
-        if any(not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 180 for d in offsets):
-            raise ValidationError({"reminder_offsets": "Each reminder is a whole number of days from 0 to 180."})
-        self.reminder_offsets = sorted(set(offsets), reverse=True)
-
-
-declare(ReportingPreferences, not_personal=["inactive_days", "reminder_offsets", "email_notifications"])
 
 
 class ReductionProposal(TenantModel):

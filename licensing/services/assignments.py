@@ -33,6 +33,7 @@ from licensing.models import (
 )
 from licensing.provisioning import operation_enqueue, register_operation
 from licensing.refusals import explain_assignment_error as explain
+from licensing.selectors.usage import seats_free
 from security.audit import Actor, audit_record
 
 from .directory import graph_for
@@ -125,15 +126,6 @@ def lock_seat_pools(organization, sku_ids: Iterable) -> dict:
         .order_by("pk")
     )
     return {pool.pk: pool for pool in pools}
-
-
-def seats_in_use(organization, sku: TenantSku) -> int:
-    held = LicenseAssignment.objects.for_org(organization).filter(sku=sku, state__in=LicenseAssignment.SEAT_HOLDING)
-    return held.count()
-
-
-def seats_free(organization, sku: TenantSku) -> int:
-    return sku.purchased - seats_in_use(organization, sku)
 
 
 def validate_disabled_plans(sku: TenantSku, disabled_plans: Sequence[str]) -> list[str]:
@@ -359,25 +351,22 @@ def _refresh_jobs_of(operation: ProvisioningOperation) -> None:
         .filter(operation=operation, bulk_job__isnull=False)
         .values_list("bulk_job_id", flat=True)
     )
-    for job in BulkJob.objects.for_org(operation.organization_id).filter(pk__in=job_ids):
-        bulk_job_refresh(job=job)
+    for job_id in sorted(job_ids, key=str):
+        bulk_job_record_progress(organization=operation.organization_id, job_id=job_id)
 
 
-def bulk_job_refresh(*, job: BulkJob) -> BulkJob:
-    """Counts from the assignments themselves (the truth), and the job's end once nothing is in flight.
+def bulk_job_record_progress(*, organization, job_id) -> BulkJob:
+    """Counts from the assignments themselves (the truth); the job ends, audited, once nothing is in flight.
 
-    A preview's free seats are recounted too: seats bought after the dry run must enable Confirm. The
-    count is advisory; confirming reserves the seats under the pool lock and is the real guard.
+    Called by the outbox handler (and its failure hook) after it records a batch's results, in the
+    same transaction. The job row is locked first, so of two batches finishing at once the second
+    counts after the first has committed and sees the job's last assignment settle: a running job
+    completes without anyone looking at it.
     """
-    if job.status == BulkJob.Status.PREVIEW and job.action == BulkJob.Action.ASSIGN:
-        free = seats_free(job.organization_id, TenantSku.objects.for_org(job.organization_id).get(pk=job.sku_id))
-        if free != job.seats_available:
-            job.seats_available = free
-            job.save(update_fields=["seats_available", "updated_at"])
-        return job
+    job = BulkJob.objects.for_org(organization).select_for_update().get(pk=job_id)
     if job.status != BulkJob.Status.RUNNING:
         return job
-    counts = LicenseAssignment.objects.for_org(job.organization_id).filter(bulk_job=job).aggregate(
+    counts = LicenseAssignment.objects.for_org(organization).filter(bulk_job=job).aggregate(
         in_flight=Count("pk", filter=Q(state__in=[State.PENDING, State.REMOVING])),
         failed=Count("pk", filter=Q(state=State.FAILED) | Q(~Q(error_code=""), state=State.ASSIGNED)),
         total=Count("pk"),
@@ -390,4 +379,8 @@ def bulk_job_refresh(*, job: BulkJob) -> BulkJob:
         job.finished_at = timezone.now()
         fields += ["status", "finished_at"]
     job.save(update_fields=fields)
+    if counts["in_flight"] == 0:
+        audit_record(actor=Actor.system("provisioning"), action="license.bulk_completed",
+                     organization=organization, target=job,
+                     metadata={"status": job.status, "succeeded": job.succeeded, "failed": job.failed})
     return job

@@ -20,10 +20,11 @@ from django.utils import timezone
 
 from licensing.models import BulkJob, BulkJobRow, DirectoryUser, LicenseAssignment, TenantSku
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
+from licensing.selectors.usage import seats_free
 from security.audit import Actor, audit_record
 from security.crypto import blind_index
 
-from .assignments import SeatsExhausted, _queue, lock_seat_pools, seats_free, validate_disabled_plans
+from .assignments import SeatsExhausted, _queue, lock_seat_pools, validate_disabled_plans
 
 MAX_ROWS = 50_000
 LOOKUP_CHUNK = 1000

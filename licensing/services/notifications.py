@@ -18,8 +18,10 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from licensing import nce, selectors_usage
+from licensing import nce
 from licensing.models import Notification, ProvisioningOperation, ServiceAnnouncement, Subscription
+from licensing.selectors import licensing_settings
+from licensing.selectors import usage as selectors_usage
 from portal.roles import Role
 from security.audit import Actor, audit_record
 
@@ -69,7 +71,7 @@ def notification_send(
         note.full_clean(validate_constraints=False)
         created.append(note)
     Notification.objects.bulk_create(created, ignore_conflicts=True)
-    if email and created and selectors_usage.preferences(organization).email_notifications:
+    if email and created and licensing_settings(organization).email_notifications:
         ids = [str(n.pk) for n in created]
         transaction.on_commit(lambda: enqueue(EMAIL_TASK, notification_ids=ids, organization_id=str(organization.pk)))
     return created
@@ -115,7 +117,7 @@ def _due_offset(days_left: int, offsets: list[int]) -> int | None:
 def reminders_run(*, organization, now: datetime | None = None) -> int:
     """Renewal reminders, closing cancellation windows and expiring licenses. Idempotent per day and term."""
     now = now or timezone.now()
-    offsets = sorted(selectors_usage.preferences(organization).reminder_offsets)
+    offsets = sorted(licensing_settings(organization).reminder_offsets)
     assigned = selectors_usage.assigned_seats_by_subscription(organization)
     sent = 0
     live = Subscription.objects.for_org(organization).filter(

@@ -20,7 +20,7 @@ from licensing import nce
 from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import Conflict, MicrosoftError
 from licensing.microsoft.resources import CartLine
-from licensing.models import LicensingSettings, Order, Price, ProvisioningOperation, Subscription
+from licensing.models import Order, Price, ProvisioningOperation, Subscription
 from licensing.provisioning import (
     OperationInProgress,
     OperationRefused,
@@ -28,6 +28,7 @@ from licensing.provisioning import (
     operation_milestone,
     register_operation,
 )
+from licensing.selectors.settings import licensing_settings
 from portal.roles import Role
 from security.audit import Actor, audit_record
 
@@ -41,24 +42,6 @@ POLL_SECONDS = 15
 
 class PurchaseError(nce.RuleViolation):
     pass
-
-
-def licensing_settings(organization) -> LicensingSettings:
-    found = LicensingSettings.objects.for_org(organization).first()
-    return found or LicensingSettings(organization=organization)
-
-
-@transaction.atomic
-def licensing_settings_update(*, organization, actor: Actor, approval_threshold: Decimal | None) -> LicensingSettings:
-    current = LicensingSettings.objects.for_org(organization).select_for_update().first()
-    current = current or LicensingSettings(organization=organization)
-    before = str(current.approval_threshold)
-    current.approval_threshold = approval_threshold
-    current.full_clean()
-    current.save()
-    audit_record(actor=actor, action="licensing_settings.updated", organization=organization, target=current,
-                 metadata={"approval_threshold": {"from": before, "to": str(approval_threshold)}})
-    return current
 
 
 @dataclass(frozen=True)
@@ -90,10 +73,15 @@ def order_quote(*, organization, price: Price, quantity: int, auto_renew: bool =
         raise PurchaseError("This offer has no price yet; try again after the next catalog update.",
                             code="no_price")
     total = unit * quantity
-    threshold = licensing_settings(organization).approval_threshold
+    settings = licensing_settings(organization)
+    # The threshold is an amount in the settings' currency. An order in another currency cannot be
+    # compared with it (no exchange rates here), so an owner decides: approval fails closed.
+    needs_approval = settings.approval_threshold is not None and (
+        price.currency != settings.currency or total > settings.approval_threshold
+    )
     return Quote(
         price=price, quantity=quantity, auto_renew=auto_renew, unit_price=unit, total=total,
-        currency=price.currency, needs_approval=threshold is not None and total > threshold,
+        currency=price.currency, needs_approval=needs_approval,
         explanation=nce.offer_in_words(term_duration=price.term_duration, billing_cycle=price.billing_cycle,
                                        unit_price=unit, currency=price.currency,
                                        cancellation_window=price.cancellation_window or "P7D"),
@@ -181,6 +169,9 @@ def _order_failed(operation: ProvisioningOperation) -> None:
     order.status = Order.Status.FAILED
     order.failure_reason = (operation.failure_reason or operation.last_error or "Provisioning failed.")[:300]
     order.save(update_fields=["status", "failure_reason", "updated_at"])
+    audit_record(actor=Actor.system("provisioning"), action="order.failed", organization=order.organization_id,
+                 target=order, metadata={"operation": str(operation.pk), "status": operation.status,
+                                         "code": (operation.last_error_code or "")[:64]})
 
 
 @register_operation("order.checkout", on_failure=_order_failed, max_attempts=6)

@@ -9,8 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from licensing import selectors_usage
-from licensing.models import BulkJob, LicenseAssignment, ReductionProposal, ReportingPreferences, UsageSnapshot
+from licensing.models import BulkJob, LicenseAssignment, ReductionProposal, UsageSnapshot
+from licensing.selectors import usage as selectors_usage
 from portal.roles import Role
 from security.audit import Actor, audit_record
 
@@ -33,27 +33,6 @@ def usage_snapshot_take(*, organization, day: date | None = None) -> int:
         )
         count += 1
     return count
-
-
-@transaction.atomic
-def reporting_preferences_update(
-    *, organization, actor: Actor, inactive_days: int, reminder_offsets: Sequence[int], email_notifications: bool
-) -> ReportingPreferences:
-    prefs = ReportingPreferences.objects.for_org(organization).select_for_update().first() or ReportingPreferences(
-        organization=organization
-    )
-    before = {"inactive_days": prefs.inactive_days, "reminder_offsets": list(prefs.reminder_offsets),
-              "email_notifications": prefs.email_notifications}
-    prefs.inactive_days = inactive_days
-    prefs.reminder_offsets = list(reminder_offsets)
-    prefs.email_notifications = email_notifications
-    prefs.full_clean()
-    prefs.save()
-    audit_record(actor=actor, action="licensing.preferences_updated", organization=organization, target=prefs,
-                 metadata={"before": before, "after": {"inactive_days": prefs.inactive_days,
-                                                       "reminder_offsets": prefs.reminder_offsets,
-                                                       "email_notifications": prefs.email_notifications}})
-    return prefs
 
 
 @transaction.atomic

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -16,11 +17,13 @@ from django.utils import timezone
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
 from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, Notification, TenantSku
+from licensing.services import bulk as bulk_services
 from portal.roles import Role
 from portal.tenancy import tenant_context
+from security.audit import AuditEvent
 
 from . import directory_helpers
-from .directory_helpers import csv_upload, premium, run_sync
+from .directory_helpers import SYSTEM, csv_upload, premium, run_sync
 from .test_assignments import unlicensed_users
 
 pytestmark = [pytest.mark.emulator, pytest.mark.django_db(transaction=True)]
@@ -44,9 +47,12 @@ def synced(linked_org):
 def test_pages_render_for_a_member(client, synced, owner):
     verified_client(client, owner)
     for name in ("licenses", "directory_users", "usage", "inactive", "renewals", "notifications", "bulk_new",
-                 "reporting_preferences", "notifications_bell", "directory_sync_status"):
+                 "licensing_settings", "notifications_bell", "directory_sync_status"):
         response = client.get(url(name, synced))
         assert response.status_code == 200, name
+    # The usage preferences became part of the licensing settings: the old address leads there.
+    moved = client.get(url("reporting_preferences", synced))
+    assert moved.status_code == 302 and moved["Location"] == url("licensing_settings", synced)
     with tenant_context(synced):
         user = DirectoryUser.objects.for_org(synced).first()
     assert client.get(url("directory_user", synced, pk=user.pk)).status_code == 200
@@ -102,10 +108,31 @@ def test_assign_and_bulk_through_the_pages(client, synced, owner):
     page = client.get(job_url)
     assert b"No such user" in page.content
     assert client.post(job_url).status_code == 302
+    # Nobody looks at the job again: recording the batch's results completed it, with an audit record.
     with tenant_context(synced):
         job = BulkJob.objects.for_org(synced).get()
         assert job.status == BulkJob.Status.COMPLETED
         assert LicenseAssignment.objects.for_org(synced).filter(sku=pool, state="assigned").count() == 24
+        completed = AuditEvent.objects.get(action="license.bulk_completed", target_id=str(job.pk))
+    assert completed.metadata == {"status": "completed", "succeeded": 3, "failed": 0}
+
+
+def test_viewing_a_bulk_job_changes_nothing(client, synced, owner):
+    verified_client(client, owner)
+    pool = premium(synced)
+    users = unlicensed_users(synced, pool, count=2)
+    with tenant_context(synced):
+        job = bulk_services.bulk_preview_csv(organization=synced, sku=pool, action="assign", actor=SYSTEM,
+                                             upload=csv_upload([u.user_principal_name for u in users]))
+        # A job marked running whose assignments are not in flight: only the outbox handler may end it.
+        BulkJob.objects.for_org(synced).filter(pk=job.pk).update(status=BulkJob.Status.RUNNING)
+        before = BulkJob.objects.for_org(synced).values().get(pk=job.pk)
+    assert client.get(url("bulk_job", synced, pk=job.pk)).status_code == 200
+    api = verified_client(Client(headers={"X-Organization": synced.slug}), owner)
+    assert api.get(f"/api/v1/license-bulk-jobs/{job.pk}/").json()["status"] == "running"
+    with tenant_context(synced):
+        assert BulkJob.objects.for_org(synced).values().get(pk=job.pk) == before
+        assert not AuditEvent.objects.filter(action="license.bulk_completed", target_id=str(job.pk)).exists()
 
 
 def _named(buffer):
@@ -182,6 +209,8 @@ def test_seats_bought_after_the_dry_run_enable_confirm(client, synced, owner):
     page = client.get(job_url).content.decode()
     assert "seats short" not in page and 'disabled>Confirm' not in page
     assert "<strong>7</strong> free" in page
+    with tenant_context(synced):
+        assert BulkJob.objects.for_org(synced).get().seats_available == 5  # counted for the page, not saved
     assert client.post(job_url).status_code == 302
     with tenant_context(synced):
         job = BulkJob.objects.for_org(synced).get()

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 import licensing.tasks_directory  # noqa: F401 - registers the tasks the services enqueue by name
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
-from licensing import selectors_usage
 from licensing.models import (
     DirectoryUser,
     LicenseAssignment,
@@ -22,6 +21,7 @@ from licensing.models import (
     TenantSku,
     UsageSnapshot,
 )
+from licensing.selectors import usage as selectors_usage
 from licensing.services import notifications as notification_services
 from licensing.services import usage as usage_services
 from portal.roles import Role
@@ -60,7 +60,7 @@ def make_pool(org, purchased=10, assigned=4, inactive=2):
 
 
 def make_subscription(org, *, days_left=30, auto_renew=True, quantity=10, price="22.00", cycle="monthly",
-                      term="P1Y"):
+                      term="P1Y", currency="USD"):
     from licensing.models import Product, Sku
 
     product, _ = Product.objects.get_or_create(product_id="CFQ7TTC0LCHC", defaults={"title": "Business Premium",
@@ -72,7 +72,7 @@ def make_subscription(org, *, days_left=30, auto_renew=True, quantity=10, price=
         return Subscription.objects.create(
             organization=org, sku=sku, catalog_item_id="CFQ7TTC0LCHC:0002:x", product_title="Business Premium",
             status="active", quantity=quantity, term_duration=term, billing_cycle=cycle, auto_renew=auto_renew,
-            unit_price=Decimal(price), start_date=end - timedelta(days=364), commitment_end=end,
+            unit_price=Decimal(price), currency=currency, start_date=end - timedelta(days=364), commitment_end=end,
         )
 
 
@@ -90,6 +90,17 @@ def test_snapshot_and_unassigned_cost(org):
     assert rows[0].unassigned_cost_monthly == Decimal("132.00")
     assert list(by_sub.values()) == [4]
     assert pool.pk == rows[0].sku.pk
+
+
+def test_a_sku_bought_in_two_currencies_is_priced_in_one_never_averaged_across_them(org):
+    make_pool(org)
+    make_subscription(org, quantity=3, price="20.00", currency="EUR")
+    make_subscription(org, quantity=6, price="30.00", currency="USD")
+    make_subscription(org, quantity=2, price="24.00", currency="USD")
+    with tenant_context(org):
+        prices = selectors_usage.monthly_unit_prices(org)
+    # USD holds 8 of the 11 seats: (6 x 30 + 2 x 24) / 8, without the EUR subscription's 20.00.
+    assert prices[str(SKU)] == (Decimal("28.50"), "USD")
 
 
 def test_inactive_users_and_reclaim_preview(org):
@@ -154,13 +165,20 @@ def test_provisioning_failure_hook_notifies_license_people(org, people):
 def test_preferences_validate_and_change_reminders(org):
     from django.core.exceptions import ValidationError
 
+    from licensing.selectors import licensing_settings
+    from licensing.services.settings import licensing_settings_update
+    from security.audit import AuditEvent
+
     with tenant_context(org):
         with pytest.raises(ValidationError):
-            usage_services.reporting_preferences_update(organization=org, actor=SYSTEM, inactive_days=0,
-                                                        reminder_offsets=[7], email_notifications=True)
-        prefs = usage_services.reporting_preferences_update(organization=org, actor=SYSTEM, inactive_days=45,
-                                                            reminder_offsets=[1, 14, 14], email_notifications=False)
-    assert prefs.reminder_offsets == [14, 1]
+            licensing_settings_update(organization=org, actor=SYSTEM, changes={
+                "inactive_days": 0, "reminder_offsets": [7], "email_notifications": True})
+        licensing_settings_update(organization=org, actor=SYSTEM, changes={
+            "inactive_days": 45, "reminder_offsets": [1, 14, 14], "email_notifications": False})
+        prefs = licensing_settings(org)
+        event = AuditEvent.objects.filter(action="licensing_settings.updated").latest("pk")
+    assert prefs.reminder_offsets == [14, 1] and prefs.inactive_days == 45 and not prefs.email_notifications
+    assert event.metadata["inactive_days"] == {"from": 30, "to": 45}
 
 
 def test_announcements_target_all_or_some(org):

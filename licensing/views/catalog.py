@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,7 +13,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from licensing import nce, selectors
-from licensing.forms import CatalogFilterForm, LicensingSettingsForm, PurchaseForm
+from licensing.forms import CatalogFilterForm, PurchaseForm
 from licensing.models import Order, Product
 from licensing.services import purchases
 from licensing.services.catalog import customer_unit_price
@@ -137,9 +137,10 @@ class OrderDecision(OrganizationMixin, View):
     permission = Perm.LICENSES_MANAGE
 
     def post(self, request, pk, decision, *args, **kwargs):
-        if self.membership.role != Role.OWNER:
-            raise Http404("Only owners decide on orders.")
         order = get_object_or_404(Order.objects.for_org(self.organization), pk=pk)
+        if self.membership.role != Role.OWNER:
+            # The order is the member's own organisation's and they can see it: a refusal, not a 404.
+            raise PermissionDenied("Only owners decide on orders.")
         try:
             if decision == "approve":
                 purchases.order_approve(order=order, actor=actor_of(request), user=request.user)
@@ -149,22 +150,3 @@ class OrderDecision(OrganizationMixin, View):
         except (nce.RuleViolation, ValidationError) as exc:
             messages.error(request, error_text(exc))
         return redirect("licensing:order", org_slug=self.organization.slug, pk=pk)
-
-
-class LicensingSettingsPage(OrganizationMixin, View):
-    permission = Perm.ORG_SETTINGS
-
-    def get(self, request, *args, **kwargs):
-        current = purchases.licensing_settings(self.organization)
-        form = LicensingSettingsForm(initial={"approval_threshold": current.approval_threshold})
-        return render(request, "licensing/settings.html", {"form": form, "organization": self.organization})
-
-    def post(self, request, *args, **kwargs):
-        form = LicensingSettingsForm(request.POST)
-        if not form.is_valid():
-            return render(request, "licensing/settings.html", {"form": form, "organization": self.organization},
-                          status=400)
-        purchases.licensing_settings_update(organization=self.organization, actor=actor_of(request),
-                                            approval_threshold=form.cleaned_data["approval_threshold"])
-        messages.success(request, "Licensing settings saved.")
-        return redirect("licensing:licensing_settings", org_slug=self.organization.slug)

@@ -1,5 +1,6 @@
 """``Idempotency-Key`` for POST requests, backed by a unique constraint.
 
+Keys are the caller's own (one API key, or one signed-in user), within its organisation.
 The first request with a key inserts an in-flight record in its own committed
 transaction, runs, then stores its response. A retry with the same key and the
 same request gets that response again (``Idempotent-Replayed: true``); a different
@@ -44,6 +45,12 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def caller_of(actor) -> str:
+    """Whose keys these are: the API key, or the signed-in user (what the API views call the actor)."""
+    kind = "api_key" if hasattr(actor, "prefix") else "user"
+    return f"{kind}:{actor.pk}"
 
 
 def validate_key(raw: str) -> str:
@@ -104,7 +111,7 @@ class IdempotencyClaim:
             IdempotencyRecord.objects.filter(pk=self.record_id, completed_at=None).delete()
 
 
-def claim(*, organization, key: str, fingerprint: str) -> IdempotencyClaim:
+def claim(*, organization, caller: str, key: str, fingerprint: str) -> IdempotencyClaim:
     """Own ``key`` for this request, or raise: a replay, 422 (different request) or 409 (in flight).
 
     Must run outside any transaction so the in-flight record is committed and
@@ -113,7 +120,7 @@ def claim(*, organization, key: str, fingerprint: str) -> IdempotencyClaim:
     now = timezone.now()
     for _attempt in range(2):
         with tenant_context(organization):
-            existing = IdempotencyRecord.objects.filter(key=key).first()
+            existing = IdempotencyRecord.objects.filter(caller=caller, key=key).first()
             if existing is not None and existing.expires_at <= now:
                 existing.delete()
                 existing = None
@@ -126,7 +133,11 @@ def claim(*, organization, key: str, fingerprint: str) -> IdempotencyClaim:
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(
-                        organization=organization, key=key, fingerprint=fingerprint, expires_at=now + KEY_TTL
+                        organization=organization,
+                        caller=caller,
+                        key=key,
+                        fingerprint=fingerprint,
+                        expires_at=now + KEY_TTL,
                     )
             except IntegrityError:
                 # A concurrent duplicate inserted first; look again to answer as it deserves.

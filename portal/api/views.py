@@ -104,7 +104,9 @@ class OrganizationScopedMixin:
         except RequestDataTooBig as exc:
             raise request_too_large() from exc
         fingerprint = idempotency.request_fingerprint(request.method, request.path, body)
-        self._idempotency_claim = idempotency.claim(organization=organization, key=key, fingerprint=fingerprint)
+        self._idempotency_claim = idempotency.claim(
+            organization=organization, caller=idempotency.caller_of(self.actor), key=key, fingerprint=fingerprint
+        )
 
     def _leave_tenant_scope(self, exc: BaseException | None) -> None:
         scope, self._tenant_scope = getattr(self, "_tenant_scope", None), None

@@ -1,14 +1,17 @@
 """Idempotency-Key on POST through the base API classes (exercised via POST /api/v1/invitations/)."""
 
+import json
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Invitation
-from accounts.tests.api_support import api_client_for
-from accounts.tests.factories import OrganizationFactory
+from accounts.tests.api_support import api_client_for, key_client, make_api_key
+from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from accounts.tests.helpers import verified_client
 from portal.api.idempotency import request_fingerprint
 from portal.models import IdempotencyRecord
 from security.models import AuditEvent
@@ -24,8 +27,13 @@ def org():
 
 
 @pytest.fixture
-def client(org):
-    return api_client_for(org)
+def api_key(org):
+    return make_api_key(org)
+
+
+@pytest.fixture
+def client(api_key):
+    return key_client(api_key[1])
 
 
 def invite(client, key, email="new@example.com", role="viewer"):
@@ -64,10 +72,11 @@ def test_same_key_different_body_is_422(client, org):
     assert Invitation.objects.for_org(org).count() == 1
 
 
-def test_duplicate_while_first_in_flight_is_409(client, org):
+def test_duplicate_while_first_in_flight_is_409(client, org, api_key):
     body = b'{"email":"c@example.com","role":"viewer"}'
     IdempotencyRecord.objects.for_org(org).create(
         organization=org,
+        caller=f"api_key:{api_key[0].pk}",
         key="key-3",
         fingerprint=request_fingerprint("POST", URL, body),
         expires_at=timezone.now() + timedelta(hours=24),
@@ -94,6 +103,56 @@ def test_keys_are_per_organisation(client, org):
     response = invite(other, "shared-key", email="g@example.com")
     assert response.status_code == 201
     assert "Idempotent-Replayed" not in response
+
+
+def test_same_key_and_body_from_another_api_key_is_not_a_replay(client, org, django_capture_on_commit_callbacks):
+    other = api_client_for(org)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = invite(client, "shared-key", email="i@example.com")
+        second = invite(other, "shared-key", email="i@example.com")
+    assert first.status_code == 201
+    # The second caller's request really ran: it is refused on its own merits, not answered with the first's response.
+    assert "Idempotent-Replayed" not in second
+    assert second.status_code == 400 and second.json()["error"]["fields"].keys() == {"email"}
+    assert "id" not in second.json()
+    assert IdempotencyRecord.objects.for_org(org).filter(key="shared-key").count() == 2
+
+
+def test_same_key_from_two_api_keys_runs_both_requests(client, org):
+    other = api_client_for(org)
+    first = invite(client, "shared-key", email="j@example.com")
+    second = invite(other, "shared-key", email="k@example.com")
+    assert first.status_code == second.status_code == 201
+    assert "Idempotent-Replayed" not in second
+    assert second.json()["id"] != first.json()["id"]
+    assert Invitation.objects.for_org(org).count() == 2
+    # Each caller still gets its own response back on retry.
+    assert invite(client, "shared-key", email="j@example.com").json() == first.json()
+    replay = invite(other, "shared-key", email="k@example.com")
+    assert replay["Idempotent-Replayed"] == "true" and replay.json() == second.json()
+
+
+def test_signed_in_user_and_api_key_have_separate_keys(client, org, api_key):
+    owner = MembershipFactory(organization=org, role="owner").user
+    browser = verified_client(Client(), owner)
+
+    def invite_in_browser(email):
+        return browser.post(
+            URL,
+            json.dumps({"email": email, "role": "viewer"}),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="shared-key",
+            HTTP_X_ORGANIZATION=org.slug,
+        )
+
+    assert invite(client, "shared-key", email="l@example.com").status_code == 201
+    first = invite_in_browser("m@example.com")
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first
+    again = invite_in_browser("m@example.com")
+    assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    assert invite_in_browser("n@example.com").status_code == 422
+    callers = set(IdempotencyRecord.objects.for_org(org).values_list("caller", flat=True))
+    assert callers == {f"user:{owner.pk}", f"api_key:{api_key[0].pk}"}
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "naïve-key"])

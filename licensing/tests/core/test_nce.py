@@ -138,3 +138,14 @@ def test_a_renewal_batch_starts_a_new_billing_period_whatever_the_time_of_purcha
                               unit_price=Decimal("31.00"), billing_cycle="monthly", commitment_end=None,
                               now=renewal + timedelta(hours=3), billing_anchor=start)
     assert plan.refund_total == Decimal("30.00")
+
+
+@pytest.mark.parametrize("window, words", [
+    ("P7D", "7 days"), ("PT168H", "7 days"), ("P1W", "7 days"), ("PT72H", "3 days"), ("P1DT12H", "36 hours"),
+    ("PT1H", "1 hour"), ("", "7 days"), ("garbage", "7 days"),
+])
+def test_cancellation_window_in_words_reads_days_hours_and_weeks(window, words):
+    assert nce.window_in_words(window) == words
+    offer = nce.offer_in_words(term_duration="P1M", billing_cycle="monthly", unit_price=Decimal("6.00"),
+                               currency="EUR", cancellation_window=window)
+    assert f"within {words} of buying" in offer

@@ -20,7 +20,8 @@ from licensing.models import (
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from security.crypto import blind_index
 
-from .selectors_usage import preferences
+from .settings import licensing_settings
+from .usage import seats_free
 
 State = LicenseAssignment.State
 
@@ -45,7 +46,7 @@ def directory_users(organization, *, q: str = "", sku=None, status: str = "") ->
     elif status == "unlicensed":
         users = users.exclude(pk__in=held)
     elif status == "inactive":
-        cutoff = timezone.now() - timedelta(days=preferences(organization).inactive_days)
+        cutoff = timezone.now() - timedelta(days=licensing_settings(organization).inactive_days)
         users = users.filter(pk__in=held).filter(
             Q(last_sign_in_at__lt=cutoff) | Q(last_sign_in_at__isnull=True, created_at__lt=cutoff)
         )
@@ -82,6 +83,23 @@ def user_assignments(organization, user) -> QuerySet[LicenseAssignment]:
     return LicenseAssignment.objects.for_org(organization).filter(user=user).select_related("sku").order_by(
         "sku__display_name"
     )
+
+
+def bulk_job(organization, pk) -> BulkJob:
+    """A bulk job as its page shows it; another organisation's gives 404."""
+    return bulk_job_with_current_seats(
+        organization, get_object_or_404(BulkJob.objects.for_org(organization).select_related("sku"), pk=pk)
+    )
+
+
+def bulk_job_with_current_seats(organization, job: BulkJob) -> BulkJob:
+    """A preview's free seats counted now, not saved: seats bought after the dry run must enable Confirm.
+
+    Reads only. The figure is advisory; confirming reserves the seats under the pool lock.
+    """
+    if job.status == BulkJob.Status.PREVIEW and job.action == BulkJob.Action.ASSIGN:
+        job.seats_available = seats_free(organization, job.sku)
+    return job
 
 
 def bulk_failures(organization, job: BulkJob) -> QuerySet[LicenseAssignment]:

@@ -1,15 +1,10 @@
-"""The New Commerce subscription lifecycle: seats, cancellation, auto-renew, next-term changes,
-suspension, and reconcile against Partner Center.
+"""Changes a customer asks for: seats, cancellation, auto-renew, next-term changes, suspension.
 
-Every change is an outbox operation; the local row changes when Microsoft has answered, through
-:func:`subscription_apply_remote`, the one write path from Partner Center's view to ours.
-Rules that depend on time (windows, refunds) come from :mod:`licensing.nce`.
+Each is refused up front when New Commerce does not allow it (SubscriptionChangeError), else written
+as an outbox operation; its handler, registered here, applies Microsoft's answer through the ledger.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
-from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,159 +12,22 @@ from django.utils import timezone
 from accounts.models import MicrosoftTenant
 from licensing import nce
 from licensing.microsoft.client import default_client
-from licensing.microsoft.resources import Subscription as RemoteSubscription
-from licensing.microsoft.resources import parse_datetime
 from licensing.models import (
     Availability,
-    Price,
     ProvisioningOperation,
-    SeatBatch,
-    Sku,
     Subscription,
-    SubscriptionEvent,
 )
 from licensing.provisioning import operation_enqueue, register_operation
 from security.audit import Actor, audit_record
 
-from .catalog import customer_unit_price
-from .directory import enqueue_on_commit, tenant_skus_refresh_later
+from ..directory import enqueue_on_commit, tenant_skus_refresh_later
+from .ledger import Status, subscription_apply_remote
 
 REFRESH_TASK = "licensing.tasks.refresh_subscription"
-
-Status = Subscription.Status
-TRACKED_FIELDS = ("status", "quantity", "auto_renew", "term_duration", "billing_cycle", "commitment_end",
-                  "cancellation_allowed_until", "scheduled_next_term")
 
 
 class SubscriptionChangeError(nce.RuleViolation):
     """A change refused before anything is sent to Microsoft."""
-
-
-def _snapshot(subscription: Subscription) -> dict:
-    out = {}
-    for name in TRACKED_FIELDS:
-        value = getattr(subscription, name)
-        out[name] = value.isoformat() if isinstance(value, datetime) else value
-    return out
-
-
-def _record_event(subscription, action: str, before: dict, *, actor_label: str, actor_user=None, operation=None,
-                  note: str = "") -> SubscriptionEvent | None:
-    after = _snapshot(subscription)
-    changed_before = {k: v for k, v in before.items() if after.get(k) != v}
-    changed_after = {k: after[k] for k in changed_before}
-    if not changed_before and action.startswith("reconcile"):
-        return None
-    return SubscriptionEvent.objects.create(
-        organization_id=subscription.organization_id, subscription=subscription, action=action,
-        before=changed_before, after=changed_after, actor_label=actor_label[:100], actor_user=actor_user,
-        operation=operation, note=note[:300],
-    )
-
-
-def _status_from_remote(value: str) -> str:
-    value = (value or "").lower()
-    return value if value in Status.values else Status.PENDING
-
-
-def _scheduled_from_remote(raw: dict) -> dict | None:
-    instructions = raw.get("scheduledNextTermInstructions")
-    if not instructions:
-        return None
-    product = instructions.get("product") or {}
-    catalog_item_id = ":".join(x for x in (product.get("productId"), product.get("skuId"),
-                                            product.get("availabilityId")) if x)
-    return {
-        "quantity": instructions.get("quantity"),
-        "term_duration": product.get("termDuration", ""),
-        "billing_cycle": (product.get("billingCycle") or "").lower(),
-        "catalog_item_id": catalog_item_id,
-    }
-
-
-def _sync_batches(subscription: Subscription, remote: RemoteSubscription, now, *, previous_quantity: int) -> None:
-    """Mirror Partner Center's refundable seat batches; batches whose window closed stay as history.
-
-    Partner Center lists only the batches still refundable, with how many of their seats are. A batch
-    it stops listing either had its seats removed or simply left its window (Microsoft's clock, or an
-    early close): only a drop in the subscription's quantity counts as removed seats, the rest of the
-    batch stays paid for and its window is recorded as closed.
-    """
-    details = ((remote.raw.get("refundableQuantity") or {}).get("details")) or []
-    open_batches = list(subscription.seat_batches.filter(refundable_until__gt=now).order_by("added_at"))
-    remote_windows = []
-    for detail in details:
-        until = parse_datetime(detail.get("allowedUntilDateTime"))
-        if until is not None:
-            remote_windows.append((until, int(detail.get("quantity", 0))))
-    # Seats that left the subscription and are not yet attributed to a batch.
-    unaccounted = max(0, previous_quantity - subscription.quantity)
-    for until, quantity in remote_windows:
-        match = next((b for b in open_batches if abs((b.refundable_until - until).total_seconds()) < 120), None)
-        if match is None:
-            has_history = subscription.seat_batches.exists()
-            SeatBatch.objects.create(
-                organization_id=subscription.organization_id, subscription=subscription,
-                source=SeatBatch.Source.ADDITION if has_history else SeatBatch.Source.PURCHASE,
-                quantity=quantity, added_at=until - nce.REFUND_WINDOW, refundable_until=until,
-            )
-        else:
-            open_batches.remove(match)
-            if quantity > match.quantity:
-                match.quantity, match.refunded = quantity, 0
-                match.save(update_fields=["quantity", "refunded", "updated_at"])
-            elif match.remaining != quantity:
-                newly_removed = max(0, match.remaining - quantity)
-                match.refunded = match.quantity - quantity
-                unaccounted = max(0, unaccounted - newly_removed)
-                match.save(update_fields=["quantity", "refunded", "updated_at"])
-    for leftover in sorted(open_batches, key=lambda b: b.added_at, reverse=True):
-        # Removals come off the newest batches first (nce.take_from_batches); the rest only lost its window.
-        removed = min(unaccounted, leftover.remaining)
-        unaccounted -= removed
-        leftover.refunded += removed
-        leftover.refundable_until = min(leftover.refundable_until, now)
-        leftover.save(update_fields=["refunded", "refundable_until", "updated_at"])
-    if not subscription.seat_batches.exists() and subscription.quantity and subscription.start_date:
-        SeatBatch.objects.create(
-            organization_id=subscription.organization_id, subscription=subscription, source=SeatBatch.Source.PURCHASE,
-            quantity=subscription.quantity, added_at=subscription.start_date,
-            refundable_until=nce.refund_window_end(subscription.start_date),
-        )
-
-
-def subscription_apply_remote(
-    *, subscription: Subscription, remote: RemoteSubscription, action: str, actor_label: str,
-    actor_user=None, operation: ProvisioningOperation | None = None,
-) -> Subscription:
-    """Make the local row say what Partner Center says, and write the change to the ledger."""
-    now = timezone.now()
-    before = _snapshot(subscription)
-    subscription.ms_subscription_id = remote.id
-    subscription.ms_order_id = remote.order_id or subscription.ms_order_id
-    subscription.catalog_item_id = remote.offer_id or subscription.catalog_item_id
-    subscription.friendly_name = remote.friendly_name or subscription.friendly_name
-    subscription.product_title = subscription.product_title or remote.offer_name
-    subscription.status = _status_from_remote(remote.status)
-    subscription.quantity = remote.quantity
-    subscription.auto_renew = remote.auto_renew_enabled
-    subscription.term_duration = remote.term_duration or subscription.term_duration
-    subscription.billing_cycle = (remote.billing_cycle or subscription.billing_cycle).lower()
-    subscription.start_date = parse_datetime(remote.raw.get("effectiveStartDate")) or subscription.start_date
-    subscription.commitment_end = remote.commitment_end
-    subscription.cancellation_allowed_until = remote.cancellation_allowed_until
-    subscription.scheduled_next_term = _scheduled_from_remote(remote.raw)
-    if subscription.status == Status.SUSPENDED and subscription.suspended_at is None:
-        subscription.suspended_at = now
-    if subscription.status != Status.SUSPENDED:
-        subscription.suspended_at = None
-        subscription.suspension_reason = ""
-    subscription.last_reconciled_at = now
-    subscription.full_clean()
-    subscription.save()
-    _sync_batches(subscription, remote, now, previous_quantity=before["quantity"])
-    _record_event(subscription, action, before, actor_label=actor_label, actor_user=actor_user, operation=operation)
-    return subscription
 
 
 def _customer_id(organization_id) -> str:
@@ -467,97 +325,3 @@ def _run_reactivate(operation: ProvisioningOperation) -> dict:
 
 
 # -- reconcile ------------------------------------------------------------------------------------
-DRIFT_FIELDS = ("status", "quantity", "auto_renew", "term_duration", "billing_cycle")
-
-
-def _remote_values(remote: RemoteSubscription) -> dict:
-    return {"status": _status_from_remote(remote.status), "quantity": remote.quantity,
-            "auto_renew": remote.auto_renew_enabled, "term_duration": remote.term_duration,
-            "billing_cycle": (remote.billing_cycle or "").lower()}
-
-
-def subscription_reconcile(*, organization) -> dict:
-    """Compare Partner Center's subscriptions with ours, record drift, then adopt Microsoft's view.
-
-    Subscriptions with a change in flight are skipped: their operation will settle them.
-    Subscriptions bought outside the portal are imported.
-    """
-    tenant = MicrosoftTenant.objects.for_org(organization).first()
-    if tenant is None or not tenant.partner_customer_id:
-        return {"checked": 0, "drifted": 0, "imported": 0}
-    remotes = list(default_client().partner_center.iter_subscriptions(customer_id=tenant.partner_customer_id))
-    busy = set(
-        ProvisioningOperation.objects.for_org(organization)
-        .filter(target_type="Subscription",
-                status__in=[ProvisioningOperation.Status.PENDING, ProvisioningOperation.Status.RUNNING])
-        .values_list("target_id", flat=True)
-    )
-    counts = {"checked": 0, "drifted": 0, "imported": 0}
-    now = timezone.now()
-    for remote in remotes:
-        if remote.raw.get("billingType") == "usage":
-            continue  # Azure plans are consumption, not seats: billing's business.
-        with transaction.atomic():
-            local = (Subscription.objects.for_org(organization).select_for_update()
-                     .filter(ms_subscription_id=remote.id).first())
-            if local is not None and str(local.pk) in busy:
-                continue
-            counts["checked"] += 1
-            if local is None:
-                local = _import_remote(organization, remote)
-                counts["imported"] += 1
-                action = "imported"
-            else:
-                theirs = _remote_values(remote)
-                drift = {name: {"local": getattr(local, name), "microsoft": theirs[name]}
-                         for name in DRIFT_FIELDS if getattr(local, name) != theirs[name]}
-                if drift:
-                    counts["drifted"] += 1
-                    local.drift = drift
-                    local.drift_detected_at = now
-                    audit_record(actor=Actor.system("reconcile"), action="subscription.drift_detected",
-                                 organization=organization, target=local, metadata={"fields": sorted(drift)})
-                action = "reconcile_drift" if drift else "reconcile"
-            subscription_apply_remote(subscription=local, remote=remote, action=action, actor_label="system:reconcile")
-    return counts
-
-
-def subscription_refresh(*, organization, subscription_id) -> Subscription | None:
-    """Reconcile one subscription with Partner Center. Left alone while a change to it is in flight
-    (that operation settles it), and when it is not provisioned or the tenant is no longer linked."""
-    with transaction.atomic():
-        subscription = (Subscription.objects.for_org(organization).select_for_update()
-                        .filter(pk=subscription_id).exclude(ms_subscription_id=None).first())
-        if subscription is None:
-            return None
-        busy = ProvisioningOperation.objects.for_org(organization).filter(
-            target_type="Subscription", target_id=str(subscription.pk),
-            status__in=[ProvisioningOperation.Status.PENDING, ProvisioningOperation.Status.RUNNING],
-        ).exists()
-        tenant = MicrosoftTenant.objects.for_org(organization).first()
-        if busy or tenant is None or not tenant.partner_customer_id:
-            return subscription
-        remote = default_client().partner_center.get_subscription(
-            customer_id=tenant.partner_customer_id, subscription_id=subscription.ms_subscription_id,
-        )
-        return subscription_apply_remote(subscription=subscription, remote=remote, action="reconcile",
-                                         actor_label="system:refresh")
-
-
-def _import_remote(organization, remote: RemoteSubscription) -> Subscription:
-    parts = remote.offer_id.split(":")
-    sku = Sku.objects.filter(product__product_id=parts[0], sku_id=parts[1]).first() if len(parts) >= 2 else None
-    subscription = Subscription(
-        organization=organization, sku=sku, catalog_item_id=remote.offer_id,
-        product_title=(sku.title if sku else remote.offer_name) or remote.offer_id,
-        term_duration=remote.term_duration or "P1M", billing_cycle=(remote.billing_cycle or "monthly").lower(),
-        unit_price=_unit_price_guess(organization, remote),
-    )
-    return subscription
-
-
-def _unit_price_guess(organization, remote: RemoteSubscription) -> Decimal:
-    price = Price.objects.filter(availability__catalog_item_id=remote.offer_id, term_duration=remote.term_duration,
-                                 billing_cycle=(remote.billing_cycle or "").lower()).first()
-    value = customer_unit_price(organization=organization, price=price) if price else None
-    return value if value is not None else Decimal("0")

@@ -18,16 +18,13 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from licensing import nce
-from licensing.models import LicenseAssignment, ReportingPreferences, Subscription, TenantSku, UsageSnapshot
+from licensing.models import LicenseAssignment, Subscription, TenantSku, UsageSnapshot
+
+from .settings import licensing_settings
 
 ZERO = Decimal("0.00")
 SEAT_HOLDING = LicenseAssignment.SEAT_HOLDING
 LIVE_SUBSCRIPTION = (Subscription.Status.ACTIVE, Subscription.Status.PENDING)
-
-
-def preferences(organization) -> ReportingPreferences:
-    """The organisation's settings, or unsaved defaults when it never changed them."""
-    return ReportingPreferences.objects.for_org(organization).first() or ReportingPreferences(organization=organization)
 
 
 def seat_pools(organization) -> QuerySet[TenantSku]:
@@ -38,6 +35,15 @@ def seat_pools(organization) -> QuerySet[TenantSku]:
             LicenseAssignment.State.PENDING, LicenseAssignment.State.REMOVING])),
         failed_count=Count("assignments", filter=Q(assignments__state=LicenseAssignment.State.FAILED)),
     ).order_by("display_name", "sku_part_number")
+
+
+def seats_in_use(organization, sku: TenantSku) -> int:
+    held = LicenseAssignment.objects.for_org(organization).filter(sku=sku, state__in=LicenseAssignment.SEAT_HOLDING)
+    return held.count()
+
+
+def seats_free(organization, sku: TenantSku) -> int:
+    return sku.purchased - seats_in_use(organization, sku)
 
 
 def assigned_seats_by_sku(organization) -> dict[str, int]:
@@ -85,14 +91,22 @@ def assigned_seats_by_subscription(organization) -> dict:
 
 
 def monthly_unit_prices(organization) -> dict[str, tuple[Decimal, str]]:
-    """Monthly price of one seat per Graph skuId: the quantity-weighted average over live subscriptions."""
+    """Monthly price of one seat per Graph skuId: the quantity-weighted average over live subscriptions.
+
+    Prices in different currencies are never averaged together. When one SKU is bought in several
+    currencies, the figure is that of the currency holding most of its seats (the oldest on a tie).
+    """
     prices = {}
     for sku_id, subscriptions in _live_subscriptions_by_sku(organization).items():
-        seats = sum(s.quantity for s in subscriptions)
+        by_currency: dict[str, list[Subscription]] = defaultdict(list)
+        for sub in subscriptions:
+            by_currency[sub.currency].append(sub)
+        currency, group = max(by_currency.items(), key=lambda item: sum(s.quantity for s in item[1]))
+        seats = sum(s.quantity for s in group)
         if not seats:
             continue
-        total = sum(nce.monthly_equivalent(s.unit_price, s.billing_cycle) * s.quantity for s in subscriptions)
-        prices[sku_id] = ((total / seats).quantize(nce.CENT, rounding=ROUND_HALF_UP), subscriptions[0].currency)
+        total = sum(nce.monthly_equivalent(s.unit_price, s.billing_cycle) * s.quantity for s in group)
+        prices[sku_id] = ((total / seats).quantize(nce.CENT, rounding=ROUND_HALF_UP), currency)
     return prices
 
 
@@ -155,7 +169,7 @@ def usage_history(organization, *, days: int = 90, today: date | None = None) ->
 
 def inactive_assignments(organization, *, days: int | None = None, now: datetime | None = None) -> QuerySet:
     """Assigned licenses of users with no sign-in for ``days`` (never signed in counts, once the user is that old)."""
-    days = days or preferences(organization).inactive_days
+    days = days or licensing_settings(organization).inactive_days
     cutoff = (now or timezone.now()) - timedelta(days=days)
     return (
         LicenseAssignment.objects.for_org(organization)

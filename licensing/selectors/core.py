@@ -9,8 +9,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import MicrosoftTenant
-
-from .models import (
+from licensing.models import (
     CustomerAgreement,
     GdapRelationship,
     Order,
@@ -22,7 +21,8 @@ from .models import (
     SubscriptionEvent,
     TenantOnboarding,
 )
-from .selectors_usage import assigned_seats_by_subscription
+
+from .usage import assigned_seats_by_subscription
 
 
 def catalog_products(*, search: str = "", family: str = "", term: str = "", billing_cycle: str = "") -> QuerySet:

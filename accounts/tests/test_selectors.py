@@ -1,0 +1,41 @@
+"""Team page reads: scoped to the organisation asked for, whatever tenant context the caller is in."""
+
+import pytest
+from django.utils import timezone
+
+from accounts import selectors
+from accounts.invitations import invitation_create
+from accounts.tests.api_support import make_api_key, owner_of
+from accounts.tests.factories import OrganizationFactory
+from portal.tenancy import tenant_context
+
+pytestmark = pytest.mark.django_db
+
+
+def _invite(organization, email):
+    return invitation_create(organization=organization, email=email, role="viewer", actor=owner_of(organization))
+
+
+def test_open_invitations_are_the_organisations_unanswered_ones_newest_first():
+    org, other = OrganizationFactory(), OrganizationFactory()
+    older = _invite(org, "older@example.com")
+    newer = _invite(org, "newer@example.com")
+    accepted = _invite(org, "accepted@example.com")
+    revoked = _invite(org, "revoked@example.com")
+    _invite(other, "elsewhere@example.com")
+    type(accepted).objects.for_org(org).filter(pk=accepted.pk).update(accepted_at=timezone.now())
+    type(revoked).objects.for_org(org).filter(pk=revoked.pk).update(revoked_at=timezone.now())
+    # Outside any tenant context and inside another organisation's, the answer is the same.
+    assert list(selectors.open_invitations(org)) == [newer, older]
+    with tenant_context(other):
+        assert list(selectors.open_invitations(org)) == [newer, older]
+
+
+def test_invitation_and_api_keys_of_another_organisation_are_not_found():
+    org, other = OrganizationFactory(), OrganizationFactory()
+    invitation = _invite(other, "elsewhere@example.com")
+    key, _ = make_api_key(org)
+    make_api_key(other)
+    assert selectors.invitation_of_organization(org, invitation.pk) is None
+    assert selectors.invitation_of_organization(other, invitation.pk) == invitation
+    assert list(selectors.api_keys_of_organization(org)) == [key]
