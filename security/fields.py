@@ -128,18 +128,49 @@ class EncryptedField(models.TextField):
             return _scope("subject", subject)
         raise ValueError(f"Unknown key scope {self.key_scope!r}")
 
-    def _aad(self, instance, scope: KeyScope | None = None) -> bytes:
+    def _aad(self, instance) -> bytes:
         """Binds a ciphertext to model, field, key scope and row (see crypto.associated_data)."""
-        scope = scope or self.scope_for(instance)
-        return f"{self._aad_prefix}{scope.kind}:{scope.id}|{_id_text(instance.pk)}".encode()
+        return (self._aad_prefix + self._row_context(instance)[1]).encode()
+
+    def _row_context(self, instance) -> tuple[KeyScope, str]:
+        """The row's key scope and its "<scope>|<row id>" binding.
+
+        Both are the same for every encrypted field of a row with this key scope, so they are
+        worked out once per row and reused while the owner and primary key stay the same.
+        """
+        data = instance.__dict__
+        owner, pk = data.get(self._owner_attname), data.get(self._pk_attname)
+        cache = data.get("_encrypted_row_context")
+        if cache is None:
+            cache = data["_encrypted_row_context"] = {}
+        cached = cache.get(self.key_scope)
+        if cached is not None and cached[0] == owner and cached[1] == pk:
+            return cached[2]
+        scope = self.scope_for(instance)
+        context = (scope, f"{scope.kind}:{scope.id}|{_id_text(pk)}")
+        cache[self.key_scope] = (owner, pk, context)
+        return context
+
+    @functools.cached_property
+    def _pk_attname(self) -> str:
+        return self.model._meta.pk.attname
+
+    @functools.cached_property
+    def _owner_attname(self) -> str:
+        if self.key_scope == "organization":
+            return "organization_id"
+        if self.key_scope.startswith("field:"):
+            return self.model._meta.get_field(self.key_scope.split(":", 1)[1]).attname
+        return self._pk_attname
 
     @functools.cached_property
     def _aad_prefix(self) -> str:
         return f"{self.model._meta.label_lower}.{self.name}|"
 
     def encrypt_for(self, instance, value) -> Ciphertext:
-        scope = self.scope_for(instance)
-        return Ciphertext(encrypt_text(self.to_plaintext(value), scope=scope, aad=self._aad(instance, scope)))
+        scope, binding = self._row_context(instance)
+        aad = (self._aad_prefix + binding).encode()
+        return Ciphertext(encrypt_text(self.to_plaintext(value), scope=scope, aad=aad))
 
     def decrypt_for(self, instance, ciphertext: str):
         return self.from_plaintext(decrypt_text(ciphertext, aad=self._aad(instance)))
