@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.models import VerifyNotAllowed
 from django_otp.util import random_hex
+from django_otp_webauthn.models import WebAuthnCredential
 
 from security.audit import Actor, audit_record
 
@@ -121,6 +122,15 @@ def totp_device_remove(*, user: User, device_id: int) -> None:
         )
     device.delete()
     audit_record(actor=Actor.user(user), action="mfa.totp_removed", target=user, metadata={"device": device_id})
+
+
+@transaction.atomic
+def passkey_remove(*, user: User, device_id: int) -> None:
+    """Remove a passkey. Any can go: the authenticator app stays as the required second factor."""
+    deleted, _ = WebAuthnCredential.objects.filter(user=user, pk=device_id).delete()
+    if not deleted:
+        raise MFAError("That passkey was not found.", code="not_found")
+    audit_record(actor=Actor.user(user), action="mfa.passkey_removed", target=user, metadata={"device": device_id})
 
 
 @transaction.atomic

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django_otp_webauthn.models import WebAuthnCredential
 
 from security.models import SignInEvent
 
@@ -19,6 +20,10 @@ def user_sessions_for_user(user: User) -> QuerySet[UserSession]:
 
 def totp_devices_for_user(user: User) -> QuerySet[TOTPDevice]:
     return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("created_at")
+
+
+def passkeys_for_user(user: User) -> QuerySet[WebAuthnCredential]:
+    return WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at")
 
 
 def recovery_codes_remaining(user: User) -> int | None:

@@ -15,6 +15,7 @@ from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.db import transaction
 from django.utils import timezone
+from django_otp import login as otp_login
 
 from portal.requestid import get_client_ip
 from security.audit import Actor, audit_record
@@ -22,6 +23,7 @@ from security.crypto import blind_index
 from security.models import SignInEvent
 
 from .models import EMAIL_INDEX, User, UserSession
+from .reauth import mark_mfa_verified
 
 DEVICE_COOKIE = "clp_device"
 DEVICE_COOKIE_SALT = "accounts.device-cookie"
@@ -90,6 +92,15 @@ def sign_in_event_record(
     event.full_clean()
     event.save()
     return event
+
+
+def second_factor_accept(*, request, device, factor: str, record: bool = True) -> None:
+    """The person just proved their second factor with ``device``: the session counts as verified
+    (and recently re-verified), and the sign-in is logged unless ``record`` is False."""
+    otp_login(request, device)
+    mark_mfa_verified(request)
+    if record:
+        sign_in_event_record(request=request, user=request.user, succeeded=True, factor=factor)
 
 
 def _hash_key(session_key: str) -> str:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import passkeys, views
 
 app_name = "accounts"
 
@@ -15,6 +15,16 @@ urlpatterns = [
     path("mfa/verify/", views.MFAVerifyView.as_view(), name="mfa_verify"),
     path("mfa/devices/", views.MFADevicesView.as_view(), name="mfa_devices"),
     path("mfa/recovery-codes/", views.RecoveryCodesView.as_view(), name="recovery_codes"),
+    path("mfa/passkeys/add/", views.PasskeyAddView.as_view(), name="passkey_add"),
+    path("mfa/passkeys/register/begin/", passkeys.PasskeyRegisterBeginView.as_view(), name="passkey_register_begin"),
+    path(
+        "mfa/passkeys/register/complete/",
+        passkeys.PasskeyRegisterCompleteView.as_view(),
+        name="passkey_register_complete",
+    ),
+    path("mfa/passkeys/verify/begin/", passkeys.PasskeyVerifyBeginView.as_view(), name="passkey_verify_begin"),
+    path("mfa/passkeys/verify/complete/", passkeys.PasskeyVerifyCompleteView.as_view(), name="passkey_verify_complete"),
+    path("mfa/passkeys/jsi18n/", passkeys.passkey_script_catalog, name="passkey_jsi18n"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/sent/", views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path("reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),

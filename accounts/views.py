@@ -19,7 +19,6 @@ from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views import View
 from django.views.generic import ListView
-from django_otp import login as otp_login
 
 from security.models import SignInEvent
 
@@ -36,7 +35,8 @@ from .forms import (
 )
 from .invitations import InvitationError, invitation_accept, invitation_from_token
 from .models import User
-from .reauth import has_recent_mfa, mark_mfa_verified, reverify_redirect
+from .passkeys import passkey_script_config
+from .reauth import RecentMFARequiredMixin, has_recent_mfa, reverify_redirect
 from .services import (
     EmailVerificationError,
     email_verification_send,
@@ -306,11 +306,10 @@ class MFAEnrollView(LoginRequiredMixin, View):
                 form.add_error("code", exc.message)
             else:
                 request.session.pop(ENROLL_SESSION_KEY, None)
-                first_sign_in = not request.user.is_verified()
-                otp_login(request, device)
-                mark_mfa_verified(request)
-                if first_sign_in:
-                    signin.sign_in_event_record(request=request, user=request.user, succeeded=True, factor="totp")
+                # Adding another authenticator is not a sign-in: only the first enrollment is logged as one.
+                signin.second_factor_accept(
+                    request=request, device=device, factor="totp", record=not request.user.is_verified()
+                )
                 next_url = safe_next(request, default="")
                 if codes:
                     return render(
@@ -340,7 +339,13 @@ class MFAVerifyView(LoginRequiredMixin, View):
         return (request.POST.get("reason") or request.GET.get("reason")) == "sensitive"
 
     def _render(self, request, form, status=200):
-        context = {"form": form, "next": safe_next(request, default=""), "sensitive": self._sensitive(request)}
+        has_passkeys = selectors.passkeys_for_user(request.user).exists()
+        context = {
+            "form": form,
+            "next": safe_next(request, default=""),
+            "sensitive": self._sensitive(request),
+            "passkey_config": passkey_script_config(request) if has_passkeys else None,
+        }
         return render(request, self.template_name, context, status=status)
 
     def get(self, request):
@@ -353,14 +358,13 @@ class MFAVerifyView(LoginRequiredMixin, View):
         if not form.is_valid():
             return self._render(request, form, status=400)
         result = mfa.mfa_verify(user=request.user, token=form.cleaned_data["code"])
-        signin.sign_in_event_record(
-            request=request, user=request.user, succeeded=result.ok, factor=result.factor, reason=result.failure
-        )
         if not result.ok:
+            signin.sign_in_event_record(
+                request=request, user=request.user, succeeded=False, factor=result.factor, reason=result.failure
+            )
             form.add_error("code", result.message)
             return signin.set_device_cookie(request, self._render(request, form, status=400))
-        otp_login(request, result.device)
-        mark_mfa_verified(request)
+        signin.second_factor_accept(request=request, device=result.device, factor=result.factor)
         if result.factor == "recovery":
             remaining = result.device.remaining
             level = messages.WARNING if remaining <= 3 else messages.INFO
@@ -378,6 +382,7 @@ class MFADevicesView(LoginRequiredMixin, View):
     def get(self, request):
         context = {
             "devices": selectors.totp_devices_for_user(request.user),
+            "passkeys": selectors.passkeys_for_user(request.user),
             "recovery_remaining": selectors.recovery_codes_remaining(request.user),
         }
         return render(request, self.template_name, context)
@@ -385,6 +390,8 @@ class MFADevicesView(LoginRequiredMixin, View):
     def post(self, request):
         if not has_recent_mfa(request):
             return reverify_redirect(request)
+        if "passkey" in request.POST:
+            return self._remove_passkey(request)
         try:
             device_id = int(request.POST.get("device", ""))
         except ValueError:
@@ -397,6 +404,24 @@ class MFADevicesView(LoginRequiredMixin, View):
         else:
             messages.success(request, "Authenticator removed.")
         return redirect("accounts:mfa_devices")
+
+    def _remove_passkey(self, request):
+        try:
+            mfa.passkey_remove(user=request.user, device_id=int(request.POST["passkey"]))
+        except ValueError:
+            messages.error(request, "Choose a passkey to remove.")
+        except mfa.MFAError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Passkey removed.")
+        return redirect("accounts:mfa_devices")
+
+
+class PasskeyAddView(RecentMFARequiredMixin, LoginRequiredMixin, View):
+    """The page with the button that asks the browser to create a passkey (the plugin's script does the rest)."""
+
+    def get(self, request):
+        return render(request, "accounts/passkey_add.html", {"passkey_config": passkey_script_config(request)})
 
 
 class RecoveryCodesView(LoginRequiredMixin, View):

@@ -10,6 +10,7 @@ import os
 import sys
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -75,6 +76,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_otp",
+    "django_otp_webauthn",
     "django_htmx",
     "axes",
     "rest_framework",
@@ -268,6 +270,21 @@ OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Cloud Licenses Portal")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Sensitive actions need a second-factor check within this many seconds.
 MFA_REVERIFY_SECONDS = int(os.environ.get("MFA_REVERIFY_SECONDS", 600))
+
+# Passkeys (django-otp-webauthn) are a second factor only, never a way to skip the password.
+# A passkey is bound to the site's domain; browsers offer them only over HTTPS or on localhost,
+# so a plain-HTTP development site uses http://localhost:<port>.
+_site = urlsplit(SITE_URL)
+_passkey_origin = (
+    f"{_site.scheme}://{_site.netloc}"
+    if _site.scheme == "https"
+    else f"http://localhost{f':{_site.port}' if _site.port else ''}"
+)
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_RP_ID = os.environ.get("OTP_WEBAUTHN_RP_ID", urlsplit(_passkey_origin).hostname)
+OTP_WEBAUTHN_RP_NAME = OTP_TOTP_ISSUER
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env_list("OTP_WEBAUTHN_ALLOWED_ORIGINS", _passkey_origin)
+OTP_WEBAUTHN_HELPER_CLASS = "accounts.passkeys.PasskeyHelper"
 
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",

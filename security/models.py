@@ -132,6 +132,7 @@ class SignInEvent(models.Model):
         PASSWORD = "password", "Password"
         TOTP = "totp", "Authenticator app"
         RECOVERY = "recovery", "Recovery code"
+        WEBAUTHN = "webauthn", "Passkey"
 
     class Reason(models.TextChoices):
         NONE = "", "None"
