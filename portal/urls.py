@@ -19,7 +19,7 @@ organization_patterns = [
 
 api_v1_patterns = [
     path("", include("accounts.api_urls")),
-    path("", include("licensing.api_urls")),
+    path("", include("licensing.api.urls")),
 ]
 
 urlpatterns = [

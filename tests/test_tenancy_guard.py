@@ -41,7 +41,7 @@ ALLOWED_FUNCTIONS = {
     "portal/api/idempotency.py": {"purge_expired"},  # system sweep: deletes expired rows of every tenant
     "licensing/tasks_directory.py": {"sync_all_directories"},  # periodic sweep: reads org ids only
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
-    "licensing/services/onboarding.py": {"tenant_link_request"},
+    "licensing/services/onboarding/link.py": {"tenant_link_request"},
 }
 
 

@@ -36,7 +36,8 @@ def link_tenant(organization, tenant_id: str = FABRIKAM) -> MicrosoftTenant:
 
 @pytest.fixture
 def graph(ms, monkeypatch):
-    monkeypatch.setattr(directory_services, "default_client", lambda: ms)
+    # graph_for, the one seam to Graph, lives in the graph module of the directory services.
+    monkeypatch.setattr("licensing.services.directory.graph.default_client", lambda: ms)
     return ms
 
 
