@@ -80,18 +80,23 @@ def _with_reason(modeladmin, request, queryset, *, title: str, action: str, appl
     })
 
 
-class AttemptInline(admin.TabularInline):
-    model = ProvisioningAttempt
-    fields = ["number", "outcome", "started_at", "finished_at", "error_code", "error", "retry_after_seconds"]
-    readonly_fields = fields
+class ReadOnlyHistoryInline(admin.TabularInline):
+    """A child history (attempts, events) shown read-only under its parent, across organisations."""
+
     extra = 0
     can_delete = False
 
     def get_queryset(self, request):
-        return ProvisioningAttempt.unscoped_objects.all()
+        return self.model.unscoped_objects.all()
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class AttemptInline(ReadOnlyHistoryInline):
+    model = ProvisioningAttempt
+    fields = ["number", "outcome", "started_at", "finished_at", "error_code", "error", "retry_after_seconds"]
+    readonly_fields = fields
 
 
 @admin.register(ProvisioningOperation)
@@ -125,18 +130,10 @@ class ProvisioningOperationAdmin(StaffTenantAdmin):
         )
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ReadOnlyHistoryInline):
     model = SubscriptionEvent
     fields = ["created_at", "action", "before", "after", "actor_label", "note"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def get_queryset(self, request):
-        return SubscriptionEvent.unscoped_objects.all()
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 class DriftFilter(admin.SimpleListFilter):

@@ -65,10 +65,7 @@ def request_periodic_sync(*, organization_id: str) -> str:
 @shared_task(name="licensing.usage.snapshot_all")
 def snapshot_all_usage() -> int:
     """Periodic (daily): one snapshot task per active organisation."""
-    org_ids = list(Organization.objects.filter(status=Organization.Status.ACTIVE).values_list("pk", flat=True))
-    for org_id in org_ids:
-        take_usage_snapshot.delay(organization_id=str(org_id))
-    return len(org_ids)
+    return _fan_out_to_active_organizations(take_usage_snapshot)
 
 
 @shared_task(name="licensing.usage.snapshot")
@@ -80,9 +77,14 @@ def take_usage_snapshot(*, organization_id: str) -> int:
 @shared_task(name="licensing.notifications.reminders_all")
 def send_all_reminders() -> int:
     """Periodic (daily): renewal, window and expiry reminders for every active organisation."""
+    return _fan_out_to_active_organizations(send_reminders)
+
+
+def _fan_out_to_active_organizations(task) -> int:
+    """Enqueue ``task`` once per active organisation; each runs inside its own tenant context."""
     org_ids = list(Organization.objects.filter(status=Organization.Status.ACTIVE).values_list("pk", flat=True))
     for org_id in org_ids:
-        send_reminders.delay(organization_id=str(org_id))
+        task.delay(organization_id=str(org_id))
     return len(org_ids)
 
 
