@@ -8,7 +8,7 @@ def _fresh_caches():
     """Data keys and cached values are per process; a rolled-back test must not leave them behind."""
     from django.core.cache import cache
 
-    from security.crypto import keyring
+    from core.crypto import keyring
 
     keyring.clear()
     cache.clear()

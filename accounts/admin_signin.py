@@ -12,7 +12,7 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
-from security.models import SignInEvent
+from accounts.models import SignInEvent
 
 from . import mfa, signin
 from .models import User

@@ -12,11 +12,11 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from portal.api.errors import ApiError
-from portal.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
-from portal.api.views import OrganizationAPIView, OrganizationViewSet
-from portal.roles import Perm, Role
-from security.models import AuditEvent
+from accounts.roles import Perm, Role
+from core.api.errors import ApiError
+from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from core.api.views import OrganizationAPIView, OrganizationViewSet
+from core.models import AuditEvent
 
 from . import schema  # noqa: F401  (registers the OpenAPI security schemes)
 from .api_keys import api_key_revoke

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from security.audit import audit_record
+from core.audit import audit_record
 
 from .authentication import API_KEY_PREFIX, hash_api_secret
 from .models import ApiKey, Organization, User

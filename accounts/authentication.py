@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from portal.api.errors import ApiError
-from portal.tenancy import tenant_context, unscoped_no_tenant
+from core.api.errors import ApiError
+from core.tenancy import tenant_context, unscoped_no_tenant
 
 from .models import ApiKey
 from .selectors import membership_for_slug

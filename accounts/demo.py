@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.oath import totp
 
-from portal.roles import Role
+from accounts.roles import Role
 
 from .models import Membership, Organization, TOTPDevice, User
 

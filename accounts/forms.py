@@ -9,7 +9,7 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.validators import RegexValidator
 
-from security.crypto import blind_index
+from core.crypto import blind_index
 
 from .models import EMAIL_INDEX, User
 

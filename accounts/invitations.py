@@ -20,9 +20,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.tenancy import tenant_context, unscoped_no_tenant
-from security.audit import Actor, audit_record
-from security.crypto import blind_index
+from core.audit import Actor, audit_record
+from core.crypto import blind_index
+from core.tenancy import tenant_context, unscoped_no_tenant
 
 from .models import EMAIL_INDEX, ApiKey, Invitation, Membership, Organization, User
 from .team import TeamError, audit_actor, ensure_can_grant

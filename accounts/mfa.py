@@ -15,7 +15,7 @@ from django_otp.models import VerifyNotAllowed
 from django_otp.util import random_hex
 from django_otp_webauthn.models import WebAuthnCredential
 
-from security.audit import Actor, audit_record
+from core.audit import Actor, audit_record
 
 from .models import RecoveryCodeDevice, TOTPDevice, User
 

@@ -5,7 +5,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from portal.api.errors import error_response
+from core.api.errors import error_response
 
 from .selectors import membership_for_slug
 from .signin import user_session_touch

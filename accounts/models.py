@@ -13,11 +13,11 @@ from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin
 from django_otp.oath import TOTP
 
-from portal.models import BaseModel, TenantModel
-from portal.roles import Role
-from privacy.registry import Category, Personal, Retention, Subject, declare
-from security.crypto import blind_index
-from security.fields import BlindIndexField, EncryptedCharField, EncryptedJSONField
+from accounts.roles import Role
+from core.crypto import blind_index
+from core.fields import BlindIndexField, EncryptedCharField, EncryptedJSONField
+from core.models import BaseModel, TenantModel
+from core.registry import Category, Personal, Retention, Subject, declare
 
 EMAIL_INDEX = "user-email"
 
@@ -476,4 +476,67 @@ declare(
         "email_index": Personal(Category.CONTACT),
     },
     not_personal=["role", "invited_by", "token_hash", "expires_at", "accepted_at", "accepted_by", "revoked_at"],
+)
+
+
+class SignInEvent(models.Model):
+    """Every sign-in attempt, successful or not, for the user's activity page and login monitoring.
+
+    The attempted email is kept only as a blind index (the same purpose as the user's
+    email index), so attempts against unknown addresses can be grouped without storing them.
+    """
+
+    class Factor(models.TextChoices):
+        PASSWORD = "password", "Password"
+        TOTP = "totp", "Authenticator app"
+        RECOVERY = "recovery", "Recovery code"
+        WEBAUTHN = "webauthn", "Passkey"
+
+    class Reason(models.TextChoices):
+        NONE = "", "None"
+        BAD_CREDENTIALS = "bad_credentials", "Wrong email or password"
+        LOCKED_OUT = "locked_out", "Locked out after too many failures"
+        INACTIVE = "inactive", "Account disabled"
+        BAD_CODE = "bad_code", "Wrong or expired code"
+        REPLAYED_CODE = "replayed_code", "Code already used"
+        THROTTLED = "throttled", "Too many wrong codes"
+
+    id = models.BigAutoField(primary_key=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, null=True, blank=True, related_name="sign_in_events"
+    )
+    email_index = models.CharField(max_length=64, blank=True, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    device_id = models.CharField(max_length=64, blank=True, db_index=True)
+    succeeded = models.BooleanField()
+    factor = models.CharField(max_length=16, choices=Factor.choices)
+    failure_reason = models.CharField(max_length=32, choices=Reason.choices, blank=True)
+
+    class Meta:
+        db_table = "security_signinevent"
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["user", "-occurred_at"])]
+
+    def __str__(self):
+        outcome = "ok" if self.succeeded else self.failure_reason or "failed"
+        return f"sign-in {self.factor} {outcome} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+declare(
+    SignInEvent,
+    subject=Subject.PORTAL_USER,
+    subject_lookup="user",
+    personal={
+        "occurred_at": Personal(Category.SECURITY, Retention.SECURITY_LOG),
+        "email_index": Personal(Category.SECURITY, Retention.SECURITY_LOG),
+        "ip_address": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "user_agent": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "device_id": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "succeeded": Personal(Category.SECURITY, Retention.SECURITY_LOG),
+        "factor": Personal(Category.SECURITY, Retention.SECURITY_LOG),
+        "failure_reason": Personal(Category.SECURITY, Retention.SECURITY_LOG),
+    },
+    not_personal=["user"],
 )

@@ -11,7 +11,7 @@ from stdnum import get_cc_module
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
-from security.audit import audit_record
+from core.audit import audit_record
 
 from .models import ApiKey, Organization, User
 from .team import audit_actor

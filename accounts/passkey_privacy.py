@@ -1,6 +1,6 @@
 """Privacy classification of django-otp-webauthn's models (passkeys belong to portal users).
 
-They live in the plugin's own app, so privacy.checks (which checks project apps only) would not
+They live in the plugin's own app, so core.checks (which checks project apps only) would not
 ask for them; they hold security data about people, so they are declared here all the same,
 and accounts/tests/test_passkeys.py fails if the plugin grows a field this does not classify.
 Nothing here is encrypted: a credential's public key and id are not secrets (knowing them does
@@ -9,7 +9,7 @@ not let anyone sign in), and every row goes with its user (on_delete=CASCADE).
 
 from django_otp_webauthn.models import WebAuthnAttestation, WebAuthnCredential, WebAuthnUserHandle
 
-from privacy.registry import Category, Personal, Subject, declare
+from core.registry import Category, Personal, Subject, declare
 
 _SECURITY = Personal(Category.SECURITY)
 

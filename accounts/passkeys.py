@@ -17,8 +17,8 @@ from django_otp_webauthn import exceptions as webauthn_errors
 from django_otp_webauthn import views as webauthn_views
 from django_otp_webauthn.helpers import WebAuthnHelper
 
-from security.audit import Actor, audit_record
-from security.models import SignInEvent
+from accounts.models import SignInEvent
+from core.audit import Actor, audit_record
 
 from . import signin
 from .reauth import has_recent_mfa

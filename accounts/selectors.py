@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django_otp_webauthn.models import WebAuthnCredential
 
-from security.models import SignInEvent
+from accounts.models import SignInEvent
 
 from .models import ApiKey, Invitation, Membership, Organization, RecoveryCodeDevice, TOTPDevice, User, UserSession
 

@@ -20,9 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from portal.roles import Role
-from security.audit import Actor, audit_record
-from security.crypto import blind_index
+from accounts.roles import Role
+from core.audit import Actor, audit_record
+from core.crypto import blind_index
 
 from .invitations import InvitationError, invitation_accept, invitation_from_token
 from .models import EMAIL_INDEX, Membership, Organization, User

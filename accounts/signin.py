@@ -17,10 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp import login as otp_login
 
-from portal.requestid import get_client_ip
-from security.audit import Actor, audit_record
-from security.crypto import blind_index
-from security.models import SignInEvent
+from accounts.models import SignInEvent
+from core.audit import Actor, audit_record
+from core.crypto import blind_index
+from core.requestid import get_client_ip
 
 from .models import EMAIL_INDEX, User, UserSession
 from .reauth import mark_mfa_verified

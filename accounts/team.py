@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from portal.roles import ROLE_PERMISSIONS, Role
-from security.audit import Actor, audit_record
+from accounts.roles import ROLE_PERMISSIONS, Role
+from core.audit import Actor, audit_record
 
 from .models import ApiKey, Membership, Organization, User
 

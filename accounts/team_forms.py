@@ -5,7 +5,7 @@ from datetime import UTC, datetime, time
 from django import forms
 from django.utils import timezone
 
-from portal.roles import Role
+from accounts.roles import Role
 
 from .forms import TIME_ZONE_CHOICES
 from .org_settings import ADDRESS_KEYS

@@ -9,8 +9,8 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import FormView, TemplateView
 
-from portal.roles import Perm, Role
-from portal.views import OrganizationMixin
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm, Role
 
 from .api_keys import api_key_create, api_key_revoke
 from .invitations import invitation_create, invitation_resend, invitation_revoke

@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views import View
 from django.views.generic import ListView
 
-from security.models import SignInEvent
+from accounts.models import SignInEvent
 
 from . import mfa, selectors, signin
 from .forms import (

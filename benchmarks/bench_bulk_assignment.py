@@ -50,10 +50,10 @@ def _raw_batches(tenant_id: str, sku_id: str, graph_ids: list[str]) -> float:
 
 
 def run(ctx: Context) -> list[Result]:
+    from core.audit import Actor
+    from core.tenancy import tenant_context
     from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, TenantSku
     from licensing.services import bulk as bulk_services
-    from portal.tenancy import tenant_context
-    from security.audit import Actor
 
     count = min(scaled(USERS, minimum=100), USERS)  # 10,000 is the most seats one subscription allows
     actor = Actor.system("bench")

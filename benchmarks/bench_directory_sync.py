@@ -47,7 +47,7 @@ def _fill_id_caches() -> None:
     Otherwise the 10,000-user run pays for filling them and the 1,000-user run for a quarter of it,
     which reads as growth with the directory although the caches stop at their bound.
     """
-    from security.fields import _id_text, _scope
+    from core.fields import _id_text, _scope
 
     for _ in range(_id_text.cache_info().maxsize):
         _id_text(uuid.uuid4())
@@ -72,8 +72,8 @@ def _peak_sync(slug: str) -> tuple[int, int]:
 
 def _bare_paging(organization) -> tuple[int, float]:
     """Page through the directory with the sync's own Graph seam and field list, writing nothing."""
+    from core.tenancy import tenant_context
     from licensing.services.directory import PAGE_SIZE, USER_SELECT, graph_for
-    from portal.tenancy import tenant_context
 
     with tenant_context(organization):
         graph = graph_for(organization)

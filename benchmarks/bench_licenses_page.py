@@ -40,8 +40,8 @@ def _seat_pools(organization) -> list:
 def _add_users(organization, pools: list, start: int, stop: int) -> None:
     """Directory users ``start``..``stop`` (encrypted fields and blind indexes as the sync writes them),
     each holding one or two licenses."""
+    from core.tenancy import tenant_context
     from licensing.models import DirectoryUser, LicenseAssignment
-    from portal.tenancy import tenant_context
 
     now = timezone.now()
     with tenant_context(organization):
@@ -88,9 +88,9 @@ def _ms_per_request(client: Client, path: str, requests: int) -> float:
 
 
 def run(ctx: Context) -> list[Result]:
+    from accounts.roles import Role
     from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
     from accounts.tests.helpers import verified_client
-    from portal.roles import Role
 
     large = scaled(LARGE, minimum=2 * SMALL)
     requests = scaled(REQUESTS, minimum=5)

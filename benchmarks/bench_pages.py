@@ -59,9 +59,9 @@ def _routable(path: str) -> bool:
 
 
 def run(ctx: Context) -> list[Result]:
+    from accounts.roles import Role
     from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
     from accounts.tests.helpers import verified_client
-    from portal.roles import Role
 
     org = OrganizationFactory(slug="bench-pages")
     user = UserFactory()

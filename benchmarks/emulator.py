@@ -228,7 +228,7 @@ def linked_organization(slug: str, tenant_id: str = FABRIKAM, domain: str = FABR
     import uuid as uuid_module
 
     from accounts.models import MicrosoftTenant, Organization
-    from portal.tenancy import tenant_context, unscoped_no_tenant
+    from core.tenancy import tenant_context, unscoped_no_tenant
 
     with unscoped_no_tenant():
         MicrosoftTenant.unscoped_objects.filter(tenant_id=tenant_id).update(tenant_id=None)
@@ -244,10 +244,10 @@ def linked_organization(slug: str, tenant_id: str = FABRIKAM, domain: str = FABR
 def sync_directory(organization):
     """Request a directory sync; eager Celery runs it on commit. Returns the finished run."""
     import licensing.tasks_directory  # noqa: F401 - registers the task the service enqueues by name
+    from core.audit import Actor
+    from core.tenancy import tenant_context
     from licensing.models import DirectorySync
     from licensing.services import directory as directory_services
-    from portal.tenancy import tenant_context
-    from security.audit import Actor
 
     with tenant_context(organization):
         sync = directory_services.directory_sync_request(organization=organization, actor=Actor.system("bench"))

@@ -13,8 +13,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
-from portal.tenancy import tenant_context
-from security.audit import Actor
+from core.audit import Actor
+from core.tenancy import tenant_context
 
 from . import (
     admin_directory,  # noqa: F401  (L2: directory sync status, service announcements)

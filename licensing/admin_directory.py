@@ -7,8 +7,8 @@ The security work scopes tenant rows by staff grants; until then these pages nee
 
 from django.contrib import admin, messages
 
-from portal.tenancy import tenant_context
-from security.audit import Actor
+from core.audit import Actor
+from core.tenancy import tenant_context
 
 from .models import DirectorySync, ServiceAnnouncement
 from .services import directory as directory_services

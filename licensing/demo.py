@@ -13,6 +13,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from accounts.roles import Role
+from core.audit import Actor
+from core.tenancy import tenant_context
 from licensing.microsoft.client import reset_default_client
 from licensing.models import GdapRelationship, Price, ProvisioningOperation, Subscription
 from licensing.provisioning import operation_execute
@@ -20,9 +23,6 @@ from licensing.services import catalog as catalog_services
 from licensing.services import onboarding as onboarding_services
 from licensing.services import purchases as purchase_services
 from licensing.services import subscriptions as subscription_services
-from portal.roles import Role
-from portal.tenancy import tenant_context
-from security.audit import Actor
 
 # The emulator's seeded demo customer (msemulator/seed.py), with users and an earlier purchase.
 DEMO_TENANT_ID = "3f2c7b1e-8d4a-4c6e-9b0f-1a2d3e4f5a6b"

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from portal.tenancy import tenant_context
-from security.audit import Actor
+from core.audit import Actor
+from core.tenancy import tenant_context
 
 from .demo import run_pending_operations
 from .models import BulkJob, DirectorySync, DirectoryUser, LicenseAssignment, UsageSnapshot

@@ -42,9 +42,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.audit import Actor, AuditEvent, audit_record
+from core.tenancy import tenant_context, unscoped_no_tenant
 from licensing.microsoft.errors import Conflict, MicrosoftError
-from portal.tenancy import tenant_context, unscoped_no_tenant
-from security.audit import Actor, AuditEvent, audit_record
 
 from .models import ProvisioningAttempt, ProvisioningOperation
 from .refusals import failure_reason

@@ -15,9 +15,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant, Organization
+from core.tenancy import unscoped_no_tenant
 from licensing.microsoft import errors as ms
 from licensing.models import GdapRelationship, Subscription
-from portal.tenancy import unscoped_no_tenant
 
 from . import tasks_directory  # noqa: F401  (directory, usage, notifications: L2)
 from .provisioning import execute_operation_task, operation_sweep  # noqa: F401

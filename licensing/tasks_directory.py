@@ -11,10 +11,10 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant, Organization
+from core.audit import Actor
+from core.tenancy import unscoped_no_tenant
 from licensing.microsoft import errors as ms
 from licensing.models import DirectorySync
-from portal.tenancy import unscoped_no_tenant
-from security.audit import Actor
 
 from .services import directory as directory_services
 from .services import notifications as notification_services

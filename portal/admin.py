@@ -8,7 +8,7 @@ Account models are read-only here: changes go through services (audited), and se
 from django.contrib import admin
 
 from accounts.models import EMAIL_INDEX, Membership, Organization, User
-from security.crypto import blind_index
+from core.crypto import blind_index
 
 from .admin_site import PortalAdminSite
 

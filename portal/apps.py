@@ -6,9 +6,6 @@ class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
 
-    def ready(self):
-        from . import checks  # noqa: F401  (registers system checks)
-
 
 class PortalAdminConfig(admin_apps.AdminConfig):
     """The Django admin with the OTP-enforcing site as its default: staff need a verified device."""

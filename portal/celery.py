@@ -34,7 +34,7 @@ class TenantTask(Task):
         organization_id = kwargs.get("organization_id")
         if organization_id is None:
             return super().__call__(*args, **kwargs)
-        from portal.tenancy import tenant_context
+        from core.tenancy import tenant_context
 
         with tenant_context(organization_id):
             return super().__call__(*args, **kwargs)

@@ -83,20 +83,20 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "template_partials",
-    "portal",
-    "security",
-    "privacy",
-    "accounts",
-    "licensing",
-    "billing",
 ]
+# The project's own apps, ground floor first (see docs/decisions/009-layers.md). Every model
+# in them must be classified in the personal-data registry (core.checks).
+PROJECT_APPS = ("core", "accounts", "licensing", "billing", "security", "privacy", "portal")
+INSTALLED_APPS += PROJECT_APPS
+# The tenant: the model every TenantModel row belongs to.
+TENANT_MODEL = "accounts.Organization"
 
 MIDDLEWARE = [
-    "portal.middleware.RequestIdMiddleware",
+    "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
-    "security.middleware.SecurityHeadersMiddleware",
+    "core.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -219,7 +219,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
-CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
+CSRF_FAILURE_VIEW = "core.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -262,7 +262,7 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 )
 AXES_VERBOSE = False
 # Axes counts failures under the email's blind index, so its tables hold no addresses;
-# successful sign-ins are logged in security.SignInEvent instead of axes' access log.
+# successful sign-ins are logged in accounts.SignInEvent instead of axes' access log.
 AXES_USERNAME_CALLABLE = "accounts.signin.axes_username"
 AXES_DISABLE_ACCESS_LOG = True
 
@@ -299,12 +299,12 @@ REST_FRAMEWORK = {
         "accounts.authentication.ApiKeyAuthentication",
         "accounts.authentication.VerifiedSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.OrganizationRolePermission"],
-    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.StandardPagination",
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api_permissions.OrganizationRolePermission"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.StandardPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": os.environ.get("API_KEY_RATE", "600/min")},
-    "EXCEPTION_HANDLER": "portal.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
@@ -404,7 +404,7 @@ LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "portal.logging.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
     "formatters": {
         "standard": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },

@@ -3,7 +3,7 @@ import socket
 from celery import shared_task
 from django.db import connection
 
-from portal.api.idempotency import purge_expired
+from core.api.idempotency import purge_expired
 
 
 @shared_task(name="portal.health_check")

@@ -4,6 +4,3 @@ from django.apps import AppConfig
 class PrivacyConfig(AppConfig):
     name = "privacy"
     verbose_name = "Privacy"
-
-    def ready(self):
-        from . import checks  # noqa: F401

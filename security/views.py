@@ -12,21 +12,20 @@ from django.utils.cache import patch_vary_headers
 from django.views import View
 
 from accounts.models import User
-from portal.csv_export import csv_response
-from portal.roles import Perm
-from portal.selectors import (
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm
+from core.csv_export import csv_response
+from core.models import AuditEvent
+from core.tables import Column, Filter, Table
+from core.tenancy import tenant_context
+from core.timezones import organization_zone
+from security.selectors import (
     ActorLabel,
     audit_actor_labels,
     humanize_action,
     organization_action_choices,
     organization_activity,
-    organization_zone,
 )
-from portal.tables import Column, Filter, Table
-from portal.tenancy import tenant_context
-from portal.views import OrganizationMixin
-
-from .models import AuditEvent
 
 EXPORT_BATCH_SIZE = 1000
 EXPORT_LINK = "security/_activity_export_link.html"  # refreshed with the table, so it exports what is shown

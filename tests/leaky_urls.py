@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey
-from portal.views import OrganizationMixin
+from accounts.org_views import OrganizationMixin
 
 
 class LeakyDetail(OrganizationMixin, View):

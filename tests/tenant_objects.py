@@ -19,8 +19,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
-from portal.models import TenantModel
-from security import fields as encrypted
+from core.models import TenantModel
+from core import fields as encrypted
 
 # model label -> builder(org, world) returning a saved instance of that model in ``org``.
 BUILDERS: dict[str, Callable[[Organization, TenantWorld], models.Model]] = {}
@@ -61,9 +61,9 @@ def org_owned_models() -> list[type[models.Model]]:
     )
 
 
-@builder("security.AuditEvent")
+@builder("core.AuditEvent")
 def _audit_event(org, world):
-    from security.audit import Actor, audit_record
+    from core.audit import Actor, audit_record
 
     return audit_record(actor=Actor.system("sweep"), action="sweep.built", organization=org)
 

@@ -10,8 +10,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connection
 
+from core.tenancy import current_org_ids
 from portal.celery import app
-from portal.tenancy import current_org_ids
 from tests.workers import database_url_for_worker
 
 

@@ -14,9 +14,9 @@ from django.db import DatabaseError, connection, transaction
 
 from accounts.models import ApiKey
 from accounts.tests.factories import OrganizationFactory
-from portal.models import TenantModel
-from portal.tenancy import RLS_SETTING, tenant_context
-from privacy.registry import declaration_for
+from core.models import TenantModel
+from core.registry import declaration_for
+from core.tenancy import RLS_SETTING, tenant_context
 from tests.tenant_objects import tenant_models
 
 pytestmark = [
@@ -140,5 +140,5 @@ def test_tables_with_personal_data_or_credentials_have_rls():
             missing.append(f"{model._meta.label} ({table})")
     assert not missing, (
         "Tenant tables holding personal data or credentials need row-level security: add "
-        "portal.migration_ops.EnableRowLevelSecurity('<Model>') to a migration of their app:\n" + "\n".join(missing)
+        "core.migration_ops.EnableRowLevelSecurity('<Model>') to a migration of their app:\n" + "\n".join(missing)
     )

@@ -9,7 +9,7 @@ import pytest
 
 from accounts.models import ApiKey
 from accounts.tests.factories import OrganizationFactory
-from portal.tenancy import current_org_ids, tenant_context
+from core.tenancy import current_org_ids, tenant_context
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", "var", "node_modules", ".git", "msemulator", "__pycache__"}
@@ -17,17 +17,18 @@ SKIP_DIRS = {".venv", "var", "node_modules", ".git", "msemulator", "__pycache__"
 # The only places allowed to use ``unscoped_*`` (DESIGN.md §4 "Tenancy fails closed").
 # Keep this short and explicit: a new entry needs a reason a reviewer accepts.
 ALLOWED_FILES = {
-    "portal/tenancy.py",  # defines the escape hatches
-    "portal/models.py",  # attaches unscoped_objects to TenantModel
+    "core/tenancy.py",  # defines the escape hatches
+    "core/models/base.py",  # attaches unscoped_objects to TenantModel
+    "core/models/audit.py",  # attaches unscoped_objects to the audit chain's events
     "accounts/authentication.py",  # the API key lookup decides the tenant
     "licensing/tasks.py",  # system sweeps that re-enter a tenant context per organisation
     # Staff admin reads every organisation's rows (behind the OTP admin site) until the staff
     # access grants of the Zero Trust work narrow them; that work must shrink these two entries.
     "licensing/admin.py",
     "licensing/admin_directory.py",
+    "security/admin.py",
 }
 ALLOWED_DIRS = (
-    "security/",  # kernel: key rotation, audit chain, staff grants
     "licensing/tasks/",
     "tests/",
     "benchmarks/",
@@ -38,7 +39,10 @@ ALLOWED_DIRS = (
 ALLOWED_FUNCTIONS = {
     "accounts/invitations.py": {"invitation_from_token", "invitation_accept"},  # the token decides the tenant
     "licensing/provisioning.py": {"operation_sweep"},  # system sweep: reads ids, re-enters each tenant
-    "portal/api/idempotency.py": {"purge_expired"},  # system sweep: deletes expired rows of every tenant
+    "core/api/idempotency.py": {"purge_expired"},  # system sweep: deletes expired rows of every tenant
+    "core/audit.py": {"verify_chain"},  # the chain spans every organisation; verifying it reads them all
+    # Key rotation re-encrypts every organisation's rows.
+    "core/keys.py": {"unscoped_manager", "ReencryptBatch.run"},
     "licensing/tasks_directory.py": {"sync_all_directories"},  # periodic sweep: reads org ids only
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
@@ -76,6 +80,14 @@ def unscoped_uses_in_functions(source: str) -> list[tuple[int, str, str | None]]
         for node in tree.body
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     ]
+    # A method is named "Class.method", so the allow-list can name it exactly.
+    spans += [
+        (method.lineno, method.end_lineno, f"{node.name}.{method.name}")
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        for method in node.body
+        if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
     hits = []
     for node in ast.walk(tree):
         name = None
@@ -101,7 +113,7 @@ def unscoped_uses_in_functions(source: str) -> list[tuple[int, str, str | None]]
 
 def test_scanner_finds_every_spelling():
     source = (
-        "from portal.tenancy import unscoped_no_tenant\n"
+        "from core.tenancy import unscoped_no_tenant\n"
         "ApiKey.unscoped_objects.all()\n"
         "getattr(ApiKey, 'unscoped_objects')\n"
         "def unscoped_helper(): pass\n"

@@ -13,9 +13,9 @@ import pytest
 from django.test import Client, override_settings
 
 from accounts.api_keys import api_key_create
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from accounts.tests.helpers import verified_client
-from portal.roles import Role
 from tests import sweep
 from tests.tenant_objects import BuildError, TenantWorld, tenant_models
 
@@ -151,7 +151,7 @@ def test_every_route_kwarg_is_understood():
 
 
 def test_tenant_manager_hides_b_objects_from_a_context(tenants):
-    from portal.tenancy import tenant_context
+    from core.tenancy import tenant_context
 
     tenant_labels = {m._meta.label for m in tenant_models()}
     with tenant_context(tenants.org_a):

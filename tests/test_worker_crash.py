@@ -27,6 +27,10 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from accounts.roles import Role
+from core.audit import Actor
+from core.models import AuditEvent
+from core.tenancy import tenant_context
 from licensing.microsoft.client import default_client
 from licensing.models import Order, ProvisioningAttempt, ProvisioningOperation, Subscription
 from licensing.provisioning import operation_sweep
@@ -34,10 +38,6 @@ from licensing.services import purchases
 from licensing.tests.conftest import CLIENT_ID, CLIENT_SECRET, PARTNER_TENANT_ID, emulator, emulator_server  # noqa: F401
 from licensing.tests.core.conftest import control, linked, offer, owner, ready  # noqa: F401
 from portal.celery import app
-from portal.roles import Role
-from portal.tenancy import tenant_context
-from security.audit import Actor
-from security.models import AuditEvent
 from tests.workers import database_url_for_worker
 
 pytestmark = [

@@ -5,7 +5,7 @@ import django.core.validators
 import django.db.models.deletion
 import django.db.models.manager
 import django.utils.timezone
-import security.fields
+import core.fields
 import uuid
 from django.conf import settings
 from django.db import migrations, models
@@ -31,8 +31,8 @@ class Migration(migrations.Migration):
                 ('business_name', models.CharField(blank=True, max_length=200)),
                 ('country', models.CharField(max_length=2, validators=[django.core.validators.RegexValidator('^[A-Z]{2}$', 'Use a two-letter ISO country code.')])),
                 ('time_zone', models.CharField(default='UTC', max_length=64)),
-                ('tax_id', security.fields.EncryptedCharField(blank=True, key_scope='self_org', max_length=64)),
-                ('billing_address', security.fields.EncryptedJSONField(blank=True, key_scope='self_org', null=True)),
+                ('tax_id', core.fields.EncryptedCharField(blank=True, key_scope='self_org', max_length=64)),
+                ('billing_address', core.fields.EncryptedJSONField(blank=True, key_scope='self_org', null=True)),
                 ('status', models.CharField(choices=[('active', 'Active'), ('suspended', 'Suspended'), ('closed', 'Closed')], default='active', max_length=16)),
             ],
             options={
@@ -46,10 +46,10 @@ class Migration(migrations.Migration):
                 ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
                 ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('email', security.fields.EncryptedCharField(key_scope='self', max_length=254)),
-                ('email_index', security.fields.BlindIndexField(purpose='user-email', source='email', unique=True)),
-                ('full_name', security.fields.EncryptedCharField(blank=True, key_scope='self', max_length=150)),
-                ('job_title', security.fields.EncryptedCharField(blank=True, key_scope='self', max_length=150)),
+                ('email', core.fields.EncryptedCharField(key_scope='self', max_length=254)),
+                ('email_index', core.fields.BlindIndexField(purpose='user-email', source='email', unique=True)),
+                ('full_name', core.fields.EncryptedCharField(blank=True, key_scope='self', max_length=150)),
+                ('job_title', core.fields.EncryptedCharField(blank=True, key_scope='self', max_length=150)),
                 ('email_verified_at', models.DateTimeField(blank=True, null=True)),
                 ('is_active', models.BooleanField(default=True)),
                 ('is_staff', models.BooleanField(default=False)),

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from portal.migration_ops import EnableRowLevelSecurity
+from core.migration_ops import EnableRowLevelSecurity
 
 
 class Migration(migrations.Migration):

@@ -3,7 +3,7 @@
 import django.db.models.deletion
 import django.db.models.manager
 import django.utils.timezone
-import security.fields
+import core.fields
 import uuid
 from django.conf import settings
 from django.db import migrations, models
@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
                 ('confirmed', models.BooleanField(default=True, help_text='Is this device ready for use?')),
                 ('throttling_failure_timestamp', models.DateTimeField(blank=True, default=None, help_text='A timestamp of the last failed verification attempt. Null if last attempt succeeded.', null=True)),
                 ('throttling_failure_count', models.PositiveIntegerField(default=0, help_text='Number of successive failed attempts.')),
-                ('key', security.fields.EncryptedCharField(blank=True, key_scope='field:user_id', max_length=80, null=True)),
+                ('key', core.fields.EncryptedCharField(blank=True, key_scope='field:user_id', max_length=80, null=True)),
                 ('step', models.PositiveSmallIntegerField(default=30)),
                 ('digits', models.PositiveSmallIntegerField(default=6)),
                 ('tolerance', models.PositiveSmallIntegerField(default=1)),
@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
             name='UserSession',
             fields=[
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('session_key', security.fields.EncryptedCharField(key_scope='field:user_id', max_length=64)),
+                ('session_key', core.fields.EncryptedCharField(key_scope='field:user_id', max_length=64)),
                 ('session_key_hash', models.CharField(max_length=64, unique=True)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('last_seen_at', models.DateTimeField(default=django.utils.timezone.now)),

@@ -2,12 +2,12 @@
 
 import django.db.models.deletion
 import django.db.models.manager
-import security.fields
+import core.fields
 import uuid
 from django.conf import settings
 from django.db import migrations, models
 
-from portal.migration_ops import EnableRowLevelSecurity
+from core.migration_ops import EnableRowLevelSecurity
 
 
 class Migration(migrations.Migration):
@@ -23,8 +23,8 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
-                ('email', security.fields.EncryptedCharField(max_length=254)),
-                ('email_index', security.fields.BlindIndexField(purpose='user-email', source='email')),
+                ('email', core.fields.EncryptedCharField(max_length=254)),
+                ('email_index', core.fields.BlindIndexField(purpose='user-email', source='email')),
                 ('role', models.CharField(choices=[('owner', 'Owner'), ('license_admin', 'License admin'), ('billing_admin', 'Billing admin'), ('viewer', 'Viewer')], max_length=20)),
                 ('token_hash', models.CharField(max_length=64, unique=True)),
                 ('expires_at', models.DateTimeField()),

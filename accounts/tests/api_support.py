@@ -3,8 +3,8 @@
 from rest_framework.test import APIClient
 
 from accounts.api_keys import api_key_create
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
-from portal.roles import Role
 
 
 def owner_of(organization=None):

@@ -5,7 +5,7 @@ from django.utils import timezone
 from django_otp.util import random_hex
 
 from accounts.models import Membership, Organization, RecoveryCodeDevice, TOTPDevice, User
-from portal.roles import Role
+from accounts.roles import Role
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
 

@@ -4,10 +4,9 @@ import pytest
 from django.test import Client
 
 from accounts import mfa
-from accounts.models import UserSession
+from accounts.models import SignInEvent, UserSession
 from accounts.reauth import SESSION_KEY as MFA_VERIFIED_AT
 from accounts.signin import DEVICE_COOKIE
-from security.models import SignInEvent
 
 from .factories import DEFAULT_PASSWORD, TOTPDeviceFactory, UserFactory
 from .helpers import totp_code

@@ -10,11 +10,11 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.api_keys import api_key_revoke
+from accounts.roles import Role
 from accounts.tests.api_support import api_client_for, key_client, make_api_key
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from accounts.tests.helpers import verified_client
-from portal.api.views import OrganizationAPIView
-from portal.roles import Role
+from core.api.views import OrganizationAPIView
 
 pytestmark = pytest.mark.django_db
 
@@ -144,7 +144,7 @@ def test_validation_errors_name_the_fields(org):
 
 
 def test_throttling_is_429_with_retry_after(org):
-    from portal.api.throttling import ApiKeyRateThrottle
+    from core.api.throttling import ApiKeyRateThrottle
 
     cache.clear()
     original = ApiKeyRateThrottle.THROTTLE_RATES

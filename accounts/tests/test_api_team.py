@@ -6,11 +6,11 @@ from django.test import Client
 
 from accounts.api_keys import api_key_create
 from accounts.models import ApiKey, Invitation, Membership
+from accounts.roles import Role
 from accounts.tests.api_support import api_client_for, key_client, make_api_key, owner_of
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
-from portal.roles import Role
-from security.models import AuditEvent
+from core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_billing_admin_cannot_manage_keys_or_team(org):
 
 
 def test_license_admin_lacks_payment_method_and_team_permissions():
-    from portal.roles import Perm, role_allows
+    from accounts.roles import Perm, role_allows
 
     assert not role_allows(Role.LICENSE_ADMIN, Perm.PAYMENT_METHODS)
     assert not role_allows(Role.LICENSE_ADMIN, Perm.API_KEYS_MANAGE)

@@ -7,8 +7,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, RecoveryCodeDevice, TOTPDevice, User
-from security.models import SignInEvent
+from accounts.models import Membership, RecoveryCodeDevice, SignInEvent, TOTPDevice, User
 
 from .factories import DEFAULT_PASSWORD, MembershipFactory, TOTPDeviceFactory
 from .helpers import totp_code

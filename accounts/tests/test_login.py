@@ -4,7 +4,7 @@ import pytest
 from axes.models import AccessAttempt
 from django.urls import reverse
 
-from security.models import SignInEvent
+from accounts.models import SignInEvent
 
 from .factories import DEFAULT_PASSWORD, UserFactory
 

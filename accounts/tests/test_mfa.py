@@ -7,8 +7,7 @@ from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from accounts import mfa
-from accounts.models import RecoveryCodeDevice, TOTPDevice
-from security.models import SignInEvent
+from accounts.models import RecoveryCodeDevice, SignInEvent, TOTPDevice
 
 from .factories import DEFAULT_PASSWORD, MembershipFactory, TOTPDeviceFactory, UserFactory
 from .helpers import totp_code, verified_client
@@ -29,7 +28,7 @@ def test_totp_secret_is_stored_encrypted_under_the_users_key():
 
 
 def test_totp_ciphertext_moved_to_another_user_fails():
-    from security.crypto import DecryptionError
+    from core.crypto import DecryptionError
 
     mine, theirs = TOTPDeviceFactory(), TOTPDeviceFactory()
     raw = TOTPDevice.objects.filter(pk=mine.pk).values_list("key", flat=True).get()

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from accounts.invitations import invitation_create
 from accounts.middleware import MFA_EXEMPT_URL_NAMES
-from accounts.models import Membership, Organization, User, UserSession
-from security.models import AuditEvent, SignInEvent
+from accounts.models import Membership, Organization, SignInEvent, User, UserSession
+from core.models import AuditEvent
 
 from .factories import DEFAULT_PASSWORD, MembershipFactory, TOTPDeviceFactory, UserFactory
 from .helpers import totp_code, verified_client

@@ -11,9 +11,10 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp_webauthn.models import WebAuthnAttestation, WebAuthnCredential, WebAuthnUserHandle
 from webauthn.helpers import bytes_to_base64url
 
+from accounts.models import SignInEvent
 from accounts.reauth import SESSION_KEY as MFA_VERIFIED_AT
-from privacy.registry import declaration_for, model_field_names
-from security.models import AuditEvent, SignInEvent
+from core.models import AuditEvent
+from core.registry import declaration_for, model_field_names
 
 from .factories import TOTPDeviceFactory, UserFactory
 from .helpers import verified_client

@@ -7,7 +7,7 @@ from accounts import selectors
 from accounts.invitations import invitation_create
 from accounts.tests.api_support import make_api_key, owner_of
 from accounts.tests.factories import OrganizationFactory
-from portal.tenancy import tenant_context
+from core.tenancy import tenant_context
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 
 from accounts import services
 from accounts.models import EMAIL_INDEX, Membership, Organization, User
-from security.crypto import blind_index
-from security.models import AuditEvent
+from core.crypto import blind_index
+from core.models import AuditEvent
 
 from .factories import OrganizationFactory, UserFactory
 

@@ -22,11 +22,11 @@ from accounts.invitations import (
 )
 from accounts.models import ApiKey, Invitation, Membership
 from accounts.org_settings import organization_settings_update
+from accounts.roles import Role
 from accounts.team import TeamError, membership_change_role, membership_leave, membership_remove
 from accounts.tests.api_support import owner_of
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from portal.roles import Role
-from security.models import AuditEvent
+from core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

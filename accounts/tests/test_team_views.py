@@ -9,10 +9,10 @@ from django.urls import reverse
 
 from accounts.authentication import hash_api_secret
 from accounts.models import ApiKey, Invitation, Membership
+from accounts.roles import Role
 from accounts.tests.api_support import make_api_key, owner_of
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
-from portal.roles import Role
 
 pytestmark = pytest.mark.django_db
 

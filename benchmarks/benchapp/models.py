@@ -4,7 +4,7 @@ import uuid
 
 from django.db import models
 
-from security.fields import (
+from core.fields import (
     EncryptedCharField,
     EncryptedDateField,
     EncryptedDecimalField,

@@ -18,17 +18,17 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import ApiKey
+from accounts.roles import Perm
 from accounts.team import actor_role, audit_actor
+from core.api.errors import ApiError
+from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from core.api.views import OrganizationViewSet
 from licensing import nce
 from licensing.models import Price, Product, ProvisioningOperation, Subscription
 from licensing.selectors import assigned_by_subscription, catalog_products, product_offers, subscriptions_for
 from licensing.services import purchases
 from licensing.services import subscriptions as subscription_services
 from licensing.services.catalog import customer_unit_price
-from portal.api.errors import ApiError
-from portal.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
-from portal.api.views import OrganizationViewSet
-from portal.roles import Perm
 
 CONFLICT_CODES = {"change_in_progress", "scheduled_changes_would_be_wiped", "not_ready", "no_tenant",
                   "agreement_required"}

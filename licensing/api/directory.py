@@ -17,17 +17,17 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.roles import Perm
 from accounts.team import audit_actor
+from core.api.errors import ApiError
+from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from core.api.views import OrganizationViewSet
 from licensing.models import BulkJob, BulkJobRow, DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
 from licensing.selectors import directory as selectors_directory
 from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import bulk as bulk_services
 from licensing.services import directory as directory_services
-from portal.api.errors import ApiError
-from portal.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
-from portal.api.views import OrganizationViewSet
-from portal.roles import Perm
 
 MAX_BULK_USERS = 50_000
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from privacy.models import Disclosure
-from privacy.registry import Category
-from privacy.services import disclosure_record
+from core.disclosures import disclosure_record
+from core.models import Disclosure
+from core.registry import Category
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-from privacy.registry import Category
+from core.registry import Category
 
 from .auth import GRAPH_SCOPE, TokenProvider
 from .base import ApiBase

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from privacy.registry import Category
+from core.registry import Category
 
 from .auth import PC_SCOPE, TokenProvider
 from .base import ApiBase

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from core.crypto import KeyScope, decrypt_text, encrypt_text
 from licensing.models import MicrosoftTokenCache
-from security.crypto import KeyScope, decrypt_text, encrypt_text
 
 KEY_SCOPE = KeyScope("system", "microsoft-token-cache")
 CACHE_NAME = "default"

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from portal.migration_ops import EnableRowLevelSecurity
+from core.migration_ops import EnableRowLevelSecurity
 
 # Tenant tables holding personal data or credentials (see the privacy registry).
 PROTECTED = [

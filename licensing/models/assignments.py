@@ -8,9 +8,9 @@ the purchased quantity however many requests race.
 from django.conf import settings
 from django.db import models
 
-from portal.models import TenantModel
-from privacy.registry import Category, Personal, Retention, Subject, declare
-from security.fields import EncryptedCharField
+from core.fields import EncryptedCharField
+from core.models import TenantModel
+from core.registry import Category, Personal, Retention, Subject, declare
 
 from .directory import DirectoryUser, TenantSku
 

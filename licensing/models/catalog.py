@@ -2,8 +2,8 @@
 
 from django.db import models
 
-from portal.models import BaseModel
-from privacy.registry import declare
+from core.models import BaseModel
+from core.registry import declare
 
 
 class Product(BaseModel):

@@ -7,9 +7,9 @@ before counting seats, so concurrent requests can never assign more than purchas
 from django.conf import settings
 from django.db import models
 
-from portal.models import TenantModel
-from privacy.registry import Category, Personal, Retention, Subject, declare
-from security.fields import BlindIndexField, EncryptedCharField
+from core.fields import BlindIndexField, EncryptedCharField
+from core.models import TenantModel
+from core.registry import Category, Personal, Retention, Subject, declare
 
 UPN_INDEX = "directory-user-upn"
 MAIL_INDEX = "directory-user-mail"

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from portal.models import BaseModel, TenantModel
-from privacy.registry import Category, Personal, Retention, Subject, declare
+from core.models import BaseModel, TenantModel
+from core.registry import Category, Personal, Retention, Subject, declare
 
 
 class Notification(TenantModel):

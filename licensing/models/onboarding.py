@@ -7,9 +7,9 @@ status); these rows hold how it was made and what Microsoft still has to confirm
 from django.conf import settings
 from django.db import models
 
-from portal.models import TenantModel
-from privacy.registry import Category, Personal, Retention, Subject, declare
-from security.fields import EncryptedCharField, EncryptedJSONField
+from core.fields import EncryptedCharField, EncryptedJSONField
+from core.models import TenantModel
+from core.registry import Category, Personal, Retention, Subject, declare
 
 from .provisioning import ProvisioningOperation
 

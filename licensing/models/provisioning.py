@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from portal.models import TenantModel
-from privacy.registry import Category, Personal, Retention, Subject, declare
-from security.fields import EncryptedJSONField, EncryptedTextField
+from core.fields import EncryptedJSONField, EncryptedTextField
+from core.models import TenantModel
+from core.registry import Category, Personal, Retention, Subject, declare
 
 
 class ProvisioningOperation(TenantModel):

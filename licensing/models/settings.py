@@ -6,8 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
-from portal.models import TenantModel
-from privacy.registry import declare
+from core.models import TenantModel
+from core.registry import declare
 
 DEFAULT_INACTIVE_DAYS = 30
 DEFAULT_REMINDER_OFFSETS = [30, 7, 1]

@@ -7,8 +7,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from portal.models import TenantModel
-from privacy.registry import Subject, declare
+from core.models import TenantModel
+from core.registry import Subject, declare
 
 from .catalog import Price, Sku
 from .provisioning import ProvisioningOperation

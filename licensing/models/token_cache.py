@@ -1,7 +1,7 @@
 from django.db import models
 
-from portal.models import BaseModel
-from privacy.registry import declare
+from core.models import BaseModel
+from core.registry import declare
 
 
 class MicrosoftTokenCache(BaseModel):

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from portal.models import TenantModel
-from privacy.registry import declare
+from core.models import TenantModel
+from core.registry import declare
 
 from .directory import TenantSku
 

@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from core.crypto import blind_index
 from licensing.models import (
     BulkJob,
     DirectorySync,
@@ -18,7 +19,6 @@ from licensing.models import (
     ServiceAnnouncement,
 )
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
-from security.crypto import blind_index
 
 from .settings import licensing_settings
 from .usage import seats_free

@@ -20,6 +20,7 @@ from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
 from licensing.microsoft import errors as ms
 from licensing.microsoft.resources import BatchItemResult
 from licensing.models import (
@@ -34,7 +35,6 @@ from licensing.models import (
 from licensing.provisioning import operation_enqueue, register_operation
 from licensing.refusals import explain_assignment_error as explain
 from licensing.selectors.usage import seats_free
-from security.audit import Actor, audit_record
 
 from .directory import graph_for
 

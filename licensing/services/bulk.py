@@ -18,11 +18,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
+from core.crypto import blind_index
 from licensing.models import BulkJob, BulkJobRow, DirectoryUser, LicenseAssignment, TenantSku
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from licensing.selectors.usage import seats_free
-from security.audit import Actor, audit_record
-from security.crypto import blind_index
 
 from .assignments import SeatsExhausted, _queue, lock_seat_pools, validate_disabled_plans
 

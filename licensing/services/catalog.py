@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
 from licensing.microsoft.client import default_client
 from licensing.models import Availability, Price, Product, Sku
-from security.audit import Actor, audit_record
 
 CENT = Decimal("0.01")
 

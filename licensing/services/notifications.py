@@ -18,12 +18,12 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from accounts.models import Membership
+from accounts.roles import Role
+from core.audit import Actor, audit_record
 from licensing import nce
 from licensing.models import Notification, ProvisioningOperation, ServiceAnnouncement, Subscription
 from licensing.selectors import licensing_settings
 from licensing.selectors import usage as selectors_usage
-from portal.roles import Role
-from security.audit import Actor, audit_record
 
 from .directory import enqueue
 

@@ -16,6 +16,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from accounts.roles import Role
+from core.audit import Actor, audit_record
 from licensing import nce
 from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import Conflict, MicrosoftError
@@ -29,8 +31,6 @@ from licensing.provisioning import (
     register_operation,
 )
 from licensing.selectors.settings import licensing_settings
-from portal.roles import Role
-from security.audit import Actor, audit_record
 
 from .catalog import customer_unit_price
 from .directory import tenant_skus_refresh_later

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.audit import Actor, audit_record
 from licensing.models import LicensingSettings
-from security.audit import Actor, audit_record
 
 # What a caller may change. The approval fields are an owner's (Perm.ORG_SETTINGS); the reporting
 # fields a license admin's too: the settings page passes only what the member may change.

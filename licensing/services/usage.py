@@ -9,10 +9,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.roles import Role
+from core.audit import Actor, audit_record
 from licensing.models import BulkJob, LicenseAssignment, ReductionProposal, UsageSnapshot
 from licensing.selectors import usage as selectors_usage
-from portal.roles import Role
-from security.audit import Actor, audit_record
 
 from . import subscriptions as subscription_services
 from .bulk import bulk_job_confirm, bulk_preview_selection

@@ -14,12 +14,12 @@ import pytest
 
 import licensing.tasks_directory  # noqa: F401 - registers the tasks the services enqueue by name
 from accounts.models import MicrosoftTenant
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from core.audit import Actor
+from core.tenancy import tenant_context
 from licensing.models import DirectorySync, TenantSku
 from licensing.services import directory as directory_services
-from portal.roles import Role
-from portal.tenancy import tenant_context
-from security.audit import Actor
 
 FABRIKAM = "3f2c7b1e-8d4a-4c6e-9b0f-1a2d3e4f5a6b"
 BUSINESS_PREMIUM = uuid.UUID("cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46")

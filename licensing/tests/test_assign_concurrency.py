@@ -7,9 +7,9 @@ import threading
 import pytest
 from django.db import connection, connections
 
+from core.tenancy import tenant_context
 from licensing.models import LicenseAssignment
 from licensing.services.assignments import SeatsExhausted, license_assign, seats_free
-from portal.tenancy import tenant_context
 
 from . import directory_helpers
 from .directory_helpers import FABRIKAM, SYSTEM, premium, run_sync

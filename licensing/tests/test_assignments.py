@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from core.tenancy import tenant_context
 from licensing.models import DirectoryUser, LicenseAssignment, ProvisioningOperation
 from licensing.services import assignments as assignment_services
 from licensing.services.assignments import AssignmentRefused, SeatsExhausted
-from portal.tenancy import tenant_context
 
 from . import directory_helpers
 from .directory_helpers import SYSTEM, premium, run_sync

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.tenancy import tenant_context
 from licensing.models import BulkJob, BulkJobRow, LicenseAssignment
 from licensing.services import bulk as bulk_services
 from licensing.services.assignments import SeatsExhausted, seats_free
 from licensing.services.bulk import BulkInputError
-from portal.tenancy import tenant_context
 
 from . import directory_helpers
 from .directory_helpers import SYSTEM, csv_upload, premium, run_sync

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from core.crypto import blind_index
+from core.field_locks import lock_field
+from core.tenancy import tenant_context
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment
 from licensing.models.directory import UPN_INDEX
-from portal.tenancy import tenant_context
-from privacy.field_locks import lock_field
-from security.crypto import blind_index
 
 from . import directory_helpers
 from .directory_helpers import FABRIKAM, premium, run_sync

@@ -14,13 +14,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
+from core.audit import AuditEvent
+from core.tenancy import tenant_context
 from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, Notification, TenantSku
 from licensing.services import bulk as bulk_services
-from portal.roles import Role
-from portal.tenancy import tenant_context
-from security.audit import AuditEvent
 
 from . import directory_helpers
 from .directory_helpers import SYSTEM, csv_upload, premium, run_sync

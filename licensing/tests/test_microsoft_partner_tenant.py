@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from accounts.tests.factories import OrganizationFactory
+from core.models import Disclosure
 from licensing.microsoft import errors
-from privacy.models import Disclosure
 
 from .microsoft_helpers import buy, new_customer, rid
 

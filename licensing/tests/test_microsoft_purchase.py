@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from accounts.tests.factories import OrganizationFactory
+from core.models import Disclosure
 from licensing.microsoft import errors
 from licensing.microsoft.auth import GRAPH_SCOPE, PC_SCOPE
 from licensing.microsoft.resources import LicenseChange
 from licensing.microsoft.token_store import DatabaseTokenStore
-from privacy.models import Disclosure
 
 from .microsoft_helpers import basic_offer, buy, new_customer, rid
 

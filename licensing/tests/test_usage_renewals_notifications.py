@@ -11,7 +11,9 @@ from django.core import mail
 from django.utils import timezone
 
 import licensing.tasks_directory  # noqa: F401 - registers the tasks the services enqueue by name
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from core.tenancy import tenant_context
 from licensing.models import (
     DirectoryUser,
     LicenseAssignment,
@@ -24,8 +26,6 @@ from licensing.models import (
 from licensing.selectors import usage as selectors_usage
 from licensing.services import notifications as notification_services
 from licensing.services import usage as usage_services
-from portal.roles import Role
-from portal.tenancy import tenant_context
 
 from .directory_helpers import SYSTEM
 
@@ -165,9 +165,9 @@ def test_provisioning_failure_hook_notifies_license_people(org, people):
 def test_preferences_validate_and_change_reminders(org):
     from django.core.exceptions import ValidationError
 
+    from core.audit import AuditEvent
     from licensing.selectors import licensing_settings
     from licensing.services.settings import licensing_settings_update
-    from security.audit import AuditEvent
 
     with tenant_context(org):
         with pytest.raises(ValidationError):
@@ -187,7 +187,7 @@ def test_announcements_target_all_or_some(org):
     everyone = ServiceAnnouncement.objects.create(title="Maintenance", body="Tonight", all_organizations=True)
     targeted = ServiceAnnouncement.objects.create(title="Outage", body="EU", all_organizations=False)
     targeted.organizations.add(other)
-    from security.audit import Actor
+    from core.audit import Actor
 
     for a in (everyone, targeted):
         notification_services.announcement_publish(announcement=a, actor=Actor.staff(staff))

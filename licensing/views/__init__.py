@@ -16,9 +16,9 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 
+from core.audit import Actor
 from licensing import nce
 from licensing.models import TenantSku
-from security.audit import Actor
 
 PAGE_SIZE = 50
 

@@ -8,13 +8,13 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm
 from licensing.forms import BulkUploadForm, DirectoryFilterForm
 from licensing.models import BulkJob, BulkJobRow
 from licensing.selectors import directory as selectors_directory
 from licensing.services import assignments as assignment_services
 from licensing.services import bulk as bulk_services
-from portal.roles import Perm
-from portal.views import OrganizationMixin
 
 from . import PAGE_SIZE, actor_of, tenant_sku_or_404
 

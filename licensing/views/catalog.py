@@ -12,13 +12,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm, Role
 from licensing import nce, selectors
 from licensing.forms import CatalogFilterForm, PurchaseForm
 from licensing.models import Order, Product
 from licensing.services import purchases
 from licensing.services.catalog import customer_unit_price
-from portal.roles import Perm, Role
-from portal.views import OrganizationMixin
 
 from . import actor_of, error_text
 

@@ -9,14 +9,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm
 from licensing.forms import AssignForm, DirectoryFilterForm
 from licensing.models import LicenseAssignment
 from licensing.selectors import directory as selectors_directory
 from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import directory as directory_services
-from portal.roles import Perm
-from portal.views import OrganizationMixin
 
 from . import PAGE_SIZE, actor_of
 

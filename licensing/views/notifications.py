@@ -8,10 +8,10 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from accounts.org_views import OrganizationMixin
 from licensing.models import Notification
 from licensing.selectors import directory as selectors_directory
 from licensing.services import notifications as notification_services
-from portal.views import OrganizationMixin
 
 from . import PAGE_SIZE, well_formed_uuids
 

@@ -10,14 +10,14 @@ from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
+from accounts.org_views import OrganizationMixin
 from accounts.reauth import has_recent_mfa, reverify_redirect
+from accounts.roles import Perm
+from core.requestid import get_client_ip
 from licensing import selectors
 from licensing.forms import AgreementForm, TenantCreateForm, TenantLinkForm
 from licensing.services import onboarding as onboarding_services
 from licensing.tasks import refresh_gdap
-from portal.requestid import get_client_ip
-from portal.roles import Perm
-from portal.views import OrganizationMixin
 
 from . import actor_of, error_text
 

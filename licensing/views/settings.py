@@ -8,11 +8,11 @@ from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import RedirectView
 
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm
 from licensing.forms import LicensingSettingsForm
 from licensing.selectors import licensing_settings
 from licensing.services.settings import licensing_settings_update
-from portal.roles import Perm
-from portal.views import OrganizationMixin
 
 from . import actor_of
 

@@ -10,12 +10,12 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import TemplateView
 
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm
 from licensing import nce, selectors
 from licensing.forms import QuantityForm, ScheduleForm
 from licensing.models import ProvisioningOperation, Subscription
 from licensing.services import subscriptions as subscription_services
-from portal.roles import Perm
-from portal.views import OrganizationMixin
 
 from . import actor_of, error_text
 

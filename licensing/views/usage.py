@@ -13,14 +13,14 @@ from django.utils import timezone
 from django.views import View
 from django.views.generic import TemplateView
 
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm
+from core.csv_export import csv_response
 from licensing.selectors import directory as selectors_directory
 from licensing.selectors import licensing_settings
 from licensing.selectors import usage as selectors_usage
 from licensing.services import usage as usage_services
 from licensing.services.subscriptions import SubscriptionChangeError
-from portal.csv_export import csv_response
-from portal.roles import Perm
-from portal.views import OrganizationMixin
 
 from . import PAGE_SIZE, actor_of, tenant_sku_or_404, well_formed_uuids
 

@@ -2,11 +2,11 @@
 
 import django.db.models.deletion
 import django.db.models.manager
-import security.fields
+import core.fields
 import uuid
 from django.db import migrations, models
 
-from portal.migration_ops import EnableRowLevelSecurity
+from core.migration_ops import EnableRowLevelSecurity
 
 
 class Migration(migrations.Migration):
@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
                 ('key', models.CharField(max_length=255)),
                 ('fingerprint', models.CharField(max_length=64)),
                 ('status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_body', security.fields.EncryptedJSONField(blank=True, null=True)),
+                ('response_body', core.fields.EncryptedJSONField(blank=True, null=True)),
                 ('completed_at', models.DateTimeField(blank=True, null=True)),
                 ('expires_at', models.DateTimeField(db_index=True)),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),

@@ -1,8 +1,8 @@
 import pytest
 
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from accounts.tests.helpers import verified_client
-from portal.roles import Role
 
 
 @pytest.fixture

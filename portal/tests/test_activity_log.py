@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.roles import Role
 from accounts.tests.factories import OrganizationFactory, UserFactory
-from portal.roles import Role
-from security.audit import Actor, audit_record
+from core.audit import Actor, audit_record
 
 pytestmark = pytest.mark.django_db
 

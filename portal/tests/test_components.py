@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.template import Context, Template
 from django.template.loader import render_to_string
 
-from portal.templatetags.charts import nice_max
+from core.templatetags.charts import nice_max
 
 
 class InviteForm(forms.Form):

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 import pytest
 from django.template import Context, Template
 
-from security.audit import Actor, audit_record
+from core.audit import Actor, audit_record
 
 pytestmark = pytest.mark.django_db
 

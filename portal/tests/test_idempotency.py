@@ -12,9 +12,8 @@ from accounts.models import Invitation
 from accounts.tests.api_support import api_client_for, key_client, make_api_key
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
-from portal.api.idempotency import request_fingerprint
-from portal.models import IdempotencyRecord
-from security.models import AuditEvent
+from core.api.idempotency import request_fingerprint
+from core.models import AuditEvent, IdempotencyRecord
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ import pytest
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
-from portal.roles import Role
 
 pytestmark = pytest.mark.django_db
 
@@ -128,7 +128,7 @@ def test_not_a_member_gets_the_styled_404_without_details(owner):
 
 
 def test_server_error_page_needs_no_database_and_shows_no_details(rf, django_assert_num_queries):
-    from portal.views import server_error
+    from core.views import server_error
 
     request = rf.get("/o/contoso/")
     request.request_id = "req-12345678"

@@ -5,10 +5,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import MicrosoftTenant
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
-from portal.roles import Role
-from portal.tenancy import tenant_context
-from security.audit import Actor, audit_record
+from core.audit import Actor, audit_record
+from core.tenancy import tenant_context
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""portal.tables.Table: whitelisted sorting, safe filters and search, pagination that never fails."""
+"""core.tables.Table: whitelisted sorting, safe filters and search, pagination that never fails."""
 
 import pytest
 from django.template.loader import render_to_string
@@ -6,7 +6,7 @@ from django.test import RequestFactory
 
 from accounts.models import Organization
 from accounts.tests.factories import OrganizationFactory
-from portal.tables import Column, Filter, Table
+from core.tables import Column, Filter, Table
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ holds personal data, so it gets the tenant isolation policy like every such tabl
 import django.core.validators
 from django.db import migrations
 
-import security.fields
-from portal.migration_ops import EnableRowLevelSecurity
+import core.fields
+from core.migration_ops import EnableRowLevelSecurity
 
 BATCH = 500
 
@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="fieldlock",
             name="reason",
-            field=security.fields.EncryptedTextField(
+            field=core.fields.EncryptedTextField(
                 blank=True, default="", validators=[django.core.validators.MaxLengthValidator(300)]
             ),
         ),

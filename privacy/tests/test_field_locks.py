@@ -7,10 +7,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.tests.factories import OrganizationFactory, UserFactory
-from privacy.field_locks import lock_field, locked_fields
-from privacy.models import FieldLock
-from privacy.registry import Category, declaration_for
-from security.crypto import keyring
+from core.crypto import keyring
+from core.field_locks import lock_field, locked_fields
+from core.models import FieldLock
+from core.registry import Category, declaration_for
 
 BEFORE = [("privacy", "0001_initial")]
 AFTER = [("privacy", "0002_encrypt_fieldlock_reason")]

@@ -5,8 +5,8 @@ from django.contrib import admin
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
-from security.audit import Actor, audit_record, verify_chain
-from security.models import AuditChainHead, AuditEvent
+from core.audit import Actor, audit_record, verify_chain
+from core.models import AuditChainHead, AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,11 @@ from django.core.exceptions import FieldError
 from django.db import connection
 
 from accounts.models import Organization, User
-from security.audit import Actor
-from security.crypto import DecryptionError, KeyScope, keyring
-from security.fields import Ciphertext
-from security.keys import data_key_destroy
-from security.models import DataKey
+from core.audit import Actor
+from core.crypto import DecryptionError, KeyScope, keyring
+from core.fields import Ciphertext
+from core.keys import data_key_destroy
+from core.models import DataKey
 
 pytestmark = pytest.mark.django_db
 
@@ -240,7 +240,7 @@ def test_one_data_key_per_org_and_per_subject(vault, org_a, org_b):
 
 
 def test_field_associated_data_matches_the_documented_format(vault, org_a):
-    from security.crypto import associated_data
+    from core.crypto import associated_data
 
     row = vault(organization=org_a, subject_id=uuid.uuid4())
     for name in ("note", "secret"):

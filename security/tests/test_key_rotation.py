@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from accounts.models import Organization, User
-from security.crypto import DecryptionError, keyring
-from security.models import AuditEvent, DataKey
+from core.crypto import DecryptionError, keyring
+from core.models import AuditEvent, DataKey
 
 pytestmark = pytest.mark.django_db
 

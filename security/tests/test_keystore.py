@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-import security.crypto
-from security.crypto import DecryptionError, KeyConfigurationError, KeyRing, KeyScope, keyring
-from security.keystore import DataKeyStore
-from security.models import DataKey
+import core.crypto
+from core.crypto import DecryptionError, KeyConfigurationError, KeyRing, KeyScope, keyring
+from core.keystore import DataKeyStore
+from core.models import DataKey
 
 
 def test_crypto_module_imports_no_models_anywhere():
-    tree = ast.parse(Path(security.crypto.__file__).read_text())
+    tree = ast.parse(Path(core.crypto.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not {name for name in imported if name and "models" in name}

@@ -9,14 +9,14 @@ import uuid
 
 from django.db import models
 
-from privacy.registry import Category, Personal, Subject, declare
-from security.fields import (
+from core.fields import (
     EncryptedCharField,
     EncryptedDateField,
     EncryptedDecimalField,
     EncryptedJSONField,
     EncryptedTextField,
 )
+from core.registry import Category, Personal, Subject, declare
 
 
 class Vault(models.Model):

@@ -18,9 +18,9 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from core.tenancy import tenant_context
 from licensing.models import DirectoryUser
 from licensing.tasks import reconcile_all
-from portal.tenancy import tenant_context
 
 from .conftest import confirm_dialog, sign_in
 

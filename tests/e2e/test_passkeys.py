@@ -39,7 +39,7 @@ def _virtual_authenticator(page) -> tuple:
 
 
 def test_add_a_passkey_then_use_it_instead_of_a_code(page, make_member, passkey_site):
-    from security.models import SignInEvent
+    from accounts.models import SignInEvent
 
     member = make_member()
     cdp, authenticator = _virtual_authenticator(page)

@@ -7,11 +7,11 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from accounts.models import MicrosoftTenant
+from core.registry import Category
 from licensing.microsoft import errors as ms
 from licensing.microsoft.client import default_client
 from licensing.microsoft.disclosure import PersonalData, Purpose
 from licensing.microsoft.resources import BatchItemResult
-from privacy.registry import Category
 
 
 class DirectoryGraph(Protocol):

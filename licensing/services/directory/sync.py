@@ -14,10 +14,10 @@ from celery import current_app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
+from core.tenancy import tenant_context
 from licensing.microsoft import errors as ms
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
-from portal.tenancy import tenant_context
-from security.audit import Actor, audit_record
 
 from .graph import DirectoryGraph, DirectoryNotLinked, graph_for, linked_tenant
 from .upsert import USER_SELECT, directory_user_upsert_from_graph, tenant_skus_upsert_from_graph

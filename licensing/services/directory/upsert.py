@@ -13,9 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.crypto import blind_index
+from core.field_locks import locked_fields
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, Sku, TenantSku
-from privacy.field_locks import locked_fields
-from security.crypto import blind_index
 
 USER_SELECT = (
     "id", "displayName", "userPrincipalName", "mail", "jobTitle", "usageLocation", "accountEnabled",

@@ -9,11 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from core.audit import Actor, audit_record
 from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import Conflict
 from licensing.models import CustomerAgreement, ProvisioningOperation
 from licensing.provisioning import operation_enqueue, register_operation
-from security.audit import Actor, audit_record
 
 from .tenant import OnboardingError, tenant_row
 

@@ -6,10 +6,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import Actor, audit_record
 from licensing.microsoft.client import default_client
 from licensing.models import ProvisioningOperation, TenantOnboarding
 from licensing.provisioning import operation_enqueue, register_operation
-from security.audit import Actor, audit_record
 
 from .tenant import OnboardingError, tenant_row
 

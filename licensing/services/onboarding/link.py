@@ -11,12 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from core.audit import Actor, audit_record
 from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import MicrosoftError, NotFound
 from licensing.microsoft.resources import parse_datetime
 from licensing.models import GdapRelationship, ProvisioningOperation, TenantOnboarding
 from licensing.provisioning import operation_enqueue, register_operation
-from security.audit import Actor, audit_record
 
 from .consent import enqueue_consent
 from .tenant import OnboardingError, require_unlinked, tenant_row

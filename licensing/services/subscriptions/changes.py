@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from core.audit import Actor, audit_record
 from licensing import nce
 from licensing.microsoft.client import default_client
 from licensing.models import (
@@ -18,7 +19,6 @@ from licensing.models import (
     Subscription,
 )
 from licensing.provisioning import operation_enqueue, register_operation
-from security.audit import Actor, audit_record
 
 from ..directory import enqueue_on_commit, tenant_skus_refresh_later
 from .ledger import Status, subscription_apply_remote

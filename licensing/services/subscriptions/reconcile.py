@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from core.audit import Actor, audit_record
 from licensing.microsoft.client import default_client
 from licensing.microsoft.resources import Subscription as RemoteSubscription
 from licensing.models import (
@@ -17,7 +18,6 @@ from licensing.models import (
     Sku,
     Subscription,
 )
-from security.audit import Actor, audit_record
 
 from ..catalog import customer_unit_price
 from .ledger import _status_from_remote, subscription_apply_remote

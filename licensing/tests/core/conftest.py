@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory
 from licensing import demo
 from licensing.microsoft.client import reset_default_client
 from licensing.models import Price
 from licensing.services import catalog as catalog_services
-from portal.roles import Role
 
 
 @pytest.fixture

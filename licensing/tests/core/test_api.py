@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.roles import Role
 from accounts.tests.api_support import api_client_for
 from accounts.tests.factories import OrganizationFactory
+from core.tenancy import tenant_context
 from licensing import demo
 from licensing.models import Order, ProvisioningOperation, Subscription
-from portal.roles import Role
-from portal.tenancy import tenant_context
 
 from .conftest import offer
 from .factories import PriceFactory, SubscriptionFactory

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory
+from core.tenancy import tenant_context
 from licensing import demo
 from licensing.models import ProvisioningOperation, Subscription
 from licensing.nce import is_open
-from portal.roles import Role
-from portal.tenancy import tenant_context
 
 pytestmark = [pytest.mark.emulator, pytest.mark.django_db]
 

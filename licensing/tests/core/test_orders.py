@@ -7,15 +7,15 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, UserFactory
 from accounts.tests.helpers import verified_client
+from core.audit import Actor, AuditEvent
+from core.tenancy import tenant_context
 from licensing.models import Order
 from licensing.provisioning import operation_mark_failed
 from licensing.services import purchases
 from licensing.services.settings import licensing_settings_update
-from portal.roles import Role
-from portal.tenancy import tenant_context
-from security.audit import Actor, AuditEvent
 
 from .conftest import offer
 from .factories import PriceFactory

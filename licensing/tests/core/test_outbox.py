@@ -9,6 +9,9 @@ import time_machine
 from django.utils import timezone
 
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from core.audit import Actor
+from core.models import AuditEvent
+from core.tenancy import tenant_context
 from licensing.microsoft.errors import InvalidRequest, Throttled
 from licensing.models import ProvisioningAttempt, ProvisioningOperation
 from licensing.provisioning import (
@@ -20,9 +23,6 @@ from licensing.provisioning import (
     operation_sweep,
     register_operation,
 )
-from portal.tenancy import tenant_context
-from security.audit import Actor
-from security.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 Status = ProvisioningOperation.Status

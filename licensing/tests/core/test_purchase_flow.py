@@ -6,6 +6,9 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from accounts.roles import Role
+from core.audit import Actor
+from core.tenancy import tenant_context
 from licensing import demo
 from licensing.models import (
     CustomerAgreement,
@@ -18,9 +21,6 @@ from licensing.models import (
 )
 from licensing.services import purchases
 from licensing.services.onboarding import OnboardingError
-from portal.roles import Role
-from portal.tenancy import tenant_context
-from security.audit import Actor
 
 pytestmark = [pytest.mark.emulator, pytest.mark.django_db]
 

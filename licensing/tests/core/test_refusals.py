@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.tests.helpers import verified_client
+from core.audit import Actor
+from core.tenancy import tenant_context
 from licensing import demo, nce
 from licensing.microsoft import errors as ms
 from licensing.microsoft.client import reset_default_client
@@ -29,8 +31,6 @@ from licensing.provisioning import OperationRefused
 from licensing.refusals import failure_reason
 from licensing.services import subscriptions as services
 from licensing.tests.core.factories import SubscriptionFactory
-from portal.tenancy import tenant_context
-from security.audit import Actor
 
 from .test_subscription_lifecycle import bought, change, fresh  # noqa: F401  (fixture)
 

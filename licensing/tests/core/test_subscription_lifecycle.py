@@ -8,12 +8,12 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from core.audit import Actor
+from core.tenancy import tenant_context
 from licensing import demo
 from licensing.models import ProvisioningOperation, SeatBatch, Subscription, SubscriptionEvent
 from licensing.nce import RuleViolation
 from licensing.services import subscriptions as services
-from portal.tenancy import tenant_context
-from security.audit import Actor
 
 pytestmark = [pytest.mark.emulator, pytest.mark.django_db]
 

@@ -10,14 +10,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
+from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
+from core.tenancy import tenant_context
+from core.timezones import organization_zone
 from licensing.demo import DEMO_TENANT_ID, run_pending_operations
 from licensing.models import GdapRelationship, Order, ProvisioningOperation, Subscription, TenantOnboarding
 from licensing.selectors import operation_timeline
-from portal.roles import Role
-from portal.selectors import organization_zone
-from portal.tenancy import tenant_context
 
 from .conftest import offer
 from .factories import PriceFactory, SeatBatchFactory, SubscriptionFactory

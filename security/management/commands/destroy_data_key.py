@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from security.audit import Actor
-from security.keys import data_key_destroy, parse_scope
+from core.audit import Actor
+from core.keys import data_key_destroy, parse_scope
 
 
 class Command(BaseCommand):

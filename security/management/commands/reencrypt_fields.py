@@ -9,9 +9,9 @@ already under their scope's active key are skipped.
 
 from django.core.management.base import BaseCommand, CommandError
 
-from security.audit import Actor
-from security.crypto import DecryptionError
-from security.keys import ReencryptBatch, data_key_rotate, encrypted_models, parse_scope, unscoped_manager
+from core.audit import Actor
+from core.crypto import DecryptionError
+from core.keys import ReencryptBatch, data_key_rotate, encrypted_models, parse_scope, unscoped_manager
 
 
 class Command(BaseCommand):

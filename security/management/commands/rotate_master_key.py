@@ -7,9 +7,9 @@ Safe to interrupt and re-run: keys already under the active master key are skipp
 
 from django.core.management.base import BaseCommand, CommandError
 
-from security.audit import Actor
-from security.crypto import DecryptionError, KeyConfigurationError
-from security.keys import data_keys_rewrap, data_keys_to_rewrap
+from core.audit import Actor
+from core.crypto import DecryptionError, KeyConfigurationError
+from core.keys import data_keys_rewrap, data_keys_to_rewrap
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from security.audit import verify_chain
-from security.models import AuditChainHead
+from core.audit import verify_chain
+from core.models import AuditChainHead
 
 
 class Command(BaseCommand):

@@ -165,7 +165,7 @@ class EncryptedField(models.TextField):
 
     @functools.cached_property
     def _aad_prefix(self) -> str:
-        return f"{self.model._meta.label_lower}.{self.name}|"
+        return f"{ciphertext_label(self.model)}.{self.name}|"
 
     def encrypt_for(self, instance, value) -> Ciphertext:
         scope, binding = self._row_context(instance)
@@ -328,3 +328,13 @@ class BlindIndexField(models.CharField):
         value = blind_index(self.purpose, getattr(model_instance, self.source))
         setattr(model_instance, self.attname, value)
         return value
+
+
+def ciphertext_label(model) -> str:
+    """The model name bound into its ciphertexts' associated data.
+
+    It is the model's label, except for a model that moved to another app: its rows were
+    encrypted under the old label, so it names that label in ``ciphertext_label`` and
+    existing ciphertext keeps decrypting (docs/decisions/009-layers.md).
+    """
+    return getattr(model, "ciphertext_label", None) or model._meta.label_lower

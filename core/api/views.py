@@ -19,7 +19,7 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.generics import GenericAPIView
 from rest_framework.viewsets import GenericViewSet
 
-from portal.tenancy import tenant_context
+from core.tenancy import tenant_context
 
 from . import idempotency
 from .errors import ApiError, request_too_large

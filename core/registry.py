@@ -1,7 +1,7 @@
 """The personal-data registry: every field of every project model is classified.
 
 Models declare themselves next to their definition with :func:`declare`. The
-system check in ``privacy/checks.py`` fails on any field that is not classified,
+system check in ``core/checks.py`` fails on any field that is not classified,
 so a new field cannot silently escape DSAR export, erasure, retention or the
 disclosure log, which all read this registry.
 """
@@ -50,7 +50,7 @@ RETENTION_DAYS = {
     Retention.TENANT_LINK: None,
 }
 
-# Inherited from portal.models.BaseModel / TenantModel: structural, never personal.
+# Inherited from core.models.BaseModel / TenantModel: structural, never personal.
 STRUCTURAL_FIELDS = frozenset({"id", "created_at", "updated_at", "organization"})
 
 

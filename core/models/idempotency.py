@@ -1,36 +1,11 @@
-import uuid
+"""Stored ``Idempotency-Key`` responses, per caller."""
 
 from django.db import models
 
-from privacy.registry import Category, Personal, Retention, Subject, declare
-from security.fields import EncryptedJSONField
+from core.fields import EncryptedJSONField
+from core.registry import Category, Personal, Retention, Subject, declare
 
-from .tenancy import TenantManager, UnscopedManager
-
-
-class BaseModel(models.Model):
-    """UUID primary keys: ids do not reveal volumes, and encrypted fields can bind
-    their ciphertext to the row before it is inserted."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        abstract = True
-
-
-class TenantModel(BaseModel):
-    """A row owned by one customer organisation. Reads are scoped, fail closed."""
-
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=True)
-
-    objects = TenantManager()
-    unscoped_objects = UnscopedManager()
-
-    class Meta:
-        abstract = True
-        base_manager_name = "unscoped_objects"
+from .base import TenantModel
 
 
 class IdempotencyRecord(TenantModel):
@@ -42,6 +17,9 @@ class IdempotencyRecord(TenantModel):
     requests with the same key from both running.
     """
 
+    # Encrypted before it moved down from its first app: keep the label its ciphertexts are bound to.
+    ciphertext_label = "portal.idempotencyrecord"
+
     caller = models.CharField(max_length=80)  # "api_key:<id>" or "user:<id>"
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(max_length=64)
@@ -52,6 +30,7 @@ class IdempotencyRecord(TenantModel):
     expires_at = models.DateTimeField(db_index=True)
 
     class Meta:
+        db_table = "portal_idempotencyrecord"
         constraints = [
             models.UniqueConstraint(fields=["organization", "caller", "key"], name="one_idempotency_key_per_caller")
         ]

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from portal.requestid import get_client_ip, get_request_id
+from core.requestid import get_client_ip, get_request_id
 
 from .models import AuditChainHead, AuditEvent
 

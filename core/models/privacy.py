@@ -5,10 +5,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.models import BaseModel, TenantModel
-from security.fields import EncryptedTextField
+from core.fields import EncryptedTextField
+from core.registry import Category, Personal, Retention, Subject, declare
 
-from .registry import Category, Personal, Retention, Subject, declare
+from .base import BaseModel, TenantModel
 
 REASON_MAX_LENGTH = 300
 
@@ -39,7 +39,7 @@ class Disclosure(BaseModel):
 
     recipient = models.CharField(max_length=16, choices=Recipient.choices)
     organization = models.ForeignKey(
-        "accounts.Organization",
+        settings.TENANT_MODEL,
         null=True,
         blank=True,
         on_delete=models.DO_NOTHING,
@@ -55,6 +55,7 @@ class Disclosure(BaseModel):
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
+        db_table = "privacy_disclosure"
         ordering = ["-occurred_at"]
         constraints = [
             # A retried or redelivered operation reuses its MS-RequestId: one disclosure, not one per try.
@@ -87,8 +88,11 @@ class FieldLock(TenantModel):
     """A field a privacy correction has fixed: syncs from outside sources must not overwrite it.
 
     Written by the correction workflow; read by every sync write path through
-    ``privacy.field_locks.locked_fields``.
+    ``core.field_locks.locked_fields``.
     """
+
+    # Encrypted before it moved down from its first app: keep the label its ciphertexts are bound to.
+    ciphertext_label = "privacy.fieldlock"
 
     model_label = models.CharField(max_length=100)
     object_id = models.CharField(max_length=64)
@@ -100,6 +104,7 @@ class FieldLock(TenantModel):
     reason = EncryptedTextField(blank=True, default="", validators=[MaxLengthValidator(REASON_MAX_LENGTH)])
 
     class Meta:
+        db_table = "privacy_fieldlock"
         constraints = [
             models.UniqueConstraint(
                 fields=["organization", "model_label", "object_id", "field_name"], name="privacy_field_lock_once"

@@ -9,7 +9,7 @@ See docs/decisions/001-field-encryption.md.
 
 This module knows no models: the encrypted fields import it, and models import the
 fields. The rows behind the key ring come from a :class:`KeyStore`
-(``security.keystore.DataKeyStore``), which ``SecurityConfig.ready()`` installs.
+(``core.keystore.DataKeyStore``), which ``SecurityConfig.ready()`` installs.
 """
 
 from __future__ import annotations

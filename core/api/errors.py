@@ -9,7 +9,7 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from portal.requestid import get_request_id
+from core.requestid import get_request_id
 
 logger = logging.getLogger(__name__)
 

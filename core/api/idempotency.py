@@ -20,8 +20,8 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from portal.models import IdempotencyRecord
-from portal.tenancy import tenant_context, unscoped_no_tenant
+from core.models import IdempotencyRecord
+from core.tenancy import tenant_context, unscoped_no_tenant
 
 from .errors import ApiError
 

@@ -1,6 +1,6 @@
 """The key ring's database side: security.DataKey rows, read and created.
 
-Installed into ``security.crypto.keyring`` by ``SecurityConfig.ready()``, so that crypto.py,
+Installed into ``core.crypto.keyring`` by ``SecurityConfig.ready()``, so that crypto.py,
 which the encrypted fields (and so the models) import, never imports a model itself.
 """
 

@@ -1,6 +1,6 @@
 from rest_framework import permissions
 
-from portal.roles import Perm, role_allows
+from accounts.roles import Perm, role_allows
 
 
 class OrganizationRolePermission(permissions.BasePermission):

@@ -1,0 +1,83 @@
+"""Template tags for the dashboard shell: the organisation's navigation and the organisation switcher.
+
+They live on the roof because the navigation names every app's pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django import template
+
+from accounts.roles import Perm, role_allows
+from accounts.selectors import memberships_for_user
+from core.templatetags.portal_ui import first_reverse, organization_from_context
+
+register = template.Library()
+
+
+@dataclass(frozen=True)
+class NavSection:
+    label: str
+    url_names: tuple[str, ...]  # the first that exists is used: sections are built in parallel
+    permission: str
+
+
+# The organisation's primary navigation, in display order.
+ORG_NAVIGATION: tuple[NavSection, ...] = (
+    NavSection("Overview", ("dashboard:overview",), Perm.VIEW),
+    NavSection("Licenses", ("licensing:licenses", "licensing:assignments"), Perm.VIEW),
+    NavSection("Subscriptions", ("licensing:subscriptions",), Perm.VIEW),
+    NavSection("Catalog", ("licensing:catalog",), Perm.LICENSES_MANAGE),
+    NavSection("Usage", ("licensing:usage",), Perm.VIEW),
+    NavSection("Billing", ("billing:overview", "billing:invoices"), Perm.BILLING_VIEW),
+    NavSection("Privacy", ("privacy:overview", "privacy:requests"), Perm.PRIVACY_MANAGE),
+    NavSection("Security", ("security:activity",), Perm.AUDIT_VIEW),
+    NavSection("Team", ("team:members",), Perm.VIEW),
+    NavSection("Settings", ("team:settings", "dashboard:settings"), Perm.ORG_SETTINGS),
+)
+
+
+@dataclass(frozen=True)
+class NavLink:
+    label: str
+    url: str
+    current: bool
+
+
+@register.simple_tag(takes_context=True)
+def org_nav(context) -> list[NavLink]:
+    """The sections the member's role may use. A section whose page does not exist yet has url "".
+
+    The current section is the one whose URL is the longest prefix of the request path,
+    so detail pages (``/licenses/<id>/``) highlight their section. Overview matches only itself.
+    """
+    request = context.get("request")
+    organization = organization_from_context(context)
+    membership = getattr(request, "membership", None) or context.get("membership")
+    if organization is None or membership is None:
+        return []
+    kwargs = {"org_slug": organization.slug}
+    entries = [
+        (section, first_reverse(section.url_names, kwargs))
+        for section in ORG_NAVIGATION
+        if role_allows(membership.role, section.permission)
+    ]
+    path = request.path if request is not None else ""
+    overview = entries[0][1] if entries else ""
+    best = max(
+        (url for _, url in entries if url and (path == url or (url != overview and path.startswith(url)))),
+        key=len,
+        default="",
+    )
+    return [NavLink(section.label, url, bool(url) and url == best) for section, url in entries]
+
+
+@register.simple_tag(takes_context=True)
+def user_memberships(context) -> list:
+    """The signed-in user's organisations, for the switcher (one query per page)."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return []
+    return sorted(memberships_for_user(user), key=lambda m: m.organization.display_name.lower())
