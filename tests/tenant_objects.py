@@ -19,8 +19,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
-from core.models import TenantModel
 from core import fields as encrypted
+from core.models import TenantModel
 
 # model label -> builder(org, world) returning a saved instance of that model in ``org``.
 BUILDERS: dict[str, Callable[[Organization, TenantWorld], models.Model]] = {}
