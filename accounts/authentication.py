@@ -8,6 +8,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from core.api.errors import ApiError
+from core.requestid import bind_log_context
 from core.tenancy import tenant_context, unscoped_no_tenant
 
 from .models import ApiKey
@@ -77,6 +78,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         request._request.organization = key.organization
         request._request.api_role = key.role
+        # Unbound when the request's context ends (core.middleware.RequestIdMiddleware).
+        bind_log_context(actor=f"api_key:{key.pk}")
         return ApiKeyPrincipal(key), key
 
     def authenticate_header(self, request):

@@ -29,6 +29,8 @@ MFA_EXEMPT_URL_NAMES = frozenset(
         "accounts:password_reset_complete",
         "accounts:invitation_accept",
         "portal:healthz",
+        "portal:readyz",
+        "portal:metrics",
     }
 )
 
@@ -45,6 +47,8 @@ EMAIL_UNVERIFIED_URL_NAMES = frozenset(
         "accounts:password_reset_complete",
         "accounts:invitation_accept",
         "portal:healthz",
+        "portal:readyz",
+        "portal:metrics",
     }
 )
 

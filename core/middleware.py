@@ -2,7 +2,13 @@ import re
 
 from django.conf import settings
 
-from .requestid import get_request_id, reset_request_context, set_request_context
+from .requestid import (
+    bind_log_context,
+    get_request_id,
+    reset_request_context,
+    set_request_context,
+    unbind_log_context,
+)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9\-_.]{8,64}$")
 
@@ -50,3 +56,20 @@ class SecurityHeadersMiddleware:
         if user is not None and user.is_authenticated and not request.path.startswith("/static/"):
             response["Cache-Control"] = "no-store"
         return response
+
+
+class LogContextMiddleware:
+    """Bind the signed-in actor's id to the request's log lines (API keys bind theirs when they authenticate)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return self.get_response(request)
+        token = bind_log_context(actor=f"user:{user.pk}")
+        try:
+            return self.get_response(request)
+        finally:
+            unbind_log_context(token)

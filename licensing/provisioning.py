@@ -39,10 +39,12 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
 
 from core.audit import Actor, AuditEvent, audit_record
+from core.requestid import bind_log_context, unbind_log_context
 from core.tenancy import tenant_context, unscoped_no_tenant
 from licensing.microsoft.errors import Conflict, MicrosoftError
 
@@ -233,6 +235,16 @@ def operation_execute(*, operation_id, org_id) -> ProvisioningOperation | None:
     if claimed is None:
         return None
     operation, attempt = claimed
+    log_token = bind_log_context(operation_id=str(operation.pk), operation_kind=operation.kind)
+    try:
+        return _run_claimed(operation, attempt, org_id)
+    finally:
+        unbind_log_context(log_token)
+
+
+def _run_claimed(
+    operation: ProvisioningOperation, attempt: ProvisioningAttempt, org_id
+) -> ProvisioningOperation | None:
     op_type = _registry.get(operation.kind)
     retry_in: float | None = None
     with tenant_context(org_id):
@@ -415,3 +427,34 @@ def execute_operation_task(*, operation_id: str, org_id: str) -> None:
     # org_id, not organization_id: the executor opens its own short tenant transactions
     # instead of running inside the single one TenantTask would wrap around it.
     operation_execute(operation_id=operation_id, org_id=org_id)
+
+
+def outbox_backlog() -> dict:
+    """Across organisations: operations waiting (pending or running) by status, and the oldest one's age.
+
+    For operators (metrics, the staff status page): counts and an age, no tenant's rows.
+    """
+    with unscoped_no_tenant():
+        waiting = ProvisioningOperation.unscoped_objects.filter(status__in=(Status.PENDING, Status.RUNNING))
+        counts = dict(waiting.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        oldest = waiting.aggregate(oldest=Min("created_at"))["oldest"]
+    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    return {
+        "pending": counts.get(Status.PENDING, 0),
+        "running": counts.get(Status.RUNNING, 0),
+        "oldest_age_seconds": max(age, 0.0),
+    }
+
+
+def outbox_metrics():
+    """Scrape-time metrics for core.metrics (registered in LicensingConfig.ready())."""
+    backlog = outbox_backlog()
+    depth = GaugeMetricFamily("portal_outbox_depth", "Provisioning operations waiting, by status.", labels=["status"])
+    depth.add_metric(["pending"], backlog["pending"])
+    depth.add_metric(["running"], backlog["running"])
+    yield depth
+    yield GaugeMetricFamily(
+        "portal_outbox_oldest_age_seconds",
+        "Age of the oldest pending or running provisioning operation.",
+        value=backlog["oldest_age_seconds"],
+    )

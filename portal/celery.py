@@ -5,9 +5,14 @@ task is redelivered; tasks are written to be safe to repeat.
 """
 
 import os
+import time
 
 from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun
 from kombu import Queue
+
+from core.metrics import TASK_SECONDS, TASKS
+from core.requestid import bind_log_context, unbind_log_context
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -41,3 +46,28 @@ class TenantTask(Task):
 
 
 app.Task = TenantTask
+
+
+# Structured logs and metrics for every task: the task id on each log line, counts and durations per queue.
+_running: dict[str, tuple[float, object]] = {}
+
+
+def _queue_of(task) -> str:
+    delivery = getattr(task.request, "delivery_info", None) or {}
+    return delivery.get("routing_key") or getattr(task, "queue", None) or "default"
+
+
+@task_prerun.connect
+def _task_started(task_id=None, task=None, **_):
+    _running[task_id] = (time.perf_counter(), bind_log_context(task_id=task_id, task=task.name))
+
+
+@task_postrun.connect
+def _task_finished(task_id=None, task=None, state=None, **_):
+    started, token = _running.pop(task_id, (None, None))
+    queue = _queue_of(task)
+    TASKS.labels(task.name, queue, (state or "unknown").lower()).inc()
+    if started is not None:
+        TASK_SECONDS.labels(queue).observe(time.perf_counter() - started)
+    if token is not None:
+        unbind_log_context(token)

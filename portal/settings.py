@@ -92,6 +92,7 @@ INSTALLED_APPS += PROJECT_APPS
 TENANT_MODEL = "accounts.Organization"
 
 MIDDLEWARE = [
+    "core.metrics.MetricsMiddleware",
     "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -101,6 +102,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.middleware.LogContextMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.MFAGateMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
@@ -400,16 +402,26 @@ MS_PRICING_URL = os.environ.get("MS_PRICING_URL", "")
 MS_HTTP_TIMEOUT = float(os.environ.get("MS_HTTP_TIMEOUT", 15))
 MS_RETRY_BUDGET = int(os.environ.get("MS_RETRY_BUDGET", 6))
 
+# /metrics needs this bearer token; without one it answers only on loopback (portal/health.py).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# JSON lines in production (request id, organisation, actor, task and operation ids); text in development.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
     "formatters": {
         "standard": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "core.logging.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "standard", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "standard",
+            "filters": ["request_id"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -1,16 +1,12 @@
-from django.http import JsonResponse
 from django.urls import path
 
-from . import views
+from . import health, views
 
 app_name = "portal"
 
-
-def healthz(request):
-    return JsonResponse({"status": "ok"})
-
-
 urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
-    path("healthz", healthz, name="healthz"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
 ]

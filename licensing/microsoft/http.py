@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from core.metrics import MICROSOFT_SECONDS, MICROSOFT_THROTTLED, status_class
+
 from .errors import MicrosoftError, TransientFailure, error_from_response, parse_retry_after
 
 logger = logging.getLogger("licensing.microsoft.http")
@@ -41,6 +43,15 @@ def build_session(ca_bundle: str | None, pool_size: int = 20) -> requests.Sessio
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def api_of(path: str) -> str:
+    """Which Microsoft API a (loggable) path belongs to, for metric labels."""
+    if path.startswith(("/v1.0/", "/beta/")) or "/graph/" in path:
+        return "graph"
+    if "/oauth2/" in path or path.endswith("/.well-known/openid-configuration"):
+        return "identity"
+    return "partner_center"
 
 
 def loggable_path(url: str) -> str:
@@ -163,7 +174,12 @@ class MicrosoftHttp:
         raise last_error
 
     def _log(self, method, path, status, started, attempt, request_id, correlation_id) -> None:
-        duration_ms = round((self.clock() - started) * 1000, 1)
+        elapsed = self.clock() - started
+        duration_ms = round(elapsed * 1000, 1)
+        api = api_of(path)
+        MICROSOFT_SECONDS.labels(api, status_class(status)).observe(max(elapsed, 0.0))
+        if status == 429:
+            MICROSOFT_THROTTLED.labels(api).inc()
         level = logging.INFO if isinstance(status, int) and status < 400 else logging.WARNING
         logger.log(
             level,
