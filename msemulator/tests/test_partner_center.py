@@ -98,7 +98,8 @@ def test_catalog_shapes(client):
     assert availability["catalogItemId"] == BASIC
     assert {(t["duration"], t["billingCycle"]) for t in availability["terms"]} == {
         ("P1M", "Monthly"), ("P1Y", "Monthly"), ("P1Y", "Annual")}
-    assert availability["terms"][0]["cancellationPolicies"][0]["refundOptions"][0]["expiresAfter"] == "P7D"
+    options = availability["terms"][0]["cancellationPolicies"][0]["refundOptions"]
+    assert [(o["type"], o["expiresAfter"]) for o in options] == [("Full", "P1D"), ("Partial", "P7D")]
     assert_pc_error(client.pc("GET", "/products/NOPE?country=US"), 404, 400013)
 
 
