@@ -188,61 +188,79 @@ def full_refund_open(batch: dict, now: datetime) -> bool:
     return not batch.get("windowEnd") and now < parse_iso(batch["addedAt"]) + FULL_REFUND
 
 
-def _first_24_hours_credits(state, catalog, sub: dict, taken: list[tuple[dict, int]], *, charge_type: str,
-                            now: datetime) -> None:
-    """Seats given back inside their first 24 hours also get back the days before today in this cycle."""
+def take_seats(sub: dict, seats: int, now: datetime) -> list[tuple[dict, int]]:
+    """Which batches give back `seats`: the newest refundable ones first."""
+    taken = []
+    for batch in reversed(refundable_batches(sub, now)):
+        if not seats:
+            break
+        count = min(batch["quantity"], seats)
+        taken.append((batch, count))
+        seats -= count
+    return taken
+
+
+def seat_change_lines(sub: dict, quantity: int, now: datetime, unit: Decimal,
+                      taken: list[tuple[dict, int]]) -> list[dict]:
+    """The billing lines for moving `sub` from its quantity to `quantity` at `now` (no state touched).
+
+    Wipe: a credit for the current count from today to the end of the charge cycle. Recreate: a
+    charge for the new count over the same days. Seats given back inside their first 24 hours also
+    get back the days before today in this cycle. Every line is rounded down once."""
     first, nxt = cycle_of(parse_iso(sub["termStart"]), sub["billingCycle"], now)
-    cycle_days, today, unit = (nxt - first).days, day_of(now), _unit(catalog, sub)
+    cycle_days, today, last = (nxt - first).days, day_of(now), nxt - timedelta(days=1)
+    days_left = (nxt - today).days
+
+    def line(count: int, start: date, credit: bool, subtotal: Decimal | None = None) -> dict:
+        days, end = (nxt - start).days, last if start == today else today - timedelta(days=1)
+        return {"quantity": count, "first_day": start, "last_day": end, "cycle_days": cycle_days, "credit": credit,
+                "subtotal": line_total(unit, count, days, cycle_days) if subtotal is None else subtotal}
+
+    lines = [line(sub["quantity"], today, True)]
+    if quantity:
+        lines.append(line(quantity, today, False))
     for batch, seats in taken:
         bought = max(day_of(parse_iso(batch["addedAt"])), first)
-        if not full_refund_open(batch, now) or bought >= today:
-            continue
-        extra = (line_total(unit, seats, (nxt - bought).days, cycle_days)
-                 - line_total(unit, seats, (nxt - today).days, cycle_days))
-        charge(state, catalog, sub, charge_type=charge_type, quantity=seats, first_day=bought,
-               last_day=today - timedelta(days=1), cycle_days=cycle_days, at=now, credit=True, subtotal=extra)
+        if full_refund_open(batch, now) and bought < today:
+            extra = (line_total(unit, seats, (nxt - bought).days, cycle_days)
+                     - line_total(unit, seats, days_left, cycle_days))
+            lines.append(line(seats, bought, True, extra))
+    return lines
+
+
+def refund_of(lines: list[dict]) -> Decimal:
+    """What a set of lines gives back: credits less charges."""
+    return sum((li["subtotal"] if li["credit"] else -li["subtotal"] for li in lines), Decimal("0.00"))
+
+
+def _post(state, catalog, sub: dict, lines: list[dict], *, charge_type: str, now: datetime) -> None:
+    for li in lines:
+        charge(state, catalog, sub, charge_type=charge_type, quantity=li["quantity"], first_day=li["first_day"],
+               last_day=li["last_day"], cycle_days=li["cycle_days"], at=now, credit=li["credit"],
+               subtotal=li["subtotal"])
 
 
 def change_quantity(state, catalog, sub: dict, quantity: int, now: datetime) -> None:
-    """Microsoft's two steps: refund (wipe) the current count from today to the end of the charge
-    cycle, then charge (recreate) the new count for the same days."""
+    """Microsoft's two steps: refund (wipe) the current count, then charge (recreate) the new one."""
     old = sub["quantity"]
     if quantity == old:
         return
-    first, nxt = cycle_of(parse_iso(sub["termStart"]), sub["billingCycle"], now)
-    cycle_days, today = (nxt - first).days, day_of(now)
-    kind = "addQuantity" if quantity > old else "removeQuantity"
-    taken: list[tuple[dict, int]] = []
+    taken = take_seats(sub, old - quantity, now) if quantity < old else []
+    lines = seat_change_lines(sub, quantity, now, _unit(catalog, sub), taken)
+    _post(state, catalog, sub, lines, charge_type="addQuantity" if quantity > old else "removeQuantity", now=now)
     if quantity > old:
         sub["batches"].append({"quantity": quantity - old, "addedAt": iso(now)})
-    else:
-        remaining = old - quantity
-        for batch in reversed(refundable_batches(sub, now)):
-            seats = min(batch["quantity"], remaining)
-            taken.append((dict(batch), seats))
-            batch["quantity"] -= seats
-            remaining -= seats
-            if not remaining:
-                break
-        sub["batches"] = [b for b in sub["batches"] if b["quantity"] > 0]
-    last = nxt - timedelta(days=1)
-    charge(state, catalog, sub, charge_type=kind, quantity=old, first_day=today, last_day=last,
-           cycle_days=cycle_days, at=now, credit=True)
-    if quantity:
-        charge(state, catalog, sub, charge_type=kind, quantity=quantity, first_day=today, last_day=last,
-               cycle_days=cycle_days, at=now)
-    _first_24_hours_credits(state, catalog, sub, taken, charge_type=kind, now=now)
+    for batch, seats in taken:
+        batch["quantity"] -= seats
+    sub["batches"] = [b for b in sub["batches"] if b["quantity"] > 0]
     sub["quantity"] = quantity
 
 
 def cancel(state, catalog, sub: dict, now: datetime) -> None:
     if sub.get("termEnd"):
-        first, nxt = cycle_of(parse_iso(sub["termStart"]), sub["billingCycle"], now)
-        charge(state, catalog, sub, charge_type="cancelImmediate", quantity=sub["quantity"],
-               first_day=day_of(now), last_day=nxt - timedelta(days=1), cycle_days=(nxt - first).days,
-               at=now, credit=True)
         taken = [(b, b["quantity"]) for b in reversed(sub["batches"])]
-        _first_24_hours_credits(state, catalog, sub, taken, charge_type="cancelImmediate", now=now)
+        lines = seat_change_lines(sub, 0, now, _unit(catalog, sub), taken)
+        _post(state, catalog, sub, lines, charge_type="cancelImmediate", now=now)
     sub.update({"status": "deleted", "autoRenewEnabled": False, "nextCharge": None,
                 "deletedAt": iso(now)})
 
