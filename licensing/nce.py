@@ -289,11 +289,11 @@ def plan_reduction(
             f"(added in the last 7 days). Schedule the rest for the next term."
         )
     # Microsoft wipes the current count and recreates the new one for the billing days left in the
-    # cycle that contains today; seats inside their first 24 hours also get back the days before today.
+    # cycle that contains today. Seats inside their first 24 hours are wiped from the day they were
+    # charged in this cycle instead, so they get back everything charged for them.
     anchor = billing_anchor or min((b.added_at for b in batches), default=now)
     cycle = charge_cycle(anchor, billing_cycle, now)
     cycle_days = (cycle[1] - cycle[0]).days
-    today_days = max(0, (cycle[1] - utc_day(now)).days)
 
     def line(quantity: int, days: int) -> Decimal:
         return line_amount(unit_price=unit_price, quantity=quantity, billing_days=days, cycle_days=cycle_days)
@@ -308,11 +308,9 @@ def plan_reduction(
         take = min(remaining, batch.quantity - batch.refunded)
         if take <= 0:
             continue
-        refund = line(seats_left, today_days) - line(seats_left - take, today_days)
         days = refund_days(added_at=batch.added_at, now=now, cycle=cycle)
-        if days > today_days:
-            refund += line(take, days) - line(take, today_days)
-        lines.append(BatchRefund(batch.added_at, batch.refundable_until, take, refund,
+        lines.append(BatchRefund(batch.added_at, batch.refundable_until, take,
+                                 line(seats_left, days) - line(seats_left - take, days),
                                  full=in_full_refund_window(batch.added_at, now)))
         remaining -= take
         seats_left -= take

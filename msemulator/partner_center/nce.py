@@ -205,26 +205,32 @@ def seat_change_lines(sub: dict, quantity: int, now: datetime, unit: Decimal,
     """The billing lines for moving `sub` from its quantity to `quantity` at `now` (no state touched).
 
     Wipe: a credit for the current count from today to the end of the charge cycle. Recreate: a
-    charge for the new count over the same days. Seats given back inside their first 24 hours also
-    get back the days before today in this cycle. Every line is rounded down once."""
+    charge for the new count over the same days. Seats given back inside their first 24 hours are
+    wiped from the day they were charged in this cycle, so they get everything back. Seats taken one
+    after another with the same first day share one wipe and one recreate; every line is rounded
+    down once."""
     first, nxt = cycle_of(parse_iso(sub["termStart"]), sub["billingCycle"], now)
-    cycle_days, today, last = (nxt - first).days, day_of(now), nxt - timedelta(days=1)
-    days_left = (nxt - today).days
-
-    def line(count: int, start: date, credit: bool, subtotal: Decimal | None = None) -> dict:
-        days, end = (nxt - start).days, last if start == today else today - timedelta(days=1)
-        return {"quantity": count, "first_day": start, "last_day": end, "cycle_days": cycle_days, "credit": credit,
-                "subtotal": line_total(unit, count, days, cycle_days) if subtotal is None else subtotal}
-
-    lines = [line(sub["quantity"], today, True)]
-    if quantity:
-        lines.append(line(quantity, today, False))
+    cycle_days, today = (nxt - first).days, day_of(now)
+    runs: list[list] = []  # [first day, count before, count after]
+    count = sub["quantity"]
     for batch, seats in taken:
         bought = max(day_of(parse_iso(batch["addedAt"])), first)
-        if full_refund_open(batch, now) and bought < today:
-            extra = (line_total(unit, seats, (nxt - bought).days, cycle_days)
-                     - line_total(unit, seats, days_left, cycle_days))
-            lines.append(line(seats, bought, True, extra))
+        start = bought if full_refund_open(batch, now) else today
+        if runs and runs[-1][0] == start:
+            runs[-1][2] = count - seats
+        else:
+            runs.append([start, count, count - seats])
+        count -= seats
+    if not runs:
+        runs = [[today, sub["quantity"], quantity]]
+    lines = []
+    for start, before, after in runs:
+        days = (nxt - start).days
+        for seats, credit in ((before, True), (after, False)):
+            if seats:
+                lines.append({"quantity": seats, "first_day": start, "last_day": nxt - timedelta(days=1),
+                              "cycle_days": cycle_days, "credit": credit,
+                              "subtotal": line_total(unit, seats, days, cycle_days)})
     return lines
 
 
