@@ -8,6 +8,21 @@ check every edge (reference csp-market.md §0, microsoft-apis.md §2.5).
   seats (purchase, later addition, renewal) has its own window.
 - Outside those windows a reduction can only be scheduled for the next term.
 - Any immediate change made mid-term deletes the scheduled next-term changes.
+
+Money follows Microsoft's worked examples (docs/decisions/010-nce-refund-arithmetic.md):
+
+- A *charge cycle* starts on the UTC calendar day the subscription was bought or renewed and recurs on
+  that day of the month, counted from that anchor (a shorter month ends the cycle on its last day).
+- *Charge cycle days* are the days in that cycle; *billing days* run from the day of the event (a
+  purchase, an addition, a removal) to the end of the cycle, that day included. Days are UTC calendar
+  days, never elapsed hours.
+- Each billing line is ``unit price / charge cycle days x billing days x billable quantity``, rounded
+  down to the cent once per line, never per seat.
+- Changing seats wipes the old count and recreates the new one for the rest of the cycle; the refund
+  is the difference, so it always comes from the cycle that contains the day of the change.
+- Within 24 hours of buying seats (purchase, renewal or addition) their refund is full: everything
+  charged for them in the current cycle. After that, and up to 7 days, it is prorated.
+- Upgrades open no window of their own: a partial upgrade's new subscription inherits the source's.
 """
 
 from __future__ import annotations
@@ -16,11 +31,12 @@ import calendar
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Protocol
 
 REFUND_WINDOW = timedelta(days=7)
+FULL_REFUND_WINDOW = timedelta(hours=24)
 CENT = Decimal("0.01")
 
 TERM_MONTHS = {"P1M": 1, "P1Y": 12, "P3Y": 36}
@@ -113,45 +129,92 @@ def monthly_equivalent(unit_price: Decimal, billing_cycle: str) -> Decimal:
     return (unit_price / CYCLE_MONTHS[billing_cycle]).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _utc_day(moment: datetime):
+# -- money: charge cycles, billing days, lines ------------------------------------------------------
+def utc_day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
+
+
+def utc_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _add_months_to_day(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def charge_cycle(anchor: datetime, billing_cycle: str, on: datetime) -> tuple[date, date]:
+    """The charge cycle that contains the UTC day of ``on``: its first day and the next cycle's first day.
+
+    "Your subscription charge cycle days are based on the calendar days of the month when you buy for
+    the first time, or pay recurring cycle charges, or renew." Cycles recur on the anchor's day of the
+    month counted from the anchor, so a subscription bought on 31 January is charged again on
+    28 February, then 31 March.
+    """
+    first, day, months = utc_day(anchor), utc_day(on), CYCLE_MONTHS[billing_cycle]
+    index = max(0, ((day.year - first.year) * 12 + day.month - first.month) // months)
+    while index > 0 and _add_months_to_day(first, index * months) > day:
+        index -= 1
+    while _add_months_to_day(first, (index + 1) * months) <= day:
+        index += 1
+    return _add_months_to_day(first, index * months), _add_months_to_day(first, (index + 1) * months)
+
+
+def line_amount(*, unit_price: Decimal, quantity: int, billing_days: int, cycle_days: int) -> Decimal:
+    """One billing line: unit price / charge cycle days x billing days x billable quantity, rounded down once."""
+    if quantity <= 0 or billing_days <= 0:
+        return Decimal("0.00")
+    raw = unit_price * quantity * billing_days / Decimal(cycle_days)
+    return raw.quantize(CENT, rounding=ROUND_DOWN)
+
+
+def in_full_refund_window(added_at: datetime, now: datetime) -> bool:
+    """Seats given back within 24 hours of being bought (or renewed) are refunded in full."""
+    return now < added_at + FULL_REFUND_WINDOW
+
+
+def refund_days(*, added_at: datetime, now: datetime, cycle: tuple[date, date]) -> int:
+    """Billing days refunded for a seat given back ``now``: from today (or, inside 24 hours, from the
+    day it was charged in this cycle) to the end of the cycle."""
+    start, next_start = cycle
+    first = max(utc_day(added_at), start) if in_full_refund_window(added_at, now) else utc_day(now)
+    return max(0, (next_start - max(first, start)).days)
+
+
+def refund_options(*, bought_at: datetime | None, now: datetime) -> list[tuple[str, datetime]]:
+    """Partner Center's ``refundOptions`` for a purchase or renewal at ``bought_at``: what is still open."""
+    if bought_at is None:
+        return []
+    options = [("Full", bought_at + FULL_REFUND_WINDOW), ("Partial", refund_window_end(bought_at))]
+    return [(kind, expires) for kind, expires in options if now < expires]
+
+
+def upgrade_window_end(*, source_window_end: datetime | None, upgraded_at: datetime) -> datetime | None:
+    """Cancellation windows are not applied to upgrades: the upgraded seats (and a partial upgrade's new
+    subscription) keep the source's window, which may already be closed; an upgrade never opens one."""
+    del upgraded_at  # an upgrade's own time never starts a window
+    return source_window_end
 
 
 def billing_period(added_at: datetime, billing_cycle: str, billing_anchor: datetime | None = None
                    ) -> tuple[datetime, datetime]:
-    """The subscription's billing period that contains ``added_at``.
-
-    Seats added mid-term are co-termed: they are charged only up to the subscription's next billing
-    date (counted from ``billing_anchor``, the term start), not for a whole period of their own.
-    """
-    months = CYCLE_MONTHS[billing_cycle]
-    if billing_anchor is None or billing_anchor > added_at:
-        return added_at, add_months(added_at, months)
-    # Billing dates are whole UTC days: a term that started at 16:57 renews, and bills, from midnight.
-    anchor = billing_anchor.astimezone(UTC)
-    billing_anchor = datetime(anchor.year, anchor.month, anchor.day, tzinfo=UTC)
-    added = added_at.astimezone(UTC)
-    elapsed = (added.year - billing_anchor.year) * 12 + added.month - billing_anchor.month
-    index = max(0, elapsed // months)
-    if add_months(billing_anchor, index * months) > added_at:
-        index -= 1
-    return add_months(billing_anchor, index * months), add_months(billing_anchor, (index + 1) * months)
+    """The charge cycle containing ``added_at``, as UTC midnights (the anchor defaults to ``added_at``)."""
+    start, next_start = charge_cycle(billing_anchor or added_at, billing_cycle, added_at)
+    return utc_midnight(start), utc_midnight(next_start)
 
 
 def prorated_refund(*, unit_price: Decimal, billing_cycle: str, added_at: datetime, now: datetime,
                     billing_anchor: datetime | None = None) -> Decimal:
-    """Refund for one seat given back ``now``: what was charged for it, less the days already used.
+    """Refund for one seat given back ``now``: its line for the billing days left, rounded down.
 
-    ``unit_price`` is one seat for a whole billing period; a batch added mid-period was charged only
-    the days left in that period. Proration is daily; a started day counts as used, and amounts round
-    down to the cent (Microsoft's ROUNDDOWN rule), so the estimate never promises more than is refunded.
+    The cycle is the one containing ``now`` (seats are charged again at each cycle charge), not the one
+    the seat was added in. Inside 24 hours of ``added_at`` the refund is full.
     """
-    period_start, period_end = billing_period(added_at, billing_cycle, billing_anchor)
-    period_days = max(1, (_utc_day(period_end) - _utc_day(period_start)).days)
-    charged_days = min(period_days, max(0, (_utc_day(period_end) - _utc_day(added_at)).days))
-    used_days = max(1, math.ceil((now - added_at) / timedelta(days=1)))
-    refund = unit_price * Decimal(max(0, charged_days - used_days)) / Decimal(period_days)
-    return refund.quantize(CENT, rounding=ROUND_DOWN)
+    cycle = charge_cycle(billing_anchor or added_at, billing_cycle, now)
+    return line_amount(unit_price=unit_price, quantity=1, billing_days=refund_days(added_at=added_at, now=now,
+                                                                                   cycle=cycle),
+                       cycle_days=(cycle[1] - cycle[0]).days)
 
 
 @dataclass(frozen=True)
@@ -160,6 +223,7 @@ class BatchRefund:
     window_end: datetime
     seats: int
     refund: Decimal
+    full: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +244,13 @@ class ReductionPlan:
     @property
     def removed(self) -> int:
         return self.current_quantity - self.new_quantity
+
+    @property
+    def refund_type(self) -> str:
+        """Partner Center's words: "Full" when every seat given back is inside its first 24 hours."""
+        if not self.batches:
+            return ""
+        return "Full" if all(line.full for line in self.batches) else "Partial"
 
 
 def plan_reduction(
@@ -217,7 +288,17 @@ def plan_reduction(
             f"Only {refundable_now} seat{'s' if refundable_now != 1 else ''} can be removed now "
             f"(added in the last 7 days). Schedule the rest for the next term."
         )
-    remaining = to_remove
+    # Microsoft wipes the current count and recreates the new one for the billing days left in the
+    # cycle that contains today. Seats inside their first 24 hours are wiped from the day they were
+    # charged in this cycle instead, so they get back everything charged for them.
+    anchor = billing_anchor or min((b.added_at for b in batches), default=now)
+    cycle = charge_cycle(anchor, billing_cycle, now)
+    cycle_days = (cycle[1] - cycle[0]).days
+
+    def line(quantity: int, days: int) -> Decimal:
+        return line_amount(unit_price=unit_price, quantity=quantity, billing_days=days, cycle_days=cycle_days)
+
+    remaining, seats_left = to_remove, current_quantity
     lines: list[BatchRefund] = []
     for batch in sorted(batches, key=lambda b: b.added_at, reverse=True):
         if remaining == 0:
@@ -227,10 +308,12 @@ def plan_reduction(
         take = min(remaining, batch.quantity - batch.refunded)
         if take <= 0:
             continue
-        per_seat = prorated_refund(unit_price=unit_price, billing_cycle=billing_cycle, added_at=batch.added_at,
-                                   now=now, billing_anchor=billing_anchor)
-        lines.append(BatchRefund(batch.added_at, batch.refundable_until, take, per_seat * take))
+        days = refund_days(added_at=batch.added_at, now=now, cycle=cycle)
+        lines.append(BatchRefund(batch.added_at, batch.refundable_until, take,
+                                 line(seats_left, days) - line(seats_left - take, days),
+                                 full=in_full_refund_window(batch.added_at, now)))
         remaining -= take
+        seats_left -= take
     return ReductionPlan(
         current_quantity=current_quantity,
         new_quantity=new_quantity,

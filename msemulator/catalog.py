@@ -137,7 +137,8 @@ class Catalog:
                     "description": f"{term} commitment, {cycle} billing",
                     "billingCycle": cycle.capitalize(),
                     "cancellationPolicies": [{"refundOptions": [
-                        {"sequenceId": 0, "type": "Partial", "expiresAfter": "P7D"}]}],
+                        {"sequenceId": 0, "type": "Full", "expiresAfter": "P1D"},
+                        {"sequenceId": 1, "type": "Partial", "expiresAfter": "P7D"}]}],
                 })
         term_ids = [t["id"] for t in terms]
         return {

@@ -164,7 +164,9 @@ def catalog_sync(*, country: str = "US") -> CatalogSyncResult:
 
 
 def _refund_option(raw_term: dict) -> dict:
-    for policy in raw_term.get("cancellationPolicies") or []:
-        for option in policy.get("refundOptions") or []:
-            return option
-    return {}
+    """The option that ends the cancellation window: the last in sequence (Full for P1D, then Partial for P7D)."""
+    options = [option for policy in raw_term.get("cancellationPolicies") or []
+               for option in policy.get("refundOptions") or []]
+    if not options:
+        return {}
+    return max(enumerate(options), key=lambda pair: (pair[1].get("sequenceId", pair[0]), pair[0]))[1]

@@ -323,7 +323,7 @@ def update_subscription(ctx, customer_id: str, subscription_id: str):
                 nce.change_quantity(ctx.state, ctx.catalog, sub, quantity, now)
                 if (term, cycle) != (sub["termDuration"], sub["billingCycle"]):
                     sub.update({"termDuration": term, "billingCycle": cycle})
-                    sub["termEnd"] = iso(nce.add_months(parse_iso(sub["termStart"]), TERM_MONTHS[term]))
+                    sub["termEnd"] = nce.term_end_after(parse_iso(sub["termStart"]), term)
                 sub["scheduledNextTermInstructions"] = _scheduled(
                     ctx, offer, field(body, "scheduledNextTermInstructions"))
                 sub["autoRenewEnabled"] = auto_renew
@@ -405,6 +405,8 @@ def create_transition(ctx, customer_id: str, subscription_id: str):
         if not isinstance(quantity, int) or not 1 <= quantity <= source["quantity"]:
             raise pc_error(400, 900275, f"The quantity {quantity} is not allowed for this transition.")
         to_id = field(body, "toSubscriptionId")
+        # "Cancellation windows are not applied to upgrades": moved seats keep the source's window.
+        inherited = iso(parse_iso(source["termStart"]) + nce.WINDOW)
         if quantity == source["quantity"] and not to_id:
             # A full upgrade keeps the subscription id.
             source.update({"offerId": target.catalog_item_id, "provisioningId": target.provisioning_id,
@@ -418,7 +420,7 @@ def create_transition(ctx, customer_id: str, subscription_id: str):
             if to_id:
                 moved_to = _subscription(ctx, customer_id, to_id)
                 moved_to["quantity"] += quantity
-                moved_to["batches"].append({"quantity": quantity, "addedAt": iso(now)})
+                moved_to["batches"].append({"quantity": quantity, "addedAt": iso(now), "windowEnd": inherited})
                 moved_to["etag"] += 1
             else:
                 # Partial upgrade: a coterminous new subscription.
@@ -428,7 +430,8 @@ def create_transition(ctx, customer_id: str, subscription_id: str):
                                         friendly_name=target.title, order_id=short_id(), at=now,
                                         status="active")
                 moved_to.update({"termEnd": source["termEnd"], "termStart": source["termStart"],
-                                 "nextCharge": source.get("nextCharge")})
+                                 "nextCharge": source.get("nextCharge"),
+                                 "batches": [{"quantity": quantity, "addedAt": iso(now), "windowEnd": inherited}]})
             nce.save(ctx.state, moved_to)
         nce.save(ctx.state, source)
         if kind == "transition_with_license_transfer" and offer.provisioning_id != target.provisioning_id:

@@ -1,19 +1,27 @@
 """New Commerce subscription lifecycle: purchase, seat batches, cancellation and seat-reduction
-windows, suspension, renewal on the emulator clock, and the billing ledger (reference §2.5)."""
+windows, suspension, renewal on the emulator clock, and the billing ledger (reference §2.5).
+
+The money is Microsoft's, computed here with the emulator's own code (the portal's simulator has its
+own; a test runs both through the same worked examples). Charge cycles recur on the UTC calendar day
+of purchase or renewal; a line is unit price / cycle days x billing days x quantity, rounded down once;
+seat changes wipe the old count and recreate the new one; seats given back within 24 hours of being
+bought are refunded in full. Renewals and cycle charges happen at 00:00 UTC.
+"""
 
 import calendar
 import json
-import math
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
 
-from ..catalog import CYCLE_MONTHS, TERM_MONTHS, Offer, money
+from ..catalog import CYCLE_MONTHS, TERM_MONTHS, Offer
 from ..state import iso, parse_iso
 from .common import link, new_id
 
 # "Cancellation window = 7 calendar days (168 h) after purchase or renewal"; the same window
-# applies to each batch of added seats.
+# applies to each batch of added seats. Inside the first 24 hours the refund is full.
 WINDOW = timedelta(hours=168)
+FULL_REFUND = timedelta(hours=24)
+CENT = Decimal("0.01")
 LIVE_STATUSES = ("active", "suspended")
 
 
@@ -23,6 +31,31 @@ def add_months(dt: datetime, months: int) -> datetime:
     month = month % 12 + 1
     day = min(dt.day, calendar.monthrange(year, month)[1])
     return dt.replace(year=year, month=month, day=day)
+
+
+def day_of(dt: datetime) -> date:
+    return dt.astimezone(UTC).date()
+
+
+def midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def cycle_of(anchor: datetime, billing_cycle: str, at: datetime) -> tuple[date, date]:
+    """(first day, next cycle's first day) of the charge cycle holding `at`'s UTC day. Cycles recur on the
+    anchor's day of the month, clamped to short months, always counted from the anchor itself."""
+    first = midnight(day_of(anchor))
+    step, n, today = CYCLE_MONTHS[billing_cycle], 0, day_of(at)
+    while day_of(add_months(first, (n + 1) * step)) <= today:
+        n += 1
+    return day_of(add_months(first, n * step)), day_of(add_months(first, (n + 1) * step))
+
+
+def line_total(unit: Decimal, quantity: int, days: int, cycle_days: int) -> Decimal:
+    """Effective unit price (unit / cycle days x days) times quantity, rounded down to the cent once."""
+    if quantity <= 0 or days <= 0:
+        return Decimal("0.00")
+    return (unit * quantity * days / cycle_days).quantize(CENT, rounding=ROUND_DOWN)
 
 
 def load(state, subscription_id: str) -> dict | None:
@@ -42,29 +75,28 @@ def save(state, sub: dict) -> None:
 
 # -- billing periods and the ledger --------------------------------------------------------
 def _period(sub: dict, at: datetime) -> tuple[datetime, datetime]:
-    """The billing period of `sub` that contains `at`."""
-    start = parse_iso(sub["termStart"])
-    step = CYCLE_MONTHS[sub["billingCycle"]]
-    n = 0
-    while add_months(start, (n + 1) * step) <= at:
-        n += 1
-    return add_months(start, n * step), add_months(start, (n + 1) * step)
+    """The charge cycle of `sub` that contains `at`, as UTC midnights."""
+    first, nxt = cycle_of(parse_iso(sub["termStart"]), sub["billingCycle"], at)
+    return midnight(first), midnight(nxt)
 
 
-def _fraction_remaining(start: datetime, end: datetime, at: datetime) -> Decimal:
-    """Daily proration: whole days left in the period over days in the period."""
-    total = max((end - start).days, 1)
-    left = min(math.ceil(max((end - at).total_seconds(), 0) / 86400), total)
-    return Decimal(left) / Decimal(total)
+def _unit(catalog, sub: dict) -> Decimal:
+    return catalog.offer(sub["offerId"]).unit_price(sub["termDuration"], sub["billingCycle"])
 
 
-def charge(state, catalog, sub: dict, *, charge_type: str, quantity: int, start: datetime,
-           end: datetime, at: datetime, fraction: Decimal = Decimal(1)) -> None:
+def charge(state, catalog, sub: dict, *, charge_type: str, quantity: int, first_day: date, last_day: date,
+           cycle_days: int, at: datetime, credit: bool = False, subtotal: Decimal | None = None) -> None:
+    """One billing line from `first_day` to `last_day` (inclusive) of a cycle of `cycle_days` days.
+    A credit shows a negative effective unit price and total, as Microsoft's reconciliation does."""
     offer = catalog.offer(sub["offerId"])
     customer = state.doc("SELECT doc FROM customers WHERE id = ?", (sub["customerId"],))
-    unit = offer.unit_price(sub["termDuration"], sub["billingCycle"])
-    effective = money(unit * fraction)
-    subtotal = money(effective * quantity)
+    unit = _unit(catalog, sub)
+    days = (last_day - first_day).days + 1
+    effective = unit * days / cycle_days
+    if subtotal is None:
+        subtotal = line_total(unit, quantity, days, cycle_days)
+    if credit:
+        effective, subtotal = -effective, -subtotal
     tax = Decimal("0.00")  # US reseller billing: tax is the partner's concern, not Microsoft's
     item = {
         "partnerId": None, "customerId": sub["customerId"],
@@ -74,13 +106,15 @@ def charge(state, catalog, sub: dict, *, charge_type: str, quantity: int, start:
         "invoiceNumber": "", "mpnId": "", "resellerMpnId": "", "orderId": sub["orderId"],
         "orderDate": sub["creationDate"], "productId": offer.product_id, "skuId": offer.sku_id,
         "availabilityId": offer.availability_id, "productName": offer.title, "skuName": offer.title,
-        "chargeType": charge_type, "unitPrice": float(unit), "effectiveUnitPrice": float(effective),
+        "chargeType": charge_type, "unitPrice": float(unit),
+        "effectiveUnitPrice": float(effective.quantize(Decimal("0.0001"))),
         "unitType": "Licenses", "quantity": quantity, "billableQuantity": quantity,
         "subtotal": float(subtotal), "taxTotal": float(tax), "totalForCustomer": float(subtotal + tax),
         "currency": "USD", "pricingCurrency": "USD", "pcToBCExchangeRate": 1,
         "pcToBCExchangeRateDate": iso(at), "publisherName": "Microsoft Corporation",
         "publisherId": "", "subscriptionDescription": sub["friendlyName"],
-        "subscriptionId": sub["id"], "chargeStartDate": iso(start), "chargeEndDate": iso(end),
+        "subscriptionId": sub["id"], "chargeStartDate": iso(midnight(first_day)),
+        "chargeEndDate": iso(midnight(last_day)),
         "termAndBillingCycle": f"{sub['termDuration']} {sub['billingCycle']}",
         "alternateId": sub["orderId"], "priceAdjustmentDescription": "", "discountDetails": "",
         "meterDescription": "", "reservationOrderId": "", "creditReasonCode": "",
@@ -92,9 +126,21 @@ def charge(state, catalog, sub: dict, *, charge_type: str, quantity: int, start:
                   (sub["customerId"], json.dumps(item)))
 
 
+def _charge_cycle(state, catalog, sub: dict, *, charge_type: str, at: datetime) -> None:
+    """A whole cycle for every seat: the purchase, a renewal or a cycle charge."""
+    first, nxt = cycle_of(parse_iso(sub["termStart"]), sub["billingCycle"], at)
+    charge(state, catalog, sub, charge_type=charge_type, quantity=sub["quantity"], first_day=first,
+           last_day=nxt - timedelta(days=1), cycle_days=(nxt - first).days, at=at)
+
+
 def _next_charge(sub: dict, after: datetime) -> str | None:
     _, end = _period(sub, after)
     return iso(end) if end < parse_iso(sub["termEnd"]) else None
+
+
+def term_end_after(start: datetime, term: str) -> str:
+    """The renewal moment: 00:00 UTC after the term's last day."""
+    return iso(add_months(midnight(day_of(start)), TERM_MONTHS[term]))
 
 
 # -- purchase --------------------------------------------------------------------------------
@@ -115,11 +161,8 @@ def purchase(state, catalog, *, customer_id: str, offer: Offer, quantity: int, t
                     "azureEntitlementId": new_id(), "batches": []})
         save(state, sub)
         return sub
-    start = at
-    sub["termEnd"] = iso(add_months(start, TERM_MONTHS[term]))
-    _, period_end = _period(sub, at)
-    charge(state, catalog, sub, charge_type="new", quantity=quantity, start=start, end=period_end,
-           at=at)
+    sub["termEnd"] = term_end_after(at, term)
+    _charge_cycle(state, catalog, sub, charge_type="new", at=at)
     sub["nextCharge"] = _next_charge(sub, at)
     save(state, sub)
     return sub
@@ -130,39 +173,110 @@ def within_window(since: str, now: datetime) -> bool:
     return now < parse_iso(since) + WINDOW
 
 
+def batch_window_end(batch: dict) -> datetime:
+    """A batch's own 7 days, or the window it inherited (seats moved by an upgrade open none)."""
+    if batch.get("windowEnd"):
+        return parse_iso(batch["windowEnd"])
+    return parse_iso(batch["addedAt"]) + WINDOW
+
+
 def refundable_batches(sub: dict, now: datetime) -> list[dict]:
-    return [b for b in sub["batches"] if within_window(b["addedAt"], now)]
+    return [b for b in sub["batches"] if now < batch_window_end(b)]
+
+
+def full_refund_open(batch: dict, now: datetime) -> bool:
+    return not batch.get("windowEnd") and now < parse_iso(batch["addedAt"]) + FULL_REFUND
+
+
+def take_seats(sub: dict, seats: int, now: datetime) -> list[tuple[dict, int]]:
+    """Which batches give back `seats`: the newest refundable ones first."""
+    taken = []
+    for batch in reversed(refundable_batches(sub, now)):
+        if not seats:
+            break
+        count = min(batch["quantity"], seats)
+        taken.append((batch, count))
+        seats -= count
+    return taken
+
+
+def seat_change_lines(sub: dict, quantity: int, now: datetime, unit: Decimal,
+                      taken: list[tuple[dict, int]]) -> list[dict]:
+    """The billing lines for moving `sub` from its quantity to `quantity` at `now` (no state touched).
+
+    Wipe: a credit for the current count from today to the end of the charge cycle. Recreate: a
+    charge for the new count over the same days. Seats given back inside their first 24 hours are
+    wiped from the day they were charged in this cycle, so they get everything back. Seats taken one
+    after another with the same first day share one wipe and one recreate; every line is rounded
+    down once."""
+    first, nxt = cycle_of(parse_iso(sub["termStart"]), sub["billingCycle"], now)
+    cycle_days, today = (nxt - first).days, day_of(now)
+    runs: list[list] = []  # [first day, count before, count after]
+    count = sub["quantity"]
+    for batch, seats in taken:
+        bought = max(day_of(parse_iso(batch["addedAt"])), first)
+        start = bought if full_refund_open(batch, now) else today
+        if runs and runs[-1][0] == start:
+            runs[-1][2] = count - seats
+        else:
+            runs.append([start, count, count - seats])
+        count -= seats
+    if not runs:
+        runs = [[today, sub["quantity"], quantity]]
+    lines = []
+    for start, before, after in runs:
+        days = (nxt - start).days
+        for seats, credit in ((before, True), (after, False)):
+            if seats:
+                lines.append({"quantity": seats, "first_day": start, "last_day": nxt - timedelta(days=1),
+                              "cycle_days": cycle_days, "credit": credit,
+                              "subtotal": line_total(unit, seats, days, cycle_days)})
+    return lines
+
+
+def refund_of(lines: list[dict]) -> Decimal:
+    """What a set of lines gives back: credits less charges."""
+    return sum((li["subtotal"] if li["credit"] else -li["subtotal"] for li in lines), Decimal("0.00"))
+
+
+def _post(state, catalog, sub: dict, lines: list[dict], *, charge_type: str, now: datetime) -> None:
+    for li in lines:
+        charge(state, catalog, sub, charge_type=charge_type, quantity=li["quantity"], first_day=li["first_day"],
+               last_day=li["last_day"], cycle_days=li["cycle_days"], at=now, credit=li["credit"],
+               subtotal=li["subtotal"])
 
 
 def change_quantity(state, catalog, sub: dict, quantity: int, now: datetime) -> None:
-    delta = quantity - sub["quantity"]
-    start, end = _period(sub, now)
-    fraction = _fraction_remaining(start, end, now)
-    if delta > 0:
-        sub["batches"].append({"quantity": delta, "addedAt": iso(now)})
-        charge(state, catalog, sub, charge_type="addQuantity", quantity=delta, start=now, end=end,
-               at=now, fraction=fraction)
-    elif delta < 0:
-        remaining = -delta
-        for batch in reversed(refundable_batches(sub, now)):
-            taken = min(batch["quantity"], remaining)
-            batch["quantity"] -= taken
-            remaining -= taken
-            if not remaining:
-                break
-        sub["batches"] = [b for b in sub["batches"] if b["quantity"] > 0]
-        charge(state, catalog, sub, charge_type="removeQuantity", quantity=delta, start=now, end=end,
-               at=now, fraction=fraction)
+    """Microsoft's two steps: refund (wipe) the current count, then charge (recreate) the new one."""
+    old = sub["quantity"]
+    if quantity == old:
+        return
+    taken = take_seats(sub, old - quantity, now) if quantity < old else []
+    lines = seat_change_lines(sub, quantity, now, _unit(catalog, sub), taken)
+    _post(state, catalog, sub, lines, charge_type="addQuantity" if quantity > old else "removeQuantity", now=now)
+    if quantity > old:
+        sub["batches"].append({"quantity": quantity - old, "addedAt": iso(now)})
+    for batch, seats in taken:
+        batch["quantity"] -= seats
+    sub["batches"] = [b for b in sub["batches"] if b["quantity"] > 0]
     sub["quantity"] = quantity
 
 
 def cancel(state, catalog, sub: dict, now: datetime) -> None:
     if sub.get("termEnd"):
-        start, end = _period(sub, now)
-        charge(state, catalog, sub, charge_type="cancelImmediate", quantity=-sub["quantity"],
-               start=now, end=end, at=now, fraction=_fraction_remaining(start, end, now))
+        taken = [(b, b["quantity"]) for b in reversed(sub["batches"])]
+        lines = seat_change_lines(sub, 0, now, _unit(catalog, sub), taken)
+        _post(state, catalog, sub, lines, charge_type="cancelImmediate", now=now)
     sub.update({"status": "deleted", "autoRenewEnabled": False, "nextCharge": None,
                 "deletedAt": iso(now)})
+
+
+def refund_options(sub: dict, now: datetime) -> list[dict]:
+    """Partner Center's refundOptions: Full for 24 hours after purchase or renewal, then Partial to
+    the end of the 7-day window; each with the moment it expires."""
+    start = parse_iso(sub["termStart"])
+    options = [("Full", start + FULL_REFUND), ("Partial", start + WINDOW)]
+    return [{"type": kind, "expiresAt": iso(expires)} for kind, expires in options if now < expires]
 
 
 def _renew(state, catalog, sub: dict) -> None:
@@ -177,10 +291,8 @@ def _renew(state, catalog, sub: dict) -> None:
         sub["billingCycle"] = product["billingCycle"].lower()
     sub.update({"termStart": iso(at), "scheduledNextTermInstructions": None,
                 "batches": [{"quantity": sub["quantity"], "addedAt": iso(at)}]})
-    sub["termEnd"] = iso(add_months(at, TERM_MONTHS[sub["termDuration"]]))
-    _, period_end = _period(sub, at)
-    charge(state, catalog, sub, charge_type="renew", quantity=sub["quantity"], start=at,
-           end=period_end, at=at)
+    sub["termEnd"] = term_end_after(at, sub["termDuration"])
+    _charge_cycle(state, catalog, sub, charge_type="renew", at=at)
     sub["nextCharge"] = _next_charge(sub, at)
 
 
@@ -204,9 +316,7 @@ def settle(state, catalog, now: datetime) -> None:
             term_end = parse_iso(sub["termEnd"])
             next_charge = parse_iso(sub["nextCharge"]) if sub.get("nextCharge") else None
             if next_charge and next_charge < term_end and next_charge <= now:
-                _, end = _period(sub, next_charge)
-                charge(state, catalog, sub, charge_type="cycleCharge", quantity=sub["quantity"],
-                       start=next_charge, end=end, at=next_charge)
+                _charge_cycle(state, catalog, sub, charge_type="cycleCharge", at=next_charge)
                 sub["nextCharge"] = _next_charge(sub, next_charge)
             elif term_end <= now:
                 if sub["status"] == "active" and sub["autoRenewEnabled"]:
@@ -256,12 +366,11 @@ def render(sub: dict, catalog, now: datetime) -> dict:
             "commitmentEndDateTime": iso(term_end - timedelta(seconds=1)),
             "cancellationAllowedUntilDate": iso(window_end),
             "billingCycleEndDate": iso(period_end - timedelta(seconds=1)),
-            "refundOptions": [{"type": "Partial", "expiresAt": iso(window_end)}]
-            if sub["status"] in LIVE_STATUSES and now < window_end else [],
+            "refundOptions": refund_options(sub, now) if sub["status"] in LIVE_STATUSES else [],
             "refundableQuantity": {
                 "totalQuantity": sum(b["quantity"] for b in refundable),
                 "details": [{"quantity": b["quantity"],
-                             "allowedUntilDateTime": iso(parse_iso(b["addedAt"]) + WINDOW)}
+                             "allowedUntilDateTime": iso(batch_window_end(b))}
                             for b in refundable]},
         })
         if sub.get("scheduledNextTermInstructions"):

@@ -1,6 +1,7 @@
 import csv
 import io
 import uuid
+from datetime import datetime
 
 from msemulator.partner_center.customers import MCA_TEMPLATE_ID
 from msemulator.seed import FABRIKAM_ID, NORTHWIND_ID
@@ -98,7 +99,8 @@ def test_catalog_shapes(client):
     assert availability["catalogItemId"] == BASIC
     assert {(t["duration"], t["billingCycle"]) for t in availability["terms"]} == {
         ("P1M", "Monthly"), ("P1Y", "Monthly"), ("P1Y", "Annual")}
-    assert availability["terms"][0]["cancellationPolicies"][0]["refundOptions"][0]["expiresAfter"] == "P7D"
+    options = availability["terms"][0]["cancellationPolicies"][0]["refundOptions"]
+    assert [(o["type"], o["expiresAfter"]) for o in options] == [("Full", "P1D"), ("Partial", "P7D")]
     assert_pc_error(client.pc("GET", "/products/NOPE?country=US"), 404, 400013)
 
 
@@ -300,3 +302,63 @@ def test_billed_and_unbilled_reconciliation(client):
 def test_seeded_customers_are_listed(client):
     ids = {c["id"] for c in client.pc("GET", "/customers").json()["items"]}
     assert ids == {FABRIKAM_ID, NORTHWIND_ID}
+
+
+def _seconds_until(client, moment: str) -> float:
+    now = datetime.fromisoformat(client.control("GET", "/clock").json()["now"])
+    return (datetime.fromisoformat(moment.replace("Z", "+00:00")) - now).total_seconds()
+
+
+def test_refund_options_full_for_24_hours_then_partial_then_none(client):
+    # Subscription resources: RefundOption type "Full" or "Partial", with when it expires; the
+    # 24-hour full refund and the 7-day prorated one (new commerce cancellation policy).
+    customer = new_customer(client)
+    accept_mca(client, customer["id"])
+    sub_id = buy(client, customer["id"]).json()["orders"][0]["lineItems"][0]["subscriptionId"]
+    sub = subscription(client, customer["id"], sub_id)
+    assert [o["type"] for o in sub["refundOptions"]] == ["Full", "Partial"]
+    assert sub["refundOptions"][1]["expiresAt"] == sub["cancellationAllowedUntilDate"]
+    client.advance(seconds=_seconds_until(client, sub["refundOptions"][0]["expiresAt"]) + 1)
+    assert [o["type"] for o in subscription(client, customer["id"], sub_id)["refundOptions"]] == ["Partial"]
+    client.advance(seconds=_seconds_until(client, sub["cancellationAllowedUntilDate"]) - 5)
+    assert [o["type"] for o in subscription(client, customer["id"], sub_id)["refundOptions"]] == ["Partial"]
+    client.advance(seconds=6)
+    later = subscription(client, customer["id"], sub_id)
+    assert later["refundOptions"] == [] and later["refundableQuantity"]["totalQuantity"] == 0
+    assert_pc_error(patch(client, customer["id"], later, status="deleted"), 400, 900213)
+
+
+def test_cancel_just_inside_the_window_and_within_24_hours_refunds_everything(client):
+    customer = new_customer(client)
+    accept_mca(client, customer["id"])
+    sub_id = buy(client, customer["id"], quantity=10).json()["orders"][0]["lineItems"][0]["subscriptionId"]
+    sub = subscription(client, customer["id"], sub_id)
+    assert patch(client, customer["id"], sub, status="deleted").status_code == 200
+    lines = client.pc("GET", "/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=billinglineitems"
+                             "&currencycode=USD&period=current").json()["items"]
+    mine = [li for li in lines if li["subscriptionId"] == sub_id]
+    charged = sum(li["subtotal"] for li in mine if li["chargeType"] == "new")
+    refunded = -sum(li["subtotal"] for li in mine if li["chargeType"] == "cancelImmediate")
+    assert refunded == charged == 10 * mine[0]["unitPrice"]
+    late = buy(client, customer["id"]).json()["orders"][0]["lineItems"][0]["subscriptionId"]
+    late_sub = subscription(client, customer["id"], late)
+    client.advance(seconds=_seconds_until(client, late_sub["cancellationAllowedUntilDate"]) - 5)
+    assert patch(client, customer["id"], late_sub, status="deleted").status_code == 200
+
+
+def test_renewal_and_cycle_charges_happen_at_midnight_utc(client):
+    # "Renewals are processed after the final day of a term, starting at 12:00 AM UTC the following day."
+    customer = new_customer(client)
+    accept_mca(client, customer["id"])
+    sub_id = buy(client, customer["id"], term="P1M").json()["orders"][0]["lineItems"][0]["subscriptionId"]
+    sub = subscription(client, customer["id"], sub_id)
+    assert sub["commitmentEndDateTime"].endswith("T23:59:59Z")
+    assert sub["billingCycleEndDate"].endswith("T23:59:59Z")
+    client.advance(days=32)
+    renewed = subscription(client, customer["id"], sub_id)
+    assert renewed["effectiveStartDate"].endswith("T00:00:00Z")
+    assert renewed["cancellationAllowedUntilDate"].endswith("T00:00:00Z")
+    lines = client.pc("GET", "/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=billinglineitems"
+                             "&currencycode=USD&period=current").json()["items"]
+    renew = [li for li in lines if li["subscriptionId"] == sub_id and li["chargeType"] == "renew"]
+    assert renew and renew[0]["chargeStartDate"].endswith("T00:00:00Z")

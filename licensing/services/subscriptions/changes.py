@@ -88,11 +88,17 @@ def _maximum(subscription: Subscription) -> int | None:
     return subscription.sku.maximum_quantity if subscription.sku_id else None
 
 
-def subscription_reduction_plan(*, subscription: Subscription, new_quantity: int, now=None) -> nce.ReductionPlan:
-    """The simulator: what removing seats (or cancelling, ``new_quantity=0``) refunds and what stays committed."""
+def subscription_reduction_plan(*, subscription: Subscription, new_quantity: int, now=None,
+                                unit_price=None) -> nce.ReductionPlan:
+    """The simulator: what removing seats (or cancelling, ``new_quantity=0``) refunds and what stays committed.
+
+    Priced at the customer's unit price unless ``unit_price`` is given (Microsoft's price, to compare
+    with Partner Center's credits).
+    """
     return nce.plan_reduction(
         batches=list(subscription.seat_batches.all()), current_quantity=subscription.quantity,
-        new_quantity=new_quantity, unit_price=subscription.unit_price, billing_cycle=subscription.billing_cycle,
+        new_quantity=new_quantity, unit_price=subscription.unit_price if unit_price is None else unit_price,
+        billing_cycle=subscription.billing_cycle,
         commitment_end=subscription.commitment_end, now=now or timezone.now(),
         minimum_quantity=_minimum(subscription), billing_anchor=subscription.start_date,
     )

@@ -83,14 +83,17 @@ def test_each_batch_has_its_own_window_and_newest_seats_go_first():
         assert not refused.allowed and "next term" in refused.reason
 
 
-def test_refund_is_prorated_daily_and_rounded_down():
-    # January has 31 days; two started days used: 29/31 of 30.00 = 28.0645... -> 28.06
+def test_refund_is_prorated_by_utc_day_and_rounded_down():
+    # Bought 10 January 09:00; given back on 11 January (25 hours later): 10 January was used,
+    # 30 of January's 31 charge-cycle days are refunded: 30.00 / 31 x 30 = 29.032... -> 29.03.
     refund = nce.prorated_refund(unit_price=Decimal("30.00"), billing_cycle="monthly", added_at=T0,
                                  now=T0 + timedelta(days=1, hours=1))
-    assert refund == Decimal("28.06")
-    same_day = nce.prorated_refund(unit_price=Decimal("30.00"), billing_cycle="monthly", added_at=T0,
-                                   now=T0 + timedelta(minutes=5))
-    assert same_day == Decimal("29.03")
+    assert refund == Decimal("29.03")
+    # Within 24 hours the refund is full, even after UTC midnight.
+    assert nce.prorated_refund(unit_price=Decimal("30.00"), billing_cycle="monthly", added_at=T0,
+                               now=T0 + timedelta(minutes=5)) == Decimal("30.00")
+    assert nce.prorated_refund(unit_price=Decimal("30.00"), billing_cycle="monthly", added_at=T0,
+                               now=T0 + timedelta(hours=23, minutes=59)) == Decimal("30.00")
 
 
 def test_cancellation_plan_refunds_everything_and_commits_nothing():
@@ -98,8 +101,8 @@ def test_cancellation_plan_refunds_everything_and_commits_nothing():
     plan = nce.plan_reduction(batches=batches, current_quantity=5, new_quantity=0, unit_price=Decimal("12.00"),
                               billing_cycle="monthly", commitment_end=None, now=T0 + timedelta(days=2))
     assert plan.allowed and plan.seats_refunded == 5 and plan.seats_committed == 0
-    assert plan.refund_total == 5 * nce.prorated_refund(unit_price=Decimal("12.00"), billing_cycle="monthly",
-                                                        added_at=T0, now=T0 + timedelta(days=2))
+    # One line for the five seats, rounded once: 12.00 / 31 x 29 x 5 = 56.129 -> 56.12 (not 5 x 11.22).
+    assert plan.refund_total == Decimal("56.12")
 
 
 def test_minimum_quantity_is_enforced():
@@ -116,13 +119,16 @@ def test_offer_in_words_names_term_billing_window_and_price():
 
 def test_seats_added_mid_term_refund_only_what_they_were_charged():
     # Annual billing: a seat added half-way through the year was charged for the remaining days only,
-    # so giving it back the next day cannot refund (nearly) a whole year.
+    # so giving it back cannot refund (nearly) a whole year.
     start = datetime(2025, 1, 10, 16, 57, tzinfo=UTC)
     added = datetime(2025, 7, 11, 9, 0, tzinfo=UTC)
+    # Inside 24 hours: everything charged for it, 2025-07-11 to 2026-01-09, 183 of 365 days.
     refund = nce.prorated_refund(unit_price=Decimal("365.00"), billing_cycle="annual", added_at=added,
                                  now=added + timedelta(hours=20), billing_anchor=start)
-    # 2025-07-11 to 2026-01-10 is 183 days charged, one started day used: 182/365 of 365.00.
-    assert refund == Decimal("182.00")
+    assert refund == Decimal("183.00")
+    # Two days later: from 2025-07-13, 181 of 365 days.
+    assert nce.prorated_refund(unit_price=Decimal("365.00"), billing_cycle="annual", added_at=added,
+                               now=added + timedelta(days=2), billing_anchor=start) == Decimal("181.00")
     # Monthly billing: the period is the subscription's month that contains the addition.
     assert nce.billing_period(added, "monthly", start) == (datetime(2025, 7, 10, tzinfo=UTC),
                                                           datetime(2025, 8, 10, tzinfo=UTC))
@@ -132,12 +138,16 @@ def test_a_renewal_batch_starts_a_new_billing_period_whatever_the_time_of_purcha
     start = datetime(2025, 1, 10, 16, 57, tzinfo=UTC)
     renewal = nce.renewal_date(nce.term_end(start, "P1Y"))
     refund = nce.prorated_refund(unit_price=Decimal("31.00"), billing_cycle="monthly", added_at=renewal,
-                                 now=renewal + timedelta(hours=3), billing_anchor=start)
-    assert refund == Decimal("30.00")  # 31-day January 2026 period, one day used
+                                 now=renewal + timedelta(days=1, hours=3), billing_anchor=start)
+    assert refund == Decimal("30.00")  # 31-day January 2026 cycle, 10 January used
     plan = nce.plan_reduction(batches=[Batch(2, renewal)], current_quantity=2, new_quantity=1,
                               unit_price=Decimal("31.00"), billing_cycle="monthly", commitment_end=None,
+                              now=renewal + timedelta(days=1, hours=3), billing_anchor=start)
+    assert plan.refund_total == Decimal("30.00") and plan.refund_type == "Partial"
+    full = nce.plan_reduction(batches=[Batch(2, renewal)], current_quantity=2, new_quantity=1,
+                              unit_price=Decimal("31.00"), billing_cycle="monthly", commitment_end=None,
                               now=renewal + timedelta(hours=3), billing_anchor=start)
-    assert plan.refund_total == Decimal("30.00")
+    assert full.refund_total == Decimal("31.00") and full.refund_type == "Full"
 
 
 @pytest.mark.parametrize("window, words", [
