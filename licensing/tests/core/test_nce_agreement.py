@@ -13,11 +13,11 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import MicrosoftTenant
+from core.audit import Actor
+from core.tenancy import tenant_context
 from licensing import nce
 from licensing.microsoft.client import default_client
 from licensing.services import subscriptions as services
-from portal.tenancy import tenant_context
-from security.audit import Actor
 
 from .test_refusals import forget_tokens
 from .test_subscription_lifecycle import bought, change, fresh  # noqa: F401  (fixture)
