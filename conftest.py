@@ -15,3 +15,9 @@ def _fresh_caches():
     yield
     keyring.clear()
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _erasure_log(tmp_path_factory, settings):
+    """Crypto-shredding writes the erasure log outside the database; tests keep theirs in a temporary folder."""
+    settings.ERASURE_LOG_PATH = str(tmp_path_factory.mktemp("erasure") / "erasure-log.jsonl")

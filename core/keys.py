@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from .audit import Actor, audit_record
 from .crypto import KeyScope, ciphertext_key_id, keyring, master_keys, unwrap_data_key, wrap_data_key
+from .erasure_log import erasure_log_append
 from .fields import Ciphertext, EncryptedField
 from .models import DataKey
 
@@ -61,6 +62,9 @@ def data_key_destroy(*, scope: KeyScope, actor: Actor) -> list[uuid.UUID]:
         .exclude(status=DataKey.Status.DESTROYED)
         .values_list("pk", flat=True)
     )
+    if keys:
+        # Outside the database first, so a restore from an older backup can replay it (core.erasure_log).
+        erasure_log_append(scope=str(scope), actor=f"{actor.type}:{actor.id}", at=timezone.now())
     DataKey.objects.filter(pk__in=keys).update(
         status=DataKey.Status.DESTROYED, wrapped_key=None, retired_at=timezone.now()
     )

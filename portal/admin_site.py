@@ -1,10 +1,14 @@
 """The staff admin site class, apart from portal/admin.py: the lazy default site imports this
 module while admin modules register models, so it must not itself register anything."""
 
+from django.template.response import TemplateResponse
+from django.urls import path
 from django_otp.admin import OTPAdminSite
 
 from accounts import signin
 from accounts.admin_signin import StaffSignInForm, staff_sign_in_complete
+
+from .status import system_status
 
 
 class PortalAdminSite(OTPAdminSite):
@@ -23,6 +27,14 @@ class PortalAdminSite(OTPAdminSite):
     def __init__(self, name="admin"):
         # django-otp names its site "otpadmin"; keep "admin" so reverse("admin:...") works everywhere.
         super().__init__(name=name)
+
+    def get_urls(self):
+        return [path("status/", self.admin_view(self.system_status_view), name="system_status"), *super().get_urls()]
+
+    def system_status_view(self, request):
+        """Workers, queues, the outbox backlog, periodic jobs and Microsoft reachability, for operators."""
+        context = {**self.each_context(request), "title": "System status", "status": system_status()}
+        return TemplateResponse(request, "admin/system_status.html", context)
 
     def login(self, request, extra_context=None):
         response = super().login(request, extra_context)

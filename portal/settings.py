@@ -369,6 +369,14 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-usage-snapshot": {"task": "licensing.usage.snapshot_all", "schedule": 24 * 3600.0},
     "licensing-reminders": {"task": "licensing.notifications.reminders_all", "schedule": 24 * 3600.0},
 }
+# One heartbeat per queue every minute: the status page shows which queues have a live worker.
+for _queue in ("provisioning", "privacy", "default"):
+    CELERY_BEAT_SCHEDULE[f"portal-heartbeat-{_queue}"] = {
+        "task": "portal.worker_heartbeat",
+        "schedule": 60.0,
+        "kwargs": {"queue": _queue},
+        "options": {"queue": _queue, "expires": 55},
+    }
 
 # Microsoft endpoints. Defaults point at the local emulator; the real values are
 # https://login.microsoftonline.com, https://api.partnercenter.microsoft.com and
@@ -401,6 +409,10 @@ MS_ADMIN_AGENT_REFRESH_TOKEN = os.environ.get("MS_ADMIN_AGENT_REFRESH_TOKEN", ""
 MS_PRICING_URL = os.environ.get("MS_PRICING_URL", "")
 MS_HTTP_TIMEOUT = float(os.environ.get("MS_HTTP_TIMEOUT", 15))
 MS_RETRY_BUDGET = int(os.environ.get("MS_RETRY_BUDGET", 6))
+
+# Crypto-shredded key scopes, kept outside the database so a restore can replay them (core/erasure_log.py).
+# In production, a volume of its own that the backups do not restore over.
+ERASURE_LOG_PATH = os.environ.get("ERASURE_LOG_PATH", str(VAR_DIR / "erasure-log.jsonl"))
 
 # /metrics needs this bearer token; without one it answers only on loopback (portal/health.py).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

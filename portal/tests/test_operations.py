@@ -17,6 +17,7 @@ from accounts.api_keys import api_key_create
 from accounts.authentication import ApiKeyAuthentication
 from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, UserFactory
+from accounts.tests.helpers import verified_client
 from core.logging import JsonFormatter, RequestIdFilter
 from core.requestid import (
     bind_log_context,
@@ -28,6 +29,9 @@ from core.requestid import (
 from core.tenancy import tenant_context
 from licensing.models import ProvisioningOperation
 from portal.celery import app as celery_app
+from portal.models import JobRun
+from portal.status import job_run_record, system_status
+from portal.tasks import purge_idempotency_keys, worker_heartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -154,3 +158,49 @@ def test_api_key_authentication_binds_the_key_as_actor(organization):
     finally:
         reset_request_context(tokens)
     assert get_log_context() == {}
+
+
+# --- the staff status page -------------------------------------------------------------------
+
+def test_status_page_needs_a_verified_staff_member(client):
+    member = UserFactory()
+    verified_client(client, member)
+    assert client.get("/admin/status/").status_code == 302  # not staff: to the admin sign-in
+
+
+def test_status_page_shows_workers_queues_outbox_jobs_and_microsoft(client, organization, settings):
+    staff = UserFactory(is_staff=True)
+    verified_client(client, staff)
+    settings.MS_AUTHORITY_HOST = "https://127.0.0.1:1"  # nothing listens there: shown as unreachable
+    job_run_record(kind=JobRun.Kind.WORKER, name="provisioning @ worker-1", state="alive")
+    job_run_record(kind=JobRun.Kind.PERIODIC, name="licensing.tasks.sweep_operations", state="success")
+    job_run_record(kind=JobRun.Kind.PERIODIC, name="licensing.tasks.sweep_operations", state="success")
+    with tenant_context(organization):
+        ProvisioningOperation.objects.create(organization=organization, kind="order.checkout")
+    response = client.get("/admin/status/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "provisioning @ worker-1" in page and "Alive" in page
+    assert "1 pending, 0 running" in page
+    assert "licensing.tasks.sweep_operations" in page and "Overdue" in page  # other jobs never ran
+    assert "Entra ID" in page and "ConnectionError" in page
+    assert JobRun.objects.get(name="licensing.tasks.sweep_operations").runs == 2
+
+
+def test_a_worker_without_a_recent_heartbeat_is_flagged(client):
+    staff = UserFactory(is_staff=True)
+    verified_client(client, staff)
+    with time_machine.travel(timezone.now() - timedelta(minutes=10), tick=False):
+        job_run_record(kind=JobRun.Kind.WORKER, name="privacy @ worker-2", state="alive")
+    status = system_status(check_microsoft=False)
+    assert [w["alive"] for w in status["workers"]] == [False]
+    assert "No heartbeat for over 3 minutes" in client.get("/admin/status/").content.decode()
+
+
+def test_heartbeats_and_periodic_runs_are_recorded_by_the_task_path():
+    worker_heartbeat.delay(queue="privacy")
+    purge_idempotency_keys.delay()
+    kinds = {(run.kind, run.name.split(" @ ")[0]) for run in JobRun.objects.all()}
+    assert (JobRun.Kind.WORKER, "privacy") in kinds
+    assert (JobRun.Kind.PERIODIC, "portal.purge_idempotency_keys") in kinds
+    assert not JobRun.objects.filter(kind=JobRun.Kind.PERIODIC, name="portal.worker_heartbeat").exists()
