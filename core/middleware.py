@@ -73,3 +73,4 @@ class LogContextMiddleware:
             return self.get_response(request)
         finally:
             unbind_log_context(token)
+

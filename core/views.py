@@ -1,5 +1,8 @@
 """The site-wide error pages: HTML for people, the one JSON error shape for API clients."""
 
+import sys
+
+from django.db import InterfaceError, OperationalError
 from django.shortcuts import render
 
 from .api.errors import error_response
@@ -24,6 +27,14 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    # Called inside Django's exception handling, so the exception is still at hand. A database that
+    # is restarting or unreachable is a 503 with Retry-After: the request's transaction rolled back
+    # with the connection, nothing was half-written, and the client may send it again.
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        response = _error(request, 503, "service_unavailable",
+                          "The service is briefly unavailable. Nothing was changed; try again in a few seconds.")
+        response["Retry-After"] = "5"
+        return response
     return _error(request, 500, "server_error", "Something went wrong on our side. We have logged it.")
 
 

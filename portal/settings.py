@@ -143,6 +143,8 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}",
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+        # A pooled connection is checked before reuse, so a database restart costs no request.
+        conn_health_checks=True,
     )
 }
 # Every request runs in one transaction so the Postgres row-level-security tenant

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import OperationalError
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.request import Request
@@ -27,6 +28,7 @@ from core.requestid import (
     unbind_log_context,
 )
 from core.tenancy import tenant_context
+from core.views import server_error
 from licensing.models import ProvisioningOperation
 from portal.celery import app as celery_app
 from portal.models import JobRun
@@ -204,3 +206,27 @@ def test_heartbeats_and_periodic_runs_are_recorded_by_the_task_path():
     assert (JobRun.Kind.WORKER, "privacy") in kinds
     assert (JobRun.Kind.PERIODIC, "portal.purge_idempotency_keys") in kinds
     assert not JobRun.objects.filter(kind=JobRun.Kind.PERIODIC, name="portal.worker_heartbeat").exists()
+
+
+# --- a database that goes away ----------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/api/v1/subscriptions/", "/o/contoso/"])
+def test_a_lost_database_connection_is_a_503_with_retry_after(rf, path):
+    request = rf.get(path)
+    try:
+        raise OperationalError("server closed the connection unexpectedly")
+    except OperationalError:
+        response = server_error(request)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    if path.startswith("/api/"):
+        assert json.loads(response.content)["error"]["code"] == "service_unavailable"
+    assert b"server closed" not in response.content
+
+
+def test_other_errors_stay_500(rf):
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        response = server_error(rf.get("/api/v1/subscriptions/"))
+    assert response.status_code == 500
