@@ -6,8 +6,11 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 EMULATOR_PORT ?= 8443
+LOAD_SECONDS ?= 120
+LOAD_USERS ?= 16
+CHAOS_SECONDS ?= 45
 
-.PHONY: run test bench lint install migrate seed emulator worker clean
+.PHONY: run test bench lint install migrate seed emulator worker clean load chaos
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,3 +42,11 @@ lint: install
 
 clean:
 	rm -rf var .pytest_cache
+
+# A day's mix against gunicorn + PostgreSQL + Redis + workers + emulator, and faults under writes.
+# Long runs, outside `make test` (tests/test_load_chaos_smoke.py is the short version in the suite).
+load: install
+	$(PY) -m benchmarks.load --seconds $(LOAD_SECONDS) --users $(LOAD_USERS)
+
+chaos: install
+	$(PY) -m benchmarks.chaos --seconds $(CHAOS_SECONDS)

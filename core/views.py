@@ -2,6 +2,7 @@
 
 import sys
 
+import redis
 from django.db import InterfaceError, OperationalError
 from django.shortcuts import render
 
@@ -27,10 +28,10 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
-    # Called inside Django's exception handling, so the exception is still at hand. A database that
-    # is restarting or unreachable is a 503 with Retry-After: the request's transaction rolled back
+    # Called inside Django's exception handling, so the exception is still at hand. A database (or the
+    # Redis cache and broker) restarting or unreachable is a 503 with Retry-After: the request's transaction rolled back
     # with the connection, nothing was half-written, and the client may send it again.
-    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError | redis.ConnectionError | redis.TimeoutError):
         response = _error(request, 503, "service_unavailable",
                           "The service is briefly unavailable. Nothing was changed; try again in a few seconds.")
         response["Retry-After"] = "5"
