@@ -53,12 +53,12 @@ def test_replay_destroys_again_what_a_restore_brought_back():
     snapshot = DataKey.objects.get(scope_kind="subject", scope_id=str(user.pk))
     data_key_destroy(scope=_subject(user), actor=Actor.system("erasure"))
     _restore_key(snapshot)
-    type(user).objects.get(pk=user.pk).email  # readable again: the restore's danger  # noqa: B018
+    type(user).objects.get(pk=user.pk).email  # readable again: the restore's danger
 
     call_command("replay_erasures", since=backup_time.isoformat())
 
     with pytest.raises(DecryptionError):
-        type(user).objects.get(pk=user.pk).email  # noqa: B018
+        type(user).objects.get(pk=user.pk).email
     call_command("replay_erasures", since=backup_time.isoformat())  # a second replay is a no-op
 
 
