@@ -23,7 +23,7 @@ from licensing.services.directory import users as user_services
 
 from . import actor_of
 
-NOT_LINKED = "Link a Microsoft tenant before managing its users."
+NOT_LINKED = "Link a Microsoft tenant (and let its setup finish) before managing its users."
 
 
 def _to_operation(organization, operation):
@@ -39,7 +39,8 @@ class DirectoryUserCreate(OrganizationMixin, RecentMFARequiredMixin, View):
             domains = user_services.tenant_domains(self.organization)
         except DirectoryNotLinked:
             return None
-        return CreateUserForm(data, domains=domains)
+        # No known domain (a link still being set up): nothing to create a user name in yet.
+        return CreateUserForm(data, domains=domains) if domains else None
 
     def get(self, request, org_slug):
         form = self._form()
