@@ -116,9 +116,10 @@ def test_sensitive_actions_need_a_recent_second_factor(client, synced, owner):
         assert not ProvisioningOperation.objects.for_org(synced).filter(kind__startswith="directory.").exists()
 
 
-def test_viewer_sees_no_actions_and_cannot_post_them(client, synced):
+@pytest.mark.parametrize("recent_mfa", [True, False])
+def test_viewer_sees_no_actions_and_cannot_post_them(client, synced, recent_mfa):
     viewer = MembershipFactory(organization=synced, role=Role.VIEWER).user
-    verified_client(client, viewer)
+    verified_client(client, viewer, recent_mfa=recent_mfa)
     user = licensed_user(synced)
     page = client.get(url("directory_user", synced, pk=user.pk))
     assert page.status_code == 200 and b"Account actions" not in page.content

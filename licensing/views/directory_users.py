@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views import View
 
 from accounts.org_views import OrganizationMixin
-from accounts.reauth import RecentMFARequiredMixin
+from accounts.reauth import RecentMFARequiredMixin, has_recent_mfa, reverify_redirect
 from accounts.roles import Perm
 from licensing.forms_directory import CreateUserForm, OffboardForm, ResetPasswordForm
 from licensing.selectors import directory as selectors_directory
@@ -91,8 +91,14 @@ class _UserAction(OrganizationMixin, View):
         return redirect("licensing:directory_user", org_slug=org_slug, pk=user.pk)
 
 
-class DirectoryUserResetPassword(RecentMFARequiredMixin, _UserAction):
+class DirectoryUserResetPassword(_UserAction):
     success_message = "Password reset requested. The temporary password appears here once Microsoft has set it."
+
+    def post(self, request, org_slug, pk):
+        # After the role check (OrganizationMixin), like the other sensitive actions' mixin order.
+        if not has_recent_mfa(request):
+            return reverify_redirect(request)
+        return super().post(request, org_slug, pk)
 
     def act(self, request, user):
         form = ResetPasswordForm(request.POST)
