@@ -20,6 +20,7 @@ from .services import directory as directory_services
 from .services import notifications as notification_services
 from .services import usage as usage_services
 from .services.directory import offboard as _offboard  # noqa: F401  (registers directory.user_offboard)
+from .services.directory import passwords as password_services
 from .services.directory import users as directory_user_services
 
 
@@ -72,7 +73,7 @@ def expire_temporary_passwords() -> int:
 @shared_task(name="licensing.directory.expire_organization_passwords")
 def expire_organization_passwords(*, organization_id: str) -> int:
     organization = Organization.objects.get(pk=organization_id)
-    return directory_user_services.temporary_passwords_expire(organization=organization)
+    return password_services.temporary_passwords_expire(organization=organization)
 
 
 @shared_task(name="licensing.directory.request_periodic_sync")

@@ -25,6 +25,7 @@ from licensing.models import ProvisioningOperation
 from licensing.selectors import directory_actions as selectors_actions
 from licensing.services.directory import DirectoryNotLinked
 from licensing.services.directory import offboard as offboard_services
+from licensing.services.directory import passwords as password_services
 from licensing.services.directory import users as user_services
 
 REFUSAL_STATUS = {
@@ -68,7 +69,7 @@ class DirectoryOperationSerializer(serializers.ModelSerializer):
         return selectors_actions.action_outcome(obj)
 
     def get_temporary_password_available(self, obj) -> bool:
-        return user_services.password_waiting(obj)
+        return password_services.password_waiting(obj)
 
 
 class CreateUserSerializer(serializers.Serializer):
@@ -179,7 +180,7 @@ class DirectoryUserOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelM
             raise ApiError("Verify your second factor again (in the dashboard) within the last few minutes, then "
                            "retry.", code="mfa_required", status_code=403)
         try:
-            password = user_services.temporary_password_reveal(
+            password = password_services.temporary_password_reveal(
                 organization=self.organization, operation=operation, actor=audit_actor(self.actor)
             )
         except user_services.DirectoryActionRefused as exc:

@@ -20,7 +20,7 @@ from licensing.models import DirectoryUser, LicenseAssignment, ProvisioningOpera
 from licensing.models.directory import UPN_INDEX
 from licensing.provisioning import operation_execute
 from licensing.services import assignments as assignment_services
-from licensing.services.directory import offboard, users
+from licensing.services.directory import offboard, passwords, users
 from licensing.services.directory.users import DirectoryActionRefused
 
 from . import directory_helpers
@@ -68,12 +68,14 @@ def graph_user(graph, key: str) -> dict:
 def raw_rows_containing(secret: str) -> list[str]:
     """Every table and text column whose stored value contains ``secret`` (ciphertext does not)."""
     found = []
+    find = "strpos" if connection.vendor == "postgresql" else "instr"
     with connection.cursor() as cursor:
         for table in connection.introspection.table_names():
             columns = [c.name for c in connection.introspection.get_table_description(cursor, table)]
             for column in columns:
-                cursor.execute(f'SELECT COUNT(*) FROM "{table}" WHERE CAST("{column}" AS TEXT) LIKE %s',
-                               [f"%{secret}%"])
+                # A plain substring test: LIKE would read the password's % and _ as wildcards.
+                cursor.execute(f'SELECT COUNT(*) FROM "{table}" WHERE {find}(CAST("{column}" AS TEXT), %s) > 0',
+                               [secret])
                 if cursor.fetchone()[0]:
                     found.append(f"{table}.{column}")
     return found
@@ -101,7 +103,7 @@ def test_create_user_reaches_graph_appears_locally_and_shows_the_password_once(l
     operation = reload(linked_org, operation)
     assert operation.status == Status.SUCCEEDED, operation.last_error
     assert operation.requested_by_id == admin.pk and operation.target_type == "DirectoryUser"
-    assert "password" not in operation.payload and users.password_waiting(operation)
+    assert "password" not in operation.payload and passwords.password_waiting(operation)
     with tenant_context(linked_org):
         user = DirectoryUser.objects.for_org(linked_org).get(pk=operation.target_id)
     assert (user.display_name, user.user_principal_name, user.usage_location, user.job_title) == (
@@ -109,17 +111,18 @@ def test_create_user_reaches_graph_appears_locally_and_shows_the_password_once(l
     assert user.account_enabled and user.has_usage_location
     assert graph_user(graph, str(user.graph_id))["usageLocation"] == "GB"
 
-    password = act(linked_org, users.temporary_password_reveal, operation=operation, actor=actor)
+    password = act(linked_org, passwords.temporary_password_reveal, operation=operation, actor=actor)
     assert len(password) == users.PASSWORD_LENGTH
     check = password_check(emulator, user.graph_id, password)
     assert check["matches"] and check["forceChangePasswordNextSignIn"]
-    # Never stored in plaintext anywhere, and gone after the one reveal.
+    # Never stored in plaintext anywhere, and gone after the one reveal (the search does find plaintext).
+    assert "licensing_provisioningoperation.kind" in raw_rows_containing(users.CREATE)
     assert raw_rows_containing(password) == []
     with pytest.raises(DirectoryActionRefused) as again:
-        act(linked_org, users.temporary_password_reveal, operation=operation, actor=actor)
+        act(linked_org, passwords.temporary_password_reveal, operation=operation, actor=actor)
     assert again.value.code == "already_shown"
     operation = reload(linked_org, operation)
-    assert "temporary_password" not in operation.result and not users.password_waiting(operation)
+    assert "temporary_password" not in operation.result and not passwords.password_waiting(operation)
     assert {"directory.user_create_requested", "directory.user_created",
             "directory.temporary_password_revealed"} <= audit_actions(linked_org)
 
@@ -158,7 +161,7 @@ def test_a_name_taken_only_in_microsoft_fails_the_operation_clearly_and_erases_t
     assert operation.last_error_code == "upn_taken"
     assert operation.failure_reason == ("This user name is already taken in your Microsoft tenant. Choose another "
                                         "user name.")
-    assert "password" not in operation.payload and not users.password_waiting(operation)
+    assert "password" not in operation.payload and not passwords.password_waiting(operation)
     with tenant_context(linked_org):
         assert not DirectoryUser.objects.for_org(linked_org).filter(
             upn_index=blind_index(UPN_INDEX, f"grace.hopper@{DOMAIN}")).exists()
@@ -178,7 +181,7 @@ def test_a_user_created_by_an_earlier_try_whose_answer_was_lost_is_adopted(linke
     operation_execute(operation_id=operation.pk, org_id=linked_org.pk)
     operation = reload(linked_org, operation)
     assert operation.status == Status.SUCCEEDED
-    password = act(linked_org, users.temporary_password_reveal, operation=operation, actor=Actor.user(admin))
+    password = act(linked_org, passwords.temporary_password_reveal, operation=operation, actor=Actor.user(admin))
     assert password == sent
     with tenant_context(linked_org):
         assert DirectoryUser.objects.for_org(linked_org).filter(pk=operation.target_id).exists()
@@ -193,27 +196,40 @@ def test_password_reset_sets_a_new_password_shown_only_to_the_requester(linked_o
     operation = act(linked_org, users.directory_user_password_reset, user=user, actor=Actor.user(admin),
                     force_change_password=False)
     operation = reload(linked_org, operation)
-    assert operation.status == Status.SUCCEEDED and users.password_waiting(operation)
+    assert operation.status == Status.SUCCEEDED and passwords.password_waiting(operation)
     with pytest.raises(DirectoryActionRefused) as other:
-        act(linked_org, users.temporary_password_reveal, operation=operation, actor=Actor.user(UserFactory()))
+        act(linked_org, passwords.temporary_password_reveal, operation=operation, actor=Actor.user(UserFactory()))
     assert other.value.code == "not_requester"
-    password = act(linked_org, users.temporary_password_reveal, operation=operation, actor=Actor.user(admin))
+    password = act(linked_org, passwords.temporary_password_reveal, operation=operation, actor=Actor.user(admin))
     check = password_check(emulator, user.graph_id, password)
     assert check["matches"] and not check["forceChangePasswordNextSignIn"]
     assert raw_rows_containing(password) == []
+
+
+def test_a_newer_reset_erases_the_older_password_still_waiting(linked_org, emulator, graph, admin):
+    run_sync(linked_org)
+    user = licensed_user(linked_org, premium(linked_org))
+    first = act(linked_org, users.directory_user_password_reset, user=user, actor=Actor.user(admin))
+    second = act(linked_org, users.directory_user_password_reset, user=user, actor=Actor.user(admin))
+    assert second.pk != first.pk
+    with pytest.raises(DirectoryActionRefused) as stale:
+        act(linked_org, passwords.temporary_password_reveal, operation=first, actor=Actor.user(admin))
+    assert stale.value.code == "already_shown"
+    password = act(linked_org, passwords.temporary_password_reveal, operation=second, actor=Actor.user(admin))
+    assert password_check(emulator, user.graph_id, password)["matches"]
 
 
 def test_an_unrevealed_password_expires(linked_org, emulator, graph, admin):
     run_sync(linked_org)
     user = licensed_user(linked_org, premium(linked_org))
     operation = act(linked_org, users.directory_user_password_reset, user=user, actor=Actor.user(admin))
-    assert act(linked_org, users.temporary_passwords_expire) == 0
+    assert act(linked_org, passwords.temporary_passwords_expire) == 0
     with time_machine.travel(timezone.now() + users.PASSWORD_TTL + timedelta(minutes=1)):
-        assert act(linked_org, users.temporary_passwords_expire) == 1
+        assert act(linked_org, passwords.temporary_passwords_expire) == 1
     operation = reload(linked_org, operation)
     assert "temporary_password" not in operation.result and "password_expired_at" in operation.result
     with pytest.raises(DirectoryActionRefused):
-        act(linked_org, users.temporary_password_reveal, operation=operation, actor=Actor.user(admin))
+        act(linked_org, passwords.temporary_password_reveal, operation=operation, actor=Actor.user(admin))
 
 
 # --- block and unblock -----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from licensing.selectors import directory as selectors_directory
 from licensing.selectors import directory_actions as selectors_actions
 from licensing.services.directory import DirectoryNotLinked
 from licensing.services.directory import offboard as offboard_services
+from licensing.services.directory import passwords as password_services
 from licensing.services.directory import users as user_services
 
 from . import actor_of
@@ -147,8 +148,8 @@ def render_action_page(request, view, operation, *, password=None, expired=False
         "action_label": user_services.KIND_LABELS.get(operation.kind, operation.kind),
         "timeline": selectors_actions.action_timeline(operation),
         "outcome": selectors_actions.action_outcome(operation),
-        "password_waiting": user_services.password_waiting(operation),
-        "may_reveal": view.can(Perm.LICENSES_MANAGE) and user_services.may_reveal(operation, actor_of(request)),
+        "password_waiting": password_services.password_waiting(operation),
+        "may_reveal": view.can(Perm.LICENSES_MANAGE) and password_services.may_reveal(operation, actor_of(request)),
     })
     if password:
         # Shown once: no cache, no back-button copy.
@@ -171,7 +172,7 @@ class TemporaryPasswordReveal(OrganizationMixin, RecentMFARequiredMixin, View):
     def post(self, request, org_slug, pk):
         operation = selectors_actions.user_action_operation(self.organization, pk)
         try:
-            password = user_services.temporary_password_reveal(
+            password = password_services.temporary_password_reveal(
                 organization=self.organization, operation=operation, actor=actor_of(request)
             )
         except user_services.DirectoryActionRefused as exc:

@@ -9,11 +9,12 @@ without waiting for the next directory sync.
 
 Temporary passwords are generated here (``secrets``) and live only in the operation's encrypted
 payload until Graph has accepted them; the handler then moves the password into the operation's
-encrypted result, from where :func:`temporary_password_reveal` shows it once to whoever asked for
-it (the page puts that behind a recent second-factor check) and erases it. One that nobody reveals
-is erased after :data:`PASSWORD_TTL` by :func:`temporary_passwords_expire`. A failed operation
-erases its password at once. ``checkpoint["password_waiting"]`` (not secret) marks the operations
-still holding one. Passwords never reach a log, an audit event or an error message.
+encrypted result, from where ``passwords.temporary_password_reveal`` shows it once to whoever asked
+for it (the page puts that behind a recent second-factor check) and erases it. One that nobody
+reveals is erased after :data:`PASSWORD_TTL` (``passwords.temporary_passwords_expire``), and so is
+one a newer reset replaced. A failed operation erases its password at once.
+``checkpoint["password_waiting"]`` (not secret) marks the operations still holding one. Passwords never
+reach a log, an audit event or an error message.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -136,12 +137,24 @@ def _hold_password(operation: ProvisioningOperation, password: str) -> dict:
     return {"temporary_password": password, "password_expires_at": expires.isoformat()}
 
 
-def _erase_password(operation: ProvisioningOperation) -> None:
+def erase_password(operation: ProvisioningOperation) -> None:
     """A failed operation keeps no password (a retry generates a new one)."""
     operation.payload = {k: v for k, v in (operation.payload or {}).items() if k != "password"}
     if operation.result and "temporary_password" in operation.result:
         operation.result = {k: v for k, v in operation.result.items() if k != "temporary_password"}
     operation.checkpoint = {k: v for k, v in (operation.checkpoint or {}).items() if k != "password_waiting"}
+
+
+def _supersede_waiting_passwords(operation: ProvisioningOperation, user: DirectoryUser) -> None:
+    """A new password makes any earlier one still waiting to be shown useless: erase it."""
+    earlier = ProvisioningOperation.objects.for_org(operation.organization_id).select_for_update().filter(
+        kind__in=PASSWORD_KINDS, target_type="DirectoryUser", target_id=str(user.pk),
+        checkpoint__password_waiting=True,
+    ).exclude(pk=operation.pk)
+    for previous in earlier:
+        erase_password(previous)
+        previous.result = {**(previous.result or {}), "password_superseded_at": timezone.now().isoformat()}
+        previous.save(update_fields=["payload", "result", "checkpoint", "updated_at"])
 
 
 def _password_for(operation: ProvisioningOperation) -> str:
@@ -230,7 +243,7 @@ def directory_user_create(
     return operation
 
 
-@register_operation(CREATE, on_failure=_erase_password, max_attempts=6)
+@register_operation(CREATE, on_failure=erase_password, max_attempts=6)
 def _run_create(operation: ProvisioningOperation) -> dict:
     organization = operation.organization
     spec = operation.payload
@@ -303,7 +316,7 @@ def directory_user_password_reset(
     )
 
 
-@register_operation(PASSWORD_RESET, on_failure=_erase_password, max_attempts=6)
+@register_operation(PASSWORD_RESET, on_failure=erase_password, max_attempts=6)
 def _run_password_reset(operation: ProvisioningOperation) -> dict:
     user = target_user(operation)
     password = _password_for(operation)
@@ -313,6 +326,7 @@ def _run_password_reset(operation: ProvisioningOperation) -> dict:
         request_id=step_request_id(operation, "reset"),
     ), not_found=USER_GONE)
     operation_milestone(operation, "password_set")
+    _supersede_waiting_passwords(operation, user)
     audit_record(actor=actor_of_operation(operation), action="directory.password_reset",
                  organization=user.organization_id, target=user, metadata={"operation": str(operation.pk)})
     return _hold_password(operation, password)
@@ -386,63 +400,3 @@ def _run_unblock(operation: ProvisioningOperation) -> dict:
     audit_record(actor=actor_of_operation(operation), action="directory.sign_in_unblocked",
                  organization=user.organization_id, target=user, metadata={"operation": str(operation.pk)})
     return {"account_enabled": True}
-
-
-# --- the temporary password: shown once, then erased ---------------------------------------------------------
-
-
-def password_waiting(operation: ProvisioningOperation) -> bool:
-    return bool((operation.checkpoint or {}).get("password_waiting"))
-
-
-def may_reveal(operation: ProvisioningOperation, actor: Actor) -> bool:
-    """Only whoever asked for the password sees it (the same user, or the same API key)."""
-    return operation.actor_label == f"{actor.type}:{actor.id}"[:100]
-
-
-@transaction.atomic
-def temporary_password_reveal(*, organization, operation: ProvisioningOperation, actor: Actor) -> str | None:
-    """Hand out the temporary password once and erase it. ``None`` when it has expired (erased now)."""
-    operation = ProvisioningOperation.objects.for_org(organization).select_for_update().get(pk=operation.pk)
-    if operation.kind not in PASSWORD_KINDS or operation.status != ProvisioningOperation.Status.SUCCEEDED:
-        raise DirectoryActionRefused("not_available", "This operation has no temporary password to show.")
-    if not may_reveal(operation, actor):
-        raise DirectoryActionRefused("not_requester", "Only the admin who asked for this password can see it. "
-                                                      "Reset the password again to get a new one.")
-    result = dict(operation.result or {})
-    password = result.pop("temporary_password", None)
-    if not password:
-        raise DirectoryActionRefused("already_shown", "This temporary password was already shown, or it expired. "
-                                                      "Reset the password to get a new one.")
-    now = timezone.now()
-    expires = _parse(result.get("password_expires_at"))
-    expired = expires is not None and expires <= now
-    result["password_expired_at" if expired else "password_revealed_at"] = now.isoformat()
-    operation.result = result
-    operation.checkpoint = {k: v for k, v in (operation.checkpoint or {}).items() if k != "password_waiting"}
-    operation.save(update_fields=["result", "checkpoint", "updated_at"])
-    audit_record(actor=actor, action="directory.temporary_password_expired" if expired
-                 else "directory.temporary_password_revealed", organization=organization, target=operation)
-    return None if expired else password
-
-
-@transaction.atomic
-def temporary_passwords_expire(*, organization, now: datetime | None = None) -> int:
-    """Erase the temporary passwords nobody revealed within :data:`PASSWORD_TTL`."""
-    now = now or timezone.now()
-    rows = ProvisioningOperation.objects.for_org(organization).select_for_update().filter(
-        kind__in=PASSWORD_KINDS, checkpoint__password_waiting=True, finished_at__lte=now - PASSWORD_TTL,
-    )
-    count = 0
-    for operation in rows:
-        _erase_password(operation)
-        operation.result = {**(operation.result or {}), "password_expired_at": now.isoformat()}
-        operation.save(update_fields=["payload", "result", "checkpoint", "updated_at"])
-        audit_record(actor=Actor.system("directory"), action="directory.temporary_password_expired",
-                     organization=organization, target=operation)
-        count += 1
-    return count
-
-
-def _parse(value) -> datetime | None:
-    return parse_datetime(value) if isinstance(value, str) and value else None
