@@ -175,16 +175,32 @@ def test_a_user_created_by_an_earlier_try_whose_answer_was_lost_is_adopted(linke
     with tenant_context(linked_org):
         sent = ProvisioningOperation.objects.for_org(linked_org).get(pk=operation.pk).payload["password"]
     # The first try reached Microsoft; its answer never came back.
-    graph.graph.create_user(organization=None, tenant_id=FABRIKAM, request_id=str(uuid.uuid4()),
-                            display_name="Alan Turing", mail_nickname="alan.turing",
-                            user_principal_name=f"alan.turing@{DOMAIN}", password=sent)
+    lost = graph.graph.create_user(organization=None, tenant_id=FABRIKAM, request_id=str(uuid.uuid4()),
+                                   display_name="Alan Turing", mail_nickname="alan.turing",
+                                   user_principal_name=f"alan.turing@{DOMAIN}", password=sent)
     operation_execute(operation_id=operation.pk, org_id=linked_org.pk)
     operation = reload(linked_org, operation)
     assert operation.status == Status.SUCCEEDED
     password = act(linked_org, passwords.temporary_password_reveal, operation=operation, actor=Actor.user(admin))
-    assert password == sent
+    assert password == sent and password_check(emulator, lost.id, password)["matches"]
     with tenant_context(linked_org):
-        assert DirectoryUser.objects.for_org(linked_org).filter(pk=operation.target_id).exists()
+        assert DirectoryUser.objects.for_org(linked_org).get(pk=operation.target_id).graph_id == uuid.UUID(lost.id)
+
+
+def test_two_requests_for_one_name_queued_together_give_one_user(linked_org, emulator, graph, admin, monkeypatch):
+    monkeypatch.setattr("licensing.provisioning.operation_dispatch", lambda **kwargs: None)
+    spec = {"actor": Actor.user(admin), "display_name": "Edsger Dijkstra", "user_name": "edsger", "domain": DOMAIN}
+    first = act(linked_org, users.directory_user_create, **spec)
+    second = act(linked_org, users.directory_user_create, **spec)
+    for operation in (first, second):
+        operation_execute(operation_id=operation.pk, org_id=linked_org.pk)
+    first, second = reload(linked_org, first), reload(linked_org, second)
+    assert first.status == Status.SUCCEEDED
+    assert second.status == Status.FAILED and second.last_error_code == "upn_taken"
+    password = act(linked_org, passwords.temporary_password_reveal, operation=first, actor=Actor.user(admin))
+    with tenant_context(linked_org):
+        graph_id = DirectoryUser.objects.for_org(linked_org).get(pk=first.target_id).graph_id
+    assert password_check(emulator, graph_id, password)["matches"]
 
 
 # --- password reset --------------------------------------------------------------------------------------------

@@ -258,7 +258,7 @@ def _run_create(operation: ProvisioningOperation) -> dict:
             force_change_password=spec.get("force_change", True),
         )
     except ms.ObjectConflict as exc:
-        created = _adopt_own_creation(graph, operation, upn)
+        created = _adopt_own_creation(graph, operation, upn, password)
         if created is None:
             if exc.target and exc.target != "userPrincipalName":
                 raise OperationRefused("The mail alias is already used by another user or group in your tenant. "
@@ -280,10 +280,12 @@ def _run_create(operation: ProvisioningOperation) -> dict:
     return {"directory_user_id": str(user.pk), **_hold_password(operation, password)}
 
 
-def _adopt_own_creation(graph, operation: ProvisioningOperation, upn: str) -> dict | None:
+def _adopt_own_creation(graph, operation: ProvisioningOperation, upn: str, password: str) -> dict | None:
     """Graph has no idempotency key for POST /users: when an earlier try created the user and its answer
-    was lost, the retry meets our own user as a conflict. Adopt it if it was made after this operation
-    with our alias and name; anything else is someone else's user."""
+    was lost, the retry meets our own user as a conflict. Adopt it only if it was made after this
+    operation with our alias and name and no other operation already recorded it (a second request for
+    the same name, queued before the first ran, must fail, not take the first one's user). The adopted
+    user then gets this operation's password, so the password shown is the one that works."""
     try:
         found = graph.get_user(user_key=upn, select=["id", "displayName", "mailNickname", "mail", "createdDateTime"])
     except ms.NotFound:
@@ -293,10 +295,15 @@ def _adopt_own_creation(graph, operation: ProvisioningOperation, upn: str) -> di
     ours = (
         created_at is not None
         and created_at >= operation.created_at - CLOCK_SKEW
-        and (found.get("mailNickname") in (None, spec["mail_nickname"]))
+        and found.get("mailNickname") in (None, spec["mail_nickname"])
         and found.get("displayName") == spec["display_name"]
+        and not DirectoryUser.objects.for_org(operation.organization_id).filter(graph_id=found["id"]).exists()
     )
-    return found if ours else None
+    if not ours:
+        return None
+    graph.reset_password(user_id=found["id"], password=password, force_change=spec.get("force_change", True),
+                         request_id=step_request_id(operation, "adopt-password"))
+    return found
 
 
 # --- password reset ------------------------------------------------------------------------------------------
