@@ -141,6 +141,7 @@ def test_block_offboard_from_the_user_page_with_timeline(client, synced, owner, 
     assert b"Sign-in blocked" in blocked.content and b"Signed out of every session" in blocked.content
     page = client.get(url("directory_user", synced, pk=user.pk))
     assert b"Unblock sign-in" in page.content and b"Block sign-in</button>" not in page.content
+    assert b'id="user-sign-in">Blocked<' in page.content
     missing_choice = client.post(url("directory_user_offboard", synced, pk=user.pk), {}, follow=True)
     assert b"Choose what happens to the user&#x27;s mailbox." in missing_choice.content
     done = client.post(url("directory_user_offboard", synced, pk=user.pk), {"mailbox": "shared"}, follow=True)
