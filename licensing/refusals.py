@@ -31,6 +31,10 @@ MESSAGES: list[tuple[type[ms.MicrosoftError], str]] = [
     (ms.SkuNotInTenant,
      "This license is not part of your Microsoft tenant. Sync the directory; if it is still missing, buy a "
      "subscription for it first."),
+    (ms.ObjectConflict,
+     "Another user or group in your Microsoft tenant already uses this name. Choose another user name."),
+    (ms.PasswordRejected,
+     "Your tenant's password policy refused the temporary password. Try again: a new one is generated."),
     (ms.LimitExceeded,
      "Microsoft's limits do not allow this change (too many subscriptions, seats or changes). "
      "Choose a smaller change or contact support."),

@@ -14,11 +14,14 @@ from accounts.models import MicrosoftTenant, Organization
 from core.audit import Actor
 from core.tenancy import unscoped_no_tenant
 from licensing.microsoft import errors as ms
-from licensing.models import DirectorySync
+from licensing.models import DirectorySync, ProvisioningOperation
 
 from .services import directory as directory_services
 from .services import notifications as notification_services
 from .services import usage as usage_services
+from .services.directory import offboard as _offboard  # noqa: F401  (registers directory.user_offboard)
+from .services.directory import passwords as password_services
+from .services.directory import users as directory_user_services
 
 
 @shared_task(
@@ -51,6 +54,26 @@ def sync_all_directories() -> int:
     for org_id in org_ids:
         request_periodic_sync.delay(organization_id=str(org_id))
     return len(org_ids)
+
+
+@shared_task(name="licensing.directory.expire_temporary_passwords")
+def expire_temporary_passwords() -> int:
+    """Periodic: erase temporary passwords nobody revealed in time, one task per organisation holding one."""
+    with unscoped_no_tenant():
+        org_ids = set(
+            ProvisioningOperation.unscoped_objects.filter(
+                kind__in=directory_user_services.PASSWORD_KINDS, checkpoint__password_waiting=True
+            ).values_list("organization_id", flat=True)
+        )
+    for org_id in sorted(org_ids, key=str):
+        expire_organization_passwords.delay(organization_id=str(org_id))
+    return len(org_ids)
+
+
+@shared_task(name="licensing.directory.expire_organization_passwords")
+def expire_organization_passwords(*, organization_id: str) -> int:
+    organization = Organization.objects.get(pk=organization_id)
+    return password_services.temporary_passwords_expire(organization=organization)
 
 
 @shared_task(name="licensing.directory.request_periodic_sync")

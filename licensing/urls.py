@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import bulk, catalog, directory, notifications, onboarding, subscriptions, usage
+from .views import bulk, catalog, directory, directory_users, notifications, onboarding, subscriptions, usage
 from .views import settings as settings_views
 
 app_name = "licensing"
@@ -37,6 +37,17 @@ urlpatterns = [
     path("licenses/sync/status/", directory.DirectorySyncStatus.as_view(), name="directory_sync_status"),
     path("licenses/users/", directory.DirectoryUsersPage.as_view(), name="directory_users"),
     path("licenses/users/<uuid:pk>/", directory.DirectoryUserPage.as_view(), name="directory_user"),
+    path("licenses/users/new/", directory_users.DirectoryUserCreate.as_view(), name="directory_user_new"),
+    path("licenses/users/<uuid:pk>/reset-password/", directory_users.DirectoryUserResetPassword.as_view(),
+         name="directory_user_reset_password"),
+    path("licenses/users/<uuid:pk>/block/", directory_users.DirectoryUserBlock.as_view(), name="directory_user_block"),
+    path("licenses/users/<uuid:pk>/unblock/", directory_users.DirectoryUserUnblock.as_view(),
+         name="directory_user_unblock"),
+    path("licenses/users/<uuid:pk>/offboard/", directory_users.DirectoryUserOffboard.as_view(),
+         name="directory_user_offboard"),
+    path("licenses/users/actions/<uuid:pk>/", directory_users.DirectoryActionPage.as_view(), name="directory_action"),
+    path("licenses/users/actions/<uuid:pk>/reveal/", directory_users.TemporaryPasswordReveal.as_view(),
+         name="directory_action_reveal"),
     path("licenses/assignments/<uuid:pk>/unassign/", directory.UnassignLicense.as_view(), name="license_unassign"),
     path("licenses/bulk/", bulk.BulkNew.as_view(), name="bulk_new"),
     path("licenses/bulk/selection/", bulk.BulkFromSelection.as_view(), name="bulk_from_selection"),

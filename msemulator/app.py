@@ -37,6 +37,24 @@ def api_of(path: str) -> str:
     return "identity"
 
 
+SECRET_KEYS = frozenset({"password", "newpassword", "currentpassword"})
+
+
+def _redact_json(body: str) -> str:
+    """A logged JSON body without the passwords in it (passwordProfile.password, $batch bodies)."""
+    def scrub(value):
+        if isinstance(value, dict):
+            return {k: (REDACTED if k.lower() in SECRET_KEYS else scrub(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [scrub(v) for v in value]
+        return value
+
+    try:
+        return json.dumps(scrub(json.loads(body)))
+    except ValueError:
+        return REDACTED
+
+
 class ConnectionDropped(ConnectionAbortedError):
     """Raised after closing the client socket; werkzeug treats it as a dropped connection."""
 
@@ -230,6 +248,8 @@ class EmulatorApp:
             form = {k: (REDACTED if k in ("client_secret", "refresh_token", "code") else v)
                     for k, v in request.form.items()}
             body = json.dumps(form)
+        elif request.mimetype == "application/json" and "password" in body.lower():
+            body = _redact_json(body)
         self.state.log_request(method=request.method, path=request.path,
                                query=request.query_string.decode(), status=status,
                                headers=headers, body=body)

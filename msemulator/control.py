@@ -1,5 +1,6 @@
 """Control API under /_emulator (not a Microsoft API): clock, faults, rate limits, request log,
-reset, settings, GDAP approval, bulk users, refresh tokens, fraud events, billing period close.
+reset, settings, GDAP approval, bulk users, password checks, refresh tokens, fraud events, billing period
+close.
 
 If MSEMULATOR_CONTROL_TOKEN is set, calls must send it in `X-Emulator-Token`."""
 
@@ -11,6 +12,7 @@ from werkzeug.routing import Rule
 
 from . import gdap
 from .faults import FaultRule, RateLimit
+from .graph.users import load_user, password_matches
 from .identity import new_refresh_token
 from .partner_center import billing, fraud
 from .responses import ApiError, empty_response, json_response
@@ -190,6 +192,19 @@ def close_billing_period(ctx):
     return json_response(invoice, 201)
 
 
+def password_check(ctx, tenant_id: str, user_key: str):
+    """What signing in would tell: does this password open the account, and must it be changed?"""
+    body = _body(ctx)
+    if not isinstance(body.get("password"), str):
+        raise _error(400, "password (a string) is required")
+    doc = load_user(ctx, tenant_id, user_key)
+    record = doc.get("_password") or {}
+    return json_response({"matches": password_matches(doc, body["password"]),
+                          "forceChangePasswordNextSignIn": bool(record.get("forceChangePasswordNextSignIn")),
+                          "accountEnabled": bool(doc.get("accountEnabled", True)),
+                          "signInSessionsValidFromDateTime": doc.get("signInSessionsValidFromDateTime")})
+
+
 C = "/_emulator"
 ROUTES = [
     Rule(f"{C}", endpoint=info, methods=["GET"]),
@@ -201,6 +216,7 @@ ROUTES = [
     Rule(f"{C}/requests", endpoint=requests_log, methods=["GET", "DELETE"]),
     Rule(f"{C}/gdap/<relationship_id>/approve", endpoint=approve_gdap, methods=["POST"]),
     Rule(f"{C}/tenants/<tenant_id>/users", endpoint=bulk_users, methods=["POST"]),
+    Rule(f"{C}/tenants/<tenant_id>/users/<user_key>/password-check", endpoint=password_check, methods=["POST"]),
     Rule(f"{C}/refresh-tokens", endpoint=refresh_tokens, methods=["POST"]),
     Rule(f"{C}/fraud-events", endpoint=fraud_events, methods=["POST"]),
     Rule(f"{C}/billing/close", endpoint=close_billing_period, methods=["POST"]),

@@ -35,11 +35,17 @@ def pc_error(status: int, code: int, description: str, *, error_name: str | None
     return ApiError(json_response(body, status, headers))
 
 
-def graph_error(status: int, code: str, message: str, *, headers: dict | None = None) -> ApiError:
+def graph_error(status: int, code: str, message: str, *, headers: dict | None = None,
+                details: list[dict] | None = None) -> ApiError:
+    """Graph's error shape; ``details`` as Graph sends them, e.g. ``[{"code": "ObjectConflict",
+    "target": "userPrincipalName"}]`` for a user principal name already in use."""
     request_id = str(uuid.uuid4())
-    body = {"error": {"code": code, "message": message, "innerError": {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        "request-id": request_id, "client-request-id": request_id}}}
+    error = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    error["innerError"] = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                           "request-id": request_id, "client-request-id": request_id}
+    body = {"error": error}
     return ApiError(json_response(body, status, {"request-id": request_id, **(headers or {})}))
 
 

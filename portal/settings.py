@@ -368,6 +368,9 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-refresh-gdap": {"task": "licensing.tasks.refresh_all_gdap", "schedule": 3600.0},
     "portal-purge-idempotency-keys": {"task": "portal.purge_idempotency_keys", "schedule": 3600.0},
     "licensing-directory-sync": {"task": "licensing.directory.sync_all", "schedule": 6 * 3600.0},
+    "licensing-expire-temporary-passwords": {
+        "task": "licensing.directory.expire_temporary_passwords", "schedule": 3600.0,
+    },
     "licensing-usage-snapshot": {"task": "licensing.usage.snapshot_all", "schedule": 24 * 3600.0},
     "licensing-reminders": {"task": "licensing.notifications.reminders_all", "schedule": 24 * 3600.0},
 }

@@ -43,7 +43,8 @@ ALLOWED_FUNCTIONS = {
     "core/audit.py": {"verify_chain"},  # the chain spans every organisation; verifying it reads them all
     # Key rotation re-encrypts every organisation's rows.
     "core/keys.py": {"unscoped_manager", "ReencryptBatch.run"},
-    "licensing/tasks_directory.py": {"sync_all_directories"},  # periodic sweep: reads org ids only
+    # Periodic sweeps: read organisation ids only, then one task per organisation in its tenant.
+    "licensing/tasks_directory.py": {"sync_all_directories", "expire_temporary_passwords"},
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
 }

@@ -39,6 +39,7 @@ _ERROR_DESCRIPTIONS = {
     403: "The role does not allow this, or a second-factor check is required.",
     404: "No such object in this organisation.",
     409: "Conflicts with the current state, or the same Idempotency-Key is still in flight.",
+    410: "Gone: shown once already, or expired (a temporary password).",
     413: "The request body is too large.",
     422: "The Idempotency-Key was already used for a different request.",
     429: "Too many requests; see Retry-After.",

@@ -29,6 +29,8 @@ from licensing.services import assignments as assignment_services
 from licensing.services import bulk as bulk_services
 from licensing.services import directory as directory_services
 
+from .directory_users import DirectoryUserActionsMixin
+
 MAX_BULK_USERS = 50_000
 
 
@@ -69,10 +71,12 @@ class DirectoryUserSerializer(serializers.ModelSerializer):
     ]),
     retrieve=extend_schema(summary="Get a directory user"),
 )
-class DirectoryUserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+class DirectoryUserViewSet(DirectoryUserActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                           OrganizationViewSet):
     model = DirectoryUser
     serializer_class = DirectoryUserSerializer
-    required_permissions = {"GET": Perm.VIEW}
+    # Writes are the user actions of DirectoryUserActionsMixin (directory_users.py).
+    required_permissions = {"GET": Perm.VIEW, "POST": Perm.LICENSES_MANAGE}
 
     def scoped_queryset(self):
         params = self.request.query_params

@@ -81,6 +81,17 @@ class UsageLocationMissing(InvalidRequest):
     """The directory user has no usageLocation; Microsoft refuses direct licence assignment."""
 
 
+class ObjectConflict(InvalidRequest):
+    """Another directory object already has this unique value (Graph ``details[].code`` ObjectConflict):
+    a user principal name or mail alias in use. ``target`` names the property when Graph says which."""
+
+    target = ""
+
+
+class PasswordRejected(InvalidRequest):
+    """The tenant's password policy refused the password (length, character classes, banned words)."""
+
+
 class SeatDecreaseNotAllowed(InvalidRequest):
     """The seats being removed were added more than 7 days ago (NCE per-batch window)."""
 
@@ -123,6 +134,8 @@ GRAPH_MESSAGES: list[tuple[str, type[MicrosoftError]]] = [
     ("invalid usage location", UsageLocationMissing),
     ("does not have any available licenses", NotEnoughLicenses),
     ("does not correspond to a valid company license", SkuNotInTenant),
+    ("another object with the same value for property", ObjectConflict),
+    ("does not comply with password complexity", PasswordRejected),
 ]
 
 # Entra token endpoint codes (AADSTS...) that mean something more precise than "authentication failed".
@@ -156,11 +169,16 @@ def error_from_response(
     *, status: int, body: Any, headers: dict, request_id: str, correlation_id: str, reason: str = ""
 ) -> MicrosoftError:
     """Build the typed error for a non-success Partner Center or Graph response."""
-    code, message = "", ""
+    code, message, target = "", "", ""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):  # Graph
         code = str(body["error"].get("code", ""))
         message = str(body["error"].get("message", ""))
         cls = next((c for text, c in GRAPH_MESSAGES if text in message.lower()), None)
+        details = body["error"].get("details")
+        conflict = next((d for d in details if isinstance(d, dict) and d.get("code") == "ObjectConflict"), None) \
+            if isinstance(details, list) else None
+        if conflict is not None:
+            cls, target = ObjectConflict, str(conflict.get("target") or "")
     elif isinstance(body, dict):  # Partner Center (both observed shapes, §2.1)
         code = str(body.get("code", "") or "")
         message = str(body.get("description") or body.get("message") or "")
@@ -172,7 +190,7 @@ def error_from_response(
         cls = MfaClaimMissing
     if cls is None or status == 429 or status >= 500:
         cls = _by_status(status)
-    return cls(
+    error = cls(
         message,
         status=status,
         code=code,
@@ -180,6 +198,9 @@ def error_from_response(
         correlation_id=correlation_id,
         retry_after=parse_retry_after(headers.get("Retry-After")),
     )
+    if target:
+        error.target = target
+    return error
 
 
 def error_from_token_result(result: dict, *, tenant_id: str) -> MicrosoftError:

@@ -190,7 +190,16 @@ class Graph(ApiBase):
         usage_location: str | None = None,
         account_enabled: bool = True,
         force_change_password: bool = True,
+        given_name: str | None = None,
+        surname: str | None = None,
+        job_title: str | None = None,
     ) -> DirectoryUser:
+        """POST /users (learn.microsoft.com/graph/api/user-post-users): 201 with the new user.
+
+        A user principal name in use answers 400 with an ``ObjectConflict`` detail: :class:`ObjectConflict`.
+        A password the tenant's policy refuses: :class:`PasswordRejected`. Graph has no idempotency key
+        for this call: a caller retrying after a lost answer must look the user up by UPN.
+        """
         body: dict[str, Any] = {
             "accountEnabled": account_enabled,
             "displayName": display_name,
@@ -198,10 +207,12 @@ class Graph(ApiBase):
             "userPrincipalName": user_principal_name,
             "passwordProfile": {"forceChangePasswordNextSignIn": force_change_password, "password": password},
         }
-        if usage_location:
-            body["usageLocation"] = usage_location
+        optional = {"usageLocation": usage_location, "givenName": given_name, "surname": surname,
+                    "jobTitle": job_title}
+        body.update({key: value for key, value in optional.items() if value})
         personal = PersonalData.of(
-            [Category.IDENTITY, Category.CONTACT], purpose=Purpose.LICENSE_MANAGEMENT, organization=organization
+            [Category.IDENTITY, Category.CONTACT, Category.SECURITY], purpose=Purpose.LICENSE_MANAGEMENT,
+            organization=organization,
         )
         data = self._call(
             "POST", tenant_id, "/users", "users.create", json=body, request_id=request_id, personal=personal
@@ -220,6 +231,35 @@ class Graph(ApiBase):
             request_id=request_id,
             personal=personal,
         )
+
+    def set_account_enabled(self, *, organization, tenant_id: str, user_id: str, enabled: bool,
+                            request_id: str) -> None:
+        """Block (``False``) or unblock sign-in: PATCH ``accountEnabled``, 204 No Content. Idempotent."""
+        self.update_user(organization=organization, tenant_id=tenant_id, user_id=user_id,
+                         changes={"accountEnabled": enabled}, request_id=request_id)
+
+    def reset_password(self, *, organization, tenant_id: str, user_id: str, password: str,
+                       force_change: bool = True, request_id: str) -> None:
+        """An administrator's password reset: PATCH ``passwordProfile`` (user-update, example "Update the
+        passwordProfile of a user and reset their password"); needs User-PasswordProfile.ReadWrite.All.
+        Setting the same password again is harmless, so a retry with the same password is safe."""
+        personal = PersonalData.of([Category.SECURITY], purpose=Purpose.LICENSE_MANAGEMENT, organization=organization)
+        self._call(
+            "PATCH",
+            tenant_id,
+            f"/users/{quote(user_id)}",
+            "users.reset_password",
+            json={"passwordProfile": {"forceChangePasswordNextSignIn": force_change, "password": password}},
+            request_id=request_id,
+            personal=personal,
+        )
+
+    def revoke_sign_in_sessions(self, *, tenant_id: str, user_id: str, request_id: str) -> bool:
+        """POST /users/{id}/revokeSignInSessions: invalidates refresh tokens and browser sessions (Graph
+        warns it can take a few minutes). Returns Graph's ``value`` (true)."""
+        data = self._call("POST", tenant_id, f"/users/{quote(user_id)}/revokeSignInSessions",
+                          "users.revoke_sign_in_sessions", request_id=request_id)
+        return bool((data or {}).get("value", True))
 
     def assign_license(
         self,

@@ -44,12 +44,28 @@ def test_partner_center_codes_map_to_typed_errors(status, code, expected):
         ("Subscription with SKU abc does not have any available licenses.", errors.NotEnoughLicenses),
         ("License abc does not correspond to a valid company License.", errors.SkuNotInTenant),
         ("Cannot convert a primitive value to the expected type 'Edm.Guid'.", errors.InvalidRequest),
+        ("Another object with the same value for property proxyAddresses already exists.", errors.ObjectConflict),
+        ("The specified password does not comply with password complexity requirements. Please provide a "
+         "different password.", errors.PasswordRejected),
     ],
 )
 def test_graph_licence_messages_map_to_typed_errors(message, expected):
     body = {"error": {"code": "Request_BadRequest", "message": message}}
     error = errors.error_from_response(status=400, body=body, headers={}, request_id="r", correlation_id="c")
     assert type(error) is expected
+
+
+def test_object_conflict_details_name_the_property():
+    """Graph's documented shape for a user principal name in use (user-post-users)."""
+    message = "Another object with the same value for property userPrincipalName already exists."
+    body = {"error": {"code": "Request_BadRequest", "message": message,
+                      "details": [{"code": "ObjectConflict", "message": message, "target": "userPrincipalName"}]}}
+    error = errors.error_from_response(status=400, body=body, headers={}, request_id="r", correlation_id="c")
+    assert type(error) is errors.ObjectConflict and error.target == "userPrincipalName" and not error.retryable
+    # The details decide even when the message is worded differently.
+    body["error"]["message"] = "A conflicting object with one or more of the specified property values is present."
+    error = errors.error_from_response(status=400, body=body, headers={}, request_id="r", correlation_id="c")
+    assert type(error) is errors.ObjectConflict
 
 
 def test_mfa_challenge_is_recognised():

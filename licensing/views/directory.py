@@ -12,8 +12,10 @@ from django.views.generic import TemplateView
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
 from licensing.forms import AssignForm, DirectoryFilterForm
+from licensing.forms_directory import OffboardForm
 from licensing.models import LicenseAssignment
 from licensing.selectors import directory as selectors_directory
+from licensing.selectors import directory_actions as selectors_actions
 from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import directory as directory_services
@@ -88,7 +90,10 @@ class DirectoryUserPage(OrganizationMixin, View):
 
     def _context(self, user, form):
         return {"directory_user": user, "form": form, "can_manage": self.can(Perm.LICENSES_MANAGE),
-                "assignments": selectors_directory.user_assignments(self.organization, user)}
+                "assignments": selectors_directory.user_assignments(self.organization, user),
+                # The account actions panel (views/directory_users.py does the actions).
+                "actions": selectors_actions.user_action_state(self.organization, user),
+                "offboard_form": OffboardForm()}
 
     def get(self, request, org_slug, pk):
         user = selectors_directory.directory_user(self.organization, pk)

@@ -18,6 +18,8 @@ READ = "read"
 WRITE_USERS = "write_users"
 ASSIGN_LICENSES = "assign_licenses"
 AUDIT = "audit"
+PASSWORD = "password"
+REVOKE_SESSIONS = "revoke_sessions"
 
 APP_PERMISSIONS = {
     READ: {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All",
@@ -26,6 +28,8 @@ APP_PERMISSIONS = {
     ASSIGN_LICENSES: {"LicenseAssignment.ReadWrite.All", "User.ReadWrite.All",
                       "Directory.ReadWrite.All"},
     AUDIT: {"AuditLog.Read.All"},
+    PASSWORD: {"User-PasswordProfile.ReadWrite.All", "User.ReadWrite.All"},
+    REVOKE_SESSIONS: {"User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All"},
 }
 GDAP_ROLES = {
     READ: {DIRECTORY_READERS, GLOBAL_READER, LICENSE_ADMIN, USER_ADMIN, DIRECTORY_WRITERS,
@@ -33,6 +37,8 @@ GDAP_ROLES = {
     WRITE_USERS: {USER_ADMIN, DIRECTORY_WRITERS, GLOBAL_ADMIN},
     ASSIGN_LICENSES: {LICENSE_ADMIN, USER_ADMIN, GLOBAL_ADMIN},
     AUDIT: {GLOBAL_READER, GLOBAL_ADMIN},
+    PASSWORD: {USER_ADMIN, HELPDESK_ADMIN, GLOBAL_ADMIN},
+    REVOKE_SESSIONS: {USER_ADMIN, HELPDESK_ADMIN, GLOBAL_ADMIN},
 }
 
 

@@ -1,9 +1,19 @@
-"""Graph users: list with $top/$select/$filter/$count and skiptoken paging, get, create, update,
-delete, signInActivity, assignLicense and licenseDetails (reference §3.2, §3.3)."""
+"""Graph users: list with $top/$select/$filter/$count and skiptoken paging, get, create, update
+(including a password reset through passwordProfile), delete, revokeSignInSessions, signInActivity,
+assignLicense and licenseDetails (reference §3.2, §3.3).
+
+Passwords are kept as salted hashes under the private ``_password`` key of the user document, which
+no Graph response renders (Graph never returns a password; ``passwordProfile`` reads as null). The
+control API's password check (``/_emulator/tenants/{t}/users/{u}/password-check``) lets tests prove
+what was set, as signing in would in Microsoft.
+"""
 
 import base64
+import hashlib
+import hmac
 import json
 import re
+import secrets
 import uuid
 from urllib.parse import quote, urlencode
 
@@ -13,7 +23,7 @@ from werkzeug.wrappers import Response
 from ..directory import insert_user, update_user
 from ..responses import empty_response, graph_error, json_response
 from ..state import iso
-from .common import ASSIGN_LICENSES, AUDIT, READ, WRITE_USERS, authorize, odata
+from .common import ASSIGN_LICENSES, AUDIT, PASSWORD, READ, REVOKE_SESSIONS, WRITE_USERS, authorize, odata
 from .licenses import service_plans_for, subscribed_skus
 
 DEFAULT_PROPERTIES = ("businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
@@ -30,6 +40,46 @@ CLAUSE = re.compile(
     re.IGNORECASE)
 CONNECTIVE = re.compile(r"(and|or)\b", re.IGNORECASE)
 USAGE_LOCATION = re.compile(r"^[A-Z]{2}$")
+# Characters Entra ID accepts in a UPN's local part and in a mail alias (username policies).
+UPN_LOCAL = re.compile(r"^[A-Za-z0-9'.\-_!#^~]{1,64}$")
+MAIL_NICKNAME = re.compile(r"^[\x21-\x7e]{1,64}$")
+MAIL_NICKNAME_FORBIDDEN = set('@()\\[]";:<>,')
+# Entra ID's default policy: 8 to 256 characters, three of upper case, lower case, digits and symbols.
+PASSWORD_CLASSES = (str.isupper, str.islower, str.isdigit, lambda c: not c.isalnum())
+PASSWORD_REFUSED = ("The specified password does not comply with password complexity requirements. "
+                    "Please provide a different password.")
+PASSWORD_PROFILE_KEYS = {"password", "forceChangePasswordNextSignIn", "forceChangePasswordNextSignInWithMfa"}
+
+
+def _invalid_property(name: str):
+    return graph_error(400, "Request_BadRequest",
+                       f"Invalid value specified for property '{name}' of resource 'User'.")
+
+
+def _password_record(ctx, profile) -> dict:
+    """Validate a passwordProfile as Entra ID does and return what the emulator keeps of it."""
+    if not isinstance(profile, dict) or set(profile) - PASSWORD_PROFILE_KEYS:
+        raise _invalid_property("passwordProfile")
+    password = profile.get("password")
+    if not isinstance(password, str):
+        raise _invalid_property("passwordProfile")
+    classes = sum(1 for test in PASSWORD_CLASSES if any(test(c) for c in password))
+    if not 8 <= len(password) <= 256 or classes < 3:
+        raise graph_error(400, "Request_BadRequest", PASSWORD_REFUSED)
+    force = profile.get("forceChangePasswordNextSignIn", False)
+    if not isinstance(force, bool):
+        raise _invalid_property("passwordProfile")
+    salt = secrets.token_hex(8)
+    return {"salt": salt, "hash": hashlib.sha256(f"{salt}:{password}".encode()).hexdigest(),
+            "forceChangePasswordNextSignIn": force, "setAt": iso(ctx.now)}
+
+
+def password_matches(doc: dict, password: str) -> bool:
+    record = doc.get("_password")
+    if not record:
+        return False
+    digest = hashlib.sha256(f"{record['salt']}:{password}".encode()).hexdigest()
+    return hmac.compare_digest(digest, record["hash"])
 
 
 def _bad_filter(message: str = "Invalid filter clause"):
@@ -101,6 +151,12 @@ def render_user(doc: dict, select: list[str] | None) -> dict:
     keys = select or DEFAULT_PROPERTIES
     out = {}
     for key in keys:
+        if key.startswith("_"):
+            continue
+        if key == "passwordProfile":
+            # Graph never returns a password or its profile.
+            out[key] = None
+            continue
         if key == "signInActivity":
             if doc.get("signInActivity"):
                 out[key] = doc["signInActivity"]
@@ -210,15 +266,22 @@ def create_user(ctx):
             raise graph_error(400, "Request_BadRequest",
                               f"Property '{name}' is required when creating the entity.")
     upn = body["userPrincipalName"]
+    if not isinstance(upn, str) or not UPN_LOCAL.match(upn.rpartition("@")[0]):
+        raise _invalid_property("userPrincipalName")
+    nickname = body["mailNickname"]
+    if not isinstance(nickname, str) or not MAIL_NICKNAME.match(nickname) or set(nickname) & MAIL_NICKNAME_FORBIDDEN:
+        raise _invalid_property("mailNickname")
     domain = ctx.state.row("SELECT domain FROM tenants WHERE id = ?", (tenant_id,))["domain"]
     if upn.rpartition("@")[2].lower() != domain.lower():
         raise graph_error(400, "Request_BadRequest", "The domain portion of the userPrincipalName "
                           "property is invalid. You must use one of the verified domain names in "
                           "your organization.")
+    if not isinstance(body["accountEnabled"], bool):
+        raise _invalid_property("accountEnabled")
     location = body.get("usageLocation")
-    if location is not None and not USAGE_LOCATION.match(location):
-        raise graph_error(400, "Request_BadRequest", "Invalid value specified for property "
-                                                     "'usageLocation' of resource 'User'.")
+    if location is not None and (not isinstance(location, str) or not USAGE_LOCATION.match(location)):
+        raise _invalid_property("usageLocation")
+    password = _password_record(ctx, body["passwordProfile"])
     doc = {"id": str(uuid.uuid4()), "businessPhones": body.get("businessPhones", []),
            "displayName": body["displayName"], "givenName": body.get("givenName"),
            "surname": body.get("surname"), "jobTitle": body.get("jobTitle"),
@@ -227,38 +290,64 @@ def create_user(ctx):
            "userPrincipalName": upn, "mailNickname": body["mailNickname"],
            "accountEnabled": bool(body["accountEnabled"]), "usageLocation": location,
            "department": body.get("department"), "createdDateTime": iso(ctx.now),
-           "assignedLicenses": []}
+           "lastPasswordChangeDateTime": iso(ctx.now), "signInSessionsValidFromDateTime": iso(ctx.now),
+           "assignedLicenses": [], "_password": password}
     with ctx.state.transaction():
         if ctx.state.row("SELECT 1 FROM users WHERE tenant_id = ? AND upn = ?", (tenant_id, upn)):
-            raise graph_error(400, "Request_BadRequest", "Another object with the same value for "
-                                                         "property userPrincipalName already exists.")
+            raise upn_conflict()
         insert_user(ctx.state, tenant_id, doc)
     return json_response({"@odata.context": f"{ctx.graph_base}/$metadata#users/$entity",
                           **render_user(doc, None)}, 201,
                          {"Location": f"{ctx.graph_base}/users/{doc['id']}"})
 
 
+def upn_conflict():
+    message = "Another object with the same value for property userPrincipalName already exists."
+    return graph_error(400, "Request_BadRequest", message,
+                       details=[{"code": "ObjectConflict", "message": message, "target": "userPrincipalName"}])
+
+
 UPDATABLE = {"displayName", "givenName", "surname", "jobTitle", "department", "officeLocation",
              "mobilePhone", "usageLocation", "accountEnabled", "mail", "preferredLanguage",
-             "businessPhones"}
+             "businessPhones", "passwordProfile"}
 
 
 def update_user_route(ctx, user_key: str):
-    tenant_id = authorize(ctx, WRITE_USERS)
     body = _json_body(ctx)
+    # Resetting a password needs User-PasswordProfile.ReadWrite.All (or User.ReadWrite.All); the other
+    # properties need User.ReadWrite.All.
+    tenant_id = authorize(ctx, PASSWORD) if "passwordProfile" in body else ctx.claims["tid"]
+    if set(body) - {"passwordProfile"} or not body:
+        tenant_id = authorize(ctx, WRITE_USERS)
     unknown = set(body) - UPDATABLE
     if unknown:
         raise graph_error(400, "Request_BadRequest", f"Property '{sorted(unknown)[0]}' is read-only "
                                                      "or does not exist on type 'User'.")
-    if "usageLocation" in body and body["usageLocation"] is not None and not USAGE_LOCATION.match(
-            body["usageLocation"]):
-        raise graph_error(400, "Request_BadRequest", "Invalid value specified for property "
-                                                     "'usageLocation' of resource 'User'.")
+    if "usageLocation" in body and body["usageLocation"] is not None and (
+            not isinstance(body["usageLocation"], str) or not USAGE_LOCATION.match(body["usageLocation"])):
+        raise _invalid_property("usageLocation")
+    if "accountEnabled" in body and not isinstance(body["accountEnabled"], bool):
+        raise _invalid_property("accountEnabled")
+    changes = dict(body)
+    if "passwordProfile" in changes:
+        changes["_password"] = _password_record(ctx, changes.pop("passwordProfile"))
+        changes["lastPasswordChangeDateTime"] = iso(ctx.now)
     with ctx.state.transaction():
         doc = load_user(ctx, tenant_id, user_key)
-        doc.update(body)
+        doc.update(changes)
         update_user(ctx.state, tenant_id, doc)
     return empty_response(204)
+
+
+def revoke_sign_in_sessions(ctx, user_key: str):
+    """Invalidate the user's refresh tokens and session cookies: ``signInSessionsValidFromDateTime``
+    moves to now. Graph answers 200 with an Edm.Boolean."""
+    tenant_id = authorize(ctx, REVOKE_SESSIONS)
+    with ctx.state.transaction():
+        doc = load_user(ctx, tenant_id, user_key)
+        doc["signInSessionsValidFromDateTime"] = iso(ctx.now)
+        update_user(ctx.state, tenant_id, doc)
+    return json_response({"@odata.context": f"{ctx.graph_base}/$metadata#Edm.Boolean", "value": True})
 
 
 def delete_user(ctx, user_key: str):
@@ -350,5 +439,6 @@ ROUTES = [
     Rule(f"{P}/users/<user_key>", endpoint=update_user_route, methods=["PATCH"]),
     Rule(f"{P}/users/<user_key>", endpoint=delete_user, methods=["DELETE"]),
     Rule(f"{P}/users/<user_key>/assignLicense", endpoint=assign_license, methods=["POST"]),
+    Rule(f"{P}/users/<user_key>/revokeSignInSessions", endpoint=revoke_sign_in_sessions, methods=["POST"]),
     Rule(f"{P}/users/<user_key>/licenseDetails", endpoint=license_details, methods=["GET"]),
 ]

@@ -7,7 +7,11 @@ it got. Unchanged users cost one keyed hash comparison and no write. Every user 
 
 - graph: the Graph adapter bound to one tenant (``graph_for``, the seam tests replace);
 - sync: requesting and running a sync, the seat-pool refresh, task dispatch by name;
-- upsert: the one write path from Graph into seat pools, directory users and their assignments.
+- upsert: the one write path from Graph into seat pools, directory users and their assignments;
+- users: the admin's user actions through the outbox (create, password reset with a temporary password
+  shown once, block and unblock sign-in); offboard: block, sign out, remove licenses, the mailbox choice.
+  Import them by module (``from licensing.services.directory import users``): they build on the
+  assignments services, which import this package.
 """
 
 from .graph import DirectoryGraph, DirectoryNotLinked, TenantGraph, graph_for, linked_tenant  # noqa: F401

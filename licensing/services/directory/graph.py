@@ -98,6 +98,28 @@ class TenantGraph:
         )
 
 
+    # -- user actions (create, password reset, sign-in block, session revocation) ------------------------
+    # Not in the DirectoryGraph protocol: only the user-action handlers (users.py, offboard.py) call them.
+
+    def create_user(self, **fields) -> dict:
+        return self.graph.create_user(organization=self.organization, tenant_id=self.tenant_id, **fields).raw
+
+    def get_user(self, *, user_key: str, select: Sequence[str]) -> dict:
+        return self.graph.get_user(tenant_id=self.tenant_id, user_key=user_key, select=select,
+                                   organization=self.organization).raw
+
+    def set_account_enabled(self, *, user_id: str, enabled: bool, request_id: str) -> None:
+        self.graph.set_account_enabled(organization=self.organization, tenant_id=self.tenant_id, user_id=user_id,
+                                       enabled=enabled, request_id=request_id)
+
+    def reset_password(self, *, user_id: str, password: str, force_change: bool, request_id: str) -> None:
+        self.graph.reset_password(organization=self.organization, tenant_id=self.tenant_id, user_id=user_id,
+                                  password=password, force_change=force_change, request_id=request_id)
+
+    def revoke_sign_in_sessions(self, *, user_id: str, request_id: str) -> bool:
+        return self.graph.revoke_sign_in_sessions(tenant_id=self.tenant_id, user_id=user_id, request_id=request_id)
+
+
 def graph_for(organization) -> DirectoryGraph:
     """The Graph client for the organisation's tenant: the one seam between these services and Graph."""
     tenant = linked_tenant(organization)

@@ -177,7 +177,10 @@ def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = 
 
 def _mark_missing_users_removed(organization, sync: DirectorySync) -> int:
     """Users the full listing no longer returned were deleted in the tenant; their seats are free."""
-    gone = DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True).exclude(last_seen_sync=sync)
+    # A user created through the portal while this sync was listing may be missing from pages fetched before
+    # it existed: only users the portal knew when the sync started can have disappeared.
+    gone = (DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True)
+            .filter(created_at__lte=sync.started_at).exclude(last_seen_sync=sync))
     now = timezone.now()
     gone_ids = list(gone.values_list("pk", flat=True))
     if not gone_ids:
