@@ -1,5 +1,6 @@
 """Seed the demo organisation: people and MFA, a linked Microsoft tenant, subscriptions in
-several states, directory users with licenses and 90 days of usage history.
+several states, directory users with licenses and 90 days of usage history; and a reseller
+staff member for the admin site.
 
 Idempotent part by part: a second run reuses what exists and finishes what a failed run left.
 """
@@ -8,7 +9,7 @@ from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 from django.test.utils import override_settings
 
-from accounts.demo import DEMO_ORG_SLUG, seed_accounts_demo
+from accounts.demo import DEMO_ORG_SLUG, DEMO_STAFF_EMAIL, seed_accounts_demo, seed_staff_demo
 from licensing.demo import seed_licensing_demo
 from licensing.demo_directory import seed_directory_demo
 from licensing.models import DirectoryUser, Subscription
@@ -45,6 +46,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'Created' if created else 'Reusing'} demo organisation '{DEMO_ORG_SLUG}' and its members."
         )
+        _, staff_created = seed_staff_demo()
+        self.stdout.write(f"{'Created' if staff_created else 'Reusing'} demo staff member {DEMO_STAFF_EMAIL}.")
         if accounts_only:
             return
         if not Subscription.objects.for_org(organization).exists():
