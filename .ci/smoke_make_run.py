@@ -68,7 +68,11 @@ def free_port() -> int:
 
 def clean_clone(workdir: Path) -> Path:
     clone = workdir / "portal"
-    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)  # noqa: S603, S607
+    if (ROOT / ".git").exists():
+        # The committed tree, as a newcomer's clone would have it.
+        subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)  # noqa: S603, S607
+    else:  # an exported tree without git: copy it without what a run or the tests leave behind
+        shutil.copytree(ROOT, clone, ignore=shutil.ignore_patterns("var", ".venv", "__pycache__", ".pytest_cache"))
     if (clone / "var").exists():
         raise SmokeFailure("the clone has a var/ folder: it is not clean")
     venv = Path(os.environ.get("SMOKE_VENV", ROOT / ".venv")).resolve()
