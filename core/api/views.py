@@ -94,6 +94,10 @@ class OrganizationScopedMixin:
             raise ApiError("No organisation selected.", code="permission_denied", status_code=403)
         if request.method in self.idempotent_methods and idempotency.HEADER in request.headers:
             self._claim_idempotency_key(request, organization)
+        if request.method in ("POST", "PUT", "PATCH") and _declared_length(request) > 0:
+            # Parse now, whether or not the handler reads the body: a malformed one (bad JSON, nesting
+            # past core.api.parsers.MAX_JSON_DEPTH) is a 400 on every write endpoint, before anything runs.
+            request.data  # noqa: B018
         self._tenant_scope = tenant_context(organization)
         self._tenant_scope.__enter__()
 

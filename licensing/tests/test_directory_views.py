@@ -287,6 +287,17 @@ def test_tampered_ids_are_simply_not_found(client, synced, owner):
         assert not BulkJob.objects.for_org(synced).exists()
 
 
+def test_a_selection_that_matches_nobody_gets_a_message_not_an_error(client, synced, owner):
+    verified_client(client, owner)
+    pool = premium(synced)
+    response = client.post(url("bulk_from_selection", synced),
+                           {"target_sku": str(pool.pk), "action": "assign", "q": "nobody-is-called-this"}, follow=True)
+    assert response.status_code == 200
+    assert "No directory users match this selection" in response.content.decode()
+    with tenant_context(synced):
+        assert not BulkJob.objects.for_org(synced).exists()
+
+
 def test_a_reduction_that_is_not_a_number_gets_a_clear_message(client, synced, owner):
     verified_client(client, owner)
     with tenant_context(synced):
