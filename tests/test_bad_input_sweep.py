@@ -1,4 +1,5 @@
-"""THE bad-input sweep: no search box, filter, form or API field answers 500.
+"""THE bad-input sweep: no search box, filter, form or API field answers 500, in the dashboard,
+the pages before sign-in, the API and the staff admin.
 
 Every route comes from the URL configuration (tests/sweep.py walks it) and every input from
 the route itself (tests/bad_input.py reads the rendered forms and the OpenAPI schema), so a
@@ -14,6 +15,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from accounts.api_keys import api_key_create
@@ -28,6 +31,10 @@ pytestmark = pytest.mark.django_db
 # The staff admin has its own sweep below; the schema endpoint takes no input.
 CUSTOMER_EXCLUDED = ("admin/", "api/schema/")
 MAX_ID_CANDIDATES = 60
+# Forms whose defaults would end the sweep's world rather than test input: the admin's delete
+# confirmations (their only field is post=yes) and sign-out.
+SKIPPED_FORM_ACTIONS = ("/delete/", "/logout/")
+ADMIN_MODEL_ROUTE = re.compile(r"^admin/(?P<app>\w+)/(?P<model>\w+)/")
 
 
 class World:
@@ -64,10 +71,10 @@ def customer_routes() -> list[sweep.Route]:
     return [r for r in routes if not r.unknown_kwargs()]
 
 
-def _page(client: Client, world: World, route: sweep.Route) -> tuple[str, str, int]:
+def _page(client: Client, paths, route: sweep.Route) -> tuple[str, str, int]:
     """(path, html, status) of the first of the route's paths that renders; else the first path's answer."""
     first = None
-    for path in world.paths(route):
+    for path in paths(route):
         try:
             response = client.get(path)
             content = bad_input.body(response)
@@ -84,7 +91,8 @@ def _session_alive(client: Client) -> bool:
     return "_auth_user_id" in client.session
 
 
-def sweep_pages(world: World, client_factory, routes, label: str) -> tuple[list[str], dict]:
+def sweep_pages(world: World, client_factory, routes, label: str, paths=None) -> tuple[list[str], dict]:
+    paths = paths or world.paths
     failures: list[str] = []
     stats = {"pages": 0, "query_requests": 0, "forms": 0, "form_requests": 0}
     client = client_factory()
@@ -92,13 +100,15 @@ def sweep_pages(world: World, client_factory, routes, label: str) -> tuple[list[
     for route in routes:
         if route.is_api:
             continue
-        path, html, _ = _page(client, world, route)
+        path, html, _ = _page(client, paths, route)
         if not path:
             continue
         page_forms, link_params = bad_input.read_page(html, path) if html else ([], {})
         stats["pages"] += bool(html)
         params = {"q": "", "sort": "", "page": ""} | link_params
         for form in page_forms:
+            if form.action.endswith(SKIPPED_FORM_ACTIONS):
+                continue
             if form.method == "get":
                 params |= form.fields
             else:
@@ -125,8 +135,6 @@ def sweep_pages(world: World, client_factory, routes, label: str) -> tuple[list[
 
 
 def _upload():
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
     return SimpleUploadedFile("users.csv", "upn\nab\x00cd@example.com\n\u202eevil\n".encode(), "text/csv")
 
 
@@ -200,3 +208,35 @@ def test_every_api_write_endpoint_refuses_deeply_nested_json(world):
         if response.status_code != 400 or error.get("code") != "malformed_request" or "request_id" not in error:
             problems.append(f"{operation.method.upper()} {path}: {response.status_code} {response.content[:120]!r}")
     assert not problems, "Deeply nested JSON was not a 400 in the one error shape:\n" + "\n".join(problems)
+
+
+def _admin_paths(world: World):
+    """An admin route filled with an object of the model it administers (any organisation's: staff see all)."""
+
+    def paths(route: sweep.Route):
+        values = dict(sweep.NON_TENANT_KWARGS)
+        match = ADMIN_MODEL_ROUTE.match(route.pattern)
+        if route.id_kwargs and match:
+            try:
+                model = apps.get_model(match["app"], match["model"])
+            except LookupError:
+                return
+            obj = next((o for o in world.objects.values() if type(o) is model), None)
+            obj = obj or model._base_manager.order_by("pk").first()
+            if obj is None:
+                return
+            values.update(dict.fromkeys(route.id_kwargs, str(obj.pk)))
+        elif route.id_kwargs:
+            return
+        yield sweep.build_path(route, values)
+
+    return paths
+
+
+def test_staff_admin_searches_filters_and_forms_survive_bad_input(world):
+    staff = UserFactory(email="ops@bad-input.example", is_staff=True, is_superuser=True)
+    routes = [r for r in sweep.walk_routes() if r.pattern.startswith("admin/") and not r.unknown_kwargs()]
+    failures, stats = sweep_pages(world, lambda: verified_client(Client(), staff), routes, "staff",
+                                  paths=_admin_paths(world))
+    assert stats["pages"] >= 30 and stats["forms"] >= 15, stats
+    assert not failures, f"{len(failures)} requests failed ({stats}):\n" + "\n".join(failures)

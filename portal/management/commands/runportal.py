@@ -150,6 +150,8 @@ class Command(BaseCommand):
             # Whatever is left of the group (a stuck child of a child) goes too.
             self._signal_group(child, signal.SIGKILL)
             child.process.wait()
+        if self.children:
+            self.stdout.write("Stopped.")
         self.children.clear()
 
     @staticmethod
