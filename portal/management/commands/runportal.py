@@ -4,7 +4,7 @@ One command, embedded defaults (SQLite, filesystem broker), every process stoppe
 The order matters on a fresh clone: the emulator creates its CA on first start, and seeding
 calls Microsoft through it, so seeding waits for the emulator; the worker and the web server
 start after the seed. The web server is gunicorn with threads, as in production (see
-docs/decisions/012-make-run.md). Each process writes its log to var/log/<name>.log; the console
+docs/decisions/012-make-run-and-bad-input.md). Each process writes its log to var/log/<name>.log; the console
 keeps the seed's progress and ends with the sign-in banner once the portal answers.
 
 Each process runs in its own process group, so stopping reaches its children too (gunicorn's
