@@ -46,3 +46,12 @@ def test_demo_staff_member_signs_in_to_the_admin_with_its_own_code(settings):
     assert response.status_code == 302 and response["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/licensing/subscription/").status_code == 200
+
+
+def test_seeding_before_the_emulator_started_says_what_to_run(settings, tmp_path):
+    """A fresh clone has no emulator CA until the emulator first starts: a clear message, not an OSError."""
+    settings.DEBUG = True
+    settings.MS_AUTHORITY_HOST = settings.MSEMULATOR_URL
+    settings.MS_CA_BUNDLE = str(tmp_path / "msemulator" / "msemulator-ca.pem")
+    with pytest.raises(CommandError, match="make run"):
+        call_command("seed_demo")

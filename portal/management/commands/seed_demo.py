@@ -5,6 +5,8 @@ staff member for the admin site.
 Idempotent part by part: a second run reuses what exists and finishes what a failed run left.
 """
 
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 from django.test.utils import override_settings
@@ -41,6 +43,16 @@ class Command(BaseCommand):
             "MS_GRAPH_URL": f"{emulator_url}/graph",
         }
 
+    @staticmethod
+    def _require_emulator_ca() -> None:
+        """The emulator writes its CA on first start; without it every Microsoft call fails with an OSError."""
+        using_emulator = settings.MS_AUTHORITY_HOST == settings.MSEMULATOR_URL
+        if using_emulator and settings.MS_CA_BUNDLE and not Path(settings.MS_CA_BUNDLE).exists():
+            raise CommandError(
+                f"The Microsoft emulator's CA ({settings.MS_CA_BUNDLE}) does not exist yet: the emulator has not "
+                "started. Run `make seed` or `make run`, which start it before seeding."
+            )
+
     def _seed(self, *, emulator_url, accounts_only):
         organization, owner, created = seed_accounts_demo()
         self.stdout.write(
@@ -50,6 +62,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{'Created' if staff_created else 'Reusing'} demo staff member {DEMO_STAFF_EMAIL}.")
         if accounts_only:
             return
+        self._require_emulator_ca()
         if not Subscription.objects.for_org(organization).exists():
             self.stdout.write("Linking the Microsoft tenant and buying subscriptions through the emulator …")
             seed_licensing_demo(organization=organization, actor=owner, emulator_url=emulator_url)
