@@ -23,11 +23,13 @@ install: $(STAMP)
 migrate: install
 	$(PY) manage.py migrate --noinput
 
+# Seeding calls Microsoft, so it needs the emulator: runportal starts it, seeds, and stops.
 seed: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py runportal --seed-only --emulator-port $(EMULATOR_PORT)
 
-# Portal + Celery worker + beat + Microsoft emulator on embedded defaults (SQLite, no Redis).
-run: seed
+# Microsoft emulator, then the demo seed (idempotent), then Celery worker + beat and the web
+# server (gunicorn), on embedded defaults (SQLite, no Redis). Logs go to var/log/.
+run: migrate
 	$(PY) manage.py runportal --port $(PORT) --emulator-port $(EMULATOR_PORT)
 
 test: install

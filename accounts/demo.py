@@ -1,7 +1,8 @@
-"""The demo organisation that `make run` seeds: people with every role, each with MFA enrolled.
+"""The demo organisation that `make run` seeds: people with every role, each with MFA enrolled,
+and one reseller staff member for the admin site.
 
-The demo TOTP secret is fixed and public so a newcomer can sign in; it exists only in
-demo data, which production never seeds.
+The demo TOTP secrets are fixed and public so a newcomer can sign in; they exist only in
+demo data, which production never seeds (seed_demo refuses with DEBUG off).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from binascii import unhexlify
 
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 from django_otp.oath import totp
@@ -28,9 +30,42 @@ DEMO_MEMBERS = [
 ]
 DEMO_TOTP_KEY_HEX = hashlib.sha1(b"cloud-licenses-portal demo authenticator").hexdigest()  # noqa: S324
 
+# Reseller staff sign in at /admin/ with their own password and authenticator: not a Fabrikam member.
+DEMO_STAFF_EMAIL = "support@reseller.example"
+DEMO_STAFF_PASSWORD = "demo-staff-2026"
+DEMO_STAFF_NAME = "Nestor Wilke"
+DEMO_STAFF_GROUP = "Demo support (read-only)"
+DEMO_STAFF_TOTP_KEY_HEX = hashlib.sha1(b"cloud-licenses-portal demo staff authenticator").hexdigest()  # noqa: S324
 
-def demo_totp_code() -> str:
-    return f"{totp(unhexlify(DEMO_TOTP_KEY_HEX)):06d}"
+
+def demo_totp_code(*, staff: bool = False) -> str:
+    key = DEMO_STAFF_TOTP_KEY_HEX if staff else DEMO_TOTP_KEY_HEX
+    return f"{totp(unhexlify(key)):06d}"
+
+
+@transaction.atomic
+def seed_staff_demo() -> tuple[User, bool]:
+    """Create (once) the demo reseller staff member: admin access, MFA enrolled, and view permission
+    on every model through a read-only group, so the admin can be explored without changing data.
+    Returns (user, created). Re-run safely: a missing device or permission is restored."""
+    user = User.objects.get_by_email(DEMO_STAFF_EMAIL)
+    created = user is None
+    if created:
+        user = User.objects.create_user(
+            DEMO_STAFF_EMAIL,
+            DEMO_STAFF_PASSWORD,
+            full_name=DEMO_STAFF_NAME,
+            job_title="Reseller support",
+            email_verified_at=timezone.now(),
+            is_staff=True,
+        )
+    TOTPDevice.objects.get_or_create(
+        user=user, name="Demo staff authenticator", defaults={"key": DEMO_STAFF_TOTP_KEY_HEX, "confirmed": True}
+    )
+    group, _ = Group.objects.get_or_create(name=DEMO_STAFF_GROUP)
+    group.permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    user.groups.add(group)
+    return user, created
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ results region). htmx requests that target the region get only the region back::
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,6 +28,14 @@ from django.template.response import TemplateResponse
 from django.utils.cache import patch_vary_headers
 
 MAX_SEARCH_LENGTH = 200
+
+
+def search_text(raw: str) -> str:
+    """What a search box's text means: control characters (NUL, which PostgreSQL text cannot hold,
+    tabs, newlines) become spaces, runs of spaces one, and at most MAX_SEARCH_LENGTH characters.
+    Letters of any script, right-to-left text and combining marks are kept as typed."""
+    spaced = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in raw[: MAX_SEARCH_LENGTH * 4])
+    return " ".join(spaced.split())[:MAX_SEARCH_LENGTH].strip()
 
 
 @dataclass(frozen=True)
@@ -149,7 +158,7 @@ class Table:
         self._sortable = {c.name: c for c in self.columns if c.sortable}
 
         params = request.GET
-        self.query = params.get("q", "").strip()[:MAX_SEARCH_LENGTH] if search else ""
+        self.query = search_text(params.get("q", "")) if search else ""
         self.filter_values: dict[str, str] = {}
         for flt in self.filters:
             raw = params.get(flt.name, "")

@@ -167,3 +167,19 @@ class BulkUploadForm(forms.Form):
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
+
+
+class ReductionProposeForm(forms.Form):
+    """Seats to drop at the next renewal; the service checks the range against the subscription."""
+
+    reduce_by = forms.IntegerField(
+        label="Seats to drop at renewal",
+        min_value=1,
+        max_value=1_000_000,
+        error_messages={
+            "required": "Enter how many seats to drop at renewal.",
+            "invalid": "Enter how many seats to drop at renewal as a whole number, for example 3.",
+            "min_value": "Enter how many seats to drop at renewal: at least 1.",
+            "max_value": "Enter how many seats to drop at renewal: fewer than the subscription has.",
+        },
+    )

@@ -311,6 +311,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON with bounded nesting (a deep body is a 400, not a RecursionError), forms and uploads as DRF's.
+    "DEFAULT_PARSER_CLASSES": [
+        "core.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": None,
     # Only believe X-Forwarded-For behind the configured number of trusted proxies.
     "NUM_PROXIES": int(os.environ.get("TRUSTED_PROXY_COUNT", 0)),

@@ -136,6 +136,36 @@ def test_malformed_json_is_400(org):
     assert_error(response, 400, "malformed_request")
 
 
+def test_deeply_nested_json_is_400_not_recursion_error(org):
+    client = api_client_for(org)
+    for body in ("[" * 5000 + "]" * 5000, '{"a":' * 40 + "1" + "}" * 40):
+        response = client.post("/api/v1/invitations/", body, content_type="application/json")
+        assert_error(response, 400, "malformed_request")
+        assert "nests deeper than" in response.json()["error"]["message"]
+    # Shallow JSON still reaches the serializer.
+    response = client.post("/api/v1/invitations/", {"email": [[["x"]]]}, content_type="application/json")
+    assert_error(response, 400, "validation_error")
+
+
+def test_an_endpoint_that_ignores_its_body_still_refuses_a_malformed_one(org):
+    client = api_client_for(org)
+    created = client.post("/api/v1/invitations/", {"email": "new@example.com", "role": "viewer"},
+                          content_type="application/json")
+    assert created.status_code == 201, created.content
+    resend = f"/api/v1/invitations/{created.json()['id']}/resend/"
+    response = client.post(resend, "[" * 5000, content_type="application/json")
+    assert_error(response, 400, "malformed_request")
+    assert client.post(resend).status_code == 200  # without a body it works
+
+
+def test_nul_in_a_query_parameter_is_a_clear_400(org):
+    client = api_client_for(org)
+    response = client.get("/api/v1/audit-events/?action=ab%00cd")
+    assert_error(response, 400, "invalid_parameter")
+    assert set(response.json()["error"]["fields"]) == {"action"}
+    assert client.get("/api/v1/audit-events/?action=abcd").status_code == 200
+
+
 def test_validation_errors_name_the_fields(org):
     client = api_client_for(org)
     response = client.post("/api/v1/invitations/", {"email": "nope", "role": "emperor"}, format="json")

@@ -36,6 +36,16 @@ def _declared_length(request) -> int:
     return length
 
 
+def _refuse_nul_in_query(request) -> None:
+    """No stored text can hold a NUL character (PostgreSQL refuses it), so no filter can match one:
+    say so, in the one error shape, instead of letting the database fail on it."""
+    for name, values in request.query_params.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            shown = name.replace("\x00", "")[:50]
+            message = f"The query parameter '{shown}' contains a NUL character (%00); remove it."
+            raise ApiError(message, code="invalid_parameter", fields={shown: [message]})
+
+
 class OrganizationScopedMixin:
     """The machinery shared by :class:`OrganizationAPIView` and :class:`OrganizationViewSet`."""
 
@@ -89,11 +99,16 @@ class OrganizationScopedMixin:
             # Before the permission check, so a missing method reads as 405, not "your role does not allow this".
             raise MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
+        _refuse_nul_in_query(request)
         organization = self.organization
         if organization is None:
             raise ApiError("No organisation selected.", code="permission_denied", status_code=403)
         if request.method in self.idempotent_methods and idempotency.HEADER in request.headers:
             self._claim_idempotency_key(request, organization)
+        if request.method in ("POST", "PUT", "PATCH") and _declared_length(request) > 0:
+            # Parse now, whether or not the handler reads the body: a malformed one (bad JSON, nesting
+            # past core.api.parsers.MAX_JSON_DEPTH) is a 400 on every write endpoint, before anything runs.
+            request.data  # noqa: B018
         self._tenant_scope = tenant_context(organization)
         self._tenant_scope.__enter__()
 

@@ -165,14 +165,33 @@ class AssignmentSerializer(serializers.ModelSerializer):
             self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
 
 
+class AssignRequestSerializer(serializers.Serializer):
+    """What a client posts to assign. Not the model serializer: its unique (user, sku) validator would refuse
+    the row that license_assign reuses for a license given back, and an assignment that already exists."""
+
+    user = serializers.PrimaryKeyRelatedField(queryset=DirectoryUser.objects.none())
+    sku = serializers.PrimaryKeyRelatedField(queryset=TenantSku.objects.none())
+    disabled_plans = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        organization = getattr(self.context.get("request"), "organization", None)
+        if organization is not None:
+            self.fields["user"].queryset = DirectoryUser.objects.for_org(organization)
+            self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List license assignments", parameters=[
         OpenApiParameter("state", str, enum=LicenseAssignment.State.values),
         OpenApiParameter("user", str), OpenApiParameter("bulk_job", str)]),
     retrieve=extend_schema(summary="Get a license assignment"),
     create=extend_schema(summary="Assign a license to a user (seat reserved now, Graph call queued)",
-                         parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                         responses={202: AssignmentSerializer, **error_responses(400, 409)}),
+                         description="Posting an assignment the user already holds returns it (200); a license "
+                                     "the user gave back earlier is assigned again (202).",
+                         parameters=[IDEMPOTENCY_KEY_PARAMETER], request=AssignRequestSerializer,
+                         responses={200: AssignmentSerializer, 202: AssignmentSerializer,
+                                    **error_responses(400, 409)}),
     destroy=extend_schema(summary="Unassign (queued; the seat is freed once Microsoft confirms)",
                           responses={202: AssignmentSerializer, **error_responses(409)}),
 )
@@ -192,7 +211,7 @@ class LicenseAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return rows.order_by("created_at", "pk")
 
     def create(self, request):
-        serializer = self.get_serializer(data=request.data)
+        serializer = AssignRequestSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
@@ -202,8 +221,10 @@ class LicenseAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             )
         except (assignment_services.SeatsExhausted, assignment_services.AssignmentRefused, ValidationError) as exc:
             raise _refusal(exc) from None
+        # Already assigned and nothing changed: nothing was queued, so this is the row as it stands.
+        done = assignment.state == LicenseAssignment.State.ASSIGNED
         return Response(AssignmentSerializer(assignment, context={"request": request}).data,
-                        status=status.HTTP_202_ACCEPTED)
+                        status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
 
     def destroy(self, request, pk=None):
         assignment = self.get_object()

@@ -19,7 +19,7 @@ from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
 from core.audit import AuditEvent
 from core.tenancy import tenant_context
-from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, Notification, TenantSku
+from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, Notification, ReductionProposal, TenantSku
 from licensing.services import bulk as bulk_services
 
 from . import directory_helpers
@@ -192,6 +192,36 @@ def test_api_directory_search_assign_and_bulk_dry_run(api, synced):
     assert api.get("/api/v1/renewals/").status_code == 200
 
 
+def test_api_assigns_again_a_license_given_back_and_returns_an_existing_one(api, synced):
+    pool = premium(synced)
+    user = unlicensed_users(synced, pool, count=1)[0]
+    body = {"user": str(user.pk), "sku": str(pool.pk)}
+    first = api.post("/api/v1/license-assignments/", body, content_type="application/json")
+    assert first.status_code == 202, first.content
+    with tenant_context(synced):
+        LicenseAssignment.objects.for_org(synced).filter(pk=first.json()["id"]).update(
+            state=LicenseAssignment.State.ASSIGNED
+        )
+    # The same assignment posted again (no idempotency key): the row as it stands, not a uniqueness error.
+    again = api.post("/api/v1/license-assignments/", body, content_type="application/json")
+    assert again.status_code == 200, again.content
+    assert again.json()["id"] == first.json()["id"] and again.json()["state"] == "assigned"
+    # Given back (Microsoft confirmed the removal), then assigned again: the same row is reused.
+    with tenant_context(synced):
+        LicenseAssignment.objects.for_org(synced).filter(pk=first.json()["id"]).update(
+            state=LicenseAssignment.State.REMOVED, removed_at=timezone.now()
+        )
+    back = api.post("/api/v1/license-assignments/", body, content_type="application/json")
+    assert back.status_code == 202, back.content
+    assert back.json()["id"] == first.json()["id"] and back.json()["state"] == "pending"
+    with tenant_context(synced):
+        assert LicenseAssignment.objects.for_org(synced).filter(user=user, sku=pool).count() == 1
+    # Bad input is still refused in the one error shape.
+    refused = api.post("/api/v1/license-assignments/", {"user": "nope", "sku": str(pool.pk)},
+                       content_type="application/json")
+    assert refused.status_code == 400 and set(refused.json()["error"]["fields"]) == {"user"}
+
+
 def test_seats_bought_after_the_dry_run_enable_confirm(client, synced, owner):
     verified_client(client, owner)
     pool = premium(synced)  # 25 purchased, 20 assigned: 5 free
@@ -255,6 +285,31 @@ def test_tampered_ids_are_simply_not_found(client, synced, owner):
     with tenant_context(synced):
         assert Notification.objects.for_org(synced).get().read_at is None
         assert not BulkJob.objects.for_org(synced).exists()
+
+
+def test_a_selection_that_matches_nobody_gets_a_message_not_an_error(client, synced, owner):
+    verified_client(client, owner)
+    pool = premium(synced)
+    response = client.post(url("bulk_from_selection", synced),
+                           {"target_sku": str(pool.pk), "action": "assign", "q": "nobody-is-called-this"}, follow=True)
+    assert response.status_code == 200
+    assert "No directory users match this selection" in response.content.decode()
+    with tenant_context(synced):
+        assert not BulkJob.objects.for_org(synced).exists()
+
+
+def test_a_reduction_that_is_not_a_number_gets_a_clear_message(client, synced, owner):
+    verified_client(client, owner)
+    with tenant_context(synced):
+        sku = TenantSku.objects.for_org(synced).first()
+    for value in ("three", "1.5", "", "9" * 40):
+        response = client.post(url("reduction_propose", synced), {"sku": str(sku.pk), "reduce_by": value}, follow=True)
+        assert response.status_code == 200, value
+        page = response.content.decode()
+        assert "invalid literal" not in page
+        assert "seats to drop at renewal" in page, value
+    with tenant_context(synced):
+        assert not ReductionProposal.objects.for_org(synced).exists()
 
 
 def test_csv_exports_keep_directory_text_from_running_as_a_formula(client, synced, owner):

@@ -53,10 +53,14 @@ class BulkFromSelection(OrganizationMixin, View):
         if not form.is_valid() or action not in BulkJob.Action.values:
             raise Http404("Unknown selection.")
         users = selectors_directory.directory_users(self.organization, **form.cleaned_data).iterator(chunk_size=1000)
-        job = bulk_services.bulk_preview_selection(
-            organization=self.organization, sku=target, action=action, users=users, actor=actor_of(request),
-            created_by=request.user,
-        )
+        try:
+            job = bulk_services.bulk_preview_selection(
+                organization=self.organization, sku=target, action=action, users=users, actor=actor_of(request),
+                created_by=request.user,
+            )
+        except bulk_services.BulkInputError:
+            messages.error(request, "No directory users match this selection. Change the search or filters.")
+            return redirect("licensing:directory_users", org_slug=org_slug)
         return redirect("licensing:bulk_job", org_slug=org_slug, pk=job.pk)
 
 

@@ -16,6 +16,7 @@ from django.views.generic import TemplateView
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
 from core.csv_export import csv_response
+from licensing.forms import ReductionProposeForm
 from licensing.selectors import directory as selectors_directory
 from licensing.selectors import licensing_settings
 from licensing.selectors import usage as selectors_usage
@@ -72,11 +73,15 @@ class ReductionPropose(OrganizationMixin, View):
 
     def post(self, request, org_slug):
         sku = tenant_sku_or_404(self.organization, request.POST.get("sku"))
+        form = ReductionProposeForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, " ".join(form.errors["reduce_by"]))
+            return redirect("licensing:usage", org_slug=org_slug)
         try:
             usage_services.reduction_propose(organization=self.organization, sku=sku,
-                                             reduce_by=int(request.POST.get("reduce_by", "0") or 0),
+                                             reduce_by=form.cleaned_data["reduce_by"],
                                              actor=actor_of(request), proposed_by=request.user)
-        except (ValidationError, ValueError) as exc:
+        except ValidationError as exc:
             messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         else:
             messages.success(request, "Proposal sent to the owners for approval.")

@@ -83,6 +83,22 @@ def test_bad_parameters_never_fail(owner, organization):
         assert client.get(URL + query).status_code == 200, query
 
 
+def test_control_characters_in_the_search_are_spaces_on_the_page_and_in_the_export(owner, organization):
+    """A NUL byte reaches PostgreSQL as an error unless removed; the search works without it."""
+    client, _ = owner
+    record(organization, "tenant.linked")
+    record(organization, "member.invited")
+    results = client.get(URL + "?q=tenant%00").content.decode().split('id="activity-results"')[1]
+    assert "Tenant linked" in results and "Member invited" not in results
+    response = client.get(EXPORT_URL + "?q=ab%00cd")
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][0] == "occurred_at_utc" and len(rows) == 1  # matched nothing, and finished
+    response = client.get(EXPORT_URL + "?q=tenant%00%0A")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r[1] for r in rows[1:]] == ["tenant.linked"]
+
+
 def test_paginates_25_per_page(owner, organization):
     client, _ = owner
     for i in range(30):

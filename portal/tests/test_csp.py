@@ -81,3 +81,11 @@ def test_components_contain_no_inline_code(rf):
     )
     assert "<svg" in html and "<progress" in html
     assert inline_code(html) == []
+
+
+def test_api_docs_page_contains_no_inline_code(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert inline_code(page) == []
+    assert "/static/portal/css/api-docs.css" in page and "swagger-ui-bundle.js" in page

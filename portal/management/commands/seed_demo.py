@@ -1,14 +1,17 @@
 """Seed the demo organisation: people and MFA, a linked Microsoft tenant, subscriptions in
-several states, directory users with licenses and 90 days of usage history.
+several states, directory users with licenses and 90 days of usage history; and a reseller
+staff member for the admin site.
 
 Idempotent part by part: a second run reuses what exists and finishes what a failed run left.
 """
+
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 from django.test.utils import override_settings
 
-from accounts.demo import DEMO_ORG_SLUG, seed_accounts_demo
+from accounts.demo import DEMO_ORG_SLUG, DEMO_STAFF_EMAIL, seed_accounts_demo, seed_staff_demo
 from licensing.demo import seed_licensing_demo
 from licensing.demo_directory import seed_directory_demo
 from licensing.models import DirectoryUser, Subscription
@@ -40,13 +43,26 @@ class Command(BaseCommand):
             "MS_GRAPH_URL": f"{emulator_url}/graph",
         }
 
+    @staticmethod
+    def _require_emulator_ca() -> None:
+        """The emulator writes its CA on first start; without it every Microsoft call fails with an OSError."""
+        using_emulator = settings.MS_AUTHORITY_HOST == settings.MSEMULATOR_URL
+        if using_emulator and settings.MS_CA_BUNDLE and not Path(settings.MS_CA_BUNDLE).exists():
+            raise CommandError(
+                f"The Microsoft emulator's CA ({settings.MS_CA_BUNDLE}) does not exist yet: the emulator has not "
+                "started. Run `make seed` or `make run`, which start it before seeding."
+            )
+
     def _seed(self, *, emulator_url, accounts_only):
         organization, owner, created = seed_accounts_demo()
         self.stdout.write(
             f"{'Created' if created else 'Reusing'} demo organisation '{DEMO_ORG_SLUG}' and its members."
         )
+        _, staff_created = seed_staff_demo()
+        self.stdout.write(f"{'Created' if staff_created else 'Reusing'} demo staff member {DEMO_STAFF_EMAIL}.")
         if accounts_only:
             return
+        self._require_emulator_ca()
         if not Subscription.objects.for_org(organization).exists():
             self.stdout.write("Linking the Microsoft tenant and buying subscriptions through the emulator …")
             seed_licensing_demo(organization=organization, actor=owner, emulator_url=emulator_url)
