@@ -179,6 +179,27 @@ def axe_source() -> str:
     return data.decode("utf-8")
 
 
+@dataclass(frozen=True)
+class AxeFinding:
+    path: str
+    when: str
+    rule: str
+    kind: str  # "violation" or "needs review"
+    impact: str
+    help: str
+    help_url: str
+    nodes: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple:
+        return (self.path, self.rule, self.kind, self.nodes)
+
+    def __str__(self) -> str:
+        nodes = "".join(f"\n    {node}" for node in self.nodes)
+        where = f"{self.path} ({self.when})"
+        return f"{where}: {self.rule} [{self.kind}, {self.impact}] {self.help} <{self.help_url}>{nodes}"
+
+
 class AxeGate:
     """axe-core over every document a test's browser shows: the accessibility gate (decision 014).
 
@@ -215,11 +236,10 @@ class AxeGate:
 
     def __init__(self, origin: str):
         self.origin = origin
-        self.findings: list[str] = []
+        self.findings: list[AxeFinding] = []
         self.documents_checked = 0
         self._watched: set[int] = set()
         self._running: set[int] = set()
-        self._reported: set[tuple] = set()
 
     def watch(self, context) -> None:
         """Check every page of ``context``: those open now and those it opens later (popups)."""
@@ -267,15 +287,13 @@ class AxeGate:
         self.documents_checked += 1
         path = page.url[len(self.origin) :]
         for rule in rules:
-            nodes = "\n".join(f"    {node['target']}: {node['summary']}" for node in rule["nodes"])
-            key = (path, rule["kind"], rule["id"], nodes)
-            if key in self._reported:  # the same page, found the same way again
-                continue
-            self._reported.add(key)
-            self.findings.append(
-                f"{path} ({when}): {rule['id']} [{rule['kind']}, {rule['impact']}] {rule['help']}"
-                f" <{rule['helpUrl']}>\n{nodes}"
+            finding = AxeFinding(
+                path=path, when=when, rule=rule["id"], kind=rule["kind"], impact=rule["impact"] or "",
+                help=rule["help"], help_url=rule["helpUrl"],
+                nodes=tuple(f"{node['target']}: {node['summary']}" for node in rule["nodes"]),
             )
+            if finding.key not in {f.key for f in self.findings}:  # the same page, found the same way again
+                self.findings.append(finding)
 
 
 @pytest.fixture
