@@ -212,9 +212,10 @@ class AxeGate:
     signed in to that browser context. ``check(page)`` checks a state in between, such as an open
     dialog.
 
-    How: axe-core is evaluated through the DevTools protocol, which the page's
-    Content-Security-Policy does not govern. The contexts do not bypass CSP, so the policy users get
-    stays in force in the tests and its violations still fail them.
+    How: axe-core is added to every document as an init script and run with ``page.evaluate``, both
+    through the DevTools protocol, which the page's Content-Security-Policy does not govern. The
+    contexts do not bypass CSP, so the policy users get stays in force in the tests and its
+    violations still fail them.
 
     What fails: any violation of a WCAG 2.0/2.1 A or AA rule (with the unique-id rules of 4.1.1) or
     of a best-practice rule, and any colour contrast or repeated referenced id axe-core could not
@@ -244,6 +245,7 @@ class AxeGate:
     def watch(self, context) -> None:
         """Check every page of ``context``: those open now and those it opens later (popups)."""
         context.add_init_script(script=self._UNMARK_AFTER_SWAPS)
+        context.add_init_script(script=axe_source())  # compiled in the renderer: no 650 kB per check
         context.on("page", self.watch_page)
         for page in context.pages:
             self.watch_page(page)
@@ -276,7 +278,7 @@ class AxeGate:
         try:
             rules = None
             if page.url.startswith(self.origin + "/"):
-                if not page.evaluate("() => typeof window.axe === 'object'"):
+                if not page.evaluate("() => typeof window.axe === 'object'"):  # a document from before watch()
                     page.evaluate(axe_source())
                 rules = page.evaluate(_AXE_RUN, [list(AXE_TAGS), list(AXE_EXTRA_RULES), list(AXE_INCOMPLETE_FAILS)])
             page.evaluate("mark => document.documentElement.setAttribute(mark, '')", self.MARK)
