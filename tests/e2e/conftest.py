@@ -219,8 +219,8 @@ class AxeGate:
 
     What fails: any violation of a WCAG 2.0/2.1 A or AA rule (with the unique-id rules of 4.1.1) or
     of a best-practice rule, and any colour contrast or repeated referenced id axe-core could not
-    decide. Findings are collected and fail the test at teardown,
-    each with the page, the moment, the rule, its help link and the offending elements.
+    decide. Findings are collected and fail the test at teardown, each with the page, the moment,
+    the rule, its help link and the offending elements.
 
     Not covered: pages opened outside ``page``/``new_page`` (a context made from ``browser``
     directly), frames other than the main one, and a document the test leaves without acting on it
