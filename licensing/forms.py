@@ -78,7 +78,11 @@ class PurchaseForm(forms.Form):
                                                              f"{p.get_billing_cycle_display().lower()}"
 
 
+# The subscription page holds both forms below. Each has its own prefix, so their fields' names and
+# ids differ ("seats-quantity" and "renewal-quantity"): one id per page, one label per input.
 class QuantityForm(forms.Form):
+    prefix = "seats"
+
     quantity = forms.IntegerField(min_value=1, label="New number of seats")
     confirm_wipe_scheduled = forms.BooleanField(
         required=False, label="I understand this deletes the changes scheduled for the next term"
@@ -86,6 +90,8 @@ class QuantityForm(forms.Form):
 
 
 class ScheduleForm(forms.Form):
+    prefix = "renewal"
+
     quantity = forms.IntegerField(min_value=1, label="Seats at renewal")
     term_duration = forms.ChoiceField(choices=Price.Term.choices, label="Term at renewal")
     billing_cycle = forms.ChoiceField(choices=Price.BillingCycle.choices, label="Billing frequency at renewal")

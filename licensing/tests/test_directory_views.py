@@ -269,7 +269,7 @@ def test_buy_more_adds_seats_to_the_existing_subscription_else_opens_the_product
     page = client.get(url("licenses", synced)).content.decode()
     assert f'href="{url("subscription", synced, pk=subscription.pk)}?quantity=26#change-seats"' in page
     form = client.get(url("subscription", synced, pk=subscription.pk) + "?quantity=26").content.decode()
-    assert 'name="quantity" id="id_quantity" min="1" value="26"' in form
+    assert 'name="seats-quantity" id="id_seats-quantity" min="1" value="26"' in form
 
 
 def test_tampered_ids_are_simply_not_found(client, synced, owner):

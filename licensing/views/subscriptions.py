@@ -88,12 +88,15 @@ class SubscriptionPage(SubscriptionMixin, TemplateView):
 
 
 class ReductionSimulator(SubscriptionMixin, View):
-    """htmx: what a new quantity (or cancellation, quantity 0) would refund and keep committed."""
+    """htmx: what a new quantity (or cancellation, quantity 0) would refund and keep committed.
+
+    The seat field sends itself under its form's name (``seats-quantity``); the cancel section asks
+    with the same name and 0."""
 
     def get(self, request, *args, **kwargs):
         subscription = self.get_subscription()
         try:
-            quantity = int(request.GET.get("quantity", subscription.quantity))
+            quantity = int(request.GET.get(QuantityForm().add_prefix("quantity"), subscription.quantity))
         except ValueError:
             quantity = subscription.quantity
         context = {"subscription": subscription, "quantity": quantity}

@@ -1,21 +1,25 @@
 """Browser tests: headless system Chromium (Playwright) against the portal served by pytest-django's live server.
 
 The live server runs in a thread of this process, so the test can read the emails it sends
-(locmem backend) and set up rows directly. Every page opened through these fixtures is watched
-for Content-Security-Policy violations and uncaught script errors; any of them fails the test.
+(locmem backend) and set up rows directly. Every page opened through these fixtures (``page``,
+``new_page``) is watched for Content-Security-Policy violations and uncaught script errors, and
+every document it shows is checked by axe-core (``AxeGate`` below); any problem fails the test.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 CHROMIUM = os.environ.get("PLAYWRIGHT_CHROMIUM_EXECUTABLE", "/usr/bin/chromium")
 # Running as root needs --no-sandbox; the background-networking flags stop Chromium calling Google.
@@ -114,14 +118,201 @@ def page_problems() -> PageProblems:
     return PageProblems()
 
 
+# --- accessibility: axe-core on every document the suite shows ------------------------------------
+
+AXE_VERSION = "4.14.1"
+AXE_FILE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+# The SHA-256 axe-core publishes for this file (sri-history.json in the npm package): an edited or
+# truncated copy fails loudly instead of quietly checking less. See vendor/axe-core/README.md.
+AXE_SHA256 = "KTSJmUUM3yhJqOcLeRL8LahahJ2jnA0NU5T1HUqe2Vw="
+# WCAG 2.0 and 2.1, levels A and AA, plus Deque's best practices (landmarks, headings, regions).
+AXE_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice")
+# WCAG 2.0/2.1 success criterion 4.1.1 (Parsing, level A): unique ids. axe-core files these rules
+# under "wcag2a-obsolete" since WCAG 2.2 dropped the criterion and leaves them off; we still hold
+# the pages to 2.1, and a repeated id makes a label name the wrong field.
+AXE_EXTRA_RULES = ("duplicate-id", "duplicate-id-active")
+# "Needs review" results that fail like violations. A contrast axe-core cannot compute is a contrast
+# nobody checks, so text must sit on backgrounds it can read (flat colours, no gradients, nothing on
+# top). An id that ARIA or a label points at and that occurs twice is reported for review only,
+# though it always names or describes the wrong element.
+AXE_INCOMPLETE_FAILS = ("color-contrast", "duplicate-id-aria")
+
+# Runs in the page: null for a document that is not HTML (a JSON or CSV response), else the rules
+# that fail, with their nodes. The page is checked scrolled to the top (and put back afterwards):
+# scrolled down, the sticky header lies over the text below it, and axe-core cannot tell that text's
+# background any more.
+_AXE_RUN = """async ([tags, extraRules, incompleteFails]) => {
+    if (document.contentType !== "text/html") return null;
+    const [x, y] = [window.scrollX, window.scrollY];
+    window.scrollTo({left: 0, top: 0, behavior: "instant"});
+    let results;
+    try {
+        results = await axe.run(document, {
+            runOnly: {type: "tag", values: tags},
+            rules: Object.fromEntries(extraRules.map((id) => [id, {enabled: true}])),
+            resultTypes: ["violations", "incomplete"],
+        });
+    } finally {
+        window.scrollTo({left: x, top: y, behavior: "instant"});
+    }
+    const pick = (rule, kind) => ({
+        kind, id: rule.id, impact: rule.impact, help: rule.help, helpUrl: rule.helpUrl,
+        nodes: rule.nodes.map((node) => ({
+            target: node.target.map(String).join(" "),
+            summary: (node.failureSummary || "").replace(/\\s+/g, " ").trim(),
+        })),
+    });
+    return [
+        ...results.violations.map((rule) => pick(rule, "violation")),
+        ...results.incomplete.filter((rule) => incompleteFails.includes(rule.id))
+            .map((rule) => pick(rule, "needs review")),
+    ];
+}"""
+
+
+@cache
+def axe_source() -> str:
+    data = AXE_FILE.read_bytes()
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    if digest != AXE_SHA256:
+        raise RuntimeError(f"{AXE_FILE} is not axe-core {AXE_VERSION} as published (its sha256 is {digest})")
+    return data.decode("utf-8")
+
+
+@dataclass(frozen=True)
+class AxeFinding:
+    path: str
+    when: str
+    rule: str
+    kind: str  # "violation" or "needs review"
+    impact: str
+    help: str
+    help_url: str
+    nodes: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple:
+        return (self.path, self.rule, self.kind, self.nodes)
+
+    def __str__(self) -> str:
+        nodes = "".join(f"\n    {node}" for node in self.nodes)
+        where = f"{self.path} ({self.when})"
+        return f"{where}: {self.rule} [{self.kind}, {self.impact}] {self.help} <{self.help_url}>{nodes}"
+
+
+class AxeGate:
+    """axe-core over every document a test's browser shows: the accessibility gate (decision 014).
+
+    When: once per document, after its navigation, before the test's first action or auto-waiting
+    assertion on it (a Playwright locator handler on ``<html>`` without the ``data-axe-checked``
+    mark: Playwright runs it and waits for it before the action, so the check never races the
+    test). An htmx swap removes the mark, so new content is checked before the next action too; at
+    the end of the test every page still open is checked once more, in the state the test left it.
+    There is no list of URLs: a page a new test visits is covered by construction, for whoever is
+    signed in to that browser context. ``check(page)`` checks a state in between, such as an open
+    dialog.
+
+    How: axe-core is added to every document as an init script and run with ``page.evaluate``, both
+    through the DevTools protocol, which the page's Content-Security-Policy does not govern. The
+    contexts do not bypass CSP, so the policy users get stays in force in the tests and its
+    violations still fail them.
+
+    What fails: any violation of a WCAG 2.0/2.1 A or AA rule (with the unique-id rules of 4.1.1) or
+    of a best-practice rule, and any colour contrast or repeated referenced id axe-core could not
+    decide. Findings are collected and fail the test at teardown, each with the page, the moment,
+    the rule, its help link and the offending elements.
+
+    Not covered: pages opened outside ``page``/``new_page`` (a context made from ``browser``
+    directly), frames other than the main one, and a document the test leaves without acting on it
+    or asserting anything about it (``goto`` straight after ``goto``).
+    """
+
+    MARK = "data-axe-checked"
+    # Init script (runs in every document before its own scripts, outside the CSP like evaluate):
+    # content htmx swapped in has not been checked yet.
+    _UNMARK_AFTER_SWAPS = (
+        'document.addEventListener("htmx:afterSettle", '
+        '() => document.documentElement.removeAttribute("data-axe-checked"));'
+    )
+
+    def __init__(self, origin: str):
+        self.origin = origin
+        self.findings: list[AxeFinding] = []
+        self.documents_checked = 0
+        self._watched: set[int] = set()
+        self._running: set[int] = set()
+
+    def watch(self, context) -> None:
+        """Check every page of ``context``: those open now and those it opens later (popups)."""
+        context.add_init_script(script=self._UNMARK_AFTER_SWAPS)
+        context.add_init_script(script=axe_source())  # compiled in the renderer: no 650 kB per check
+        context.on("page", self.watch_page)
+        for page in context.pages:
+            self.watch_page(page)
+
+    def watch_page(self, page) -> None:
+        if id(page) in self._watched:
+            return
+        self._watched.add(id(page))
+        page.add_locator_handler(
+            page.locator(f"html:not([{self.MARK}])"),
+            lambda: self._after_navigation(page),
+            no_wait_after=True,
+        )
+
+    def _after_navigation(self, page) -> None:
+        try:
+            page.wait_for_load_state("load")
+            self.check(page, when="after navigation")
+        except PlaywrightError as error:
+            # The test's last action navigated on while the check ran: the next document has no
+            # mark, so the next action or assertion checks it.
+            if "Execution context was destroyed" not in error.message:
+                raise
+
+    def check(self, page, *, when: str = "checked by the test") -> None:
+        """Run axe-core on the document ``page`` shows now; findings fail the test at teardown."""
+        if page.is_closed() or id(page) in self._running:
+            return
+        self._running.add(id(page))  # axe-core refuses a second run on a document before the first ends
+        try:
+            rules = None
+            if page.url.startswith(self.origin + "/"):
+                if not page.evaluate("() => typeof window.axe === 'object'"):  # a document from before watch()
+                    page.evaluate(axe_source())
+                rules = page.evaluate(_AXE_RUN, [list(AXE_TAGS), list(AXE_EXTRA_RULES), list(AXE_INCOMPLETE_FAILS)])
+            page.evaluate("mark => document.documentElement.setAttribute(mark, '')", self.MARK)
+        finally:
+            self._running.discard(id(page))
+        if rules is None:
+            return
+        self.documents_checked += 1
+        path = page.url[len(self.origin) :]
+        for rule in rules:
+            finding = AxeFinding(
+                path=path, when=when, rule=rule["id"], kind=rule["kind"], impact=rule["impact"] or "",
+                help=rule["help"], help_url=rule["helpUrl"],
+                nodes=tuple(f"{node['target']}: {node['summary']}" for node in rule["nodes"]),
+            )
+            if finding.key not in {f.key for f in self.findings}:  # the same page, found the same way again
+                self.findings.append(finding)
+
+
 @pytest.fixture
-def new_page(browser, live_server, page_problems, request) -> Iterator[Callable]:
+def axe_gate(live_server) -> AxeGate:
+    """The accessibility gate of this test's browser contexts (see ``AxeGate``)."""
+    return AxeGate(live_server.url)
+
+
+@pytest.fixture
+def new_page(browser, live_server, page_problems, axe_gate, request) -> Iterator[Callable]:
     """``new_page()`` opens a page in a fresh browser context (its own cookies: a different person)."""
     contexts = []
 
     def open_page():
         context = browser.new_context(base_url=live_server.url, locale="en-GB", timezone_id="UTC")
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        axe_gate.watch(context)
         contexts.append(context)
         page = context.new_page()
         page_problems.watch(page, live_server.url)
@@ -139,12 +330,18 @@ def new_page(browser, live_server, page_problems, request) -> Iterator[Callable]
                     page.screenshot(path=str(ARTIFACTS / f"{name}-{c_index}-{p_index}.png"), full_page=True)
                 except Exception as exc:  # a crashed page must not hide the real failure
                     print(f"screenshot failed: {exc}")
+    else:
+        # Nothing navigates away from the last document of each page: check it here.
+        for context in contexts:
+            for page in context.pages:
+                axe_gate.check(page, when="at the end of the test")
     for context in contexts:
         context.close()
     problems = [
         *(f"CSP violation: {v}" for v in page_problems.csp_violations),
         *(f"Script error: {e}" for e in page_problems.script_errors),
         *(f"Weak or missing CSP: {m}" for m in page_problems.missing_csp),
+        *(f"Accessibility (axe-core {AXE_VERSION}): {f}" for f in axe_gate.findings),
     ]
     if problems and not failed:
         pytest.fail("\n".join(problems))

@@ -74,8 +74,46 @@ def test_subscription_page_shows_windows_and_simulator(client):
     verified_client(client, member.user)
     page = client.get(url("subscription", member.organization, subscription.pk)).content.decode()
     assert 'id="cancel-window"' in page and "left" in page and 'id="refundable-seats">10' in page
-    simulated = client.get(url("subscription_simulate", member.organization, subscription.pk), {"quantity": 7})
+    simulated = client.get(url("subscription_simulate", member.organization, subscription.pk), {"seats-quantity": 7})
     assert "3</strong> seats refunded" in simulated.content.decode()
+
+
+def test_the_subscription_pages_forms_each_have_their_own_field_names_and_ids(client):
+    """The seat change and the next-term change both have a quantity: each form has its own prefix, so
+    every id is unique, each label names its own input, and each view reads its own fields."""
+    subscription = SubscriptionFactory()
+    org = subscription.organization
+    member = MembershipFactory(organization=org, role=Role.LICENSE_ADMIN)
+    with tenant_context(org):
+        SeatBatchFactory(subscription=subscription, quantity=10)
+    verified_client(client, member.user)
+    page = client.get(url("subscription", org, subscription.pk)).content.decode()
+
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
+    for name, label in (("seats-quantity", "New number of seats"), ("renewal-quantity", "Seats at renewal")):
+        assert re.search(rf'<label class="field-label" for="id_{name}">{label}\b', page), name
+        assert re.search(rf'<input[^>]*\sname="{name}"[^>]*\sid="id_{name}"', page), name
+    assert "?seats-quantity=0" in page  # the cancel section's refund asks the simulator by the same name
+
+    def operations(kind):
+        with tenant_context(org):
+            return list(ProvisioningOperation.objects.for_org(org).filter(kind=kind))
+
+    # A field sent under the other form's name (or none) is not this form's: nothing is queued.
+    client.post(url("subscription_quantity", org, subscription.pk), {"quantity": 12, "renewal-quantity": 12})
+    assert operations("subscription.set_quantity") == []
+    client.post(url("subscription_quantity", org, subscription.pk), {"seats-quantity": 12})
+    assert [op.payload["quantity"] for op in operations("subscription.set_quantity")] == [12]
+
+    other = SubscriptionFactory(organization=org)  # the first one now has a change in flight
+    client.post(url("subscription_schedule", org, other.pk),
+                {"quantity": 8, "term_duration": "P1Y", "billing_cycle": "monthly"})
+    assert operations("subscription.schedule") == []
+    client.post(url("subscription_schedule", org, other.pk),
+                {"renewal-quantity": 8, "renewal-term_duration": "P1Y", "renewal-billing_cycle": "monthly"})
+    [scheduled] = operations("subscription.schedule")
+    assert scheduled.payload["instructions"]["quantity"] == 8
 
 
 @pytest.mark.emulator
