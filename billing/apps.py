@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Billing"
+
+    def ready(self):
+        # Licensing quotes every price through this hook (licensing/pricing.py): billing's price lists.
+        from licensing.pricing import register_price_resolver
+
+        from .selectors.pricing import customer_price
+
+        register_price_resolver(customer_price)

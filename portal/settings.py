@@ -356,7 +356,19 @@ LICENSING_OPERATION_LEASE_SECONDS = int(os.environ.get("LICENSING_OPERATION_LEAS
 LICENSING_OPERATION_STALE_MINUTES = int(os.environ.get("LICENSING_OPERATION_STALE_MINUTES", 10))
 LICENSING_OPERATION_BACKOFF_SECONDS = int(os.environ.get("LICENSING_OPERATION_BACKOFF_SECONDS", 30))
 
+# Billing: currencies, Microsoft's monthly-billing premium, the seller printed on invoices.
+BILLING_CURRENCIES = tuple(os.environ.get("BILLING_CURRENCIES", "USD,EUR,GBP,CAD,AUD,CHF,SEK,NOK,DKK,NZD").split(","))
+BILLING_DEFAULT_CURRENCY = os.environ.get("BILLING_DEFAULT_CURRENCY", "USD")
+# Annual and three-year terms billed monthly cost 5% more than paying up front (Microsoft, since 2025-04-01).
+BILLING_MONTHLY_BILLING_PREMIUM_PERCENT = Decimal(os.environ.get("BILLING_MONTHLY_BILLING_PREMIUM_PERCENT", "5"))
+BILLING_SELLER_NAME = os.environ.get("BILLING_SELLER_NAME", "Cloud Licenses Portal Ltd")
+BILLING_SELLER_ADDRESS = os.environ.get("BILLING_SELLER_ADDRESS", "1 Example Street, Springfield, 12345, US")
+BILLING_SELLER_TAX_ID = os.environ.get("BILLING_SELLER_TAX_ID", "12-3456789")
+BILLING_SELLER_COUNTRY = os.environ.get("BILLING_SELLER_COUNTRY", "US")
+
 CELERY_BEAT_SCHEDULE = {
+    # Hourly: the run bills only the months that have closed, once (unique constraints), so repeats are free.
+    "billing-run": {"task": "billing.tasks.billing_run_all", "schedule": 3600.0},
     "licensing-sweep-operations": {"task": "licensing.tasks.sweep_operations", "schedule": 60.0},
     "licensing-sync-catalog": {"task": "licensing.tasks.sync_catalog", "schedule": 24 * 3600.0},
     "licensing-reconcile": {"task": "licensing.tasks.reconcile_all", "schedule": 3600.0},

@@ -1,0 +1,75 @@
+"""Staff admin for billing: margin rules, exchange rates and billing profiles.
+
+Price lists are shared rows, edited here; every save and delete goes through a service, which
+validates and audits it with the staff member as actor. Billing profiles are tenant rows read
+through ``unscoped_objects`` (staff-grant code, as in licensing/admin.py).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from core.audit import Actor
+from core.tenancy import tenant_context
+
+from .models import BillingProfile, ExchangeRate, MarginRule
+from .services import pricing as pricing_services
+
+
+@admin.register(MarginRule)
+class MarginRuleAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "customer", "tier", "product_family", "margin_percent", "effective_from",
+                    "effective_to"]
+    list_filter = ["tier", "product_family"]
+    search_fields = ["product_family", "note"]
+    autocomplete_fields = []
+    raw_id_fields = ["customer"]
+    fields = ["customer", "tier", "product_family", "margin_percent", "effective_from", "effective_to", "note"]
+
+    def save_model(self, request, obj, form, change):
+        pricing_services.margin_rule_save(actor=Actor.staff(request.user), rule=obj)
+
+    def delete_model(self, request, obj):
+        pricing_services.margin_rule_delete(actor=Actor.staff(request.user), rule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            self.delete_model(request, rule)
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    list_display = ["base", "quote", "rate", "effective_from"]
+    list_filter = ["base", "quote"]
+    fields = ["base", "quote", "rate", "effective_from"]
+
+    def save_model(self, request, obj, form, change):
+        pricing_services.exchange_rate_save(actor=Actor.staff(request.user), rate=obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a rate once used to price something stays, for the record
+
+
+@admin.register(BillingProfile)
+class BillingProfileAdmin(admin.ModelAdmin):
+    """Staff set a customer's tier, currency and payment terms; contacts are the customer's (never shown)."""
+
+    list_display = ["organization", "currency", "tier", "payment_terms_days", "tax_exempt"]
+    list_filter = ["tier", "currency", "tax_exempt"]
+    fields = ["organization", "currency", "tier", "payment_terms_days", "tax_exempt"]
+    readonly_fields = ["organization"]
+
+    def get_queryset(self, request):
+        return BillingProfile.unscoped_objects.select_related("organization")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        with tenant_context(obj.organization):
+            pricing_services.billing_profile_update(
+                organization=obj.organization, actor=Actor.staff(request.user), currency=obj.currency,
+                tier=obj.tier, payment_terms_days=obj.payment_terms_days, tax_exempt=obj.tax_exempt)
