@@ -15,11 +15,13 @@ organization_patterns = [
     path("team/", include("accounts.org_urls")),
     path("security/", include("security.org_urls")),
     path("", include("licensing.urls")),
+    path("billing/", include("billing.urls")),
 ]
 
 api_v1_patterns = [
     path("", include("accounts.api_urls")),
     path("", include("licensing.api.urls")),
+    path("", include("billing.api_urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,61 @@
+"""Billing API: invoices and credit notes, read-only, with their lines. Thin: selectors read."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, serializers
+
+from accounts.roles import Perm
+from billing.models import Invoice, InvoiceLine
+from billing.selectors import invoices as selectors
+from core.api.views import OrganizationViewSet
+
+
+class InvoiceLineSerializer(serializers.ModelSerializer):
+    subscription_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = InvoiceLine
+        fields = ["position", "kind", "description", "subscription_id", "ms_subscription_id", "period_start",
+                  "period_end", "quantity", "unit_price", "amount", "explanation"]
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    credited_invoice = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    lines = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invoice
+        fields = ["id", "kind", "number", "status", "currency", "subtotal", "tax_name", "tax_rate_percent",
+                  "tax_total", "total", "tax_note", "issued_at", "due_on", "paid_at", "run_period",
+                  "credited_invoice", "reason", "lines"]
+
+    @extend_schema_field(InvoiceLineSerializer(many=True))
+    def get_lines(self, obj):
+        if self.context.get("brief"):
+            return []
+        lines = selectors.invoice_lines(obj.organization_id, obj)
+        return InvoiceLineSerializer(lines, many=True).data
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List invoices and credit notes", parameters=[
+        OpenApiParameter("kind", str, enum=Invoice.Kind.values),
+        OpenApiParameter("status", str, enum=Invoice.Status.values),
+        OpenApiParameter("search", str, description="Part of the number or of a line's description."),
+    ], description="Newest first. Lines are included on the detail only (an empty list here)."),
+    retrieve=extend_schema(summary="Get an invoice or credit note with its lines"),
+)
+class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    model = Invoice
+    serializer_class = InvoiceSerializer
+    http_method_names = ["get", "head", "options"]
+    required_permissions = {"GET": Perm.BILLING_VIEW, "HEAD": Perm.BILLING_VIEW}
+
+    def scoped_queryset(self):
+        params = self.request.query_params
+        return selectors.invoices_for(self.organization, kind=params.get("kind", ""),
+                                      status=params.get("status", ""), search=params.get("search", "").strip()[:100])
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "brief": getattr(self, "action", "") == "list"}

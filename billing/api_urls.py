@@ -1,0 +1,10 @@
+"""API routes of the billing app, included under /api/v1/ in the "api" namespace."""
+
+from rest_framework.routers import SimpleRouter
+
+from . import api
+
+router = SimpleRouter()
+router.register("invoices", api.InvoiceViewSet, basename="invoice")
+
+urlpatterns = router.urls

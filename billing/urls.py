@@ -1,0 +1,15 @@
+"""Dashboard URLs of the billing app, namespace "billing", under /o/<org_slug>/billing/."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "billing"
+
+urlpatterns = [
+    path("", views.BillingOverview.as_view(), name="overview"),
+    path("invoices/", views.InvoiceList.as_view(), name="invoices"),
+    path("invoices/<uuid:pk>/", views.InvoiceDetail.as_view(), name="invoice"),
+    path("invoices/<uuid:pk>/print/", views.InvoicePrint.as_view(), name="invoice_print"),
+    path("invoices/<uuid:pk>/csv/", views.InvoiceCsv.as_view(), name="invoice_csv"),
+]

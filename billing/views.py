@@ -1,0 +1,100 @@
+"""Customer billing pages: overview with spend, invoice list, invoice detail, printable copy and CSV."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.views import View
+from django.views.generic import TemplateView
+
+from accounts.org_views import OrganizationMixin
+from accounts.roles import Perm
+from billing.models import Invoice
+from billing.selectors import invoices as selectors
+from billing.selectors.pricing import billing_profile
+from core.csv_export import csv_response
+
+PAGE_SIZE = 25
+
+
+def seller() -> dict:
+    return {"name": settings.BILLING_SELLER_NAME, "address": settings.BILLING_SELLER_ADDRESS,
+            "tax_id": settings.BILLING_SELLER_TAX_ID}
+
+
+class InvoiceMixin(OrganizationMixin):
+    permission = Perm.BILLING_VIEW
+
+    def get_invoice(self, pk) -> Invoice:
+        invoice = selectors.invoices_for(self.organization).filter(pk=pk).first()
+        if invoice is None:
+            raise Http404("No such invoice.")
+        return invoice
+
+
+class BillingOverview(OrganizationMixin, TemplateView):
+    permission = Perm.BILLING_VIEW
+    template_name = "billing/overview.html"
+
+    def get_context_data(self, **kwargs):
+        spend = selectors.spend_by_month(self.organization)
+        return {**super().get_context_data(**kwargs),
+                "spend": [{"currency": c, "points": [(label, float(v)) for label, v in points],
+                           "total": sum(v for _, v in points)} for c, points in spend.items()],
+                "outstanding": [f"{c} {v}" for c, v in selectors.outstanding(self.organization).items()],
+                "recent": selectors.invoices_for(self.organization)[:5],
+                "profile": (profile := billing_profile(self.organization)),
+                "terms_hint": f"Invoices are due {profile.payment_terms_days} days after their date."}
+
+
+class InvoiceList(OrganizationMixin, TemplateView):
+    permission = Perm.BILLING_VIEW
+    template_name = "billing/invoices.html"
+
+    def get_context_data(self, **kwargs):
+        params = self.request.GET
+        kind, status, search = params.get("kind", ""), params.get("status", ""), params.get("q", "").strip()[:100]
+        rows = selectors.invoices_for(self.organization, kind=kind, status=status, search=search)
+        page = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
+        return {**super().get_context_data(**kwargs), "page_obj": page, "kind": kind, "status": status,
+                "q": search, "kinds": Invoice.Kind.choices, "statuses": Invoice.Status.choices,
+                "filtered": bool(kind or status or search)}
+
+
+class InvoiceDetail(InvoiceMixin, TemplateView):
+    template_name = "billing/invoice.html"
+
+    def get_context_data(self, **kwargs):
+        invoice = self.get_invoice(kwargs["pk"])
+        return {**super().get_context_data(**kwargs), "invoice": invoice,
+                "lines": selectors.invoice_lines(self.organization, invoice), "seller": seller(),
+                "credit_notes": selectors.invoices_for(self.organization).filter(credited_invoice=invoice)}
+
+
+class InvoicePrint(InvoiceDetail):
+    """A standalone page for the browser's print (or save as PDF): no navigation, print stylesheet."""
+
+    template_name = "billing/invoice_print.html"
+
+
+CSV_HEADER = ["invoice", "issued", "line", "kind", "description", "microsoft_subscription_id", "period_start",
+              "period_end", "quantity", "unit_price", "amount", "currency", "explanation"]
+
+
+class InvoiceCsv(InvoiceMixin, View):
+    def get(self, request, org_slug, pk):
+        invoice = self.get_invoice(pk)
+        # Read now, inside the tenant context: the response streams after the view returns.
+        lines = list(selectors.invoice_lines(self.organization, invoice))
+
+        def rows():
+            yield CSV_HEADER
+            for line in lines:
+                yield [invoice.number, invoice.issued_at.date().isoformat(), line.position, line.kind,
+                       line.description, line.ms_subscription_id,
+                       line.period_start.isoformat() if line.period_start else "",
+                       line.period_end.isoformat() if line.period_end else "", line.quantity, line.unit_price,
+                       line.amount, invoice.currency, line.explanation]
+
+        return csv_response(f"{invoice.number}.csv", rows())
