@@ -1,0 +1,33 @@
+"""The demo's billing: invoices for each closed month of its subscriptions, issued on the 1st, idempotent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from accounts.tests.factories import OrganizationFactory
+from billing.demo import seed_billing_demo
+from billing.models import Invoice
+from licensing import nce
+from licensing.tests.core.factories import SeatBatchFactory, SubscriptionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_billing_issues_one_invoice_per_closed_month_and_is_idempotent():
+    now = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    org = OrganizationFactory(slug="fabrikam-test", billing_address={"line1": "1 Way", "city": "Redmond",
+                                                                     "region": "WA", "postal_code": "98052",
+                                                                     "country": "US"})
+    start = now - timedelta(days=75)
+    sub = SubscriptionFactory(organization=org, start_date=start, unit_price=Decimal("22.00"), quantity=25,
+                              commitment_end=nce.term_end(start, "P1Y"))
+    SeatBatchFactory(subscription=sub, quantity=25, added_at=start)
+    first = seed_billing_demo(organization=org, now=now)
+    invoices = list(Invoice.objects.for_org(org).order_by("issued_at"))
+    assert [i.issued_at.date().isoformat() for i in invoices] == ["2026-10-01", "2026-11-01", "2026-12-01"]
+    assert len(first["documents"]) == 3
+    assert all(i.tax_rate_percent == Decimal("10.10") for i in invoices)
+    assert seed_billing_demo(organization=org, now=now) == {"documents": []}
