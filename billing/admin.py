@@ -7,13 +7,14 @@ through ``unscoped_objects`` (staff-grant code, as in licensing/admin.py).
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from core.audit import Actor
 from core.tenancy import tenant_context
 
-from .models import BillingProfile, ExchangeRate, MarginRule
+from .models import BillingProfile, ExchangeRate, MarginRule, ReconciliationFinding, ReconciliationRun, TaxRate
 from .services import pricing as pricing_services
+from .services import reconciliation as reconciliation_services
 
 
 @admin.register(MarginRule)
@@ -50,6 +51,18 @@ class ExchangeRateAdmin(admin.ModelAdmin):
         return False  # a rate once used to price something stays, for the record
 
 
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    list_display = ["country", "region", "name", "rate_percent", "effective_from", "effective_to"]
+    list_filter = ["country"]
+
+    def save_model(self, request, obj, form, change):
+        pricing_services.tax_rate_save(actor=Actor.staff(request.user), rate=obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # issued invoices name the rate; end it with effective_to instead
+
+
 @admin.register(BillingProfile)
 class BillingProfileAdmin(admin.ModelAdmin):
     """Staff set a customer's tier, currency and payment terms; contacts are the customer's (never shown)."""
@@ -73,3 +86,42 @@ class BillingProfileAdmin(admin.ModelAdmin):
             pricing_services.billing_profile_update(
                 organization=obj.organization, actor=Actor.staff(request.user), currency=obj.currency,
                 tier=obj.tier, payment_terms_days=obj.payment_terms_days, tax_exempt=obj.tax_exempt)
+
+
+class FindingInline(admin.TabularInline):
+    model = ReconciliationFinding
+    fields = ["kind", "organization", "ms_subscription_id", "charge_day", "ms_quantity", "our_quantity",
+              "ms_amount", "our_amount", "at_risk", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    show_change_link = False
+    ordering = ["-at_risk"]
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(admin.ModelAdmin):
+    """Reconciliation against Microsoft: findings by money at risk. "Reconcile now" imports Microsoft's
+    unbilled line items and matches them with every customer's invoice lines."""
+
+    list_display = ["started_at", "source", "status", "items", "total_at_risk"]
+    readonly_fields = ["source", "status", "started_at", "finished_at", "items", "summary", "error"]
+    inlines = [FindingInline]
+    actions = ["reconcile_now"]
+
+    @admin.display(description="Money at risk")
+    def total_at_risk(self, obj):
+        return obj.summary.get("total_at_risk", "")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Reconcile now (Microsoft's unbilled line items)")
+    def reconcile_now(self, request, queryset):
+        run = reconciliation_services.reconciliation_run(actor=Actor.staff(request.user), source="unbilled")
+        self.message_user(request, f"Matched {run.items} line items: {run.summary.get('total_at_risk')} at risk.",
+                          messages.SUCCESS)

@@ -6,8 +6,10 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import Organization
+from core.audit import Actor
 
 from .services import invoices as invoice_services
+from .services import reconciliation as reconciliation_services
 
 
 @shared_task(name="billing.tasks.billing_run_all", acks_late=True, reject_on_worker_lost=True)
@@ -26,3 +28,10 @@ def billing_run_all() -> dict:
 def send_invoice_email(*, invoice_id: str, organization_id: str) -> bool:
     organization = Organization.objects.get(pk=organization_id)
     return invoice_services.invoice_email(organization=organization, invoice_id=invoice_id)
+
+
+@shared_task(name="billing.tasks.reconcile_unbilled", acks_late=True, reject_on_worker_lost=True)
+def reconcile_unbilled() -> dict:
+    """Daily: import Microsoft's unbilled line items and match them with our invoices (a new run each time)."""
+    run = reconciliation_services.reconciliation_run(actor=Actor.system("reconciliation"), source="unbilled")
+    return {"run": str(run.pk), "items": run.items, "at_risk": run.summary.get("total_at_risk")}

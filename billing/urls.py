@@ -12,4 +12,5 @@ urlpatterns = [
     path("invoices/<uuid:pk>/", views.InvoiceDetail.as_view(), name="invoice"),
     path("invoices/<uuid:pk>/print/", views.InvoicePrint.as_view(), name="invoice_print"),
     path("invoices/<uuid:pk>/csv/", views.InvoiceCsv.as_view(), name="invoice_csv"),
+    path("reconciliation.csv", views.ReconciliationExport.as_view(), name="reconciliation_export"),
 ]

@@ -98,3 +98,27 @@ class InvoiceCsv(InvoiceMixin, View):
                        line.amount, invoice.currency, line.explanation]
 
         return csv_response(f"{invoice.number}.csv", rows())
+
+
+class ReconciliationExport(OrganizationMixin, View):
+    """For the customer's finance team: every invoice line with its Microsoft subscription, period and
+    seats, next to the subscription's seat count today, so they can audit what we billed."""
+
+    permission = Perm.BILLING_VIEW
+
+    def get(self, request, org_slug):
+        lines = list(selectors.reconciliation_rows(self.organization))
+
+        def rows():
+            yield ["invoice", "issued", "status", "line", "kind", "product", "microsoft_subscription_id",
+                   "period_start", "period_end", "quantity_billed", "unit_price", "amount", "currency",
+                   "seats_today", "subscription_status"]
+            for line in lines:
+                sub = line.subscription
+                yield [line.invoice.number, line.invoice.issued_at.date().isoformat(), line.invoice.status,
+                       line.position, line.kind, line.description, line.ms_subscription_id,
+                       line.period_start.isoformat() if line.period_start else "",
+                       line.period_end.isoformat() if line.period_end else "", line.quantity, line.unit_price,
+                       line.amount, line.invoice.currency, sub.quantity if sub else "", sub.status if sub else ""]
+
+        return csv_response(f"{self.organization.slug}-billing-reconciliation.csv", rows())

@@ -369,6 +369,7 @@ BILLING_SELLER_COUNTRY = os.environ.get("BILLING_SELLER_COUNTRY", "US")
 CELERY_BEAT_SCHEDULE = {
     # Hourly: the run bills only the months that have closed, once (unique constraints), so repeats are free.
     "billing-run": {"task": "billing.tasks.billing_run_all", "schedule": 3600.0},
+    "billing-reconcile": {"task": "billing.tasks.reconcile_unbilled", "schedule": 24 * 3600.0},
     "licensing-sweep-operations": {"task": "licensing.tasks.sweep_operations", "schedule": 60.0},
     "licensing-sync-catalog": {"task": "licensing.tasks.sync_catalog", "schedule": 24 * 3600.0},
     "licensing-reconcile": {"task": "licensing.tasks.reconcile_all", "schedule": 3600.0},

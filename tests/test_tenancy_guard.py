@@ -47,6 +47,8 @@ ALLOWED_FUNCTIONS = {
     "licensing/tasks_directory.py": {"sync_all_directories"},  # periodic sweep: reads org ids only
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
+    # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job).
+    "billing/services/reconciliation.py": {"reconciliation_run", "_ours"},
 }
 
 

@@ -28,6 +28,12 @@ def invoice_lines(organization, invoice: Invoice) -> QuerySet:
     return InvoiceLine.objects.for_org(organization).filter(invoice=invoice).select_related("subscription")
 
 
+def reconciliation_rows(organization) -> QuerySet:
+    """Every billed line (not tax) with its invoice and subscription, oldest first."""
+    return (InvoiceLine.objects.for_org(organization).exclude(kind=InvoiceLine.Kind.TAX)
+            .select_related("invoice", "subscription").order_by("invoice__issued_at", "invoice__number", "position"))
+
+
 def outstanding(organization) -> dict[str, Decimal]:
     """What is still to pay, per currency (open and overdue invoices)."""
     rows = (Invoice.objects.for_org(organization)

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
-from billing.models import BillingProfile, ExchangeRate, MarginRule, Tier
+from billing.models import BillingProfile, ExchangeRate, MarginRule, TaxRate, Tier
 from billing.money import validate_currency
 from core.audit import Actor, audit_record
 
@@ -44,6 +44,17 @@ def exchange_rate_save(*, actor: Actor, rate: ExchangeRate) -> ExchangeRate:
     rate.save()
     audit_record(actor=actor, action="billing.exchange_rate_saved", target=rate,
                  metadata={"base": rate.base, "quote": rate.quote, "rate": str(rate.rate),
+                           "effective_from": rate.effective_from.isoformat()})
+    return rate
+
+
+@transaction.atomic
+def tax_rate_save(*, actor: Actor, rate: TaxRate) -> TaxRate:
+    rate.country, rate.region = rate.country.upper(), rate.region.upper()
+    rate.full_clean()
+    rate.save()
+    audit_record(actor=actor, action="billing.tax_rate_saved", target=rate,
+                 metadata={"country": rate.country, "region": rate.region, "rate_percent": str(rate.rate_percent),
                            "effective_from": rate.effective_from.isoformat()})
     return rate
 

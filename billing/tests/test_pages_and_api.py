@@ -105,3 +105,16 @@ def test_an_issued_invoice_is_emailed_once_to_the_billing_contacts(django_captur
     assert invoice.number in mail.outbox[0].subject
     assert not invoice_services.invoice_email(organization=org, invoice_id=invoice.pk)  # never twice
     assert len(mail.outbox) == 3
+
+
+def test_the_customer_reconciliation_export_ties_lines_to_subscriptions_and_seats(client):
+    member = MembershipFactory(role=Role.VIEWER)
+    org = member.organization
+    documents = billed(org)
+    billed(OrganizationFactory())  # another customer's lines never appear
+    verified_client(client, member.user)
+    response = client.get(reverse("billing:reconciliation_export", args=[org.slug]))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r["invoice"] for r in rows] == [d.number for d in documents]
+    assert {(r["quantity_billed"], r["seats_today"], r["subscription_status"]) for r in rows} == {("5", "5", "active")}
+    assert all(r["microsoft_subscription_id"] for r in rows)
