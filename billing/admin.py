@@ -8,11 +8,22 @@ through ``unscoped_objects`` (staff-grant code, as in licensing/admin.py).
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from core.audit import Actor
 from core.tenancy import tenant_context
 
-from .models import BillingProfile, ExchangeRate, MarginRule, ReconciliationFinding, ReconciliationRun, TaxRate
+from .models import (
+    BillingProfile,
+    ExchangeRate,
+    Invoice,
+    MarginRule,
+    Payment,
+    ReconciliationFinding,
+    ReconciliationRun,
+    TaxRate,
+)
+from .services import payments as payment_services
 from .services import pricing as pricing_services
 from .services import reconciliation as reconciliation_services
 
@@ -125,3 +136,50 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
         run = reconciliation_services.reconciliation_run(actor=Actor.staff(request.user), source="unbilled")
         self.message_user(request, f"Matched {run.items} line items: {run.summary.get('total_at_risk')} at risk.",
                           messages.SUCCESS)
+
+
+class ReadOnlyTenantAdmin(admin.ModelAdmin):
+    def get_queryset(self, request):
+        return self.model.unscoped_objects.select_related("organization")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyTenantAdmin):
+    """Issued documents are immutable; staff record bank transfers here. Corrections are credit notes."""
+
+    list_display = ["number", "organization", "kind", "status", "currency", "total", "issued_at", "due_on"]
+    list_filter = ["kind", "status", "currency"]
+    search_fields = ["number"]
+    fields = ["number", "organization", "kind", "status", "currency", "subtotal", "tax_total", "total",
+              "tax_note", "issued_at", "due_on", "paid_at", "run_period", "credited_invoice", "reason"]
+    actions = ["record_bank_transfer"]
+
+    @admin.action(description="Record a bank transfer for the full amount")
+    def record_bank_transfer(self, request, queryset):
+        done = 0
+        for invoice in queryset:
+            try:
+                payment_services.payment_record_bank_transfer(
+                    organization=invoice.organization, actor=Actor.staff(request.user), user=request.user,
+                    invoice=invoice, amount=invoice.total, reference=f"Bank transfer for {invoice.number}")
+            except ValidationError as exc:
+                self.message_user(request, f"{invoice.number}: {' '.join(exc.messages)}", messages.WARNING)
+            else:
+                done += 1
+        self.message_user(request, f"{done} invoice(s) marked paid by bank transfer.", messages.SUCCESS)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyTenantAdmin):
+    list_display = ["invoice", "organization", "method", "currency", "amount", "reference", "received_at"]
+    list_filter = ["method"]
+    fields = ["invoice", "organization", "method", "currency", "amount", "reference", "received_at"]

@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, serializers
 
 from accounts.roles import Perm
-from billing.models import Invoice, InvoiceLine
+from billing.models import Invoice, InvoiceLine, PaymentMethod
 from billing.selectors import invoices as selectors
 from core.api.views import OrganizationViewSet
 
@@ -59,3 +59,23 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "brief": getattr(self, "action", "") == "list"}
+
+
+class PaymentMethodSerializer(serializers.ModelSerializer):
+    """A reference to the processor's token: never the token itself, never a card number."""
+
+    class Meta:
+        model = PaymentMethod
+        fields = ["id", "gateway", "brand", "last4", "exp_month", "exp_year", "is_default", "created_at"]
+
+
+@extend_schema_view(list=extend_schema(summary="List saved payment methods"),
+                    retrieve=extend_schema(summary="Get a saved payment method"))
+class PaymentMethodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
+    model = PaymentMethod
+    serializer_class = PaymentMethodSerializer
+    http_method_names = ["get", "head", "options"]
+    required_permissions = {"GET": Perm.PAYMENT_METHODS, "HEAD": Perm.PAYMENT_METHODS}
+
+    def scoped_queryset(self):
+        return selectors.payment_methods(self.organization)

@@ -6,5 +6,6 @@ from . import api
 
 router = SimpleRouter()
 router.register("invoices", api.InvoiceViewSet, basename="invoice")
+router.register("payment-methods", api.PaymentMethodViewSet, basename="payment-method")
 
 urlpatterns = router.urls

@@ -1,18 +1,22 @@
-"""Billing for the demo organisation: a profile, a tier margin, a tax rate, and the invoices the real
-billing run issues for each closed month of its subscriptions' life (at most the last 12).
+"""Billing for the demo organisation: a profile, a tier margin, a tax rate, the invoices the real
+billing run issues for each closed month of its subscriptions' life (at most the last 12), a card on
+the test gateway, and payments: older invoices paid by bank transfer, the one before last by card,
+the latest left open.
 
 Only for ``seed_demo`` (and tests). Idempotent: the run bills nothing twice, rules are created once.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.models import MarginRule, TaxRate, Tier
+from billing.gateway import TestGateway
+from billing.models import Invoice, MarginRule, PaymentMethod, TaxRate, Tier
 from billing.services import invoices as invoice_services
+from billing.services import payments as payment_services
 from billing.services import pricing as pricing_services
 from core.audit import Actor
 from core.tenancy import tenant_context
@@ -56,4 +60,23 @@ def seed_billing_demo(*, organization, now: datetime | None = None) -> dict:
             issue_at = invoice_services.month_bounds(month)[1]
             documents += invoice_services.billing_run_organization(organization=organization, month=month,
                                                                    now=issue_at)
+    _pay(organization, now)
     return {"documents": [d.number for d in documents]}
+
+
+def _pay(organization, now: datetime) -> None:
+    with tenant_context(organization):
+        card = PaymentMethod.objects.for_org(organization).filter(removed_at=None).first()
+    if card is None:
+        token = TestGateway().tokenize(number="4242424242424242", exp_month=12, exp_year=now.year + 3, cvc="123")
+        card = payment_services.payment_method_add(organization=organization, actor=DEMO, user=None, token=token)
+    with tenant_context(organization):
+        unpaid = list(Invoice.objects.for_org(organization).filter(
+            kind=Invoice.Kind.INVOICE, status__in=payment_services.PAYABLE).order_by("issued_at"))
+    for invoice in unpaid[:-2]:
+        payment_services.payment_record_bank_transfer(
+            organization=organization, actor=DEMO, user=None, invoice=invoice, amount=invoice.total,
+            reference=f"Transfer {invoice.number}", received_at=invoice.issued_at + timedelta(days=12))
+    if len(unpaid) >= 2:
+        payment_services.invoice_pay_by_card(organization=organization, actor=DEMO, user=None, invoice=unpaid[-2],
+                                             method=card, idempotency_key=f"demo:{unpaid[-2].pk}")

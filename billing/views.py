@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from urllib.parse import urlencode
+
 from django.conf import settings
+from django.contrib import messages
+from django.core import signing
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -13,6 +21,8 @@ from accounts.roles import Perm
 from billing.models import Invoice
 from billing.selectors import invoices as selectors
 from billing.selectors.pricing import billing_profile
+from billing.services import payments as payment_services
+from core.audit import Actor
 from core.csv_export import csv_response
 
 PAGE_SIZE = 25
@@ -45,7 +55,8 @@ class BillingOverview(OrganizationMixin, TemplateView):
                 "outstanding": [f"{c} {v}" for c, v in selectors.outstanding(self.organization).items()],
                 "recent": selectors.invoices_for(self.organization)[:5],
                 "profile": (profile := billing_profile(self.organization)),
-                "terms_hint": f"Invoices are due {profile.payment_terms_days} days after their date."}
+                "terms_hint": f"Invoices are due {profile.payment_terms_days} days after their date.",
+                "can_manage_cards": self.can(Perm.PAYMENT_METHODS)}
 
 
 class InvoiceList(OrganizationMixin, TemplateView):
@@ -67,9 +78,15 @@ class InvoiceDetail(InvoiceMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         invoice = self.get_invoice(kwargs["pk"])
+        payable = invoice.kind == Invoice.Kind.INVOICE and invoice.status in payment_services.PAYABLE
+        can_pay = payable and self.can(Perm.BILLING_MANAGE)
         return {**super().get_context_data(**kwargs), "invoice": invoice,
                 "lines": selectors.invoice_lines(self.organization, invoice), "seller": seller(),
-                "credit_notes": selectors.invoices_for(self.organization).filter(credited_invoice=invoice)}
+                "credit_notes": selectors.invoices_for(self.organization).filter(credited_invoice=invoice),
+                "payments": selectors.payments_for(self.organization, invoice),
+                "can_pay": can_pay, "pay_key": uuid.uuid4().hex,
+                "methods": selectors.payment_methods(self.organization) if can_pay else [],
+                "can_add_card": self.can(Perm.PAYMENT_METHODS)}
 
 
 class InvoicePrint(InvoiceDetail):
@@ -122,3 +139,102 @@ class ReconciliationExport(OrganizationMixin, View):
                        line.amount, line.invoice.currency, sub.quantity if sub else "", sub.status if sub else ""]
 
         return csv_response(f"{self.organization.slug}-billing-reconciliation.csv", rows())
+
+
+# --- payment methods and paying ------------------------------------------------------------------------
+ADD_CARD_SALT = "billing.add-card"
+
+
+def _error(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+class PaymentMethods(OrganizationMixin, TemplateView):
+    permission = Perm.PAYMENT_METHODS
+    template_name = "billing/payment_methods.html"
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "methods": selectors.payment_methods(self.organization),
+                "gateway_ready": settings.BILLING_TEST_GATEWAY_ENABLED}
+
+
+class AddCard(OrganizationMixin, View):
+    """Send the browser to the processor's hosted fields, with a signed state to come back with."""
+
+    permission = Perm.PAYMENT_METHODS
+
+    def post(self, request, org_slug):
+        if not settings.BILLING_TEST_GATEWAY_ENABLED:
+            raise Http404("No card processor is configured.")
+        state = signing.dumps({"org": str(self.organization.pk), "user": str(request.user.pk)}, salt=ADD_CARD_SALT)
+        back = reverse("billing:card_added", kwargs={"org_slug": org_slug})
+        return redirect(f"{reverse('test_gateway:hosted_fields')}?{urlencode({'return_url': back, 'state': state})}")
+
+
+class CardAdded(OrganizationMixin, View):
+    """Where the processor sends the browser back, with a token and our state."""
+
+    permission = Perm.PAYMENT_METHODS
+
+    def get(self, request, org_slug):
+        target = redirect("billing:payment_methods", org_slug=org_slug)
+        try:
+            state = signing.loads(request.GET.get("state", ""), salt=ADD_CARD_SALT, max_age=1800)
+        except signing.BadSignature:
+            messages.error(request, "That card could not be added: the request expired. Please try again.")
+            return target
+        if state != {"org": str(self.organization.pk), "user": str(request.user.pk)}:
+            messages.error(request, "That card could not be added: it was started by someone else.")
+            return target
+        try:
+            method = payment_services.payment_method_add(organization=self.organization,
+                                                         actor=Actor.user(request.user), user=request.user,
+                                                         token=request.GET.get("token", ""))
+        except ValidationError as exc:
+            messages.error(request, f"That card could not be added: {_error(exc)}")
+        else:
+            messages.success(request, f"{method} saved.")
+        return target
+
+
+class RemoveCard(OrganizationMixin, View):
+    permission = Perm.PAYMENT_METHODS
+
+    def post(self, request, org_slug, pk):
+        method = selectors.payment_methods(self.organization).filter(pk=pk).first()
+        if method is None:
+            raise Http404("No such card.")
+        payment_services.payment_method_remove(organization=self.organization, actor=Actor.user(request.user),
+                                               method=method)
+        messages.success(request, f"{method} removed.")
+        return redirect("billing:payment_methods", org_slug=org_slug)
+
+
+class PayInvoice(InvoiceMixin, View):
+    permission = Perm.BILLING_MANAGE
+
+    def post(self, request, org_slug, pk):
+        invoice = self.get_invoice(pk)
+        target = redirect("billing:invoice", org_slug=org_slug, pk=invoice.pk)
+        chosen = request.POST.get("method", "")
+        method = selectors.payment_methods(self.organization).filter(pk=chosen).first() if _is_uuid(chosen) else None
+        if method is None:
+            messages.error(request, "Choose a saved card to pay with.")
+            return target
+        try:
+            payment = payment_services.invoice_pay_by_card(
+                organization=self.organization, actor=Actor.user(request.user), user=request.user, invoice=invoice,
+                method=method, idempotency_key=request.POST.get("idempotency_key", "")[:128])
+        except ValidationError as exc:
+            messages.error(request, f"The payment did not go through: {_error(exc)}")
+        else:
+            messages.success(request, f"Paid {payment.currency} {payment.amount} with {method}. Thank you.")
+        return target
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True

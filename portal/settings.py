@@ -365,6 +365,11 @@ BILLING_SELLER_NAME = os.environ.get("BILLING_SELLER_NAME", "Cloud Licenses Port
 BILLING_SELLER_ADDRESS = os.environ.get("BILLING_SELLER_ADDRESS", "1 Example Street, Springfield, 12345, US")
 BILLING_SELLER_TAX_ID = os.environ.get("BILLING_SELLER_TAX_ID", "12-3456789")
 BILLING_SELLER_COUNTRY = os.environ.get("BILLING_SELLER_COUNTRY", "US")
+# The card processor (billing/gateway.py). The local test gateway and its hosted page exist for
+# development and tests only; production must name a real processor's gateway class.
+BILLING_GATEWAY = os.environ.get("BILLING_GATEWAY", "billing.gateway.TestGateway")
+BILLING_TEST_GATEWAY_ENABLED = BILLING_GATEWAY == "billing.gateway.TestGateway" and (DEBUG or TESTING)
+BILLING_TEST_GATEWAY_SECRET = os.environ.get("BILLING_TEST_GATEWAY_SECRET", "test-gateway-not-a-secret")
 
 CELERY_BEAT_SCHEDULE = {
     # Hourly: the run bills only the months that have closed, once (unique constraints), so repeats are free.

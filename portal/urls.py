@@ -1,5 +1,6 @@
 """The wiring: the only module that names every app's URLs."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -33,3 +34,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.BILLING_TEST_GATEWAY_ENABLED:
+    # The local card processor's hosted page (billing/gateway.py); never mounted in production.
+    urlpatterns.append(path("test-gateway/", include("billing.test_gateway_urls")))

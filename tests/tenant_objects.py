@@ -93,6 +93,27 @@ def _invoice_line(org, world):
     return InvoiceLine.unscoped_objects.filter(invoice=world.get(Invoice, org)).first()
 
 
+@builder("billing.PaymentMethod")
+def _payment_method(org, world):
+    from billing.gateway import TestGateway
+    from billing.services.payments import payment_method_add
+    from core.audit import Actor
+
+    token = TestGateway().tokenize(number="4242424242424242", exp_month=12, exp_year=2099, cvc="123")
+    return payment_method_add(organization=org, actor=Actor.system("sweep"), user=None, token=token)
+
+
+@builder("billing.Payment")
+def _payment(org, world):
+    from billing.models import Invoice, PaymentMethod
+    from billing.services.payments import invoice_pay_by_card
+    from core.audit import Actor
+
+    return invoice_pay_by_card(organization=org, actor=Actor.system("sweep"), user=None,
+                               invoice=world.get(Invoice, org), method=world.get(PaymentMethod, org),
+                               idempotency_key="sweep")
+
+
 class BuildError(Exception):
     pass
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet, Sum
 
-from billing.models import Invoice, InvoiceLine
+from billing.models import Invoice, InvoiceLine, Payment, PaymentMethod
 from core.timezones import organization_zone
 from licensing import nce
 
@@ -62,3 +62,11 @@ def spend_by_month(organization, *, months: int = 12,
 
 def _as_dt(day: date) -> datetime:
     return datetime(day.year, day.month, 1, tzinfo=UTC)
+
+
+def payment_methods(organization) -> QuerySet:
+    return PaymentMethod.objects.for_org(organization).filter(removed_at=None)
+
+
+def payments_for(organization, invoice: Invoice) -> QuerySet:
+    return Payment.objects.for_org(organization).filter(invoice=invoice).select_related("payment_method")

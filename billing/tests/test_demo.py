@@ -9,7 +9,7 @@ import pytest
 
 from accounts.tests.factories import OrganizationFactory
 from billing.demo import seed_billing_demo
-from billing.models import Invoice
+from billing.models import Invoice, Payment, PaymentMethod
 from licensing import nce
 from licensing.tests.core.factories import SeatBatchFactory, SubscriptionFactory
 
@@ -31,3 +31,8 @@ def test_demo_billing_issues_one_invoice_per_closed_month_and_is_idempotent():
     assert len(first["documents"]) == 3
     assert all(i.tax_rate_percent == Decimal("10.10") for i in invoices)
     assert seed_billing_demo(organization=org, now=now) == {"documents": []}
+    statuses = list(Invoice.objects.for_org(org).order_by("issued_at").values_list("status", flat=True))
+    assert statuses == ["paid", "paid", "open"]
+    assert PaymentMethod.objects.for_org(org).count() == 1
+    methods = sorted(Payment.objects.for_org(org).values_list("method", flat=True))
+    assert methods == ["bank_transfer", "card"]
