@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers
+from rest_framework.decorators import action
 
 from accounts.roles import Perm
 from billing.models import Invoice, InvoiceLine, PaymentMethod
+from billing.pdf import invoice_pdf
 from billing.selectors import invoices as selectors
+from billing.views import seller
 from core.api.views import OrganizationViewSet
 
 
@@ -59,6 +64,16 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "brief": getattr(self, "action", "") == "list"}
+
+    @extend_schema(summary="Download an invoice as PDF", responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def pdf(self, request, pk=None):
+        invoice = self.get_object()
+        body = invoice_pdf(invoice=invoice, lines=list(selectors.invoice_lines(self.organization, invoice)),
+                           seller=seller())
+        response = HttpResponse(body, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+        return response
 
 
 class PaymentMethodSerializer(serializers.ModelSerializer):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("invoices/<uuid:pk>/", views.InvoiceDetail.as_view(), name="invoice"),
     path("invoices/<uuid:pk>/print/", views.InvoicePrint.as_view(), name="invoice_print"),
     path("invoices/<uuid:pk>/csv/", views.InvoiceCsv.as_view(), name="invoice_csv"),
+    path("invoices/<uuid:pk>/pdf/", views.InvoicePdf.as_view(), name="invoice_pdf"),
     path("invoices/<uuid:pk>/pay/", views.PayInvoice.as_view(), name="invoice_pay"),
     path("payment-methods/", views.PaymentMethods.as_view(), name="payment_methods"),
     path("payment-methods/add/", views.AddCard.as_view(), name="add_card"),

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views import View
@@ -19,6 +19,7 @@ from django.views.generic import TemplateView
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
 from billing.models import Invoice
+from billing.pdf import invoice_pdf
 from billing.selectors import invoices as selectors
 from billing.selectors.pricing import billing_profile
 from billing.services import payments as payment_services
@@ -97,6 +98,16 @@ class InvoicePrint(InvoiceDetail):
 
 CSV_HEADER = ["invoice", "issued", "line", "kind", "description", "microsoft_subscription_id", "period_start",
               "period_end", "quantity", "unit_price", "amount", "currency", "explanation"]
+
+
+class InvoicePdf(InvoiceMixin, View):
+    def get(self, request, org_slug, pk):
+        invoice = self.get_invoice(pk)
+        body = invoice_pdf(invoice=invoice, lines=list(selectors.invoice_lines(self.organization, invoice)),
+                           seller=seller())
+        response = HttpResponse(body, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
+        return response
 
 
 class InvoiceCsv(InvoiceMixin, View):

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.urls import reverse
+from pypdf import PdfReader
 
 from accounts.roles import Role
 from accounts.tests.api_support import api_client_for
@@ -118,3 +119,19 @@ def test_the_customer_reconciliation_export_ties_lines_to_subscriptions_and_seat
     assert [r["invoice"] for r in rows] == [d.number for d in documents]
     assert {(r["quantity_billed"], r["seats_today"], r["subscription_status"]) for r in rows} == {("5", "5", "active")}
     assert all(r["microsoft_subscription_id"] for r in rows)
+
+
+def test_the_invoice_pdf_carries_its_lines_and_totals(client, settings):
+    settings.BILLING_SELLER_NAME = "Contoso Cloud Reseller Ltd"
+    member = MembershipFactory(role=Role.BILLING_ADMIN)
+    org = member.organization
+    invoice = billed(org)[0]
+    verified_client(client, member.user)
+    response = client.get(reverse("billing:invoice_pdf", args=[org.slug, invoice.pk]))
+    assert response["Content-Type"] == "application/pdf"
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    assert f"Invoice {invoice.number}" in text and "Contoso Cloud Reseller Ltd" in text
+    assert "Microsoft 365 Business Basic" in text and "150.00" in text
+    assert f"Total USD {invoice.total}" in text.replace("\n", " ") or f"USD {invoice.total}" in text
+    api = api_client_for(org, Role.VIEWER).get(f"/api/v1/invoices/{invoice.pk}/pdf/")
+    assert api.status_code == 200 and api.content.startswith(b"%PDF")
