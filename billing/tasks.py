@@ -14,14 +14,15 @@ from .services import reconciliation as reconciliation_services
 
 @shared_task(name="billing.tasks.billing_run_all", acks_late=True, reject_on_worker_lost=True)
 def billing_run_all() -> dict:
-    """Bill last month for every organisation (a no-op once billed), then mark overdue invoices."""
+    """Bill last month for every organisation (a no-op once billed), mark overdue invoices, send reminders."""
     now = timezone.now()
     result = invoice_services.billing_run(month=invoice_services.previous_month(now), now=now)
-    overdue = 0
+    overdue = reminders = 0
     for organization in Organization.objects.filter(status=Organization.Status.ACTIVE).order_by("pk").iterator():
         overdue += invoice_services.invoices_mark_overdue(organization=organization, now=now)
+        reminders += invoice_services.invoices_send_reminders(organization=organization, now=now)
     return {"month": result.month.isoformat(), "organizations": result.organizations,
-            "documents": len(result.documents), "overdue": overdue}
+            "documents": len(result.documents), "overdue": overdue, "reminders": reminders}
 
 
 @shared_task(name="billing.tasks.send_invoice_email", acks_late=True, reject_on_worker_lost=True)

@@ -365,6 +365,9 @@ BILLING_SELLER_NAME = os.environ.get("BILLING_SELLER_NAME", "Cloud Licenses Port
 BILLING_SELLER_ADDRESS = os.environ.get("BILLING_SELLER_ADDRESS", "1 Example Street, Springfield, 12345, US")
 BILLING_SELLER_TAX_ID = os.environ.get("BILLING_SELLER_TAX_ID", "12-3456789")
 BILLING_SELLER_COUNTRY = os.environ.get("BILLING_SELLER_COUNTRY", "US")
+# Payment reminders: days after an invoice's due date (the reseller's dunning schedule).
+BILLING_DUNNING_OFFSETS_DAYS = tuple(
+    int(x) for x in os.environ.get("BILLING_DUNNING_OFFSETS_DAYS", "3,10,30").split(",") if x.strip())
 # The card processor (billing/gateway.py). The local test gateway and its hosted page exist for
 # development and tests only; production must name a real processor's gateway class.
 BILLING_GATEWAY = os.environ.get("BILLING_GATEWAY", "billing.gateway.TestGateway")

@@ -205,3 +205,22 @@ declare(
         "explanation", "period_start", "period_end", "quantity", "unit_price", "amount",
     ],
 )
+
+
+class DunningReminder(TenantModel):
+    """A payment reminder sent for an invoice at one of the configured offsets after its due date;
+    the unique constraint sends each reminder once, however often the job runs."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="reminders")
+    offset_days = models.PositiveSmallIntegerField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["invoice", "offset_days"]
+        constraints = [models.UniqueConstraint(fields=["invoice", "offset_days"], name="reminder_once_per_offset")]
+
+    def __str__(self):
+        return f"Reminder {self.offset_days} days after due for {self.invoice_id}"
+
+
+declare(DunningReminder, not_personal=["invoice", "offset_days", "sent_at"])

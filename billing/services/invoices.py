@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import Membership, Organization
 from accounts.roles import Role
 from billing import charges as billing_charges
-from billing.models import Invoice, InvoiceLine, InvoiceSequence
+from billing.models import DunningReminder, Invoice, InvoiceLine, InvoiceSequence
 from billing.money import ZERO, round_line
 from billing.selectors.pricing import billing_profile
 from billing.selectors.tax import TaxTreatment, tax_treatment
@@ -302,3 +302,44 @@ def invoices_mark_overdue(*, organization, now: datetime | None = None) -> int:
         return Invoice.objects.for_org(organization).filter(
             status=Invoice.Status.OPEN, kind=Invoice.Kind.INVOICE, due_on__lt=today,
         ).update(status=Invoice.Status.OVERDUE)
+
+
+def invoices_send_reminders(*, organization, now: datetime | None = None) -> int:
+    """Remind about unpaid invoices at the configured offsets after their due date.
+
+    Only the latest offset reached is sent (a run after a pause does not send three at once); the
+    unique (invoice, offset) row makes each reminder go out once. E-mails leave after commit.
+    """
+    now = now or timezone.now()
+    today = now.astimezone(UTC).date()
+    offsets = sorted(settings.BILLING_DUNNING_OFFSETS_DAYS)
+    if not offsets:
+        return 0
+    sent = 0
+    with tenant_context(organization):
+        unpaid = Invoice.objects.for_org(organization).filter(
+            kind=Invoice.Kind.INVOICE, status__in=[Invoice.Status.OPEN, Invoice.Status.OVERDUE],
+            due_on__lte=today - timedelta(days=offsets[0]))
+        for invoice in unpaid:
+            reached = max(o for o in offsets if invoice.due_on + timedelta(days=o) <= today)
+            if DunningReminder.objects.for_org(organization).filter(invoice=invoice, offset_days__gte=reached).exists():
+                continue
+            try:
+                with transaction.atomic():
+                    DunningReminder.objects.create(organization=organization, invoice=invoice, offset_days=reached,
+                                                   sent_at=now)
+            except IntegrityError:
+                continue  # another run sent it
+            recipients = invoice_recipients(organization)
+            days = (today - invoice.due_on).days
+            message = (f"Invoice {invoice.number} for {invoice.currency} {invoice.total} was due on "
+                       f"{invoice.due_on} ({days} days ago) and is not paid yet. Pay it here: "
+                       + settings.SITE_URL.rstrip("/")
+                       + reverse("billing:invoice", kwargs={"org_slug": organization.slug, "pk": invoice.pk}))
+            transaction.on_commit(lambda r=recipients, m=message, n=invoice.number: send_mail(
+                subject=f"Reminder: invoice {n} is overdue", message=m, from_email=None, recipient_list=r),
+                robust=True)
+            audit_record(actor=RUN_ACTOR, action="billing.reminder_sent", organization=organization,
+                         target=invoice, metadata={"offset_days": reached})
+            sent += 1
+    return sent

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from accounts.tests.factories import OrganizationFactory
 from billing.models import ImmutableError, Invoice, InvoiceLine, TaxRate
 from billing.services import invoices as invoice_services
+from billing.services.pricing import billing_profile_update
 from billing.tasks import billing_run_all
 from core.audit import Actor
 from core.tenancy import tenant_context
@@ -222,3 +223,24 @@ def test_overdue_marking_moves_only_the_status():
     assert invoice_services.invoices_mark_overdue(organization=sub.organization, now=at(2026, 3, 15)) == 1
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.OVERDUE and invoice.total == Decimal("300.00")
+
+
+def test_reminders_go_out_once_per_configured_offset(settings, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    from billing.models import DunningReminder
+
+    settings.BILLING_DUNNING_OFFSETS_DAYS = (3, 10)
+    sub = subscription()
+    [invoice] = run(sub.organization, date(2026, 1, 1))  # issued 1 Feb, due 3 Mar
+    billing_profile_update(organization=sub.organization, actor=Actor.system("t"),
+                           contacts=[{"name": "AP", "email": "ap@example.com"}])
+    send = invoice_services.invoices_send_reminders
+    with django_capture_on_commit_callbacks(execute=True):
+        assert send(organization=sub.organization, now=at(2026, 3, 5)) == 0  # 2 days late: not yet
+        assert send(organization=sub.organization, now=at(2026, 3, 6)) == 1
+        assert send(organization=sub.organization, now=at(2026, 3, 7)) == 0  # the 3-day reminder went out
+        assert send(organization=sub.organization, now=at(2026, 4, 1)) == 1  # the 10-day one
+        assert send(organization=sub.organization, now=at(2026, 4, 2)) == 0
+    assert sorted(DunningReminder.objects.for_org(sub.organization).values_list("offset_days", flat=True)) == [3, 10]
+    assert [m.subject for m in mail.outbox] == [f"Reminder: invoice {invoice.number} is overdue"] * 2
