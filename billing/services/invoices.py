@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -165,11 +166,15 @@ def billing_run_organization(*, organization, month: date, now: datetime | None 
 
 # --- issuing ---------------------------------------------------------------------------------------
 def _next_number(kind: str, year: int) -> tuple[int, str]:
-    sequence, _ = InvoiceSequence.objects.get_or_create(year=year, kind=kind)
-    sequence = InvoiceSequence.objects.select_for_update().get(pk=sequence.pk)
-    sequence.last += 1
-    sequence.save(update_fields=["last", "updated_at"])
-    return sequence.last, f"{PREFIX[kind]}-{year}-{sequence.last:06d}"
+    """Increment under the row lock the UPDATE takes, held until the issuing transaction ends."""
+    if not InvoiceSequence.objects.filter(year=year, kind=kind).update(last=F("last") + 1):
+        try:
+            with transaction.atomic():
+                InvoiceSequence.objects.create(year=year, kind=kind, last=1)
+        except IntegrityError:  # created by a racing run meanwhile
+            InvoiceSequence.objects.filter(year=year, kind=kind).update(last=F("last") + 1)
+    last = InvoiceSequence.objects.filter(year=year, kind=kind).values_list("last", flat=True).get()
+    return last, f"{PREFIX[kind]}-{year}-{last:06d}"
 
 
 def _product_line(sub: Subscription) -> str:
@@ -200,7 +205,8 @@ def _issue(*, organization, kind: str, currency: str, items: list, run_period: d
         bill_to_name=organization.legal_name, bill_to_country=organization.country,
         bill_to_address=organization.billing_address, bill_to_tax_id=organization.tax_id,
     )
-    invoice.full_clean(exclude=["organization"])
+    # Field validation only: the unique constraints are the database's to enforce (one query fewer each).
+    invoice.full_clean(exclude=["organization"], validate_unique=False, validate_constraints=False)
     invoice.save()
     lines = []
     for position, (sub, charge) in enumerate(items, start=1):
