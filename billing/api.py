@@ -1,19 +1,27 @@
-"""Billing API: invoices and credit notes, read-only, with their lines. Thin: selectors read."""
+"""Billing API: invoices and credit notes (read-only, with lines, PDF), payment methods (references only) and the
+billing profile. Thin: selectors read, services write."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from accounts.roles import Perm
+from accounts.team import audit_actor
 from billing.models import Invoice, InvoiceLine, PaymentMethod
 from billing.pdf import invoice_pdf
 from billing.selectors import invoices as selectors
+from billing.selectors.pricing import billing_profile
+from billing.services import pricing as pricing_services
 from billing.views import seller
-from core.api.views import OrganizationViewSet
+from core.api.errors import ApiError
+from core.api.schema import error_responses
+from core.api.views import OrganizationAPIView, OrganizationViewSet
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
@@ -94,3 +102,48 @@ class PaymentMethodViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
 
     def scoped_queryset(self):
         return selectors.payment_methods(self.organization)
+
+
+class ContactSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
+    email = serializers.EmailField()
+
+
+class BillingProfileSerializer(serializers.Serializer):
+    """How the organisation is billed. Currency, tier and payment terms are set by the reseller's staff;
+    the legal name, address and tax id are the organisation's settings (``/api/v1/organization``)."""
+
+    currency = serializers.CharField(read_only=True)
+    tier = serializers.CharField(read_only=True)
+    payment_terms_days = serializers.IntegerField(read_only=True)
+    tax_exempt = serializers.BooleanField(read_only=True)
+    contacts = ContactSerializer(many=True)
+
+
+class BillingProfileView(OrganizationAPIView):
+    serializer_class = BillingProfileSerializer
+    required_permissions = {"GET": Perm.BILLING_VIEW, "PATCH": Perm.BILLING_MANAGE}
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def _data(self, profile):
+        return {"currency": profile.currency, "tier": profile.tier, "payment_terms_days": profile.payment_terms_days,
+                "tax_exempt": profile.tax_exempt, "contacts": profile.contacts or []}
+
+    @extend_schema(summary="The organisation's billing profile", responses={200: BillingProfileSerializer})
+    def get(self, request):
+        return Response(self._data(billing_profile(self.organization)))
+
+    @extend_schema(summary="Change who receives invoices", request=BillingProfileSerializer,
+                   responses={200: BillingProfileSerializer, **error_responses(400, 403)})
+    def patch(self, request):
+        data = BillingProfileSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        if "contacts" not in data.validated_data:
+            raise ApiError("Send the contacts to change; the rest is set by the reseller.", code="invalid")
+        try:
+            profile = pricing_services.billing_profile_update(
+                organization=self.organization, actor=audit_actor(self.actor),
+                contacts=[dict(c) for c in data.validated_data["contacts"]])
+        except ValidationError as exc:
+            raise ApiError(" ".join(exc.messages), code="invalid") from None
+        return Response(self._data(profile))

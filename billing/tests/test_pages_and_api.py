@@ -135,3 +135,19 @@ def test_the_invoice_pdf_carries_its_lines_and_totals(client, settings):
     assert f"Total USD {invoice.total}" in text.replace("\n", " ") or f"USD {invoice.total}" in text
     api = api_client_for(org, Role.VIEWER).get(f"/api/v1/invoices/{invoice.pk}/pdf/")
     assert api.status_code == 200 and api.content.startswith(b"%PDF")
+
+
+def test_billing_profile_api_shows_terms_and_changes_contacts_only():
+    org = OrganizationFactory()
+    viewer = api_client_for(org, Role.VIEWER)
+    body = viewer.get("/api/v1/billing-profile/").json()
+    assert (body["currency"], body["payment_terms_days"], body["contacts"]) == ("USD", 30, [])
+    assert viewer.patch("/api/v1/billing-profile/", {"contacts": []}, content_type="application/json"
+                        ).status_code == 403
+    admin = api_client_for(org, Role.BILLING_ADMIN)
+    bad = admin.patch("/api/v1/billing-profile/", {"contacts": [{"email": "not-an-email"}]},
+                      content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["error"]["fields"]
+    ok = admin.patch("/api/v1/billing-profile/", {"contacts": [{"name": "AP", "email": "AP@Example.com"}],
+                                                   "currency": "EUR"}, content_type="application/json").json()
+    assert ok["contacts"] == [{"name": "AP", "email": "ap@example.com"}] and ok["currency"] == "USD"
