@@ -36,3 +36,25 @@ def test_demo_billing_issues_one_invoice_per_closed_month_and_is_idempotent():
     assert PaymentMethod.objects.for_org(org).count() == 1
     methods = sorted(Payment.objects.for_org(org).values_list("method", flat=True))
     assert methods == ["bank_transfer", "card"]
+
+
+@pytest.mark.emulator
+def test_demo_billing_on_the_seeded_demo_subscriptions(emulator, settings):
+    """The licensing demo through the emulator, then billing: the subscription bought 75 days ago is billed
+    for each closed month since, at the price reconcile found, with its Microsoft subscription id."""
+    from accounts.roles import Role
+    from accounts.tests.factories import MembershipFactory
+    from billing.models import InvoiceLine
+    from licensing import demo
+
+    settings.MSEMULATOR_URL = emulator.base_url
+    settings.MS_ADMIN_AGENT_REFRESH_TOKEN = ""
+    member = MembershipFactory(role=Role.OWNER)
+    org = member.organization
+    demo.seed_licensing_demo(organization=org, actor=member.user, emulator_url=emulator.base_url,
+                             ca_bundle=emulator.ca_path)
+    result = seed_billing_demo(organization=org)
+    assert len(result["documents"]) >= 2
+    lines = InvoiceLine.objects.for_org(org).exclude(kind="tax")
+    assert lines.exists() and all(line.ms_subscription_id and line.amount > 0 for line in lines)
+    assert seed_billing_demo(organization=org) == {"documents": []}
