@@ -71,9 +71,8 @@ def billing_run(*, month: date, now: datetime | None = None) -> RunResult:
     """Bill every active organisation for ``month`` (a closed month), one transaction each."""
     now = now or timezone.now()
     result = RunResult(month=month_start(month))
-    ids = Organization.objects.filter(status=Organization.Status.ACTIVE).order_by("pk").values_list("pk", flat=True)
-    for org_id in ids.iterator(chunk_size=500):
-        organization = Organization.objects.get(pk=org_id)
+    organizations = Organization.objects.filter(status=Organization.Status.ACTIVE).order_by("pk")
+    for organization in organizations.iterator(chunk_size=500):
         documents = billing_run_organization(organization=organization, month=month, now=now)
         result.organizations += 1
         result.documents.extend(d.number for d in documents)
@@ -119,7 +118,8 @@ def pending_charges(*, organization, until: datetime) -> list[tuple[Subscription
     billed = set(InvoiceLine.objects.for_org(organization)
                  .filter(subscription__in=subscriptions).values_list("charge_key", flat=True))
     refunded = _refunded_before(billed)
-    cancelled = _cancellations(organization, [s.pk for s in subscriptions])
+    deleted = [s.pk for s in subscriptions if s.status == Subscription.Status.DELETED]
+    cancelled = _cancellations(organization, deleted) if deleted else {}
     out = []
     for sub in subscriptions:
         batches = list(sub.seat_batches.all())
