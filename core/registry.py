@@ -40,6 +40,7 @@ class Retention(models.TextChoices):
     SECURITY_LOG = "security_log", "Security log: 400 days"
     TECHNICAL_LOG = "technical_log", "Technical log: 90 days"
     TENANT_LINK = "tenant_link", "While the Microsoft tenant is linked"
+    BILLING_RECORD = "billing_record", "Invoices and billing records: the legal and tax period after the relationship"
 
 
 RETENTION_DAYS = {
@@ -48,6 +49,8 @@ RETENTION_DAYS = {
     Retention.SECURITY_LOG: 400,
     Retention.TECHNICAL_LOG: 90,
     Retention.TENANT_LINK: None,
+    # The legal and tax period after the relationship ends: 7 years (not yet configurable per deployment).
+    Retention.BILLING_RECORD: 7 * 365,
 }
 
 # Inherited from core.models.BaseModel / TenantModel: structural, never personal.

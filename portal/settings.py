@@ -366,7 +366,28 @@ LICENSING_OPERATION_LEASE_SECONDS = int(os.environ.get("LICENSING_OPERATION_LEAS
 LICENSING_OPERATION_STALE_MINUTES = int(os.environ.get("LICENSING_OPERATION_STALE_MINUTES", 10))
 LICENSING_OPERATION_BACKOFF_SECONDS = int(os.environ.get("LICENSING_OPERATION_BACKOFF_SECONDS", 30))
 
+# Billing: currencies, Microsoft's monthly-billing premium, the seller printed on invoices.
+BILLING_CURRENCIES = tuple(os.environ.get("BILLING_CURRENCIES", "USD,EUR,GBP,CAD,AUD,CHF,SEK,NOK,DKK,NZD").split(","))
+BILLING_DEFAULT_CURRENCY = os.environ.get("BILLING_DEFAULT_CURRENCY", "USD")
+# Annual and three-year terms billed monthly cost 5% more than paying up front (Microsoft, since 2025-04-01).
+BILLING_MONTHLY_BILLING_PREMIUM_PERCENT = Decimal(os.environ.get("BILLING_MONTHLY_BILLING_PREMIUM_PERCENT", "5"))
+BILLING_SELLER_NAME = os.environ.get("BILLING_SELLER_NAME", "Cloud Licenses Portal Ltd")
+BILLING_SELLER_ADDRESS = os.environ.get("BILLING_SELLER_ADDRESS", "1 Example Street, Springfield, 12345, US")
+BILLING_SELLER_TAX_ID = os.environ.get("BILLING_SELLER_TAX_ID", "12-3456789")
+BILLING_SELLER_COUNTRY = os.environ.get("BILLING_SELLER_COUNTRY", "US")
+# Payment reminders: days after an invoice's due date (the reseller's dunning schedule).
+BILLING_DUNNING_OFFSETS_DAYS = tuple(
+    int(x) for x in os.environ.get("BILLING_DUNNING_OFFSETS_DAYS", "3,10,30").split(",") if x.strip())
+# The card processor (billing/gateway.py). The local test gateway and its hosted page exist for
+# development and tests only; production must name a real processor's gateway class.
+BILLING_GATEWAY = os.environ.get("BILLING_GATEWAY", "billing.gateway.TestGateway")
+BILLING_TEST_GATEWAY_ENABLED = BILLING_GATEWAY == "billing.gateway.TestGateway" and (DEBUG or TESTING)
+BILLING_TEST_GATEWAY_SECRET = os.environ.get("BILLING_TEST_GATEWAY_SECRET", "test-gateway-not-a-secret")
+
 CELERY_BEAT_SCHEDULE = {
+    # Hourly: the run bills only the months that have closed, once (unique constraints), so repeats are free.
+    "billing-run": {"task": "billing.tasks.billing_run_all", "schedule": 3600.0},
+    "billing-reconcile": {"task": "billing.tasks.reconcile_unbilled", "schedule": 24 * 3600.0},
     "licensing-sweep-operations": {"task": "licensing.tasks.sweep_operations", "schedule": 60.0},
     "licensing-sync-catalog": {"task": "licensing.tasks.sync_catalog", "schedule": 24 * 3600.0},
     "licensing-reconcile": {"task": "licensing.tasks.reconcile_all", "schedule": 3600.0},

@@ -1,5 +1,6 @@
 """The wiring: the only module that names every app's URLs."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -15,11 +16,13 @@ organization_patterns = [
     path("team/", include("accounts.org_urls")),
     path("security/", include("security.org_urls")),
     path("", include("licensing.urls")),
+    path("billing/", include("billing.urls")),
 ]
 
 api_v1_patterns = [
     path("", include("accounts.api_urls")),
     path("", include("licensing.api.urls")),
+    path("", include("billing.api_urls")),
 ]
 
 urlpatterns = [
@@ -31,3 +34,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.BILLING_TEST_GATEWAY_ENABLED:
+    # The local card processor's hosted page (billing/gateway.py); never mounted in production.
+    urlpatterns.append(path("test-gateway/", include("billing.test_gateway_urls")))

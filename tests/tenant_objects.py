@@ -68,6 +68,52 @@ def _audit_event(org, world):
     return audit_record(actor=Actor.system("sweep"), action="sweep.built", organization=org)
 
 
+@builder("billing.Invoice")
+def _invoice(org, world):
+    """Issued by the real billing run, for a subscription of the organisation's own."""
+    from billing.services.invoices import billing_run_organization
+    from licensing.models import SeatBatch, Subscription
+
+    start = datetime.datetime(2026, 1, 3, 9, tzinfo=datetime.UTC)
+    subscription = Subscription.objects.create(
+        organization=org, catalog_item_id="SWEEP:0001:AV", product_title="Sweep licence", status="active",
+        quantity=2, term_duration="P1Y", billing_cycle="monthly", unit_price=decimal.Decimal("10.00"),
+        start_date=start, ms_subscription_id=str(uuid.uuid4()))
+    SeatBatch.objects.create(organization=org, subscription=subscription, source="purchase", quantity=2,
+                             added_at=start, refundable_until=start + datetime.timedelta(days=7))
+    [invoice] = billing_run_organization(organization=org, month=datetime.date(2026, 1, 1),
+                                         now=datetime.datetime(2026, 2, 1, tzinfo=datetime.UTC))
+    return invoice
+
+
+@builder("billing.InvoiceLine")
+def _invoice_line(org, world):
+    from billing.models import Invoice, InvoiceLine
+
+    return InvoiceLine.unscoped_objects.filter(invoice=world.get(Invoice, org)).first()
+
+
+@builder("billing.PaymentMethod")
+def _payment_method(org, world):
+    from billing.gateway import TestGateway
+    from billing.services.payments import payment_method_add
+    from core.audit import Actor
+
+    token = TestGateway().tokenize(number="4242424242424242", exp_month=12, exp_year=2099, cvc="123")
+    return payment_method_add(organization=org, actor=Actor.system("sweep"), user=None, token=token)
+
+
+@builder("billing.Payment")
+def _payment(org, world):
+    from billing.models import Invoice, PaymentMethod
+    from billing.services.payments import invoice_pay_by_card
+    from core.audit import Actor
+
+    return invoice_pay_by_card(organization=org, actor=Actor.system("sweep"), user=None,
+                               invoice=world.get(Invoice, org), method=world.get(PaymentMethod, org),
+                               idempotency_key="sweep")
+
+
 class BuildError(Exception):
     pass
 

@@ -27,6 +27,7 @@ ALLOWED_FILES = {
     "licensing/admin.py",
     "licensing/admin_directory.py",
     "security/admin.py",
+    "billing/admin.py",
 }
 ALLOWED_DIRS = (
     "licensing/tasks/",
@@ -47,6 +48,8 @@ ALLOWED_FUNCTIONS = {
     "licensing/tasks_directory.py": {"sync_all_directories", "expire_temporary_passwords"},
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
+    # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job).
+    "billing/services/reconciliation.py": {"reconciliation_run", "_ours"},
 }
 
 

@@ -25,10 +25,10 @@ from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from core.api.views import OrganizationViewSet
 from licensing import nce
 from licensing.models import Price, Product, ProvisioningOperation, Subscription
+from licensing.pricing import customer_price
 from licensing.selectors import assigned_by_subscription, catalog_products, product_offers, subscriptions_for
 from licensing.services import purchases
 from licensing.services import subscriptions as subscription_services
-from licensing.services.catalog import customer_unit_price
 
 CONFLICT_CODES = {"change_in_progress", "scheduled_changes_would_be_wiped", "not_ready", "no_tenant",
                   "agreement_required"}
@@ -47,6 +47,7 @@ class OfferSerializer(serializers.ModelSerializer):
     offer_id = serializers.UUIDField(source="id", read_only=True)
     catalog_item_id = serializers.CharField(source="availability.catalog_item_id", read_only=True)
     unit_price = serializers.SerializerMethodField()
+    currency = serializers.SerializerMethodField()
     explanation = serializers.SerializerMethodField()
 
     class Meta:
@@ -54,17 +55,25 @@ class OfferSerializer(serializers.ModelSerializer):
         fields = ["offer_id", "catalog_item_id", "term_duration", "billing_cycle", "unit_price", "currency",
                   "cancellation_window", "explanation"]
 
-    def _unit(self, obj):
-        return customer_unit_price(organization=self.context["request"].organization, price=obj)
+    def _quote(self, obj):
+        cache = self.context.setdefault("_quotes", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = customer_price(organization=self.context["request"].organization, price=obj)
+        return cache[obj.pk]
 
     @extend_schema_field(OpenApiTypes.DECIMAL)
     def get_unit_price(self, obj):
-        unit = self._unit(obj)
-        return None if unit is None else str(unit)
+        quoted = self._quote(obj)
+        return None if quoted is None else str(quoted.amount)
+
+    def get_currency(self, obj) -> str:
+        quoted = self._quote(obj)
+        return obj.currency if quoted is None else quoted.currency
 
     def get_explanation(self, obj) -> str:
+        quoted = self._quote(obj)
         return nce.offer_in_words(term_duration=obj.term_duration, billing_cycle=obj.billing_cycle,
-                                  unit_price=self._unit(obj), currency=obj.currency,
+                                  unit_price=quoted.amount if quoted else None, currency=self.get_currency(obj),
                                   cancellation_window=obj.cancellation_window or "P7D")
 
 

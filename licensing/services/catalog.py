@@ -1,19 +1,18 @@
-"""Catalog sync from Partner Center, and the price a customer pays."""
+"""Catalog sync from Partner Center, and the price a customer pays (through the hook in licensing.pricing,
+which billing fills with its price lists)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
+from licensing import pricing
 from licensing.microsoft.client import default_client
 from licensing.models import Availability, Price, Product, Sku
-
-CENT = Decimal("0.01")
 
 # Title prefixes -> family shown in the catalog filter; first match wins.
 FAMILIES = (
@@ -37,19 +36,20 @@ def family_of(title: str) -> str:
     return next((family for prefix, family in FAMILIES if title.startswith(prefix)), "Other")
 
 
-def default_margin() -> Decimal:
-    return Decimal(str(settings.LICENSING_DEFAULT_MARGIN_PERCENT))
-
-
 def customer_unit_price(*, organization, price: Price) -> Decimal | None:
-    """What the organisation pays per seat and billing period.
+    """What the organisation pays per seat and billing period, in :func:`customer_currency`.
 
-    Billing's per-customer price lists will take precedence here; until then it is
-    Microsoft's list price plus the default margin.
+    The amount comes from the resolver registered in :mod:`licensing.pricing` (billing's price
+    lists); without one, Microsoft's list price plus the default margin.
     """
-    if price.list_price is None:
-        return None
-    return (price.list_price * (Decimal(100) + default_margin()) / Decimal(100)).quantize(CENT, ROUND_HALF_UP)
+    quoted = pricing.customer_price(organization=organization, price=price)
+    return None if quoted is None else quoted.amount
+
+
+def customer_currency(*, organization, price: Price) -> str:
+    """The currency :func:`customer_unit_price` is in (the organisation's billing currency)."""
+    quoted = pricing.customer_price(organization=organization, price=price)
+    return price.currency if quoted is None else quoted.currency
 
 
 @dataclass

@@ -23,6 +23,7 @@ from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import Conflict, MicrosoftError
 from licensing.microsoft.resources import CartLine
 from licensing.models import Order, Price, ProvisioningOperation, Subscription
+from licensing.pricing import customer_price
 from licensing.provisioning import (
     OperationInProgress,
     OperationRefused,
@@ -32,7 +33,6 @@ from licensing.provisioning import (
 )
 from licensing.selectors.settings import licensing_settings
 
-from .catalog import customer_unit_price
 from .directory import tenant_skus_refresh_later
 from .onboarding import require_ready_to_buy
 from .subscriptions import subscription_apply_remote
@@ -68,7 +68,8 @@ def order_quote(*, organization, price: Price, quantity: int, auto_renew: bool =
     if not sku.minimum_quantity <= quantity <= sku.maximum_quantity:
         raise PurchaseError(f"Choose between {sku.minimum_quantity} and {sku.maximum_quantity} seats.",
                             code="quantity_out_of_range")
-    unit = customer_unit_price(organization=organization, price=price)
+    quoted = customer_price(organization=organization, price=price)
+    unit = None if quoted is None else quoted.amount
     if unit is None:
         raise PurchaseError("This offer has no price yet; try again after the next catalog update.",
                             code="no_price")
@@ -77,13 +78,13 @@ def order_quote(*, organization, price: Price, quantity: int, auto_renew: bool =
     # The threshold is an amount in the settings' currency. An order in another currency cannot be
     # compared with it (no exchange rates here), so an owner decides: approval fails closed.
     needs_approval = settings.approval_threshold is not None and (
-        price.currency != settings.currency or total > settings.approval_threshold
+        quoted.currency != settings.currency or total > settings.approval_threshold
     )
     return Quote(
         price=price, quantity=quantity, auto_renew=auto_renew, unit_price=unit, total=total,
-        currency=price.currency, needs_approval=needs_approval,
+        currency=quoted.currency, needs_approval=needs_approval,
         explanation=nce.offer_in_words(term_duration=price.term_duration, billing_cycle=price.billing_cycle,
-                                       unit_price=unit, currency=price.currency,
+                                       unit_price=unit, currency=quoted.currency,
                                        cancellation_window=price.cancellation_window or "P7D"),
     )
 

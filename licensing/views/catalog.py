@@ -17,20 +17,22 @@ from accounts.roles import Perm, Role
 from licensing import nce, selectors
 from licensing.forms import CatalogFilterForm, PurchaseForm
 from licensing.models import Order, Product
+from licensing.pricing import customer_price
 from licensing.services import purchases
-from licensing.services.catalog import customer_unit_price
 
 from . import actor_of, error_text
 
 
 def _offer_rows(organization, offers) -> list[dict]:
-    return [
-        {"price": p, "unit_price": customer_unit_price(organization=organization, price=p),
-         "words": nce.offer_in_words(term_duration=p.term_duration, billing_cycle=p.billing_cycle,
-                                     unit_price=customer_unit_price(organization=organization, price=p),
-                                     currency=p.currency, cancellation_window=p.cancellation_window or "P7D")}
-        for p in offers
-    ]
+    rows = []
+    for p in offers:
+        quoted = customer_price(organization=organization, price=p)
+        unit, currency = (quoted.amount, quoted.currency) if quoted else (None, p.currency)
+        rows.append({"price": p, "unit_price": unit, "currency": currency,
+                     "words": nce.offer_in_words(term_duration=p.term_duration, billing_cycle=p.billing_cycle,
+                                                 unit_price=unit, currency=currency,
+                                                 cancellation_window=p.cancellation_window or "P7D")})
+    return rows
 
 
 class CatalogPage(OrganizationMixin, TemplateView):
@@ -48,10 +50,12 @@ class CatalogPage(OrganizationMixin, TemplateView):
         rows = []
         for product in page:
             offers = [p for sku in product.skus.all() for a in sku.availabilities.all() for p in a.offers]
-            prices = [customer_unit_price(organization=self.organization, price=p) for p in offers]
-            monthly = [nce.monthly_equivalent(v, p.billing_cycle) for v, p in zip(prices, offers, strict=True) if v]
+            quotes = [customer_price(organization=self.organization, price=p) for p in offers]
+            monthly = [nce.monthly_equivalent(q.amount, p.billing_cycle) for q, p in zip(quotes, offers, strict=True)
+                       if q]
+            currency = next((q.currency for q in quotes if q), offers[0].currency if offers else "USD")
             rows.append({"product": product, "offers": len(offers), "from_price": min(monthly) if monthly else None,
-                         "currency": offers[0].currency if offers else "USD"})
+                         "currency": currency})
         return super().get_context_data(form=form, page_obj=page, rows=rows, **kwargs)
 
 

@@ -12,6 +12,7 @@ from accounts.tests.factories import MembershipFactory, UserFactory
 from accounts.tests.helpers import verified_client
 from core.audit import Actor, AuditEvent
 from core.tenancy import tenant_context
+from licensing import pricing
 from licensing.models import Order
 from licensing.provisioning import operation_mark_failed
 from licensing.services import purchases
@@ -34,7 +35,17 @@ def quote(organization, price, quantity):
         return purchases.order_quote(organization=organization, price=price, quantity=quantity)
 
 
-def test_the_threshold_is_compared_only_with_totals_in_its_own_currency():
+@pytest.fixture
+def list_price_quotes():
+    """Licensing's own pricing (list price plus the default margin, in the offer's currency), without the
+    price lists billing registers: this rule is about comparing currencies, whatever the prices."""
+    registered = pricing._resolver
+    pricing.register_price_resolver(None)
+    yield
+    pricing.register_price_resolver(registered)
+
+
+def test_the_threshold_is_compared_only_with_totals_in_its_own_currency(list_price_quotes):
     member = MembershipFactory(role=Role.LICENSE_ADMIN)
     org = member.organization
     usd = PriceFactory(list_price=Decimal("10.00"), currency="USD")

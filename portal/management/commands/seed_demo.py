@@ -1,6 +1,6 @@
 """Seed the demo organisation: people and MFA, a linked Microsoft tenant, subscriptions in
-several states, directory users with licenses and 90 days of usage history; and a reseller
-staff member for the admin site.
+several states, directory users with licenses and 90 days of usage history, the invoices the
+billing run issues for its subscriptions; and a reseller staff member for the admin site.
 
 Idempotent part by part: a second run reuses what exists and finishes what a failed run left.
 """
@@ -12,6 +12,7 @@ from django.core.management import BaseCommand, CommandError
 from django.test.utils import override_settings
 
 from accounts.demo import DEMO_ORG_SLUG, DEMO_STAFF_EMAIL, seed_accounts_demo, seed_staff_demo
+from billing.demo import seed_billing_demo
 from licensing.demo import seed_licensing_demo
 from licensing.demo_directory import seed_directory_demo
 from licensing.models import DirectoryUser, Subscription
@@ -69,4 +70,7 @@ class Command(BaseCommand):
         if not DirectoryUser.objects.for_org(organization).exists():
             self.stdout.write("Syncing the directory, assigning licenses, writing 90 days of usage …")
             seed_directory_demo(organization=organization, actor=owner)
+        self.stdout.write("Billing the closed months of its subscriptions …")
+        billed = seed_billing_demo(organization=organization)
+        self.stdout.write(f"{len(billed['documents'])} new invoice(s) and credit note(s).")
         self.stdout.write(self.style.SUCCESS("Demo data ready."))

@@ -1,0 +1,185 @@
+"""Staff admin for billing: margin rules, exchange rates and billing profiles.
+
+Price lists are shared rows, edited here; every save and delete goes through a service, which
+validates and audits it with the staff member as actor. Billing profiles are tenant rows read
+through ``unscoped_objects`` (staff-grant code, as in licensing/admin.py).
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from core.audit import Actor
+from core.tenancy import tenant_context
+
+from .models import (
+    BillingProfile,
+    ExchangeRate,
+    Invoice,
+    MarginRule,
+    Payment,
+    ReconciliationFinding,
+    ReconciliationRun,
+    TaxRate,
+)
+from .services import payments as payment_services
+from .services import pricing as pricing_services
+from .services import reconciliation as reconciliation_services
+
+
+@admin.register(MarginRule)
+class MarginRuleAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "customer", "tier", "product_family", "margin_percent", "effective_from",
+                    "effective_to"]
+    list_filter = ["tier", "product_family"]
+    search_fields = ["product_family", "note"]
+    autocomplete_fields = []
+    raw_id_fields = ["customer"]
+    fields = ["customer", "tier", "product_family", "margin_percent", "effective_from", "effective_to", "note"]
+
+    def save_model(self, request, obj, form, change):
+        pricing_services.margin_rule_save(actor=Actor.staff(request.user), rule=obj)
+
+    def delete_model(self, request, obj):
+        pricing_services.margin_rule_delete(actor=Actor.staff(request.user), rule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            self.delete_model(request, rule)
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    list_display = ["base", "quote", "rate", "effective_from"]
+    list_filter = ["base", "quote"]
+    fields = ["base", "quote", "rate", "effective_from"]
+
+    def save_model(self, request, obj, form, change):
+        pricing_services.exchange_rate_save(actor=Actor.staff(request.user), rate=obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a rate once used to price something stays, for the record
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    list_display = ["country", "region", "name", "rate_percent", "effective_from", "effective_to"]
+    list_filter = ["country"]
+
+    def save_model(self, request, obj, form, change):
+        pricing_services.tax_rate_save(actor=Actor.staff(request.user), rate=obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # issued invoices name the rate; end it with effective_to instead
+
+
+@admin.register(BillingProfile)
+class BillingProfileAdmin(admin.ModelAdmin):
+    """Staff set a customer's tier, currency and payment terms; contacts are the customer's (never shown)."""
+
+    list_display = ["organization", "currency", "tier", "payment_terms_days", "tax_exempt"]
+    list_filter = ["tier", "currency", "tax_exempt"]
+    fields = ["organization", "currency", "tier", "payment_terms_days", "tax_exempt"]
+    readonly_fields = ["organization"]
+
+    def get_queryset(self, request):
+        return BillingProfile.unscoped_objects.select_related("organization")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        with tenant_context(obj.organization):
+            pricing_services.billing_profile_update(
+                organization=obj.organization, actor=Actor.staff(request.user), currency=obj.currency,
+                tier=obj.tier, payment_terms_days=obj.payment_terms_days, tax_exempt=obj.tax_exempt)
+
+
+class FindingInline(admin.TabularInline):
+    model = ReconciliationFinding
+    fields = ["kind", "organization", "ms_subscription_id", "charge_day", "ms_quantity", "our_quantity",
+              "ms_amount", "our_amount", "at_risk", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+    show_change_link = False
+    ordering = ["-at_risk"]
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(admin.ModelAdmin):
+    """Reconciliation against Microsoft: findings by money at risk. "Reconcile now" imports Microsoft's
+    unbilled line items and matches them with every customer's invoice lines."""
+
+    list_display = ["started_at", "source", "status", "items", "total_at_risk"]
+    readonly_fields = ["source", "status", "started_at", "finished_at", "items", "summary", "error"]
+    inlines = [FindingInline]
+    actions = ["reconcile_now"]
+
+    @admin.display(description="Money at risk")
+    def total_at_risk(self, obj):
+        return obj.summary.get("total_at_risk", "")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Reconcile now (Microsoft's unbilled line items)")
+    def reconcile_now(self, request, queryset):
+        run = reconciliation_services.reconciliation_run(actor=Actor.staff(request.user), source="unbilled")
+        self.message_user(request, f"Matched {run.items} line items: {run.summary.get('total_at_risk')} at risk.",
+                          messages.SUCCESS)
+
+
+class ReadOnlyTenantAdmin(admin.ModelAdmin):
+    def get_queryset(self, request):
+        return self.model.unscoped_objects.select_related("organization")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyTenantAdmin):
+    """Issued documents are immutable; staff record bank transfers here. Corrections are credit notes."""
+
+    list_display = ["number", "organization", "kind", "status", "currency", "total", "issued_at", "due_on"]
+    list_filter = ["kind", "status", "currency"]
+    search_fields = ["number"]
+    fields = ["number", "organization", "kind", "status", "currency", "subtotal", "tax_total", "total",
+              "tax_note", "issued_at", "due_on", "paid_at", "run_period", "credited_invoice", "reason"]
+    actions = ["record_bank_transfer"]
+
+    @admin.action(description="Record a bank transfer for the full amount")
+    def record_bank_transfer(self, request, queryset):
+        done = 0
+        for invoice in queryset:
+            try:
+                payment_services.payment_record_bank_transfer(
+                    organization=invoice.organization, actor=Actor.staff(request.user), user=request.user,
+                    invoice=invoice, amount=invoice.total, reference=f"Bank transfer for {invoice.number}")
+            except ValidationError as exc:
+                self.message_user(request, f"{invoice.number}: {' '.join(exc.messages)}", messages.WARNING)
+            else:
+                done += 1
+        self.message_user(request, f"{done} invoice(s) marked paid by bank transfer.", messages.SUCCESS)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyTenantAdmin):
+    list_display = ["invoice", "organization", "method", "currency", "amount", "reference", "received_at"]
+    list_filter = ["method"]
+    fields = ["invoice", "organization", "method", "currency", "amount", "reference", "received_at"]

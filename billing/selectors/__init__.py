@@ -1,0 +1,1 @@
+"""Reads of the billing app: prices (pricing.py) and invoices (invoices.py)."""
