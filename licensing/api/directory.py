@@ -323,6 +323,7 @@ class UsageRowSerializer(serializers.Serializer):
 class RenewalSerializer(serializers.Serializer):
     subscription = serializers.UUIDField(source="subscription.pk")
     name = serializers.CharField(source="subscription.__str__")
+    term_ends_on = serializers.DateField()
     renews_on = serializers.DateField()
     last_day_to_reduce = serializers.DateField()
     window_closes_on = serializers.DateField()

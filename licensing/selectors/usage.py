@@ -185,6 +185,7 @@ def inactive_assignments(organization, *, days: int | None = None, now: datetime
 @dataclass
 class CalendarEntry:
     subscription: Subscription
+    term_ends_on: date
     renews_on: date
     last_day_to_reduce: date
     window_closes_on: date
@@ -235,7 +236,8 @@ def _entry(sub: Subscription, end: datetime) -> CalendarEntry:
     if scheduled:
         notes.append(f"Scheduled for the next term: {quantity} seat(s).")
     return CalendarEntry(
-        subscription=sub, renews_on=renews.date(), last_day_to_reduce=end.date(),
+        subscription=sub, term_ends_on=nce.term_ends_on(end), renews_on=nce.renews_on(end),
+        last_day_to_reduce=nce.last_day_to_reduce(end),
         window_closes_on=(nce.refund_window_end(renews) - timedelta(seconds=1)).date(), auto_renew=sub.auto_renew,
         quantity=quantity, projected_cost=cost if sub.auto_renew else Decimal("0.00"), currency=sub.currency,
         scheduled_change=scheduled, notes=notes,
