@@ -110,6 +110,20 @@ def monthly_unit_prices(organization) -> dict[str, tuple[Decimal, str]]:
     return prices
 
 
+def suspended_seats_by_sku(organization) -> dict[str, int]:
+    """Seats of suspended subscriptions per Graph skuId (lower-case): what the portal knows before Graph says so."""
+    rows = (
+        Subscription.objects.for_org(organization)
+        .filter(status=Subscription.Status.SUSPENDED, sku__isnull=False)
+        .values_list("sku__provisioning_id", "quantity")
+    )
+    result: dict[str, int] = defaultdict(int)
+    for provisioning_id, quantity in rows:
+        if provisioning_id:
+            result[provisioning_id.lower()] += quantity
+    return dict(result)
+
+
 @dataclass
 class PoolRow:
     sku: TenantSku
@@ -119,6 +133,9 @@ class PoolRow:
     unit_price_monthly: Decimal | None
     currency: str
     unassigned_cost_monthly: Decimal | None
+    # Seats bought but suspended: paid for, not assignable (the Subscriptions page shows the same seats
+    # as "0 / 5, Suspended"; here they count as purchased, with the state beside them).
+    suspended: int = 0
     # Where to buy more of this license (set by the page that offers it).
     buy_url: str = ""
 
@@ -126,19 +143,35 @@ class PoolRow:
     def utilisation(self) -> int:
         return round(self.assigned * 100 / self.purchased) if self.purchased else 0
 
+    @property
+    def usable(self) -> int:
+        return self.purchased - self.suspended
+
+    @property
+    def state(self) -> str:
+        """"active", "suspended" (every seat) or "partly_suspended"."""
+        if not self.suspended:
+            return "active"
+        return "suspended" if self.suspended >= self.purchased else "partly_suspended"
+
 
 def pool_rows(organization) -> list[PoolRow]:
-    """Seats per SKU with the monthly cost of what is not assigned. Three queries."""
+    """Seats per SKU with the monthly cost of what is not assigned. Four queries.
+
+    ``purchased`` counts every seat bought, suspended ones included; ``available`` only the usable ones."""
     prices = monthly_unit_prices(organization)
+    suspended_by_sku = suspended_seats_by_sku(organization)
     rows = []
     for sku in seat_pools(organization):
         price, currency = prices.get(str(sku.sku_id).lower(), (None, ""))
-        unassigned = max(0, sku.purchased - sku.assigned_count)
+        suspended = max(sku.suspended, suspended_by_sku.get(str(sku.sku_id).lower(), 0))
+        usable = sku.purchased if sku.suspended else max(0, sku.purchased - suspended)
+        unassigned = max(0, usable - sku.assigned_count)
         unassigned_cost = (price * unassigned).quantize(nce.CENT, rounding=ROUND_HALF_UP) if price is not None else None
         rows.append(PoolRow(
-            sku=sku, purchased=sku.purchased, assigned=sku.assigned_count, available=sku.purchased - sku.assigned_count,
+            sku=sku, purchased=usable + suspended, assigned=sku.assigned_count, available=usable - sku.assigned_count,
             unit_price_monthly=price, currency=currency,
-            unassigned_cost_monthly=unassigned_cost,
+            unassigned_cost_monthly=unassigned_cost, suspended=suspended,
         ))
     return rows
 
