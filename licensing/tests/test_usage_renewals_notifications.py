@@ -8,11 +8,13 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 import licensing.tasks_directory  # noqa: F401 - registers the tasks the services enqueue by name
 from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from accounts.tests.helpers import verified_client
 from core.tenancy import tenant_context
 from licensing.models import (
     DirectoryUser,
@@ -202,10 +204,6 @@ def test_announcements_target_all_or_some(org):
 def test_a_suspended_subscription_shows_as_purchased_and_suspended_on_every_page(org, people, client, graph_knows):
     """The Subscriptions page says "0 / 5, Suspended"; the Licenses and Usage pages say 5 purchased, suspended,
     0 usable, whether or not the directory sync has already seen the suspension."""
-    from django.urls import reverse
-
-    from accounts.tests.helpers import verified_client
-
     pool = make_pool(org, purchased=0 if graph_knows else 5, assigned=0)
     sub = make_subscription(org, quantity=5)
     with tenant_context(org):
