@@ -28,6 +28,7 @@ from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import bulk as bulk_services
 from licensing.services import directory as directory_services
+from licensing.services import reassign as reassign_services
 
 MAX_BULK_USERS = 50_000
 
@@ -161,6 +162,17 @@ class AssignmentSerializer(serializers.ModelSerializer):
             self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
 
 
+class ReassignSerializer(serializers.Serializer):
+    user = serializers.PrimaryKeyRelatedField(queryset=DirectoryUser.objects.none(),
+                                              help_text="The directory user who gets the license.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        organization = getattr(self.context.get("request"), "organization", None)
+        if organization is not None:
+            self.fields["user"].queryset = DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List license assignments", parameters=[
         OpenApiParameter("state", str, enum=LicenseAssignment.State.values),
@@ -171,6 +183,13 @@ class AssignmentSerializer(serializers.ModelSerializer):
                          responses={202: AssignmentSerializer, **error_responses(400, 409)}),
     destroy=extend_schema(summary="Unassign (queued; the seat is freed once Microsoft confirms)",
                           responses={202: AssignmentSerializer, **error_responses(409)}),
+    reassign=extend_schema(
+        summary="Move this license to another user in one step (leaver to joiner)",
+        description="The seat counts as the new user's from this moment and the previous user's assignment "
+                    "becomes `handover`; Microsoft removes it from one and adds it to the other in one queued "
+                    "operation. Returns the new user's assignment. A full license can be reassigned.",
+        request=ReassignSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={202: AssignmentSerializer, **error_responses(400, 404, 409)}),
 )
 class LicenseAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
     model = LicenseAssignment
@@ -199,6 +218,20 @@ class LicenseAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         except (assignment_services.SeatsExhausted, assignment_services.AssignmentRefused, ValidationError) as exc:
             raise _refusal(exc) from None
         return Response(AssignmentSerializer(assignment, context={"request": request}).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"])
+    def reassign(self, request, pk=None):
+        assignment = self.get_object()
+        serializer = ReassignSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        try:
+            joiner = reassign_services.license_reassign(
+                organization=self.organization, assignment=assignment, to_user=serializer.validated_data["user"],
+                actor=audit_actor(self.actor))
+        except assignment_services.AssignmentRefused as exc:
+            raise ApiError(exc.message, code=exc.code, status_code=409) from None
+        return Response(AssignmentSerializer(joiner, context={"request": request}).data,
                         status=status.HTTP_202_ACCEPTED)
 
     def destroy(self, request, pk=None):

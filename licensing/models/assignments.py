@@ -22,6 +22,9 @@ class LicenseAssignment(TenantModel):
         REMOVING = "removing", "Removing"
         FAILED = "failed", "Failed"
         REMOVED = "removed", "Removed"
+        # Being moved to another user (licensing.services.reassign): the seat already counts as the
+        # joiner's, so it is not seat-holding; the license leaves this user when Microsoft confirms.
+        HANDING_OVER = "handover", "Handing over"
 
     class Source(models.TextChoices):
         PORTAL = "portal", "Assigned in the portal"

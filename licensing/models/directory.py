@@ -133,6 +133,7 @@ class DirectoryUser(TenantModel):
     mail = EncryptedCharField(max_length=256, blank=True, null=True)
     mail_index = BlindIndexField(source="mail", purpose=MAIL_INDEX)
     job_title = EncryptedCharField(max_length=256, blank=True, null=True)
+    department = EncryptedCharField(max_length=256, blank=True, null=True)
     usage_location = EncryptedCharField(max_length=2, blank=True, null=True)
     # Not encrypted, because reports filter on them; classified as personal below.
     has_usage_location = models.BooleanField(default=False)
@@ -168,6 +169,7 @@ declare(
         "mail": Personal(Category.CONTACT, Retention.TENANT_LINK),
         "mail_index": Personal(Category.CONTACT, Retention.TENANT_LINK),
         "job_title": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "department": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "usage_location": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "has_usage_location": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "account_enabled": Personal(Category.IDENTITY, Retention.TENANT_LINK),

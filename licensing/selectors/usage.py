@@ -18,7 +18,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from licensing import nce
-from licensing.models import LicenseAssignment, Subscription, TenantSku, UsageSnapshot
+from licensing.models import LicenseAssignment, ServicePlan, Subscription, TenantSku, UsageSnapshot
 
 from .settings import licensing_settings
 
@@ -35,6 +35,38 @@ def seat_pools(organization) -> QuerySet[TenantSku]:
             LicenseAssignment.State.PENDING, LicenseAssignment.State.REMOVING])),
         failed_count=Count("assignments", filter=Q(assignments__state=LicenseAssignment.State.FAILED)),
     ).order_by("display_name", "sku_part_number")
+
+
+def license_choices(organization) -> QuerySet[TenantSku]:
+    """The license picker's pools, each with ``assigned_count`` so its label can say "3 of 25 free". One query."""
+    return seat_pools(organization)
+
+
+def license_choice_label(pool: TenantSku) -> str:
+    """"Microsoft 365 Business Premium, 3 of 25 free" (``pool`` from :func:`license_choices`)."""
+    free = max(0, pool.purchased - getattr(pool, "assigned_count", 0))
+    return f"{pool.label}, {free} of {pool.purchased} free"
+
+
+def service_plan_choices(pool: TenantSku) -> list[tuple[str, str]]:
+    """The chosen license's service plans as (id, friendly name), sorted by name. One query.
+
+    Names come from Microsoft's product names file (``ServicePlan``, kept by the catalog sync); a plan
+    the file does not know yet shows its code."""
+    plans = [(str(p["id"]).lower(), p.get("name") or str(p["id"])) for p in pool.service_plans or [] if p.get("id")]
+    names = dict(
+        ServicePlan.objects.filter(service_plan_id__in=[_uuid_or_none(i) for i, _ in plans if _uuid_or_none(i)])
+        .values_list("service_plan_id", "friendly_name")
+    )
+    named = [(i, names.get(_uuid_or_none(i)) or code) for i, code in plans]
+    return sorted(named, key=lambda c: c[1].lower())
+
+
+def _uuid_or_none(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def seats_in_use(organization, sku: TenantSku) -> int:
