@@ -52,8 +52,10 @@ INACTIVITY_DAYS = (30, 60, 90, 180)
 
 
 def fold(value: str | None) -> str:
-    """Case- and width-insensitive form for matching: "ÅSA" matches "åsa", a decomposed "é" matches "é"."""
-    return unicodedata.normalize("NFKC", value or "").casefold()
+    """The form names are matched and sorted in: case, width and accents ignored, so "asa", "ÅSA" and "Åsa"
+    are equal, and a decomposed "é" equals "é"."""
+    decomposed = unicodedata.normalize("NFKD", value or "")
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 @dataclass(frozen=True, slots=True)
