@@ -199,8 +199,10 @@ class AssignForm(forms.Form):
 class BulkUploadForm(forms.Form):
     sku = forms.ModelChoiceField(queryset=TenantSku.objects.none(), label="License")
     action = forms.ChoiceField(choices=BulkJob.Action.choices, initial=BulkJob.Action.ASSIGN)
-    file = forms.FileField(label="CSV file", help_text="One user principal name or e-mail address per row, in the "
-                                                       "first column. A header row is optional. No size limit of 20.")
+    file = forms.FileField(label="CSV file", help_text=(
+        "One user per row: their user principal name or e-mail address in the first column (other columns are "
+        "ignored). A header row such as \"User principal name\" is optional and is not counted. Up to 50,000 "
+        "rows."))
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)

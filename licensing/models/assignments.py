@@ -58,6 +58,8 @@ class LicenseAssignment(TenantModel):
         constraints = [models.UniqueConstraint(fields=["user", "sku"], name="one_assignment_per_user_sku")]
         indexes = [
             models.Index(fields=["organization", "sku", "state"], name="assignment_sku_state_idx"),
+            # A page of users' licenses (attach_assignments): without it SQLite walks the organisation's rows.
+            models.Index(fields=["organization", "user", "state"], name="assignment_user_state_idx"),
             models.Index(fields=["bulk_job", "state"], name="assignment_bulk_state_idx"),
         ]
 

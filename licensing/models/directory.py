@@ -151,7 +151,11 @@ class DirectoryUser(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["organization", "graph_id"], name="directory_user_graph_id_unique")
         ]
-        indexes = [models.Index(fields=["organization", "upn_index"], name="directory_user_upn_idx")]
+        indexes = [
+            models.Index(fields=["organization", "upn_index"], name="directory_user_upn_idx"),
+            # Covers the directory search's "has anything changed?" check (count and newest updated_at).
+            models.Index(fields=["organization", "removed_at", "updated_at"], name="directory_user_version_idx"),
+        ]
 
     def __str__(self):
         return self.display_name or self.user_principal_name

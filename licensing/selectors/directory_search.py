@@ -69,6 +69,8 @@ class Entry:
     haystack: str  # folded name, UPN and e-mail, separated so a match cannot span two fields
     created_at: datetime
     last_sign_in_at: datetime | None
+    account_enabled: bool
+    keys: dict  # folded values to sort by, computed once per build
 
 
 @dataclass
@@ -76,6 +78,7 @@ class _Index:
     version: tuple
     built: float
     entries: list[Entry]
+    facets: dict
 
 
 _indexes: OrderedDict[str, _Index] = OrderedDict()
@@ -83,22 +86,27 @@ _lock = threading.Lock()
 
 
 def _version(organization) -> tuple:
+    # COUNT(*) and MAX(updated_at) are answered from directory_user_version_idx alone.
     stats = DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True).aggregate(
-        n=Count("pk"), last=Max("updated_at"))
+        n=Count("*"), last=Max("updated_at"))
     return stats["n"], stats["last"]
 
 
 def _build(organization) -> list[Entry]:
     rows = (DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True)
             .only("pk", "display_name", "user_principal_name", "mail", "department", "usage_location",
-                  "created_at", "last_sign_in_at", "organization_id"))
+                  "created_at", "last_sign_in_at", "account_enabled", "organization_id"))
     entries = []
     for row in rows.iterator(chunk_size=2000):
         name, upn, mail = row.display_name or "", row.user_principal_name or "", row.mail or ""
+        department, location = row.department or "", (row.usage_location or "").upper()
+        folded = {"name": fold(name or upn), "upn": fold(upn), "mail": fold(mail), "department": fold(department),
+                  "location": location.casefold()}
         entries.append(Entry(
-            pk=row.pk, name=name, upn=upn, mail=mail, department=row.department or "",
-            location=(row.usage_location or "").upper(), haystack="\x00".join((fold(name), fold(upn), fold(mail))),
-            created_at=row.created_at, last_sign_in_at=row.last_sign_in_at,
+            pk=row.pk, name=name, upn=upn, mail=mail, department=department, location=location,
+            haystack="\x00".join((fold(name), folded["upn"], folded["mail"])),
+            created_at=row.created_at, last_sign_in_at=row.last_sign_in_at, account_enabled=row.account_enabled,
+            keys=folded,
         ))
     return entries
 
@@ -114,7 +122,7 @@ def directory_index(organization) -> list[Entry]:
             return index.entries
     entries = _build(organization)
     with _lock:
-        _indexes[key] = _Index(version, time.monotonic(), entries)
+        _indexes[key] = _Index(version, time.monotonic(), entries, _facets(entries))
         _indexes.move_to_end(key)
         while len(_indexes) > MAX_ORGANIZATIONS:
             _indexes.popitem(last=False)
@@ -135,27 +143,40 @@ def clean_query(value: str | None) -> str:
 
 
 def facets(organization) -> dict[str, list[str]]:
-    """The departments and usage locations present, for the filter menus."""
+    """The departments and usage locations present, for the filter menus (computed with the index)."""
     entries = directory_index(organization)
+    with _lock:
+        index = _indexes.get(str(organization.pk))
+        if index is not None and index.entries is entries:
+            return index.facets
+    return _facets(entries)
+
+
+def _facets(entries: list[Entry]) -> dict[str, list[str]]:
     return {
         "departments": sorted({e.department for e in entries if e.department}, key=str.casefold),
         "locations": sorted({e.location for e in entries if e.location}),
     }
 
 
-def search_directory(
+def search_directory(organization, **filters) -> list:
+    """Primary keys of the matching current users, sorted (see :func:`search_entries`)."""
+    return [e.pk for e in search_entries(organization, **filters)]
+
+
+def search_entries(
     organization, *, q: str = "", sku=None, status: str = "", department: str = "", location: str = "",
     inactive_days: int | None = None, sort: str = "", now: datetime | None = None,
-) -> list:
-    """Primary keys of the matching current users, sorted. ``q`` matches part of the name, UPN or e-mail
-    (case-insensitive); ``sort`` is a key of SORTS, "-" first for descending. Constant queries."""
+) -> list[Entry]:
+    """The matching current users, sorted. ``q`` matches part of the name, UPN or e-mail (ignoring case and
+    accents); ``sort`` is a key of SORTS, "-" first for descending. Constant queries."""
     entries = directory_index(organization)
     needle = clean_query(q)
     if needle:
         entries = [e for e in entries if needle in e.haystack]
     if department:
         wanted = fold(department)
-        entries = [e for e in entries if fold(e.department) == wanted]
+        entries = [e for e in entries if e.keys["department"] == wanted]
     if location:
         entries = [e for e in entries if e.location == location.upper()] if location != "-" else [
             e for e in entries if not e.location]
@@ -173,15 +194,15 @@ def search_directory(
     descending = sort.startswith("-")
     if key == "licenses":
         counts = dict(held.values("user_id").annotate(n=Count("pk")).values_list("user_id", "n"))
-        entries = sorted(entries, key=lambda e: (counts.get(e.pk, 0), fold(e.name)), reverse=descending)
+        entries = sorted(entries, key=lambda e: (counts.get(e.pk, 0), e.keys["name"]), reverse=descending)
     elif key == "last_sign_in":
         never = datetime.min.replace(tzinfo=timezone.get_current_timezone())
         entries = sorted(entries, key=lambda e: e.last_sign_in_at or never, reverse=descending)
     elif key in ("upn", "mail", "department", "location"):
-        entries = sorted(entries, key=lambda e: (fold(getattr(e, key)) or "\uffff", fold(e.name)), reverse=descending)
+        entries = sorted(entries, key=lambda e: (e.keys[key] or "\uffff", e.keys["name"]), reverse=descending)
     elif key == "name":
-        entries = sorted(entries, key=lambda e: (fold(e.name or e.upn), e.upn), reverse=descending)
-    return [e.pk for e in entries]
+        entries = sorted(entries, key=lambda e: (e.keys["name"], e.keys["upn"]), reverse=descending)
+    return entries
 
 
 def _by_status(organization, entries, status, held, assignments, sku):
@@ -199,6 +220,35 @@ def _by_status(organization, entries, status, held, assignments, sku):
         ids = set(failed.values_list("user_id", flat=True))
         return [e for e in entries if e.pk in ids]
     return entries
+
+
+@dataclass
+class Row:
+    """One line of the users page, drawn from the index (no decryption per page) and the page's licenses."""
+
+    pk: object
+    display_name: str
+    user_principal_name: str
+    mail: str
+    department: str
+    usage_location: str
+    account_enabled: bool
+    last_sign_in_at: datetime | None
+    current_assignments: list
+
+
+def page_rows(organization, wanted: list[Entry]) -> list[Row]:
+    """The page's users from the index, each with the licenses it holds (or failed to get). One query."""
+    held: dict = {e.pk: [] for e in wanted}
+    shown = [*SEAT_HOLDING, LicenseAssignment.State.FAILED, LicenseAssignment.State.HANDING_OVER]
+    assignments = (LicenseAssignment.objects.for_org(organization)
+                   .filter(user_id__in=list(held), state__in=shown).select_related("sku")
+                   .only("pk", "user_id", "state", "sku__display_name", "sku__sku_part_number", "sku__sku_id")
+                   .order_by("sku__display_name"))
+    for assignment in assignments:
+        held[assignment.user_id].append(assignment)
+    return [Row(e.pk, e.name, e.upn, e.mail, e.department, e.location, e.account_enabled, e.last_sign_in_at,
+                held[e.pk]) for e in wanted]
 
 
 def directory_rows(organization, pks: list) -> list[DirectoryUser]:

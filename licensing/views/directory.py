@@ -85,16 +85,15 @@ class DirectoryUsersPage(OrganizationMixin, TemplateView):
                                    facets=directory_search.facets(self.organization))
         filters = dict(form.cleaned_data) if form.is_valid() else {}
         sort = filters.get("sort") or ""
-        pks = directory_search.search_directory(self.organization, **filters)
-        page = Paginator(pks, PAGE_SIZE).get_page(self.request.GET.get("page"))
-        rows = directory_search.directory_rows(self.organization, list(page.object_list))
-        selectors_directory.attach_assignments(self.organization, rows)
+        found = directory_search.search_entries(self.organization, **filters)
+        page = Paginator(found, PAGE_SIZE).get_page(self.request.GET.get("page"))
+        rows = directory_search.page_rows(self.organization, list(page.object_list))
         headers = [{"key": key, "label": label, "sorted": sort.lstrip("-") == key,
                     "descending": sort.startswith("-"), "next": f"-{key}" if sort == key else key}
                    for key, label in directory_search.SORTS.items()]
         return {**super().get_context_data(**kwargs), "form": form, "page_obj": page, "rows": rows,
                 "headers": headers, "sort": sort, "can_manage": self.can(Perm.LICENSES_MANAGE),
-                "query": self.request.GET.urlencode(), "skus": selectors_usage.license_choices(self.organization)}
+                "query": self.request.GET.urlencode(), "skus": form.fields["sku"].queryset}
 
 
 class DirectoryUserPage(OrganizationMixin, View):
