@@ -24,6 +24,7 @@ from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from core.api.views import OrganizationViewSet
 from licensing.models import BulkJob, BulkJobRow, DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
 from licensing.selectors import directory as selectors_directory
+from licensing.selectors import directory_search
 from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import bulk as bulk_services
@@ -65,6 +66,8 @@ class DirectoryUserSerializer(serializers.ModelSerializer):
 @extend_schema_view(
     list=extend_schema(summary="List directory users", parameters=[
         OpenApiParameter("upn", str, description="Exact user principal name or e-mail (searched by blind index)."),
+        OpenApiParameter("search", str, description="Part of a name, user principal name or e-mail (ignores case "
+                                                    "and accents; see docs/decisions/013-directory-search.md)."),
         OpenApiParameter("sku", str, description="Tenant SKU id (TenantSku) to filter on."),
         OpenApiParameter("status", str, enum=["licensed", "unlicensed", "inactive", "no_location", "failed"]),
     ]),
@@ -82,6 +85,12 @@ class DirectoryUserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
             sku = TenantSku.objects.for_org(self.organization).filter(pk=_uuid(params["sku"])).first()
             if sku is None:
                 return DirectoryUser.objects.none()
+        if params.get("search"):
+            status = params.get("status", "")
+            pks = directory_search.search_directory(
+                self.organization, q=params["search"], sku=sku,
+                status=status if status in ("licensed", "unlicensed", "no_location", "failed") else "")
+            return DirectoryUser.objects.for_org(self.organization).filter(pk__in=pks).order_by("created_at", "pk")
         return selectors_directory.directory_users(
             self.organization, q=params.get("upn", ""), sku=sku, status=params.get("status", "")
         )

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.roles import Role
+from accounts.tests.api_support import api_client_for
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
 from core.tenancy import tenant_context
@@ -140,3 +141,11 @@ def test_users_page_searches_sorts_and_bulk_changes_only_the_selected_rows(org, 
     suggest = browser.get(reverse("licensing:directory_user_suggest", kwargs={"org_slug": org.slug}),
                           {"to_user": "wil"}).content.decode()
     assert suggest == '<option value="alexw@fabrikam.example">Alex Wilber · Marketing</option>\n'
+
+
+def test_the_api_searches_by_part_of_a_name(org):
+    api = api_client_for(org, Role.VIEWER)
+    body = api.get("/api/v1/directory-users/", {"search": "WIL"}).json()
+    results = body["results"] if isinstance(body, dict) else body
+    assert [u["user_principal_name"] for u in results] == ["alexw@fabrikam.example"]
+    assert api.get("/api/v1/directory-users/", {"search": "a\x00"}).status_code == 200

@@ -63,6 +63,7 @@ def test_search_reassign_buy_from_suggestion_and_bell(new_page, make_member, mic
     part = leaver.display_name.split()[0][1:4].lower()
     page.get_by_role("search", name="Search and filter users").get_by_label("Search").fill(part)
     results = page.locator("#users-results")
+    expect(page).to_have_url(re.compile(rf"[?&]q={re.escape(part)}"))  # pushed once the results are swapped in
     expect(results.get_by_role("link", name=leaver.display_name, exact=True)).to_be_visible()
     rows = results.locator("tbody tr").all_inner_texts()
     assert rows and all(part in row.lower() for row in rows)

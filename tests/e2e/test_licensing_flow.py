@@ -79,7 +79,12 @@ def pick_license(page, product: str) -> None:
     """The assign form's picker names each license with its free seats ("..., 7 of 10 free")."""
     picker = page.get_by_role("combobox", name=re.compile(r"^License"))
     option = picker.locator("option", has_text=re.compile(rf"^{re.escape(product)}, \d+ of \d+ free$"))
-    picker.select_option(value=option.get_attribute("value"))
+    value = option.get_attribute("value")
+    if picker.input_value() == value:
+        return
+    # Choosing a license reloads its service plans (htmx): wait for that before the form is sent.
+    with page.expect_response(lambda response: f"sku={value}" in response.url):
+        picker.select_option(value=value)
 
 
 def buy(page, *, product: str, seats: int, offer: str) -> None:
@@ -139,8 +144,10 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
         page.get_by_role("link", name="Users", exact=True).click()
         page.get_by_role("search", name="Search and filter users").get_by_label("Search").fill(
             user.user_principal_name)
-        page.get_by_role("button", name="Search").click()
-        page.get_by_role("link", name=user.display_name, exact=True).click()
+        # The results refresh as one types (htmx); wait for them rather than racing a second request.
+        found = page.locator("#users-results").get_by_role("link", name=user.display_name, exact=True)
+        expect(page.locator("#users-results").get_by_role("row")).to_have_count(2)
+        found.click()
         expect(page.get_by_role("heading", level=1)).to_have_text(user.display_name)
         pick_license(page, PRODUCT)
         page.get_by_role("button", name="Assign", exact=True).click()
