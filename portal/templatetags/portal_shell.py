@@ -88,11 +88,12 @@ def user_memberships(context) -> list:
 @register.simple_tag(takes_context=True)
 def notification_bell(context) -> dict | None:
     """The header bell on every signed-in page: the current organisation's (or, on account pages, the one
-    last worked in) unread notifications of this person. Two queries; None when signed out."""
+    last worked in) unread notifications of this person. Two queries; None when signed out or before the
+    second factor."""
     request = context.get("request")
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return None
+    if user is None or not user.is_authenticated or not getattr(user, "is_verified", lambda: False)():
+        return None  # nothing before the second factor: titles name subscriptions and users
     organization = organization_from_context(context) or display_organization(
         user, request.session.get("current_org") if hasattr(request, "session") else None)
     if organization is None:

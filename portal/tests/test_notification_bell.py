@@ -54,3 +54,11 @@ def test_the_bell_counts_unread_on_every_page_and_links_to_the_list(organization
 
 def test_no_bell_when_signed_out(client):
     assert 'id="notification-bell"' not in client.get(reverse("accounts:login")).content.decode()
+
+
+def test_no_bell_before_the_second_factor(organization, client):
+    user = MembershipFactory(organization=organization, role=Role.OWNER).user
+    notify(organization, user, 9)
+    client.force_login(user)  # password only: the MFA page is as far as this session goes
+    page = client.get(reverse("accounts:mfa_verify")).content.decode()
+    assert 'id="notification-bell"' not in page and "Something 9" not in page

@@ -236,7 +236,9 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     # silent. The refusal re-reads the subscription, so the page stops offering seats back.
     microsoft.advance_clock(days=8)
     page.reload()
-    seats.fill("197")
+    # Typing asks the refund simulator (htmx); let it answer before sending, rather than racing it.
+    with page.expect_response(lambda response: "/simulate/" in response.url):
+        seats.fill("197")
     page.get_by_role("button", name="Apply now").click()
     refused = page.get_by_role("alert").filter(has_text="Microsoft did not make the last change")
     expect(refused).to_contain_text("Schedule the reduction for the next term instead.")
