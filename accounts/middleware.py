@@ -3,11 +3,13 @@
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 
 from core.api.errors import error_response
+from core.timezones import organization_zone
 
-from .selectors import membership_for_slug
+from .selectors import display_organization, membership_for_slug
 from .signin import user_session_touch
 
 # Reachable before the second factor is verified.
@@ -116,31 +118,41 @@ class SessionActivityMiddleware:
 
 
 class OrganizationMiddleware:
-    """Resolves ``org_slug`` from the URL to the member's organisation and role.
+    """Resolves ``org_slug`` from the URL to the member's organisation and role, and activates the
+    organisation's time zone for the request (core.timezones: one rule for every page).
 
-    Not a member (or no such organisation) gives 404, never 403, so existence does not leak.
+    Not a member (or no such organisation) gives 404, never 403, so existence does not leak. Pages
+    outside an organisation (profile, MFA, sessions) show times in the zone of the organisation the
+    person last worked in.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        return self.get_response(request)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         slug = view_kwargs.get("org_slug")
         request.organization = None
         request.membership = None
-        if slug is None:
-            return None
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return None  # the view's login check redirects
+        if slug is None:
+            if not request.path.startswith(("/api/", "/static/")):
+                organization = display_organization(user, request.session.get("current_org"))
+                timezone.activate(organization_zone(organization))
+            return None
         membership = membership_for_slug(user, slug)
         if membership is None:
             raise Http404("No such organisation.")
         request.organization = membership.organization
         request.membership = membership
+        timezone.activate(organization_zone(membership.organization))
         if request.session.get("current_org") != slug:
             request.session["current_org"] = slug
         return None

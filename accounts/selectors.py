@@ -42,6 +42,15 @@ def membership_for_slug(user: User, slug: str) -> Membership | None:
     return memberships_for_user(user).filter(organization__slug=slug).first()
 
 
+def display_organization(user: User, current_slug: str | None) -> Organization | None:
+    """Whose time zone a page outside an organisation uses: the one last worked in, else the first."""
+    memberships = memberships_for_user(user)
+    membership = (memberships.filter(organization__slug=current_slug).first() if current_slug else None) or (
+        memberships.first()
+    )
+    return membership.organization if membership else None
+
+
 def members_of_organization(organization: Organization) -> QuerySet[Membership]:
     return Membership.objects.filter(organization=organization).select_related("user").order_by("created_at")
 

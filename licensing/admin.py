@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 
 from core.audit import Actor
 from core.tenancy import tenant_context
+from core.timezones import format_day
 
 from . import (
     admin_directory,  # noqa: F401  (L2: directory sync status, service announcements)
@@ -150,12 +151,25 @@ class DriftFilter(admin.SimpleListFilter):
 @admin.register(Subscription)
 class SubscriptionAdmin(StaffTenantAdmin):
     list_display = ["product_title", "organization", "status", "quantity", "term_duration", "billing_cycle",
-                    "commitment_end", "auto_renew", "drift_detected_at"]
+                    "term_ends", "renews", "last_day_to_reduce", "auto_renew", "drift_detected_at"]
     list_filter = ["status", DriftFilter, "term_duration"]
     list_select_related = ["organization"]
     search_fields = ["=ms_subscription_id", "product_title"]
     inlines = [EventInline]
     actions = ["suspend", "reactivate"]
+
+    # The same words and dates as the customer's pages (licensing.nce), as calendar days.
+    @admin.display(description=nce.TERM_ENDS_LABEL, ordering="commitment_end")
+    def term_ends(self, obj):
+        return format_day(obj.term_ends_on)
+
+    @admin.display(description=nce.RENEWS_ON_LABEL, ordering="commitment_end")
+    def renews(self, obj):
+        return format_day(obj.renews_on) if obj.auto_renew else "—"
+
+    @admin.display(description=nce.LAST_DAY_TO_REDUCE_LABEL, ordering="commitment_end")
+    def last_day_to_reduce(self, obj):
+        return format_day(obj.last_day_to_reduce)
 
     @admin.action(description="Suspend, with a reason")
     def suspend(self, request, queryset):

@@ -7,6 +7,8 @@ from decimal import Decimal
 from django import forms
 
 from .models import BulkJob, Price, TenantSku
+from .selectors.directory_search import INACTIVITY_DAYS, SORTS
+from .selectors.usage import license_choice_label, license_choices, service_plan_choices
 
 
 class TenantCreateForm(forms.Form):
@@ -137,38 +139,76 @@ class LicensingSettingsForm(forms.Form):
 
 
 class DirectoryFilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Exact UPN or e-mail", max_length=320)
+    """Search and filters of the directory users page (licensing.selectors.directory_search)."""
+
+    q = forms.CharField(required=False, label="Search", max_length=200,
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Part of a name, UPN or e-mail",
+                                                      "autocomplete": "off"}))
     sku = forms.ModelChoiceField(queryset=TenantSku.objects.none(), required=False, label="License",
                                  empty_label="Any license")
     status = forms.ChoiceField(required=False, label="Show", choices=[
         ("", "Everyone"), ("licensed", "With a license"), ("unlicensed", "Without a license"),
-        ("inactive", "Licensed but inactive"), ("no_location", "Missing usage location"), ("failed", "Failed"),
+        ("no_location", "Missing usage location"), ("failed", "Failed"),
     ])
+    department = forms.ChoiceField(required=False, label="Department")
+    location = forms.ChoiceField(required=False, label="Usage location")
+    inactive_days = forms.TypedChoiceField(
+        required=False, label="Signed in", coerce=int, empty_value=None,
+        choices=[("", "Any time")] + [(str(d), f"Not in {d} days") for d in INACTIVITY_DAYS])
+    sort = forms.ChoiceField(required=False, widget=forms.HiddenInput,
+                             choices=[("", "")] + [(k, k) for k in SORTS] + [(f"-{k}", k) for k in SORTS])
 
-    def __init__(self, *args, organization, **kwargs):
+    def __init__(self, *args, organization, facets: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
+        facets = facets or {"departments": [], "locations": []}
+        self.fields["department"].choices = [("", "Any department")] + [(d, d) for d in facets["departments"]]
+        self.fields["location"].choices = [("", "Anywhere"), ("-", "Missing")] + [
+            (c, c) for c in facets["locations"]]
+
+
+class LicenseChoiceField(forms.ModelChoiceField):
+    """A license picker whose options say how many seats are free: "Business Premium, 3 of 25 free"."""
+
+    def label_from_instance(self, obj):
+        return license_choice_label(obj)
 
 
 class AssignForm(forms.Form):
-    sku = forms.ModelChoiceField(queryset=TenantSku.objects.none(), label="License")
+    """Pick a license, then which of *its* services to turn off (by their admin-center names).
+
+    The services offered are the chosen license's: the one posted, else ``?sku=`` (the page re-reads it
+    through htmx when the picker changes), else the first license."""
+
+    sku = LicenseChoiceField(queryset=TenantSku.objects.none(), label="License")
     disabled_plans = forms.MultipleChoiceField(required=False, label="Turn off these services",
                                                widget=forms.CheckboxSelectMultiple)
 
-    def __init__(self, *args, organization, **kwargs):
+    def __init__(self, *args, organization, chosen=None, plans_url: str = "", **kwargs):
         super().__init__(*args, **kwargs)
-        skus = TenantSku.objects.for_org(organization)
-        self.fields["sku"].queryset = skus
-        self.fields["disabled_plans"].choices = sorted(
-            {(p["id"], p["name"]) for sku in skus for p in sku.service_plans if p.get("id")}, key=lambda c: c[1]
-        )
+        pools = list(license_choices(organization))
+        self.fields["sku"].queryset = license_choices(organization)
+        self.fields["sku"].choices = [("", "Choose a license")] + [
+            (str(pool.pk), license_choice_label(pool)) for pool in pools]
+        wanted = str((self.data.get(self.add_prefix("sku")) if self.is_bound else None) or chosen or "")
+        pool = next((p for p in pools if str(p.pk) == wanted), pools[0] if pools else None)
+        if pool is not None and not self.is_bound:
+            self.initial.setdefault("sku", pool.pk)
+        self.fields["disabled_plans"].choices = service_plan_choices(pool) if pool is not None else []
+        if plans_url:
+            self.fields["sku"].widget.attrs.update({
+                "hx-get": plans_url, "hx-trigger": "change", "hx-target": "#id_disabled_plans",
+                "hx-select": "#id_disabled_plans", "hx-swap": "outerHTML",
+            })
 
 
 class BulkUploadForm(forms.Form):
     sku = forms.ModelChoiceField(queryset=TenantSku.objects.none(), label="License")
     action = forms.ChoiceField(choices=BulkJob.Action.choices, initial=BulkJob.Action.ASSIGN)
-    file = forms.FileField(label="CSV file", help_text="One user principal name or e-mail address per row, in the "
-                                                       "first column. A header row is optional. No size limit of 20.")
+    file = forms.FileField(label="CSV file", help_text=(
+        "One user per row: their user principal name or e-mail address in the first column (other columns are "
+        "ignored). A header row such as \"User principal name\" is optional and is not counted. Up to 50,000 "
+        "rows."))
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)

@@ -86,6 +86,49 @@ def renewal_date(commitment_end: datetime) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+# The three dates a customer acts on, defined once. Microsoft's ``commitmentEndDate`` is the last day
+# of the term (a calendar day in UTC); the subscription renews on the day after it. Every page, e-mail,
+# CSV, API field and admin column takes its dates from these functions, and shows them as calendar days,
+# never shifted into a time zone (a shift would move them a day either side of Microsoft's).
+TERM_ENDS_LABEL = "Term ends"
+RENEWS_ON_LABEL = "Renews on"
+LAST_DAY_TO_REDUCE_LABEL = "Last day to reduce"
+
+
+def end_of_last_day(last_day: date) -> datetime:
+    """The stored ``commitment_end`` for a term whose last day is ``last_day``: 23:59:59 UTC that day."""
+    return datetime(last_day.year, last_day.month, last_day.day, 23, 59, 59, tzinfo=UTC)
+
+
+def term_ends_on(commitment_end: datetime) -> date:
+    """"Term ends": the last day of the commitment, Microsoft's commitmentEndDate."""
+    return commitment_end.astimezone(UTC).date()
+
+
+def renews_on(commitment_end: datetime) -> date:
+    """"Renews on": the day after the term's last day, when the new term (and its 7-day window) starts."""
+    return term_ends_on(commitment_end) + timedelta(days=1)
+
+
+def last_day_to_reduce(commitment_end: datetime) -> date:
+    """"Last day to reduce": a smaller quantity must be scheduled by the end of the term's last day (UTC);
+    after renewal, only seats inside their new 7-day window can come off."""
+    return term_ends_on(commitment_end)
+
+
+@dataclass(frozen=True)
+class TermDates:
+    term_ends_on: date
+    renews_on: date
+    last_day_to_reduce: date
+
+
+def term_dates(commitment_end: datetime | None) -> TermDates | None:
+    if commitment_end is None:
+        return None
+    return TermDates(term_ends_on(commitment_end), renews_on(commitment_end), last_day_to_reduce(commitment_end))
+
+
 def validate_term(term_duration: str, billing_cycle: str) -> None:
     if term_duration not in TERM_BILLING:
         raise RuleViolation(f"Unknown term {term_duration!r}.", code="invalid_term")

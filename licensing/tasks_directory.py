@@ -18,6 +18,7 @@ from licensing.models import DirectorySync, ProvisioningOperation
 
 from .services import directory as directory_services
 from .services import notifications as notification_services
+from .services import reassign  # noqa: F401 - registers the license.reassign handler
 from .services import usage as usage_services
 from .services.directory import offboard as _offboard  # noqa: F401  (registers directory.user_offboard)
 from .services.directory import passwords as password_services

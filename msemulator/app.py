@@ -2,7 +2,8 @@
 idempotency, header echoing and the request log.
 
 URL layout (one host): `/{tenant}/...` Entra ID, `/partnercenter/v1/...` Partner Center,
-`/graph/v1.0/...` Graph, `/blobs/...` export blobs, `/_emulator/...` control API."""
+`/graph/v1.0/...` Graph, `/blobs/...` export blobs, `/download/...` Microsoft's public files,
+`/_emulator/...` control API."""
 
 import contextlib
 import json
@@ -15,7 +16,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
-from . import control, gdap, graph, identity, partner_center
+from . import control, downloads, gdap, graph, identity, partner_center
 from .catalog import load_catalog
 from .config import PartnerConfig
 from .context import Context
@@ -31,7 +32,7 @@ REDACTED = "***"
 
 def api_of(path: str) -> str:
     for prefix, api in (("/partnercenter/", "pc"), ("/graph/", "graph"), ("/_emulator", "control"),
-                        ("/blobs/", "blob")):
+                        ("/blobs/", "blob"), ("/download/", "download")):
         if path.startswith(prefix):
             return api
     return "identity"
@@ -67,7 +68,7 @@ class EmulatorApp:
         self.faults = FaultInjector()
         # Unbound copies: a Rule binds to one Map for good, and a process may run several emulators.
         self.url_map = Map([rule.empty() for rule in identity.ROUTES + partner_center.ROUTES + graph.ROUTES
-                            + gdap.ROUTES + control.ROUTES])
+                            + gdap.ROUTES + control.ROUTES + downloads.ROUTES])
         self.control_token = os.environ.get("MSEMULATOR_CONTROL_TOKEN")
         if not self.state.meta("seeded"):
             seed(self.state, self.catalog, self.partner)

@@ -439,6 +439,9 @@ MS_ADMIN_AGENT_REFRESH_TOKEN = os.environ.get("MS_ADMIN_AGENT_REFRESH_TOKEN", ""
 # Price sheets live on another host at Microsoft (https://api.partner.microsoft.com); the emulator
 # serves them under its Partner Center prefix, which is the default when this is empty.
 MS_PRICING_URL = os.environ.get("MS_PRICING_URL", "")
+# Microsoft's "Product names and service plan identifiers for licensing" CSV (friendly plan names).
+# Empty: Microsoft's download address with Microsoft's sign-in host, the emulator's copy otherwise.
+MS_PRODUCT_NAMES_URL = os.environ.get("MS_PRODUCT_NAMES_URL", "")
 MS_HTTP_TIMEOUT = float(os.environ.get("MS_HTTP_TIMEOUT", 15))
 MS_RETRY_BUDGET = int(os.environ.get("MS_RETRY_BUDGET", 6))
 

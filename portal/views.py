@@ -8,6 +8,8 @@ from django.views.generic import TemplateView
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
 from accounts.selectors import memberships_for_user
+from licensing.selectors.overview import license_overview
+from licensing.services.assignments import buy_more_urls
 
 from .selectors import organization_overview
 
@@ -18,6 +20,12 @@ class OverviewView(OrganizationMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["overview"] = organization_overview(organization=self.organization)
+        licenses = license_overview(self.organization)
+        if self.can(Perm.LICENSES_MANAGE) and licenses.suggestions:
+            urls = buy_more_urls(self.organization, {s.pool.sku: s.seats for s in licenses.suggestions})
+            for suggestion in licenses.suggestions:
+                suggestion.url = urls.get(suggestion.pool.sku.pk, "")
+        context["licenses"] = licenses
         context["can_manage_tenant"] = self.can(Perm.TENANT_MANAGE)
         context["can_buy"] = self.can(Perm.LICENSES_MANAGE)
         context["can_manage_team"] = self.can(Perm.TEAM_MANAGE)

@@ -26,6 +26,7 @@ from security.selectors import (
     organization_action_choices,
     organization_activity,
 )
+from security.targets import TargetLabel, describe_targets
 
 EXPORT_BATCH_SIZE = 1000
 EXPORT_LINK = "security/_activity_export_link.html"  # refreshed with the table, so it exports what is shown
@@ -54,9 +55,15 @@ def _since(queryset, value: str):
 
 def activity_table(request, organization) -> Table:
     actors: dict[tuple[str, str], ActorLabel] = {}
+    targets: dict[tuple[str, str], TargetLabel] = {}
 
     def load_actors(events):
         actors.update(audit_actor_labels(events, organization=organization))
+        targets.update(describe_targets(((e.target_type, e.target_id) for e in events), organization=organization))
+
+    def target(event) -> TargetLabel:
+        return targets.get((event.target_type, event.target_id)) or TargetLabel(
+            f"{event.target_type} {event.target_id[:8]}".strip())
 
     def actor(event):
         label = actors.get((event.actor_type, event.actor_id))
@@ -74,7 +81,7 @@ def activity_table(request, organization) -> Table:
             Column("action", "Action", sortable=True, accessor=lambda e: humanize_action(e.action)),
             Column("actor", "Actor", accessor=actor),
             Column("actor_type", "Actor type", sortable=True, accessor=lambda e: e.get_actor_type_display()),
-            Column("target", "Object", accessor=lambda e: f"{e.target_type} {e.target_id[:8]}".strip()),
+            Column("target", "Object", accessor=lambda e: target(e).text, link=lambda e: target(e).url or None),
         ],
         filters=[
             Filter("action", "Action", organization_action_choices(organization)),
@@ -128,6 +135,7 @@ class ActivityExportView(OrganizationMixin, View):
                 "actor_email",
                 "target_type",
                 "target_id",
+                "target",
                 "request_id",
             ]
             cursor = None
@@ -137,6 +145,8 @@ class ActivityExportView(OrganizationMixin, View):
                     batch_qs = queryset if cursor is None else queryset.filter(sequence__lt=cursor)
                     batch = list(batch_qs.order_by("-sequence")[:EXPORT_BATCH_SIZE])
                     labels = audit_actor_labels(batch, organization=organization)
+                    touched = describe_targets(((e.target_type, e.target_id) for e in batch),
+                                               organization=organization)
                 if not batch:
                     return
                 for event in batch:
@@ -149,6 +159,7 @@ class ActivityExportView(OrganizationMixin, View):
                         label.email,
                         event.target_type,
                         event.target_id,
+                        touched[(event.target_type, event.target_id)].text if event.target_type else "",
                         event.request_id,
                     ]
                 cursor = batch[-1].sequence

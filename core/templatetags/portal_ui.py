@@ -13,7 +13,7 @@ from __future__ import annotations
 from django import template
 from django.urls import NoReverseMatch, reverse
 
-from core.timezones import organization_zone
+from core.timezones import format_day, format_moment, organization_zone
 
 register = template.Library()
 
@@ -107,3 +107,21 @@ def humanize_status(status) -> str:
 def page_window(page_obj) -> list:
     """Page numbers around the current page, with Paginator.ELLIPSIS for the gaps."""
     return list(page_obj.paginator.get_elided_page_range(page_obj.number, on_each_side=1, on_ends=1))
+
+
+@register.filter
+def day(value) -> str:
+    """The product's one date format: ``{{ subscription.renews_on|day }}`` gives "17 Dec 2026"."""
+    return format_day(value)
+
+
+@register.filter
+def moment(value) -> str:
+    """A time in the active (organisation's) zone, named: "16 Dec 2026, 14:05 EST"."""
+    return format_moment(value)
+
+
+@register.filter
+def iso(value) -> str:
+    """The machine-readable form for ``<time datetime>``: a date as YYYY-MM-DD, a datetime in ISO 8601."""
+    return value.isoformat() if hasattr(value, "isoformat") else ""

@@ -150,12 +150,22 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     refundable_quantity = serializers.SerializerMethodField()
     refundable_batches = serializers.SerializerMethodField()
     cancellation_window_open = serializers.SerializerMethodField()
+    term_ends_on = serializers.DateField(read_only=True, allow_null=True,
+                                         help_text="Last day of the term (Microsoft's commitmentEndDate).")
+    renews_on = serializers.DateField(read_only=True, allow_null=True,
+                                      help_text="The day after the term ends, when it renews if auto-renew is on.")
+    last_day_to_reduce = serializers.DateField(
+        read_only=True, allow_null=True,
+        help_text="Schedule fewer seats for the next term by the end of this day, UTC.")
+    monthly_cost = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True,
+                                            help_text="Quantity times the unit price, per month.")
 
     class Meta:
         model = Subscription
         fields = ["id", "ms_subscription_id", "catalog_item_id", "product_title", "friendly_name", "status",
                   "quantity", "assigned_seats", "term_duration", "billing_cycle", "auto_renew", "unit_price",
-                  "currency", "start_date", "commitment_end", "cancellation_allowed_until",
+                  "monthly_cost", "currency", "start_date", "commitment_end", "term_ends_on", "renews_on",
+                  "last_day_to_reduce", "cancellation_allowed_until",
                   "cancellation_window_open", "refundable_quantity", "refundable_batches", "scheduled_next_term",
                   "suspension_reason", "created_at"]
         read_only_fields = fields
@@ -241,7 +251,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
                             "cancel": Perm.LICENSES_MANAGE, "schedule": Perm.LICENSES_MANAGE}
 
     def scoped_queryset(self):
-        return subscriptions_for(self.organization, status=self.request.query_params.get("status", ""))
+        params = self.request.query_params
+        return subscriptions_for(self.organization, status=params.get("status", ""), search=params.get("search", ""),
+                                 sort=params.get("ordering", ""))
 
     def get_serializer_context(self):
         context = super().get_serializer_context()

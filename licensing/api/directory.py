@@ -24,10 +24,12 @@ from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from core.api.views import OrganizationViewSet
 from licensing.models import BulkJob, BulkJobRow, DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
 from licensing.selectors import directory as selectors_directory
+from licensing.selectors import directory_search
 from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import bulk as bulk_services
 from licensing.services import directory as directory_services
+from licensing.services import reassign as reassign_services
 
 from .directory_users import DirectoryUserActionsMixin
 
@@ -66,6 +68,8 @@ class DirectoryUserSerializer(serializers.ModelSerializer):
 @extend_schema_view(
     list=extend_schema(summary="List directory users", parameters=[
         OpenApiParameter("upn", str, description="Exact user principal name or e-mail (searched by blind index)."),
+        OpenApiParameter("search", str, description="Part of a name, user principal name or e-mail (ignores case "
+                                                    "and accents; see docs/decisions/013-directory-search.md)."),
         OpenApiParameter("sku", str, description="Tenant SKU id (TenantSku) to filter on."),
         OpenApiParameter("status", str, enum=["licensed", "unlicensed", "inactive", "no_location", "failed"]),
     ]),
@@ -85,6 +89,12 @@ class DirectoryUserViewSet(DirectoryUserActionsMixin, mixins.ListModelMixin, mix
             sku = TenantSku.objects.for_org(self.organization).filter(pk=_uuid(params["sku"])).first()
             if sku is None:
                 return DirectoryUser.objects.none()
+        if params.get("search"):
+            status = params.get("status", "")
+            pks = directory_search.search_directory(
+                self.organization, q=params["search"], sku=sku,
+                status=status if status in ("licensed", "unlicensed", "no_location", "failed") else "")
+            return DirectoryUser.objects.for_org(self.organization).filter(pk__in=pks).order_by("created_at", "pk")
         return selectors_directory.directory_users(
             self.organization, q=params.get("upn", ""), sku=sku, status=params.get("status", "")
         )
@@ -181,6 +191,17 @@ class AssignRequestSerializer(serializers.Serializer):
             self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
 
 
+class ReassignSerializer(serializers.Serializer):
+    user = serializers.PrimaryKeyRelatedField(queryset=DirectoryUser.objects.none(),
+                                              help_text="The directory user who gets the license.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        organization = getattr(self.context.get("request"), "organization", None)
+        if organization is not None:
+            self.fields["user"].queryset = DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True)
+
+
 @extend_schema_view(
     list=extend_schema(summary="List license assignments", parameters=[
         OpenApiParameter("state", str, enum=LicenseAssignment.State.values),
@@ -194,6 +215,13 @@ class AssignRequestSerializer(serializers.Serializer):
                                     **error_responses(400, 409)}),
     destroy=extend_schema(summary="Unassign (queued; the seat is freed once Microsoft confirms)",
                           responses={202: AssignmentSerializer, **error_responses(409)}),
+    reassign=extend_schema(
+        summary="Move this license to another user in one step (leaver to joiner)",
+        description="The seat counts as the new user's from this moment and the previous user's assignment "
+                    "becomes `handover`; Microsoft removes it from one and adds it to the other in one queued "
+                    "operation. Returns the new user's assignment. A full license can be reassigned.",
+        request=ReassignSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={202: AssignmentSerializer, **error_responses(400, 404, 409)}),
 )
 class LicenseAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
     model = LicenseAssignment
@@ -225,6 +253,20 @@ class LicenseAssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         done = assignment.state == LicenseAssignment.State.ASSIGNED
         return Response(AssignmentSerializer(assignment, context={"request": request}).data,
                         status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"])
+    def reassign(self, request, pk=None):
+        assignment = self.get_object()
+        serializer = ReassignSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        try:
+            joiner = reassign_services.license_reassign(
+                organization=self.organization, assignment=assignment, to_user=serializer.validated_data["user"],
+                actor=audit_actor(self.actor))
+        except assignment_services.AssignmentRefused as exc:
+            raise ApiError(exc.message, code=exc.code, status_code=409) from None
+        return Response(AssignmentSerializer(joiner, context={"request": request}).data,
+                        status=status.HTTP_202_ACCEPTED)
 
     def destroy(self, request, pk=None):
         assignment = self.get_object()
@@ -337,9 +379,11 @@ class UsageRowSerializer(serializers.Serializer):
     tenant_sku = serializers.UUIDField(source="sku.pk")
     sku_id = serializers.UUIDField(source="sku.sku_id")
     name = serializers.CharField(source="sku.label")
-    purchased = serializers.IntegerField()
+    purchased = serializers.IntegerField(help_text="Every seat bought, suspended ones included.")
+    suspended = serializers.IntegerField(help_text="Seats of suspended subscriptions: paid, not assignable.")
+    state = serializers.ChoiceField(choices=["active", "suspended", "partly_suspended"])
     assigned = serializers.IntegerField()
-    available = serializers.IntegerField()
+    available = serializers.IntegerField(help_text="Usable seats not assigned.")
     unit_price_monthly = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
     currency = serializers.CharField()
     unassigned_cost_monthly = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
@@ -348,6 +392,7 @@ class UsageRowSerializer(serializers.Serializer):
 class RenewalSerializer(serializers.Serializer):
     subscription = serializers.UUIDField(source="subscription.pk")
     name = serializers.CharField(source="subscription.__str__")
+    term_ends_on = serializers.DateField()
     renews_on = serializers.DateField()
     last_day_to_reduce = serializers.DateField()
     window_closes_on = serializers.DateField()

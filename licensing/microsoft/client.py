@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from .auth import AppCredentials, TokenProvider
+from .downloads import MicrosoftDownloads, product_names_url
 from .graph import Graph
 from .http import MicrosoftHttp, build_session
 from .partner_center import PartnerCenter
@@ -28,6 +29,7 @@ class MicrosoftClient:
     graph_as_admin_agent: Graph  # App+User over GDAP
     tokens: TokenProvider
     http: MicrosoftHttp
+    downloads: MicrosoftDownloads | None = None  # Microsoft's public files (product and plan names)
 
     @classmethod
     def for_settings(
@@ -84,6 +86,10 @@ class MicrosoftClient:
             graph_as_admin_agent=Graph(auth="user", **graph_kwargs),
             tokens=tokens,
             http=http,
+            downloads=MicrosoftDownloads(
+                http=http,
+                product_names_url=settings.MS_PRODUCT_NAMES_URL or product_names_url(settings.MS_AUTHORITY_HOST),
+            ),
         )
 
 

@@ -5,7 +5,7 @@ usage, notifications, the organisation's licensing settings, and the Microsoft t
 """
 
 from .assignments import BulkJob, BulkJobRow, LicenseAssignment  # noqa: F401
-from .catalog import Availability, Price, Product, Sku  # noqa: F401
+from .catalog import Availability, Price, Product, ServicePlan, Sku  # noqa: F401
 
 # Directory, assignments, usage and notifications (L2).
 from .directory import DirectorySync, DirectoryUser, TenantSku  # noqa: F401

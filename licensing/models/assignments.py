@@ -22,6 +22,9 @@ class LicenseAssignment(TenantModel):
         REMOVING = "removing", "Removing"
         FAILED = "failed", "Failed"
         REMOVED = "removed", "Removed"
+        # Being moved to another user (licensing.services.reassign): the seat already counts as the
+        # joiner's, so it is not seat-holding; the license leaves this user when Microsoft confirms.
+        HANDING_OVER = "handover", "Handing over"
 
     class Source(models.TextChoices):
         PORTAL = "portal", "Assigned in the portal"
@@ -55,6 +58,8 @@ class LicenseAssignment(TenantModel):
         constraints = [models.UniqueConstraint(fields=["user", "sku"], name="one_assignment_per_user_sku")]
         indexes = [
             models.Index(fields=["organization", "sku", "state"], name="assignment_sku_state_idx"),
+            # A page of users' licenses (attach_assignments): without it SQLite walks the organisation's rows.
+            models.Index(fields=["organization", "user", "state"], name="assignment_user_state_idx"),
             models.Index(fields=["bulk_job", "state"], name="assignment_bulk_state_idx"),
         ]
 

@@ -173,3 +173,21 @@ declare(
         "is_active",
     ],
 )
+
+
+class ServicePlan(BaseModel):
+    """A service plan's names from Microsoft's product names file: the code Graph reports
+    (``EXCHANGE_S_STANDARD``) and the name the admin center shows ("Exchange Online (Plan 1)")."""
+
+    service_plan_id = models.UUIDField(unique=True)
+    name = models.CharField(max_length=200)
+    friendly_name = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["friendly_name"]
+
+    def __str__(self):
+        return self.friendly_name or self.name
+
+
+declare(ServicePlan, not_personal=["service_plan_id", "name", "friendly_name"])

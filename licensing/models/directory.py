@@ -133,6 +133,7 @@ class DirectoryUser(TenantModel):
     mail = EncryptedCharField(max_length=256, blank=True, null=True)
     mail_index = BlindIndexField(source="mail", purpose=MAIL_INDEX)
     job_title = EncryptedCharField(max_length=256, blank=True, null=True)
+    department = EncryptedCharField(max_length=256, blank=True, null=True)
     usage_location = EncryptedCharField(max_length=2, blank=True, null=True)
     # Not encrypted, because reports filter on them; classified as personal below.
     has_usage_location = models.BooleanField(default=False)
@@ -150,7 +151,11 @@ class DirectoryUser(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["organization", "graph_id"], name="directory_user_graph_id_unique")
         ]
-        indexes = [models.Index(fields=["organization", "upn_index"], name="directory_user_upn_idx")]
+        indexes = [
+            models.Index(fields=["organization", "upn_index"], name="directory_user_upn_idx"),
+            # Covers the directory search's "has anything changed?" check (count and newest updated_at).
+            models.Index(fields=["organization", "removed_at", "updated_at"], name="directory_user_version_idx"),
+        ]
 
     def __str__(self):
         return self.display_name or self.user_principal_name
@@ -168,6 +173,7 @@ declare(
         "mail": Personal(Category.CONTACT, Retention.TENANT_LINK),
         "mail_index": Personal(Category.CONTACT, Retention.TENANT_LINK),
         "job_title": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "department": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "usage_location": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "has_usage_location": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "account_enabled": Personal(Category.IDENTITY, Retention.TENANT_LINK),

@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from core.models import TenantModel
 from core.registry import Subject, declare
+from licensing import nce
 
 from .catalog import Price, Sku
 from .provisioning import ProvisioningOperation
@@ -138,6 +139,26 @@ class Subscription(TenantModel):
     @property
     def is_live(self) -> bool:
         return self.status in (self.Status.ACTIVE, self.Status.PENDING)
+
+    # The customer's dates, all from licensing.nce so that every surface shows the same ones.
+    @property
+    def term_ends_on(self):
+        return nce.term_ends_on(self.commitment_end) if self.commitment_end else None
+
+    @property
+    def renews_on(self):
+        return nce.renews_on(self.commitment_end) if self.commitment_end else None
+
+    @property
+    def last_day_to_reduce(self):
+        return nce.last_day_to_reduce(self.commitment_end) if self.commitment_end else None
+
+    @property
+    def monthly_cost(self) -> Decimal:
+        """Quantity times the customer's unit price, per month (an annual price is spread over 12 months)."""
+        if self.billing_cycle not in nce.CYCLE_MONTHS:
+            return (self.unit_price * self.quantity).quantize(nce.CENT)
+        return nce.monthly_equivalent(self.unit_price, self.billing_cycle) * self.quantity
 
 
 declare(

@@ -9,6 +9,7 @@ The core reads and the settings are re-exported here (``from licensing import se
 """
 
 from .core import (  # noqa: F401
+    SUBSCRIPTION_SORTS,
     agreements,
     assigned_by_subscription,
     catalog_families,

@@ -5,7 +5,7 @@ Tenant reads are scoped by organisation; the catalog is shared by everyone.
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Case, DecimalField, ExpressionWrapper, F, Prefetch, Q, QuerySet, Value, When
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import MicrosoftTenant
@@ -72,13 +72,45 @@ def agreements(organization) -> QuerySet[CustomerAgreement]:
     return CustomerAgreement.objects.for_org(organization).select_related("accepted_by").order_by("-accepted_at")
 
 
-def subscriptions_for(organization, *, status: str = "") -> QuerySet[Subscription]:
-    queryset = Subscription.objects.for_org(organization).select_related("sku__product").prefetch_related(
-        Prefetch("seat_batches", queryset=SeatBatch.objects.for_org(organization).order_by("added_at"))
+# Sort keys the Subscriptions page and API accept; anything else falls back to the name.
+SUBSCRIPTION_SORTS = {
+    "name": ("product_title", "-created_at"),
+    "status": ("status", "product_title"),
+    "seats": ("quantity", "product_title"),
+    "renews": ("commitment_end", "product_title"),
+    "cost": ("monthly_cost_sort", "product_title"),
+}
+
+
+def subscriptions_for(organization, *, status: str = "", search: str = "", sort: str = "") -> QuerySet[Subscription]:
+    """The organisation's subscriptions; ``search`` matches part of the name or the Microsoft id, ``sort`` is a
+    key of SUBSCRIPTION_SORTS, "-" first for descending."""
+    months = Case(
+        When(billing_cycle="annual", then=Value(12)), When(billing_cycle="triennial", then=Value(36)),
+        default=Value(1),
+    )
+    queryset = (
+        Subscription.objects.for_org(organization)
+        .select_related("sku__product")
+        .prefetch_related(
+            Prefetch("seat_batches", queryset=SeatBatch.objects.for_org(organization).order_by("added_at"))
+        )
+        .annotate(monthly_cost_sort=ExpressionWrapper(
+            F("unit_price") * F("quantity") / months, output_field=DecimalField(max_digits=16, decimal_places=4)))
     )
     if status:
         queryset = queryset.filter(status=status)
-    return queryset.order_by("product_title", "-created_at")
+    search = (search or "").replace("\x00", "").strip()[:200]
+    if search:
+        queryset = queryset.filter(
+            Q(product_title__icontains=search) | Q(friendly_name__icontains=search)
+            | Q(ms_subscription_id__iexact=search) | Q(catalog_item_id__icontains=search)
+        )
+    descending = sort.startswith("-")
+    fields = SUBSCRIPTION_SORTS.get(sort.lstrip("-"), SUBSCRIPTION_SORTS["name"])
+    if descending:
+        fields = (f"-{fields[0]}", *fields[1:])
+    return queryset.order_by(*fields)
 
 
 def subscription_events(subscription: Subscription) -> QuerySet[SubscriptionEvent]:

@@ -66,7 +66,7 @@ def attach_assignments(organization, users) -> None:
     by_user: dict = {u.pk: [] for u in users}
     rows = (
         LicenseAssignment.objects.for_org(organization)
-        .filter(user__in=users, state__in=[*LicenseAssignment.SEAT_HOLDING, State.FAILED])
+        .filter(user__in=users, state__in=[*LicenseAssignment.SEAT_HOLDING, State.FAILED, State.HANDING_OVER])
         .select_related("sku")
     )
     for assignment in rows:

@@ -18,7 +18,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from licensing import nce
-from licensing.models import LicenseAssignment, Subscription, TenantSku, UsageSnapshot
+from licensing.models import LicenseAssignment, ServicePlan, Subscription, TenantSku, UsageSnapshot
 
 from .settings import licensing_settings
 
@@ -35,6 +35,38 @@ def seat_pools(organization) -> QuerySet[TenantSku]:
             LicenseAssignment.State.PENDING, LicenseAssignment.State.REMOVING])),
         failed_count=Count("assignments", filter=Q(assignments__state=LicenseAssignment.State.FAILED)),
     ).order_by("display_name", "sku_part_number")
+
+
+def license_choices(organization) -> QuerySet[TenantSku]:
+    """The license picker's pools, each with ``assigned_count`` so its label can say "3 of 25 free". One query."""
+    return seat_pools(organization)
+
+
+def license_choice_label(pool: TenantSku) -> str:
+    """"Microsoft 365 Business Premium, 3 of 25 free" (``pool`` from :func:`license_choices`)."""
+    free = max(0, pool.purchased - getattr(pool, "assigned_count", 0))
+    return f"{pool.label}, {free} of {pool.purchased} free"
+
+
+def service_plan_choices(pool: TenantSku) -> list[tuple[str, str]]:
+    """The chosen license's service plans as (id, friendly name), sorted by name. One query.
+
+    Names come from Microsoft's product names file (``ServicePlan``, kept by the catalog sync); a plan
+    the file does not know yet shows its code."""
+    plans = [(str(p["id"]).lower(), p.get("name") or str(p["id"])) for p in pool.service_plans or [] if p.get("id")]
+    names = dict(
+        ServicePlan.objects.filter(service_plan_id__in=[_uuid_or_none(i) for i, _ in plans if _uuid_or_none(i)])
+        .values_list("service_plan_id", "friendly_name")
+    )
+    named = [(i, names.get(_uuid_or_none(i)) or code) for i, code in plans]
+    return sorted(named, key=lambda c: c[1].lower())
+
+
+def _uuid_or_none(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def seats_in_use(organization, sku: TenantSku) -> int:
@@ -110,6 +142,20 @@ def monthly_unit_prices(organization) -> dict[str, tuple[Decimal, str]]:
     return prices
 
 
+def suspended_seats_by_sku(organization) -> dict[str, int]:
+    """Seats of suspended subscriptions per Graph skuId (lower-case): what the portal knows before Graph says so."""
+    rows = (
+        Subscription.objects.for_org(organization)
+        .filter(status=Subscription.Status.SUSPENDED, sku__isnull=False)
+        .values_list("sku__provisioning_id", "quantity")
+    )
+    result: dict[str, int] = defaultdict(int)
+    for provisioning_id, quantity in rows:
+        if provisioning_id:
+            result[provisioning_id.lower()] += quantity
+    return dict(result)
+
+
 @dataclass
 class PoolRow:
     sku: TenantSku
@@ -119,6 +165,9 @@ class PoolRow:
     unit_price_monthly: Decimal | None
     currency: str
     unassigned_cost_monthly: Decimal | None
+    # Seats bought but suspended: paid for, not assignable (the Subscriptions page shows the same seats
+    # as "0 / 5, Suspended"; here they count as purchased, with the state beside them).
+    suspended: int = 0
     # Where to buy more of this license (set by the page that offers it).
     buy_url: str = ""
 
@@ -126,19 +175,35 @@ class PoolRow:
     def utilisation(self) -> int:
         return round(self.assigned * 100 / self.purchased) if self.purchased else 0
 
+    @property
+    def usable(self) -> int:
+        return self.purchased - self.suspended
+
+    @property
+    def state(self) -> str:
+        """"active", "suspended" (every seat) or "partly_suspended"."""
+        if not self.suspended:
+            return "active"
+        return "suspended" if self.suspended >= self.purchased else "partly_suspended"
+
 
 def pool_rows(organization) -> list[PoolRow]:
-    """Seats per SKU with the monthly cost of what is not assigned. Three queries."""
+    """Seats per SKU with the monthly cost of what is not assigned. Four queries.
+
+    ``purchased`` counts every seat bought, suspended ones included; ``available`` only the usable ones."""
     prices = monthly_unit_prices(organization)
+    suspended_by_sku = suspended_seats_by_sku(organization)
     rows = []
     for sku in seat_pools(organization):
         price, currency = prices.get(str(sku.sku_id).lower(), (None, ""))
-        unassigned = max(0, sku.purchased - sku.assigned_count)
+        suspended = max(sku.suspended, suspended_by_sku.get(str(sku.sku_id).lower(), 0))
+        usable = sku.purchased if sku.suspended else max(0, sku.purchased - suspended)
+        unassigned = max(0, usable - sku.assigned_count)
         unassigned_cost = (price * unassigned).quantize(nce.CENT, rounding=ROUND_HALF_UP) if price is not None else None
         rows.append(PoolRow(
-            sku=sku, purchased=sku.purchased, assigned=sku.assigned_count, available=sku.purchased - sku.assigned_count,
+            sku=sku, purchased=usable + suspended, assigned=sku.assigned_count, available=usable - sku.assigned_count,
             unit_price_monthly=price, currency=currency,
-            unassigned_cost_monthly=unassigned_cost,
+            unassigned_cost_monthly=unassigned_cost, suspended=suspended,
         ))
     return rows
 
@@ -185,6 +250,7 @@ def inactive_assignments(organization, *, days: int | None = None, now: datetime
 @dataclass
 class CalendarEntry:
     subscription: Subscription
+    term_ends_on: date
     renews_on: date
     last_day_to_reduce: date
     window_closes_on: date
@@ -235,7 +301,8 @@ def _entry(sub: Subscription, end: datetime) -> CalendarEntry:
     if scheduled:
         notes.append(f"Scheduled for the next term: {quantity} seat(s).")
     return CalendarEntry(
-        subscription=sub, renews_on=renews.date(), last_day_to_reduce=end.date(),
+        subscription=sub, term_ends_on=nce.term_ends_on(end), renews_on=nce.renews_on(end),
+        last_day_to_reduce=nce.last_day_to_reduce(end),
         window_closes_on=(nce.refund_window_end(renews) - timedelta(seconds=1)).date(), auto_renew=sub.auto_renew,
         quantity=quantity, projected_cost=cost if sub.auto_renew else Decimal("0.00"), currency=sub.currency,
         scheduled_change=scheduled, notes=notes,

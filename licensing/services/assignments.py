@@ -160,6 +160,9 @@ def license_assign(
     assignment = (
         LicenseAssignment.objects.for_org(organization).select_for_update().filter(user=user, sku=pool).first()
     )
+    if assignment is not None and assignment.state == State.HANDING_OVER:
+        raise AssignmentRefused("in_progress", "This license is being moved to another user.",
+                                "Wait until the move finishes, then try again.")
     if assignment is not None and assignment.holds_seat:
         if assignment.state == State.ASSIGNED and assignment.disabled_plans != plans:
             assignment.disabled_plans = plans
@@ -188,8 +191,9 @@ def license_unassign(
     assignment = LicenseAssignment.objects.for_org(organization).select_for_update().get(pk=assignment.pk)
     if assignment.state in (State.REMOVING, State.REMOVED, State.FAILED):
         return assignment
-    if assignment.state == State.PENDING:
-        raise AssignmentRefused("in_progress", "The license is still being assigned.", "Wait a moment and retry.")
+    if assignment.state in (State.PENDING, State.HANDING_OVER):
+        raise AssignmentRefused("in_progress", "The license is still being assigned or moved.",
+                                "Wait a moment and retry.")
     _queue(organization, [assignment], State.REMOVING, actor, requested_by)
     audit_record(actor=actor, action="license.unassign_requested", organization=organization, target=assignment,
                  metadata={"sku": str(assignment.sku.sku_id)})

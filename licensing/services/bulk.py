@@ -29,13 +29,21 @@ from .assignments import SeatsExhausted, _queue, lock_seat_pools, validate_disab
 MAX_ROWS = 50_000
 LOOKUP_CHUNK = 1000
 IDENTIFIER = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-HEADER_NAMES = {"userprincipalname", "upn", "email", "mail", "user"}
+# Words that make a first row a header (letters only, lower case): "User principal name" from the Microsoft
+# 365 admin center's export, "UserPrincipalName" from PowerShell, "E-mail address", "Sign-in name", ...
+HEADER_WORDS = ("principal", "upn", "mail", "user", "login", "logon", "signin", "account", "name", "identity")
 State = LicenseAssignment.State
 Outcome = BulkJobRow.Outcome
 
 
 class BulkInputError(Exception):
     """The upload as a whole is unusable (not CSV, empty, too many rows)."""
+
+
+def is_header(first_cell: str) -> bool:
+    """A first cell that names the column rather than a user: no "@", and a header word in it."""
+    letters = "".join(c for c in first_cell.lower() if c.isalnum())
+    return "@" not in first_cell and bool(letters) and any(word in letters for word in HEADER_WORDS)
 
 
 def _identifiers_from_csv(upload) -> Iterator[tuple[int, str]]:
@@ -45,7 +53,7 @@ def _identifiers_from_csv(upload) -> Iterator[tuple[int, str]]:
     try:
         for line_number, row in enumerate(reader, start=1):
             value = (row[0] if row else "").strip()
-            if line_number == 1 and value.replace(" ", "").lower() in HEADER_NAMES:
+            if line_number == 1 and is_header(value):
                 continue
             if not value and not any(c.strip() for c in row):
                 continue

@@ -12,7 +12,7 @@ from django.utils import timezone
 from core.audit import Actor, audit_record
 from licensing import pricing
 from licensing.microsoft.client import default_client
-from licensing.models import Availability, Price, Product, Sku
+from licensing.models import Availability, Price, Product, ServicePlan, Sku
 
 # Title prefixes -> family shown in the catalog filter; first match wins.
 FAMILIES = (
@@ -58,6 +58,7 @@ class CatalogSyncResult:
     skus: int = 0
     availabilities: int = 0
     prices: int = 0
+    service_plans: int = 0
     deactivated: int = 0
 
 
@@ -160,7 +161,21 @@ def catalog_sync(*, country: str = "US") -> CatalogSyncResult:
         audit_record(actor=Actor.system("catalog_sync"), action="catalog.synced",
                      metadata={"products": result.products, "prices": result.prices,
                                "deactivated": result.deactivated})
+    result.service_plans = service_plans_sync()
     return result
+
+
+def service_plans_sync() -> int:
+    """Friendly names of every service plan, from Microsoft's product names file. One upsert; idempotent."""
+    downloads = default_client().downloads
+    if downloads is None:
+        return 0
+    rows = [ServicePlan(service_plan_id=plan.service_plan_id, name=plan.name[:200],
+                        friendly_name=plan.friendly_name[:300]) for plan in downloads.service_plans()]
+    with transaction.atomic():
+        ServicePlan.objects.bulk_create(rows, batch_size=500, update_conflicts=True,
+                                        unique_fields=["service_plan_id"], update_fields=["name", "friendly_name"])
+    return len(rows)
 
 
 def _refund_option(raw_term: dict) -> dict:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import Membership
 from accounts.roles import Role
 from core.audit import Actor, audit_record
+from core.timezones import format_day, format_moment, organization_zone
 from licensing import nce
 from licensing.models import Notification, ProvisioningOperation, ServiceAnnouncement, Subscription
 from licensing.selectors import licensing_settings
@@ -125,18 +126,24 @@ def reminders_run(*, organization, now: datetime | None = None) -> int:
     )
     renewal_people = _recipients(organization, RENEWAL_ROLES)
     license_people = _recipients(organization, LICENSE_ROLES)
+    zone = organization_zone(organization)
+    today = timezone.localdate(now, zone)
     for sub in live:
-        term_key = sub.commitment_end.date().isoformat()
-        days_left = (sub.commitment_end.date() - now.date()).days
+        dates = nce.term_dates(sub.commitment_end)
+        term_key = dates.term_ends_on.isoformat()
+        # Reminders count down to the last day anyone can act on: the last day to reduce (the term's last day).
+        days_left = (dates.last_day_to_reduce - today).days
         offset = _due_offset(days_left, offsets)
         link = _url("licensing:subscription", organization, pk=sub.pk)
         if offset is not None and sub.auto_renew:
             sent += len(notification_send(
                 organization=organization, recipients=renewal_people, kind=Notification.Kind.RENEWAL_REMINDER,
-                title=f"{sub} renews in {days_left} day{'s' if days_left != 1 else ''}",
-                body=(f"{sub.quantity} seat(s) renew on {nce.renewal_date(sub.commitment_end):%d %b %Y}. "
-                      f"To reduce seats or change the term, schedule the change before {term_key}; "
-                      "after renewal, seats can only be removed within 7 days."),
+                title=f"{sub} renews on {format_day(dates.renews_on)}",
+                body=(f"{sub.quantity} seat(s) renew on {format_day(dates.renews_on)}. "
+                      f"{nce.LAST_DAY_TO_REDUCE_LABEL}: {format_day(dates.last_day_to_reduce)} "
+                      f"({days_left} day{'s' if days_left != 1 else ''} from today), the day the term ends: "
+                      "schedule fewer seats or another term by then; after renewal, seats can only be "
+                      "removed within 7 days."),
                 link_url=link, dedupe_key=f"renewal:{sub.pk}:{term_key}:{offset}",
             ))
         if not sub.auto_renew and 0 <= days_left <= EXPIRY_WARNING_DAYS:
@@ -144,8 +151,9 @@ def reminders_run(*, organization, now: datetime | None = None) -> int:
             sent += len(notification_send(
                 organization=organization, recipients=license_people, kind=Notification.Kind.LICENSES_EXPIRING,
                 level=Notification.Level.WARNING,
-                title=f"{sub} expires on {sub.commitment_end:%d %b %Y}",
-                body=(f"Auto-renew is off. {users} user(s) hold these licenses and will lose them. "
+                title=f"{sub}: term ends {format_day(dates.term_ends_on)}",
+                body=(f"Auto-renew is off, so the licenses end with the term on {format_day(dates.term_ends_on)}. "
+                      f"{users} user(s) hold these licenses and will lose them. "
                       "Turn auto-renew on or move the users to another license."),
                 link_url=link, dedupe_key=f"expiring:{sub.pk}:{term_key}:{offset if offset is not None else 'x'}",
             ))
@@ -155,7 +163,8 @@ def reminders_run(*, organization, now: datetime | None = None) -> int:
                 organization=organization, recipients=license_people, kind=Notification.Kind.CANCELLATION_WINDOW,
                 level=Notification.Level.WARNING,
                 title=f"Last chance to cancel or reduce {sub}",
-                body=(f"The cancellation window closes {nce.countdown_words(window - now)}. After that, "
+                body=(f"The cancellation window closes on {format_moment(window, zone)} "
+                      f"({nce.countdown_words(window - now)}). After that, "
                       "the seats stay committed until the end of the term."),
                 link_url=link, dedupe_key=f"window:{sub.pk}:{window.isoformat()}",
             ))

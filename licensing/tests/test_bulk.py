@@ -128,3 +128,18 @@ def test_throttling_and_failures_during_a_bulk_run_still_finish_exactly_once(lin
     assert skus[str(pool.sku_id)].consumed == 25
     with tenant_context(linked_org):
         assert seats_free(linked_org, pool) == 0
+
+
+@pytest.mark.parametrize("header", [
+    "User principal name", "userPrincipalName", "UPN", "E-mail address", "Email", "Sign-in name", "Username",
+    "\ufeffUser principal name,Display name,Department",
+])
+def test_an_optional_header_row_is_recognised_not_counted(header):
+    rows = list(bulk_services._identifiers_from_csv(csv_upload([header, "adele@x.example", "alex@x.example"])))
+    assert [value for _, value in rows] == ["adele@x.example", "alex@x.example"]
+    # Without a header, the first row is a user like any other.
+    plain = list(bulk_services._identifiers_from_csv(csv_upload(["adele@x.example", "alex@x.example"])))
+    assert [value for _, value in plain] == ["adele@x.example", "alex@x.example"]
+    # A first row that is neither a header nor an address stays, to be reported invalid.
+    odd = list(bulk_services._identifiers_from_csv(csv_upload(["12345", "alex@x.example"])))
+    assert [value for _, value in odd] == ["12345", "alex@x.example"]

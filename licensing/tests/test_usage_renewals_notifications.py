@@ -8,11 +8,13 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 import licensing.tasks_directory  # noqa: F401 - registers the tasks the services enqueue by name
 from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from accounts.tests.helpers import verified_client
 from core.tenancy import tenant_context
 from licensing.models import (
     DirectoryUser,
@@ -196,3 +198,22 @@ def test_announcements_target_all_or_some(org):
     assert set(ServiceAnnouncement.objects.visible_to(other)) == {everyone, targeted}
     notification_services.announcement_withdraw(announcement=everyone, actor=Actor.staff(staff))
     assert set(ServiceAnnouncement.objects.visible_to(org)) == set()
+
+
+@pytest.mark.parametrize("graph_knows", [True, False])
+def test_a_suspended_subscription_shows_as_purchased_and_suspended_on_every_page(org, people, client, graph_knows):
+    """The Subscriptions page says "0 / 5, Suspended"; the Licenses and Usage pages say 5 purchased, suspended,
+    0 usable, whether or not the directory sync has already seen the suspension."""
+    pool = make_pool(org, purchased=0 if graph_knows else 5, assigned=0)
+    sub = make_subscription(org, quantity=5)
+    with tenant_context(org):
+        Subscription.objects.for_org(org).filter(pk=sub.pk).update(status=Subscription.Status.SUSPENDED)
+        if graph_knows:
+            TenantSku.objects.for_org(org).filter(pk=pool.pk).update(suspended=5)
+        row = selectors_usage.pool_rows(org)[0]
+    assert (row.purchased, row.suspended, row.usable, row.available, row.state) == (5, 5, 0, 0, "suspended")
+    browser = verified_client(client, people["owner"])
+    licenses = browser.get(reverse("licensing:licenses", kwargs={"org_slug": org.slug})).content.decode()
+    assert '<td class="num">5 ' in licenses and "Suspended" in licenses and "0 usable" in licenses
+    subscriptions = browser.get(reverse("licensing:subscriptions", kwargs={"org_slug": org.slug})).content.decode()
+    assert "0 / 5" in subscriptions and "Suspended" in subscriptions

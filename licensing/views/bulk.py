@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views import View
 
 from accounts.org_views import OrganizationMixin
@@ -13,10 +14,11 @@ from accounts.roles import Perm
 from licensing.forms import BulkUploadForm, DirectoryFilterForm
 from licensing.models import BulkJob, BulkJobRow
 from licensing.selectors import directory as selectors_directory
+from licensing.selectors import directory_search
 from licensing.services import assignments as assignment_services
 from licensing.services import bulk as bulk_services
 
-from . import PAGE_SIZE, actor_of, tenant_sku_or_404
+from . import PAGE_SIZE, actor_of, tenant_sku_or_404, well_formed_uuids
 
 
 class BulkNew(OrganizationMixin, View):
@@ -42,17 +44,27 @@ class BulkNew(OrganizationMixin, View):
 
 
 class BulkFromSelection(OrganizationMixin, View):
-    """Preview a bulk job for every user matching the directory filters (not just the visible page)."""
+    """Preview a bulk job for the rows selected on the users page, or for every user matching its search and
+    filters (not just the visible page)."""
 
     permission = Perm.LICENSES_MANAGE
 
     def post(self, request, org_slug):
-        form = DirectoryFilterForm(request.POST, organization=self.organization)
+        form = DirectoryFilterForm(request.POST, organization=self.organization,
+                                   facets=directory_search.facets(self.organization))
         target = tenant_sku_or_404(self.organization, request.POST.get("target_sku"))
         action = request.POST.get("action", BulkJob.Action.ASSIGN)
         if not form.is_valid() or action not in BulkJob.Action.values:
             raise Http404("Unknown selection.")
-        users = selectors_directory.directory_users(self.organization, **form.cleaned_data).iterator(chunk_size=1000)
+        if request.POST.get("scope", "all") == "selected":
+            pks = well_formed_uuids(request.POST.getlist("user"))
+            if not pks:
+                messages.error(request, "Select at least one user, or choose all matching users.")
+                return redirect(f"{reverse('licensing:directory_users', kwargs={'org_slug': org_slug})}"
+                                f"?{request.POST.get('query', '')}")
+        else:
+            pks = directory_search.search_directory(self.organization, **form.cleaned_data)
+        users = directory_search.iter_directory_rows(self.organization, pks)
         try:
             job = bulk_services.bulk_preview_selection(
                 organization=self.organization, sku=target, action=action, users=users, actor=actor_of(request),

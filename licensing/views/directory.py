@@ -16,9 +16,11 @@ from licensing.forms_directory import OffboardForm
 from licensing.models import LicenseAssignment
 from licensing.selectors import directory as selectors_directory
 from licensing.selectors import directory_actions as selectors_actions
+from licensing.selectors import directory_search
 from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import directory as directory_services
+from licensing.services import reassign as reassign_services
 
 from . import PAGE_SIZE, actor_of
 
@@ -70,16 +72,30 @@ class DirectorySyncStatus(OrganizationMixin, TemplateView):
 
 
 class DirectoryUsersPage(OrganizationMixin, TemplateView):
+    """Search by part of a name, UPN or e-mail; filter; sort by any column; select rows for a bulk change.
+    The search runs over the decrypted in-memory index (licensing.selectors.directory_search)."""
+
     template_name = "licensing/directory/users.html"
 
+    def get_template_names(self):
+        if self.request.htmx and self.request.htmx.target == "users-results":
+            return ["licensing/directory/_users_results.html"]
+        return [self.template_name]
+
     def get_context_data(self, **kwargs):
-        form = DirectoryFilterForm(self.request.GET or None, organization=self.organization)
-        filters = form.cleaned_data if form.is_valid() else {}
-        users = selectors_directory.directory_users(self.organization, **filters)
-        page = Paginator(users, PAGE_SIZE).get_page(self.request.GET.get("page"))
-        selectors_directory.attach_assignments(self.organization, page.object_list)
-        return {**super().get_context_data(**kwargs), "form": form, "page_obj": page,
-                "can_manage": self.can(Perm.LICENSES_MANAGE), "query": self.request.GET.urlencode()}
+        form = DirectoryFilterForm(self.request.GET or None, organization=self.organization,
+                                   facets=directory_search.facets(self.organization))
+        filters = dict(form.cleaned_data) if form.is_valid() else {}
+        sort = filters.get("sort") or ""
+        found = directory_search.search_entries(self.organization, **filters)
+        page = Paginator(found, PAGE_SIZE).get_page(self.request.GET.get("page"))
+        rows = directory_search.page_rows(self.organization, list(page.object_list))
+        headers = [{"key": key, "label": label, "sorted": sort.lstrip("-") == key,
+                    "descending": sort.startswith("-"), "next": f"-{key}" if sort == key else key}
+                   for key, label in directory_search.SORTS.items()]
+        return {**super().get_context_data(**kwargs), "form": form, "page_obj": page, "rows": rows,
+                "headers": headers, "sort": sort, "can_manage": self.can(Perm.LICENSES_MANAGE),
+                "query": self.request.GET.urlencode(), "skus": form.fields["sku"].queryset}
 
 
 class DirectoryUserPage(OrganizationMixin, View):
@@ -97,12 +113,12 @@ class DirectoryUserPage(OrganizationMixin, View):
 
     def get(self, request, org_slug, pk):
         user = selectors_directory.directory_user(self.organization, pk)
-        return render(request, self.template_name,
-                      self._context(user, AssignForm(organization=self.organization)))
+        form = AssignForm(organization=self.organization, chosen=request.GET.get("sku"), plans_url=request.path)
+        return render(request, self.template_name, self._context(user, form))
 
     def post(self, request, org_slug, pk):
         user = selectors_directory.directory_user(self.organization, pk)
-        form = AssignForm(request.POST, organization=self.organization)
+        form = AssignForm(request.POST, organization=self.organization, plans_url=request.path)
         if form.is_valid():
             try:
                 assignment_services.license_assign(
@@ -121,6 +137,42 @@ class DirectoryUserPage(OrganizationMixin, View):
                 messages.success(request, "License requested. It is assigned in Microsoft 365 in a moment.")
                 return redirect("licensing:directory_user", org_slug=org_slug, pk=user.pk)
         return render(request, self.template_name, self._context(user, form), status=400)
+
+
+class DirectoryUserSuggest(OrganizationMixin, View):
+    """Up to ten users matching part of a name, UPN or e-mail, as <option>s for a picker's datalist (htmx)."""
+
+    def get(self, request, org_slug):
+        query = request.GET.get("q") or request.GET.get("to_user") or ""
+        pks = directory_search.search_directory(self.organization, q=query, sort="name")[:10] if query.strip() else []
+        return render(request, "licensing/directory/_user_options.html",
+                      {"users": directory_search.directory_rows(self.organization, pks)})
+
+
+class ReassignLicense(OrganizationMixin, View):
+    """Move a license from this user to another in one step (the joiner is chosen by search, see users page)."""
+
+    permission = Perm.LICENSES_MANAGE
+
+    def post(self, request, org_slug, pk):
+        assignment = get_object_or_404(LicenseAssignment.objects.for_org(self.organization).select_related("user"),
+                                       pk=pk)
+        to_user = directory_search.find_user(self.organization, request.POST.get("to_user", ""))
+        if to_user is None:
+            messages.error(request, "Choose the user who gets the license: pick one from the list, or type their "
+                                    "full user principal name or e-mail address.")
+        else:
+            try:
+                joiner = reassign_services.license_reassign(
+                    organization=self.organization, assignment=assignment, to_user=to_user,
+                    actor=actor_of(request), requested_by=request.user)
+            except assignment_services.AssignmentRefused as exc:
+                messages.error(request, f"{exc.message} {exc.fix_hint}".strip())
+            else:
+                messages.success(request, f"{joiner.sku.label} is moving from {assignment.user} to {to_user}. "
+                                          "Microsoft applies it in a moment.")
+                return redirect("licensing:directory_user", org_slug=org_slug, pk=to_user.pk)
+        return redirect("licensing:directory_user", org_slug=org_slug, pk=assignment.user_id)
 
 
 class UnassignLicense(OrganizationMixin, View):

@@ -38,14 +38,24 @@ class SubscriptionsPage(OrganizationMixin, TemplateView):
     def get_context_data(self, **kwargs):
         status = self.request.GET.get("status", "")
         status = status if status in Subscription.Status.values else ""
-        page = Paginator(selectors.subscriptions_for(self.organization, status=status), 50).get_page(
-            self.request.GET.get("page")
-        )
+        search = self.request.GET.get("q", "")[:200]
+        sort = self.request.GET.get("sort", "")
+        sort = sort if sort.lstrip("-") in selectors.SUBSCRIPTION_SORTS else ""
+        page = Paginator(selectors.subscriptions_for(self.organization, status=status, search=search, sort=sort),
+                         50).get_page(self.request.GET.get("page"))
         assigned = selectors.assigned_by_subscription(self.organization)
         now = timezone.now()
         rows = [{"subscription": s, "assigned": assigned.get(s.pk, 0), **_windows(s, now)} for s in page]
-        return super().get_context_data(page_obj=page, rows=rows, status=status,
-                                        statuses=Subscription.Status.choices, **kwargs)
+        headers = [
+            {"key": key, "label": label, "num": key in ("seats", "cost"),
+             "sorted": sort.lstrip("-") == key or (not sort and key == "name"),
+             "descending": sort.startswith("-"),
+             "next": f"-{key}" if sort == key or (not sort and key == "name") else key}
+            for key, label in (("name", "Subscription"), ("status", "Status"), ("seats", "Assigned / purchased"),
+                               ("renews", "Renews on"), ("cost", "Monthly cost"))
+        ]
+        return super().get_context_data(page_obj=page, rows=rows, status=status, search=search, sort=sort,
+                                        headers=headers, statuses=Subscription.Status.choices, **kwargs)
 
 
 class SubscriptionMixin(OrganizationMixin):

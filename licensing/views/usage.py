@@ -16,6 +16,7 @@ from django.views.generic import TemplateView
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
 from core.csv_export import csv_response
+from licensing import nce
 from licensing.forms import ReductionProposeForm
 from licensing.selectors import directory as selectors_directory
 from licensing.selectors import licensing_settings
@@ -138,9 +139,10 @@ class ReportExport(OrganizationMixin, View):
             return csv_response("inactive-users.csv", [["User principal name", "Name", "License", "Last sign-in"],
                                                        *rows])
         if report == "renewals":
-            header = ["Subscription", "Renews on", "Last day to reduce", "Cancellation window closes", "Auto-renew",
-                      "Seats", "Projected cost", "Currency"]
-            rows = [(e.subscription, e.renews_on, e.last_day_to_reduce, e.window_closes_on,
+            header = ["Subscription", nce.TERM_ENDS_LABEL, nce.RENEWS_ON_LABEL, nce.LAST_DAY_TO_REDUCE_LABEL,
+                      "Cancellation window closes", "Auto-renew", "Seats", "Projected cost", "Currency"]
+            rows = [(e.subscription, e.term_ends_on, e.renews_on if e.auto_renew else "", e.last_day_to_reduce,
+                     e.window_closes_on,
                      "yes" if e.auto_renew else "no", e.quantity, e.projected_cost, e.currency)
                     for e in selectors_usage.renewal_calendar(org)]
             return csv_response("renewals.csv", [header, *rows])

@@ -1,4 +1,5 @@
-"""Template tags for the dashboard shell: the organisation's navigation and the organisation switcher.
+"""Template tags for the dashboard shell: the organisation's navigation, the organisation switcher and the
+notifications bell.
 
 They live on the roof because the navigation names every app's pages.
 """
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 from django import template
 
 from accounts.roles import Perm, role_allows
-from accounts.selectors import memberships_for_user
+from accounts.selectors import display_organization, memberships_for_user
 from core.templatetags.portal_ui import first_reverse, organization_from_context
+from licensing.selectors import directory as selectors_directory
 
 register = template.Library()
 
@@ -81,3 +83,19 @@ def user_memberships(context) -> list:
     if user is None or not user.is_authenticated:
         return []
     return sorted(memberships_for_user(user), key=lambda m: m.organization.display_name.lower())
+
+
+@register.simple_tag(takes_context=True)
+def notification_bell(context) -> dict | None:
+    """The header bell on every signed-in page: the current organisation's (or, on account pages, the one
+    last worked in) unread notifications of this person. Two queries; None when signed out or before the
+    second factor."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not getattr(user, "is_verified", lambda: False)():
+        return None  # nothing before the second factor: titles name subscriptions and users
+    organization = organization_from_context(context) or display_organization(
+        user, request.session.get("current_org") if hasattr(request, "session") else None)
+    if organization is None:
+        return None
+    return {"organization": organization, **selectors_directory.bell_context(organization, user)}

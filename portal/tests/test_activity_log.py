@@ -2,6 +2,7 @@
 
 import csv
 import io
+import uuid
 
 import pytest
 from django.db import connection
@@ -10,6 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from accounts.roles import Role
 from accounts.tests.factories import OrganizationFactory, UserFactory
 from core.audit import Actor, audit_record
+from core.tenancy import tenant_context
+from licensing.models import DirectoryUser, LicenseAssignment, ProvisioningOperation, TenantSku
+from licensing.tests.core.factories import SubscriptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -197,3 +201,32 @@ def test_htmx_refresh_also_updates_the_export_link(owner, organization):
     html = response.content.decode()
     assert 'id="activity-export"' in html and 'hx-swap-oob="true"' in html
     assert 'href="/o/contoso/security/activity/export.csv?q=tenant"' in html
+
+
+def test_events_name_what_they_touched_and_link_to_it(owner, organization):
+    """Not "ProvisioningOperation c19db454": the operation in words, with what it acted on, linked."""
+    client, _ = owner
+    with tenant_context(organization):
+        sku = TenantSku.objects.create(organization=organization, sku_id=uuid.uuid4(),
+                                       display_name="Business Premium", purchased=5)
+        person = DirectoryUser.objects.create(organization=organization, graph_id=uuid.uuid4(),
+                                              user_principal_name="adele@x.example", display_name="Adele Vance")
+        assignment = LicenseAssignment.objects.create(organization=organization, user=person, sku=sku)
+        operation = ProvisioningOperation.objects.create(organization=organization, kind="license.assign",
+                                                         target_type="LicenseAssignment", target_id=str(assignment.pk))
+        subscription = SubscriptionFactory(organization=organization, product_title="Exchange Online (Plan 1)")
+        gone = ProvisioningOperation.objects.create(organization=organization, kind="subscription.cancel")
+    audit_record(actor=Actor.system("tests"), action="operation.succeeded", organization=organization,
+                 target=operation)
+    audit_record(actor=Actor.system("tests"), action="subscription.updated", organization=organization,
+                 target=subscription)
+    audit_record(actor=Actor.system("tests"), action="operation.failed", organization=organization, target=gone)
+    with tenant_context(organization):
+        ProvisioningOperation.objects.for_org(organization).filter(pk=gone.pk).delete()
+    html = client.get(URL).content.decode()
+    assert f'href="/o/contoso/operations/{operation.pk}/">License assign: Business Premium for Adele Vance</a>' in html
+    assert f'href="/o/contoso/subscriptions/{subscription.pk}/">Exchange Online (Plan 1)</a>' in html
+    assert "Microsoft operation (deleted)" in html
+    assert "ProvisioningOperation " not in html and "LicenseAssignment " not in html
+    rows = list(csv.DictReader(io.StringIO(b"".join(client.get(EXPORT_URL).streaming_content).decode())))
+    assert "License assign: Business Premium for Adele Vance" in {r["target"] for r in rows}

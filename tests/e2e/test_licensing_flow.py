@@ -75,6 +75,18 @@ def link_tenant_and_accept_agreement(page, microsoft, slug: str) -> None:
     expect(page.get_by_role("region", name="Microsoft Customer Agreement")).to_contain_text("Accepted by")
 
 
+def pick_license(page, product: str) -> None:
+    """The assign form's picker names each license with its free seats ("..., 7 of 10 free")."""
+    picker = page.get_by_role("combobox", name=re.compile(r"^License"))
+    option = picker.locator("option", has_text=re.compile(rf"^{re.escape(product)}, \d+ of \d+ free$"))
+    value = option.get_attribute("value")
+    if picker.input_value() == value:
+        return
+    # Choosing a license reloads its service plans (htmx): wait for that before the form is sent.
+    with page.expect_response(lambda response: f"sku={value}" in response.url):
+        picker.select_option(value=value)
+
+
 def buy(page, *, product: str, seats: int, offer: str) -> None:
     """Catalog → offer → quantity/term/billing → review → confirm; ends on the order page."""
     page.get_by_role("navigation", name=ORG_NAME).get_by_role("link", name="Catalog").click()
@@ -130,11 +142,14 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     for user in assignable[:3]:
         nav.get_by_role("link", name="Licenses").click()
         page.get_by_role("link", name="Users", exact=True).click()
-        page.get_by_label("Exact UPN or e-mail").fill(user.user_principal_name)
-        page.get_by_role("button", name="Filter").click()
-        page.get_by_role("link", name=user.display_name, exact=True).click()
+        page.get_by_role("search", name="Search and filter users").get_by_label("Search").fill(
+            user.user_principal_name)
+        # The results refresh as one types (htmx); wait for them rather than racing a second request.
+        found = page.locator("#users-results").get_by_role("link", name=user.display_name, exact=True)
+        expect(page.locator("#users-results").get_by_role("row")).to_have_count(2)
+        found.click()
         expect(page.get_by_role("heading", level=1)).to_have_text(user.display_name)
-        page.get_by_role("combobox", name=re.compile(r"^License")).select_option(label=PRODUCT)
+        pick_license(page, PRODUCT)
         page.get_by_role("button", name="Assign", exact=True).click()
         expect(page.get_by_role("status").filter(has_text="License requested")).to_be_visible()
         expect(page.get_by_role("table", name="Licenses").get_by_role("row").filter(has_text=PRODUCT)).to_contain_text(
@@ -221,7 +236,9 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     # silent. The refusal re-reads the subscription, so the page stops offering seats back.
     microsoft.advance_clock(days=8)
     page.reload()
-    seats.fill("197")
+    # Typing asks the refund simulator (htmx); let it answer before sending, rather than racing it.
+    with page.expect_response(lambda response: "/simulate/" in response.url):
+        seats.fill("197")
     page.get_by_role("button", name="Apply now").click()
     refused = page.get_by_role("alert").filter(has_text="Microsoft did not make the last change")
     expect(refused).to_contain_text("Schedule the reduction for the next term instead.")

@@ -4,8 +4,10 @@ subscriptions and their transitions, fraud events."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+
+from licensing import nce
 
 from .parsing import get_any_case, parse_datetime, parse_decimal
 
@@ -268,11 +270,20 @@ class Subscription:
             auto_renew_enabled=bool(data.get("autoRenewEnabled", False)),
             term_duration=data.get("termDuration", ""),
             billing_cycle=data.get("billingCycle", ""),
-            commitment_end=parse_datetime(data.get("commitmentEndDateTime") or data.get("commitmentEndDate")),
+            commitment_end=_commitment_end(data),
             cancellation_allowed_until=parse_datetime(data.get("cancellationAllowedUntilDate")),
             order_id=data.get("orderId", ""),
             raw=data,
         )
+
+
+def _commitment_end(data: dict) -> datetime | None:
+    """``commitmentEndDate`` is the term's last day; stored as that day's last second (``nce.end_of_last_day``),
+    so every surface derives the same "term ends", "renews on" and "last day to reduce" from it."""
+    last_day = parse_datetime(data.get("commitmentEndDate"))
+    if last_day is not None:
+        return nce.end_of_last_day(last_day.date() if last_day.tzinfo is None else last_day.astimezone(UTC).date())
+    return parse_datetime(data.get("commitmentEndDateTime"))
 
 
 @dataclass(frozen=True)

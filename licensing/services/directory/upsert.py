@@ -18,7 +18,7 @@ from core.field_locks import locked_fields
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, Sku, TenantSku
 
 USER_SELECT = (
-    "id", "displayName", "userPrincipalName", "mail", "jobTitle", "usageLocation", "accountEnabled",
+    "id", "displayName", "userPrincipalName", "mail", "jobTitle", "department", "usageLocation", "accountEnabled",
     "assignedLicenses",
 )
 SOURCE_HASH_PURPOSE = "directory-user-source"
@@ -29,6 +29,7 @@ GRAPH_FIELDS = {
     "userPrincipalName": "user_principal_name",
     "mail": "mail",
     "jobTitle": "job_title",
+    "department": "department",
     "usageLocation": "usage_location",
     "accountEnabled": "account_enabled",
 }

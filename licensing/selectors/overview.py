@@ -1,0 +1,125 @@
+"""What a license admin checks first, for the overview page: seats per license, monthly spend, renewals in
+the next 30 days, anything failed or waiting, and inactive licenses worth reclaiming. Constant queries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from licensing.models import LicenseAssignment, Order, ProvisioningOperation, Subscription
+
+from .usage import (
+    LIVE_SUBSCRIPTION,
+    CalendarEntry,
+    PoolRow,
+    inactive_assignments,
+    monthly_unit_prices,
+    pool_rows,
+    renewal_calendar,
+)
+
+RENEWAL_HORIZON_DAYS = 30
+FAILED_WINDOW_DAYS = 30
+# A license with at most this share of its seats free is worth topping up before someone needs one.
+LOW_FREE_SHARE = Decimal("0.10")
+
+
+@dataclass
+class Suggestion:
+    """"Buy 3 more Business Premium": the pool, how many, and why (the page adds the link)."""
+
+    pool: PoolRow
+    seats: int
+    reason: str
+    url: str = ""
+
+
+@dataclass
+class LicenseOverview:
+    pools: list[PoolRow]
+    monthly_spend: dict[str, Decimal]
+    renewals: list[CalendarEntry]
+    failed_operations: int
+    waiting_operations: int
+    failed_assignments: int
+    orders_awaiting_approval: int
+    reclaimable: int
+    reclaimable_cost: dict[str, Decimal]
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.failed_operations or self.failed_assignments or self.orders_awaiting_approval)
+
+
+def monthly_spend(organization) -> dict[str, Decimal]:
+    """The Subscriptions page's monthly cost column summed per currency, over live subscriptions. One query."""
+    totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for sub in Subscription.objects.for_org(organization).filter(status__in=LIVE_SUBSCRIPTION).only(
+            "quantity", "unit_price", "billing_cycle", "currency"):
+        totals[sub.currency] += sub.monthly_cost
+    return dict(totals)
+
+
+def buy_suggestions(rows: list[PoolRow]) -> list[Suggestion]:
+    """Licenses that are full, over-assigned or nearly full: buy enough for the shortfall plus 10% headroom."""
+    suggestions = []
+    for row in rows:
+        if not row.sku.applies_to_users or row.state == "suspended" or (row.usable <= 0 and row.assigned == 0):
+            continue
+        headroom = max(1, int((Decimal(row.usable) * LOW_FREE_SHARE).to_integral_value(ROUND_HALF_UP)))
+        if row.available < 0:
+            suggestions.append(Suggestion(row, -row.available + headroom,
+                                          f"{-row.available} more assigned than purchased"))
+        elif row.available == 0:
+            suggestions.append(Suggestion(row, headroom, "no seats free"))
+        elif row.available < headroom:
+            suggestions.append(Suggestion(row, headroom - row.available,
+                                          f"only {row.available} seat{'s' if row.available != 1 else ''} free"))
+    return suggestions
+
+
+def license_overview(organization, *, now: datetime | None = None) -> LicenseOverview:
+    now = now or timezone.now()
+    rows = pool_rows(organization)
+    last_day = (now + timedelta(days=RENEWAL_HORIZON_DAYS)).date()
+    renewals = [e for e in renewal_calendar(organization, months=2, now=now)
+                if (e.renews_on if e.auto_renew else e.term_ends_on) <= last_day]
+    operations = ProvisioningOperation.objects.for_org(organization)
+    since = now - timedelta(days=FAILED_WINDOW_DAYS)
+    counts = operations.aggregate(
+        failed=_count(Q(status__in=[ProvisioningOperation.Status.FAILED, ProvisioningOperation.Status.DEAD],
+                        finished_at__gte=since)),
+        waiting=_count(Q(status__in=[ProvisioningOperation.Status.PENDING, ProvisioningOperation.Status.RUNNING])),
+    )
+    inactive = list(inactive_assignments(organization, now=now).only("pk", "sku__sku_id").values_list(
+        "sku__sku_id", flat=True))
+    prices = monthly_unit_prices(organization)
+    cost: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
+    for sku_id in inactive:
+        price, currency = prices.get(str(sku_id).lower(), (None, ""))
+        if price is not None:
+            cost[currency] += price
+    return LicenseOverview(
+        pools=rows,
+        monthly_spend=monthly_spend(organization),
+        renewals=renewals,
+        failed_operations=counts["failed"],
+        waiting_operations=counts["waiting"],
+        failed_assignments=LicenseAssignment.objects.for_org(organization).filter(
+            state=LicenseAssignment.State.FAILED).count(),
+        orders_awaiting_approval=Order.objects.for_org(organization).filter(
+            status=Order.Status.AWAITING_APPROVAL).count(),
+        reclaimable=len(inactive),
+        reclaimable_cost=dict(cost),
+        suggestions=buy_suggestions(rows),
+    )
+
+
+def _count(condition: Q) -> Count:
+    return Count("pk", filter=condition)

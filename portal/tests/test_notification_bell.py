@@ -1,0 +1,64 @@
+"""The notifications bell: on every signed-in page, with this person's unread count, linking to the list."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from accounts.roles import Role
+from accounts.tests.factories import MembershipFactory
+from core.tenancy import tenant_context
+from licensing.models import Notification
+from licensing.services import notifications as notification_services
+
+pytestmark = pytest.mark.django_db
+
+
+def unread_on(page: str) -> int:
+    found = re.search(r'class="bell-count[^"]*" data-unread="(\d+)"', page)
+    assert found, "no bell on the page"
+    return int(found.group(1))
+
+
+def notify(organization, user, n: int, **extra):
+    with tenant_context(organization):
+        return notification_services.notification_send(
+            organization=organization, recipients=[user], kind=Notification.Kind.PROVISIONING_FAILED,
+            title=f"Something {n}", dedupe_key=f"test:{n}", email=False, **extra)
+
+
+def test_the_bell_counts_unread_on_every_page_and_links_to_the_list(organization, member_client):
+    browser, user = member_client(Role.LICENSE_ADMIN)
+    someone_else = MembershipFactory(organization=organization, role=Role.OWNER).user
+    notify(organization, user, 1)
+    notify(organization, user, 2)
+    notify(organization, someone_else, 3)
+    slug = organization.slug
+    for url in (reverse("dashboard:overview", kwargs={"org_slug": slug}),
+                reverse("licensing:subscriptions", kwargs={"org_slug": slug}),
+                reverse("accounts:mfa_devices")):
+        page = browser.get(url).content.decode()
+        assert unread_on(page) == 2, url
+        assert f'href="{reverse("licensing:notifications", kwargs={"org_slug": slug})}"' in page
+        assert 'aria-label="Notifications, 2 unread"' in page
+
+    fragment = browser.post(reverse("licensing:notifications_read", kwargs={"org_slug": slug}),
+                            HTTP_HX_REQUEST="true").content.decode()
+    assert unread_on(fragment) == 0
+    notify(organization, user, 4)
+    bell = browser.get(reverse("licensing:notifications_bell", kwargs={"org_slug": slug}))
+    assert unread_on(bell.content.decode()) == 1
+
+
+def test_no_bell_when_signed_out(client):
+    assert 'id="notification-bell"' not in client.get(reverse("accounts:login")).content.decode()
+
+
+def test_no_bell_before_the_second_factor(organization, client):
+    user = MembershipFactory(organization=organization, role=Role.OWNER).user
+    notify(organization, user, 9)
+    client.force_login(user)  # password only: the MFA page is as far as this session goes
+    page = client.get(reverse("accounts:mfa_verify")).content.decode()
+    assert 'id="notification-bell"' not in page and "Something 9" not in page
