@@ -29,7 +29,7 @@ def purge_idempotency_keys() -> int:
     return purge_expired()
 
 
-@shared_task(name="portal.worker_heartbeat", acks_late=True)
+@shared_task(name="portal.worker_heartbeat", acks_late=True, reject_on_worker_lost=True)
 def worker_heartbeat(*, queue: str) -> None:
     """Beat sends one to each queue every minute; whichever worker takes it is alive (the status page)."""
     job_run_record(kind=JobRun.Kind.WORKER, name=f"{queue} @ {socket.gethostname()}", state="alive")
