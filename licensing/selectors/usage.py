@@ -20,6 +20,7 @@ from django.utils import timezone
 from licensing import nce
 from licensing.models import LicenseAssignment, Subscription, TenantSku, UsageSnapshot
 
+from .seats import purchased_by_pool, seats_purchased
 from .settings import licensing_settings
 
 ZERO = Decimal("0.00")
@@ -43,7 +44,8 @@ def seats_in_use(organization, sku: TenantSku) -> int:
 
 
 def seats_free(organization, sku: TenantSku) -> int:
-    return sku.purchased - seats_in_use(organization, sku)
+    """Seats left to assign: purchased as the seat invariant counts them (queued reductions included)."""
+    return seats_purchased(organization, sku) - seats_in_use(organization, sku)
 
 
 def assigned_seats_by_sku(organization) -> dict[str, int]:
@@ -128,15 +130,21 @@ class PoolRow:
 
 
 def pool_rows(organization) -> list[PoolRow]:
-    """Seats per SKU with the monthly cost of what is not assigned. Three queries."""
+    """Seats per SKU with the monthly cost of what is not assigned. Five queries.
+
+    Purchased seats are those of the seat invariant (:mod:`licensing.selectors.seats`), so every page
+    and the API agree with what an assignment or a reduction is checked against."""
     prices = monthly_unit_prices(organization)
     rows = []
-    for sku in seat_pools(organization):
+    pools = list(seat_pools(organization))
+    purchased_of = purchased_by_pool(organization, pools)
+    for sku in pools:
+        purchased = purchased_of[sku.pk]
         price, currency = prices.get(str(sku.sku_id).lower(), (None, ""))
-        unassigned = max(0, sku.purchased - sku.assigned_count)
+        unassigned = max(0, purchased - sku.assigned_count)
         unassigned_cost = (price * unassigned).quantize(nce.CENT, rounding=ROUND_HALF_UP) if price is not None else None
         rows.append(PoolRow(
-            sku=sku, purchased=sku.purchased, assigned=sku.assigned_count, available=sku.purchased - sku.assigned_count,
+            sku=sku, purchased=purchased, assigned=sku.assigned_count, available=purchased - sku.assigned_count,
             unit_price_monthly=price, currency=currency,
             unassigned_cost_monthly=unassigned_cost,
         ))

@@ -11,6 +11,7 @@ Rules that depend on time (windows, refunds) come from :mod:`licensing.nce`.
 - reconcile: reconcile and refresh against Partner Center.
 """
 
+from ..seats import SeatsStillAssigned, seat_warning_at_term_end  # noqa: F401
 from .changes import (  # noqa: F401
     REFRESH_TASK,
     SubscriptionChangeError,
