@@ -22,10 +22,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 
-from django.db.models import Count, Q
+from django.db.models import BooleanField, Case, Count, F, Q, Value, When
+from django.utils import timezone
 
 from licensing.models import LicenseAssignment, ProvisioningOperation, Subscription, TenantSku
+
+from .settings import licensing_settings
 
 SEAT_HOLDING = LicenseAssignment.SEAT_HOLDING
 # Operations that lower a subscription's seats once Microsoft has carried them out.
@@ -142,3 +146,19 @@ def pool_seats(organization) -> list[PoolSeats]:
 def over_assigned_pools(organization):
     """Pools the reconcile marked over-assigned and not yet resolved, for the Licenses page and the overview."""
     return TenantSku.objects.for_org(organization).filter(over_assigned_since__isnull=False).order_by("display_name")
+
+
+def release_candidates(organization, pool: TenantSku, *, now=None):
+    """The pool's assigned licenses for the reduction page, ranked as the reclaim report ranks them:
+    inactive users first (no sign-in within the organisation's inactive days, never signed in counting
+    once the user is that old), then by last sign-in, oldest first. One query."""
+    cutoff = (now or timezone.now()) - timedelta(days=licensing_settings(organization).inactive_days)
+    inactive = Q(user__last_sign_in_at__lt=cutoff) | Q(user__last_sign_in_at__isnull=True,
+                                                         user__created_at__lt=cutoff)
+    return (
+        LicenseAssignment.objects.for_org(organization)
+        .filter(sku=pool, state=LicenseAssignment.State.ASSIGNED)
+        .select_related("user")
+        .annotate(inactive=Case(When(inactive, then=Value(True)), default=Value(False), output_field=BooleanField()))
+        .order_by(F("inactive").desc(), F("user__last_sign_in_at").asc(nulls_first=True), "pk")
+    )

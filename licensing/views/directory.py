@@ -14,6 +14,7 @@ from accounts.roles import Perm
 from licensing.forms import AssignForm, DirectoryFilterForm
 from licensing.models import LicenseAssignment
 from licensing.selectors import directory as selectors_directory
+from licensing.selectors import seats as selectors_seats
 from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import directory as directory_services
@@ -39,6 +40,7 @@ class LicensesPage(OrganizationMixin, TemplateView):
             "totals": selectors_usage.unassigned_cost_total(rows),
             "sync": selectors_directory.latest_sync(self.organization),
             "can_manage": can_manage,
+            "over_assigned": list(selectors_seats.over_assigned_pools(self.organization)),
         }
 
 

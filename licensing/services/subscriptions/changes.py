@@ -251,8 +251,15 @@ def subscription_schedule_change(
         )
     instructions = {"quantity": new_quantity, "term_duration": term, "billing_cycle": cycle,
                     "catalog_item_id": target}
+    metadata = dict(instructions)
+    if new_quantity < subscription.quantity:
+        # Not refused (the renewal is months away), but warned about and recorded: the reconcile checks
+        # again when the renewal takes effect. seat_warning_at_term_end words it for the page and the API.
+        shortfall = seat_pool_shortfall(subscription=subscription, new_quantity=new_quantity)
+        if shortfall is not None and shortfall.short:
+            metadata["seats_short_at_renewal"] = shortfall.short
     return _enqueue(subscription, kind="subscription.schedule", actor=actor, payload={"instructions": instructions},
-                    audit_action="subscription.schedule_requested", metadata=instructions,
+                    audit_action="subscription.schedule_requested", metadata=metadata,
                     idempotency_key=idempotency_key)
 
 
