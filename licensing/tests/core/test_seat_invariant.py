@@ -15,7 +15,7 @@ import licensing.tasks_directory  # noqa: F401 - registers the tasks the service
 from accounts.models import MicrosoftTenant
 from accounts.roles import Role
 from accounts.tests.api_support import api_client_for
-from accounts.tests.factories import MembershipFactory
+from accounts.tests.factories import MembershipFactory, TOTPDeviceFactory, UserFactory
 from accounts.tests.helpers import verified_client
 from core.audit import Actor
 from core.models import AuditEvent
@@ -240,3 +240,31 @@ def test_reduction_page_lists_holders_inactive_first_and_one_confirmation_releas
     with tenant_context(org):
         assert Subscription.objects.get(pk=subscription.pk).quantity == 8
         assert seats_held(org, pool) == 8
+
+
+def test_staff_admin_gets_the_same_refusal_and_overrides_only_with_an_audited_reason(basic, client):
+    member, subscription, pool = basic
+    org = member.organization
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    TOTPDeviceFactory(user=staff)
+    verified_client(client, staff)
+    url = reverse("admin:licensing_subscription_changelist")
+    form = {"action": "change_seats", "_selected_action": [str(subscription.pk)], "apply": "1", "quantity": "7"}
+    before = operations(org)
+
+    refused = client.post(url, form, follow=True).content.decode()
+    assert f"{pool.label} has 10 licenses assigned; reducing to 7 seats needs 3 unassigned first." in refused
+    assert operations(org) == before
+    cancel = client.post(url, {"action": "cancel", "_selected_action": [str(subscription.pk)], "apply": "1"},
+                         follow=True).content.decode()
+    assert "cancelling leaves 0 seats and needs 10 unassigned first" in cancel
+    assert operations(org) == before
+
+    client.post(url, {**form, "override_reason": "Customer asked by phone; ticket 4711"}, follow=True)
+    with tenant_context(org):
+        queued = ProvisioningOperation.objects.for_org(org).get(kind="subscription.set_quantity")
+        override = AuditEvent.objects.for_org(org).get(action="seats.check_overridden")
+    assert queued.payload["quantity"] == 7 and queued.payload["seat_check_overridden"] is True
+    assert override.actor_type == AuditEvent.ActorType.STAFF and override.actor_id == str(staff.pk)
+    assert override.metadata["reason"] == "Customer asked by phone; ticket 4711"
+    assert (override.metadata["assigned"], override.metadata["requested"], override.metadata["short"]) == (10, 7, 3)
