@@ -135,6 +135,16 @@ def _safe_uuid(value: str):
         return uuid.UUID(int=0)
 
 
+def seats_short_at(subscription: Subscription, quantity: int) -> int:
+    """How many licenses must be unassigned for the subscription's pool to fit ``quantity`` seats on it
+    (0 when they fit or the pool is not in the tenant). Unlocked: for warnings and reminders."""
+    pool = pool_for_subscription(subscription)
+    if pool is None:
+        return 0
+    purchased = purchased_by_pool(subscription.organization_id, [pool], changes={subscription.pk: quantity})
+    return max(0, seats_held(subscription.organization_id, pool) - purchased[pool.pk])
+
+
 def pool_seats(organization) -> list[PoolSeats]:
     """Held and purchased seats of every pool. Three queries."""
     pools = list(TenantSku.objects.for_org(organization).annotate(

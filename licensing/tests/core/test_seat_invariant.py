@@ -35,7 +35,10 @@ from licensing.selectors.seats import seats_held, seats_purchased
 from licensing.services import assignments as assignment_services
 from licensing.services import directory as directory_services
 from licensing.services import subscriptions as services
+from licensing.services.notifications import reminders_run
 from licensing.services.seats import SeatsStillAssigned, excess_holders
+
+from .test_refusals import forget_tokens
 
 pytestmark = [pytest.mark.emulator, pytest.mark.django_db]
 State = LicenseAssignment.State
@@ -268,3 +271,50 @@ def test_staff_admin_gets_the_same_refusal_and_overrides_only_with_an_audited_re
     assert override.actor_type == AuditEvent.ActorType.STAFF and override.actor_id == str(staff.pk)
     assert override.metadata["reason"] == "Customer asked by phone; ticket 4711"
     assert (override.metadata["assigned"], override.metadata["requested"], override.metadata["short"]) == (10, 7, 3)
+
+
+def test_a_lower_quantity_scheduled_for_renewal_is_warned_about_reminded_and_checked_when_it_takes_effect(
+    ready, emulator, django_capture_on_commit_callbacks,
+):
+    org, actor = ready.organization, Actor.user(ready.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        subscription = demo.buy(organization=org, user=ready.user, catalog_id=demo.BUSINESS_BASIC, quantity=5,
+                                term="P1M")
+        with tenant_context(org):
+            directory_services.directory_sync_request(organization=org, actor=actor)
+    with tenant_context(org):
+        pool = TenantSku.objects.for_org(org).get(sku_id=subscription.sku.provisioning_id)
+        for user in DirectoryUser.objects.for_org(org).filter(has_usage_location=True,
+                                                              removed_at__isnull=True)[:5]:
+            assignment_services.license_assign(organization=org, user=user, sku=pool, actor=actor)
+    demo.run_pending_operations(org)
+
+    # Scheduling is not refused (people leave before the renewal) but warned about, and recorded.
+    with tenant_context(org):
+        services.subscription_schedule_change(subscription=subscription, actor=actor, quantity=3)
+    demo.run_pending_operations(org)
+    with tenant_context(org):
+        subscription = Subscription.objects.get(pk=subscription.pk)
+        assert subscription.scheduled_next_term["quantity"] == 3
+        warning = services.seat_warning_at_term_end(subscription=subscription, quantity=3)
+        scheduled = AuditEvent.objects.for_org(org).get(action="subscription.schedule_requested")
+    assert "has 5 licenses assigned; after the renewal" in warning and "Unassign 2 before then" in warning
+    assert scheduled.metadata["seats_short_at_renewal"] == 2
+
+    # The renewal reminder checks again before it takes effect.
+    with tenant_context(org):
+        reminders_run(organization=org, now=subscription.commitment_end - timedelta(days=3))
+        reminder = Notification.objects.for_org(org).filter(kind=Notification.Kind.RENEWAL_REMINDER,
+                                                            title__startswith=str(subscription)).first()
+    assert reminder is not None and "2 more license(s) are assigned than the 3 seats" in reminder.body
+
+    # Microsoft renews at 3 seats; the hourly reconcile finds 5 held and marks the pool, unassigning nobody.
+    emulator.advance_clock(days=32)
+    forget_tokens()  # they are stamped in the emulator's time
+
+    with tenant_context(org):
+        services.subscription_reconcile(organization=org)
+        assert Subscription.objects.get(pk=subscription.pk).quantity == 3
+        flagged = TenantSku.objects.get(pk=pool.pk)
+        assert flagged.over_assigned_since is not None and flagged.over_assigned_by == 2
+        assert seats_held(org, pool) == 5
