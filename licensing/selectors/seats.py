@@ -4,7 +4,9 @@ The invariant (docs/decisions/011-seat-invariant.md): for every organisation and
 held by assignments (pending, assigned, removing) never exceed the seats purchased on the active
 subscriptions of that SKU.
 
-"Seats purchased" is counted as they will be once the portal's queued changes land:
+"Seats purchased" is what the active subscriptions hold now; for the checks that take seats (an
+assignment) or take them away (a reduction), it is counted as it will be once the portal's queued
+changes land:
 
 - a pool that the portal's subscriptions back (the catalog SKU's ``provisioning_id`` is the Graph
   skuId) counts the seats of its *active* subscriptions, with an in-flight reduction counted at its
@@ -83,16 +85,22 @@ def in_flight_quantities(organization, subscription_ids, *, exclude_operation=No
     return result
 
 
-def purchased_by_pool(organization, pools, *, changes: dict | None = None, exclude_operation=None) -> dict:
+def purchased_by_pool(organization, pools, *, changes: dict | None = None, exclude_operation=None,
+                      in_flight: bool = True) -> dict:
     """Pool pk -> seats purchased as defined above. ``changes`` (subscription pk -> quantity) answers "what if".
 
     ``exclude_operation`` leaves one in-flight operation out (its own handler asks what it may do).
+    ``in_flight=False`` counts the seats as they are now, queued changes left out: what the pages show
+    and what the reconcile compares with (a queued reduction that releases users first briefly has
+    more licenses being removed than the seats it will leave; it goes ahead only once they are gone).
     """
     pools = list(pools)
     by_key = subscriptions_by_pool_key(organization)
     wanted = [s for p in pools for s in by_key.get(_key(p.sku_id), [])]
-    flying = in_flight_quantities(organization, [s.pk for s in wanted if s.status == Subscription.Status.ACTIVE],
-                                  exclude_operation=exclude_operation)
+    flying = {}
+    if in_flight:
+        flying = in_flight_quantities(organization, [s.pk for s in wanted if s.status == Subscription.Status.ACTIVE],
+                                      exclude_operation=exclude_operation)
     changes = {str(k): v for k, v in (changes or {}).items()}
     result = {}
     for pool in pools:
@@ -146,10 +154,10 @@ def seats_short_at(subscription: Subscription, quantity: int) -> int:
 
 
 def pool_seats(organization) -> list[PoolSeats]:
-    """Held and purchased seats of every pool. Three queries."""
+    """Held and purchased (now, queued changes left out) seats of every pool. Three queries."""
     pools = list(TenantSku.objects.for_org(organization).annotate(
         held=Count("assignments", filter=Q(assignments__state__in=SEAT_HOLDING))))
-    purchased = purchased_by_pool(organization, pools)
+    purchased = purchased_by_pool(organization, pools, in_flight=False)
     return [PoolSeats(pool_id=p.pk, purchased=purchased[p.pk], assigned=p.held) for p in pools]
 
 

@@ -132,12 +132,12 @@ class PoolRow:
 def pool_rows(organization) -> list[PoolRow]:
     """Seats per SKU with the monthly cost of what is not assigned. Five queries.
 
-    Purchased seats are those of the seat invariant (:mod:`licensing.selectors.seats`), so every page
-    and the API agree with what an assignment or a reduction is checked against."""
+    Purchased seats are those of the seat invariant (:mod:`licensing.selectors.seats`) as they are now,
+    so every page and the API agree with the subscriptions; a queued reduction shows once it is done."""
     prices = monthly_unit_prices(organization)
     rows = []
     pools = list(seat_pools(organization))
-    purchased_of = purchased_by_pool(organization, pools)
+    purchased_of = purchased_by_pool(organization, pools, in_flight=False)
     for sku in pools:
         purchased = purchased_of[sku.pk]
         price, currency = prices.get(str(sku.sku_id).lower(), (None, ""))

@@ -142,7 +142,8 @@ def seat_pools_flag_over_assigned(*, organization, now=None) -> dict:
     pools = lock_seat_pools(organization, TenantSku.objects.for_org(organization).values_list("pk", flat=True))
     if not pools:
         return {"flagged": 0, "resolved": 0}
-    purchased = purchased_by_pool(organization, pools.values())
+    # As the seats are now: a queued portal reduction was checked when it was asked for.
+    purchased = purchased_by_pool(organization, pools.values(), in_flight=False)
     counts = {"flagged": 0, "resolved": 0}
     system = Actor.system("reconcile")
     for pool in pools.values():

@@ -326,11 +326,16 @@ def _await_releases(operation: ProvisioningOperation) -> None:
     if not after:
         return
     organization = operation.organization_id
-    waiting = ProvisioningOperation.objects.for_org(organization).filter(pk__in=after).exclude(
+    waiting = list(ProvisioningOperation.objects.for_org(organization).filter(pk__in=after).exclude(
         status__in=ProvisioningOperation.TERMINAL
-    )
-    if waiting.exists():
-        raise OperationInProgress("Waiting for the licenses to be unassigned.", retry_in=RELEASE_POLL_SECONDS)
+    ).values_list("next_attempt_at", flat=True))
+    if waiting:
+        # Look again when the slowest unassignment is next tried (it may be backing off from throttling),
+        # so the wait costs a poll per attempt of theirs rather than one every few seconds.
+        now = timezone.now()
+        due = max((at for at in waiting if at is not None), default=now)
+        retry_in = max(RELEASE_POLL_SECONDS, (due - now).total_seconds() + RELEASE_POLL_SECONDS)
+        raise OperationInProgress("Waiting for the licenses to be unassigned.", retry_in=retry_in)
     kept = list(
         LicenseAssignment.objects.for_org(organization).select_related("user")
         .filter(pk__in=operation.payload.get("released") or []).exclude(state=LicenseAssignment.State.REMOVED)

@@ -31,6 +31,7 @@ from licensing.models import (
     TenantSku,
 )
 from licensing.nce import RuleViolation
+from licensing.provisioning import operation_execute
 from licensing.selectors.seats import seats_held, seats_purchased
 from licensing.services import assignments as assignment_services
 from licensing.services import directory as directory_services
@@ -318,3 +319,29 @@ def test_a_lower_quantity_scheduled_for_renewal_is_warned_about_reminded_and_che
         flagged = TenantSku.objects.get(pk=pool.pk)
         assert flagged.over_assigned_since is not None and flagged.over_assigned_by == 2
         assert seats_held(org, pool) == 5
+
+
+def test_a_reduction_picked_up_before_its_unassignments_waits_for_them(basic):
+    member, subscription, pool = basic
+    org = member.organization
+    chosen = held(org, pool)[:2]
+    with tenant_context(org):
+        reduction = services.subscription_change_quantity(
+            subscription=subscription, actor=Actor.user(member.user), quantity=8, release=[a.pk for a in chosen])
+    # A worker happens to take the reduction first: it waits, and Partner Center is not asked yet.
+    operation_execute(operation_id=reduction.pk, org_id=org.pk)
+    with tenant_context(org):
+        waiting = ProvisioningOperation.objects.get(pk=reduction.pk)
+        assert waiting.status == ProvisioningOperation.Status.PENDING and waiting.polls == 1
+        assert "licenses_released" not in waiting.milestones
+        assert Subscription.objects.get(pk=subscription.pk).quantity == 10
+        # Meanwhile nobody can take the seats being removed.
+        newcomer = DirectoryUser.objects.for_org(org).filter(has_usage_location=True).exclude(
+            assignments__sku=pool).first()
+        with pytest.raises(assignment_services.SeatsExhausted):
+            assignment_services.license_assign(organization=org, user=newcomer, sku=pool, actor=Actor.system("t"))
+    demo.run_pending_operations(org)
+    with tenant_context(org):
+        done = ProvisioningOperation.objects.get(pk=reduction.pk)
+        assert done.status == ProvisioningOperation.Status.SUCCEEDED, done.failure_reason
+        assert Subscription.objects.get(pk=subscription.pk).quantity == 8 and seats_held(org, pool) == 8
