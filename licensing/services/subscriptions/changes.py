@@ -28,8 +28,6 @@ from licensing.models import (
     Subscription,
 )
 from licensing.provisioning import (
-    OperationInProgress,
-    OperationRefused,
     operation_enqueue,
     operation_milestone,
     register_operation,
@@ -39,6 +37,7 @@ from ..assignments import _queue as queue_license_changes
 from ..directory import enqueue_on_commit, tenant_skus_refresh_later
 from ..seats import seat_pool_guard, seat_pool_shortfall
 from .ledger import Status, subscription_apply_remote
+from .reductions import await_releases, recheck_seats, releasable
 
 REFRESH_TASK = "licensing.tasks.refresh_subscription"
 
@@ -115,26 +114,6 @@ def subscription_reduction_plan(*, subscription: Subscription, new_quantity: int
     )
 
 
-def _releasable(subscription: Subscription, pool, release: Sequence) -> list[LicenseAssignment]:
-    """The chosen assignments of the subscription's pool, locked; each must hold an assigned license."""
-    wanted = {str(pk) for pk in release}
-    if pool is None:
-        raise ValidationError("This subscription's licenses are not in the tenant yet: sync the directory first.")
-    rows = list(
-        LicenseAssignment.objects.for_org(subscription.organization_id).select_for_update()
-        .select_related("user", "sku").filter(sku=pool, pk__in=list(wanted)).order_by("pk")
-    )
-    if len(rows) != len(wanted):
-        raise ValidationError("Some of the chosen users do not hold this license (any more). Reload the page.")
-    busy = [str(a.user) for a in rows if a.state != LicenseAssignment.State.ASSIGNED]
-    if busy:
-        raise SubscriptionChangeError(
-            f"A license change is already in progress for {', '.join(busy)}. Wait for it to finish, then try again.",
-            code="change_in_progress",
-        )
-    return rows
-
-
 @transaction.atomic
 def subscription_change_quantity(
     *, subscription: Subscription, actor: Actor, quantity: int, confirm_wipe_scheduled: bool = False,
@@ -166,7 +145,7 @@ def subscription_change_quantity(
         if release:
             # Locks the seat pool, then the chosen assignments (the order license_assign takes them in).
             probe = seat_pool_shortfall(subscription=subscription, new_quantity=quantity, lock=True)
-            released = _releasable(subscription, probe.pool if probe else None, release)
+            released = releasable(subscription, probe.pool if probe else None, release)
         # Under the pool lock: from here no assignment can take a seat this reduction removes.
         shortfall = seat_pool_guard(subscription=subscription, new_quantity=quantity, actor=actor,
                                     releasing=len(released), override_reason=override_reason)
@@ -316,55 +295,11 @@ def _apply(operation, subscription, remote, action) -> dict:
     return {"status": remote.status, "quantity": remote.quantity}
 
 
-RELEASE_POLL_SECONDS = 15
-
-
-def _await_releases(operation: ProvisioningOperation) -> None:
-    """A reduction that releases licenses first: wait for their unassignments, and refuse, naming who and
-    why, if any of them was not removed. Nothing has been sent to Partner Center at that point."""
-    after = operation.payload.get("after_operations") or []
-    if not after:
-        return
-    organization = operation.organization_id
-    waiting = list(ProvisioningOperation.objects.for_org(organization).filter(pk__in=after).exclude(
-        status__in=ProvisioningOperation.TERMINAL
-    ).values_list("next_attempt_at", flat=True))
-    if waiting:
-        # Look again when the slowest unassignment is next tried (it may be backing off from throttling),
-        # so the wait costs a poll per attempt of theirs rather than one every few seconds.
-        now = timezone.now()
-        due = max((at for at in waiting if at is not None), default=now)
-        retry_in = max(RELEASE_POLL_SECONDS, (due - now).total_seconds() + RELEASE_POLL_SECONDS)
-        raise OperationInProgress("Waiting for the licenses to be unassigned.", retry_in=retry_in)
-    kept = list(
-        LicenseAssignment.objects.for_org(organization).select_related("user")
-        .filter(pk__in=operation.payload.get("released") or []).exclude(state=LicenseAssignment.State.REMOVED)
-    )
-    if kept:
-        why = "; ".join(f"{a.user}: {a.error_message or 'Microsoft did not confirm the removal.'}" for a in kept)
-        raise OperationRefused(
-            f"The seats were not reduced, because Microsoft did not remove every license chosen for release "
-            f"({why}). The other chosen licenses were removed; choose again and retry.",
-            code="release_failed",
-        )
-    operation_milestone(operation, "licenses_released")
-
-
-def _recheck_seats(operation: ProvisioningOperation, subscription: Subscription, quantity: int) -> None:
-    """Under the pool lock again, just before Microsoft is asked: the licenses held must still fit."""
-    if quantity >= subscription.quantity or operation.payload.get("seat_check_overridden"):
-        return
-    shortfall = seat_pool_shortfall(subscription=subscription, new_quantity=quantity, lock=True,
-                                    exclude_operation=operation)
-    if shortfall is not None and shortfall.short:
-        raise OperationRefused(f"{shortfall.refusal()} The seats were not reduced.", code="seats_assigned")
-
-
 @register_operation("subscription.set_quantity", on_failure=lambda op: subscription_refresh_later(operation=op))
 def _run_set_quantity(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
-    _await_releases(operation)
-    _recheck_seats(operation, subscription, int(operation.payload["quantity"]))
+    await_releases(operation)
+    recheck_seats(operation, subscription, int(operation.payload["quantity"]))
     remote = default_client().partner_center.set_quantity(
         customer_id=customer_id, subscription_id=subscription.ms_subscription_id,
         quantity=int(operation.payload["quantity"]), request_id=str(operation.ms_request_id),
