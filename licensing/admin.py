@@ -39,6 +39,26 @@ class ReasonForm(forms.Form):
                              help_text="Shown to the customer and kept in the audit log.")
 
 
+OVERRIDE_HELP = ("Leave empty: the change is refused while more licenses are assigned than it leaves (the "
+                 "customer's rule too). Fill in only to go ahead anyway; the reason is kept in the audit log.")
+
+
+class SuspendForm(ReasonForm):
+    override_reason = forms.CharField(max_length=300, required=False, label="Override the seat check because",
+                                      widget=forms.Textarea(attrs={"rows": 2}), help_text=OVERRIDE_HELP)
+
+
+class SeatChangeForm(forms.Form):
+    quantity = forms.IntegerField(min_value=1, label="New number of seats")
+    override_reason = forms.CharField(max_length=300, required=False, label="Override the seat check because",
+                                      widget=forms.Textarea(attrs={"rows": 2}), help_text=OVERRIDE_HELP)
+
+
+class CancelForm(forms.Form):
+    override_reason = forms.CharField(max_length=300, required=False, label="Override the seat check because",
+                                      widget=forms.Textarea(attrs={"rows": 2}), help_text=OVERRIDE_HELP)
+
+
 class StaffTenantAdmin(admin.ModelAdmin):
     """Read-only view over every organisation's rows; changes happen through actions only."""
 
@@ -58,23 +78,25 @@ class StaffTenantAdmin(admin.ModelAdmin):
         return [f.name for f in self.model._meta.fields]
 
 
-def _with_reason(modeladmin, request, queryset, *, title: str, action: str, apply):
-    """An admin action that first asks for a reason on an intermediate page, then applies ``apply(obj, reason)``."""
+def _with_reason(modeladmin, request, queryset, *, title: str, action: str, apply, form_class=ReasonForm):
+    """An admin action that first asks for a reason (or the ``form_class``'s fields) on an intermediate page,
+    then applies ``apply(obj, reason)`` (``apply(obj, cleaned_data)`` for another form)."""
     if "apply" in request.POST:
-        form = ReasonForm(request.POST)
+        form = form_class(request.POST)
         if form.is_valid():
             done = 0
+            value = form.cleaned_data["reason"] if form_class is ReasonForm else form.cleaned_data
             for obj in queryset:
                 try:
                     with tenant_context(obj.organization_id):
-                        apply(obj, form.cleaned_data["reason"])
+                        apply(obj, value)
                     done += 1
                 except (ValueError, ValidationError, nce.RuleViolation) as exc:
                     modeladmin.message_user(request, f"{obj}: {exc}", messages.ERROR)
             modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS)
             return None
     else:
-        form = ReasonForm()
+        form = form_class()
     return TemplateResponse(request, "admin/licensing/reason.html", {
         **modeladmin.admin_site.each_context(request), "title": title, "form": form, "objects": queryset,
         "action": action, "opts": modeladmin.model._meta,
@@ -156,7 +178,24 @@ class SubscriptionAdmin(StaffTenantAdmin):
     list_select_related = ["organization"]
     search_fields = ["=ms_subscription_id", "product_title"]
     inlines = [EventInline]
-    actions = ["suspend", "reactivate"]
+    actions = ["change_seats", "cancel", "suspend", "reactivate"]
+
+    @admin.action(description="Change seats (refused below the licenses assigned)")
+    def change_seats(self, request, queryset):
+        return _with_reason(
+            self, request, queryset, title="Change seats", action="change_seats", form_class=SeatChangeForm,
+            apply=lambda sub, data: subscription_services.subscription_change_quantity(
+                subscription=sub, actor=Actor.staff(request.user), quantity=data["quantity"],
+                override_reason=data["override_reason"]),
+        )
+
+    @admin.action(description="Cancel (within the window; refused while licenses are assigned)")
+    def cancel(self, request, queryset):
+        return _with_reason(
+            self, request, queryset, title="Cancel subscriptions", action="cancel", form_class=CancelForm,
+            apply=lambda sub, data: subscription_services.subscription_cancel(
+                subscription=sub, actor=Actor.staff(request.user), override_reason=data["override_reason"]),
+        )
 
     # The same words and dates as the customer's pages (licensing.nce), as calendar days.
     @admin.display(description=nce.TERM_ENDS_LABEL, ordering="commitment_end")
@@ -174,9 +213,10 @@ class SubscriptionAdmin(StaffTenantAdmin):
     @admin.action(description="Suspend, with a reason")
     def suspend(self, request, queryset):
         return _with_reason(
-            self, request, queryset, title="Suspend subscriptions", action="suspend",
-            apply=lambda sub, reason: subscription_services.subscription_suspend(
-                subscription=sub, actor=Actor.staff(request.user), reason=reason),
+            self, request, queryset, title="Suspend subscriptions", action="suspend", form_class=SuspendForm,
+            apply=lambda sub, data: subscription_services.subscription_suspend(
+                subscription=sub, actor=Actor.staff(request.user), reason=data["reason"],
+                override_reason=data["override_reason"]),
         )
 
     @admin.action(description="Reactivate")

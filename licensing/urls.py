@@ -26,6 +26,7 @@ urlpatterns = [
     path("subscriptions/<uuid:pk>/", subscriptions.SubscriptionPage.as_view(), name="subscription"),
     path("subscriptions/<uuid:pk>/simulate/", subscriptions.ReductionSimulator.as_view(), name="subscription_simulate"),
     path("subscriptions/<uuid:pk>/quantity/", subscriptions.ChangeQuantity.as_view(), name="subscription_quantity"),
+    path("subscriptions/<uuid:pk>/reduce/", subscriptions.ReduceReleasing.as_view(), name="subscription_reduce"),
     path("subscriptions/<uuid:pk>/cancel/", subscriptions.CancelSubscription.as_view(), name="subscription_cancel"),
     path("subscriptions/<uuid:pk>/auto-renew/", subscriptions.ToggleAutoRenew.as_view(),
          name="subscription_auto_renew"),

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import Membership, MicrosoftTenant
 from accounts.roles import Role
 from core.models import AuditEvent
+from licensing.selectors.seats import over_assigned_pools
 from security.selectors import ActorLabel, audit_actor_labels, humanize_action
 
 RECENT_ACTIVITY_LIMIT = 5
@@ -35,6 +36,8 @@ class OrganizationOverview:
     tenant: MicrosoftTenant | None
     events_last_30_days: int
     recent_events: list[RecentEvent] = field(default_factory=list)
+    # Seat pools the reconcile found over-assigned, until resolved (licensing, decision 011).
+    over_assigned: list = field(default_factory=list)
 
     @property
     def owner_hint(self) -> str:
@@ -47,7 +50,7 @@ class OrganizationOverview:
 
 
 def organization_overview(*, organization) -> OrganizationOverview:
-    """Summary cards for the overview page: six queries at most, however big the organisation."""
+    """Summary cards for the overview page: seven queries at most, however big the organisation."""
     members = Membership.objects.filter(organization=organization).aggregate(
         total=Count("id"), owners=Count("id", filter=Q(role=Role.OWNER))
     )
@@ -66,4 +69,5 @@ def organization_overview(*, organization) -> OrganizationOverview:
             RecentEvent(event, labels[(event.actor_type, event.actor_id)], humanize_action(event.action))
             for event in recent
         ],
+        over_assigned=list(over_assigned_pools(organization)),
     )

@@ -20,12 +20,15 @@ class ApiError(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, fields=None):
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, fields=None,
+                 extra: dict | None = None):
         super().__init__(detail=message, code=code or self.default_code)
         if status_code:
             self.status_code = status_code
         self.error_code = code or self.default_code
         self.fields = fields or {}
+        # Numbers a client acts on (e.g. seats assigned, requested, short), beside code and message.
+        self.extra = extra or {}
 
 
 def request_too_large() -> ApiError:
@@ -35,8 +38,11 @@ def request_too_large() -> ApiError:
     )
 
 
-def error_body(code: str, message: str, fields: dict | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "fields": fields or {}, "request_id": get_request_id()}}
+def error_body(code: str, message: str, fields: dict | None = None, extra: dict | None = None) -> dict:
+    reserved = {"code", "message", "fields", "request_id"}
+    details = {k: v for k, v in (extra or {}).items() if k not in reserved}
+    return {"error": {"code": code, "message": message, "fields": fields or {}, "request_id": get_request_id(),
+                      **details}}
 
 
 def error_response(status_code: int, code: str, message: str, fields: dict | None = None) -> JsonResponse:
@@ -77,7 +83,7 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
 
     if isinstance(exc, ApiError):
-        body = error_body(exc.error_code, str(exc.detail), exc.fields)
+        body = error_body(exc.error_code, str(exc.detail), exc.fields, exc.extra)
         return Response(body, status=exc.status_code)
     if isinstance(exc, exceptions.ValidationError):
         body = error_body("validation_error", "Some fields are invalid.", _flatten(exc.detail))

@@ -14,6 +14,9 @@ class ErrorDetailSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField()), help_text="Field name to its error messages."
     )
     request_id = serializers.CharField(help_text="Quote this when contacting support.")
+    assigned = serializers.IntegerField(required=False, help_text="seats_assigned only: licenses held now.")
+    requested = serializers.IntegerField(required=False, help_text="seats_assigned only: seats the change leaves.")
+    short = serializers.IntegerField(required=False, help_text="seats_assigned only: licenses to unassign first.")
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -38,7 +41,8 @@ _ERROR_DESCRIPTIONS = {
     401: "Missing, unknown, revoked or expired API key.",
     403: "The role does not allow this, or a second-factor check is required.",
     404: "No such object in this organisation.",
-    409: "Conflicts with the current state, or the same Idempotency-Key is still in flight.",
+    409: "Conflicts with the current state (e.g. seats_assigned: more licenses assigned than the change leaves, "
+         "with assigned, requested and short), or the same Idempotency-Key is still in flight.",
     410: "Gone: shown once already, or expired (a temporary password).",
     413: "The request body is too large.",
     422: "The Idempotency-Key was already used for a different request.",

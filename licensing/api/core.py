@@ -29,6 +29,7 @@ from licensing.pricing import customer_price
 from licensing.selectors import assigned_by_subscription, catalog_products, product_offers, subscriptions_for
 from licensing.services import purchases
 from licensing.services import subscriptions as subscription_services
+from licensing.services.seats import SeatsStillAssigned
 
 CONFLICT_CODES = {"change_in_progress", "scheduled_changes_would_be_wiped", "not_ready", "no_tenant",
                   "agreement_required"}
@@ -36,6 +37,8 @@ CONFLICT_CODES = {"change_in_progress", "scheduled_changes_would_be_wiped", "not
 
 def service_error(exc: Exception) -> ApiError:
     """A refusal from a service, as the API's stable error (400 for bad input, 409 for the wrong moment)."""
+    if isinstance(exc, SeatsStillAssigned):
+        return ApiError(str(exc), code=exc.code, status_code=409, extra=exc.as_fields())
     if isinstance(exc, nce.RuleViolation):
         return ApiError(str(exc), code=exc.code, status_code=409 if exc.code in CONFLICT_CODES else 400)
     code = getattr(exc, "code", None) or "invalid"
@@ -218,6 +221,11 @@ class ChangeInputSerializer(serializers.Serializer):
     confirm_wipe_scheduled = serializers.BooleanField(
         default=False, help_text="A quantity change deletes changes scheduled for the next term; confirm it."
     )
+    release = serializers.ListField(
+        child=serializers.UUIDField(), required=False, default=list, max_length=1000,
+        help_text="License assignment ids of this subscription's license to unassign first, in the same step: "
+                  "the reduction goes ahead only once every one of them is removed.",
+    )
 
     def validate(self, attrs):
         if ("quantity" in attrs) == ("auto_renew" in attrs):
@@ -236,6 +244,9 @@ class ScheduleInputSerializer(serializers.Serializer):
 class AcceptedSerializer(serializers.Serializer):
     subscription = SubscriptionSerializer()
     operation = OperationSerializer()
+    warning = serializers.CharField(
+        required=False, help_text="A change that lowers the seats at the end of the term while more licenses are "
+                                  "assigned than it leaves: who to unassign before then.")
 
 
 @extend_schema_view(
@@ -262,13 +273,13 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         context["assigned"] = assigned_by_subscription(self.organization)
         return context
 
-    def _accepted(self, subscription, operation):
+    def _accepted(self, subscription, operation, warning: str = ""):
         subscription.refresh_from_db()
-        return Response(
-            {"subscription": SubscriptionSerializer(subscription, context=self.get_serializer_context()).data,
-             "operation": OperationSerializer(operation).data},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        body = {"subscription": SubscriptionSerializer(subscription, context=self.get_serializer_context()).data,
+                "operation": OperationSerializer(operation).data}
+        if warning:
+            body["warning"] = warning
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Buy a subscription",
@@ -303,7 +314,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
     @extend_schema(
         summary="Change seats or auto-renew",
         description="Adding seats is always possible. Removing seats is possible only for seats added in the last "
-                    "7 days; otherwise the answer is 400 seat_window_closed: schedule it for the next term instead.",
+                    "7 days; otherwise the answer is 400 seat_window_closed: schedule it for the next term instead. "
+                    "Removing seats below the licenses assigned is 409 seats_assigned (with assigned, requested and "
+                    "short) and nothing is queued; name the users to release in `release` to do both in one step.",
         request=ChangeInputSerializer,
         responses={202: AcceptedSerializer, **error_responses(400, 403, 404, 409)},
     )
@@ -316,7 +329,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
             if "quantity" in values:
                 operation = subscription_services.subscription_change_quantity(
                     subscription=subscription, actor=audit_actor(self.actor), quantity=values["quantity"],
-                    confirm_wipe_scheduled=values["confirm_wipe_scheduled"],
+                    confirm_wipe_scheduled=values["confirm_wipe_scheduled"], release=values["release"],
+                    requested_by=None if isinstance(self.actor, ApiKey) else self.actor,
                 )
             else:
                 operation = subscription_services.subscription_set_auto_renew(
@@ -324,7 +338,10 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
                 )
         except (nce.RuleViolation, ValidationError) as exc:
             raise service_error(exc) from exc
-        return self._accepted(subscription, operation)
+        warning = ""
+        if values.get("auto_renew") is False:
+            warning = subscription_services.seat_warning_at_term_end(subscription=subscription, quantity=0)
+        return self._accepted(subscription, operation, warning)
 
     @extend_schema(
         summary="Cancel a subscription",
@@ -367,7 +384,11 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
                 )
         except (nce.RuleViolation, ValidationError) as exc:
             raise service_error(exc) from exc
-        return self._accepted(subscription, operation)
+        warning = ""
+        if not values.get("clear") and values.get("quantity") is not None:
+            warning = subscription_services.seat_warning_at_term_end(subscription=subscription,
+                                                                     quantity=values["quantity"])
+        return self._accepted(subscription, operation, warning)
 
 
 @extend_schema_view(

@@ -97,6 +97,10 @@ class TenantSku(TenantModel):
     # Non-user SKUs (e.g. Defender for Servers) are excluded from waste reports.
     applies_to_users = models.BooleanField(default=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set by the reconcile when Microsoft lowered the seats below the licenses held (the seat
+    # invariant, decision 011); cleared once it holds again. The portal never unassigns by itself.
+    over_assigned_since = models.DateTimeField(null=True, blank=True)
+    over_assigned_by = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["display_name", "sku_part_number"]
@@ -115,6 +119,7 @@ declare(
     not_personal=[
         "sku_id", "sku_part_number", "display_name", "capability_status", "purchased", "suspended",
         "consumed_in_tenant", "service_plans", "subscription_ids", "applies_to_users", "last_synced_at",
+        "over_assigned_since", "over_assigned_by",
     ],
 )
 

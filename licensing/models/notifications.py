@@ -16,6 +16,7 @@ class Notification(TenantModel):
         LICENSES_EXPIRING = "licenses_expiring", "Licenses expiring"
         SERVICE_HEALTH = "service_health", "Service health"
         ASSIGNMENT = "assignment", "License assignment"
+        OVER_ASSIGNED = "over_assigned", "More licenses assigned than purchased"
 
     class Level(models.TextChoices):
         INFO = "info", "Information"

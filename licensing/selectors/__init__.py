@@ -15,6 +15,7 @@ from .core import (  # noqa: F401
     catalog_families,
     catalog_products,
     gdap_relationships,
+    has_timeline,
     onboarding_of,
     operation_timeline,
     operations_for,

@@ -149,10 +149,27 @@ TIMELINE = (
 )
 
 
+REDUCTION_TIMELINE = (
+    ("submitted", "Submitted"),
+    ("licenses_released", "Chosen licenses unassigned"),
+    ("seats_changed", "Seats reduced at Microsoft"),
+)
+
+
+def has_timeline(operation: ProvisioningOperation) -> bool:
+    return operation.kind == "order.checkout" or is_releasing_reduction(operation)
+
+
+def is_releasing_reduction(operation: ProvisioningOperation) -> bool:
+    return operation.kind == "subscription.set_quantity" and bool((operation.payload or {}).get("after_operations"))
+
+
 def operation_timeline(operation: ProvisioningOperation) -> list[dict]:
-    """The steps of an order's provisioning, done or not, for the timeline and its progress bar."""
+    """The steps of an order's provisioning (or of a reduction that releases licenses first), done or not,
+    for the timeline and its progress bar."""
+    labels = REDUCTION_TIMELINE if is_releasing_reduction(operation) else TIMELINE
     steps = []
-    for key, label in TIMELINE:
+    for key, label in labels:
         # Milestones are stored as UTC ISO strings in JSON; a datetime lets the page show the organisation's time.
         stamp = operation.milestones.get(key)
         steps.append({"key": key, "label": label, "at": parse_datetime(stamp) if stamp else None,

@@ -20,6 +20,7 @@ from django.utils import timezone
 from licensing import nce
 from licensing.models import LicenseAssignment, ServicePlan, Subscription, TenantSku, UsageSnapshot
 
+from .seats import purchased_by_pool, seats_purchased
 from .settings import licensing_settings
 
 ZERO = Decimal("0.00")
@@ -75,7 +76,8 @@ def seats_in_use(organization, sku: TenantSku) -> int:
 
 
 def seats_free(organization, sku: TenantSku) -> int:
-    return sku.purchased - seats_in_use(organization, sku)
+    """Seats left to assign: purchased as the seat invariant counts them (queued reductions included)."""
+    return seats_purchased(organization, sku) - seats_in_use(organization, sku)
 
 
 def assigned_seats_by_sku(organization) -> dict[str, int]:
@@ -188,16 +190,22 @@ class PoolRow:
 
 
 def pool_rows(organization) -> list[PoolRow]:
-    """Seats per SKU with the monthly cost of what is not assigned. Four queries.
+    """Seats per SKU with the monthly cost of what is not assigned. Six queries.
 
-    ``purchased`` counts every seat bought, suspended ones included; ``available`` only the usable ones."""
+    Usable seats are those of the seat invariant (:mod:`licensing.selectors.seats`) as they are now, so
+    every page and the API agree with the subscriptions (a queued reduction shows once it is done).
+    ``purchased`` adds the suspended seats, so a suspended subscription is shown, with its state;
+    ``available`` counts only usable ones."""
     prices = monthly_unit_prices(organization)
     suspended_by_sku = suspended_seats_by_sku(organization)
     rows = []
-    for sku in seat_pools(organization):
+    pools = list(seat_pools(organization))
+    purchased_of = purchased_by_pool(organization, pools, in_flight=False)
+    for sku in pools:
+        purchased = purchased_of[sku.pk]
         price, currency = prices.get(str(sku.sku_id).lower(), (None, ""))
         suspended = max(sku.suspended, suspended_by_sku.get(str(sku.sku_id).lower(), 0))
-        usable = sku.purchased if sku.suspended else max(0, sku.purchased - suspended)
+        usable = purchased  # active subscriptions only: suspended seats are never usable
         unassigned = max(0, usable - sku.assigned_count)
         unassigned_cost = (price * unassigned).quantize(nce.CENT, rounding=ROUND_HALF_UP) if price is not None else None
         rows.append(PoolRow(

@@ -24,6 +24,7 @@ from core.timezones import format_day, format_moment, organization_zone
 from licensing import nce
 from licensing.models import Notification, ProvisioningOperation, ServiceAnnouncement, Subscription
 from licensing.selectors import licensing_settings
+from licensing.selectors import seats as selectors_seats
 from licensing.selectors import usage as selectors_usage
 
 from .directory import enqueue
@@ -136,14 +137,20 @@ def reminders_run(*, organization, now: datetime | None = None) -> int:
         offset = _due_offset(days_left, offsets)
         link = _url("licensing:subscription", organization, pk=sub.pk)
         if offset is not None and sub.auto_renew:
+            renewing = int((sub.scheduled_next_term or {}).get("quantity") or sub.quantity)
+            # The seat invariant, checked again before a lower scheduled quantity takes effect.
+            short = selectors_seats.seats_short_at(sub, renewing) if renewing < sub.quantity else 0
+            warning = (f" {short} more license(s) are assigned than the {renewing} seats it renews with: "
+                       "unassign them before then, or they will show as over-assigned." if short else "")
             sent += len(notification_send(
                 organization=organization, recipients=renewal_people, kind=Notification.Kind.RENEWAL_REMINDER,
                 title=f"{sub} renews on {format_day(dates.renews_on)}",
-                body=(f"{sub.quantity} seat(s) renew on {format_day(dates.renews_on)}. "
+                body=(f"{renewing} seat(s) renew on {format_day(dates.renews_on)}. "
                       f"{nce.LAST_DAY_TO_REDUCE_LABEL}: {format_day(dates.last_day_to_reduce)} "
                       f"({days_left} day{'s' if days_left != 1 else ''} from today), the day the term ends: "
                       "schedule fewer seats or another term by then; after renewal, seats can only be "
-                      "removed within 7 days."),
+                      f"removed within 7 days.{warning}"),
+                level=Notification.Level.WARNING if short else Notification.Level.INFO,
                 link_url=link, dedupe_key=f"renewal:{sub.pk}:{term_key}:{offset}",
             ))
         if not sub.auto_renew and 0 <= days_left <= EXPIRY_WARNING_DAYS:

@@ -17,6 +17,7 @@ from licensing.models import LicenseAssignment
 from licensing.selectors import directory as selectors_directory
 from licensing.selectors import directory_actions as selectors_actions
 from licensing.selectors import directory_search
+from licensing.selectors import seats as selectors_seats
 from licensing.selectors import usage as selectors_usage
 from licensing.services import assignments as assignment_services
 from licensing.services import directory as directory_services
@@ -43,6 +44,7 @@ class LicensesPage(OrganizationMixin, TemplateView):
             "totals": selectors_usage.unassigned_cost_total(rows),
             "sync": selectors_directory.latest_sync(self.organization),
             "can_manage": can_manage,
+            "over_assigned": list(selectors_seats.over_assigned_pools(self.organization)),
         }
 
 

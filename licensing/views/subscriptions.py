@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 from django.views.generic import TemplateView
@@ -15,9 +16,11 @@ from accounts.roles import Perm
 from licensing import nce, selectors
 from licensing.forms import QuantityForm, ScheduleForm
 from licensing.models import ProvisioningOperation, Subscription
+from licensing.selectors import seats as selectors_seats
 from licensing.services import subscriptions as subscription_services
+from licensing.services.seats import SeatsStillAssigned, seat_pool_shortfall
 
-from . import actor_of, error_text
+from . import actor_of, error_text, well_formed_uuids
 
 
 def _windows(subscription: Subscription, now) -> dict:
@@ -124,12 +127,22 @@ class _SubscriptionAction(SubscriptionMixin, View):
         subscription = self.get_subscription()
         try:
             operation = self.act(request, subscription)
+        except SeatsStillAssigned as exc:
+            return self.seats_still_assigned(request, subscription, exc)
         except (nce.RuleViolation, ValidationError) as exc:
             messages.error(request, error_text(exc))
         else:
             if operation is not None:
                 messages.success(request, self.success_message)
+                self.warn(request, subscription)
         return self.back()
+
+    def seats_still_assigned(self, request, subscription, exc: SeatsStillAssigned):
+        messages.error(request, str(exc))
+        return self.back()
+
+    def warn(self, request, subscription) -> None:
+        """A change accepted now that lowers the seats later says so (see seat_warning_at_term_end)."""
 
 
 class ChangeQuantity(_SubscriptionAction):
@@ -141,8 +154,69 @@ class ChangeQuantity(_SubscriptionAction):
             raise ValidationError("Enter a whole number of seats.")
         return subscription_services.subscription_change_quantity(
             subscription=subscription, actor=actor_of(request), quantity=form.cleaned_data["quantity"],
-            confirm_wipe_scheduled=form.cleaned_data["confirm_wipe_scheduled"],
+            confirm_wipe_scheduled=form.cleaned_data["confirm_wipe_scheduled"], requested_by=request.user,
         )
+
+    def seats_still_assigned(self, request, subscription, exc):
+        # The way out, in the same flow: choose whose licenses to release, then reduce.
+        messages.error(request, f"{exc} Choose whose licenses to release below.")
+        url = reverse("licensing:subscription_reduce", kwargs={"org_slug": self.organization.slug,
+                                                                "pk": subscription.pk})
+        wipe = "&confirm_wipe_scheduled=1" if request.POST.get("confirm_wipe_scheduled") else ""
+        return redirect(f"{url}?quantity={exc_quantity(request)}{wipe}")
+
+
+def exc_quantity(request) -> int:
+    try:
+        return int(request.POST.get("quantity", 0))
+    except ValueError:
+        return 0
+
+
+class ReduceReleasing(SubscriptionMixin, TemplateView):
+    """Reduce seats below the licenses held: pick whose licenses go, then one confirmation queues the
+    unassignments and the reduction, in that order, as one operation sequence."""
+
+    template_name = "licensing/reduce.html"
+    permission = Perm.LICENSES_MANAGE
+
+    def _quantity(self, data, subscription) -> int:
+        try:
+            value = int(data.get("quantity", subscription.quantity))
+        except (TypeError, ValueError):
+            return subscription.quantity
+        return value if 0 < value < subscription.quantity else subscription.quantity
+
+    def get_context_data(self, **kwargs):
+        subscription = self.get_subscription()
+        quantity = self._quantity(self.request.GET, subscription)
+        shortfall = seat_pool_shortfall(subscription=subscription, new_quantity=quantity)
+        candidates = (selectors_seats.release_candidates(self.organization, shortfall.pool)
+                      if shortfall is not None else [])
+        chosen = {str(pk) for pk in well_formed_uuids(self.request.GET.getlist("release"))}
+        return super().get_context_data(
+            subscription=subscription, quantity=quantity, shortfall=shortfall, candidates=candidates[:1000],
+            chosen=chosen, confirm_wipe_scheduled=self.request.GET.get("confirm_wipe_scheduled") == "1", **kwargs,
+        )
+
+    def post(self, request, *args, **kwargs):
+        subscription = self.get_subscription()
+        quantity = self._quantity(request.POST, subscription)
+        release = well_formed_uuids(request.POST.getlist("release"))
+        try:
+            operation = subscription_services.subscription_change_quantity(
+                subscription=subscription, actor=actor_of(request), quantity=quantity, release=release,
+                confirm_wipe_scheduled=request.POST.get("confirm_wipe_scheduled") == "1", requested_by=request.user,
+            )
+        except (nce.RuleViolation, ValidationError) as exc:
+            messages.error(request, error_text(exc))
+            url = reverse("licensing:subscription_reduce", kwargs={"org_slug": self.organization.slug,
+                                                                    "pk": subscription.pk})
+            query = "&".join([f"quantity={quantity}", *(f"release={pk}" for pk in release)])
+            return redirect(f"{url}?{query}")
+        messages.success(request, f"Releasing {len(release)} license(s), then reducing to {quantity} seats. "
+                                  "The timeline shows each step.")
+        return redirect("licensing:operation", org_slug=self.organization.slug, pk=operation.pk)
 
 
 class CancelSubscription(_SubscriptionAction):
@@ -160,6 +234,12 @@ class ToggleAutoRenew(_SubscriptionAction):
             subscription=subscription, actor=actor_of(request), enabled=request.POST.get("enabled") == "1"
         )
 
+    def warn(self, request, subscription):
+        if request.POST.get("enabled") != "1":
+            warning = subscription_services.seat_warning_at_term_end(subscription=subscription, quantity=0)
+            if warning:
+                messages.warning(request, warning)
+
 
 class ScheduleChange(_SubscriptionAction):
     success_message = "Next-term changes sent to Microsoft."
@@ -176,6 +256,14 @@ class ScheduleChange(_SubscriptionAction):
             subscription=subscription, actor=actor_of(request), quantity=data["quantity"],
             term_duration=data["term_duration"], billing_cycle=data["billing_cycle"],
         )
+
+    def warn(self, request, subscription):
+        form = ScheduleForm(request.POST)
+        if request.POST.get("clear") != "1" and form.is_valid() and form.cleaned_data.get("quantity"):
+            warning = subscription_services.seat_warning_at_term_end(subscription=subscription,
+                                                                     quantity=form.cleaned_data["quantity"])
+            if warning:
+                messages.warning(request, warning)
 
 
 class OperationsPage(OrganizationMixin, TemplateView):
@@ -196,7 +284,7 @@ class OperationPage(OrganizationMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         operation = get_object_or_404(selectors.operations_for(self.organization), pk=self.kwargs["pk"])
-        timeline = selectors.operation_timeline(operation) if operation.kind == "order.checkout" else []
+        timeline = selectors.operation_timeline(operation) if selectors.has_timeline(operation) else []
         return super().get_context_data(
             operation=operation, timeline=timeline, attempts=operation.attempt_set.all(),
             done_steps=sum(1 for s in timeline if s["done"]), total_steps=len(timeline), **kwargs,

@@ -18,8 +18,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from core.audit import Actor
 from core.tenancy import tenant_context
-from licensing.models import DirectoryUser
+from licensing.models import DirectoryUser, LicenseAssignment
+from licensing.services.assignments import license_unassign
 from licensing.tasks import reconcile_all
 
 from .conftest import confirm_dialog, sign_in
@@ -231,6 +233,13 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     expect(page.get_by_role("status").filter(has_text="Change sent to Microsoft")).to_be_visible()
     expect(page.get_by_role("definition").filter(has_text="purchased")).to_have_text("198 assigned of 198 purchased")
 
+    # Someone leaves and their license is unassigned: with every seat assigned, a further reduction would
+    # be refused by the seat check before reaching Microsoft (decision 011, tests/e2e/test_seat_reduction.py).
+    with tenant_context(owner.organization):
+        leaver = LicenseAssignment.objects.for_org(owner.organization).filter(sku__display_name=PRODUCT,
+                                                                         state="assigned").first()
+        license_unassign(organization=owner.organization, assignment=leaver, actor=Actor.system("tests"))
+
     # Eight days later by Microsoft's clock, every batch is past its window. The portal has not heard yet
     # and sends the change; Microsoft refuses, and the page says so in plain words instead of staying
     # silent. The refusal re-reads the subscription, so the page stops offering seats back.
@@ -243,7 +252,7 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     refused = page.get_by_role("alert").filter(has_text="Microsoft did not make the last change")
     expect(refused).to_contain_text("Schedule the reduction for the next term instead.")
     expect(page.locator("#refundable-seats")).to_have_text("0")
-    expect(page.get_by_role("definition").filter(has_text="purchased")).to_have_text("198 assigned of 198 purchased")
+    expect(page.get_by_role("definition").filter(has_text="purchased")).to_have_text("197 assigned of 198 purchased")
 
     # The hourly reconcile brings Microsoft's seat windows in; from then on the portal refuses before
     # sending anything, with the reason and what to do instead.
@@ -256,7 +265,7 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     expect(seats).to_have_accessible_description(closed)
     page.get_by_role("button", name="Apply now").click()
     expect(page.locator("#messages").get_by_role("alert")).to_have_text(closed)
-    expect(page.get_by_role("definition").filter(has_text="purchased")).to_have_text("198 assigned of 198 purchased")
+    expect(page.get_by_role("definition").filter(has_text="purchased")).to_have_text("197 assigned of 198 purchased")
 
     # A subscription bought now is inside its own cancellation window: cancel it, refund shown first.
     buy(page, product="Exchange Online (Plan 1)", seats=5, offer="1 month term, billed monthly")
@@ -273,4 +282,4 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     nav.get_by_role("link", name="Subscriptions").click()
     rows = page.get_by_role("table").get_by_role("row")
     expect(rows.filter(has_text="Exchange Online (Plan 1)")).to_contain_text("Cancelled")
-    expect(rows.filter(has_text=PRODUCT)).to_contain_text("198 / 198")
+    expect(rows.filter(has_text=PRODUCT)).to_contain_text("197 / 198")

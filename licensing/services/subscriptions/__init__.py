@@ -8,9 +8,11 @@ Rules that depend on time (windows, refunds) come from :mod:`licensing.nce`.
 - ledger: :func:`subscription_apply_remote` and the change ledger;
 - changes: the changes a customer asks for, and their outbox handlers (registered when this package
   is imported, which is why the modules are imported here);
+- reductions: a reduction that releases chosen users' licenses first (the seat invariant, decision 011);
 - reconcile: reconcile and refresh against Partner Center.
 """
 
+from ..seats import SeatsStillAssigned, seat_warning_at_term_end  # noqa: F401
 from .changes import (  # noqa: F401
     REFRESH_TASK,
     SubscriptionChangeError,

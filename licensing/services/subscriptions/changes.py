@@ -2,10 +2,18 @@
 
 Each is refused up front when New Commerce does not allow it (SubscriptionChangeError), else written
 as an outbox operation; its handler, registered here, applies Microsoft's answer through the ledger.
+
+Changes that lower the seats (reduction, cancellation, suspension) are also checked against the seat
+invariant under the seat pool's lock (:mod:`licensing.services.seats`, decision 011). A reduction can
+release chosen users' licenses in the same step: their unassignments are queued first, and the
+reduction's handler waits for them and goes ahead only if every one of them was removed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,13 +23,21 @@ from licensing import nce
 from licensing.microsoft.client import default_client
 from licensing.models import (
     Availability,
+    LicenseAssignment,
     ProvisioningOperation,
     Subscription,
 )
-from licensing.provisioning import operation_enqueue, register_operation
+from licensing.provisioning import (
+    operation_enqueue,
+    operation_milestone,
+    register_operation,
+)
 
+from ..assignments import _queue as queue_license_changes
 from ..directory import enqueue_on_commit, tenant_skus_refresh_later
+from ..seats import seat_pool_guard, seat_pool_shortfall
 from .ledger import Status, subscription_apply_remote
+from .reductions import await_releases, recheck_seats, releasable
 
 REFRESH_TASK = "licensing.tasks.refresh_subscription"
 
@@ -107,9 +123,16 @@ def subscription_reduction_plan(*, subscription: Subscription, new_quantity: int
 @transaction.atomic
 def subscription_change_quantity(
     *, subscription: Subscription, actor: Actor, quantity: int, confirm_wipe_scheduled: bool = False,
-    idempotency_key: str = "",
+    idempotency_key: str = "", release: Sequence = (), requested_by=None, override_reason: str = "",
 ) -> ProvisioningOperation:
-    """Add seats at any time; remove seats only from batches still inside their 7-day window."""
+    """Add seats at any time; remove seats only from batches still inside their 7-day window, and only
+    down to the licenses held (the seat invariant).
+
+    ``release`` (assignment ids of the SKU) unassigns those users first, in the same step: their
+    unassignments and then the reduction are queued together, and the reduction goes ahead only once
+    every one of them is confirmed removed. Staff may pass ``override_reason`` to reduce below the
+    licenses held; it is audited.
+    """
     subscription = _lock(subscription)
     _require_status(subscription, Status.ACTIVE, verb="changed")
     if quantity == subscription.quantity:
@@ -117,28 +140,56 @@ def subscription_change_quantity(
     maximum = _maximum(subscription)
     if maximum and quantity > maximum:
         raise SubscriptionChangeError(f"This offer allows at most {maximum} seats.", code="quantity_too_high")
+    if release and quantity > subscription.quantity:
+        raise ValidationError("Licenses are released only together with a seat reduction.")
+    released: list[LicenseAssignment] = []
+    shortfall = None
     if quantity < subscription.quantity:
         plan = subscription_reduction_plan(subscription=subscription, new_quantity=quantity)
         if not plan.allowed:
             raise SubscriptionChangeError(plan.reason, code="seat_window_closed")
+        if release:
+            # Locks the seat pool, then the chosen assignments (the order license_assign takes them in).
+            probe = seat_pool_shortfall(subscription=subscription, new_quantity=quantity, lock=True)
+            released = releasable(subscription, probe.pool if probe else None, release)
+        # Under the pool lock: from here no assignment can take a seat this reduction removes.
+        shortfall = seat_pool_guard(subscription=subscription, new_quantity=quantity, actor=actor,
+                                    releasing=len(released), override_reason=override_reason)
     _guard_scheduled(subscription, confirm_wipe_scheduled)
+    after = []
+    if released:
+        after = queue_license_changes(subscription.organization, released, LicenseAssignment.State.REMOVING, actor,
+                                      requested_by)
+        for assignment in released:
+            audit_record(actor=actor, action="license.unassign_requested", organization=subscription.organization_id,
+                         target=assignment, metadata={"sku": str(assignment.sku.sku_id), "for": "seat_reduction"})
+    payload = {"quantity": quantity}
+    if after:
+        payload.update(after_operations=[str(op.pk) for op in after], released=[str(a.pk) for a in released])
+    if shortfall is not None and shortfall.short and override_reason:
+        payload["seat_check_overridden"] = True
     return _enqueue(
-        subscription, kind="subscription.set_quantity", actor=actor, payload={"quantity": quantity},
+        subscription, kind="subscription.set_quantity", actor=actor, payload=payload,
         audit_action="subscription.quantity_change_requested",
-        metadata={"from": subscription.quantity, "to": quantity}, idempotency_key=idempotency_key,
+        metadata={"from": subscription.quantity, "to": quantity, "released": len(released)},
+        idempotency_key=idempotency_key,
     )
 
 
 @transaction.atomic
 def subscription_cancel(
-    *, subscription: Subscription, actor: Actor, idempotency_key: str = ""
+    *, subscription: Subscription, actor: Actor, idempotency_key: str = "", override_reason: str = "",
 ) -> ProvisioningOperation:
+    """Cancel within the window, once no license of it is still assigned (staff may override, audited)."""
     subscription = _lock(subscription)
     _require_status(subscription, Status.ACTIVE, Status.SUSPENDED, verb="cancelled")
     try:
         nce.check_cancellation(cancellation_allowed_until=subscription.cancellation_allowed_until, now=timezone.now())
     except nce.RuleViolation as exc:
         raise SubscriptionChangeError(str(exc), code=exc.code) from None
+    if subscription.status == Status.ACTIVE:
+        seat_pool_guard(subscription=subscription, new_quantity=0, actor=actor, verb="cancelling",
+                        override_reason=override_reason)
     return _enqueue(subscription, kind="subscription.cancel", actor=actor, payload={},
                     audit_action="subscription.cancel_requested", metadata={"quantity": subscription.quantity},
                     idempotency_key=idempotency_key)
@@ -185,8 +236,15 @@ def subscription_schedule_change(
         )
     instructions = {"quantity": new_quantity, "term_duration": term, "billing_cycle": cycle,
                     "catalog_item_id": target}
+    metadata = dict(instructions)
+    if new_quantity < subscription.quantity:
+        # Not refused (the renewal is months away), but warned about and recorded: the reconcile checks
+        # again when the renewal takes effect. seat_warning_at_term_end words it for the page and the API.
+        shortfall = seat_pool_shortfall(subscription=subscription, new_quantity=new_quantity)
+        if shortfall is not None and shortfall.short:
+            metadata["seats_short_at_renewal"] = shortfall.short
     return _enqueue(subscription, kind="subscription.schedule", actor=actor, payload={"instructions": instructions},
-                    audit_action="subscription.schedule_requested", metadata=instructions,
+                    audit_action="subscription.schedule_requested", metadata=metadata,
                     idempotency_key=idempotency_key)
 
 
@@ -200,13 +258,20 @@ def subscription_clear_schedule(*, subscription: Subscription, actor: Actor) -> 
 
 
 @transaction.atomic
-def subscription_suspend(*, subscription: Subscription, actor: Actor, reason: str) -> ProvisioningOperation:
-    """Block access now (fraud response, staff). Microsoft keeps billing and turns auto-renew off."""
+def subscription_suspend(*, subscription: Subscription, actor: Actor, reason: str,
+                         override_reason: str = "") -> ProvisioningOperation:
+    """Block access now (fraud response, staff). Microsoft keeps billing and turns auto-renew off.
+
+    A suspension takes the seats away, so it is refused while licenses of it are assigned unless the
+    seat check is overridden with a reason (audited): a fraud response passes one.
+    """
     reason = (reason or "").strip()
     if not reason:
         raise SubscriptionChangeError("Give a reason for the suspension.", code="reason_required")
     subscription = _lock(subscription)
     _require_status(subscription, Status.ACTIVE, verb="suspended")
+    seat_pool_guard(subscription=subscription, new_quantity=0, actor=actor, verb="suspending",
+                    override_reason=override_reason)
     subscription.suspension_reason = reason[:300]
     subscription.save(update_fields=["suspension_reason", "updated_at"])
     return _enqueue(subscription, kind="subscription.suspend", actor=actor, payload={"reason": reason[:300]},
@@ -239,11 +304,14 @@ def _apply(operation, subscription, remote, action) -> dict:
 @register_operation("subscription.set_quantity", on_failure=lambda op: subscription_refresh_later(operation=op))
 def _run_set_quantity(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
+    await_releases(operation)
+    recheck_seats(operation, subscription, int(operation.payload["quantity"]))
     remote = default_client().partner_center.set_quantity(
         customer_id=customer_id, subscription_id=subscription.ms_subscription_id,
         quantity=int(operation.payload["quantity"]), request_id=str(operation.ms_request_id),
     )
     result = _apply(operation, subscription, remote, "quantity_changed")
+    operation_milestone(operation, "seats_changed")
     tenant_skus_refresh_later(organization_id=subscription.organization_id)
     return result
 

@@ -1,4 +1,8 @@
 """Reconcile against Partner Center: import subscriptions made elsewhere, record drift, refresh one.
+
+After adopting Microsoft's view, the reconcile checks the seat invariant of every pool (Microsoft may
+have lowered the seats: a renewal at fewer seats, a suspension, an expiry, a change in Partner Center)
+and marks the pools left over-assigned (:func:`licensing.services.seats.seat_pools_flag_over_assigned`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from licensing.models import (
 )
 
 from ..catalog import customer_unit_price
+from ..seats import seat_pools_flag_over_assigned
 from .ledger import _status_from_remote, subscription_apply_remote
 
 DRIFT_FIELDS = ("status", "quantity", "auto_renew", "term_duration", "billing_cycle")
@@ -74,6 +79,7 @@ def subscription_reconcile(*, organization) -> dict:
                                  organization=organization, target=local, metadata={"fields": sorted(drift)})
                 action = "reconcile_drift" if drift else "reconcile"
             subscription_apply_remote(subscription=local, remote=remote, action=action, actor_label="system:reconcile")
+    counts.update(seat_pools_flag_over_assigned(organization=organization))
     return counts
 
 

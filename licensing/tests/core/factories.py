@@ -9,7 +9,7 @@ import factory
 from django.utils import timezone
 
 from accounts.tests.factories import OrganizationFactory
-from licensing.models import Availability, Price, Product, SeatBatch, Sku, Subscription
+from licensing.models import Availability, DirectoryUser, Price, Product, SeatBatch, Sku, Subscription, TenantSku
 
 
 class ProductFactory(factory.django.DjangoModelFactory):
@@ -83,3 +83,28 @@ class SeatBatchFactory(factory.django.DjangoModelFactory):
     quantity = 10
     added_at = factory.LazyFunction(timezone.now)
     refundable_until = factory.LazyAttribute(lambda o: o.added_at + timedelta(days=7))
+
+
+class TenantSkuFactory(factory.django.DjangoModelFactory):
+    """A seat pool as Graph's subscribedSkus would report it."""
+
+    class Meta:
+        model = TenantSku
+
+    organization = factory.SubFactory(OrganizationFactory)
+    sku_id = factory.Faker("uuid4", cast_to=None)
+    sku_part_number = factory.Sequence(lambda n: f"TEST_SKU_{n}")
+    display_name = factory.Sequence(lambda n: f"Test License {n}")
+    purchased = 10
+
+
+class DirectoryUserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DirectoryUser
+
+    organization = factory.SubFactory(OrganizationFactory)
+    graph_id = factory.Faker("uuid4", cast_to=None)
+    display_name = factory.Sequence(lambda n: f"User {n}")
+    user_principal_name = factory.Sequence(lambda n: f"user{n}@contoso.example")
+    usage_location = "US"
+    has_usage_location = True
