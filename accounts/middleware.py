@@ -10,6 +10,14 @@ from core.api.errors import error_response
 from .selectors import membership_for_slug
 from .signin import user_session_touch
 
+# The privacy notice and the privacy choices answer anyone, signed in or not, at any step of signing in.
+PUBLIC_PRIVACY_URL_NAMES = frozenset(
+    {
+        "privacy:notice",
+        "privacy:notice_version",
+    }
+)
+
 # Reachable before the second factor is verified.
 MFA_EXEMPT_URL_NAMES = frozenset(
     {
@@ -30,7 +38,7 @@ MFA_EXEMPT_URL_NAMES = frozenset(
         "accounts:invitation_accept",
         "portal:healthz",
     }
-)
+) | PUBLIC_PRIVACY_URL_NAMES
 
 # Reachable before the email address is confirmed (the rest of the sign-in steps wait for it).
 EMAIL_UNVERIFIED_URL_NAMES = frozenset(
@@ -46,7 +54,7 @@ EMAIL_UNVERIFIED_URL_NAMES = frozenset(
         "accounts:invitation_accept",
         "portal:healthz",
     }
-)
+) | PUBLIC_PRIVACY_URL_NAMES
 
 
 def _url_name(request) -> str:

@@ -60,6 +60,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # The privacy notice version in force when the account was created (see privacy/notice.py).
+    privacy_notice_version = models.CharField(max_length=32, blank=True, default="")
 
     objects = UserManager()
 
@@ -96,6 +98,7 @@ declare(
         "is_staff",
         "is_superuser",
         "date_joined",
+        "privacy_notice_version",
         "groups",
         "user_permissions",
     ],

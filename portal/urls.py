@@ -25,6 +25,7 @@ api_v1_patterns = [
 urlpatterns = [
     path("", include("portal.site_urls")),
     path("accounts/", include("accounts.urls")),
+    path("privacy/", include("privacy.urls")),
     path("o/<slug:org_slug>/", include(organization_patterns)),
     path("api/v1/", include((api_v1_patterns, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
