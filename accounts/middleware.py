@@ -15,6 +15,8 @@ PUBLIC_PRIVACY_URL_NAMES = frozenset(
     {
         "privacy:notice",
         "privacy:notice_version",
+        "privacy:choices",
+        "well_known:gpc",
     }
 )
 

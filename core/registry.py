@@ -30,6 +30,8 @@ class Subject(models.TextChoices):
     PORTAL_USER = "portal_user", "Portal user (customer admin or staff)"
     ORGANIZATION = "organization", "Customer organisation and its contacts"
     DIRECTORY_USER = "directory_user", "User in the customer's Microsoft tenant"
+    VISITOR = "visitor", "Visitor without an account (known only by a browser cookie)"
+    REQUESTER = "requester", "Person who made a privacy request (with or without an account)"
 
 
 class Retention(models.TextChoices):
@@ -40,6 +42,7 @@ class Retention(models.TextChoices):
     SECURITY_LOG = "security_log", "Security log: 400 days"
     TECHNICAL_LOG = "technical_log", "Technical log: 90 days"
     TENANT_LINK = "tenant_link", "While the Microsoft tenant is linked"
+    PRIVACY_RECORD = "privacy_record", "Privacy request and opt-out records: 24 months"
 
 
 RETENTION_DAYS = {
@@ -48,6 +51,7 @@ RETENTION_DAYS = {
     Retention.SECURITY_LOG: 400,
     Retention.TECHNICAL_LOG: 90,
     Retention.TENANT_LINK: None,
+    Retention.PRIVACY_RECORD: 730,
 }
 
 # Inherited from core.models.BaseModel / TenantModel: structural, never personal.

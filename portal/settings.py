@@ -299,6 +299,8 @@ PRIVACY_OFFICER_EMAIL = os.environ.get("PRIVACY_OFFICER_EMAIL", "privacy@portal.
 PRIVACY_OFFICER_ADDRESS = os.environ.get("PRIVACY_OFFICER_ADDRESS", "")
 # Accounts record the notice version in force at sign-up; privacy (a higher floor) knows it.
 PRIVACY_NOTICE_CURRENT_VERSION = "privacy.notice.current_version_label"
+# /.well-known/gpc.json "lastUpdate": when our handling of the Global Privacy Control last changed.
+GPC_LAST_UPDATE = os.environ.get("GPC_LAST_UPDATE", "2026-12-07")
 
 # REST API
 REST_FRAMEWORK = {

@@ -27,6 +27,7 @@ NON_TENANT_KWARGS = {
     "path": "x",
     "decision": "approve",  # orders/<pk>/<decision>/: the action, the pk is the object
     "report": "usage",  # usage/export/<report>.csv: a report name; the org comes from org_slug
+    "version": "2026-01-01",  # privacy/notice/<version>/: a public notice version, no tenant data
 }
 
 

@@ -36,6 +36,8 @@ class Disclosure(BaseModel):
         BILLING = "billing", "Billing and reconciliation"
         SECURITY = "security", "Security monitoring and fraud response"
         LEGAL_OBLIGATION = "legal_obligation", "Complying with a legal obligation"
+        # Not strictly necessary: refused for an organisation that opted out of sale and sharing.
+        MARKETING = "marketing", "Marketing shared with a distributor"
 
     recipient = models.CharField(max_length=16, choices=Recipient.choices)
     organization = models.ForeignKey(

@@ -1,0 +1,3 @@
+from .optouts import BrowserOptOut, OptOut, OptOutMethod
+
+__all__ = ["BrowserOptOut", "OptOut", "OptOutMethod"]
