@@ -16,6 +16,8 @@ PUBLIC_PRIVACY_URL_NAMES = frozenset(
         "privacy:notice",
         "privacy:notice_version",
         "privacy:choices",
+        "privacy:request_new",
+        "privacy:request_verify",
         "well_known:gpc",
     }
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from privacy.models import OptOut
+from accounts.models import User
+from privacy.models import OptOut, PrivacyRequest
 
 
 def user_opt_out(user) -> OptOut | None:
@@ -26,3 +27,48 @@ def organization_opted_out(organization) -> bool:
         return False
     held = Q(organization=organization) | Q(user__memberships__organization=organization)
     return OptOut.objects.filter(held).exists()
+
+
+# --- privacy requests --------------------------------------------------------------------------
+
+OFFICER_PERMISSION = "privacy.work_privacyrequest"
+
+
+def is_privacy_officer(user) -> bool:
+    """Staff with the privacy-officer permission (the "Privacy officers" group grants it)."""
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and user.is_staff
+        and user.has_perm(OFFICER_PERMISSION)
+    )
+
+
+def privacy_officers():
+    """Active staff who can work requests, for the assignment list."""
+    holders = Q(groups__permissions__codename="work_privacyrequest") | Q(
+        user_permissions__codename="work_privacyrequest"
+    )
+    return User.objects.filter(holders | Q(is_superuser=True), is_active=True, is_staff=True).distinct()
+
+
+def officer_queue(*, include_closed: bool = False):
+    """Every request, open ones first by due date; the console filters and pages it."""
+    queryset = PrivacyRequest.objects.select_related("assigned_to")
+    if not include_closed:
+        queryset = queryset.filter(status__in=PrivacyRequest.OPEN_STATUSES)
+    return queryset.order_by("due_date", "received_at")
+
+
+def requests_of_user(user):
+    """A person's own requests, newest first. Scoped by requester: nobody sees another's."""
+    return PrivacyRequest.objects.filter(requester=user).order_by("-received_at")
+
+
+def request_of_user(user, reference: str) -> PrivacyRequest | None:
+    return PrivacyRequest.objects.filter(requester=user, reference=reference).first()
+
+
+def request_history(request: PrivacyRequest):
+    return request.events.select_related("actor").order_by("occurred_at", "created_at")

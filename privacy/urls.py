@@ -1,11 +1,30 @@
 from django.urls import path
 
-from .views import public
+from .views import console, portal, public
 
 app_name = "privacy"
 
 urlpatterns = [
+    # Public: no account, no JavaScript needed.
     path("", public.NoticeView.as_view(), name="notice"),
     path("notice/<str:version>/", public.NoticeView.as_view(), name="notice_version"),
     path("choices/", public.ChoicesView.as_view(), name="choices"),
+    path("requests/new/", public.PublicRequestView.as_view(), name="request_new"),
+    path("requests/verify/<str:token>/", public.PublicVerifyView.as_view(), name="request_verify"),
+    # The signed-in person's own requests.
+    path("mine/", portal.MyDataView.as_view(), name="my_data"),
+    path("mine/new/", portal.MyRequestNewView.as_view(), name="my_request_new"),
+    path("mine/<str:reference>/", portal.MyRequestView.as_view(), name="my_request"),
+    # The privacy officer's console.
+    path("console/", console.QueueView.as_view(), name="console"),
+    path("console/new/", console.NewRequestView.as_view(), name="console_new"),
+    path("console/<uuid:pk>/", console.RequestDeskView.as_view(), name="console_request"),
+    path("console/<uuid:pk>/assign/", console.AssignView.as_view(), name="console_assign"),
+    path("console/<uuid:pk>/note/", console.NoteView.as_view(), name="console_note"),
+    path("console/<uuid:pk>/verify/", console.VerifyView.as_view(), name="console_verify"),
+    path("console/<uuid:pk>/authorization/", console.AuthorizationView.as_view(), name="console_authorization"),
+    path("console/<uuid:pk>/approve/", console.ApproveView.as_view(), name="console_approve"),
+    path("console/<uuid:pk>/deny/", console.DenyView.as_view(), name="console_deny"),
+    path("console/<uuid:pk>/extend/", console.ExtendView.as_view(), name="console_extend"),
+    path("console/<uuid:pk>/complete/", console.CompleteView.as_view(), name="console_complete"),
 ]

@@ -1,3 +1,12 @@
 from .optouts import BrowserOptOut, OptOut, OptOutMethod
+from .requests import MAX_CODE_FAILURES, REQUESTER_EMAIL_INDEX, PrivacyRequest, PrivacyRequestEvent
 
-__all__ = ["BrowserOptOut", "OptOut", "OptOutMethod"]
+__all__ = [
+    "MAX_CODE_FAILURES",
+    "REQUESTER_EMAIL_INDEX",
+    "BrowserOptOut",
+    "OptOut",
+    "OptOutMethod",
+    "PrivacyRequest",
+    "PrivacyRequestEvent",
+]
