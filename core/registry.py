@@ -60,8 +60,21 @@ STRUCTURAL_FIELDS = frozenset({"id", "created_at", "updated_at", "organization"}
 
 @dataclass(frozen=True)
 class Personal:
+    """A personal field: its category, its retention, and whether it is a secret.
+
+    A secret (a password hash, a second-factor key, a session key) is held about the person but
+    never shown to them verbatim: access reports say it is held (CCPA §7024(d)). Payment tokens
+    are always treated so.
+    """
+
     category: Category
     retention: Retention = Retention.ACCOUNT
+    secret: bool = False
+
+    @property
+    def verbatim(self) -> bool:
+        """Whether an access report may show the value itself, rather than describe it."""
+        return not self.secret and self.category != Category.PAYMENT_TOKEN
 
 
 @dataclass

@@ -299,6 +299,9 @@ PRIVACY_OFFICER_EMAIL = os.environ.get("PRIVACY_OFFICER_EMAIL", "privacy@portal.
 PRIVACY_OFFICER_ADDRESS = os.environ.get("PRIVACY_OFFICER_ADDRESS", "")
 # Accounts record the notice version in force at sign-up; privacy (a higher floor) knows it.
 PRIVACY_NOTICE_CURRENT_VERSION = "privacy.notice.current_version_label"
+# Access reports and portability exports: encrypted files, deleted when their download link expires.
+PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", str(VAR_DIR / "privacy-exports"))
+PRIVACY_EXPORT_TTL_DAYS = int(os.environ.get("PRIVACY_EXPORT_TTL_DAYS", 3))
 # /.well-known/gpc.json "lastUpdate": when our handling of the Global Privacy Control last changed.
 GPC_LAST_UPDATE = os.environ.get("GPC_LAST_UPDATE", "2026-12-07")
 
@@ -375,6 +378,7 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-directory-sync": {"task": "licensing.directory.sync_all", "schedule": 6 * 3600.0},
     "licensing-usage-snapshot": {"task": "licensing.usage.snapshot_all", "schedule": 24 * 3600.0},
     "licensing-reminders": {"task": "licensing.notifications.reminders_all", "schedule": 24 * 3600.0},
+    "privacy-purge-expired-exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
 }
 
 # Microsoft endpoints. Defaults point at the local emulator; the real values are

@@ -8,6 +8,7 @@ class PrivacyConfig(AppConfig):
     def ready(self):
         from core.disclosures import register_opt_out_check
 
+        from . import tasks  # noqa: F401  (registers the export tasks the services enqueue by name)
         from .selectors import organization_opted_out
 
         # Non-essential disclosures (core.disclosures) consult the opt-outs recorded here.

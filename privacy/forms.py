@@ -43,6 +43,8 @@ class PortalRequestForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         cleaned["organization"] = self.organizations.get(cleaned.get("organization") or "")
+        if cleaned.get("kind") == PrivacyRequest.Kind.PORTABILITY and cleaned["organization"] is None:
+            self.add_error("organization", "Choose the organisation whose history to export.")
         if cleaned.get("kind") == PrivacyRequest.Kind.CORRECTION and not (cleaned.get("details") or "").strip():
             self.add_error("details", "Say which information is wrong and what it should be.")
         return cleaned

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import console, portal, public
+from .views import console, downloads, portal, public
 
 app_name = "privacy"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("mine/", portal.MyDataView.as_view(), name="my_data"),
     path("mine/new/", portal.MyRequestNewView.as_view(), name="my_request_new"),
     path("mine/<str:reference>/", portal.MyRequestView.as_view(), name="my_request"),
+    path("exports/<str:token>/", downloads.ExportDownloadView.as_view(), name="export_download"),
     # The privacy officer's console.
     path("console/", console.QueueView.as_view(), name="console"),
     path("console/new/", console.NewRequestView.as_view(), name="console_new"),

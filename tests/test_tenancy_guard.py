@@ -46,6 +46,8 @@ ALLOWED_FUNCTIONS = {
     "licensing/tasks_directory.py": {"sync_all_directories"},  # periodic sweep: reads org ids only
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
+    # An access report includes the person's own audit events that belong to no organisation.
+    "privacy/access_report.py": {"subject_account_events"},
 }
 
 

@@ -1,3 +1,4 @@
+from .exports import ExportJob
 from .optouts import BrowserOptOut, OptOut, OptOutMethod
 from .requests import MAX_CODE_FAILURES, REQUESTER_EMAIL_INDEX, PrivacyRequest, PrivacyRequestEvent
 
@@ -5,6 +6,7 @@ __all__ = [
     "MAX_CODE_FAILURES",
     "REQUESTER_EMAIL_INDEX",
     "BrowserOptOut",
+    "ExportJob",
     "OptOut",
     "OptOutMethod",
     "PrivacyRequest",

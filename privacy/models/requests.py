@@ -127,7 +127,7 @@ declare(
         "agent_name": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD),
         "extension_reason": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD),
         "decision_reason": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD),
-        "code_hash": Personal(Category.SECURITY, Retention.PRIVACY_RECORD),
+        "code_hash": Personal(Category.SECURITY, Retention.PRIVACY_RECORD, secret=True),
     },
     not_personal=[
         "reference", "kind", "channel", "status", "region", "regimes", "requester", "on_behalf",

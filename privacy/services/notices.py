@@ -17,6 +17,7 @@ SUBJECTS = {
     "denied": "Your privacy request {ref} was denied",
     "extended": "We need more time for your privacy request {ref}",
     "completed": "Your privacy request {ref} is complete",
+    "export_ready": "Your privacy request {ref}: your file is ready",
 }
 
 

@@ -16,6 +16,7 @@ from core.audit import Actor
 from privacy import deadlines
 from privacy.models import OptOutMethod, PrivacyRequest
 from privacy.selectors import is_privacy_officer
+from privacy.services import exports
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.optouts import opt_out_user_record
@@ -85,6 +86,8 @@ def request_approve(*, request_id, actor: User, note: str = "") -> PrivacyReques
         raise PrivacyRequestError("authorization_missing", "Record the subject's written authorisation first.")
     if request.status == Status.APPROVED:
         raise PrivacyRequestError("already_approved", "This request is already approved.")
+    if request.kind == Kind.PORTABILITY and request.organization is None:
+        raise PrivacyRequestError("organization_missing", "A portability export needs the organisation it covers.")
     request.status, request.decided_at = Status.APPROVED, timezone.now()
     request.save(update_fields=["status", "decided_at", "updated_at"])
     history_add(request, Action.APPROVED, actor=actor, note=(note or "").strip())
@@ -92,6 +95,8 @@ def request_approve(*, request_id, actor: User, note: str = "") -> PrivacyReques
     if request.kind == Kind.OPT_OUT and request.requester is not None:
         opt_out_user_record(user=request.requester, method=OptOutMethod.REQUEST, actor=Actor.staff(actor))
     request_email_send(request=request, template="approved")
+    if request.kind in (Kind.ACCESS, Kind.PORTABILITY):
+        exports.export_queue(request=request, enqueue=exports.enqueue_build)
     return request
 
 

@@ -25,6 +25,7 @@ from privacy.forms import AssignForm, NoteForm, ReasonForm, StaffRequestForm
 from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest
 from privacy.selectors import is_privacy_officer, officer_queue, privacy_officers, request_history
 from privacy.services import request_decisions as decisions
+from privacy.services.exports import download_token
 from privacy.services.requests import PrivacyRequestError, request_submit_staff, request_verify_by_officer
 
 # The queue shows open requests unless asked for closed ones or all.
@@ -66,16 +67,25 @@ def queue_table(request) -> Table:
         table_id="privacy-queue",
         caption="Privacy requests",
         columns=[
-            Column("reference", "Reference", kind="code",
-                   link=lambda r: reverse("privacy:console_request", args=[r.pk])),
+            Column(
+                "reference", "Reference", kind="code", link=lambda r: reverse("privacy:console_request", args=[r.pk])
+            ),
             Column("kind", "Type", accessor=lambda r: r.get_kind_display()),
             Column("status", "Status", kind="badge", accessor=lambda r: (r.status, r.get_status_display())),
-            Column("due_date", "Due", sortable=True, accessor=lambda r: f"{r.due_date:%d %b %Y}",
-                   order_by=("due_date", "received_at")),
+            Column(
+                "due_date",
+                "Due",
+                sortable=True,
+                accessor=lambda r: f"{r.due_date:%d %b %Y}",
+                order_by=("due_date", "received_at"),
+            ),
             Column("flag", "Deadline", kind="badge", accessor=_flag),
             Column("received_at", "Received", sortable=True, kind="datetime"),
-            Column("assigned", "Assigned to",
-                   accessor=lambda r: (r.assigned_to.full_name or r.assigned_to.email) if r.assigned_to else ""),
+            Column(
+                "assigned",
+                "Assigned to",
+                accessor=lambda r: (r.assigned_to.full_name or r.assigned_to.email) if r.assigned_to else "",
+            ),
         ],
         filters=[
             Filter("state", "State", STATE_CHOICES, method=_state, empty_label="Open"),
@@ -112,9 +122,15 @@ class NewRequestView(OfficerMixin, View):
             data = form.cleaned_data
             try:
                 created = request_submit_staff(
-                    actor=request.user, email=data["email"], name=data["name"], kind=data["kind"],
-                    region=data["region"], details=data["details"], received_at=data["received_on"],
-                    on_behalf=data["on_behalf"], agent_name=data["agent_name"],
+                    actor=request.user,
+                    email=data["email"],
+                    name=data["name"],
+                    kind=data["kind"],
+                    region=data["region"],
+                    details=data["details"],
+                    received_at=data["received_on"],
+                    on_behalf=data["on_behalf"],
+                    agent_name=data["agent_name"],
                 )
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():
@@ -141,18 +157,25 @@ class RequestDeskView(OfficerMixin, View):
     def render_desk(self, request, req, *, forms=None, error="", status=200):
         forms = forms or {}
         today = timezone.now().date()
-        dates = deadlines.Deadlines(ack_due=req.ack_due, response_due=req.response_due,
-                                    extended_due=req.extended_due, extend_by=req.extend_by,
-                                    extendable=req.extendable)
+        dates = deadlines.Deadlines(
+            ack_due=req.ack_due,
+            response_due=req.response_due,
+            extended_due=req.extended_due,
+            extend_by=req.extend_by,
+            extendable=req.extendable,
+        )
         context = {
             "req": req,
             "error": error,
+            "job": getattr(req, "export", None),
+            "token": download_token(req.export)
+            if getattr(req, "export", None) and req.export.status == "ready"
+            else "",
             "history": request_history(req),
             "flag": _flag(req),
-            "extension_refusal": deadlines.can_extend(dates, today=today,
-                                                      already_extended=req.extended_at is not None),
-            "assign_form": forms.get("assign") or AssignForm(officers=privacy_officers(),
-                                                             initial={"officer": str(request.user.pk)}),
+            "extension_refusal": deadlines.can_extend(dates, today=today, already_extended=req.extended_at is not None),
+            "assign_form": forms.get("assign")
+            or AssignForm(officers=privacy_officers(), initial={"officer": str(request.user.pk)}),
             "note_form": forms.get("note") or NoteForm(),
             "verify_form": forms.get("verify") or NoteForm(prefix="verify"),
             "authorization_form": forms.get("authorization") or NoteForm(prefix="authorization"),
@@ -193,8 +216,9 @@ class _ActionView(OfficerMixin, View):
         req.refresh_from_db()
         # A refused step (409) is shown at the top of the desk too: its form may not be on the page any more.
         refusal = " ".join(form.non_field_errors())
-        return RequestDeskView().render_desk(request, req, forms={self.name: form}, error=refusal,
-                                             status=409 if refusal else 400)
+        return RequestDeskView().render_desk(
+            request, req, forms={self.name: form}, error=refusal, status=409 if refusal else 400
+        )
 
 
 class AssignView(_ActionView):

@@ -12,8 +12,9 @@ from django.views import View
 from accounts.models import Organization
 from accounts.reauth import RecentMFARequiredMixin, has_recent_mfa
 from privacy.forms import PortalRequestForm
-from privacy.models import PrivacyRequestEvent
+from privacy.models import ExportJob, PrivacyRequestEvent
 from privacy.selectors import request_history, request_of_user, requests_of_user
+from privacy.services.exports import download_token
 from privacy.services.requests import PrivacyRequestError, request_submit_portal
 
 
@@ -37,9 +38,9 @@ class MyRequestNewView(LoginRequiredMixin, RecentMFARequiredMixin, View):
     template_name = "privacy/my_request_new.html"
 
     def _organizations(self, request):
-        return Organization.objects.filter(
-            memberships__user=request.user, status=Organization.Status.ACTIVE
-        ).order_by("legal_name")
+        return Organization.objects.filter(memberships__user=request.user, status=Organization.Status.ACTIVE).order_by(
+            "legal_name"
+        )
 
     def get(self, request):
         form = PortalRequestForm(organizations=self._organizations(request))
@@ -77,4 +78,6 @@ class MyRequestView(LoginRequiredMixin, View):
             raise Http404("No such request.")
         # Officers' internal notes stay in the console.
         history = request_history(found).exclude(action=PrivacyRequestEvent.Action.NOTE)
-        return render(request, self.template_name, {"req": found, "history": history})
+        job = ExportJob.objects.filter(request=found).first()
+        token = download_token(job) if job is not None and job.status == ExportJob.Status.READY else ""
+        return render(request, self.template_name, {"req": found, "history": history, "job": job, "token": token})
