@@ -302,6 +302,8 @@ PRIVACY_NOTICE_CURRENT_VERSION = "privacy.notice.current_version_label"
 # Access reports and portability exports: encrypted files, deleted when their download link expires.
 PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", str(VAR_DIR / "privacy-exports"))
 PRIVACY_EXPORT_TTL_DAYS = int(os.environ.get("PRIVACY_EXPORT_TTL_DAYS", 3))
+# Days a requester has to cancel an approved deletion before it is carried out.
+PRIVACY_ERASURE_GRACE_DAYS = int(os.environ.get("PRIVACY_ERASURE_GRACE_DAYS", 7))
 # /.well-known/gpc.json "lastUpdate": when our handling of the Global Privacy Control last changed.
 GPC_LAST_UPDATE = os.environ.get("GPC_LAST_UPDATE", "2026-12-07")
 
@@ -379,6 +381,7 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-usage-snapshot": {"task": "licensing.usage.snapshot_all", "schedule": 24 * 3600.0},
     "licensing-reminders": {"task": "licensing.notifications.reminders_all", "schedule": 24 * 3600.0},
     "privacy-purge-expired-exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
+    "privacy-run-due-erasures": {"task": "privacy.run_due_erasures", "schedule": 3600.0},
 }
 
 # Microsoft endpoints. Defaults point at the local emulator; the real values are

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from privacy.services import exports
+from core.audit import Actor
+from privacy.services import erasure, exports
 
 
 @shared_task(name=exports.BUILD_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -17,3 +18,13 @@ def build_export(job_id: str) -> str:
 @shared_task(name="privacy.purge_expired_exports", acks_late=True, reject_on_worker_lost=True)
 def purge_expired_exports() -> int:
     return exports.export_purge_expired()
+
+
+@shared_task(name="privacy.run_due_erasures", acks_late=True, reject_on_worker_lost=True)
+def run_due_erasures() -> int:
+    """Carry out erasures whose grace period is over; each is idempotent, so a redelivery is harmless."""
+    done = 0
+    for erasure_id in erasure.erasures_due().values_list("pk", flat=True):
+        erasure.erasure_perform(erasure_id=erasure_id, actor=Actor.system("privacy.erasure"))
+        done += 1
+    return done

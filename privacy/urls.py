@@ -15,6 +15,7 @@ urlpatterns = [
     path("mine/", portal.MyDataView.as_view(), name="my_data"),
     path("mine/new/", portal.MyRequestNewView.as_view(), name="my_request_new"),
     path("mine/<str:reference>/", portal.MyRequestView.as_view(), name="my_request"),
+    path("mine/<str:reference>/cancel-deletion/", portal.CancelDeletionView.as_view(), name="my_request_cancel"),
     path("exports/<str:token>/", downloads.ExportDownloadView.as_view(), name="export_download"),
     # The privacy officer's console.
     path("console/", console.QueueView.as_view(), name="console"),
@@ -28,4 +29,9 @@ urlpatterns = [
     path("console/<uuid:pk>/deny/", console.DenyView.as_view(), name="console_deny"),
     path("console/<uuid:pk>/extend/", console.ExtendView.as_view(), name="console_extend"),
     path("console/<uuid:pk>/complete/", console.CompleteView.as_view(), name="console_complete"),
+    path(
+        "console/<uuid:pk>/notices/<uuid:notice_pk>/sent/",
+        console.NoticeSentView.as_view(),
+        name="console_notice_sent",
+    ),
 ]

@@ -1,3 +1,4 @@
+from .erasures import Erasure, RecipientNotice
 from .exports import ExportJob
 from .optouts import BrowserOptOut, OptOut, OptOutMethod
 from .requests import MAX_CODE_FAILURES, REQUESTER_EMAIL_INDEX, PrivacyRequest, PrivacyRequestEvent
@@ -6,9 +7,11 @@ __all__ = [
     "MAX_CODE_FAILURES",
     "REQUESTER_EMAIL_INDEX",
     "BrowserOptOut",
+    "Erasure",
     "ExportJob",
     "OptOut",
     "OptOutMethod",
     "PrivacyRequest",
     "PrivacyRequestEvent",
+    "RecipientNotice",
 ]

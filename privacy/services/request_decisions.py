@@ -16,7 +16,7 @@ from core.audit import Actor
 from privacy import deadlines
 from privacy.models import OptOutMethod, PrivacyRequest
 from privacy.selectors import is_privacy_officer
-from privacy.services import exports
+from privacy.services import erasure, exports
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.optouts import opt_out_user_record
@@ -94,6 +94,8 @@ def request_approve(*, request_id, actor: User, note: str = "") -> PrivacyReques
     history_audit(request, "approved", Actor.staff(actor))
     if request.kind == Kind.OPT_OUT and request.requester is not None:
         opt_out_user_record(user=request.requester, method=OptOutMethod.REQUEST, actor=Actor.staff(actor))
+    if request.kind == Kind.DELETION:
+        erasure.erasure_schedule(request=request, actor=Actor.staff(actor))
     request_email_send(request=request, template="approved")
     if request.kind in (Kind.ACCESS, Kind.PORTABILITY):
         exports.export_queue(request=request, enqueue=exports.enqueue_build)

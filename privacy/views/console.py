@@ -22,9 +22,10 @@ from core.crypto import blind_index
 from core.tables import Column, Filter, Table
 from privacy import deadlines
 from privacy.forms import AssignForm, NoteForm, ReasonForm, StaffRequestForm
-from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest
+from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest, RecipientNotice
 from privacy.selectors import is_privacy_officer, officer_queue, privacy_officers, request_history
 from privacy.services import request_decisions as decisions
+from privacy.services.erasure import recipient_notice_mark_sent
 from privacy.services.exports import download_token
 from privacy.services.requests import PrivacyRequestError, request_submit_staff, request_verify_by_officer
 
@@ -168,6 +169,8 @@ class RequestDeskView(OfficerMixin, View):
             "req": req,
             "error": error,
             "job": getattr(req, "export", None),
+            "erasure": getattr(req, "erasure", None),
+            "notices": req.recipient_notices.order_by("recipient"),
             "token": download_token(req.export)
             if getattr(req, "export", None) and req.export.status == "ready"
             else "",
@@ -301,3 +304,13 @@ class CompleteView(RecentMFARequiredMixin, _ActionView):
 
     def act(self, request, req, data):
         decisions.request_complete(request_id=req.pk, actor=request.user, note=data["note"])
+
+
+class NoticeSentView(RecentMFARequiredMixin, OfficerMixin, View):
+    def post(self, request, pk, notice_pk):
+        notice = RecipientNotice.objects.filter(pk=notice_pk, request_id=pk).first()
+        if notice is None:
+            raise Http404("No such notice.")
+        recipient_notice_mark_sent(notice_id=notice.pk, actor=request.user)
+        messages.success(request, "Notice marked as sent.")
+        return redirect("privacy:console_request", pk=pk)

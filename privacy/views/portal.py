@@ -12,8 +12,9 @@ from django.views import View
 from accounts.models import Organization
 from accounts.reauth import RecentMFARequiredMixin, has_recent_mfa
 from privacy.forms import PortalRequestForm
-from privacy.models import ExportJob, PrivacyRequestEvent
+from privacy.models import Erasure, ExportJob, PrivacyRequestEvent
 from privacy.selectors import request_history, request_of_user, requests_of_user
+from privacy.services.erasure import erasure_cancel
 from privacy.services.exports import download_token
 from privacy.services.requests import PrivacyRequestError, request_submit_portal
 
@@ -80,4 +81,23 @@ class MyRequestView(LoginRequiredMixin, View):
         history = request_history(found).exclude(action=PrivacyRequestEvent.Action.NOTE)
         job = ExportJob.objects.filter(request=found).first()
         token = download_token(job) if job is not None and job.status == ExportJob.Status.READY else ""
-        return render(request, self.template_name, {"req": found, "history": history, "job": job, "token": token})
+        erasure = Erasure.objects.filter(request=found).first()
+        return render(
+            request,
+            self.template_name,
+            {"req": found, "history": history, "job": job, "token": token, "erasure": erasure},
+        )
+
+
+class CancelDeletionView(LoginRequiredMixin, RecentMFARequiredMixin, View):
+    def post(self, request, reference: str):
+        found = request_of_user(request.user, reference)
+        if found is None:
+            raise Http404("No such request.")
+        try:
+            erasure_cancel(request_id=found.pk, user=request.user)
+        except PrivacyRequestError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, "Deletion cancelled. Nothing was deleted.")
+        return redirect("privacy:my_request", reference=reference)
