@@ -1,3 +1,4 @@
+from .corrections import Correction
 from .erasures import Erasure, RecipientNotice
 from .exports import ExportJob
 from .optouts import BrowserOptOut, OptOut, OptOutMethod
@@ -7,6 +8,7 @@ __all__ = [
     "MAX_CODE_FAILURES",
     "REQUESTER_EMAIL_INDEX",
     "BrowserOptOut",
+    "Correction",
     "Erasure",
     "ExportJob",
     "OptOut",

@@ -194,7 +194,7 @@ def erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
         declaration = next(d for d in declared_models() if d.model._meta.label_lower == item["model"])
         _delete(declaration.model, declaration.subject_lookup, user, organizations)
     _anonymise(user, actor)
-    notices = _notify_recipients(request, [o.pk for o in organizations])
+    notices = recipient_notices_open(request, [o.pk for o in organizations])
 
     erasure.status, erasure.performed_at, erasure.outcome = Erasure.Status.DONE, timezone.now(), plan
     erasure.save(update_fields=["status", "performed_at", "outcome", "updated_at"])
@@ -223,7 +223,8 @@ def _anonymise(user: User, actor: Actor) -> None:
     user.save()
 
 
-def _notify_recipients(request: PrivacyRequest, organization_ids) -> list[RecipientNotice]:
+def recipient_notices_open(request: PrivacyRequest, organization_ids) -> list[RecipientNotice]:
+    """GDPR Art. 19: one pending notice per recipient the disclosure log names for these organisations."""
     received = (
         Disclosure.objects.filter(organization_id__in=organization_ids)
         .values("recipient")
