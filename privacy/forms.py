@@ -102,6 +102,21 @@ class NoteForm(forms.Form):
     note = forms.CharField(label="Note", max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class CorrectionForm(forms.Form):
+    FIELDS = [
+        ("display_name", "Display name"),
+        ("job_title", "Job title"),
+        ("mail", "Email address"),
+        ("user_principal_name", "Sign-in name (UPN)"),
+        ("usage_location", "Usage location"),
+    ]
+    person = forms.CharField(label="Directory user's email or sign-in name", max_length=254)
+    field = forms.ChoiceField(label="Field", choices=FIELDS)
+    new_value = forms.CharField(label="Correct value", max_length=254)
+    reason = forms.CharField(label="Reason", max_length=300, widget=forms.Textarea(attrs={"rows": 2}))
+    restrict = forms.BooleanField(label="Disputed: restrict its use until resolved (GDPR Art. 18)", required=False)
+
+
 class AssignForm(forms.Form):
     officer = forms.ChoiceField(label="Assign to")
 

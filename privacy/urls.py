@@ -29,6 +29,12 @@ urlpatterns = [
     path("console/<uuid:pk>/deny/", console.DenyView.as_view(), name="console_deny"),
     path("console/<uuid:pk>/extend/", console.ExtendView.as_view(), name="console_extend"),
     path("console/<uuid:pk>/complete/", console.CompleteView.as_view(), name="console_complete"),
+    path("console/<uuid:pk>/correct/", console.CorrectView.as_view(), name="console_correct"),
+    path(
+        "console/<uuid:pk>/conflicts/<uuid:conflict_pk>/resolve/",
+        console.ConflictResolveView.as_view(),
+        name="console_conflict_resolve",
+    ),
     path(
         "console/<uuid:pk>/notices/<uuid:notice_pk>/sent/",
         console.NoticeSentView.as_view(),

@@ -8,14 +8,18 @@ import uuid
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test import Client
 
-from accounts.tests.factories import OrganizationFactory
+from accounts.tests.factories import MembershipFactory, OrganizationFactory
+from accounts.tests.helpers import verified_client
 from core.models import AuditEvent, FieldLock, FieldLockConflict
 from core.tenancy import tenant_context
 from licensing.models import DirectoryUser
 from licensing.services.directory.upsert import directory_user_upsert_from_graph
 from privacy.models import Correction
+from privacy.services import request_decisions as decisions
 from privacy.services.corrections import conflict_resolve, correction_apply, restriction_set
+from privacy.services.requests import request_submit_portal
 
 from .factories import make_officer
 
@@ -98,3 +102,28 @@ def test_only_personal_fields_of_the_organisations_own_rows_can_be_corrected():
         correction_apply(organization=org, model_label="licensing.directoryuser", object_id=target.pk,
                          field_name="display_name", new_value="X", reason=" ", actor=officer)
     assert not Correction.objects.for_org(org).exists() and not FieldLock.objects.for_org(org).exists()
+
+
+def test_officer_corrects_from_the_desk_and_resolves_the_conflict():
+    membership, graph_id = MembershipFactory(), uuid.uuid4()
+    org = membership.organization
+    _sync(org, _graph_user(graph_id))
+    req = request_submit_portal(user=membership.user, kind="correction", region="eu_uk", organization=org,
+                                details="My directory title is wrong", recent_mfa=True)
+    officer_user = make_officer()
+    decisions.request_approve(request_id=req.pk, actor=officer_user)
+    officer = verified_client(Client(), officer_user)
+    desk = f"/privacy/console/{req.pk}/"
+    missing = officer.post(desk + "correct/", {"correct-person": "nobody@contoso.example", "correct-field": "job_title",
+                                               "correct-new_value": "Chief buyer", "correct-reason": "Asked"})
+    assert missing.status_code == 409
+    officer.post(desk + "correct/", {"correct-person": "ANA@contoso.example", "correct-field": "job_title",
+                                     "correct-new_value": "Chief buyer", "correct-reason": "Asked"})
+    assert _user(org, graph_id).job_title == "Chief buyer"
+    _sync(org, _graph_user(graph_id, jobTitle="Buyer (from HR system)"))
+    assert _user(org, graph_id).job_title == "Chief buyer"
+    page = officer.get(desk).content.decode()
+    assert "Syncs refused on corrected fields" in page and "graph directory sync" in page
+    conflict = FieldLockConflict.objects.for_org(org).get()
+    officer.post(desk + f"conflicts/{conflict.pk}/resolve/")
+    assert FieldLockConflict.objects.for_org(org).get().resolved_at is not None

@@ -19,12 +19,17 @@ from django.views import View
 
 from accounts.reauth import RecentMFARequiredMixin
 from core.crypto import blind_index
+from core.models import FieldLockConflict
 from core.tables import Column, Filter, Table
+from core.tenancy import tenant_context
+from licensing.models import DirectoryUser
+from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy import deadlines
-from privacy.forms import AssignForm, NoteForm, ReasonForm, StaffRequestForm
+from privacy.forms import AssignForm, CorrectionForm, NoteForm, ReasonForm, StaffRequestForm
 from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest, RecipientNotice
 from privacy.selectors import is_privacy_officer, officer_queue, privacy_officers, request_history
 from privacy.services import request_decisions as decisions
+from privacy.services.corrections import conflict_resolve, correction_apply
 from privacy.services.erasure import recipient_notice_mark_sent
 from privacy.services.exports import download_token
 from privacy.services.requests import PrivacyRequestError, request_submit_staff, request_verify_by_officer
@@ -186,8 +191,19 @@ class RequestDeskView(OfficerMixin, View):
             "deny_form": forms.get("deny") or ReasonForm(prefix="deny"),
             "extend_form": forms.get("extend") or ReasonForm(prefix="extend"),
             "complete_form": forms.get("complete") or NoteForm(prefix="complete"),
+            "correct_form": forms.get("correct") or CorrectionForm(prefix="correct"),
+            "corrections": req.corrections.all() if req.organization_id else [],
+            "conflicts": _open_conflicts(req),
         }
         return render(request, self.template_name, context, status=status)
+
+
+def _open_conflicts(req):
+    """Syncs refused on this organisation's corrected fields, still open."""
+    if req.organization is None or req.kind != PrivacyRequest.Kind.CORRECTION:
+        return []
+    with tenant_context(req.organization):
+        return list(FieldLockConflict.objects.for_org(req.organization).filter(resolved_at__isnull=True))
 
 
 class _ActionView(OfficerMixin, View):
@@ -313,4 +329,40 @@ class NoticeSentView(RecentMFARequiredMixin, OfficerMixin, View):
             raise Http404("No such notice.")
         recipient_notice_mark_sent(notice_id=notice.pk, actor=request.user)
         messages.success(request, "Notice marked as sent.")
+        return redirect("privacy:console_request", pk=pk)
+
+
+class CorrectView(RecentMFARequiredMixin, _ActionView):
+    """Correct a directory user's field for a correction request; the field is then locked against syncs."""
+
+    name, success = "correct", "Corrected. The field is locked against directory syncs."
+
+    def make_form(self, request):
+        return CorrectionForm(request.POST, prefix="correct")
+
+    def act(self, request, req, data):
+        if req.kind != PrivacyRequest.Kind.CORRECTION or req.organization is None or req.status != "approved":
+            raise PrivacyRequestError("not_correctable", "Approve a correction request with an organisation first.")
+        person = data["person"].strip()
+        with tenant_context(req.organization):
+            target = DirectoryUser.objects.for_org(req.organization).filter(
+                Q(mail_index=blind_index(MAIL_INDEX, person)) | Q(upn_index=blind_index(UPN_INDEX, person))
+            ).first()
+        if target is None:
+            raise PrivacyRequestError("not_found", "No directory user with that email or sign-in name here.")
+        correction_apply(organization=req.organization, model_label="licensing.directoryuser",
+                         object_id=target.pk, field_name=data["field"], new_value=data["new_value"],
+                         reason=data["reason"], actor=request.user, request=req, restrict=data["restrict"])
+
+
+class ConflictResolveView(RecentMFARequiredMixin, OfficerMixin, View):
+    def post(self, request, pk, conflict_pk):
+        req = RequestDeskView.get_request(pk)
+        if req.organization is None:
+            raise Http404("No such conflict.")
+        try:
+            conflict_resolve(organization=req.organization, conflict_id=conflict_pk, actor=request.user)
+        except FieldLockConflict.DoesNotExist as exc:
+            raise Http404("No such conflict.") from exc
+        messages.success(request, "Conflict resolved: the corrected value stands.")
         return redirect("privacy:console_request", pk=pk)
