@@ -382,6 +382,7 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-reminders": {"task": "licensing.notifications.reminders_all", "schedule": 24 * 3600.0},
     "privacy-purge-expired-exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
     "privacy-run-due-erasures": {"task": "privacy.run_due_erasures", "schedule": 3600.0},
+    "privacy-retention-purge": {"task": "privacy.retention_purge", "schedule": 24 * 3600.0},
 }
 
 # Microsoft endpoints. Defaults point at the local emulator; the real values are

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from core.audit import Actor
-from privacy.services import erasure, exports
+from privacy.services import erasure, exports, retention
 
 
 @shared_task(name=exports.BUILD_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -28,3 +28,9 @@ def run_due_erasures() -> int:
         erasure.erasure_perform(erasure_id=erasure_id, actor=Actor.system("privacy.erasure"))
         done += 1
     return done
+
+
+@shared_task(name="privacy.retention_purge", acks_late=True, reject_on_worker_lost=True)
+def retention_purge() -> dict:
+    """Nightly: purge what has outlived its retention. Repeating it removes nothing more."""
+    return retention.retention_purge().counts

@@ -3,6 +3,7 @@ from .erasures import Erasure, RecipientNotice
 from .exports import ExportJob
 from .optouts import BrowserOptOut, OptOut, OptOutMethod
 from .requests import MAX_CODE_FAILURES, REQUESTER_EMAIL_INDEX, PrivacyRequest, PrivacyRequestEvent
+from .retention import LegalHold, RetentionRun
 
 __all__ = [
     "MAX_CODE_FAILURES",
@@ -11,9 +12,11 @@ __all__ = [
     "Correction",
     "Erasure",
     "ExportJob",
+    "LegalHold",
     "OptOut",
     "OptOutMethod",
     "PrivacyRequest",
     "PrivacyRequestEvent",
     "RecipientNotice",
+    "RetentionRun",
 ]

@@ -15,6 +15,7 @@ Afterwards :func:`erasure_perform` (the beat task ``privacy.run_due_erasures``) 
   (GDPR Art. 19) that the officer sends;
 - the requester is told what was erased and what was kept and why.
 
+A person under a legal hold (their own or their organisation's) waits until it is released.
 Running it again is a no-op: the erasure is done. Erasing a directory user (their licenses unassigned
 through the outbox) is not built yet.
 """
@@ -37,6 +38,7 @@ from core.models import Disclosure
 from core.registry import Retention, Subject, declared_models
 from core.tenancy import TenantManager, tenant_context
 from privacy.models import Erasure, PrivacyRequest, RecipientNotice
+from privacy.services import retention
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.requests import Action, PrivacyRequestError, Status
@@ -170,7 +172,10 @@ def erasure_cancel(*, request_id, user: User) -> Erasure:
 
 
 def erasures_due():
-    return Erasure.objects.filter(status=Erasure.Status.SCHEDULED, erase_after__lte=timezone.now())
+    """Scheduled erasures past their grace period, except people under a legal hold (they wait)."""
+    _, held_users = retention.held_subjects()
+    due = Erasure.objects.filter(status=Erasure.Status.SCHEDULED, erase_after__lte=timezone.now())
+    return due.exclude(subject_id__in=[str(u) for u in held_users])
 
 
 @transaction.atomic
@@ -181,6 +186,8 @@ def erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
         return erasure
     if erasure.erase_after > timezone.now():
         raise PrivacyRequestError("grace_period", "The grace period has not ended yet.")
+    if erasure.subject_id in {str(u) for u in retention.held_subjects()[1]}:
+        raise PrivacyRequestError("legal_hold", "A legal hold covers this person: the erasure waits until it ends.")
     request = request_locked(erasure.request_id)
     user = User.objects.select_for_update().get(pk=erasure.subject_id)
     organizations = [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]

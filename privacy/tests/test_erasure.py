@@ -19,7 +19,7 @@ from core.crypto import DecryptionError
 from core.disclosures import disclosure_record
 from core.fields import Ciphertext
 from core.models import AuditEvent, Disclosure
-from privacy.models import Erasure, OptOut, PrivacyRequest, RecipientNotice
+from privacy.models import Erasure, LegalHold, OptOut, PrivacyRequest, RecipientNotice
 from privacy.services import request_decisions as decisions
 from privacy.services.erasure import erasure_perform, erasure_plan
 from privacy.services.requests import (
@@ -147,3 +147,18 @@ def test_deletion_without_an_account_is_refused_at_approval():
     with pytest.raises(PrivacyRequestError) as refused:
         decisions.request_approve(request_id=req.pk, actor=officer)
     assert refused.value.code == "no_account"
+
+
+def test_a_legal_hold_makes_the_erasure_wait(django_capture_on_commit_callbacks):
+    membership = _subject()
+    req = _approved_deletion(django_capture_on_commit_callbacks, membership.user)
+    hold = LegalHold.objects.create(organization=membership.organization, reason="Litigation")
+    with time_machine.travel(AFTER_GRACE, tick=False):
+        assert run_due_erasures() == 0
+        with pytest.raises(PrivacyRequestError) as held:
+            erasure_perform(erasure_id=req.erasure.pk, actor=None)
+    assert held.value.code == "legal_hold" and User.objects.get(pk=membership.user.pk).is_active
+    LegalHold.objects.filter(pk=hold.pk).update(released_at=AFTER_GRACE)
+    with time_machine.travel(AFTER_GRACE, tick=False), django_capture_on_commit_callbacks(execute=True):
+        assert run_due_erasures() == 1
+    assert not User.objects.get(pk=membership.user.pk).is_active
