@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Organization
+from core.audit import Actor, audit_record
 from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, model_field_names
 from core.tenancy import TenantManager, tenant_context
 from privacy.models import LegalHold, PrivacyRequest, RetentionRun
@@ -124,3 +125,24 @@ def _purge_scope(model, lookup, age_field, days, now, held_users, org, dry_run, 
         if not ids:
             return deleted
         deleted += len(ids)
+
+
+@transaction.atomic
+def legal_hold_place(*, actor, reason: str, organization=None, user=None) -> LegalHold:
+    """Suspend purging and erasure for an organisation or a person, with a reason and an owner."""
+    hold = LegalHold(organization=organization, user=user, reason=(reason or "").strip(), owner=actor)
+    hold.full_clean()
+    hold.save()
+    audit_record(actor=Actor.staff(actor), action="privacy.legal_hold_placed", organization=organization, target=hold)
+    return hold
+
+
+@transaction.atomic
+def legal_hold_release(*, hold_id, actor) -> LegalHold:
+    hold = LegalHold.objects.select_for_update().get(pk=hold_id)
+    if hold.released_at is None:
+        hold.released_at = timezone.now()
+        hold.save(update_fields=["released_at", "updated_at"])
+        audit_record(actor=Actor.staff(actor), action="privacy.legal_hold_released",
+                     organization=hold.organization, target=hold)
+    return hold

@@ -6,13 +6,17 @@ import datetime
 
 import pytest
 import time_machine
+from django.core.exceptions import ValidationError
 
 from accounts.models import SignInEvent
 from accounts.tests.factories import MembershipFactory
+from core.models import AuditEvent
 from privacy.models import BrowserOptOut, LegalHold, PrivacyRequest, RetentionRun
 from privacy.services.requests import request_submit_public
-from privacy.services.retention import retention_purge
+from privacy.services.retention import held_subjects, legal_hold_place, legal_hold_release, retention_purge
 from privacy.tasks import retention_purge as retention_purge_task
+
+from .factories import make_officer
 
 pytestmark = pytest.mark.django_db
 NOW = datetime.datetime(2026, 12, 7, 2, 0, tzinfo=datetime.UTC)
@@ -73,3 +77,14 @@ def test_open_requests_are_never_purged_and_closed_ones_go_after_24_months():
         run = retention_purge()
     assert run.counts.get("privacy.privacyrequest") == 1
     assert list(PrivacyRequest.objects.values_list("pk", flat=True)) == [open_one.pk]
+
+
+def test_legal_holds_are_placed_and_released_with_an_owner_and_audited():
+    officer, membership = make_officer(), MembershipFactory()
+    hold = legal_hold_place(actor=officer, reason="Regulator inquiry", organization=membership.organization)
+    assert hold.owner == officer and held_subjects() == ({membership.organization.pk}, {membership.user.pk})
+    legal_hold_release(hold_id=hold.pk, actor=officer)
+    assert held_subjects() == (set(), set())
+    assert AuditEvent.unscoped_objects.filter(action__startswith="privacy.legal_hold_").count() == 2
+    with pytest.raises(ValidationError):  # a hold needs an organisation or a person
+        legal_hold_place(actor=officer, reason="Nothing held")
