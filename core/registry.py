@@ -2,8 +2,12 @@
 
 Models declare themselves next to their definition with :func:`declare`. The
 system check in ``core/checks.py`` fails on any field that is not classified,
-so a new field cannot silently escape DSAR export, erasure, retention or the
-disclosure log, which all read this registry.
+so a new field cannot silently escape the privacy workflows that read this
+registry: access reports and portability exports (``privacy/access_report.py``:
+which fields are shown verbatim and which described, ``Personal.verbatim``),
+erasure (``privacy/services/erasure.py``: erased or kept by retention class) and
+the retention purge (``privacy/services/retention.py``: time-limited classes).
+The disclosure log's categories are this module's :class:`Category`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ class Subject(models.TextChoices):
 
 
 class Retention(models.TextChoices):
-    """How long a value may be kept; the retention engine enforces these."""
+    """How long a value may be kept. The purge (privacy/services/retention.py) enforces the classes
+    measured from a row's own date (security log, technical log, privacy records); the event-started
+    ones (account closed, subscription cancelled, tenant unlinked) have no trigger yet, so they are kept."""
 
     ACCOUNT = "account", "While the account exists"
     ACTIVE_PLUS_LEGAL = "active_plus_legal", "While subscriptions are active, then the legal period (7 years)"
