@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db.models import Q
 
 from accounts.models import User
+from core.models import Disclosure
+from core.registry import Category, Retention, Subject, personal_fields
 from privacy.models import OptOut, PrivacyRequest
 
 
@@ -72,3 +74,29 @@ def request_of_user(user, reference: str) -> PrivacyRequest | None:
 
 def request_history(request: PrivacyRequest):
     return request.events.select_related("actor").order_by("occurred_at", "created_at")
+
+
+def data_inventory() -> list[dict]:
+    """Per data category: the fields holding it (model, field, subject, retention, shown or described)
+    and the recipients the disclosure log has sent it to. Read from the registry: always complete."""
+    recipients: dict[str, set[str]] = {}
+    labels = dict(Disclosure.Recipient.choices)
+    for recipient, categories in Disclosure.objects.values_list("recipient", "categories").distinct():
+        for category in categories:
+            recipients.setdefault(category, set()).add(labels.get(recipient, recipient))
+    inventory = []
+    for category in Category:
+        fields = [
+            {
+                "model": ref.model._meta.verbose_name.capitalize(),
+                "label": ref.model._meta.label_lower,
+                "field": ref.field_name,
+                "subject": Subject(ref.subject).label,
+                "retention": Retention(ref.classification.retention).label,
+                "verbatim": ref.classification.verbatim,
+            }
+            for ref in sorted(personal_fields(category=category), key=lambda r: (r.model._meta.label, r.field_name))
+        ]
+        inventory.append({"category": category.label, "fields": fields,
+                          "recipients": sorted(recipients.get(category.value, set()))})
+    return inventory

@@ -20,6 +20,7 @@ urlpatterns = [
     # The privacy officer's console.
     path("console/", console.QueueView.as_view(), name="console"),
     path("console/new/", console.NewRequestView.as_view(), name="console_new"),
+    path("console/inventory/", console.InventoryView.as_view(), name="console_inventory"),
     path("console/<uuid:pk>/", console.RequestDeskView.as_view(), name="console_request"),
     path("console/<uuid:pk>/assign/", console.AssignView.as_view(), name="console_assign"),
     path("console/<uuid:pk>/note/", console.NoteView.as_view(), name="console_note"),

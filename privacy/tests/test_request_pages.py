@@ -13,6 +13,9 @@ from django.test import Client
 
 from accounts.tests.factories import MembershipFactory, UserFactory
 from accounts.tests.helpers import verified_client
+from core.disclosures import disclosure_record
+from core.models import Disclosure
+from core.registry import personal_fields
 from privacy.models import PrivacyRequest
 from privacy.services.requests import request_submit_portal, request_submit_public
 
@@ -177,3 +180,15 @@ def test_staff_enter_a_request_received_by_post(django_capture_on_commit_callbac
     assert response["Location"] == f"/privacy/console/{req.pk}/"
     assert req.channel == "staff" and req.response_due == datetime.date(2026, 2, 5)
     assert re.search(r"received your privacy request", mail.outbox[-1].subject)
+
+
+def test_the_data_inventory_lists_every_registry_field_with_retention_and_recipients():
+    disclosure_record(recipient=Disclosure.Recipient.MICROSOFT, organization=MembershipFactory().organization,
+                      categories=["identity"], purpose=Disclosure.Purpose.PROVISIONING, operation="x",
+                      ms_request_id="inv-1")
+    officer = verified_client(Client(), make_officer())
+    html = officer.get("/privacy/console/inventory/").content.decode()
+    for ref in personal_fields():
+        assert f"<code>{ref.model._meta.label_lower}</code>" in html and f"<code>{ref.field_name}</code>" in html
+    assert "Recipients: Microsoft" in html and "described, not shown" in html
+    assert verified_client(Client(), MembershipFactory().user).get("/privacy/console/inventory/").status_code == 404

@@ -27,7 +27,7 @@ from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy import deadlines
 from privacy.forms import AssignForm, CorrectionForm, NoteForm, ReasonForm, StaffRequestForm
 from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest, RecipientNotice
-from privacy.selectors import is_privacy_officer, officer_queue, privacy_officers, request_history
+from privacy.selectors import data_inventory, is_privacy_officer, officer_queue, privacy_officers, request_history
 from privacy.services import request_decisions as decisions
 from privacy.services.corrections import conflict_resolve, correction_apply
 from privacy.services.erasure import recipient_notice_mark_sent
@@ -366,3 +366,13 @@ class ConflictResolveView(RecentMFARequiredMixin, OfficerMixin, View):
             raise Http404("No such conflict.") from exc
         messages.success(request, "Conflict resolved: the corrected value stands.")
         return redirect("privacy:console_request", pk=pk)
+
+
+class InventoryView(OfficerMixin, View):
+    """The data inventory, read from the personal-data registry: every category, where it lives,
+    how long it is kept, and who receives it (from the disclosure log's recipients)."""
+
+    template_name = "privacy/console/inventory.html"
+
+    def get(self, request):
+        return render(request, self.template_name, {"categories": data_inventory()})
