@@ -117,6 +117,11 @@ class CorrectionForm(forms.Form):
     restrict = forms.BooleanField(label="Disputed: restrict its use until resolved (GDPR Art. 18)", required=False)
 
 
+class ApproveForm(forms.Form):
+    note = forms.CharField(label="Note (optional)", required=False, max_length=4000,
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class AssignForm(forms.Form):
     officer = forms.ChoiceField(label="Assign to")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core import mail
 
 from accounts.tests.factories import UserFactory
@@ -12,10 +12,20 @@ from accounts.tests.factories import UserFactory
 OFFICERS_GROUP = "Privacy officers"
 
 
+def officers_group() -> Group:
+    """The group privacy's migration creates; a flushed database (transactional tests) loses it, so
+    it is made again here with its permission."""
+    group, created = Group.objects.get_or_create(name=OFFICERS_GROUP)
+    if created:
+        group.permissions.add(Permission.objects.get(content_type__app_label="privacy",
+                                                     codename="work_privacyrequest"))
+    return group
+
+
 def make_officer(**kwargs):
-    """A staff member in the privacy officers group (created by privacy's migration)."""
+    """A staff member in the privacy officers group."""
     user = UserFactory(is_staff=True, **kwargs)
-    user.groups.add(Group.objects.get(name=OFFICERS_GROUP))
+    user.groups.add(officers_group())
     return user
 
 

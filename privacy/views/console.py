@@ -25,7 +25,7 @@ from core.tenancy import tenant_context
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy import deadlines
-from privacy.forms import AssignForm, CorrectionForm, NoteForm, ReasonForm, StaffRequestForm
+from privacy.forms import ApproveForm, AssignForm, CorrectionForm, NoteForm, ReasonForm, StaffRequestForm
 from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest, RecipientNotice
 from privacy.selectors import data_inventory, is_privacy_officer, officer_queue, privacy_officers, request_history
 from privacy.services import request_decisions as decisions
@@ -187,7 +187,7 @@ class RequestDeskView(OfficerMixin, View):
             "note_form": forms.get("note") or NoteForm(),
             "verify_form": forms.get("verify") or NoteForm(prefix="verify"),
             "authorization_form": forms.get("authorization") or NoteForm(prefix="authorization"),
-            "approve_form": forms.get("approve") or NoteForm(prefix="approve"),
+            "approve_form": forms.get("approve") or ApproveForm(prefix="approve"),
             "deny_form": forms.get("deny") or ReasonForm(prefix="deny"),
             "extend_form": forms.get("extend") or ReasonForm(prefix="extend"),
             "complete_form": forms.get("complete") or NoteForm(prefix="complete"),
@@ -284,9 +284,7 @@ class ApproveView(RecentMFARequiredMixin, _ActionView):
     name, success = "approve", "Approved. The requester has been emailed."
 
     def make_form(self, request):
-        form = NoteForm(request.POST, prefix="approve")
-        form.fields["note"].required = False
-        return form
+        return ApproveForm(request.POST, prefix="approve")
 
     def act(self, request, req, data):
         decisions.request_approve(request_id=req.pk, actor=request.user, note=data.get("note", ""))
