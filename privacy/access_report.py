@@ -60,6 +60,7 @@ class Section:
         default_factory=list
     )
     rows: Callable[[], Iterator[dict]] | None = None  # for sections not read from a model
+    _plan: list | None = field(default=None, repr=False)
 
     def count(self) -> int:
         if self.rows is not None:
@@ -91,13 +92,19 @@ class Section:
         return [(self._row(obj), obj.pk) for obj in queryset[:batch_size]]
 
     def _row(self, obj) -> dict:
+        if self._plan is None:  # attribute names and placeholders, worked out once per section
+            self._plan = [
+                (
+                    c.name,
+                    _attname(obj, c.name),
+                    None if c.shown else f"Held, not shown ({c.category.replace('_', ' ')})",
+                )
+                for c in self.columns
+            ]
         row = {}
-        for column in self.columns:
-            value = getattr(obj, _attname(obj, column.name), None)
-            if not column.shown:
-                row[column.name] = f"Held, not shown ({column.category.replace('_', ' ')})" if value else ""
-            else:
-                row[column.name] = plain(value)
+        for name, attname, placeholder in self._plan:
+            value = getattr(obj, attname, None)
+            row[name] = plain(value) if placeholder is None else (placeholder if value else "")
         return row
 
 
