@@ -31,6 +31,7 @@ urlpatterns = [
     path("console/<uuid:pk>/extend/", console.ExtendView.as_view(), name="console_extend"),
     path("console/<uuid:pk>/complete/", console.CompleteView.as_view(), name="console_complete"),
     path("console/<uuid:pk>/correct/", console.CorrectView.as_view(), name="console_correct"),
+    path("console/<uuid:pk>/export/retry/", console.ExportRetryView.as_view(), name="console_export_retry"),
     path(
         "console/<uuid:pk>/conflicts/<uuid:conflict_pk>/resolve/",
         console.ConflictResolveView.as_view(),

@@ -83,6 +83,18 @@ def export_queue(*, request: PrivacyRequest, enqueue) -> ExportJob:
     return job
 
 
+@transaction.atomic
+def export_retry(*, job_id, actor, enqueue) -> ExportJob:
+    """The officer starts a failed export again (after fixing its cause); it is built from the start."""
+    job = ExportJob.objects.select_for_update().select_related("request").get(pk=job_id)
+    if job.status == ExportJob.Status.FAILED:
+        job.status, job.error = ExportJob.Status.QUEUED, ""
+        job.save(update_fields=["status", "error", "updated_at"])
+        history_add(job.request, "note", actor=actor, note="Export started again")
+        transaction.on_commit(lambda: enqueue(str(job.pk)))
+    return job
+
+
 def _claim(job_id) -> ExportJob | None:
     with transaction.atomic():
         job = ExportJob.objects.select_for_update().select_related("request").filter(pk=job_id).first()

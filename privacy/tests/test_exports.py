@@ -178,3 +178,24 @@ def test_sections_read_in_batches_keep_every_row_once():
     batches = list(section.iter_rows(batch_size=3))
     assert [len(b) for b in batches] == [3, 3, 1]
     assert section.count() == 7
+
+
+def test_a_failed_export_is_shown_and_the_officer_starts_it_again(django_capture_on_commit_callbacks, monkeypatch):
+    user, officer_user = MembershipFactory().user, make_officer()
+
+    def broken(request):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(exports, "_sections", broken)
+    with pytest.raises(RuntimeError):
+        _approved_access(django_capture_on_commit_callbacks, user, officer_user)
+    req = PrivacyRequest.objects.get()
+    assert req.export.status == ExportJob.Status.FAILED and req.export.error == "disk full"
+    officer = verified_client(Client(), officer_user)
+    assert "Prepare the file again" in officer.get(f"/privacy/console/{req.pk}/").content.decode()
+    assert "will prepare it again" in verified_client(Client(), user).get(
+        f"/privacy/mine/{req.reference}/").content.decode()
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        officer.post(f"/privacy/console/{req.pk}/export/retry/")
+    assert ExportJob.objects.get(pk=req.export.pk).status == ExportJob.Status.READY

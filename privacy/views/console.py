@@ -31,7 +31,7 @@ from privacy.selectors import data_inventory, is_privacy_officer, officer_queue,
 from privacy.services import request_decisions as decisions
 from privacy.services.corrections import conflict_resolve, correction_apply
 from privacy.services.erasure import recipient_notice_mark_sent
-from privacy.services.exports import download_token
+from privacy.services.exports import download_token, enqueue_build, export_retry
 from privacy.services.requests import PrivacyRequestError, request_submit_staff, request_verify_by_officer
 
 # The queue shows open requests unless asked for closed ones or all.
@@ -374,3 +374,14 @@ class InventoryView(OfficerMixin, View):
 
     def get(self, request):
         return render(request, self.template_name, {"categories": data_inventory()})
+
+
+class ExportRetryView(RecentMFARequiredMixin, OfficerMixin, View):
+    def post(self, request, pk):
+        req = RequestDeskView.get_request(pk)
+        job = getattr(req, "export", None)
+        if job is None:
+            raise Http404("No export for this request.")
+        export_retry(job_id=job.pk, actor=request.user, enqueue=enqueue_build)
+        messages.success(request, "The file is being prepared again.")
+        return redirect("privacy:console_request", pk=pk)
