@@ -12,6 +12,18 @@ from core.timezones import organization_zone
 from .selectors import display_organization, membership_for_slug
 from .signin import user_session_touch
 
+# The privacy notice and the privacy choices answer anyone, signed in or not, at any step of signing in.
+PUBLIC_PRIVACY_URL_NAMES = frozenset(
+    {
+        "privacy:notice",
+        "privacy:notice_version",
+        "privacy:choices",
+        "privacy:request_new",
+        "privacy:request_verify",
+        "well_known:gpc",
+    }
+)
+
 # Reachable before the second factor is verified.
 MFA_EXEMPT_URL_NAMES = frozenset(
     {
@@ -34,7 +46,7 @@ MFA_EXEMPT_URL_NAMES = frozenset(
         "portal:readyz",
         "portal:metrics",
     }
-)
+) | PUBLIC_PRIVACY_URL_NAMES
 
 # Reachable before the email address is confirmed (the rest of the sign-in steps wait for it).
 EMAIL_UNVERIFIED_URL_NAMES = frozenset(
@@ -52,7 +64,7 @@ EMAIL_UNVERIFIED_URL_NAMES = frozenset(
         "portal:readyz",
         "portal:metrics",
     }
-)
+) | PUBLIC_PRIVACY_URL_NAMES
 
 
 def _url_name(request) -> str:

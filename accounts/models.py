@@ -60,6 +60,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # The privacy notice version in force when the account was created (see privacy/notice.py).
+    privacy_notice_version = models.CharField(max_length=32, blank=True, default="")
 
     objects = UserManager()
 
@@ -87,7 +89,7 @@ declare(
         "email_index": Personal(Category.IDENTITY),
         "full_name": Personal(Category.IDENTITY),
         "job_title": Personal(Category.IDENTITY),
-        "password": Personal(Category.SECURITY),
+        "password": Personal(Category.SECURITY, secret=True),
         "last_login": Personal(Category.SECURITY),
     },
     not_personal=[
@@ -96,6 +98,7 @@ declare(
         "is_staff",
         "is_superuser",
         "date_joined",
+        "privacy_notice_version",
         "groups",
         "user_permissions",
     ],
@@ -323,7 +326,7 @@ declare(
     TOTPDevice,
     subject=Subject.PORTAL_USER,
     subject_lookup="user",
-    personal={"key": Personal(Category.SECURITY), "last_used_at": Personal(Category.SECURITY)},
+    personal={"key": Personal(Category.SECURITY, secret=True), "last_used_at": Personal(Category.SECURITY)},
     not_personal=[
         "user",
         "name",
@@ -380,7 +383,7 @@ declare(
     RecoveryCodeDevice,
     subject=Subject.PORTAL_USER,
     subject_lookup="user",
-    personal={"code_hashes": Personal(Category.SECURITY), "last_used_at": Personal(Category.SECURITY)},
+    personal={"code_hashes": Personal(Category.SECURITY, secret=True), "last_used_at": Personal(Category.SECURITY)},
     not_personal=["user", "name", "confirmed", *THROTTLE_FIELDS],
 )
 
@@ -416,7 +419,7 @@ declare(
         "ip_address": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
         "user_agent": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
         "last_seen_at": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
-        "session_key": Personal(Category.SECURITY, Retention.SECURITY_LOG),
+        "session_key": Personal(Category.SECURITY, Retention.SECURITY_LOG, secret=True),
     },
     not_personal=["user", "session_key_hash"],
 )

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
 from accounts.roles import Role
@@ -108,18 +109,31 @@ def _organization_create(*, actor: User, legal_name: str, country: str, time_zon
     return organization
 
 
+def privacy_notice_version_in_force() -> str:
+    """The privacy notice version in force now, from the privacy app (a higher floor) via its dotted-path setting."""
+    return import_string(settings.PRIVACY_NOTICE_CURRENT_VERSION)()
+
+
 def user_create(*, email: str, password: str, full_name: str, email_verified: bool = False) -> User:
-    """A new portal user. Refuses an email that is already registered and weak passwords."""
+    """A new portal user. Refuses an email that is already registered and weak passwords.
+
+    Records the privacy notice version in force, which the sign-up page links to.
+    """
     email = User.objects.normalize_email(email.strip())
     if User.objects.get_by_email(email) is not None:
         raise ValidationError({"email": "An account with this email already exists. Sign in or reset your password."})
-    user = User(email=email, full_name=full_name.strip())
+    user = User(email=email, full_name=full_name.strip(), privacy_notice_version=privacy_notice_version_in_force())
     user.email_verified_at = timezone.now() if email_verified else None
     validate_password(password, user)
     user.set_password(password)
     user.full_clean(exclude=["password"])
     user.save()
-    audit_record(actor=Actor.user(user), action="user.created", target=user)
+    audit_record(
+        actor=Actor.user(user),
+        action="user.created",
+        target=user,
+        metadata={"privacy_notice_version": user.privacy_notice_version},
+    )
     return user
 
 

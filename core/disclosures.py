@@ -1,11 +1,45 @@
+"""The disclosure log writer, and the gate that keeps opted-out data from non-essential disclosures.
+
+Every outbound sharing of personal data calls :func:`disclosure_record` before the data leaves
+(the Microsoft client's choke point, ``licensing/microsoft/disclosure.py``). Purposes that are not
+strictly necessary to serve the customer (:data:`NON_ESSENTIAL_PURPOSES`: marketing shared with a
+distributor) are refused with :class:`DisclosureRefused` when the organisation opted out of sale
+and sharing. Who opted out is the privacy app's knowledge, a higher floor: it registers its check
+with :func:`register_opt_out_check` in its ``AppConfig.ready()``. Without a registered check
+non-essential disclosures are refused (fail closed).
+"""
+
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.db import IntegrityError, transaction
 
 from .models import Disclosure
 from .registry import Category
+
+NON_ESSENTIAL_PURPOSES = frozenset({Disclosure.Purpose.MARKETING})
+
+_opt_out_checks: list[Callable[[object], bool]] = []
+
+
+class DisclosureRefused(Exception):
+    """The disclosure is not strictly necessary and the organisation opted out of sale and sharing."""
+
+
+def register_opt_out_check(check: Callable[[object], bool]) -> None:
+    """``check(organization) -> bool``: True when the organisation opted out. Registered once per process."""
+    if check not in _opt_out_checks:
+        _opt_out_checks.append(check)
+
+
+def disclosure_allowed(*, organization, purpose: str) -> bool:
+    """Whether a disclosure for ``purpose`` about ``organization`` may go ahead."""
+    if purpose not in NON_ESSENTIAL_PURPOSES:
+        return True
+    if not _opt_out_checks:
+        return False
+    return not any(check(organization) for check in _opt_out_checks)
 
 
 @transaction.atomic
@@ -26,7 +60,11 @@ def disclosure_record(
     (recipient, operation, request id): a retried operation is one disclosure. Not audited
     separately: the log is itself the append-only record, and auditing it would double every
     Microsoft call's writes without adding information.
+
+    Raises :class:`DisclosureRefused` for a non-essential purpose when the organisation opted out.
     """
+    if not disclosure_allowed(organization=organization, purpose=purpose):
+        raise DisclosureRefused(f"{organization} opted out of sale and sharing; {purpose} disclosures are refused.")
     categories = sorted({Category(c).value for c in categories})
     if ms_request_id:
         existing = Disclosure.objects.filter(recipient=recipient, operation=operation, request_id=ms_request_id).first()

@@ -1,17 +1,21 @@
 """Field locks: a corrected value survives later syncs from outside sources.
 
-A privacy correction locks the fields it fixed. Sync write paths (the directory sync's
-``directory_user_upsert_from_graph``) ask ``locked_fields`` for the rows they are about
-to write and leave locked fields alone. Kernel module: imports no app's services.
+A privacy correction (``privacy.services.corrections.correction_apply``) locks the fields it fixed.
+Sync write paths (the directory sync's ``directory_user_upsert_from_graph``) ask ``locked_fields``
+for the rows they are about to write, leave locked fields alone, and report a different incoming
+value with ``conflict_record`` so staff see it instead of the sync writing it. Kernel module:
+imports no app's services.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
+from django.db.models import F
+from django.utils import timezone
 
-from .models import FieldLock
+from .models import FieldLock, FieldLockConflict
 
 
 def _label(model: type[models.Model] | str) -> str:
@@ -41,3 +45,19 @@ def lock_field(*, organization, model: type[models.Model] | str, object_id, fiel
         defaults={"locked_by": locked_by, "reason": reason},
     )
     return lock
+
+
+def conflict_record(*, organization, model: type[models.Model] | str, object_id, field_names: Iterable[str],
+                    source: str) -> None:
+    """A sync was refused on locked fields of one row: open a conflict per field, or count another sighting."""
+    now = timezone.now()
+    for field_name in field_names:
+        key = {"model_label": _label(model), "object_id": str(object_id), "field_name": field_name}
+        open_rows = FieldLockConflict.objects.for_org(organization).filter(resolved_at__isnull=True, **key)
+        if open_rows.update(occurrences=F("occurrences") + 1, last_seen_at=now, source=source):
+            continue
+        try:
+            with transaction.atomic():
+                FieldLockConflict.objects.create(organization=organization, source=source, **key)
+        except IntegrityError:
+            open_rows.update(occurrences=F("occurrences") + 1, last_seen_at=now)

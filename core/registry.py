@@ -2,8 +2,12 @@
 
 Models declare themselves next to their definition with :func:`declare`. The
 system check in ``core/checks.py`` fails on any field that is not classified,
-so a new field cannot silently escape DSAR export, erasure, retention or the
-disclosure log, which all read this registry.
+so a new field cannot silently escape the privacy workflows that read this
+registry: access reports and portability exports (``privacy/access_report.py``:
+which fields are shown verbatim and which described, ``Personal.verbatim``),
+erasure (``privacy/services/erasure.py``: erased or kept by retention class) and
+the retention purge (``privacy/services/retention.py``: time-limited classes).
+The disclosure log's categories are this module's :class:`Category`.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ class Subject(models.TextChoices):
     PORTAL_USER = "portal_user", "Portal user (customer admin or staff)"
     ORGANIZATION = "organization", "Customer organisation and its contacts"
     DIRECTORY_USER = "directory_user", "User in the customer's Microsoft tenant"
+    VISITOR = "visitor", "Visitor without an account (known only by a browser cookie)"
+    REQUESTER = "requester", "Person who made a privacy request (with or without an account)"
 
 
 class Retention(models.TextChoices):
-    """How long a value may be kept; the retention engine enforces these."""
+    """How long a value may be kept. The purge (privacy/services/retention.py) enforces the classes
+    measured from a row's own date (security log, technical log, privacy records); the event-started
+    ones (account closed, subscription cancelled, tenant unlinked) have no trigger yet, so they are kept."""
 
     ACCOUNT = "account", "While the account exists"
     ACTIVE_PLUS_LEGAL = "active_plus_legal", "While subscriptions are active, then the legal period (7 years)"
@@ -41,6 +49,7 @@ class Retention(models.TextChoices):
     TECHNICAL_LOG = "technical_log", "Technical log: 90 days"
     TENANT_LINK = "tenant_link", "While the Microsoft tenant is linked"
     BILLING_RECORD = "billing_record", "Invoices and billing records: the legal and tax period after the relationship"
+    PRIVACY_RECORD = "privacy_record", "Privacy request and opt-out records: 24 months"
 
 
 RETENTION_DAYS = {
@@ -51,6 +60,7 @@ RETENTION_DAYS = {
     Retention.TENANT_LINK: None,
     # The legal and tax period after the relationship ends: 7 years (not yet configurable per deployment).
     Retention.BILLING_RECORD: 7 * 365,
+    Retention.PRIVACY_RECORD: 730,
 }
 
 # Inherited from core.models.BaseModel / TenantModel: structural, never personal.
@@ -59,8 +69,21 @@ STRUCTURAL_FIELDS = frozenset({"id", "created_at", "updated_at", "organization"}
 
 @dataclass(frozen=True)
 class Personal:
+    """A personal field: its category, its retention, and whether it is a secret.
+
+    A secret (a password hash, a second-factor key, a session key) is held about the person but
+    never shown to them verbatim: access reports say it is held (CCPA §7024(d)). Payment tokens
+    are always treated so.
+    """
+
     category: Category
     retention: Retention = Retention.ACCOUNT
+    secret: bool = False
+
+    @property
+    def verbatim(self) -> bool:
+        """Whether an access report may show the value itself, rather than describe it."""
+        return not self.secret and self.category != Category.PAYMENT_TOKEN
 
 
 @dataclass

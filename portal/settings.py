@@ -297,6 +297,20 @@ EMAIL_BACKEND = os.environ.get(
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Cloud Licenses Portal <no-reply@portal.local>")
 
+# Privacy: the Data Privacy Officer named on the privacy notice and in request emails.
+PRIVACY_OFFICER_NAME = os.environ.get("PRIVACY_OFFICER_NAME", "Data Privacy Officer")
+PRIVACY_OFFICER_EMAIL = os.environ.get("PRIVACY_OFFICER_EMAIL", "privacy@portal.local")
+PRIVACY_OFFICER_ADDRESS = os.environ.get("PRIVACY_OFFICER_ADDRESS", "")
+# Accounts record the notice version in force at sign-up; privacy (a higher floor) knows it.
+PRIVACY_NOTICE_CURRENT_VERSION = "privacy.notice.current_version_label"
+# Access reports and portability exports: encrypted files, deleted when their download link expires.
+PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", str(VAR_DIR / "privacy-exports"))
+PRIVACY_EXPORT_TTL_DAYS = int(os.environ.get("PRIVACY_EXPORT_TTL_DAYS", 3))
+# Days a requester has to cancel an approved deletion before it is carried out.
+PRIVACY_ERASURE_GRACE_DAYS = int(os.environ.get("PRIVACY_ERASURE_GRACE_DAYS", 7))
+# /.well-known/gpc.json "lastUpdate": when our handling of the Global Privacy Control last changed.
+GPC_LAST_UPDATE = os.environ.get("GPC_LAST_UPDATE", "2026-12-07")
+
 # REST API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -400,6 +414,9 @@ CELERY_BEAT_SCHEDULE = {
     },
     "licensing-usage-snapshot": {"task": "licensing.usage.snapshot_all", "schedule": 24 * 3600.0},
     "licensing-reminders": {"task": "licensing.notifications.reminders_all", "schedule": 24 * 3600.0},
+    "privacy-purge-expired-exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
+    "privacy-run-due-erasures": {"task": "privacy.run_due_erasures", "schedule": 3600.0},
+    "privacy-retention-purge": {"task": "privacy.retention_purge", "schedule": 24 * 3600.0},
 }
 # One heartbeat per queue every minute: the status page shows which queues have a live worker.
 for _queue in ("provisioning", "privacy", "default"):

@@ -23,11 +23,14 @@ api_v1_patterns = [
     path("", include("accounts.api_urls")),
     path("", include("licensing.api.urls")),
     path("", include("billing.api_urls")),
+    path("", include("privacy.api_urls")),
 ]
 
 urlpatterns = [
     path("", include("portal.site_urls")),
     path("accounts/", include("accounts.urls")),
+    path("privacy/", include("privacy.urls")),
+    path(".well-known/", include("privacy.well_known_urls")),
     path("o/<slug:org_slug>/", include(organization_patterns)),
     path("api/v1/", include((api_v1_patterns, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

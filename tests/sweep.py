@@ -27,6 +27,8 @@ NON_TENANT_KWARGS = {
     "path": "x",
     "decision": "approve",  # orders/<pk>/<decision>/: the action, the pk is the object
     "report": "usage",  # usage/export/<report>.csv: a report name; the org comes from org_slug
+    "version": "2026-01-01",  # privacy/notice/<version>/: a public notice version, no tenant data
+    "reference": "PR-AAAA-BBBB",  # privacy/mine/<reference>/: only among the signed-in person's own requests
 }
 
 

@@ -50,6 +50,8 @@ ALLOWED_FUNCTIONS = {
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
     # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job).
     "billing/services/reconciliation.py": {"reconciliation_run", "_ours"},
+    # An access report includes the person's own audit events that belong to no organisation.
+    "privacy/access_report.py": {"subject_account_events"},
 }
 
 

@@ -6,7 +6,7 @@ from .audit import AuditChainHead, AuditEvent
 from .base import BaseModel, TenantModel
 from .idempotency import IdempotencyRecord
 from .keys import DataKey
-from .privacy import Disclosure, FieldLock
+from .privacy import Disclosure, FieldLock, FieldLockConflict
 
 __all__ = [
     "AuditChainHead",
@@ -15,6 +15,7 @@ __all__ = [
     "DataKey",
     "Disclosure",
     "FieldLock",
+    "FieldLockConflict",
     "IdempotencyRecord",
     "TenantModel",
 ]

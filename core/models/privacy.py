@@ -36,6 +36,8 @@ class Disclosure(BaseModel):
         BILLING = "billing", "Billing and reconciliation"
         SECURITY = "security", "Security monitoring and fraud response"
         LEGAL_OBLIGATION = "legal_obligation", "Complying with a legal obligation"
+        # Not strictly necessary: refused for an organisation that opted out of sale and sharing.
+        MARKETING = "marketing", "Marketing shared with a distributor"
 
     recipient = models.CharField(max_length=16, choices=Recipient.choices)
     organization = models.ForeignKey(
@@ -102,6 +104,8 @@ class FieldLock(TenantModel):
     )
     # Why the value was corrected: free text that usually names or describes the person, so it is encrypted.
     reason = EncryptedTextField(blank=True, default="", validators=[MaxLengthValidator(REASON_MAX_LENGTH)])
+    # GDPR Art. 18(1)(a): the value's accuracy is disputed; it is not to be used beyond storage until resolved.
+    restricted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "privacy_fieldlock"
@@ -123,5 +127,46 @@ declare(
     subject=Subject.ORGANIZATION,
     subject_lookup="organization",
     personal={"reason": Personal(Category.IDENTITY, Retention.ACCOUNT)},
-    not_personal=["model_label", "object_id", "field_name", "locked_by"],
+    not_personal=["model_label", "object_id", "field_name", "locked_by", "restricted_at"],
+)
+
+
+class FieldLockConflict(TenantModel):
+    """A sync delivered a different value for a locked field and was refused: staff review it.
+
+    One open row per locked field; a later refusal bumps ``occurrences`` and ``last_seen_at``. The
+    incoming value is not stored: the corrected value stands, and the source can be asked again.
+    """
+
+    model_label = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    field_name = models.CharField(max_length=64)
+    source = models.CharField(max_length=64)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    occurrences = models.PositiveIntegerField(default=1)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "model_label", "object_id", "field_name"],
+                condition=Q(resolved_at__isnull=True),
+                name="privacy_field_conflict_open_once",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.source} conflict on {self.model_label}.{self.field_name} of {self.object_id}"
+
+
+declare(
+    FieldLockConflict,
+    not_personal=[
+        "model_label", "object_id", "field_name", "source", "first_seen_at", "last_seen_at", "occurrences",
+        "resolved_at", "resolved_by",
+    ],
 )

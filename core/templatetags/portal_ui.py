@@ -65,7 +65,9 @@ def percent(value, maximum=100) -> int:
 # Common status words across the apps, mapped to a badge tone.
 _TONES = {
     "success": {"active", "linked", "paid", "succeeded", "success", "completed", "complete", "done", "enabled", "ok"},
-    "warning": {"pending", "expiring", "processing", "running", "queued", "due", "trial", "suspended", "partial"},
+    "warning": {
+        "pending", "at_risk", "expiring", "processing", "running", "queued", "due", "trial", "suspended", "partial",
+    },
     "danger": {"failed", "error", "expired", "overdue", "cancelled", "canceled", "revoked", "disabled", "rejected"},
     "info": {"new", "draft", "scheduled", "open", "submitted", "in_progress"},
 }

@@ -79,7 +79,7 @@ declare(
         "address": Personal(Category.CONTACT, Retention.TENANT_LINK),
         "primary_contact": Personal(Category.CONTACT, Retention.TENANT_LINK),
         "initial_admin_username": Personal(Category.SECURITY, Retention.TENANT_LINK),
-        "initial_admin_password": Personal(Category.SECURITY, Retention.TENANT_LINK),
+        "initial_admin_password": Personal(Category.SECURITY, Retention.TENANT_LINK, secret=True),
     },
     not_personal=[
         "microsoft_tenant",

@@ -62,8 +62,10 @@ def test_migration_encrypts_existing_reasons_and_reverses():
     executor.migrate(AFTER)
     keyring.clear()
     assert "Bo Lind" not in _raw_reason(written.pk)
-    assert FieldLock.objects.for_org(organization).get(pk=written.pk).reason == "Bo Lind's old address"
-    assert FieldLock.objects.for_org(organization).get(pk=blank.pk).reason == ""
+    # Only the columns that exist at this migration: later ones (core's restricted_at) are unapplied here.
+    at_this_state = FieldLock.objects.for_org(organization).only("id", "organization", "reason")
+    assert at_this_state.get(pk=written.pk).reason == "Bo Lind's old address"
+    assert at_this_state.get(pk=blank.pk).reason == ""
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)
     assert _raw_reason(written.pk) == "Bo Lind's old address"

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.crypto import blind_index
-from core.field_locks import locked_fields
+from core.field_locks import conflict_record, locked_fields
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, Sku, TenantSku
 
 USER_SELECT = (
@@ -113,15 +113,21 @@ def directory_user_upsert_from_graph(
         created = row is None
         row = row or DirectoryUser(organization=organization, graph_id=graph_id)
         locked = locks.get(str(row.pk), set())
+        refused = []
         for graph_name, field_name in GRAPH_FIELDS.items():
-            if field_name in locked:
-                continue
             value = payload.get(graph_name)
             if field_name == "account_enabled":
                 value = bool(value) if value is not None else True
             elif field_name in ("display_name", "user_principal_name"):
                 value = value or ""
+            if field_name in locked:
+                if value != getattr(row, field_name):
+                    refused.append(field_name)  # a privacy correction stands: staff see the conflict
+                continue
             setattr(row, field_name, value)
+        if refused:
+            conflict_record(organization=organization, model=DirectoryUser, object_id=row.pk, field_names=refused,
+                            source="graph directory sync")
         row.has_usage_location = bool(row.usage_location)
         if "last_sign_in_at" not in locked and "signInActivity" in payload:
             row.last_sign_in_at = _last_sign_in(payload)

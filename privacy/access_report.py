@@ -1,0 +1,248 @@
+"""What an access report and a portability export contain, read from the personal-data registry.
+
+An access report covers one portal user (the requester's account) since 2022-01-01 (the policy's
+promise, beyond CCPA §7024(h)'s minimum): every model the registry declares for the portal-user
+subject (which brings sign-in events, sessions, MFA devices and the audit events they made), audit
+events about them, the disclosures of their organisations' data with named recipients, and the
+retention applying to each category. Values that must not be disclosed verbatim (secrets such as
+password hashes and second-factor keys, payment tokens, blind indexes: CCPA §7024(d);
+``Personal.verbatim`` in the registry) are described, never shown.
+
+A portability export covers one organisation: every tenant-owned model of the licensing and billing
+floors (subscriptions, orders, licenses, directory, usage), all fields, for that organisation only.
+
+Rows are read in primary-key-ordered batches (keyset pagination), so memory stays flat whatever the
+subject's history. Tenant rows are read inside that organisation's tenant context; the only
+cross-tenant read is :func:`subject_account_events` (a person's own audit events that belong to no
+organisation, such as account creation), allowed by name in tests/test_tenancy_guard.py.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.apps import apps
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Membership, Organization
+from core.fields import BlindIndexField
+from core.models import AuditEvent, Disclosure
+from core.registry import Category, Retention, Subject, declaration_for, declared_models, model_field_names
+from core.tenancy import TenantManager, tenant_context, unscoped_no_tenant
+
+REPORT_SINCE = datetime.datetime(2022, 1, 1, tzinfo=datetime.UTC)
+TIME_FIELDS = ("occurred_at", "created_at", "date_joined", "recorded_at", "received_at")
+PORTABILITY_APPS = frozenset({"licensing", "billing"})
+BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    category: str = ""
+    shown: bool = True
+
+
+@dataclass
+class Section:
+    key: str
+    title: str
+    columns: list[ColumnSpec]
+    # Each source: the scope to read in (a context manager factory) and the queryset to page through.
+    sources: list[tuple[Callable[[], AbstractContextManager], Callable[[], models.QuerySet]]] = field(
+        default_factory=list
+    )
+    rows: Callable[[], Iterator[dict]] | None = None  # for sections not read from a model
+    _plan: list | None = field(default=None, repr=False)
+
+    def count(self) -> int:
+        if self.rows is not None:
+            return sum(1 for _ in self.rows())
+        total = 0
+        for scope, make in self.sources:
+            with scope():
+                total += make().count()
+        return total
+
+    def iter_rows(self, batch_size: int = BATCH_SIZE) -> Iterator[list[dict]]:
+        if self.rows is not None:
+            yield list(self.rows())
+            return
+        for scope, make in self.sources:
+            last = None
+            while True:
+                with scope():
+                    batch = self._batch(make, last, batch_size)
+                if not batch:
+                    break
+                last = batch[-1][1]
+                yield [row for row, _ in batch]
+
+    def _batch(self, make, last, batch_size) -> list[tuple[dict, object]]:
+        queryset = make().order_by("pk")
+        if last is not None:
+            queryset = queryset.filter(pk__gt=last)
+        return [(self._row(obj), obj.pk) for obj in queryset[:batch_size]]
+
+    def _row(self, obj) -> dict:
+        if self._plan is None:  # attribute names and placeholders, worked out once per section
+            self._plan = [
+                (
+                    c.name,
+                    _attname(obj, c.name),
+                    None if c.shown else f"Held, not shown ({c.category.replace('_', ' ')})",
+                )
+                for c in self.columns
+            ]
+        row = {}
+        for name, attname, placeholder in self._plan:
+            value = getattr(obj, attname, None)
+            row[name] = plain(value) if placeholder is None else (placeholder if value else "")
+        return row
+
+
+def _attname(obj, name: str) -> str:
+    model_field = obj._meta.get_field(name)
+    return model_field.attname if model_field.is_relation else name
+
+
+def plain(value):
+    """A JSON-safe value: ISO dates, strings for ids and decimals, lists and dicts kept."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, bool | int | float | str | list | dict):
+        return value
+    return str(value)
+
+
+def _time_field(model) -> str | None:
+    names = set(model_field_names(model))
+    return next((n for n in TIME_FIELDS if n in names), None)
+
+
+def _verbatim(model, name: str, personal) -> bool:
+    """Secrets and payment tokens are described; so are blind indexes (a keyed hash means nothing to a reader)."""
+    return personal.verbatim and not isinstance(model._meta.get_field(name), BlindIndexField)
+
+
+def _is_tenant_model(model) -> bool:
+    return isinstance(model._default_manager, TenantManager) and "organization" in model_field_names(model)
+
+
+def subject_account_events(user) -> tuple[Callable[[], AbstractContextManager], Callable[[], models.QuerySet]]:
+    """A person's own audit events that belong to no organisation (account creation, sign-in changes),
+    as a section source: read inside ``unscoped_no_tenant()``, which Postgres row-level security
+    requires for rows without an organisation."""
+    return (
+        unscoped_no_tenant,
+        lambda: (
+            AuditEvent.unscoped_objects.filter(organization__isnull=True)
+            .filter(Q(actor_id=str(user.pk)) | Q(target_id=str(user.pk)))
+            .filter(occurred_at__gte=REPORT_SINCE)
+        ),
+    )
+
+
+def user_organizations(user) -> list[Organization]:
+    return [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]
+
+
+def access_sections(user) -> list[Section]:
+    organizations = user_organizations(user)
+    sections = []
+    for declaration in sorted(declared_models(), key=lambda d: d.model._meta.label):
+        model = declaration.model
+        if declaration.subject != Subject.PORTAL_USER or not declaration.subject_lookup:
+            continue
+        columns = [ColumnSpec("id")]
+        time_field = _time_field(model)
+        if time_field:
+            columns.append(ColumnSpec(time_field))
+        columns += [ColumnSpec(name, c.category, _verbatim(model, name, c)) for name, c in declaration.personal.items()]
+        if model is AuditEvent:
+            columns += [ColumnSpec("action"), ColumnSpec("target_type"), ColumnSpec("target_id")]
+        lookup = Q(**{declaration.subject_lookup: user.pk})
+        if model is AuditEvent:
+            lookup |= Q(target_id=str(user.pk))
+        since = Q(**{f"{time_field}__gte": REPORT_SINCE}) if time_field else Q()
+        section = Section(model._meta.label_lower, str(model._meta.verbose_name_plural).capitalize(), columns)
+        if _is_tenant_model(model):
+            for org in organizations:
+                section.sources.append(
+                    (
+                        lambda o=org: tenant_context(o),
+                        lambda m=model, o=org, q=lookup & since: m.objects.for_org(o).filter(q),
+                    )
+                )
+            if model is AuditEvent:
+                section.sources.append(subject_account_events(user))
+        else:
+            section.sources.append((nullcontext, lambda m=model, q=lookup & since: m._default_manager.filter(q)))
+        sections.append(section)
+    sections.append(disclosure_section(organizations))
+    sections.append(retention_section(Subject.PORTAL_USER))
+    return sections
+
+
+def disclosure_section(organizations) -> Section:
+    columns = [ColumnSpec(n) for n in ("occurred_at", "recipient", "categories", "purpose", "operation")]
+    section = Section("disclosures", "Disclosures of your organisations' data (named recipients)", columns)
+    for org in organizations:
+        section.sources.append(
+            (nullcontext, lambda o=org: Disclosure.objects.filter(organization=o, occurred_at__gte=REPORT_SINCE))
+        )
+    return section
+
+
+def retention_section(subject: str) -> Section:
+    def rows():
+        seen = {}
+        for declaration in declared_models():
+            if declaration.subject != subject:
+                continue
+            for personal in declaration.personal.values():
+                seen.setdefault((personal.category, personal.retention), None)
+        for category, retention in sorted(seen):
+            yield {"category": Category(category).label, "retention": Retention(retention).label}
+
+    return Section(
+        "retention", "How long each category is kept", [ColumnSpec("category"), ColumnSpec("retention")], rows=rows
+    )
+
+
+def portability_sections(organization) -> list[Section]:
+    sections = []
+    for model in sorted(apps.get_models(), key=lambda m: m._meta.label):
+        if model._meta.app_label not in PORTABILITY_APPS or not _is_tenant_model(model):
+            continue
+        declaration = declaration_for(model)
+        columns = []
+        for name in model_field_names(model):
+            classification = declaration.classification(name) if declaration else None
+            if classification:
+                columns.append(ColumnSpec(name, classification.category, _verbatim(model, name, classification)))
+            else:
+                columns.append(ColumnSpec(name))
+        section = Section(model._meta.label_lower, str(model._meta.verbose_name_plural).capitalize(), columns)
+        section.sources.append(
+            (lambda o=organization: tenant_context(o), lambda m=model, o=organization: m.objects.for_org(o))
+        )
+        sections.append(section)
+    return sections
+
+
+def as_csv_cell(value) -> str:
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)

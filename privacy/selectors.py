@@ -1,0 +1,102 @@
+"""Reads for the privacy app."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+from accounts.models import User
+from core.models import Disclosure
+from core.registry import Category, Retention, Subject, personal_fields
+from privacy.models import OptOut, PrivacyRequest
+
+
+def user_opt_out(user) -> OptOut | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return OptOut.objects.filter(user=user).first()
+
+
+def organization_opt_out(organization) -> OptOut | None:
+    if organization is None:
+        return None
+    return OptOut.objects.filter(organization=organization).first()
+
+
+def organization_opted_out(organization) -> bool:
+    """Whether disclosures about ``organization`` that are not strictly necessary are refused: the
+    organisation opted out, or one of its members did (also one who joined after opting out)."""
+    if organization is None:
+        return False
+    held = Q(organization=organization) | Q(user__memberships__organization=organization)
+    return OptOut.objects.filter(held).exists()
+
+
+# --- privacy requests --------------------------------------------------------------------------
+
+OFFICER_PERMISSION = "privacy.work_privacyrequest"
+
+
+def is_privacy_officer(user) -> bool:
+    """Staff with the privacy-officer permission (the "Privacy officers" group grants it)."""
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and user.is_staff
+        and user.has_perm(OFFICER_PERMISSION)
+    )
+
+
+def privacy_officers():
+    """Active staff who can work requests, for the assignment list."""
+    holders = Q(groups__permissions__codename="work_privacyrequest") | Q(
+        user_permissions__codename="work_privacyrequest"
+    )
+    return User.objects.filter(holders | Q(is_superuser=True), is_active=True, is_staff=True).distinct()
+
+
+def officer_queue(*, include_closed: bool = False):
+    """Every request, open ones first by due date; the console filters and pages it."""
+    queryset = PrivacyRequest.objects.select_related("assigned_to")
+    if not include_closed:
+        queryset = queryset.filter(status__in=PrivacyRequest.OPEN_STATUSES)
+    return queryset.order_by("due_date", "received_at")
+
+
+def requests_of_user(user):
+    """A person's own requests, newest first. Scoped by requester: nobody sees another's."""
+    return PrivacyRequest.objects.filter(requester=user).order_by("-received_at")
+
+
+def request_of_user(user, reference: str) -> PrivacyRequest | None:
+    return PrivacyRequest.objects.filter(requester=user, reference=reference).first()
+
+
+def request_history(request: PrivacyRequest):
+    return request.events.select_related("actor").order_by("occurred_at", "created_at")
+
+
+def data_inventory() -> list[dict]:
+    """Per data category: the fields holding it (model, field, subject, retention, shown or described)
+    and the recipients the disclosure log has sent it to. Read from the registry: always complete."""
+    recipients: dict[str, set[str]] = {}
+    labels = dict(Disclosure.Recipient.choices)
+    for recipient, categories in Disclosure.objects.values_list("recipient", "categories").distinct():
+        for category in categories:
+            recipients.setdefault(category, set()).add(labels.get(recipient, recipient))
+    inventory = []
+    for category in Category:
+        fields = [
+            {
+                "model": ref.model._meta.verbose_name.capitalize(),
+                "label": ref.model._meta.label_lower,
+                "field": ref.field_name,
+                "subject": Subject(ref.subject).label,
+                "retention": Retention(ref.classification.retention).label,
+                "verbatim": ref.classification.verbatim,
+            }
+            for ref in sorted(personal_fields(category=category), key=lambda r: (r.model._meta.label, r.field_name))
+        ]
+        inventory.append({"category": category.label, "fields": fields,
+                          "recipients": sorted(recipients.get(category.value, set()))})
+    return inventory

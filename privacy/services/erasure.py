@@ -1,0 +1,284 @@
+"""Erasure of a portal user, driven by the personal-data registry, with crypto-shredding.
+
+When a deletion request is approved, :func:`erasure_schedule` sets a grace period
+(``PRIVACY_ERASURE_GRACE_DAYS``) during which the requester can cancel (:func:`erasure_cancel`).
+Afterwards :func:`erasure_perform` (the beat task ``privacy.run_due_erasures``) applies the plan:
+
+- every model the registry declares for the portal-user subject is either erased or kept by its
+  retention class: rows whose personal fields are all kept only "while the account exists" are
+  deleted; rows under a longer class (security log, the legal and tax period, privacy records) are
+  kept and listed with the reason and the period (GDPR Art. 17(3)(b)/(e), CCPA §1798.105(d));
+- the account row itself stays (audit events and invoices point at it) but is anonymised: its data
+  keys are destroyed first, so the real name and email in every copy, backups included, can never
+  be decrypted again, and its blind index now indexes only the placeholder address;
+- every recipient the disclosure log names for the person's organisations gets a pending notice
+  (GDPR Art. 19) that the officer sends;
+- the requester is told what was erased and what was kept and why.
+
+A person under a legal hold (their own or their organisation's) waits until it is released.
+Running it again is a no-op: the erasure is done. Erasing a directory user (their licenses unassigned
+through the outbox) is not built yet.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from accounts.models import Membership, User
+from core.audit import Actor
+from core.crypto import KeyScope
+from core.keys import data_key_destroy
+from core.models import Disclosure
+from core.registry import Retention, Subject, declared_models
+from core.tenancy import TenantManager, tenant_context
+from privacy.models import Erasure, PrivacyRequest, RecipientNotice
+from privacy.services import retention
+from privacy.services.history import history_add, history_audit, request_locked
+from privacy.services.notices import request_email_send
+from privacy.services.requests import Action, PrivacyRequestError, Status
+
+# Why each retention class survives an erasure request.
+KEPT_BECAUSE = {
+    Retention.SECURITY_LOG: "Kept for security monitoring and investigating incidents (GDPR Art. 17(3)(e), "
+    "CCPA §1798.105(d)(2)), then deleted",
+    Retention.TECHNICAL_LOG: "Kept for operating and securing the service, then deleted",
+    Retention.ACTIVE_PLUS_LEGAL: "Kept for legal, tax and Microsoft partner-audit obligations (GDPR Art. "
+    "17(3)(b), CCPA §1798.105(d)(8))",
+    Retention.PRIVACY_RECORD: "Kept as the record of privacy requests and opt-outs (CCPA §7101)",
+    Retention.TENANT_LINK: "Kept while your organisation's Microsoft tenant is linked: it serves the contract",
+}
+# Models with no personal field of their own whose rows are records, not account data.
+KEPT_MODELS = {"privacy.optout": Retention.PRIVACY_RECORD}
+ERASED_EMAIL_DOMAIN = "erased.invalid"
+
+
+def _plan_for(declaration) -> tuple[str, Retention | None]:
+    label = declaration.model._meta.label_lower
+    if label in KEPT_MODELS:
+        return "keep", KEPT_MODELS[label]
+    longer = sorted({p.retention for p in declaration.personal.values() if p.retention != Retention.ACCOUNT})
+    if longer:
+        return "keep", Retention(longer[0])
+    return "erase", None
+
+
+def erasure_plan(user: User) -> list[dict]:
+    """Per data set: erase or keep (with the reason and period), and how many rows. No data."""
+    organizations = [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]
+    plan = []
+    for declaration in sorted(declared_models(), key=lambda d: d.model._meta.label):
+        if declaration.subject != Subject.PORTAL_USER or not declaration.subject_lookup:
+            continue
+        model = declaration.model
+        if model is User:
+            plan.append(
+                {
+                    "data": "Your account (name, email, job title, password)",
+                    "action": "erase",
+                    "rows": 1,
+                    "how": "anonymised; its encryption keys destroyed",
+                }
+            )
+            continue
+        action, retention = _plan_for(declaration)
+        rows = _count(model, declaration.subject_lookup, user, organizations)
+        if not rows:
+            continue
+        item = {
+            "data": str(model._meta.verbose_name_plural).capitalize(),
+            "action": action,
+            "rows": rows,
+            "model": model._meta.label_lower,
+        }
+        if action == "keep":
+            item |= {"why": KEPT_BECAUSE[retention], "retention": Retention(retention).label}
+        plan.append(item)
+    return plan
+
+
+def _querysets(model, lookup: str, user: User, organizations):
+    """The person's rows of ``model``, with the scope to read or delete them in: tenant-owned rows
+    (a notification addressed to them) in each of their organisations' contexts, others directly."""
+    if isinstance(model._default_manager, TenantManager):
+        for org in organizations:
+            yield (
+                (lambda o=org: tenant_context(o)),
+                (lambda m=model, o=org: m.objects.for_org(o).filter(**{lookup: user.pk})),
+            )
+    else:
+        yield nullcontext, (lambda: model._default_manager.filter(**{lookup: user.pk}))
+
+
+def _count(model, lookup: str, user: User, organizations) -> int:
+    total = 0
+    for scope, make in _querysets(model, lookup, user, organizations):
+        with scope():
+            total += make().count()
+    return total
+
+
+def _delete(model, lookup: str, user: User, organizations) -> None:
+    for scope, make in _querysets(model, lookup, user, organizations):
+        with scope():
+            make().delete()
+
+
+@transaction.atomic
+def erasure_schedule(*, request: PrivacyRequest, actor: Actor) -> Erasure:
+    """Start the grace period of an approved deletion request."""
+    subject = request.requester or User.objects.get_by_email(request.requester_email)
+    if subject is None:
+        raise PrivacyRequestError("no_account", "There is no account with this email address to erase.")
+    erasure, created = Erasure.objects.get_or_create(
+        request=request,
+        defaults={
+            "subject_id": str(subject.pk),
+            "erase_after": timezone.now() + timedelta(days=settings.PRIVACY_ERASURE_GRACE_DAYS),
+        },
+    )
+    if created:
+        history_add(request, Action.NOTE, note=f"Erasure scheduled after {erasure.erase_after:%Y-%m-%d %H:%M} UTC")
+        history_audit(request, "erasure_scheduled", actor)
+    return erasure
+
+
+@transaction.atomic
+def erasure_cancel(*, request_id, user: User) -> Erasure:
+    """The requester changes their mind during the grace period."""
+    request = request_locked(request_id)
+    erasure = Erasure.objects.select_for_update().filter(request=request).first()
+    if erasure is None or request.requester_id != user.pk:
+        raise PrivacyRequestError("not_found", "There is no scheduled deletion to cancel.")
+    if erasure.status != Erasure.Status.SCHEDULED:
+        raise PrivacyRequestError("too_late", "The deletion has already been carried out or cancelled.")
+    erasure.status = Erasure.Status.CANCELLED
+    erasure.save(update_fields=["status", "updated_at"])
+    request.status, request.completed_at = Status.COMPLETED, timezone.now()
+    request.save(update_fields=["status", "completed_at", "updated_at"])
+    history_add(request, Action.COMPLETED, actor=user, label="requester", note="Deletion cancelled by the requester")
+    history_audit(request, "erasure_cancelled", Actor.user(user))
+    request_email_send(
+        request=request,
+        template="completed",
+        context={"note": "You cancelled the deletion of your account. Nothing was deleted."},
+    )
+    return erasure
+
+
+def erasures_due():
+    """Scheduled erasures past their grace period, except people under a legal hold (they wait)."""
+    _, held_users = retention.held_subjects()
+    due = Erasure.objects.filter(status=Erasure.Status.SCHEDULED, erase_after__lte=timezone.now())
+    return due.exclude(subject_id__in=[str(u) for u in held_users])
+
+
+@transaction.atomic
+def erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
+    """Carry out a scheduled erasure whose grace period is over. Idempotent."""
+    erasure = Erasure.objects.select_for_update().select_related("request").get(pk=erasure_id)
+    if erasure.status != Erasure.Status.SCHEDULED:
+        return erasure
+    if erasure.erase_after > timezone.now():
+        raise PrivacyRequestError("grace_period", "The grace period has not ended yet.")
+    if erasure.subject_id in {str(u) for u in retention.held_subjects()[1]}:
+        raise PrivacyRequestError("legal_hold", "A legal hold covers this person: the erasure waits until it ends.")
+    request = request_locked(erasure.request_id)
+    user = User.objects.select_for_update().get(pk=erasure.subject_id)
+    organizations = [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]
+    plan = erasure_plan(user)
+
+    # Memberships last: they decide which organisations' rows are the person's.
+    erase = sorted(
+        (i for i in plan if i["action"] == "erase" and "model" in i), key=lambda i: i["model"] == "accounts.membership"
+    )
+    for item in erase:
+        declaration = next(d for d in declared_models() if d.model._meta.label_lower == item["model"])
+        _delete(declaration.model, declaration.subject_lookup, user, organizations)
+    _anonymise(user, actor)
+    notices = recipient_notices_open(request, [o.pk for o in organizations])
+
+    erasure.status, erasure.performed_at, erasure.outcome = Erasure.Status.DONE, timezone.now(), plan
+    erasure.save(update_fields=["status", "performed_at", "outcome", "updated_at"])
+    request.status, request.completed_at = Status.COMPLETED, timezone.now()
+    request.save(update_fields=["status", "completed_at", "updated_at"])
+    summary = _summary(plan, notices)
+    history_add(request, Action.COMPLETED, note=summary)
+    history_audit(
+        request,
+        "erasure_performed",
+        actor,
+        erased=[i["data"] for i in plan if i["action"] == "erase"],
+        kept=[i["data"] for i in plan if i["action"] == "keep"],
+    )
+    request_email_send(request=request, template="completed", context={"note": summary})
+    return erasure
+
+
+def _anonymise(user: User, actor: Actor) -> None:
+    # Destroy first: from here on, every earlier ciphertext of this person (backups too) is unreadable.
+    data_key_destroy(scope=KeyScope("subject", str(user.pk)), actor=actor)
+    user.email = f"erased-{user.pk.hex[:12]}@{ERASED_EMAIL_DOMAIN}"
+    user.full_name, user.job_title = "Erased user", ""
+    user.set_unusable_password()
+    user.is_active, user.last_login = False, None
+    user.save()
+
+
+def recipient_notices_open(request: PrivacyRequest, organization_ids) -> list[RecipientNotice]:
+    """GDPR Art. 19: one pending notice per recipient the disclosure log names for these organisations."""
+    received = (
+        Disclosure.objects.filter(organization_id__in=organization_ids)
+        .values("recipient")
+        .annotate(last=Max("occurred_at"))
+    )
+    notices = []
+    for row in received:
+        categories = sorted(
+            {
+                c
+                for cats in Disclosure.objects.filter(
+                    organization_id__in=organization_ids, recipient=row["recipient"]
+                ).values_list("categories", flat=True)
+                for c in cats
+            }
+        )
+        notice, _ = RecipientNotice.objects.get_or_create(
+            request=request,
+            recipient=row["recipient"],
+            defaults={"categories": categories, "last_disclosed_at": row["last"]},
+        )
+        notices.append(notice)
+    return notices
+
+
+def _summary(plan: list[dict], notices: list[RecipientNotice]) -> str:
+    lines = ["Erased:"]
+    lines += [f"- {i['data']}: {i.get('how') or str(i['rows']) + ' deleted'}" for i in plan if i["action"] == "erase"]
+    kept = [i for i in plan if i["action"] == "keep"]
+    if kept:
+        lines.append("Kept, and why:")
+        lines += [f"- {i['data']} ({i['rows']}): {i['why']}; retention: {i['retention']}" for i in kept]
+    if notices:
+        recipients = ", ".join(dict(Disclosure.Recipient.choices).get(n.recipient, n.recipient) for n in notices)
+        lines.append(f"We are telling those who received your data of this deletion: {recipients}.")
+    lines.append("Backups: your encryption keys are destroyed, so copies in backups can no longer be read.")
+    return "\n".join(lines)
+
+
+@transaction.atomic
+def recipient_notice_mark_sent(*, notice_id, actor: User) -> RecipientNotice:
+    """The officer sent the Art. 19 notice to the recipient (by the channel agreed with them)."""
+    notice = RecipientNotice.objects.select_for_update().select_related("request").get(pk=notice_id)
+    if notice.status == RecipientNotice.Status.SENT:
+        return notice
+    notice.status, notice.sent_at = RecipientNotice.Status.SENT, timezone.now()
+    notice.save(update_fields=["status", "sent_at", "updated_at"])
+    history_add(notice.request, Action.NOTE, actor=actor, note=f"Art. 19 notice sent to {notice.recipient}")
+    history_audit(notice.request, "recipient_notified", Actor.staff(actor), recipient=notice.recipient)
+    return notice

@@ -1,0 +1,24 @@
+"""A request's history and audit trail, shared by intake and the officer's decisions."""
+
+from __future__ import annotations
+
+from accounts.models import User
+from core.audit import Actor, audit_record
+from privacy.models import PrivacyRequest, PrivacyRequestEvent
+
+
+def history_add(request, action: str, *, actor: User | None = None, label: str = "", note: str = "") -> None:
+    event = PrivacyRequestEvent(
+        request=request, action=action, actor=actor, actor_label=label or ("officer" if actor else "system"), note=note
+    )
+    event.full_clean()
+    event.save()
+
+
+def history_audit(request, action: str, actor: Actor, **metadata) -> None:
+    audit_record(actor=actor, action=f"privacy.request_{action}", organization=request.organization, target=request,
+                 metadata={"reference": request.reference, "kind": request.kind, **metadata})
+
+
+def request_locked(request_id) -> PrivacyRequest:
+    return PrivacyRequest.objects.select_for_update().get(pk=request_id)
