@@ -10,8 +10,9 @@ Microsoft's rules, followed here:
 - Seats added mid-period are co-termed: charged by day, for the days left in the current billing
   period (``licensing.nce.billing_period``), and then with the subscription from the next period.
 - Seats removed inside their 7-day window, and cancellations inside the subscription's window, are
-  refunded by ``licensing.nce.prorated_refund`` (daily, a started day counts as used, rounded down
-  to the cent), the same function the reduction simulator uses, so the credit matches the quote.
+  credited by ``licensing.nce.removal_credit`` (the line for the seats before minus the line for the
+  seats after, for the UTC days left in the charge cycle, each rounded down once; in full inside 24
+  hours), the same function the reduction simulator uses, so the credit matches the quote.
 - A cancelled subscription is not charged for periods that start after its cancellation; an
   expired or disabled one not after its commitment ended.
 """
@@ -129,21 +130,27 @@ def subscription_charges(*, subscription, batches: list, until: datetime, ends_a
     return charges
 
 
-def _refund_charge(sub, batch, seats: int, refund_at: datetime, key: str, why: str) -> Charge:
-    per_seat = nce.prorated_refund(unit_price=sub.unit_price, billing_cycle=sub.billing_cycle,
-                                   added_at=batch.added_at, now=refund_at, billing_anchor=sub.start_date)
+def _refund_charge(sub, batch, seats: int, seats_before: int, refund_at: datetime, key: str, why: str) -> Charge:
+    # The same rule as the reduction simulator (licensing.nce.plan_reduction): Microsoft credits the old
+    # count's line minus the new count's line, each rounded down once, so the credit note and the
+    # simulator agree to the cent.
+    credit = nce.removal_credit(unit_price=sub.unit_price, billing_cycle=sub.billing_cycle,
+                                anchor=sub.start_date or batch.added_at, added_at=batch.added_at, now=refund_at,
+                                seats_before=seats_before, seats_removed=seats)
+    per_seat = (credit / seats).quantize(nce.CENT) if seats else Decimal("0.00")
     _, end = nce.billing_period(batch.added_at, sub.billing_cycle, sub.start_date)
     return Charge(
-        REFUND, key, refund_at, seats, per_seat, -(per_seat * seats), batch.added_at, end,
+        REFUND, key, refund_at, seats, per_seat, -credit, batch.added_at, end,
         f"{seats} seat{'s' if seats != 1 else ''} added on {_d(batch.added_at)} {why} on {_d(refund_at)}, "
-        f"inside the 7-day window: {sub.currency} {per_seat} per seat back for the days not used "
-        f"(a started day counts as used; rounded down to the cent, as Microsoft does).",
+        f"inside the 7-day window: {sub.currency} {credit} back for the days not used "
+        f"(Microsoft's lines for the seat count before and after, each rounded down to the cent).",
     )
 
 
 def _refunds(sub, batches: list, *, until: datetime, cancelled_at: datetime | None,
              refunded_before: dict) -> list[Charge]:
     refunds = []
+    removals = []
     for batch in batches:
         seats = batch.refunded - refunded_before.get(batch.pk, 0)
         if seats <= 0:
@@ -152,13 +159,26 @@ def _refunds(sub, batches: list, *, until: datetime, cancelled_at: datetime | No
         refund_at = min(batch.updated_at, batch.refundable_until)
         if refund_at >= until:
             continue
-        # The key carries the running count of refunded seats, so each later removal has a key of its own.
-        refunds.append(_refund_charge(sub, batch, seats, refund_at, f"refund:{batch.pk}:{batch.refunded}",
-                                      "removed"))
+        removals.append((refund_at, batch, seats))
+    # One reduction takes seats from the newest batches first, the count falling as it goes, as
+    # plan_reduction does; the count before a reduction is today's plus everything it removed.
+    by_moment: dict[datetime, list] = {}
+    for refund_at, batch, seats in removals:
+        by_moment.setdefault(refund_at, []).append((batch, seats))
+    for refund_at, taken in sorted(by_moment.items(), key=lambda item: item[0]):
+        seats_left = sub.quantity + sum(seats for _, seats in taken)
+        for batch, seats in sorted(taken, key=lambda pair: pair[0].added_at, reverse=True):
+            # The key carries the running count of refunded seats, so each later removal has a key of its own.
+            refunds.append(_refund_charge(sub, batch, seats, seats_left, refund_at,
+                                          f"refund:{batch.pk}:{batch.refunded}", "removed"))
+            seats_left -= seats
     window = sub.cancellation_allowed_until
     if cancelled_at and cancelled_at < until and window and cancelled_at <= window:
-        for batch in current_batches(batches, cancelled_at):
-            seats = batch.quantity - batch.refunded
+        live = [(b, b.quantity - b.refunded) for b in current_batches(batches, cancelled_at)]
+        seats_left = sum(seats for _, seats in live if seats > 0)
+        for batch, seats in sorted(live, key=lambda pair: pair[0].added_at, reverse=True):
             if seats > 0:
-                refunds.append(_refund_charge(sub, batch, seats, cancelled_at, f"cancel:{batch.pk}", "cancelled"))
+                refunds.append(_refund_charge(sub, batch, seats, seats_left, cancelled_at, f"cancel:{batch.pk}",
+                                              "cancelled"))
+                seats_left -= seats
     return refunds

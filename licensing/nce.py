@@ -260,6 +260,24 @@ def prorated_refund(*, unit_price: Decimal, billing_cycle: str, added_at: dateti
                        cycle_days=(cycle[1] - cycle[0]).days)
 
 
+def removal_credit(*, unit_price: Decimal, billing_cycle: str, anchor: datetime, added_at: datetime,
+                   now: datetime, seats_before: int, seats_removed: int) -> Decimal:
+    """What Microsoft credits for ``seats_removed`` seats of a batch added at ``added_at``, removed ``now``.
+
+    Microsoft wipes the current count's line and recreates the new count's line for the billing days
+    left in the cycle that contains ``now`` (each line rounded down once), so the credit is the old
+    line minus the new one. Seats inside their first 24 hours are wiped from the day they were charged.
+    """
+    cycle = charge_cycle(anchor, billing_cycle, now)
+    days = refund_days(added_at=added_at, now=now, cycle=cycle)
+    cycle_days = (cycle[1] - cycle[0]).days
+
+    def line(quantity: int) -> Decimal:
+        return line_amount(unit_price=unit_price, quantity=quantity, billing_days=days, cycle_days=cycle_days)
+
+    return line(seats_before) - line(seats_before - seats_removed)
+
+
 @dataclass(frozen=True)
 class BatchRefund:
     added_at: datetime
@@ -331,16 +349,7 @@ def plan_reduction(
             f"Only {refundable_now} seat{'s' if refundable_now != 1 else ''} can be removed now "
             f"(added in the last 7 days). Schedule the rest for the next term."
         )
-    # Microsoft wipes the current count and recreates the new one for the billing days left in the
-    # cycle that contains today. Seats inside their first 24 hours are wiped from the day they were
-    # charged in this cycle instead, so they get back everything charged for them.
     anchor = billing_anchor or min((b.added_at for b in batches), default=now)
-    cycle = charge_cycle(anchor, billing_cycle, now)
-    cycle_days = (cycle[1] - cycle[0]).days
-
-    def line(quantity: int, days: int) -> Decimal:
-        return line_amount(unit_price=unit_price, quantity=quantity, billing_days=days, cycle_days=cycle_days)
-
     remaining, seats_left = to_remove, current_quantity
     lines: list[BatchRefund] = []
     for batch in sorted(batches, key=lambda b: b.added_at, reverse=True):
@@ -351,9 +360,9 @@ def plan_reduction(
         take = min(remaining, batch.quantity - batch.refunded)
         if take <= 0:
             continue
-        days = refund_days(added_at=batch.added_at, now=now, cycle=cycle)
-        lines.append(BatchRefund(batch.added_at, batch.refundable_until, take,
-                                 line(seats_left, days) - line(seats_left - take, days),
+        credit = removal_credit(unit_price=unit_price, billing_cycle=billing_cycle, anchor=anchor,
+                                added_at=batch.added_at, now=now, seats_before=seats_left, seats_removed=take)
+        lines.append(BatchRefund(batch.added_at, batch.refundable_until, take, credit,
                                  full=in_full_refund_window(batch.added_at, now)))
         remaining -= take
         seats_left -= take

@@ -130,8 +130,9 @@ def test_cancellation_inside_the_window_is_refunded_and_stops_charges():
         Subscription.objects.for_org(sub.organization).filter(pk=sub.pk).update(status=Subscription.Status.DELETED)
     documents = run(sub.organization, date(2026, 5, 1))
     kinds = {d.kind: d for d in documents}
-    expected = nce.prorated_refund(unit_price=Decimal("30.00"), billing_cycle="monthly", added_at=sub.start_date,
-                                   now=cancelled_at, billing_anchor=sub.start_date) * 10
+    # Microsoft's rule: the 10-seat line for the days left, minus the 0-seat line, rounded once (not per seat).
+    expected = nce.removal_credit(unit_price=Decimal("30.00"), billing_cycle="monthly", anchor=sub.start_date,
+                                  added_at=sub.start_date, now=cancelled_at, seats_before=10, seats_removed=10)
     assert kinds["invoice"].total == Decimal("300.00")
     assert kinds["credit_note"].total == -expected
     assert run(sub.organization, date(2026, 6, 1)) == []  # no period after the cancellation is charged
