@@ -235,7 +235,7 @@ class EmulatorApp:
             headers["Authorization"] = f"{scheme} {REDACTED}"
         body = request.get_data(as_text=True)
         if request.mimetype == "application/x-www-form-urlencoded":
-            form = {k: (REDACTED if k in ("client_secret", "refresh_token", "code") else v)
+            form = {k: (REDACTED if k in ("client_secret", "client_assertion", "refresh_token", "code") else v)
                     for k, v in request.form.items()}
             body = json.dumps(form)
         self.state.log_request(method=request.method, path=request.path,

@@ -73,6 +73,11 @@ class EmulatorControl:
         response.raise_for_status()
         return response.json()
 
+    def register_app_certificate(self, pem: str) -> dict:
+        response = self.session.post(self._url("/app-certificates"), json={"certificate": pem}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
     def update_settings(self, **changes) -> dict:
         response = self.session.patch(self._url("/settings"), json=changes, timeout=10)
         response.raise_for_status()
