@@ -134,9 +134,17 @@ def seed_licensing_demo(*, organization, actor, emulator_url: str | None = None,
     if tenant is None or tenant.relationship_status != MicrosoftTenant.RelationshipStatus.ACTIVE:
         link_demo_tenant(organization=organization, actor=actor, control=control)
     accept_demo_agreement(organization=organization, user=actor)
-    in_window = buy(organization=organization, user=actor, catalog_id=BUSINESS_BASIC, quantity=15)
-    renewing = buy(organization=organization, user=actor, catalog_id=EXCHANGE_PLAN_1, quantity=8, term="P1M")
-    suspended = buy(organization=organization, user=actor, catalog_id=TEAMS_ESSENTIALS, quantity=5)
+    # The seed carries its purchases out inline, so Microsoft provisions them at once here; the
+    # emulator's asynchronous default comes back afterwards for orders placed in the running demo.
+    delays = control.patch("/settings", {})
+    control.patch("/settings", {"orderProvisioningSeconds": 0, "orderProvisioningTailSeconds": 0})
+    try:
+        in_window = buy(organization=organization, user=actor, catalog_id=BUSINESS_BASIC, quantity=15)
+        renewing = buy(organization=organization, user=actor, catalog_id=EXCHANGE_PLAN_1, quantity=8, term="P1M")
+        suspended = buy(organization=organization, user=actor, catalog_id=TEAMS_ESSENTIALS, quantity=5)
+    finally:
+        control.patch("/settings", {key: delays[key] for key in ("orderProvisioningSeconds",
+                                                                 "orderProvisioningTailSeconds")})
     with tenant_context(organization):
         subscription_services.subscription_suspend(
             subscription=suspended, actor=Actor.system("demo"), reason="Demo: paused while the team is on leave."

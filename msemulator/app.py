@@ -28,6 +28,8 @@ from .state import State
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REDACTED = "***"
+# The Microsoft Graph first-party application id, named in its WWW-Authenticate challenge.
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 
 
 def api_of(path: str) -> str:
@@ -219,12 +221,18 @@ class EmulatorApp:
                 raise pc_error(401, 900300, "MFA required", headers={
                     "WWW-Authenticate": 'Bearer error="invalid_token"'})
             return claims
+        # Graph names the authority and its own app id in the challenge, with error="invalid_token"
+        # once a token was presented (RFC 6750 section 3).
+        challenge = (f'Bearer realm="", authorization_uri="{ctx.base_url}/common/oauth2/authorize", '
+                     f'client_id="{GRAPH_APP_ID}"')
         if token is None:
-            raise graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+            raise graph_error(401, "InvalidAuthenticationToken", "Access token is empty.",
+                              headers={"WWW-Authenticate": challenge})
         try:
             return identity.verify_access_token(ctx.state, token, ctx.now, identity.GRAPH_RESOURCE)
         except identity.TokenError as exc:
-            raise graph_error(401, "InvalidAuthenticationToken", str(exc)) from None
+            raise graph_error(401, "InvalidAuthenticationToken", str(exc), headers={
+                "WWW-Authenticate": f'{challenge}, error="invalid_token"'}) from None
 
     @staticmethod
     def _echo_headers(request: Request, response: Response, api: str) -> None:
@@ -246,7 +254,7 @@ class EmulatorApp:
             headers["Authorization"] = f"{scheme} {REDACTED}"
         body = request.get_data(as_text=True)
         if request.mimetype == "application/x-www-form-urlencoded":
-            form = {k: (REDACTED if k in ("client_secret", "refresh_token", "code") else v)
+            form = {k: (REDACTED if k in ("client_secret", "client_assertion", "refresh_token", "code") else v)
                     for k, v in request.form.items()}
             body = json.dumps(form)
         elif request.mimetype == "application/json" and "password" in body.lower():

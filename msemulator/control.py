@@ -10,7 +10,7 @@ import random
 
 from werkzeug.routing import Rule
 
-from . import gdap
+from . import certificates, gdap
 from .faults import FaultRule, RateLimit
 from .graph.users import load_user, password_matches
 from .identity import new_refresh_token
@@ -185,6 +185,19 @@ def fraud_events(ctx):
     return json_response(doc, 201)
 
 
+def app_certificates(ctx):
+    """The partner app registration's certificates (public PEM), for certificate credentials."""
+    if ctx.request.method == "POST":
+        pem = _body(ctx).get("certificate")
+        if not isinstance(pem, str):
+            raise _error(400, "certificate (PEM) required")
+        try:
+            return json_response(certificates.register(ctx.state, pem), 201)
+        except ValueError:
+            raise _error(400, "certificate is not a PEM X.509 certificate") from None
+    return json_response({"certificates": certificates.registered(ctx.state)})
+
+
 def close_billing_period(ctx):
     invoice = billing.close_period(ctx.state, ctx.now)
     if invoice is None:
@@ -220,4 +233,5 @@ ROUTES = [
     Rule(f"{C}/refresh-tokens", endpoint=refresh_tokens, methods=["POST"]),
     Rule(f"{C}/fraud-events", endpoint=fraud_events, methods=["POST"]),
     Rule(f"{C}/billing/close", endpoint=close_billing_period, methods=["POST"]),
+    Rule(f"{C}/app-certificates", endpoint=app_certificates, methods=["GET", "POST"]),
 ]

@@ -12,6 +12,7 @@ import jwt
 from werkzeug.routing import Rule
 from werkzeug.utils import redirect
 
+from . import certificates
 from .config import ADMIN_AGENT_ID
 from .responses import entra_error, json_response
 from .state import iso, parse_iso
@@ -191,7 +192,10 @@ def token(ctx, tenant: str):
     client_id = form.get("client_id", "")
     if client_id != ctx.partner.client_id:
         raise _app_not_found(client_id, found["id"])
-    if form.get("client_secret") != ctx.partner.client_secret:
+    if form.get("client_assertion_type") == certificates.ASSERTION_TYPE:
+        certificates.verify_assertion(ctx.state, form.get("client_assertion", ""), client_id=client_id,
+                                      token_url=f"{ctx.base_url}{ctx.request.path}", now=ctx.now)
+    elif form.get("client_secret") != ctx.partner.client_secret:
         raise entra_error(401, "invalid_client", 7000215,
                           "Invalid client secret provided. Ensure the secret being sent in the request "
                           f"is the client secret value, not the client secret ID, for a secret added to "

@@ -97,8 +97,11 @@ DEFAULT_SETTINGS = {
     "maxCustomers": 75,
     "maxSubscriptionsPerCustomer": 5,
     "maxSeatsPerSubscription": 25,
-    # Order pending -> completed after this many emulator seconds.
-    "orderProvisioningSeconds": 0,
+    # Microsoft provisions asynchronously: each order line gets its subscription this many emulator
+    # seconds after checkout, plus a share of the tail (most lines early, a few much later), and
+    # the order completes when its last line has. 0 and 0 give instant, completed orders.
+    "orderProvisioningSeconds": 2,
+    "orderProvisioningTailSeconds": 6,
     # Graph billing export: operation reports "running" this many polls before succeeding.
     "exportPollsBeforeReady": 1,
     # Expired subscriptions keep their seats in subscribedSkus "warning" for this many days.

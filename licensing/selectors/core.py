@@ -144,6 +144,7 @@ def pending_operation_for(subscription: Subscription) -> ProvisioningOperation |
 TIMELINE = (
     ("submitted", "Submitted"),
     ("accepted", "Accepted by Microsoft"),
+    ("subscription_created", "Subscription created"),
     ("provisioned", "Subscription active"),
     ("seats_visible", "Seats visible in your tenant"),
 )
@@ -173,5 +174,11 @@ def operation_timeline(operation: ProvisioningOperation) -> list[dict]:
         # Milestones are stored as UTC ISO strings in JSON; a datetime lets the page show the organisation's time.
         stamp = operation.milestones.get(key)
         steps.append({"key": key, "label": label, "at": parse_datetime(stamp) if stamp else None,
-                      "done": key in operation.milestones})
+                      "done": key in operation.milestones, "detail": ""})
+    # Microsoft provisions an order line by line: say how far it has got while it is not done.
+    ready, total = (operation.checkpoint or {}).get("lines_ready") or (0, 0)
+    if total and "provisioned" not in operation.milestones:
+        for step in steps:
+            if step["key"] == "provisioned":
+                step["detail"] = f"{ready} of {total} order lines ready"
     return steps

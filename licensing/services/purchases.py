@@ -3,8 +3,14 @@
 The checkout operation creates a cart and checks it out with the operation's stable
 MS-RequestId, then follows the order until the subscription exists and its seats are
 visible in the customer's tenant. Its milestones drive the timeline on the order page:
-submitted -> accepted (Microsoft took the order) -> provisioned (subscription active)
--> seats_visible (Graph shows the seats).
+submitted -> accepted (Microsoft took the order) -> subscription_created (every order line
+has its subscription id) -> provisioned (subscriptions active) -> seats_visible (Graph shows
+the seats).
+
+Microsoft provisions asynchronously: checkout answers with a pending order whose lines may
+lack a subscriptionId, and the subscriptions appear (first pending, then active) seconds to
+minutes later, line by line. The operation polls (OperationInProgress) until every line has
+an active subscription, keeping how many lines are ready in its checkpoint for the timeline.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ from .onboarding import require_ready_to_buy
 from .subscriptions import subscription_apply_remote
 
 POLL_SECONDS = 15
+# Provisioning usually takes seconds, with a tail: poll soon first, then settle at POLL_SECONDS.
+EARLY_POLLS = (2, 3, 5, 10)
+
+
+def _poll_in(operation: ProvisioningOperation) -> float:
+    return EARLY_POLLS[operation.polls] if operation.polls < len(EARLY_POLLS) else POLL_SECONDS
 
 
 class PurchaseError(nce.RuleViolation):
@@ -212,13 +224,13 @@ def _run_checkout(operation: ProvisioningOperation) -> dict:
         operation_milestone(operation, "accepted")
     ms_order = pc.get_order(customer_id=customer_id, order_id=checkpoint["order_id"])
     remotes = list(pc.iter_subscriptions(customer_id=customer_id, order_id=ms_order.id))
-    if ms_order.status.lower() != "completed" or not remotes or any(r.status == "pending" for r in remotes):
-        raise OperationInProgress("Microsoft is provisioning the order.", retry_in=POLL_SECONDS)
+    _await_provisioning(operation, ms_order, remotes)
     operation_milestone(operation, "provisioned")
     if order.sku.provisioning_id and "seats_visible" not in operation.milestones:
         visible = _seats_visible(tenant, order)
         if visible is False:
-            raise OperationInProgress("Waiting for the seats to appear in the tenant.", retry_in=POLL_SECONDS)
+            raise OperationInProgress("Waiting for the seats to appear in the tenant.",
+                                      retry_in=_poll_in(operation))
         if visible:
             operation_milestone(operation, "seats_visible")
     for remote in remotes:
@@ -246,6 +258,25 @@ def _run_checkout(operation: ProvisioningOperation) -> dict:
                           actor=Actor.system("checkout"), target=subscription,
                           payload={"subscription_id": str(subscription.pk), "enabled": order.auto_renew})
     return {"ms_order_id": ms_order.id, "subscriptions": [r.id for r in remotes]}
+
+
+def _await_provisioning(operation: ProvisioningOperation, ms_order, remotes) -> None:
+    """Raise OperationInProgress until every line of the Microsoft order has an active subscription.
+
+    A line without a subscriptionId is not provisioned yet (its id arrives later); a line whose
+    subscription is not listed yet, or listed as pending, is not either. Progress is kept in the
+    checkpoint as [ready, total] lines and shown on the order's timeline."""
+    active = {r.id for r in remotes if r.status != "pending"}
+    ids = [line.subscription_id for line in ms_order.lines]
+    total = len(ids)
+    if ids and all(ids):
+        operation_milestone(operation, "subscription_created")
+    ready = sum(1 for i in ids if i and i in active)
+    operation.checkpoint["lines_ready"] = [ready, total]
+    if ms_order.status.lower() != "completed" or not total or ready < total:
+        waiting = f"{ready} of {total} order lines" if total else "the order lines"
+        raise OperationInProgress(f"Microsoft is provisioning the order ({waiting} ready).",
+                                  retry_in=_poll_in(operation))
 
 
 def _find_order(pc, customer_id: str, order: Order) -> str:

@@ -73,6 +73,11 @@ class EmulatorControl:
         response.raise_for_status()
         return response.json()
 
+    def register_app_certificate(self, pem: str) -> dict:
+        response = self.session.post(self._url("/app-certificates"), json={"certificate": pem}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
     def update_settings(self, **changes) -> dict:
         response = self.session.patch(self._url("/settings"), json=changes, timeout=10)
         response.raise_for_status()
@@ -97,6 +102,10 @@ def emulator(emulator_server, settings):
     """A reset emulator and MS_* settings pointing at it (configuration is the only switch)."""
     control = EmulatorControl(emulator_server)
     control.reset()
+    # Most tests read a purchase straight after carrying its operation out inline, so Microsoft
+    # provisions at once here; tests of asynchronous provisioning (the emulator's default) set
+    # their own delays and move the emulator clock.
+    control.update_settings(orderProvisioningSeconds=0, orderProvisioningTailSeconds=0)
     settings.MS_AUTHORITY_HOST = control.base_url
     settings.MS_PARTNER_CENTER_URL = f"{control.base_url}/partnercenter"
     settings.MS_GRAPH_URL = f"{control.base_url}/graph"

@@ -11,6 +11,12 @@ from ..responses import graph_error, json_response
 MAX_REQUESTS = 20
 
 
+def _inner_path(url: str) -> str:
+    """Graph takes inner URLs relative to the version root with or without the leading slash
+    ("/users/x" and "users/x" are the same request)."""
+    return f"/graph/v1.0/{url.lstrip('/')}"
+
+
 def batch(ctx):
     try:
         body = json.loads(ctx.request.data or b"{}")
@@ -36,7 +42,7 @@ def batch(ctx):
             continue
         headers = dict((item.get("headers") or {}).items())
         headers["Authorization"] = ctx.request.headers.get("Authorization", "")
-        builder = EnvironBuilder(path=f"/graph/v1.0{item.get('url', '')}",
+        builder = EnvironBuilder(path=_inner_path(item.get("url", "")),
                                  method=item.get("method", "GET").upper(), headers=headers,
                                  base_url=ctx.base_url,
                                  data=json.dumps(item["body"]) if "body" in item else None)

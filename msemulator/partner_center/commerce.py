@@ -1,6 +1,7 @@
 """Carts, checkout, orders, subscriptions and upgrades (reference §2.4-2.6)."""
 
 import json
+import random
 from datetime import timedelta
 
 from werkzeug.routing import Rule
@@ -109,7 +110,8 @@ def update_cart(ctx, customer_id: str, cart_id: str):
 def _order_line(number: int, line: dict, sub: dict) -> dict:
     product_id, sku_id, availability_id = line["catalogItemId"].split(":")
     base = f"/products/{product_id}/skus/{sku_id}"
-    return {"lineItemNumber": number, "offerId": line["catalogItemId"], "subscriptionId": sub["id"],
+    # No subscriptionId until the line is provisioned (nce.settle fills it in).
+    return {"lineItemNumber": number, "offerId": line["catalogItemId"],
             "termDuration": line["termDuration"], "transactionType": "New",
             "friendlyName": sub["friendlyName"], "quantity": line["quantity"],
             "pricing": line.get("pricing", {}),
@@ -143,7 +145,8 @@ def checkout(ctx, customer_id: str, cart_id: str):
             if live + len(valid) > settings["maxSubscriptionsPerCustomer"]:
                 raise pc_error(403, 800066, "The maximum number of subscriptions for this customer "
                                             "has been reached.", error_name="SandboxLimitExceeded")
-        ready_at = ctx.now + timedelta(seconds=int(settings["orderProvisioningSeconds"]))
+        base_delay = float(settings["orderProvisioningSeconds"])
+        tail = float(settings.get("orderProvisioningTailSeconds", 0))
         groups: dict[str, list] = {}
         for line in valid:
             groups.setdefault(line["orderGroup"], []).append(line)
@@ -151,6 +154,8 @@ def checkout(ctx, customer_id: str, cart_id: str):
         for lines in groups.values():
             order_id = short_id()
             order_lines = []
+            pending = {}
+            rng = random.Random(order_id)  # a delay, not a secret
             for number, line in enumerate(lines):
                 offer = ctx.catalog.offer(line["catalogItemId"])
                 sub = nce.purchase(ctx.state, ctx.catalog, customer_id=customer_id, offer=offer,
@@ -159,6 +164,10 @@ def checkout(ctx, customer_id: str, cart_id: str):
                                    friendly_name=line["friendlyName"], order_id=order_id,
                                    at=ctx.now, status="pending")
                 order_lines.append(_order_line(number, line, sub))
+                delay = base_delay + tail * rng.random() ** 3
+                pending[str(number)] = {"subscriptionId": sub["id"],
+                                        "readyAt": iso(ctx.now + timedelta(seconds=delay))}
+            ready_at = max(p["readyAt"] for p in pending.values())
             order = {"id": order_id, "alternateId": order_id, "referenceCustomerId": customer_id,
                      "billingCycle": lines[0]["billingCycle"], "currencyCode": "USD",
                      "currencySymbol": "$", "lineItems": order_lines, "creationDate": iso(ctx.now),
@@ -166,13 +175,16 @@ def checkout(ctx, customer_id: str, cart_id: str):
                      "links": {"self": link(f"/customers/{customer_id}/orders/{order_id}"),
                                "provisioningStatus": link(
                                    f"/customers/{customer_id}/orders/{order_id}/provisioningstatus")},
-                     "attributes": {"objectType": "Order"}}
+                     "attributes": {"objectType": "Order"}, nce.PENDING_LINES: pending}
             ctx.state.execute("INSERT INTO orders (id, customer_id, status, ready_at, doc)"
                               " VALUES (?, ?, 'pending', ?, ?)",
-                              (order_id, customer_id, iso(ready_at), json.dumps(order)))
-            orders.append(order)
+                              (order_id, customer_id, ready_at, json.dumps(order)))
+            orders.append(order_id)
         cart["status"] = "Ordered"
         ctx.state.execute("UPDATE carts SET doc = ? WHERE id = ?", (json.dumps(cart), cart_id))
+        # Lines already due (no delay configured) are provisioned before the answer goes out.
+        nce.settle(ctx.state, ctx.catalog, ctx.now)
+        orders = [_order(ctx, customer_id, order_id) for order_id in orders]
     errors = [{"orderGroupId": line["orderGroup"], "code": line["error"]["errorCode"],
                "description": line["error"]["errorDescription"]}
               for line in cart["lineItems"] if "error" in line]
@@ -185,12 +197,13 @@ def _order(ctx, customer_id: str, order_id: str) -> dict:
     doc = ctx.state.doc("SELECT doc FROM orders WHERE id = ? AND customer_id = ?", (order_id, customer_id))
     if doc is None:
         raise pc_error(404, 1000, f"Order {order_id} not found.")
-    return doc
+    return nce.public_order(doc)
 
 
 def list_orders(ctx, customer_id: str):
     require_customer(ctx, customer_id)
-    items = ctx.state.docs("SELECT doc FROM orders WHERE customer_id = ? ORDER BY seq", (customer_id,))
+    items = [nce.public_order(doc) for doc in ctx.state.docs(
+        "SELECT doc FROM orders WHERE customer_id = ? ORDER BY seq", (customer_id,))]
     return json_response(collection(items, f"/customers/{customer_id}/orders"))
 
 
@@ -199,12 +212,16 @@ def get_order(ctx, customer_id: str, order_id: str):
     return json_response(_order(ctx, customer_id, order_id))
 
 
+def _line_status(line: dict) -> str:
+    return "fulfilled" if line.get("subscriptionId") else "pending"
+
+
 def order_provisioning_status(ctx, customer_id: str, order_id: str):
     require_customer(ctx, customer_id)
     order = _order(ctx, customer_id, order_id)
-    status = "fulfilled" if order["status"] == "completed" else "pending"
-    items = [{"lineItemNumber": line["lineItemNumber"], "status": status,
-              "quantityProvisioningInformation": [{"quantity": line["quantity"], "status": status}],
+    items = [{"lineItemNumber": line["lineItemNumber"], "status": _line_status(line),
+              "quantityProvisioningInformation": [{"quantity": line["quantity"],
+                                                   "status": _line_status(line)}],
               "attributes": {"objectType": "OrderLineItemProvisioningStatus"}}
              for line in order["lineItems"]]
     return json_response(collection(items, f"/customers/{customer_id}/orders/{order_id}/provisioningstatus"))
@@ -213,7 +230,7 @@ def order_provisioning_status(ctx, customer_id: str, order_id: str):
 # -- subscriptions ------------------------------------------------------------------------------
 def _subscription(ctx, customer_id: str, subscription_id: str) -> dict:
     sub = nce.load(ctx.state, subscription_id)
-    if sub is None or sub["customerId"] != customer_id:
+    if sub is None or sub["customerId"] != customer_id or sub["status"] == "pending":
         raise pc_error(404, 20003, f"Subscription {subscription_id} not found.",
                        error_name="SubscriptionNotFound")
     return sub
@@ -224,10 +241,11 @@ def list_subscriptions(ctx, customer_id: str):
     order_id = ctx.request.args.get("order_id")
     if order_id:
         rows = ctx.state.docs("SELECT doc FROM subscriptions WHERE customer_id = ? AND order_id = ?"
-                              " ORDER BY seq", (customer_id, order_id))
+                              " AND status != 'pending' ORDER BY seq", (customer_id, order_id))
     else:
-        rows = ctx.state.docs("SELECT doc FROM subscriptions WHERE customer_id = ? ORDER BY seq",
-                              (customer_id,))
+        # A subscription exists for partners only once Microsoft has provisioned it.
+        rows = ctx.state.docs("SELECT doc FROM subscriptions WHERE customer_id = ? AND"
+                              " status != 'pending' ORDER BY seq", (customer_id,))
     items = [nce.render(s, ctx.catalog, ctx.now) for s in rows]
     return json_response(collection(items, f"/customers/{customer_id}/subscriptions"))
 

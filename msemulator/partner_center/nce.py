@@ -296,19 +296,44 @@ def _renew(state, catalog, sub: dict) -> None:
     sub["nextCharge"] = _next_charge(sub, at)
 
 
+# Private key of an order document: per line, the subscription it will get and when.
+PENDING_LINES = "_pendingLines"
+
+
+def public_order(order: dict) -> dict:
+    """The order as Partner Center shows it (without the emulator's provisioning schedule)."""
+    return {k: v for k, v in order.items() if k != PENDING_LINES}
+
+
+def _provision_due_lines(state, order: dict, stamp: str) -> None:
+    """Give each due line its subscription; the order completes with its last line."""
+    pending = order.get(PENDING_LINES) or {}
+    due = {number: p for number, p in pending.items() if p["readyAt"] <= stamp}
+    if not due and pending:
+        return
+    for line in order["lineItems"]:
+        entry = due.get(str(line["lineItemNumber"]))
+        if entry is None:
+            continue
+        line["subscriptionId"] = entry["subscriptionId"]
+        sub = load(state, entry["subscriptionId"])
+        if sub is not None and sub["status"] == "pending":
+            sub["status"] = "active"
+            save(state, sub)
+        del pending[str(line["lineItemNumber"])]
+    order[PENDING_LINES] = pending
+    if not pending:
+        order["status"] = "completed"
+    state.execute("UPDATE orders SET status = ?, doc = ? WHERE id = ?",
+                  (order["status"], json.dumps(order), order["id"]))
+
+
 def settle(state, catalog, now: datetime) -> None:
     """Apply everything the clock has made due: order provisioning, cycle charges, renewals and
     expiries. Called at the start of every request and after the clock moves."""
     stamp = iso(now)
-    for order in state.docs("SELECT doc FROM orders WHERE status = 'pending' AND ready_at <= ?",
-                            (stamp,)):
-        order["status"] = "completed"
-        state.execute("UPDATE orders SET status = 'completed', doc = ? WHERE id = ?",
-                      (json.dumps(order), order["id"]))
-        for sub in state.docs("SELECT doc FROM subscriptions WHERE order_id = ? AND status = 'pending'",
-                              (order["id"],)):
-            sub["status"] = "active"
-            save(state, sub)
+    for order in state.docs("SELECT doc FROM orders WHERE status = 'pending'"):
+        _provision_due_lines(state, order, stamp)
     due = state.docs("SELECT doc FROM subscriptions WHERE status IN ('active', 'suspended') AND"
                      " (term_end <= ? OR next_charge <= ?)", (stamp, stamp))
     for sub in due:

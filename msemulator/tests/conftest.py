@@ -68,6 +68,9 @@ class Client:
 def client(emulator):
     c = Client(emulator)
     assert c.control("POST", "/reset").status_code == 200
+    # Contract tests read orders straight after checkout; asynchronous provisioning (the default)
+    # has its own tests, which set the delays they need.
+    c.control("PATCH", "/settings", json={"orderProvisioningSeconds": 0, "orderProvisioningTailSeconds": 0})
     return c
 
 

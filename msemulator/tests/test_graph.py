@@ -219,3 +219,39 @@ def test_billed_export_without_data_fails(client):
     client.graph("GET", start.headers["Location"])
     failed = client.graph("GET", start.headers["Location"]).json()
     assert failed["status"] == "failed" and failed["error"] == {"code": "5000", "message": "No data available"}
+
+
+def test_sign_in_activity_caps_the_page_size(client):
+    client.control("POST", f"/tenants/{FABRIKAM_ID}/users", json={"count": 400})
+    plain = fabrikam(client, "GET", "/users?$select=id&$top=999").json()
+    assert len(plain["value"]) == 701 and "@odata.nextLink" not in plain
+    first = fabrikam(client, "GET", "/users?$select=id,signInActivity&$top=999").json()
+    assert len(first["value"]) == 500 and "$top=999" in first["@odata.nextLink"]
+    rest = fabrikam(client, "GET", first["@odata.nextLink"]).json()
+    assert len(rest["value"]) == 201 and "@odata.nextLink" not in rest
+    assert not {u["id"] for u in first["value"]} & {u["id"] for u in rest["value"]}
+    small = fabrikam(client, "GET", "/users?$select=id,signInActivity&$top=50").json()
+    assert len(small["value"]) == 50
+
+
+def test_batch_inner_urls_with_or_without_leading_slash(client):
+    user = a_user(client)
+    body = fabrikam(client, "POST", "/$batch", json={"requests": [
+        {"id": "1", "method": "GET", "url": f"/users/{user['id']}?$select=id"},
+        {"id": "2", "method": "GET", "url": f"users/{user['id']}?$select=id"},
+        {"id": "3", "method": "GET", "url": "subscribedSkus"}]}).json()
+    statuses = {r["id"]: r["status"] for r in body["responses"]}
+    assert statuses == {"1": 200, "2": 200, "3": 200}
+    by_id = {r["id"]: r["body"] for r in body["responses"]}
+    assert by_id["1"]["id"] == by_id["2"]["id"] == user["id"]
+
+
+def test_unauthorized_graph_calls_carry_a_challenge(client):
+    missing = client.http.get(f"{client.base}/graph/v1.0/users")
+    assert missing.status_code == 401
+    challenge = missing.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ") and 'client_id="00000003-0000-0000-c000-000000000000"' in challenge
+    assert "authorization_uri=" in challenge and "error=" not in challenge
+    bad = fabrikam(client, "GET", "/users", token="not-a-token")
+    assert bad.status_code == 401 and bad.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert 'error="invalid_token"' in bad.headers["WWW-Authenticate"]

@@ -122,8 +122,9 @@ def test_purchase_requires_mca_then_flows_to_graph(client):
     result = buy(client, customer["id"], quantity=7)
     assert result.status_code == 201
     order = result.json()["orders"][0]
-    assert order["attributes"]["objectType"] == "Order" and order["status"] == "pending"
+    assert order["attributes"]["objectType"] == "Order" and order["status"] == "completed"
     line = order["lineItems"][0]
+    assert line["subscriptionId"]
     assert line["offerId"] == BASIC and line["quantity"] == 7 and line["pricing"]["listPrice"] == 6.3
     assert client.pc("GET", f"/customers/{customer['id']}/orders/{order['id']}").json()["status"] == "completed"
     assert_pc_collection(client.pc("GET", f"/customers/{customer['id']}/orders").json())
@@ -362,3 +363,52 @@ def test_renewal_and_cycle_charges_happen_at_midnight_utc(client):
                              "&currencycode=USD&period=current").json()["items"]
     renew = [li for li in lines if li["subscriptionId"] == sub_id and li["chargeType"] == "renew"]
     assert renew and renew[0]["chargeStartDate"].endswith("T00:00:00Z")
+
+
+def test_orders_provision_asynchronously_line_by_line(client):
+    client.control("POST", "/reset")  # the fixture's instant mode is not the default
+    defaults = client.control("GET", "/settings").json()
+    assert defaults["orderProvisioningSeconds"] > 0 and defaults["orderProvisioningTailSeconds"] > 0
+    client.control("PATCH", "/settings", json={"orderProvisioningSeconds": 60, "orderProvisioningTailSeconds": 600})
+    customer = new_customer(client)
+    accept_mca(client, customer["id"])
+    cart = client.pc("POST", f"/customers/{customer['id']}/carts", json={"lineItems": [
+        {"id": n, "catalogItemId": BASIC, "quantity": 2 + n, "billingCycle": "monthly", "termDuration": "P1Y"}
+        for n in range(3)]}).json()
+    result = client.pc("POST", f"/customers/{customer['id']}/carts/{cart['id']}/checkout").json()
+    order = result["orders"][0]
+    assert order["status"] == "pending" and len(order["lineItems"]) == 3
+    assert not any("subscriptionId" in line for line in order["lineItems"])
+    assert not any(key.startswith("_") for key in order)
+    path = f"/customers/{customer['id']}/orders/{order['id']}"
+    subs_path = f"/customers/{customer['id']}/subscriptions?order_id={order['id']}"
+    assert client.pc("GET", subs_path).json()["items"] == []
+    status = client.pc("GET", f"{path}/provisioningstatus").json()["items"]
+    assert {s["status"] for s in status} == {"pending"}
+    client.advance(seconds=59)
+    assert client.pc("GET", path).json()["status"] == "pending"
+    seen = []
+    for _ in range(70):  # ten-second steps through the whole tail
+        client.advance(seconds=10)
+        current = client.pc("GET", path).json()
+        ids = [line.get("subscriptionId") for line in current["lineItems"]]
+        seen.append(sum(1 for i in ids if i))
+        if current["status"] == "completed":
+            break
+    assert current["status"] == "completed" and all(ids)
+    assert seen == sorted(seen)  # lines only ever gain their subscription
+    subs = client.pc("GET", subs_path).json()["items"]
+    assert sorted(s["id"] for s in subs) == sorted(ids) and {s["status"] for s in subs} == {"active"}
+    status = client.pc("GET", f"{path}/provisioningstatus").json()["items"]
+    assert {s["status"] for s in status} == {"fulfilled"}
+
+
+def test_a_pending_subscription_is_not_found_until_provisioned(client):
+    client.control("PATCH", "/settings", json={"orderProvisioningSeconds": 30, "orderProvisioningTailSeconds": 0})
+    customer = new_customer(client)
+    accept_mca(client, customer["id"])
+    order = buy(client, customer["id"]).json()["orders"][0]
+    assert client.pc("GET", f"/customers/{customer['id']}/subscriptions").json()["items"] == []
+    client.advance(seconds=31)
+    line = client.pc("GET", f"/customers/{customer['id']}/orders/{order['id']}").json()["lineItems"][0]
+    assert subscription(client, customer["id"], line["subscriptionId"])["status"] == "active"

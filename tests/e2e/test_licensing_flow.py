@@ -118,10 +118,10 @@ def test_link_buy_assign_bulk_reduce_and_cancel(new_page, make_member, microsoft
     link_tenant_and_accept_agreement(page, microsoft, slug)
     buy(page, product=PRODUCT, seats=10, offer="1 year term, billed monthly")
     provisioning = page.get_by_role("region", name="Provisioning")
-    expect(provisioning.get_by_role("progressbar", name="Provisioning progress")).to_have_attribute("value", "4")
+    expect(provisioning.get_by_role("progressbar", name="Provisioning progress")).to_have_attribute("value", "5")
     steps = provisioning.get_by_role("listitem")
-    expect(steps).to_have_count(4)
-    for index in range(4):
+    expect(steps).to_have_count(5)
+    for index in range(5):
         expect(steps.nth(index)).to_have_class(re.compile("is-done"))
     expect(steps.last).to_contain_text("Seats visible")
     expect(page.locator("#order-status")).to_have_text("Seats visible in tenant")

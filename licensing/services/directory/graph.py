@@ -30,6 +30,15 @@ class DirectoryGraph(Protocol):
         """At most 20 assignLicense requests -> one typed result per request, in input order."""
 
 
+# Graph serves at most 500 users a page when signInActivity is selected, whatever $top says
+# (learn.microsoft.com/graph/api/user-list); asking for that page size keeps pages predictable.
+SIGN_IN_ACTIVITY_PAGE_SIZE = 500
+
+
+def _with_activity(page_size: int) -> int:
+    return min(page_size, SIGN_IN_ACTIVITY_PAGE_SIZE)
+
+
 class DirectoryNotLinked(Exception):
     """The organisation has no linked Microsoft tenant to read a directory from."""
 
@@ -43,7 +52,8 @@ class TenantGraph:
         self.tenant_id = tenant_id
 
     def user_pages(self, *, select: Sequence[str], page_size: int) -> Iterator[list[dict]]:
-        pages = self.graph.iter_user_pages(tenant_id=self.tenant_id, select=[*select, "signInActivity"], top=page_size)
+        pages = self.graph.iter_user_pages(tenant_id=self.tenant_id, select=[*select, "signInActivity"],
+                                           top=_with_activity(page_size))
         try:
             first = next(pages, None)
         except ms.Forbidden:
@@ -60,7 +70,8 @@ class TenantGraph:
         self, *, select: Sequence[str], page_size: int, start_link: str | None = None
     ) -> Iterator[tuple[list[dict], str | None]]:
         def listing(fields, link=None):
-            return self.graph.iter_user_page_links(tenant_id=self.tenant_id, select=fields, top=page_size,
+            top = _with_activity(page_size) if "signInActivity" in fields else page_size
+            return self.graph.iter_user_page_links(tenant_id=self.tenant_id, select=fields, top=top,
                                                    start_link=link)
 
         pages = listing([*select, "signInActivity"], start_link)
