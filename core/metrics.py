@@ -6,7 +6,7 @@ queue (counts, durations, failures; the roof's Celery app feeds them), and Micro
 
 Measured at scrape time: numbers that live in the database, such as the outbox depth. A higher
 floor registers a function with :func:`register_scrape_collector` in its ``AppConfig.ready()``
-(licensing registers the outbox; the privacy request queue is not built yet). Each function
+(licensing registers the outbox, privacy the request queue). Each function
 returns Prometheus metric families and runs in the scraping request, so it must be one or two
 aggregate queries.
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
+from datetime import UTC
+
+from django.db.models import Count, Q
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
 
 from accounts.models import User
 from core.models import Disclosure
@@ -100,3 +104,34 @@ def data_inventory() -> list[dict]:
         inventory.append({"category": category.label, "fields": fields,
                           "recipients": sorted(recipients.get(category.value, set()))})
     return inventory
+
+
+def request_queue_figures(*, today) -> dict:
+    """Open requests by status and by days left to their current due date (for operators' metrics).
+
+    Counts only: no requester, no reference. Buckets: overdue, due within 7 days, later.
+    """
+    open_requests = PrivacyRequest.objects.filter(status__in=PrivacyRequest.OPEN_STATUSES)
+    by_status = dict(open_requests.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    buckets = {"overdue": 0, "within_7_days": 0, "later": 0}
+    for response_due, extended_due, extended_at in open_requests.values_list("response_due", "extended_due",
+                                                                              "extended_at"):
+        days_left = ((extended_due if extended_at else response_due) - today).days
+        key = "overdue" if days_left < 0 else "within_7_days" if days_left <= 7 else "later"
+        buckets[key] += 1
+    return {"by_status": by_status, "by_due": buckets}
+
+
+def request_queue_metrics():
+    """Scrape-time metrics for core.metrics (registered in PrivacyConfig.ready())."""
+    figures = request_queue_figures(today=timezone.localdate(timezone.now(), UTC))
+    by_status = GaugeMetricFamily("portal_privacy_requests_open", "Open privacy requests by status.",
+                                  labels=["status"])
+    for status in PrivacyRequest.OPEN_STATUSES:
+        by_status.add_metric([status], figures["by_status"].get(status, 0))
+    yield by_status
+    by_due = GaugeMetricFamily("portal_privacy_requests_due", "Open privacy requests by days to their due date.",
+                               labels=["due"])
+    for bucket, count in figures["by_due"].items():
+        by_due.add_metric([bucket], count)
+    yield by_due

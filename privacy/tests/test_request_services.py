@@ -13,6 +13,7 @@ from django.db import connection
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from core.models import AuditEvent
 from privacy.models import OptOut, PrivacyRequest, PrivacyRequestEvent
+from privacy.selectors import request_queue_figures
 from privacy.services import request_decisions as decisions
 from privacy.services.requests import (
     PrivacyRequestError,
@@ -243,3 +244,17 @@ def test_identifiers_and_notes_are_encrypted_at_rest(commit):
     assert "Contoso" not in note
     assert PrivacyRequestEvent.objects.get(action="note").note == "Checked Contoso's directory"
     assert PrivacyRequest.objects.filter(requester_email_index__isnull=False).count() == 1
+
+
+def test_the_queue_on_metrics_counts_by_status_and_days_to_due(commit, client):
+    with time_machine.travel(T0 - datetime.timedelta(days=60), tick=False):
+        overdue = _public(commit, email="late@example.org")  # GDPR/CCPA clocks ran out weeks ago
+    with time_machine.travel(T0, tick=False):
+        _public(commit, email="fresh@example.org")
+        figures = request_queue_figures(today=T0.date())
+        text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert figures["by_status"] == {Status.UNVERIFIED: 2}
+    assert figures["by_due"] == {"overdue": 1, "within_7_days": 0, "later": 1}
+    assert 'portal_privacy_requests_open{status="unverified"} 2.0' in text
+    assert 'portal_privacy_requests_due{due="overdue"} 1.0' in text
+    assert overdue.reference not in text and "late@example.org" not in text  # counts only
