@@ -10,9 +10,8 @@ through the mix below until the time is up; API clients use an API key.
 | api_read | 25% | subscriptions, directory users (page of 50), usage |
 | api_assign | 18% | assign a license, then remove it (each a 202 through the outbox) |
 | purchase | 2% | buy one seat of a monthly offer through the API, with an Idempotency-Key |
-| admin | 10% | a staff member's admin list and detail pages |
-
-DSAR requests are not part of the mix yet: the privacy request workflow is not built.
+| admin | 8% | a staff member's admin list and detail pages |
+| dsar | 2% | a privacy request on the public form (a code is e-mailed; the officer's queue grows) |
 
 After the run the outbox is drained and checked: every accepted write completed exactly once (no
 operation left pending or dead, no MS-RequestId twice), and no SKU has more licenses held than seats
@@ -44,7 +43,7 @@ from django_otp.oath import totp
 from benchmarks.stack import Stack
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-MIX = (("dashboard", 45), ("api_read", 25), ("api_assign", 18), ("purchase", 2), ("admin", 10))
+MIX = (("dashboard", 45), ("api_read", 25), ("api_assign", 18), ("purchase", 2), ("admin", 8), ("dsar", 2))
 REFUSALS = {400, 404, 409, 422}  # documented business refusals of a write (no seats, already assigned, ...)
 
 
@@ -170,6 +169,22 @@ class VirtualUser(threading.Thread):
         if offers:
             self._write("purchase", "POST", "/api/v1/subscriptions/", {"offer_id": self.random.choice(offers),
                                                                          "quantity": 1})
+
+    def dsar(self) -> None:
+        anonymous = requests.Session()
+        started = time.perf_counter()
+        response = None
+        try:
+            form = anonymous.get(f"{self.stack.base_url}/privacy/requests/new/", timeout=30)
+            token = CSRF_INPUT.search(form.text).group(1)
+            response = anonymous.post(f"{self.stack.base_url}/privacy/requests/new/", timeout=30, data={
+                "csrfmiddlewaretoken": token, "name": "Load Requester", "kind": self.random.choice(["access",
+                "deletion", "portability"]), "region": self.random.choice(["eu_uk", "us_ca", "other"]),
+                "email": f"requester{self.random.randrange(10**6)}@example.org", "details": "",
+            }, headers={"Referer": f"{self.stack.base_url}/privacy/requests/new/"})
+        except (requests.RequestException, AttributeError):
+            response = None
+        self.samples.record("dsar", started, response, write=True)
 
     def admin(self) -> None:
         path = self.random.choice(
