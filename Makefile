@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 EMULATOR_PORT ?= 8443
 
-.PHONY: run test bench lint install migrate seed emulator worker clean
+.PHONY: run test bench lint mutate install migrate seed emulator worker clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -33,9 +33,18 @@ test: install
 bench: install
 	$(PY) -m benchmarks
 
+# Mutation testing of the money-and-trust rules (docs/mutation-testing.md). Not part of `make test`:
+# a fresh run of every mutant, stopped after MUTATE_TIMEOUT seconds, then per-module figures.
+MUTATE_TIMEOUT ?= 3600
+MUTATE_JOBS ?= 2
+mutate: install
+	rm -rf mutants
+	timeout $(MUTATE_TIMEOUT) $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) || true
+	$(PY) tools/mutation_summary.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache mutants
