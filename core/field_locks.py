@@ -1,8 +1,9 @@
 """Field locks: a corrected value survives later syncs from outside sources.
 
-A privacy correction locks the fields it fixed. Sync write paths (the directory sync's
-``directory_user_upsert_from_graph``) ask ``locked_fields`` for the rows they are about
-to write and leave locked fields alone. Kernel module: imports no app's services.
+A privacy correction will lock the fields it fixed (the correction workflow is not yet
+built; today only tests call ``lock_field``). Sync write paths (the directory
+sync's ``directory_user_upsert_from_graph``) ask ``locked_fields`` for the rows they are
+about to write and leave locked fields alone. Kernel module: imports no app's services.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def locked_fields(organization, model: type[models.Model] | str, object_ids: Ite
 
 def lock_field(*, organization, model: type[models.Model] | str, object_id, field_name: str, locked_by=None,
                reason: str = "") -> FieldLock:
-    """Lock one field of one row. Idempotent. The correction workflow calls this inside its own audited service."""
+    """Lock one field of one row. Idempotent.
+
+    Writes no audit event itself: a caller must record one. The correction workflow that should call
+    this inside its own audited service is not yet built.
+    """
     lock, _ = FieldLock.objects.for_org(organization).get_or_create(
         organization=organization,
         model_label=_label(model),

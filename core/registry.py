@@ -2,8 +2,11 @@
 
 Models declare themselves next to their definition with :func:`declare`. The
 system check in ``core/checks.py`` fails on any field that is not classified,
-so a new field cannot silently escape DSAR export, erasure, retention or the
-disclosure log, which all read this registry.
+so no field is left without a category and a retention class. Today the check and
+tests/test_rls.py (row-level security on every personal table) read the declarations,
+and the disclosure log names its categories. DSAR export, erasure and the retention
+engine are not yet built (the privacy workflows will read this registry), so a
+classification here is a promise they must keep.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class Subject(models.TextChoices):
 
 
 class Retention(models.TextChoices):
-    """How long a value may be kept; the retention engine enforces these."""
+    """How long a value may be kept. Nothing purges by these yet: the retention engine is not yet built."""
 
     ACCOUNT = "account", "While the account exists"
     ACTIVE_PLUS_LEGAL = "active_plus_legal", "While subscriptions are active, then the legal period (7 years)"
@@ -42,6 +45,7 @@ class Retention(models.TextChoices):
     TENANT_LINK = "tenant_link", "While the Microsoft tenant is linked"
 
 
+# The periods the retention engine will enforce; nothing reads them yet.
 RETENTION_DAYS = {
     Retention.ACCOUNT: None,
     Retention.ACTIVE_PLUS_LEGAL: 7 * 365,

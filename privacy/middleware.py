@@ -1,8 +1,9 @@
 class GlobalPrivacyControlMiddleware:
     """Reads the Global Privacy Control signal (``Sec-GPC: 1``) on every request.
 
-    Pages show "Opt-Out Request Honored" while it is present; the privacy
-    services record the opt-out against the signed-in user.
+    Pages show "Opt-Out Request Honored" while it is present, and responses vary
+    on ``Sec-GPC``. Recording the opt-out against the signed-in user, and acting on
+    it (no sale or sharing beyond Microsoft), is not yet built.
     """
 
     def __init__(self, get_response):

@@ -87,8 +87,8 @@ declare(
 class FieldLock(TenantModel):
     """A field a privacy correction has fixed: syncs from outside sources must not overwrite it.
 
-    Written by the correction workflow; read by every sync write path through
-    ``core.field_locks.locked_fields``.
+    Written through ``core.field_locks.lock_field`` (the correction workflow that will call it
+    is not yet built); read by every sync write path through ``core.field_locks.locked_fields``.
     """
 
     # Encrypted before it moved down from its first app: keep the label its ciphertexts are bound to.
