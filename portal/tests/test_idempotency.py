@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
@@ -12,7 +13,7 @@ from accounts.models import Invitation
 from accounts.tests.api_support import api_client_for, key_client, make_api_key
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
-from core.api.idempotency import request_fingerprint
+from core.api.idempotency import KEY_TTL, purge_expired, request_fingerprint
 from core.models import AuditEvent, IdempotencyRecord
 
 pytestmark = pytest.mark.django_db
@@ -68,6 +69,9 @@ def test_same_key_different_body_is_422(client, org):
     response = invite(client, "key-2", email="b@example.com")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert response.json()["error"]["message"] == (
+        "This Idempotency-Key was already used for a different request. Use a new key for a new request."
+    )
     assert Invitation.objects.for_org(org).count() == 1
 
 
@@ -83,6 +87,9 @@ def test_duplicate_while_first_in_flight_is_409(client, org, api_key):
     response = client.post(URL, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="key-3")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "idempotency_request_in_progress"
+    assert response.json()["error"]["message"] == (
+        "A request with this Idempotency-Key is still being processed. Retry after it finishes."
+    )
     assert not Invitation.objects.for_org(org).exists()
 
 
@@ -174,9 +181,14 @@ def test_server_error_releases_the_key(client, org, monkeypatch):
 
     monkeypatch.setattr(accounts.api, "invitation_create", boom)
     client.raise_request_exception = False
+    in_flight = IdempotencyRecord.objects.for_org(org).create(
+        organization=org, caller="api_key:someone-else", key="key-5", fingerprint="f",
+        expires_at=timezone.now() + KEY_TTL,
+    )
     response = invite(client, "key-5")
     assert response.status_code == 500
-    assert not IdempotencyRecord.objects.for_org(org).filter(key="key-5").exists()
+    # Only this request's own claim is released; another caller's in-flight claim stays.
+    assert list(IdempotencyRecord.objects.for_org(org).filter(key="key-5")) == [in_flight]
     monkeypatch.undo()
     retry = invite(client, "key-5")
     assert retry.status_code == 201
@@ -205,3 +217,47 @@ def test_purge_task_deletes_only_expired_records(client, org):
     IdempotencyRecord.objects.for_org(org).filter(key="old").update(expires_at=timezone.now() - timedelta(minutes=1))
     assert purge_idempotency_keys.delay().get() == 1
     assert list(IdempotencyRecord.objects.for_org(org).values_list("key", flat=True)) == ["new"]
+
+
+def test_key_ttl_is_24_hours_on_both_sides_of_the_boundary(client, org):
+    """A retry one second before the key expires is a replay; at the expiry instant the request runs again."""
+    assert timedelta(hours=24) == KEY_TTL
+    start = timezone.now().replace(microsecond=0)
+    with time_machine.travel(start, tick=False):
+        assert invite(client, "ttl", email="ttl@example.com").status_code == 201
+    record = IdempotencyRecord.objects.for_org(org).get(key="ttl")
+    assert record.expires_at == start + KEY_TTL
+    with time_machine.travel(start + KEY_TTL - timedelta(seconds=1), tick=False):
+        replay = invite(client, "ttl", email="other@example.com")
+        assert replay.status_code == 422  # still the first request's key
+    with time_machine.travel(start + KEY_TTL, tick=False):
+        again = invite(client, "ttl", email="other@example.com")
+        assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert Invitation.objects.for_org(org).count() == 2
+
+
+def test_purge_deletes_at_the_expiry_instant_not_a_second_before(org):
+    expires = timezone.now().replace(microsecond=0) + timedelta(hours=1)
+    IdempotencyRecord.objects.for_org(org).create(
+        organization=org, caller="user:1", key="edge", fingerprint="f", expires_at=expires
+    )
+    with time_machine.travel(expires - timedelta(seconds=1), tick=False):
+        assert purge_expired() == 0
+    with time_machine.travel(expires, tick=False):
+        assert purge_expired() == 1
+    assert not IdempotencyRecord.objects.for_org(org).exists()
+
+
+def test_purge_works_through_every_batch_and_counts_them_all(org):
+    other = OrganizationFactory()
+    past = timezone.now() - timedelta(minutes=1)
+    for index in range(5):
+        owner = org if index % 2 else other
+        IdempotencyRecord.objects.for_org(owner).create(
+            organization=owner, caller="user:1", key=f"old-{index}", fingerprint="f", expires_at=past
+        )
+    IdempotencyRecord.objects.for_org(org).create(
+        organization=org, caller="user:1", key="live", fingerprint="f", expires_at=timezone.now() + KEY_TTL
+    )
+    assert purge_expired(batch_size=2) == 5
+    assert list(IdempotencyRecord.unscoped_objects.values_list("key", flat=True)) == ["live"]

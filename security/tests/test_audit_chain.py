@@ -207,3 +207,58 @@ def test_an_unwritable_checkpoint_is_logged_and_the_commit_stands(
         event = audit_record(actor=Actor.system("test"), action="still.recorded", organization=org_a)
     assert AuditEvent.unscoped_objects.filter(pk=event.pk).exists()
     assert "audit checkpoint not written" in caplog.text
+
+
+
+def _problems() -> list[str]:
+    return [str(problem) for problem in verify_chain()]
+
+
+def test_two_deleted_events_in_a_row_are_both_named(chain):
+    AuditEvent.unscoped_objects.filter(sequence__in=[3, 4]).delete()
+    assert _problems() == [
+        "event #3: missing (deleted)",
+        "event #4: missing (deleted)",
+        "event #5: previous-hash link broken (an earlier event was altered or removed)",
+    ]
+
+
+def test_a_missing_head_is_named(chain):
+    AuditChainHead.objects.all().delete()
+    assert _problems() == ["event #6: chain head is missing"]
+
+
+def test_a_head_signed_for_a_different_hash_is_named(chain):
+    # Whoever holds the key re-signs a head whose hash is not the newest event's.
+    AuditChainHead.objects.filter(pk=1).update(hash="c" * 64, signature=_sign_head(6, "c" * 64))
+    assert _problems() == ["event #6: newest event does not match the chain head"]
+
+
+def test_truncation_names_each_missing_event_exactly(chain):
+    AuditEvent.unscoped_objects.filter(sequence__gte=5).delete()
+    assert _problems() == ["event #5: missing (chain truncated)", "event #6: missing (chain truncated)"]
+
+
+def test_the_anchor_problems_are_worded_exactly(committed_chain):
+    at = latest_checkpoint().at.isoformat()
+    AuditEvent.unscoped_objects.filter(sequence__gte=5).delete()
+    AuditChainHead.objects.filter(pk=1).update(
+        sequence=4, hash=committed_chain[3].hash, signature=_sign_head(4, committed_chain[3].hash)
+    )
+    assert _problems() == [
+        f"event #6: missing: the chain ends at event #4 but the checkpoint of {at} recorded event #6 "
+        "(the tail was removed and an older head put back)"
+    ]
+    AuditEvent.unscoped_objects.all().delete()
+    AuditChainHead.objects.all().delete()
+    assert _problems() == [f"the chain is empty but the checkpoint of {at} recorded event #6 (the chain was deleted)"]
+
+
+def test_a_deleted_checkpointed_event_is_blamed_once(committed_chain, org_a):
+    # The chain goes on past the checkpoint; the checkpointed event itself is gone: a deletion, not a rewrite.
+    audit_record(actor=Actor.system("test"), action="after.checkpoint", organization=org_a)
+    AuditEvent.unscoped_objects.filter(sequence=6).delete()
+    assert _problems() == [
+        "event #6: missing (deleted)",
+        "event #7: previous-hash link broken (an earlier event was altered or removed)",
+    ]
