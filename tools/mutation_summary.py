@@ -1,4 +1,4 @@
-"""Per-module figures from the last `make mutate` run (mutmut's mutants/*.meta files).
+"""Per-module figures from the last `make mutate` run (var/mutate/<module>/mutants/*.meta, tools/mutate.py).
 
 Killed share = (killed + timed out) / every mutant generated, so a mutant no test reached
 counts against the module. Exit code 1 when a module is below its floor (docs/mutation-testing.md).
@@ -9,25 +9,18 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from pathlib import Path
 
+from mutate import MODULES, scratch_for
 from mutmut.stats import status_by_exit_code
 
-FLOORS = {
-    "licensing/services/assignments.py": 90.0,
-    "core/tenancy.py": 90.0,
-    "core/fields.py": 90.0,
-    "core/crypto.py": 90.0,
-    "core/audit.py": 90.0,
-    "core/api/idempotency.py": 90.0,
-}
+FLOORS = dict.fromkeys(MODULES, 90.0)
 
 
-def main(root: Path = Path("mutants")) -> int:
+def main() -> int:
     below = []
     print(f"{'module':40} {'mutants':>8} {'killed':>7} {'timeout':>8} {'survived':>9} {'no test':>8} {'share':>7}")
     for module, floor in FLOORS.items():
-        meta = root / f"{module}.meta"
+        meta = scratch_for(module) / "mutants" / f"{module}.meta"
         if not meta.exists():
             print(f"{module:40} not run")
             below.append(module)
