@@ -8,12 +8,13 @@ import time_machine
 from django.core import mail
 from django.test import Client
 from django.utils import timezone
+from rest_framework.response import Response
 
 from accounts.models import Invitation
 from accounts.tests.api_support import api_client_for, key_client, make_api_key
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
-from core.api.idempotency import KEY_TTL, purge_expired, request_fingerprint
+from core.api.idempotency import KEY_TTL, claim, purge_expired, request_fingerprint
 from core.models import AuditEvent, IdempotencyRecord
 
 pytestmark = pytest.mark.django_db
@@ -261,3 +262,19 @@ def test_purge_works_through_every_batch_and_counts_them_all(org):
     )
     assert purge_expired(batch_size=2) == 5
     assert list(IdempotencyRecord.unscoped_objects.values_list("key", flat=True)) == ["live"]
+
+
+def test_a_stored_answer_is_kept_below_500_and_released_from_500(org):
+    def claimed(key):
+        return claim(organization=org, caller="user:1", key=key, fingerprint="f")
+
+    kept = claimed("four-nine-nine")
+    kept.store(Response({"ok": False}, status=499))
+    record = IdempotencyRecord.objects.for_org(org).get(key="four-nine-nine")
+    assert record.status_code == 499 and record.completed_at is not None
+    kept.release()  # a completed answer is never released
+    assert IdempotencyRecord.objects.for_org(org).filter(key="four-nine-nine").exists()
+
+    failed = claimed("five-hundred")
+    failed.store(Response({"detail": "boom"}, status=500))
+    assert not IdempotencyRecord.objects.for_org(org).filter(key="five-hundred").exists()
