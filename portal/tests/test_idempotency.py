@@ -1,11 +1,13 @@
 """Idempotency-Key on POST through the base API classes (exercised via POST /api/v1/invitations/)."""
 
+import hashlib
 import json
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.core import mail
+from django.http import HttpResponse
 from django.test import Client
 from django.utils import timezone
 from rest_framework.response import Response
@@ -278,3 +280,20 @@ def test_a_stored_answer_is_kept_below_500_and_released_from_500(org):
     failed = claimed("five-hundred")
     failed.store(Response({"detail": "boom"}, status=500))
     assert not IdempotencyRecord.objects.for_org(org).filter(key="five-hundred").exists()
+
+
+def test_fingerprint_is_length_prefixed_sha256_of_method_path_and_body():
+    """A plain re-statement: each part prefixed by its length as 8 big-endian bytes, method upper-cased."""
+    expected = hashlib.sha256()
+    for part in (b"POST", b"/api/v1/invitations/", b'{"a":1}'):
+        expected.update(len(part).to_bytes(8, "big") + part)
+    assert request_fingerprint("post", "/api/v1/invitations/", b'{"a":1}') == expected.hexdigest()
+    # Moving a byte from the path into the body changes the fingerprint.
+    assert request_fingerprint("POST", "/a", b"b") != request_fingerprint("POST", "/", b"ab")
+
+
+def test_a_plain_django_response_is_stored_without_a_body(org):
+    stored = claim(organization=org, caller="user:1", key="plain", fingerprint="f")
+    stored.store(HttpResponse(status=204))
+    record = IdempotencyRecord.objects.for_org(org).get(key="plain")
+    assert (record.status_code, record.response_body) == (204, None)
