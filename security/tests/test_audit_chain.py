@@ -1,5 +1,6 @@
 import json
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 from django.contrib import admin
@@ -206,7 +207,9 @@ def test_an_unwritable_checkpoint_is_logged_and_the_commit_stands(
     with django_capture_on_commit_callbacks(execute=True):
         event = audit_record(actor=Actor.system("test"), action="still.recorded", organization=org_a)
     assert AuditEvent.unscoped_objects.filter(pk=event.pk).exists()
-    assert "audit checkpoint not written" in caplog.text
+    [record] = [r for r in caplog.records if r.name == "core.audit"]
+    assert record.getMessage() == "audit checkpoint not written"
+    assert (record.sequence, record.path) == (event.sequence, str(settings.AUDIT_CHECKPOINT_PATH))
 
 
 
@@ -262,3 +265,13 @@ def test_a_deleted_checkpointed_event_is_blamed_once(committed_chain, org_a):
         "event #6: missing (deleted)",
         "event #7: previous-hash link broken (an earlier event was altered or removed)",
     ]
+
+
+
+def test_actors_name_their_kind_and_id():
+    user, key, grant = SimpleNamespace(pk=7), SimpleNamespace(pk="k-1"), SimpleNamespace(pk="g-9")
+    assert Actor.user(user) == Actor(AuditEvent.ActorType.USER, "7", {})
+    assert Actor.api_key(key) == Actor(AuditEvent.ActorType.API_KEY, "k-1", {})
+    assert Actor.staff(user) == Actor(AuditEvent.ActorType.STAFF, "7", {})
+    assert Actor.staff(user, grant) == Actor(AuditEvent.ActorType.STAFF, "7", {"grant": "g-9"})
+    assert Actor.system("billing") == Actor(AuditEvent.ActorType.SYSTEM, "billing", {})
