@@ -35,7 +35,11 @@ def main() -> int:
             f"{counts['no tests']:8} {share:6.1f}%"
         )
         if counts["not checked"]:
-            print(f"{'':40} {counts['not checked']} not checked (run stopped early)")
+            checked = total - counts["not checked"]
+            print(
+                f"{'':40} {counts['not checked']} not checked (run stopped early); "
+                f"{100.0 * caught / checked if checked else 0:.1f}% of the {checked} checked"
+            )
         if share < floor:
             below.append(module)
     if below:
