@@ -169,6 +169,7 @@ def test_bad_key_is_400(client, org, key):
     response = invite(client, key)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_idempotency_key"
+    assert response.json()["error"]["message"] == "Idempotency-Key must be 1 to 255 printable ASCII characters."
     assert not Invitation.objects.for_org(org).exists()
 
 
