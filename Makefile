@@ -10,7 +10,7 @@ LOAD_SECONDS ?= 120
 LOAD_USERS ?= 16
 CHAOS_SECONDS ?= 45
 
-.PHONY: run test bench lint install migrate seed emulator worker clean load chaos
+.PHONY: run test bench lint mutate install migrate seed emulator worker clean load chaos
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ test: install
 
 bench: install
 	$(PY) -m benchmarks
+
+# Mutation testing of the money-and-trust rules (docs/mutation-testing.md). Not part of `make test`:
+# each module in its own scratch copy with only its own tests, stopped after MUTATE_MODULE_TIMEOUT
+# seconds (MUTATE_ONLY=core/audit.py limits the run), then per-module figures against the floors.
+MUTATE_MODULE_TIMEOUT ?= 900
+MUTATE_JOBS ?= 2
+mutate: install
+	MUTATE_MODULE_TIMEOUT=$(MUTATE_MODULE_TIMEOUT) MUTATE_JOBS=$(MUTATE_JOBS) $(PY) tools/mutate.py
+	$(PY) tools/mutation_summary.py
 
 lint: install
 	$(VENV)/bin/ruff check .

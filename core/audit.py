@@ -1,9 +1,15 @@
-"""The audit chain: every state change and every staff read, HMAC-chained.
+"""The audit chain: the state changes services record, HMAC-chained.
+
+Services record their writes here (``audit_record`` naming the actor). Staff reads are not
+yet recorded: one audited path for them arrives with the staff-grant work.
 
 Each event's hash is HMAC(key, previous hash + canonical event). The key lives
 outside the database (AUDIT_HMAC_KEY), so someone with write access to the
-tables cannot rewrite history without ``verify_audit`` noticing. The chain head
-is itself signed so that deleting the newest events (truncation) is detected.
+tables cannot edit or remove an event without ``verify_audit`` noticing. The chain
+head row is signed too, but a database superuser can still delete everything or put
+an old, validly signed head back after truncating the tail; so after each commit the
+head is also written as a signed checkpoint outside the database
+(``core.audit_anchor``), and ``verify_chain`` compares the chain against the latest one.
 """
 
 from __future__ import annotations
@@ -12,16 +18,22 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Lock
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit_anchor import checkpoint_append, checkpoints_read
 from core.requestid import get_client_ip, get_request_id
 
 from .models import AuditChainHead, AuditEvent
+
+logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 
@@ -113,20 +125,57 @@ def audit_record(
         head.hash = event.hash
         head.signature = _sign_head(head.sequence, head.hash)
         head.save()
+        transaction.on_commit(checkpoint_after_commit)
         return event
+
+
+_checkpointed: dict[Path, int] = {}
+_checkpoint_lock = Lock()
+
+
+def checkpoint_after_commit() -> None:
+    """Anchor the committed head outside the database: one checkpoint per commit batch.
+
+    Every ``audit_record`` in a transaction registers this; the first callback after the commit
+    writes the head as committed, and the others find it already written by this process.
+    A failure to write is logged, never raised: the business transaction has already committed.
+    """
+    head = AuditChainHead.objects.filter(pk=1).values_list("sequence", "hash").first()
+    if head is None:
+        return
+    sequence, head_hash = head
+    path = Path(settings.AUDIT_CHECKPOINT_PATH)
+    with _checkpoint_lock:
+        if _checkpointed.get(path, 0) >= sequence:
+            return
+        try:
+            checkpoint_append(key=_key(), sequence=sequence, head_hash=head_hash)
+        except OSError:
+            logger.exception("audit checkpoint not written", extra={"sequence": sequence, "path": str(path)})
+            return
+        _checkpointed[path] = sequence
 
 
 @dataclass(frozen=True)
 class AuditProblem:
-    sequence: int
+    sequence: int | None
     problem: str
 
     def __str__(self) -> str:
-        return f"event #{self.sequence}: {self.problem}"
+        return self.problem if self.sequence is None else f"event #{self.sequence}: {self.problem}"
 
 
 def verify_chain(batch_size: int = 2000) -> Iterator[AuditProblem]:
-    """Walk the whole chain in sequence order and yield every inconsistency found."""
+    """Walk the whole chain in sequence order and yield every inconsistency found.
+
+    The chain must also reach the latest checkpoint written outside the database, with the
+    same hash at that sequence: deleting everything, or truncating and restoring an old head,
+    is caught there.
+    """
+    checkpoint, bad_lines = checkpoints_read(key=_key())
+    for line in bad_lines:
+        yield AuditProblem(None, line)
+    checkpoint_hash = None
     expected_sequence = 1
     previous_hash = GENESIS_HASH
     last_sequence = 0
@@ -145,10 +194,24 @@ def verify_chain(batch_size: int = 2000) -> Iterator[AuditProblem]:
                 )
             if not hmac.compare_digest(compute_hash(event.previous_hash, event), event.hash):
                 yield AuditProblem(event.sequence, "content does not match its hash (edited)")
+            if checkpoint is not None and event.sequence == checkpoint.sequence:
+                checkpoint_hash = event.hash
             previous_hash = event.hash
             expected_sequence = event.sequence + 1
             last_sequence = event.sequence
         cursor = batch[-1].sequence
+    if checkpoint is not None:
+        anchored = f"the checkpoint of {checkpoint.at.isoformat()} recorded event #{checkpoint.sequence}"
+        if last_sequence == 0:
+            yield AuditProblem(None, f"the chain is empty but {anchored} (the chain was deleted)")
+        elif last_sequence < checkpoint.sequence:
+            yield AuditProblem(
+                checkpoint.sequence,
+                f"missing: the chain ends at event #{last_sequence} but {anchored} "
+                "(the tail was removed and an older head put back)",
+            )
+        elif checkpoint_hash is not None and not hmac.compare_digest(checkpoint_hash, checkpoint.hash):
+            yield AuditProblem(checkpoint.sequence, f"hash differs from {anchored} (the chain was rewritten)")
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is None:
         if last_sequence:
@@ -161,3 +224,8 @@ def verify_chain(batch_size: int = 2000) -> Iterator[AuditProblem]:
             yield AuditProblem(missing, "missing (chain truncated)")
     elif head.hash != previous_hash and head.sequence == last_sequence:
         yield AuditProblem(head.sequence, "newest event does not match the chain head")
+
+
+def latest_checkpoint():
+    """The highest valid checkpoint outside the database, or None before the first commit."""
+    return checkpoints_read(key=_key())[0]

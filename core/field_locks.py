@@ -36,7 +36,11 @@ def locked_fields(organization, model: type[models.Model] | str, object_ids: Ite
 
 def lock_field(*, organization, model: type[models.Model] | str, object_id, field_name: str, locked_by=None,
                reason: str = "") -> FieldLock:
-    """Lock one field of one row. Idempotent. The correction workflow calls this inside its own audited service."""
+    """Lock one field of one row. Idempotent.
+
+    Writes no audit event itself: the caller records one (``privacy.services.corrections`` locks
+    inside its own audited service).
+    """
     lock, _ = FieldLock.objects.for_org(organization).get_or_create(
         organization=organization,
         model_label=_label(model),

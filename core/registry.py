@@ -52,6 +52,8 @@ class Retention(models.TextChoices):
     PRIVACY_RECORD = "privacy_record", "Privacy request and opt-out records: 24 months"
 
 
+# The periods the retention purge (privacy/services/retention.py) enforces for the classes measured
+# from a row's own date; None: kept while the thing it belongs to exists.
 RETENTION_DAYS = {
     Retention.ACCOUNT: None,
     Retention.ACTIVE_PLUS_LEGAL: 7 * 365,

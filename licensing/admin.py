@@ -1,7 +1,8 @@
 """Staff admin for the licensing core: subscriptions (with drift), orders, provisioning operations.
 
-Tenant rows are read through ``unscoped_objects`` (staff-grant code: the security work narrows
-these querysets to the organisations that granted access). Nothing is edited directly: every
+Tenant rows are read through ``unscoped_objects``: every staff user with admin access sees every
+organisation's rows. Narrowing these querysets to the organisations that granted access (staff
+grants) is not yet built. Nothing is edited directly: every
 action calls a service inside the organisation's tenant context, and the service audits it
 with the staff member as actor.
 """

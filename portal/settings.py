@@ -49,6 +49,9 @@ DEV_MASTER_KEYS = f"dev1:{_dev_key('master')}"
 FIELD_ENCRYPTION_MASTER_KEYS = os.environ.get("FIELD_ENCRYPTION_MASTER_KEYS", DEV_MASTER_KEYS)
 BLIND_INDEX_KEY = os.environ.get("BLIND_INDEX_KEY", _dev_key("blind-index"))
 AUDIT_HMAC_KEY = os.environ.get("AUDIT_HMAC_KEY", _dev_key("audit"))
+# Signed audit-head checkpoints, appended after each commit (core/audit_anchor.py). In production: a file on
+# a volume of its own that the database role cannot reach, ideally append-only (chattr +a).
+AUDIT_CHECKPOINT_PATH = Path(os.environ.get("AUDIT_CHECKPOINT_PATH", VAR_DIR / "audit" / "checkpoints.jsonl"))
 
 if not DEBUG and not TESTING:
     weak = []

@@ -22,6 +22,20 @@ class LeakyList(OrganizationMixin, View):
         return JsonResponse({"ids": [str(pk) for pk in ApiKey.unscoped_objects.values_list("pk", flat=True)]})
 
 
+class HidingList(OrganizationMixin, View):
+    """Answers, but shows none of the caller's own rows (a manager or filter that returns nothing)."""
+
+    def get(self, request, org_slug):
+        return JsonResponse({"ids": []})
+
+
+class RefusingList(OrganizationMixin, View):
+    """Hides the other organisation by refusing its own: a 404 for everyone is no isolation."""
+
+    def get(self, request, org_slug):
+        return HttpResponse(status=404)
+
+
 class LeakyApi(APIView):
     permission_classes = [AllowAny]
 
@@ -32,5 +46,7 @@ class LeakyApi(APIView):
 urlpatterns = [
     path("o/<slug:org_slug>/leak/<uuid:pk>/", LeakyDetail.as_view()),
     path("o/<slug:org_slug>/leak-list/", LeakyList.as_view()),
+    path("o/<slug:org_slug>/hiding-list/", HidingList.as_view()),
+    path("o/<slug:org_slug>/refusing-list/", RefusingList.as_view()),
     path("api/v1/leak/", LeakyApi.as_view()),
 ]

@@ -32,6 +32,51 @@ NON_TENANT_KWARGS = {
 }
 
 
+# Org- or API routes without object ids must answer the caller's own organisation with 200, except these,
+# which answer GET otherwise by design.
+NOT_200 = {
+    "o/<slug:org_slug>/tenant/consent/": 405,  # POST-only actions: the form lives on the page above them
+    "o/<slug:org_slug>/tenant/refresh/": 405,
+    "o/<slug:org_slug>/tenant/credentials/done/": 405,
+    "o/<slug:org_slug>/licenses/sync/": 405,
+    "o/<slug:org_slug>/licenses/bulk/selection/": 405,
+    "o/<slug:org_slug>/usage/inactive/reclaim/": 405,
+    "o/<slug:org_slug>/usage/reductions/": 405,
+    "o/<slug:org_slug>/notifications/read/": 405,
+    "o/<slug:org_slug>/usage/preferences/": 302,  # moved to licensing-settings; the old address redirects
+}
+
+# List routes, and the tenant models whose rows, seeded for the caller's own organisation, must appear on them
+# (by id, in a link or a field): a list that answers 200 but hides the caller's own rows fails the sweep.
+OWN_ROWS = {
+    "o/<slug:org_slug>/team/": {"accounts.Invitation", "accounts.Membership"},
+    "o/<slug:org_slug>/team/api-keys/": {"accounts.ApiKey"},
+    "o/<slug:org_slug>/orders/": {"licensing.Order"},
+    "o/<slug:org_slug>/subscriptions/": {"licensing.Subscription"},
+    "o/<slug:org_slug>/operations/": {"licensing.ProvisioningOperation"},
+    "o/<slug:org_slug>/licenses/users/": {"licensing.DirectoryUser"},
+    "o/<slug:org_slug>/licenses/bulk/": {"licensing.TenantSku"},
+    "o/<slug:org_slug>/usage/": {"licensing.ReductionProposal"},
+    "api/v1/^members/$": {"accounts.Membership"},
+    "api/v1/^invitations/$": {"accounts.Invitation"},
+    "api/v1/^api-keys/$": {"accounts.ApiKey"},
+    "api/v1/^subscriptions/$": {"licensing.Subscription"},
+    "api/v1/^provisioning-operations/$": {"licensing.ProvisioningOperation"},
+    "api/v1/^directory-users/$": {"licensing.DirectoryUser"},
+    "api/v1/^directory-syncs/$": {"licensing.DirectorySync"},
+    "api/v1/^license-assignments/$": {"licensing.LicenseAssignment"},
+    "api/v1/^license-bulk-jobs/$": {"licensing.BulkJob"},
+    "api/v1/^usage/$": {"licensing.TenantSku"},
+    "api/v1/^usage/history/$": {"licensing.TenantSku"},
+}
+# API list routes over a tenant model whose seeded row is not expected on them, and why.
+OWN_ROWS_EXEMPT = {
+    "api/v1/^audit-events/$": "audit events have integer ids, which would match any digit on the page",
+    "api/v1/^usage/inactive/$": "lists only users inactive for 30 days; the seeded user is not",
+    "api/v1/^renewals/$": "lists only subscriptions with a renewal ahead; the seeded one has no term end",
+}
+
+
 @dataclass(frozen=True)
 class Route:
     pattern: str  # the full pattern, for messages

@@ -3,8 +3,10 @@
 Two organisations each get one object of every TenantModel. A verified owner of A
 then requests every org- or object-addressed route with B's slug or B's object ids,
 through the dashboard and through the API (session and API key). Everything must
-be 404, and list pages and endpoints must not mention any of B's ids. New models and
-new routes are swept automatically; see tests/sweep.py and tests/tenant_objects.py.
+be 404. Every list page and endpoint must answer A with 200 (or the status tests/sweep.py
+NOT_200 names), show A's own seeded rows (tests/sweep.py OWN_ROWS) and never mention any of
+B's ids. New models and new routes are swept automatically; see tests/sweep.py and
+tests/tenant_objects.py.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Tenants:
         self.objects_b = world.build_all(self.org_b)
         # UUIDs only: a small integer id (audit events) would match any digit on the page.
         self.b_ids = {str(o.pk) for o in self.objects_b.values() if len(str(o.pk)) >= 32} | {str(self.org_b.pk)}
+        self.a_ids = {label: str(o.pk) for label, o in self.objects_a.items()}
         _, self.api_key_a = api_key_create(
             organization=self.org_a, name="sweep", role=Role.OWNER, expires_at=None, actor=self.owner_a
         )
@@ -78,17 +81,36 @@ def expect_not_found(client: Client, path: str, label: str, control_path: str) -
     return [] if result[0] == 404 else [f"{label} {method} {path}: expected 404, got {result[0]}"]
 
 
-def expect_no_foreign_ids(client: Client, path: str, label: str, foreign_ids: set[str]) -> list[str]:
+def _shows(text: str, value: str) -> bool:
+    return value in text or value.replace("-", "") in text
+
+
+def expect_own_list(
+    client: Client, route: sweep.Route, path: str, label: str, tenants: Tenants, own_rows: dict[str, set[str]]
+) -> list[str]:
+    """The caller's own organisation: the expected status (200 unless NOT_200 says otherwise), its own
+    seeded rows on the list (OWN_ROWS), and none of the other organisation's ids."""
     result = _status(client, path)
     if isinstance(result, str):
         return [f"{label} GET {path}: {result}"]
     status, body, _ = result
+    failures = []
+    expected = sweep.NOT_200.get(route.pattern, 200)
+    if status != expected:
+        failures.append(f"{label} GET {path}: expected {expected} for the caller's own organisation, got {status}")
     text = body.decode("utf-8", "replace")
-    leaked = sorted(i for i in foreign_ids if i in text or i.replace("-", "") in text)
-    return [f"{label} GET {path} ({status}) shows the other organisation's ids {leaked}"] if leaked else []
+    missing = sorted(model for model in own_rows.get(route.pattern, ()) if not _shows(text, tenants.a_ids[model]))
+    if missing:
+        failures.append(f"{label} GET {path} ({status}) does not show the caller's own {missing}")
+    leaked = sorted(i for i in tenants.b_ids if _shows(text, i))
+    if leaked:
+        failures.append(f"{label} GET {path} ({status}) shows the other organisation's ids {leaked}")
+    return failures
 
 
-def sweep_dashboard(tenants: Tenants, routes: list[sweep.Route]) -> tuple[list[str], int]:
+def sweep_dashboard(
+    tenants: Tenants, routes: list[sweep.Route], own_rows: dict[str, set[str]] = sweep.OWN_ROWS
+) -> tuple[list[str], int]:
     client = tenants.session_client()
     failures, requests = [], 0
     for route in routes:
@@ -103,12 +125,14 @@ def sweep_dashboard(tenants: Tenants, routes: list[sweep.Route]) -> tuple[list[s
                 requests += 1
         if route.has_org and not route.id_kwargs:
             path = sweep.build_path(route, {**sweep.NON_TENANT_KWARGS, sweep.ORG_KWARG: tenants.org_a.slug})
-            failures += expect_no_foreign_ids(client, path, f"dashboard [{route.pattern}]", tenants.b_ids)
+            failures += expect_own_list(client, route, path, f"dashboard [{route.pattern}]", tenants, own_rows)
             requests += 1
     return failures, requests
 
 
-def sweep_api(tenants: Tenants, routes: list[sweep.Route]) -> tuple[list[str], int]:
+def sweep_api(
+    tenants: Tenants, routes: list[sweep.Route], own_rows: dict[str, set[str]] = sweep.OWN_ROWS
+) -> tuple[list[str], int]:
     failures, requests = [], 0
     for label, client in tenants.api_clients().items():
         for route in routes:
@@ -123,7 +147,7 @@ def sweep_api(tenants: Tenants, routes: list[sweep.Route]) -> tuple[list[str], i
             else:
                 values = {**sweep.NON_TENANT_KWARGS, sweep.ORG_KWARG: tenants.org_a.slug}
                 path = sweep.build_path(route, values)
-                failures += expect_no_foreign_ids(client, path, f"API {label} [{route.pattern}]", tenants.b_ids)
+                failures += expect_own_list(client, route, path, f"API {label} [{route.pattern}]", tenants, own_rows)
                 requests += 1
     return failures, requests
 
@@ -148,6 +172,24 @@ def test_every_route_kwarg_is_understood():
         "URL kwargs the cross-tenant sweep does not know; name object ids pk/id/<model>_id, or add the kwarg "
         "to tests/sweep.py NON_TENANT_KWARGS if it names no tenant object:\n" + "\n".join(unknown)
     )
+
+
+def test_every_tenant_list_endpoint_says_which_own_rows_it_shows():
+    """An API list over a tenant model names the rows it must show (OWN_ROWS) or why it shows none."""
+    tenant_labels = {m._meta.label for m in tenant_models()}
+    undeclared = [
+        route.pattern
+        for route in sweep.swept_routes()
+        if route.is_api and not route.id_kwargs and route.view_model() is not None
+        and route.view_model()._meta.label in tenant_labels
+        and route.pattern not in sweep.OWN_ROWS and route.pattern not in sweep.OWN_ROWS_EXEMPT
+    ]
+    assert not undeclared, "Add these list endpoints to tests/sweep.py OWN_ROWS (or OWN_ROWS_EXEMPT):\n" + "\n".join(
+        undeclared
+    )
+    known = {route.pattern for route in sweep.swept_routes()}
+    stale = sorted((set(sweep.OWN_ROWS) | set(sweep.NOT_200) | set(sweep.OWN_ROWS_EXEMPT)) - known)
+    assert not stale, f"tests/sweep.py names routes that no longer exist: {stale}"
 
 
 def test_tenant_manager_hides_b_objects_from_a_context(tenants):
@@ -180,9 +222,18 @@ def test_api_routes_hide_other_organisations(tenants):
 def test_the_sweep_catches_a_leaky_view(tenants):
     """The sweep itself is tested: deliberately leaky routes must be reported."""
     routes = sweep.swept_routes()
-    dashboard_failures, _ = sweep_dashboard(tenants, routes)
-    api_failures, _ = sweep_api(tenants, routes)
+    own_rows = {
+        "o/<slug:org_slug>/hiding-list/": {"accounts.ApiKey"},
+        "o/<slug:org_slug>/leak-list/": {"accounts.ApiKey"},
+    }
+    dashboard_failures, _ = sweep_dashboard(tenants, routes, own_rows)
+    api_failures, _ = sweep_api(tenants, routes, own_rows)
     assert any("leak/<uuid:pk>" in f and "expected 404, got 200" in f for f in dashboard_failures)
+    hiding = "does not show the caller's own ['accounts.ApiKey']"
+    assert any("hiding-list" in f and hiding in f for f in dashboard_failures)
+    assert any("refusing-list" in f and "expected 200 for the caller's own organisation, got 404" in f
+               for f in dashboard_failures)
+    assert not any("leak-list" in f and "does not show" in f for f in dashboard_failures)
     assert any("leak-list" in f and "shows the other organisation's ids" in f for f in dashboard_failures)
     assert any("api/v1/leak/" in f and "API key" in f for f in api_failures)
     assert any("api/v1/leak/" in f and "session" in f for f in api_failures)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.api_keys import api_key_create, api_key_revoke
 from accounts.authentication import hash_api_secret
 from accounts.invitations import (
+    INVITATION_TTL,
     InvitationError,
     invitation_accept,
     invitation_create,
@@ -94,6 +95,23 @@ def test_expired_invitation_is_rejected(org, owner, django_capture_on_commit_cal
         pytest.raises(InvitationError, match="expired"),
     ):
         invitation_accept(token=token, user=user)
+
+
+def test_invitation_expiry_on_both_sides_of_seven_days(org, owner, django_capture_on_commit_callbacks):
+    """Usable one second before the seventh day ends; expired at the instant it ends (expires_at <= now)."""
+    start = timezone.now().replace(microsecond=0)
+    with time_machine.travel(start, tick=False):
+        invitation, token = _invite(org, owner, capture=django_capture_on_commit_callbacks)
+    assert timedelta(days=7) == INVITATION_TTL
+    assert invitation.expires_at == start + INVITATION_TTL
+    with time_machine.travel(start + INVITATION_TTL - timedelta(seconds=1), tick=False):
+        assert invitation_from_token(token) == invitation
+        assert invitation.status == "pending"
+    with time_machine.travel(start + INVITATION_TTL, tick=False):
+        assert invitation.status == "expired"
+        expired = r"^This invitation has expired\. Ask the organisation to send it again\.$"
+        with pytest.raises(InvitationError, match=expired):
+            invitation_from_token(token)
 
 
 def test_revoked_invitation_is_rejected(org, owner, django_capture_on_commit_callbacks):

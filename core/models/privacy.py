@@ -89,7 +89,8 @@ declare(
 class FieldLock(TenantModel):
     """A field a privacy correction has fixed: syncs from outside sources must not overwrite it.
 
-    Written by the correction workflow; read by every sync write path through
+    Written through ``core.field_locks.lock_field`` by the audited correction service
+    (``privacy.services.corrections``); read by every sync write path through
     ``core.field_locks.locked_fields``.
     """
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.tests.factories import UserFactory
+from core.audit import Actor
 from core.tenancy import tenant_context
+from licensing import provisioning
 from licensing.models import DirectoryUser, LicenseAssignment, ProvisioningOperation
 from licensing.services import assignments as assignment_services
 from licensing.services.assignments import AssignmentRefused, SeatsExhausted
@@ -127,3 +130,43 @@ def test_unassign_frees_the_seat_once_graph_confirms(linked_org, graph):
         assert assignment_services.seats_free(linked_org, pool) == 6
         operation = ProvisioningOperation.objects.for_org(linked_org).get(kind=assignment_services.OPERATION_KIND)
     assert operation.status == ProvisioningOperation.Status.SUCCEEDED
+
+
+def test_an_operation_that_fails_for_good_frees_its_seats_and_says_why(linked_org, monkeypatch):
+    """Staff mark a stuck batch failed: the pending assignment fails with the reason and frees its seat,
+    the pending removal goes back to assigned, and a user the batch already finished keeps its result."""
+    run_sync(linked_org)
+    pool = premium(linked_org)
+    with tenant_context(linked_org):
+        free_before = assignment_services.seats_free(linked_org, pool)
+        held = LicenseAssignment.objects.for_org(linked_org).filter(sku=pool, state="assigned").first()
+    monkeypatch.setattr(provisioning, "operation_dispatch", lambda **kwargs: None)  # Microsoft never answers
+    first, second = unlicensed_users(linked_org, pool, count=2)
+    pending = assign(linked_org, first, pool)
+    finished = assign(linked_org, second, pool)
+    with tenant_context(linked_org):
+        assignment_services.license_unassign(organization=linked_org, assignment=held, actor=SYSTEM)
+        held.refresh_from_db()
+        assert (pending.state, held.state) == (LicenseAssignment.State.PENDING, LicenseAssignment.State.REMOVING)
+        assert assignment_services.seats_free(linked_org, pool) == free_before - 2
+        # The second user's call already came back assigned before the batch was stopped.
+        ProvisioningOperation.objects.for_org(linked_org).filter(pk=finished.operation_id).update(
+            checkpoint={"done": {str(finished.pk): {"ok": True}}}
+        )
+    staff = Actor.staff(UserFactory(is_staff=True))
+    for assignment in (pending, finished, held):
+        with tenant_context(linked_org):
+            operation = ProvisioningOperation.objects.for_org(linked_org).get(pk=assignment.operation_id)
+            if operation.status != ProvisioningOperation.Status.FAILED:
+                provisioning.operation_mark_failed(operation=operation, actor=staff, reason="Customer asked to stop")
+    with tenant_context(linked_org):
+        for assignment in (pending, finished, held):
+            assignment.refresh_from_db()
+        assert pending.state == LicenseAssignment.State.FAILED
+        assert pending.error_code == "marked_failed"
+        assert pending.error_message == "Customer asked to stop"
+        assert pending.fix_hint == "Try again later; if it keeps failing, contact support."
+        assert held.state == LicenseAssignment.State.ASSIGNED
+        assert held.error_message == "Customer asked to stop"
+        assert finished.state == LicenseAssignment.State.ASSIGNED
+        assert assignment_services.seats_free(linked_org, pool) == free_before - 1

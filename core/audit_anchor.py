@@ -1,0 +1,89 @@
+"""The audit chain's anchor outside the database: signed checkpoints in an append-only file.
+
+Whoever can rewrite the audit tables (a database superuser, a restored backup) can delete the whole
+chain and its head, or truncate the tail and put an old, validly signed head row back. Neither leaves a
+trace inside the database. So after each transaction that appended events commits, the head as committed
+(sequence, hash, time) is HMAC-signed with ``AUDIT_HMAC_KEY`` and appended as one JSON line to
+``AUDIT_CHECKPOINT_PATH``: a file the database role cannot write. In production that is a volume of its
+own, mounted only into the app, ideally with the append-only attribute (``chattr +a``) so that even the
+app cannot rewrite old lines. ``core.audit.verify_chain`` compares the chain against the highest valid
+checkpoint. See docs/decisions/003-audit-chain.md.
+
+Only a file store exists; a Redis (persistent, append-only) store is not yet built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    sequence: int
+    hash: str
+    at: datetime
+    line: int = 0
+
+
+def _path() -> Path:
+    return Path(settings.AUDIT_CHECKPOINT_PATH)
+
+
+def _signature(key: bytes, sequence: int, head_hash: str, at: str) -> str:
+    return hmac.new(key, f"checkpoint|{sequence}|{head_hash}|{at}".encode(), hashlib.sha256).hexdigest()
+
+
+def checkpoint_append(*, key: bytes, sequence: int, head_hash: str) -> Checkpoint:
+    """Append one signed checkpoint line and flush it to disk before returning."""
+    at = timezone.now().isoformat()
+    line = json.dumps(
+        {"sequence": sequence, "hash": head_hash, "at": at, "signature": _signature(key, sequence, head_hash, at)},
+        separators=(",", ":"),
+    )
+    path = _path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(descriptor, (line + "\n").encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    return Checkpoint(sequence=sequence, hash=head_hash, at=datetime.fromisoformat(at))
+
+
+def checkpoints_read(*, key: bytes) -> tuple[Checkpoint | None, list[str]]:
+    """The highest-sequence checkpoint whose signature holds, and a description of every bad line."""
+    path = _path()
+    if not path.exists():
+        return None, []
+    latest: Checkpoint | None = None
+    bad: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                entry = json.loads(raw)
+                sequence, head_hash, at = int(entry["sequence"]), str(entry["hash"]), str(entry["at"])
+                signature = str(entry["signature"])
+            except (ValueError, KeyError, TypeError):
+                bad.append(f"checkpoint line {number} is unreadable")
+                continue
+            if not hmac.compare_digest(_signature(key, sequence, head_hash, at), signature):
+                bad.append(f"checkpoint line {number} signature invalid (checkpoint file was tampered with)")
+                continue
+            if latest is None or sequence > latest.sequence:
+                latest = Checkpoint(sequence=sequence, hash=head_hash, at=datetime.fromisoformat(at), line=number)
+    return latest, bad
