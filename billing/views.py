@@ -25,6 +25,7 @@ from billing.selectors.pricing import billing_profile
 from billing.services import payments as payment_services
 from core.audit import Actor
 from core.csv_export import csv_response
+from core.tables import search_text
 
 PAGE_SIZE = 25
 
@@ -66,7 +67,10 @@ class InvoiceList(OrganizationMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         params = self.request.GET
-        kind, status, search = params.get("kind", ""), params.get("status", ""), params.get("q", "").strip()[:100]
+        # Filters take only their known values, so odd input (a NUL byte, a long string) filters nothing.
+        kind = params.get("kind", "") if params.get("kind", "") in Invoice.Kind.values else ""
+        status = params.get("status", "") if params.get("status", "") in Invoice.Status.values else ""
+        search = search_text(params.get("q", ""))[:100]
         rows = selectors.invoices_for(self.organization, kind=kind, status=status, search=search)
         page = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
         return {**super().get_context_data(**kwargs), "page_obj": page, "kind": kind, "status": status,

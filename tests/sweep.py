@@ -44,6 +44,9 @@ NOT_200 = {
     "o/<slug:org_slug>/usage/reductions/": 405,
     "o/<slug:org_slug>/notifications/read/": 405,
     "o/<slug:org_slug>/usage/preferences/": 302,  # moved to licensing-settings; the old address redirects
+    "o/<slug:org_slug>/licenses/users/new/": 302,  # creating a user needs a recent second factor first
+    "o/<slug:org_slug>/billing/payment-methods/add/": 405,  # POST-only: starts the processor's card page
+    "o/<slug:org_slug>/billing/payment-methods/added/": 302,  # the processor's return: back to the list
 }
 
 # List routes, and the tenant models whose rows, seeded for the caller's own organisation, must appear on them
@@ -68,12 +71,16 @@ OWN_ROWS = {
     "api/v1/^license-bulk-jobs/$": {"licensing.BulkJob"},
     "api/v1/^usage/$": {"licensing.TenantSku"},
     "api/v1/^usage/history/$": {"licensing.TenantSku"},
+    "api/v1/^invoices/$": {"billing.Invoice"},
+    "api/v1/^payment-methods/$": {"billing.PaymentMethod"},
 }
 # API list routes over a tenant model whose seeded row is not expected on them, and why.
 OWN_ROWS_EXEMPT = {
     "api/v1/^audit-events/$": "audit events have integer ids, which would match any digit on the page",
     "api/v1/^usage/inactive/$": "lists only users inactive for 30 days; the seeded user is not",
     "api/v1/^renewals/$": "lists only subscriptions with a renewal ahead; the seeded one has no term end",
+    "api/v1/^directory-user-operations/$": "lists only directory-user actions; the seeded operation is a checkout "
+    "(the same table is listed with it on provisioning-operations)",
 }
 
 

@@ -167,8 +167,9 @@ class ChangeQuantity(_SubscriptionAction):
 
 
 def exc_quantity(request) -> int:
+    """The seat count the refused form asked for (the seat-change form's fields carry its prefix)."""
     try:
-        return int(request.POST.get("quantity", 0))
+        return int(request.POST.get(QuantityForm().add_prefix("quantity"), request.POST.get("quantity", 0)))
     except ValueError:
         return 0
 

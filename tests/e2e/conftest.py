@@ -222,12 +222,18 @@ class AxeGate:
     decide. Findings are collected and fail the test at teardown, each with the page, the moment,
     the rule, its help link and the offending elements.
 
-    Not covered: pages opened outside ``page``/``new_page`` (a context made from ``browser``
+    Not covered: ``NOT_CHECKED`` (third-party UI served as shipped, each with its reason), pages
+    opened outside ``page``/``new_page`` (a context made from ``browser``
     directly), frames other than the main one, and a document the test leaves without acting on it
     or asserting anything about it (``goto`` straight after ``goto``).
     """
 
     MARK = "data-axe-checked"
+    # Documents the gate does not judge, each with its reason. Only third-party UI we serve as it is.
+    NOT_CHECKED = {
+        "/api/docs/": "Swagger UI (drf-spectacular-sidecar), served as its authors ship it; the API docs are "
+        "for developers, and its markup and colours are not ours to change",
+    }
     # Init script (runs in every document before its own scripts, outside the CSP like evaluate):
     # content htmx swapped in has not been checked yet.
     _UNMARK_AFTER_SWAPS = (
@@ -277,7 +283,8 @@ class AxeGate:
         self._running.add(id(page))  # axe-core refuses a second run on a document before the first ends
         try:
             rules = None
-            if page.url.startswith(self.origin + "/"):
+            not_ours = page.url[len(self.origin):].split("?")[0] in self.NOT_CHECKED
+            if page.url.startswith(self.origin + "/") and not not_ours:
                 if not page.evaluate("() => typeof window.axe === 'object'"):  # a document from before watch()
                     page.evaluate(axe_source())
                 rules = page.evaluate(_AXE_RUN, [list(AXE_TAGS), list(AXE_EXTRA_RULES), list(AXE_INCOMPLETE_FAILS)])

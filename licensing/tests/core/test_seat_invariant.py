@@ -222,7 +222,7 @@ def test_reduction_page_lists_holders_inactive_first_and_one_confirmation_releas
     verified_client(client, member.user)
     refused = client.post(reverse("licensing:subscription_quantity", kwargs={"org_slug": org.slug,
                                                                            "pk": subscription.pk}),
-                          {"quantity": 8}, follow=True)
+                          {"seats-quantity": 8}, follow=True)
     page = refused.content.decode()
     assert refused.redirect_chain[-1][0].startswith(
         reverse("licensing:subscription_reduce", kwargs={"org_slug": org.slug, "pk": subscription.pk}))
