@@ -8,6 +8,7 @@ is audited. See docs/decisions/001-field-encryption.md.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from django.apps import apps
 from django.db import transaction
@@ -18,6 +19,16 @@ from .crypto import KeyScope, ciphertext_key_id, keyring, master_keys, unwrap_da
 from .erasure_log import erasure_log_append
 from .fields import Ciphertext, EncryptedField
 from .models import DataKey
+
+# Copies of decrypted data kept outside the database (a worker's search index, say) do not die with
+# the key unless their owner hears of it. Apps register here in ready(); ground floor knows no app.
+_scope_destroyed_hooks: list[Callable[[KeyScope], None]] = []
+
+
+def on_scope_destroyed(hook: Callable[[KeyScope], None]) -> None:
+    """Call ``hook(scope)`` inside the transaction that destroys a scope's data keys."""
+    if hook not in _scope_destroyed_hooks:
+        _scope_destroyed_hooks.append(hook)
 
 
 def parse_scope(raw: str) -> KeyScope:
@@ -71,6 +82,9 @@ def data_key_destroy(*, scope: KeyScope, actor: Actor) -> list[uuid.UUID]:
     keyring.forget_scope(scope)
     for key_id in keys:
         keyring.forget_key(key_id)
+    if keys:
+        for hook in _scope_destroyed_hooks:
+            hook(scope)
     audit_record(
         actor=actor,
         action="data_key.destroyed",

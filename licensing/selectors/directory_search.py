@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from core.crypto import blind_index
+from core.crypto import DecryptionError, blind_index
 from licensing.models import DirectoryUser, LicenseAssignment
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 
@@ -98,8 +98,12 @@ def _build(organization) -> list[Entry]:
                   "created_at", "last_sign_in_at", "account_enabled", "organization_id"))
     entries = []
     for row in rows.iterator(chunk_size=2000):
-        name, upn, mail = row.display_name or "", row.user_principal_name or "", row.mail or ""
-        department, location = row.department or "", (row.usage_location or "").upper()
+        try:
+            name, upn, mail = row.display_name or "", row.user_principal_name or "", row.mail or ""
+            department, location = row.department or "", (row.usage_location or "").upper()
+        except DecryptionError:
+            # Its key was destroyed (crypto-shredding): nothing of it can match or be shown.
+            continue
         folded = {"name": fold(name or upn), "upn": fold(upn), "mail": fold(mail), "department": fold(department),
                   "location": location.casefold()}
         entries.append(Entry(
@@ -130,12 +134,13 @@ def directory_index(organization) -> list[Entry]:
 
 
 def forget(organization=None) -> None:
-    """Drop one organisation's index (or all): for tests and after crypto-shredding."""
+    """Drop one organisation's index (an organisation or its id; all without one): for tests and after
+    crypto-shredding."""
     with _lock:
         if organization is None:
             _indexes.clear()
         else:
-            _indexes.pop(str(organization.pk), None)
+            _indexes.pop(str(getattr(organization, "pk", organization)), None)
 
 
 def clean_query(value: str | None) -> str:

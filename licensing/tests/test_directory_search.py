@@ -151,3 +151,21 @@ def test_the_api_searches_by_part_of_a_name(org):
     # The API refuses a NUL in any query parameter with a clear 400 (the pages drop it instead).
     refused = api.get("/api/v1/directory-users/", {"search": "a\x00"})
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_parameter"
+
+
+def test_destroying_the_organisations_key_stales_every_workers_index(org):
+    """Crypto-shredding must reach indexes held by other worker processes, not only this one's."""
+    from core.audit import Actor
+    from core.crypto import KeyScope
+    from core.keys import data_key_destroy
+
+    assert names(org, q="adele") == ["Adele Vance"]
+    held_elsewhere = directory_search._indexes[str(org.pk)]
+
+    data_key_destroy(scope=KeyScope("org", str(org.pk)), actor=Actor.system("test"))
+    assert str(org.pk) not in directory_search._indexes  # this process heard of it
+
+    # Another worker still holds the index built before the key died: its version check must fail.
+    directory_search._indexes[str(org.pk)] = held_elsewhere
+    assert names(org, q="adele") == []
+    assert names(org) == []

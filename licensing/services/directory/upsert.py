@@ -15,7 +15,9 @@ from django.utils.dateparse import parse_datetime
 
 from core.crypto import blind_index
 from core.field_locks import conflict_record, locked_fields
+from core.tenancy import tenant_context
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, Sku, TenantSku
+from licensing.selectors import directory_search
 
 USER_SELECT = (
     "id", "displayName", "userPrincipalName", "mail", "jobTitle", "department", "usageLocation", "accountEnabled",
@@ -199,3 +201,16 @@ def _reconcile_tenant_assignments(organization, changed, skus: dict, sync: Direc
         LicenseAssignment.objects.bulk_update(
             to_update, ["state", "disabled_plans", "assigned_at", "removed_at", "updated_at"]
         )
+
+
+def directory_users_key_destroyed(scope) -> None:
+    """An organisation's data key was destroyed: no worker may keep serving its users from memory.
+
+    Each worker's search index (licensing.selectors.directory_search) is rebuilt when the users' count or
+    newest ``updated_at`` changes, so touching the rows reaches every process, not only this one.
+    """
+    if scope.kind != "org":
+        return
+    with tenant_context(scope.id):
+        DirectoryUser.objects.update(updated_at=timezone.now())
+    directory_search.forget(scope.id)
