@@ -464,6 +464,10 @@ def _upgrade(ctx, source: dict, offer, target, quantity: int, existing: dict | N
         # A full upgrade keeps the subscription id.
         source.update({"offerId": target.catalog_item_id, "provisioningId": target.provisioning_id,
                        "offerName": target.title, "friendlyName": target.title})
+        # The seats were converted today at the new price: they keep their windows but lose the
+        # 24-hour full refund (which would give back a purchase-day charge at a price never paid).
+        for batch in source["batches"]:
+            batch["windowEnd"] = iso(nce.batch_window_end(batch))
         nce.post(ctx.state, ctx.catalog, source, nce.convert_lines(source, 0, quantity, now, new_unit),
                  charge_type="convert", now=now)
         nce.save(ctx.state, source)

@@ -301,9 +301,13 @@ def cancel(state, catalog, sub: dict, now: datetime) -> None:
 
 def refund_options(sub: dict, now: datetime) -> list[dict]:
     """Partner Center's refundOptions: Full for 24 hours after purchase or renewal, then Partial to
-    the end of the 7-day window; each with the moment it expires."""
+    the end of the 7-day window; each with the moment it expires. Seats that all came by an upgrade
+    only have the Partial option of the window they inherited."""
     start = parse_iso(sub["termStart"])
     options = [("Full", start + FULL_REFUND), ("Partial", start + WINDOW)]
+    if sub.get("batches") and all(b.get("windowEnd") for b in sub["batches"]):
+        # Every seat came by an upgrade: it inherited a window, never a full refund.
+        options = [("Partial", max(batch_window_end(b) for b in sub["batches"]))]
     return [{"type": kind, "expiresAt": iso(expires)} for kind, expires in options if now < expires]
 
 

@@ -471,9 +471,17 @@ def test_full_upgrade_credits_the_old_offer_and_charges_the_new_one(client):
     sub_id = buy(client, customer["id"], quantity=12).json()["orders"][0]["lineItems"][0]["subscriptionId"]
     client.advance(hours=2)  # inside 24 hours of the purchase: still no full refund for an upgrade
     assert _transition(client, customer["id"], sub_id, 12)["toSubscriptionId"] == sub_id
+    upgraded = subscription(client, customer["id"], sub_id)
+    assert [o["type"] for o in upgraded["refundOptions"]] == ["Partial"]
+    assert upgraded["refundOptions"][0]["expiresAt"] == upgraded["cancellationAllowedUntilDate"]
+    # Cancelled straight after (still inside 24 hours of the purchase), the upgraded seats get back
+    # what the convert line charged them, from today, not the purchase day's full charge.
+    assert patch(client, customer["id"], upgraded, status="deleted").status_code == 200
     lines = _lines(client, sub_id)
     purchase = next(li for li in lines if li["chargeType"] == "new")
     converts = [li for li in lines if li["chargeType"] == "convert"]
+    cancel = [li for li in lines if li["chargeType"] == "cancelImmediate"]
+    assert [(li["quantity"], li["subtotal"]) for li in cancel] == [(12, -converts[1]["subtotal"])]
     assert [(li["productId"] == purchase["productId"], li["quantity"], li["subtotal"] < 0) for li in converts] == [
         (True, 12, True), (False, 12, False)]
     days = (date.fromisoformat(converts[0]["chargeEndDate"][:10])

@@ -216,6 +216,15 @@ def test_charge_cycle_days_follow_the_month_of_the_cycle():
     assert (start, nxt - timedelta(days=1), (nxt - start).days) == (date(2022, 3, 21), date(2022, 4, 20), 31)
 
 
+def test_charge_cycle_example_of_the_other_stored_copy():
+    # BILLING, in the other stored copy of the page (docs.microsoft.com, titled "Partner Center billing
+    # scenarios for one-time and select recurring purchases—new commerce experience"): "you purchased a
+    # Microsoft Office product with an annual billing term and a monthly billing plan on February 15,
+    # 2022 ... the charge cycle for this product is February 15 to March 14."
+    start, nxt = both_cycles(at(2022, 2, 15, 11), "monthly", at(2022, 3, 1, 12))
+    assert (start, nxt - timedelta(days=1), (nxt - start).days) == (date(2022, 2, 15), date(2022, 3, 14), 28)
+
+
 # BILLING, "When you buy on the last day of a month", annual term, monthly plan, bought 31 January
 # 2021: (charge start, charge end) of every cycle, copied from the table.
 LAST_DAY_ROWS = [
