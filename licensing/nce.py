@@ -23,6 +23,9 @@ Money follows Microsoft's worked examples (docs/decisions/010-nce-refund-arithme
 - Within 24 hours of buying seats (purchase, renewal or addition) their refund is full: everything
   charged for them in the current cycle. After that, and up to 7 days, it is prorated.
 - Upgrades open no window of their own: a partial upgrade's new subscription inherits the source's.
+  An upgrade is billed as ``convert`` lines for the days left in the cycle that contains today: the
+  source is credited the moved seats at its price, the target charged them at its price, each line
+  rounded once; a partial upgrade's new subscription is never charged as a fresh purchase.
 """
 
 from __future__ import annotations
@@ -238,6 +241,46 @@ def upgrade_window_end(*, source_window_end: datetime | None, upgraded_at: datet
     subscription) keep the source's window, which may already be closed; an upgrade never opens one."""
     del upgraded_at  # an upgrade's own time never starts a window
     return source_window_end
+
+
+@dataclass(frozen=True)
+class UpgradeCharges:
+    """The ``convert`` lines of an upgrade: what the source is credited and what the target is charged."""
+
+    credit: Decimal
+    charge: Decimal
+    billing_days: int
+    cycle: tuple[date, date]
+
+    @property
+    def net(self) -> Decimal:
+        return self.charge - self.credit
+
+
+def upgrade_charges(*, source_unit: Decimal, target_unit: Decimal, billing_cycle: str, anchor: datetime,
+                    now: datetime, source_seats: int, seats_moved: int, target_seats: int = 0,
+                    target_anchor: datetime | None = None) -> UpgradeCharges:
+    """An upgrade converts ``seats_moved`` seats for the billing days left in the cycle that contains today.
+
+    The source is wiped and recreated without the moved seats at its own price (the credit is
+    ``line(source_seats) - line(source_seats - seats_moved)``); the target is wiped and recreated with
+    them at its price over its own cycle (``line(target_seats + seats_moved) - line(target_seats)``; a
+    partial upgrade's new subscription starts from 0 and keeps the source's cycle). Upgrades have no
+    cancellation window, so there is no 24-hour full refund: billing days always run from today.
+    """
+    cycle = charge_cycle(anchor, billing_cycle, now)
+    days = (cycle[1] - utc_day(now)).days
+
+    def line(unit: Decimal, quantity: int, cycle_of: tuple[date, date], billing_days: int) -> Decimal:
+        return line_amount(unit_price=unit, quantity=quantity, billing_days=billing_days,
+                           cycle_days=(cycle_of[1] - cycle_of[0]).days)
+
+    credit = line(source_unit, source_seats, cycle, days) - line(source_unit, source_seats - seats_moved, cycle, days)
+    target_cycle = charge_cycle(target_anchor or anchor, billing_cycle, now)
+    target_days = (target_cycle[1] - utc_day(now)).days
+    charge = (line(target_unit, target_seats + seats_moved, target_cycle, target_days)
+              - line(target_unit, target_seats, target_cycle, target_days))
+    return UpgradeCharges(credit=credit, charge=charge, billing_days=days, cycle=cycle)
 
 
 def billing_period(added_at: datetime, billing_cycle: str, billing_anchor: datetime | None = None

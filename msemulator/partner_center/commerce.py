@@ -423,35 +423,8 @@ def create_transition(ctx, customer_id: str, subscription_id: str):
         if not isinstance(quantity, int) or not 1 <= quantity <= source["quantity"]:
             raise pc_error(400, 900275, f"The quantity {quantity} is not allowed for this transition.")
         to_id = field(body, "toSubscriptionId")
-        # "Cancellation windows are not applied to upgrades": moved seats keep the source's window.
-        inherited = iso(parse_iso(source["termStart"]) + nce.WINDOW)
-        if quantity == source["quantity"] and not to_id:
-            # A full upgrade keeps the subscription id.
-            source.update({"offerId": target.catalog_item_id, "provisioningId": target.provisioning_id,
-                           "offerName": target.title, "friendlyName": target.title})
-            source["etag"] += 1
-            moved_to = source
-        else:
-            source["quantity"] -= quantity
-            source["batches"] = [{"quantity": source["quantity"], "addedAt": source["termStart"]}]
-            source["etag"] += 1
-            if to_id:
-                moved_to = _subscription(ctx, customer_id, to_id)
-                moved_to["quantity"] += quantity
-                moved_to["batches"].append({"quantity": quantity, "addedAt": iso(now), "windowEnd": inherited})
-                moved_to["etag"] += 1
-            else:
-                # Partial upgrade: a coterminous new subscription.
-                moved_to = nce.purchase(ctx.state, ctx.catalog, customer_id=customer_id, offer=target,
-                                        quantity=quantity, term=source["termDuration"],
-                                        billing_cycle=source["billingCycle"],
-                                        friendly_name=target.title, order_id=short_id(), at=now,
-                                        status="active")
-                moved_to.update({"termEnd": source["termEnd"], "termStart": source["termStart"],
-                                 "nextCharge": source.get("nextCharge"),
-                                 "batches": [{"quantity": quantity, "addedAt": iso(now), "windowEnd": inherited}]})
-            nce.save(ctx.state, moved_to)
-        nce.save(ctx.state, source)
+        existing = _subscription(ctx, customer_id, to_id) if to_id else None
+        moved_to = _upgrade(ctx, source, offer, target, quantity, existing, now)
         if kind == "transition_with_license_transfer" and offer.provisioning_id != target.provisioning_id:
             ctx.state.execute(
                 "UPDATE OR IGNORE user_licenses SET sku_id = ? WHERE rowid IN (SELECT rowid FROM"
@@ -470,6 +443,56 @@ def create_transition(ctx, customer_id: str, subscription_id: str):
         ctx.state.execute("INSERT INTO transitions (subscription_id, doc) VALUES (?, ?)",
                           (subscription_id, json.dumps(stored)))
     return json_response({**transition, "status": "Started"})
+
+
+def _upgrade(ctx, source: dict, offer, target, quantity: int, existing: dict | None, now) -> dict:
+    """Move `quantity` seats of `source` to `target` and post the `convert` lines.
+
+    "Cancellation windows are not applied to upgrades": moved seats keep the source's window, and the
+    lines run from today to the end of the charge cycle holding today, with no 24-hour full refund. The
+    source is credited at its old price, the target charged at its price; a partial upgrade's new
+    subscription shares the source's term and cycle and is never charged as a fresh purchase."""
+    inherited = iso(parse_iso(source["termStart"]) + nce.WINDOW)
+    old_unit = offer.unit_price(source["termDuration"], source["billingCycle"])
+    new_unit = target.unit_price(source["termDuration"], source["billingCycle"])
+    full = quantity == source["quantity"] and existing is None
+    nce.post(ctx.state, ctx.catalog, source, nce.convert_lines(source, source["quantity"],
+                                                                 source["quantity"] - quantity, now, old_unit),
+             charge_type="convert", now=now, offer_id=offer.catalog_item_id)
+    source["etag"] += 1
+    if full:
+        # A full upgrade keeps the subscription id.
+        source.update({"offerId": target.catalog_item_id, "provisioningId": target.provisioning_id,
+                       "offerName": target.title, "friendlyName": target.title})
+        # The seats were converted today at the new price: they keep their windows but lose the
+        # 24-hour full refund (which would give back a purchase-day charge at a price never paid).
+        for batch in source["batches"]:
+            batch["windowEnd"] = iso(nce.batch_window_end(batch))
+        nce.post(ctx.state, ctx.catalog, source, nce.convert_lines(source, 0, quantity, now, new_unit),
+                 charge_type="convert", now=now)
+        nce.save(ctx.state, source)
+        return source
+    source["quantity"] -= quantity
+    source["batches"] = [{"quantity": source["quantity"], "addedAt": source["termStart"]}]
+    if existing is not None:
+        before = existing["quantity"]
+        existing["quantity"] += quantity
+        existing["batches"].append({"quantity": quantity, "addedAt": iso(now), "windowEnd": inherited})
+        existing["etag"] += 1
+        lines = nce.convert_lines(existing, before, existing["quantity"], now,
+                                  target.unit_price(existing["termDuration"], existing["billingCycle"]))
+        moved_to = existing
+    else:
+        # Partial upgrade: a coterminous new subscription, billed only for what is left of the cycle.
+        moved_to = nce.purchase(ctx.state, ctx.catalog, customer_id=source["customerId"], offer=target,
+                                quantity=quantity, term=source["termDuration"], billing_cycle=source["billingCycle"],
+                                friendly_name=target.title, order_id=short_id(), at=now, status="active",
+                                coterminous_with=source)
+        lines = nce.convert_lines(moved_to, 0, quantity, now, new_unit)
+    nce.post(ctx.state, ctx.catalog, moved_to, lines, charge_type="convert", now=now)
+    nce.save(ctx.state, moved_to)
+    nce.save(ctx.state, source)
+    return moved_to
 
 
 def list_transitions(ctx, customer_id: str, subscription_id: str):

@@ -5,7 +5,9 @@ The money is Microsoft's, computed here with the emulator's own code (the portal
 own; a test runs both through the same worked examples). Charge cycles recur on the UTC calendar day
 of purchase or renewal; a line is unit price / cycle days x billing days x quantity, rounded down once;
 seat changes wipe the old count and recreate the new one; seats given back within 24 hours of being
-bought are refunded in full. Renewals and cycle charges happen at 00:00 UTC.
+bought are refunded in full. Renewals and cycle charges happen at 00:00 UTC. Upgrades post `convert`
+lines for the rest of the cycle (source credited at its price, target charged at its price) and open
+no window.
 """
 
 import calendar
@@ -85,12 +87,14 @@ def _unit(catalog, sub: dict) -> Decimal:
 
 
 def charge(state, catalog, sub: dict, *, charge_type: str, quantity: int, first_day: date, last_day: date,
-           cycle_days: int, at: datetime, credit: bool = False, subtotal: Decimal | None = None) -> None:
+           cycle_days: int, at: datetime, credit: bool = False, subtotal: Decimal | None = None,
+           offer_id: str | None = None) -> None:
     """One billing line from `first_day` to `last_day` (inclusive) of a cycle of `cycle_days` days.
-    A credit shows a negative effective unit price and total, as Microsoft's reconciliation does."""
-    offer = catalog.offer(sub["offerId"])
+    A credit shows a negative effective unit price and total, as Microsoft's reconciliation does.
+    `offer_id` bills another offer than the subscription's current one (an upgrade credits the old one)."""
+    offer = catalog.offer(offer_id or sub["offerId"])
     customer = state.doc("SELECT doc FROM customers WHERE id = ?", (sub["customerId"],))
-    unit = _unit(catalog, sub)
+    unit = offer.unit_price(sub["termDuration"], sub["billingCycle"])
     days = (last_day - first_day).days + 1
     effective = unit * days / cycle_days
     if subtotal is None:
@@ -146,7 +150,10 @@ def term_end_after(start: datetime, term: str) -> str:
 # -- purchase --------------------------------------------------------------------------------
 def purchase(state, catalog, *, customer_id: str, offer: Offer, quantity: int, term: str,
              billing_cycle: str, friendly_name: str, order_id: str, at: datetime,
-             status: str) -> dict:
+             status: str, coterminous_with: dict | None = None) -> dict:
+    """A new subscription, charged for its first cycle; or, for a partial upgrade (`coterminous_with`
+    the source), one that shares the source's term, charge cycle and window and is charged nothing
+    here: the caller posts its `convert` lines."""
     sub = {
         "id": new_id(), "customerId": customer_id, "orderId": order_id,
         "offerId": offer.catalog_item_id, "provisioningId": offer.provisioning_id or None,
@@ -159,6 +166,14 @@ def purchase(state, catalog, *, customer_id: str, offer: Offer, quantity: int, t
     if offer.is_azure_plan:
         sub.update({"termDuration": "", "billingCycle": "monthly", "autoRenewEnabled": False,
                     "azureEntitlementId": new_id(), "batches": []})
+        save(state, sub)
+        return sub
+    if coterminous_with is not None:
+        source = coterminous_with
+        sub.update({"termStart": source["termStart"], "termEnd": source["termEnd"],
+                    "nextCharge": source.get("nextCharge"),
+                    "batches": [{"quantity": quantity, "addedAt": iso(at),
+                                 "windowEnd": iso(parse_iso(source["termStart"]) + WINDOW)}]})
         save(state, sub)
         return sub
     sub["termEnd"] = term_end_after(at, term)
@@ -234,16 +249,29 @@ def seat_change_lines(sub: dict, quantity: int, now: datetime, unit: Decimal,
     return lines
 
 
+def convert_lines(sub: dict, before: int, after: int, now: datetime, unit: Decimal) -> list[dict]:
+    """An upgrade's lines on `sub`: wipe `before` seats and recreate `after` at `unit`, from today to the
+    end of the charge cycle holding today. Upgrades open no window, so there is no 24-hour full refund."""
+    first, nxt = cycle_of(parse_iso(sub["termStart"]), sub["billingCycle"], now)
+    cycle_days, today = (nxt - first).days, day_of(now)
+    days = (nxt - today).days
+    return [{"quantity": seats, "first_day": today, "last_day": nxt - timedelta(days=1), "cycle_days": cycle_days,
+             "credit": credit, "subtotal": line_total(unit, seats, days, cycle_days)}
+            for seats, credit in ((before, True), (after, False)) if seats]
+
+
 def refund_of(lines: list[dict]) -> Decimal:
     """What a set of lines gives back: credits less charges."""
     return sum((li["subtotal"] if li["credit"] else -li["subtotal"] for li in lines), Decimal("0.00"))
 
 
-def _post(state, catalog, sub: dict, lines: list[dict], *, charge_type: str, now: datetime) -> None:
+def post(state, catalog, sub: dict, lines: list[dict], *, charge_type: str, now: datetime,
+         offer_id: str | None = None) -> None:
     for li in lines:
         charge(state, catalog, sub, charge_type=charge_type, quantity=li["quantity"], first_day=li["first_day"],
                last_day=li["last_day"], cycle_days=li["cycle_days"], at=now, credit=li["credit"],
-               subtotal=li["subtotal"])
+               subtotal=li["subtotal"], offer_id=offer_id)
+
 
 
 def change_quantity(state, catalog, sub: dict, quantity: int, now: datetime) -> None:
@@ -253,7 +281,7 @@ def change_quantity(state, catalog, sub: dict, quantity: int, now: datetime) -> 
         return
     taken = take_seats(sub, old - quantity, now) if quantity < old else []
     lines = seat_change_lines(sub, quantity, now, _unit(catalog, sub), taken)
-    _post(state, catalog, sub, lines, charge_type="addQuantity" if quantity > old else "removeQuantity", now=now)
+    post(state, catalog, sub, lines, charge_type="addQuantity" if quantity > old else "removeQuantity", now=now)
     if quantity > old:
         sub["batches"].append({"quantity": quantity - old, "addedAt": iso(now)})
     for batch, seats in taken:
@@ -266,16 +294,20 @@ def cancel(state, catalog, sub: dict, now: datetime) -> None:
     if sub.get("termEnd"):
         taken = [(b, b["quantity"]) for b in reversed(sub["batches"])]
         lines = seat_change_lines(sub, 0, now, _unit(catalog, sub), taken)
-        _post(state, catalog, sub, lines, charge_type="cancelImmediate", now=now)
+        post(state, catalog, sub, lines, charge_type="cancelImmediate", now=now)
     sub.update({"status": "deleted", "autoRenewEnabled": False, "nextCharge": None,
                 "deletedAt": iso(now)})
 
 
 def refund_options(sub: dict, now: datetime) -> list[dict]:
     """Partner Center's refundOptions: Full for 24 hours after purchase or renewal, then Partial to
-    the end of the 7-day window; each with the moment it expires."""
+    the end of the 7-day window; each with the moment it expires. Seats that all came by an upgrade
+    only have the Partial option of the window they inherited."""
     start = parse_iso(sub["termStart"])
     options = [("Full", start + FULL_REFUND), ("Partial", start + WINDOW)]
+    if sub.get("batches") and all(b.get("windowEnd") for b in sub["batches"]):
+        # Every seat came by an upgrade: it inherited a window, never a full refund.
+        options = [("Partial", max(batch_window_end(b) for b in sub["batches"]))]
     return [{"type": kind, "expiresAt": iso(expires)} for kind, expires in options if now < expires]
 
 

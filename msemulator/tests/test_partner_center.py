@@ -1,8 +1,10 @@
 import csv
 import io
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
+from msemulator.partner_center import nce
 from msemulator.partner_center.customers import MCA_TEMPLATE_ID
 from msemulator.seed import FABRIKAM_ID, NORTHWIND_ID
 
@@ -412,3 +414,82 @@ def test_a_pending_subscription_is_not_found_until_provisioned(client):
     client.advance(seconds=31)
     line = client.pc("GET", f"/customers/{customer['id']}/orders/{order['id']}").json()["lineItems"][0]
     assert subscription(client, customer["id"], line["subscriptionId"])["status"] == "active"
+
+
+def _lines(client, subscription_id):
+    items = client.pc("GET", "/invoices/unbilled/lineitems?provider=onetime&invoicelineitemtype=billinglineitems"
+                             "&currencycode=USD&period=current").json()["items"]
+    return [li for li in items if li["subscriptionId"] == subscription_id]
+
+
+def _transition(client, customer_id, sub_id, quantity):
+    response = client.pc("POST", f"/customers/{customer_id}/subscriptions/{sub_id}/transitions", json={
+        "fromCatalogItemId": BASIC, "fromSubscriptionId": sub_id, "toCatalogItemId": STANDARD,
+        "quantity": quantity, "termDuration": "P1Y", "billingCycle": "Monthly", "transitionType": "transition_only"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_partial_upgrade_posts_convert_lines_and_inherits_term_cycle_and_window(client):
+    # Create a new subscription: "Cancellation windows are not applied to upgrades"; cancellation
+    # policy: "Subscriptions created as a result of a partial upgrade inherit the cancellation window
+    # from the parent". Billing scenarios (NCE): an upgrade is billed as convert lines for the rest of
+    # the charge cycle, the source credited at its price and the target charged at its price.
+    customer = new_customer(client)
+    accept_mca(client, customer["id"])
+    sub_id = buy(client, customer["id"], quantity=20).json()["orders"][0]["lineItems"][0]["subscriptionId"]
+    client.advance(days=9, hours=3)
+    source = subscription(client, customer["id"], sub_id)
+    moved_id = _transition(client, customer["id"], sub_id, 5)["toSubscriptionId"]
+    moved = subscription(client, customer["id"], moved_id)
+    assert (moved["effectiveStartDate"], moved["commitmentEndDate"], moved["cancellationAllowedUntilDate"],
+            moved["billingCycleEndDate"]) == (source["effectiveStartDate"], source["commitmentEndDate"],
+                                              source["cancellationAllowedUntilDate"], source["billingCycleEndDate"])
+    assert moved["refundableQuantity"]["totalQuantity"] == 0  # the source's window closed two days ago
+
+    new_lines = _lines(client, moved_id)
+    assert [li["chargeType"] for li in new_lines] == ["convert"]  # never charged as a fresh purchase
+    line = new_lines[0]
+    today = client.control("GET", "/clock").json()["now"][:10]
+    start, end = line["chargeStartDate"][:10], line["chargeEndDate"][:10]
+    assert start == today and end == source["billingCycleEndDate"][:10]
+    purchase = next(li for li in _lines(client, sub_id) if li["chargeType"] == "new")
+    cycle_days = (date.fromisoformat(purchase["chargeEndDate"][:10])
+                  - date.fromisoformat(purchase["chargeStartDate"][:10])).days + 1
+    days = (date.fromisoformat(end) - date.fromisoformat(start)).days + 1
+    assert Decimal(str(line["subtotal"])) == nce.line_total(Decimal(str(line["unitPrice"])), 5, days, cycle_days)
+
+    source_lines = [li for li in _lines(client, sub_id) if li["chargeType"] == "convert"]
+    basic_unit = Decimal(str(purchase["unitPrice"]))
+    assert [(li["quantity"], Decimal(str(li["subtotal"]))) for li in source_lines] == [
+        (20, -nce.line_total(basic_unit, 20, days, cycle_days)), (15, nce.line_total(basic_unit, 15, days, cycle_days))]
+
+
+def test_full_upgrade_credits_the_old_offer_and_charges_the_new_one(client):
+    customer = new_customer(client)
+    accept_mca(client, customer["id"])
+    sub_id = buy(client, customer["id"], quantity=12).json()["orders"][0]["lineItems"][0]["subscriptionId"]
+    client.advance(hours=2)  # inside 24 hours of the purchase: still no full refund for an upgrade
+    assert _transition(client, customer["id"], sub_id, 12)["toSubscriptionId"] == sub_id
+    upgraded = subscription(client, customer["id"], sub_id)
+    assert [o["type"] for o in upgraded["refundOptions"]] == ["Partial"]
+    assert upgraded["refundOptions"][0]["expiresAt"] == upgraded["cancellationAllowedUntilDate"]
+    # Cancelled straight after (still inside 24 hours of the purchase), the upgraded seats get back
+    # what the convert line charged them, from today, not the purchase day's full charge.
+    assert patch(client, customer["id"], upgraded, status="deleted").status_code == 200
+    lines = _lines(client, sub_id)
+    purchase = next(li for li in lines if li["chargeType"] == "new")
+    converts = [li for li in lines if li["chargeType"] == "convert"]
+    cancel = [li for li in lines if li["chargeType"] == "cancelImmediate"]
+    assert [(li["quantity"], li["subtotal"]) for li in cancel] == [(12, -converts[1]["subtotal"])]
+    assert [(li["productId"] == purchase["productId"], li["quantity"], li["subtotal"] < 0) for li in converts] == [
+        (True, 12, True), (False, 12, False)]
+    days = (date.fromisoformat(converts[0]["chargeEndDate"][:10])
+            - date.fromisoformat(converts[0]["chargeStartDate"][:10])).days + 1
+    cycle_days = (date.fromisoformat(purchase["chargeEndDate"][:10])
+                  - date.fromisoformat(purchase["chargeStartDate"][:10])).days + 1
+    assert -Decimal(str(converts[0]["subtotal"])) == nce.line_total(Decimal(str(purchase["unitPrice"])), 12, days,
+                                                                     cycle_days)
+    assert Decimal(str(converts[1]["subtotal"])) == nce.line_total(Decimal(str(converts[1]["unitPrice"])), 12, days,
+                                                                    cycle_days)
+    assert converts[1]["unitPrice"] > purchase["unitPrice"]

@@ -3,7 +3,8 @@
 - a reduction's refund plus what stays charged for the rest of the cycle equals what was charged;
 - a refund never exceeds what was charged for the seats given back;
 - a cancellation inside 24 hours refunds everything;
-- the portal's simulator and the emulator compute the same refund (decision 010).
+- the portal's simulator and the emulator compute the same refund (decision 010);
+- an upgrade credits the source no more than was charged for the moved seats, and both sides agree.
 """
 
 from __future__ import annotations
@@ -126,3 +127,36 @@ def test_portal_and_emulator_agree(case):
     taken = emu.take_seats(sub, current - new_quantity, now)
     assert sum(seats for _, seats in taken) == current - new_quantity
     assert emu.refund_of(emu.seat_change_lines(sub, new_quantity, now, unit, taken)) == result.refund_total
+
+
+@st.composite
+def upgrades(draw):
+    """A subscription of any size upgraded (in full or in part) at any moment of its term."""
+    anchor = draw(moments)
+    now = anchor + timedelta(seconds=draw(st.integers(0, 365 * 86400)))
+    source_seats = draw(st.integers(1, 300))
+    return (anchor, now, source_seats, draw(st.integers(1, source_seats)), draw(st.integers(0, 50)),
+            draw(prices), draw(prices), draw(cycles))
+
+
+@COMMON
+@given(upgrades())
+def test_an_upgrade_credits_no_more_than_was_charged_and_both_sides_agree(case):
+    anchor, now, source_seats, moved, target_seats, source_unit, target_unit, cycle = case
+    result = nce.upgrade_charges(source_unit=source_unit, target_unit=target_unit, billing_cycle=cycle, anchor=anchor,
+                                 now=now, source_seats=source_seats, seats_moved=moved, target_seats=target_seats)
+    start, nxt = nce.charge_cycle(anchor, cycle, now)
+    days, cycle_days = (nxt - nce.utc_day(now)).days, (nxt - start).days
+    # Credit plus what the source keeps equals the source's line for the days left (wipe and recreate);
+    # the credit never exceeds what was charged for the moved seats over those days, to the cent;
+    # upgrades have no 24-hour full refund, so the days always run from today.
+    keeps = nce.line_amount(unit_price=source_unit, quantity=source_seats - moved, billing_days=days,
+                            cycle_days=cycle_days)
+    assert result.credit + keeps == nce.line_amount(unit_price=source_unit, quantity=source_seats,
+                                                    billing_days=days, cycle_days=cycle_days)
+    assert 0 <= result.credit <= (source_unit * moved * days / Decimal(cycle_days)).quantize(CENT, rounding=ROUND_UP)
+    assert 0 <= result.charge <= (target_unit * moved * days / Decimal(cycle_days)).quantize(CENT, rounding=ROUND_UP)
+    # The emulator's own copy gives the same two figures.
+    sub = {"termStart": iso(anchor), "billingCycle": cycle}
+    assert emu.refund_of(emu.convert_lines(sub, source_seats, source_seats - moved, now, source_unit)) == result.credit
+    assert -emu.refund_of(emu.convert_lines(sub, target_seats, target_seats + moved, now, target_unit)) == result.charge

@@ -216,6 +216,15 @@ def test_charge_cycle_days_follow_the_month_of_the_cycle():
     assert (start, nxt - timedelta(days=1), (nxt - start).days) == (date(2022, 3, 21), date(2022, 4, 20), 31)
 
 
+def test_charge_cycle_example_of_the_other_stored_copy():
+    # BILLING, in the other stored copy of the page (docs.microsoft.com, titled "Partner Center billing
+    # scenarios for one-time and select recurring purchases—new commerce experience"): "you purchased a
+    # Microsoft Office product with an annual billing term and a monthly billing plan on February 15,
+    # 2022 ... the charge cycle for this product is February 15 to March 14."
+    start, nxt = both_cycles(at(2022, 2, 15, 11), "monthly", at(2022, 3, 1, 12))
+    assert (start, nxt - timedelta(days=1), (nxt - start).days) == (date(2022, 2, 15), date(2022, 3, 14), 28)
+
+
 # BILLING, "When you buy on the last day of a month", annual term, monthly plan, bought 31 January
 # 2021: (charge start, charge end) of every cycle, copied from the table.
 LAST_DAY_ROWS = [
@@ -391,3 +400,68 @@ def test_upgrades_open_no_window_and_partial_upgrades_inherit_it():
     assert not nce.is_open(nce.upgrade_window_end(source_window_end=source_window, upgraded_at=upgraded_at),
                            after_source_window)
     assert emu.refundable_batches({"batches": [moved]}, after_source_window) == []
+
+
+# -- upgrades: the convert lines --------------------------------------------------------------------
+# BILLING, "How are upgrades calculated" (full and partial upgrade): Microsoft 365 Business Standard
+# (EUR 10.08) bought 18 June, monthly term and billing, upgraded on 25 June to Office 365 E1 (EUR 6.43).
+# The convert lines cover 25 June - 17 July, 23 of the cycle's 30 days: the source is credited the moved
+# seats at its price, the target charged them at its price. The page prints per-seat roundings
+# (7.72 x 300 = 2,316 and 4.92 x 300 = 1,476; 7.72 x 100 = 772 and 4.92 x 100 = 492); decision 010 rounds
+# each line once, so the rows carry the page's figure and ours.
+E1_6_43 = D("6.43")
+JUNE_18 = at(2021, 6, 18, 9)
+UPGRADES = {
+    "full-upgrade-300-seats": (300, 300, at(2021, 6, 25, 14), D("2316.00"), D("1476.00"), D("2318.40"),
+                               D("1478.90")),
+    "partial-upgrade-100-of-300": (300, 100, at(2021, 6, 25, 14), D("772.00"), D("492.00"), D("772.80"),
+                                   D("492.96")),
+}
+
+
+def emulator_upgrade(source_seats: int, moved: int, now: datetime, target_seats: int = 0) -> tuple[Decimal, Decimal]:
+    source = {"termStart": iso(JUNE_18), "billingCycle": "monthly"}
+    credit = emu.refund_of(emu.convert_lines(source, source_seats, source_seats - moved, now, EUR_10_08))
+    charge = -emu.refund_of(emu.convert_lines(source, target_seats, target_seats + moved, now, E1_6_43))
+    return credit, charge
+
+
+def portal_upgrade(source_seats: int, moved: int, now: datetime, target_seats: int = 0) -> tuple[Decimal, Decimal]:
+    result = nce.upgrade_charges(source_unit=EUR_10_08, target_unit=E1_6_43, billing_cycle="monthly", anchor=JUNE_18,
+                                 now=now, source_seats=source_seats, seats_moved=moved, target_seats=target_seats)
+    assert result.billing_days == 23 or now.date() != date(2021, 6, 25)
+    return result.credit, result.charge
+
+
+UPGRADE_BOTH = pytest.mark.parametrize("upgrade", [portal_upgrade, emulator_upgrade], ids=["portal", "emulator"])
+
+
+@UPGRADE_BOTH
+@pytest.mark.parametrize("name", list(UPGRADES))
+def test_upgrade_convert_lines_match_microsoft(upgrade, name):
+    source_seats, moved, now, page_credit, page_charge, credit, charge = UPGRADES[name]
+    assert upgrade(source_seats, moved, now) == (credit, charge)
+    # The other side of the rounding choice: the page's printed figures are the per-seat reading.
+    assert per_seat_reading(EUR_10_08, moved, 23, 30) == page_credit
+    assert per_seat_reading(E1_6_43, moved, 23, 30) == page_charge
+
+
+@UPGRADE_BOTH
+def test_an_upgrade_inside_24_hours_is_not_a_full_refund(upgrade):
+    # CREATE: "Cancellation windows are not applied to upgrades", so the 24-hour full refund is not
+    # either (our reading, decision 010): upgraded at 08:00 on 19 June, 23 hours after the purchase,
+    # the source is credited from 19 June (29 of 30 days: 10.08 / 30 x 29 x 300), not the whole 3,024.
+    credit, charge = upgrade(300, 300, at(2021, 6, 19, 8))
+    assert credit == D("2923.20") and charge == D("1864.70")
+    # ...whereas cancelling at that moment would refund everything charged on 18 June.
+    assert portal_refund(Case(JUNE_18, [(300, JUNE_18)], 0, at(2021, 6, 19, 8))) == D("3024.00")
+
+
+@UPGRADE_BOTH
+def test_upgrade_into_an_existing_subscription_wipes_and_recreates_the_target(upgrade):
+    # Not a page example: moving 100 seats into an E1 subscription of 50 on the same cycle charges
+    # line(150) - line(50) at 6.43 = 739.45 - 246.48, a cent more than a new subscription's 492.96,
+    # because each line is rounded once (decision 010).
+    credit, charge = upgrade(300, 100, at(2021, 6, 25, 14), target_seats=50)
+    assert credit == D("772.80")
+    assert charge == D("492.97")
