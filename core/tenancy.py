@@ -190,7 +190,7 @@ def rls_scope_sql() -> str:
     return f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
 
 
-def rls_enable_sql(table: str, *, orgless_inserts: bool = False) -> str:
+def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
     """SQL that enables row-level security on a tenant table.
 
     The policy binds the application role, which never owns the tables (the
@@ -199,8 +199,9 @@ def rls_enable_sql(table: str, *, orgless_inserts: bool = False) -> str:
     must span tenants use the system role, which has ``BYPASSRLS``
     (docs/decisions/025-rls-without-a-bypass.md).
 
-    ``orgless_inserts``: the table also holds rows of no organisation (account-level
-    audit events); the application role may append such rows but not read them back.
+    ``orgless_rows``: the table also holds rows of no organisation (account-level audit
+    events). The application role may append and read such rows (``INSERT ... RETURNING``
+    needs the new row to be readable) but has no policy to update or delete them.
     """
     setting = rls_scope_sql()
     sql = f"""
@@ -210,10 +211,12 @@ def rls_enable_sql(table: str, *, orgless_inserts: bool = False) -> str:
             USING (organization_id = ANY {setting})
             WITH CHECK (organization_id = ANY {setting});
         DROP POLICY IF EXISTS orgless_insert ON {table};
+        DROP POLICY IF EXISTS orgless_read ON {table};
     """
-    if orgless_inserts:
+    if orgless_rows:
         sql += f"""
         CREATE POLICY orgless_insert ON {table} FOR INSERT WITH CHECK (organization_id IS NULL);
+        CREATE POLICY orgless_read ON {table} FOR SELECT USING (organization_id IS NULL);
     """
     return sql
 
@@ -221,6 +224,7 @@ def rls_enable_sql(table: str, *, orgless_inserts: bool = False) -> str:
 def rls_disable_sql(table: str) -> str:
     return f"""
         DROP POLICY IF EXISTS orgless_insert ON {table};
+        DROP POLICY IF EXISTS orgless_read ON {table};
         DROP POLICY IF EXISTS tenant_isolation ON {table};
         ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
     """

@@ -2,7 +2,9 @@
 
 The policies bind every role that does not own the tables (the application role in
 production). These tests assume such a role, ``portal_rls_probe``, for the length of
-one transaction. See docs/decisions/002-tenancy-enforcement.md.
+one transaction; ``portal_rls_system_probe`` stands for the system role (BYPASSRLS) that
+cross-tenant reads use. See docs/decisions/002-tenancy-enforcement.md and
+025-rls-without-a-bypass.md.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.apps import apps
 from django.db import DatabaseError, connection, transaction
 
 from accounts.models import ApiKey
 from accounts.tests.factories import OrganizationFactory
-from core.models import TenantModel
 from core.registry import declaration_for
 from core.tenancy import RLS_SETTING, tenant_context
-from tests.tenant_objects import tenant_models
+from tests.tenant_objects import TenantWorld
 
 pytestmark = [
     pytest.mark.postgres,
@@ -25,6 +27,7 @@ pytestmark = [
 ]
 
 PROBE_ROLE = "portal_rls_probe"
+SYSTEM_PROBE_ROLE = "portal_rls_system_probe"
 
 
 def fetch(sql: str, params=None):
@@ -119,26 +122,198 @@ def test_tenant_context_setting_is_transaction_local():
     assert current_scope() in (None, "")
 
 
-def _needs_rls(model: type[TenantModel]) -> bool:
-    declaration = declaration_for(model)
-    return model is ApiKey or bool(declaration and declaration.personal)
+# Tables that carry an organisation, personal data or credentials but have no tenant_isolation policy,
+# each with the reason. The test below fails on any table missing from both the policies and this
+# list, and on an entry here that has since gained a policy or no longer exists.
+_STAFF_SIDE = (
+    "staff workflow across organisations (plain manager, organisation optional); row-level security "
+    "waits for staff grants to scope the staff reads to granted organisations (issue 10, staff part)"
+)
+_PERSON_OWNED = (
+    "owned by a person, not an organisation: no organisation key to bind; read while signing in, before any "
+    "tenant is known; personal fields are field-encrypted (decision 001). A per-user policy is not built"
+)
+RLS_EXEMPT = {
+    "accounts_membership": (
+        "decides the tenant: the signed-in user's memberships are read before any organisation is in scope "
+        "(organisation switcher, request middleware); a policy keyed on the signed-in user is not built"
+    ),
+    "accounts_organization": (
+        "the tenant itself (no organization_id): resolved from the URL slug before the tenant is known; "
+        "names are field-encrypted"
+    ),
+    "licensing_serviceannouncement_organizations": (
+        "staff-authored targeting list (announcement -> organisation ids), no customer data; staff edit it "
+        "across organisations"
+    ),
+    "privacy_privacyrequest": _STAFF_SIDE,
+    "privacy_privacyrequestevent": _STAFF_SIDE,
+    "privacy_optout": _STAFF_SIDE,
+    "privacy_legalhold": _STAFF_SIDE,
+    "privacy_disclosure": _STAFF_SIDE,
+    "billing_microsoftlineitem": "Microsoft's partner-wide billing import; " + _STAFF_SIDE,
+    "billing_reconciliationfinding": "reconciliation findings (unmatched lines have no organisation); " + _STAFF_SIDE,
+    "accounts_user": _PERSON_OWNED,
+    "accounts_usersession": _PERSON_OWNED,
+    "accounts_totpdevice": _PERSON_OWNED,
+    "accounts_recoverycodedevice": _PERSON_OWNED,
+    "security_signinevent": _PERSON_OWNED,
+    "privacy_browseroptout": "a browser's opt-out, keyed by a random cookie id: " + _PERSON_OWNED,
+    "django_otp_webauthn_webauthncredential": _PERSON_OWNED,
+    "django_otp_webauthn_webauthnattestation": _PERSON_OWNED,
+    "django_otp_webauthn_webauthnuserhandle": _PERSON_OWNED,
+}
+
+
+def tables_needing_rls() -> dict[str, str]:
+    """Every table with an organization_id column (live schema) or a model with personal data (registry)."""
+    needing = {
+        table: "organization_id column"
+        for (table,) in fetch(
+            "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
+            "USING (table_schema, table_name) WHERE c.table_schema = current_schema() "
+            "AND c.column_name = 'organization_id' AND t.table_type = 'BASE TABLE'"
+        )
+    }
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.proxy or not model._meta.managed:
+            continue
+        declaration = declaration_for(model)
+        if declaration and declaration.personal:
+            needing.setdefault(model._meta.db_table, "personal fields")
+        if model is ApiKey or any("secret" in f.name or "token_hash" in f.name for f in model._meta.concrete_fields):
+            needing.setdefault(model._meta.db_table, "credentials")
+    return needing
+
+
+def tables_with_policy() -> set[str]:
+    return {
+        table
+        for (table,) in fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relrowsecurity AND EXISTS "
+            "(SELECT 1 FROM pg_policies p WHERE p.schemaname = n.nspname AND p.tablename = c.relname "
+            "AND p.policyname = 'tenant_isolation')"
+        )
+    }
 
 
 @pytest.mark.django_db
-def test_tables_with_personal_data_or_credentials_have_rls():
-    models = [m for m in tenant_models() if _needs_rls(m)]
-    assert ApiKey in models
-    missing = []
-    for model in models:
-        table = model._meta.db_table
-        rows = fetch(
-            "SELECT c.relrowsecurity, EXISTS (SELECT 1 FROM pg_policies p WHERE p.tablename = c.relname "
-            "AND p.policyname = 'tenant_isolation') FROM pg_class c WHERE c.relname = %s AND c.relkind = 'r'",
-            [table],
-        )
-        if not rows or not all(rows[0]):
-            missing.append(f"{model._meta.label} ({table})")
+def test_every_table_with_an_organisation_personal_data_or_credentials_has_rls_or_a_reason():
+    needing, protected = tables_needing_rls(), tables_with_policy()
+    assert {"accounts_apikey", "security_auditevent", "licensing_subscription", "licensing_order"} <= protected
+    missing = sorted(f"{table} ({why})" for table, why in needing.items() if table not in protected | RLS_EXEMPT.keys())
     assert not missing, (
-        "Tenant tables holding personal data or credentials need row-level security: add "
-        "core.migration_ops.EnableRowLevelSecurity('<Model>') to a migration of their app:\n" + "\n".join(missing)
+        "Tables carrying an organisation, personal data or credentials need row-level security: enable it in a "
+        "migration of their app (core.migration_ops.EnableRowLevelSecurity('<Model>')), or add the table to "
+        "RLS_EXEMPT with the reason:\n" + "\n".join(missing)
     )
+    stale = sorted(set(RLS_EXEMPT) & protected) + sorted(set(RLS_EXEMPT) - set(needing))
+    assert not stale, f"RLS_EXEMPT names tables that have a policy or no longer need one: {stale}"
+
+
+def test_every_tenant_model_table_has_a_policy(db):
+    """Everything the ORM scopes with TenantManager is scoped in Postgres too: no exemption applies."""
+    from core.tenancy import TenantManager
+
+    tables = {m._meta.db_table for m in apps.get_models() if isinstance(m._default_manager, TenantManager)}
+    assert len(tables) > 30
+    assert tables - tables_with_policy() == set()
+
+
+@pytest.fixture
+def roles(db):
+    """The application role (RLS binds it) and a system role with BYPASSRLS, both NOLOGIN, for one transaction."""
+    with connection.cursor() as cursor:
+        for role, attributes in ((PROBE_ROLE, "NOBYPASSRLS"), (SYSTEM_PROBE_ROLE, "BYPASSRLS")):
+            cursor.execute(
+                f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN {attributes}; "
+                f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {role} {attributes}; END $$"
+            )
+            cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+            cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+    return PROBE_ROLE, SYSTEM_PROBE_ROLE
+
+
+@pytest.fixture
+def every_tenant_table_seeded(db):
+    world = TenantWorld()
+    orgs = OrganizationFactory(), OrganizationFactory()
+    for org in orgs:
+        world.build_all(org)
+    return orgs
+
+
+def _counts(tables) -> dict[str, int]:
+    return {table: fetch(f"SELECT count(*) FROM {table}")[0][0] for table in sorted(tables)}
+
+
+def test_the_application_role_turning_the_old_bypass_on_reads_zero_rows_everywhere(roles, every_tenant_table_seeded):
+    app_role, system_role = roles
+    protected = tables_with_policy()
+    as_owner = _counts(protected)
+    empty_as_owner = sorted(table for table, n in as_owner.items() if n == 0)
+    assert not empty_as_owner, f"seed at least one row in every protected table: {empty_as_owner}"
+
+    fetch(f"SET LOCAL ROLE {app_role}")
+    # Every knob the application role can reach: the old bypass, and an empty tenant scope.
+    fetch("SELECT set_config('app.rls_bypass', 'on', true)")
+    fetch("SET LOCAL app.rls_bypass = 'on'")
+    fetch("SELECT set_config(%s, '', true)", [RLS_SETTING])
+    assert _counts(protected) == dict.fromkeys(protected, 0)
+    fetch("RESET ROLE")
+
+    fetch(f"SET LOCAL ROLE {system_role}")  # the system role reads every organisation's rows
+    assert _counts(protected) == as_owner
+    fetch("RESET ROLE")
+
+
+def test_the_application_role_cannot_reach_the_privileged_path(roles):
+    """Each attempt is an error, never a bypass.
+
+    SET SESSION AUTHORIZATION, not SET ROLE: SET ROLE is checked against the session user, which
+    here would still be the superuser that runs the tests, as it is never in production.
+    """
+    app_role, system_role = roles
+    fetch(f"SET LOCAL SESSION AUTHORIZATION {app_role}")
+    assert fetch("SELECT session_user, current_user")[0] == (app_role, app_role)
+    attempts = [
+        f"SET ROLE {system_role}",  # become the system role
+        f"ALTER ROLE {app_role} BYPASSRLS",  # grant itself the bypass
+        "ALTER TABLE accounts_apikey DISABLE ROW LEVEL SECURITY",  # only the owner may
+        "DROP POLICY tenant_isolation ON accounts_apikey",
+        "ALTER TABLE accounts_apikey NO FORCE ROW LEVEL SECURITY",
+        f"GRANT {system_role} TO {app_role}",
+    ]
+    for sql in attempts:
+        with pytest.raises(DatabaseError, match="permission denied|must be owner|must be superuser|must have|privilege"):
+            with transaction.atomic():
+                fetch(sql)
+    assert fetch("SELECT current_user")[0][0] == app_role
+    assert fetch("SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user")[0][0] is False
+    fetch("SELECT set_config('app.rls_bypass', 'on', true)")
+    assert fetch("SELECT count(*) FROM accounts_apikey")[0][0] == 0
+    fetch("RESET SESSION AUTHORIZATION")
+
+
+def test_orgless_audit_events_are_appended_and_read_but_not_changed_by_the_application_role(roles, two_orgs):
+    from core.audit import Actor, audit_record
+    from core.models import AuditEvent
+
+    app_role, _ = roles
+    org_a, org_b = two_orgs
+    with tenant_context(org_b):
+        theirs = audit_record(actor=Actor.system("rls-test"), action="b.event", organization=org_b)
+    fetch(f"SET LOCAL ROLE {app_role}")
+    # INSERT ... RETURNING needs the new row to be readable too, so org-less rows are (decision 025).
+    event = audit_record(actor=Actor.system("rls-test"), action="account.created")  # no organisation
+    assert fetch("SELECT count(*) FROM security_auditevent WHERE id = %s", [event.pk])[0][0] == 1
+    assert fetch("SELECT count(*) FROM security_auditevent WHERE id = %s", [theirs.pk])[0][0] == 0
+    # No UPDATE or DELETE policy covers org-less rows: the application role cannot rewrite them.
+    assert fetch("UPDATE security_auditevent SET action = 'x' WHERE id = %s RETURNING id", [event.pk]) == []
+    assert fetch("DELETE FROM security_auditevent WHERE id = %s RETURNING id", [event.pk]) == []
+    fetch("SELECT set_config(%s, %s, true)", [RLS_SETTING, str(org_a.pk)])
+    with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+        audit_record(actor=Actor.system("rls-test"), action="forged", organization=org_b)
+    fetch("RESET ROLE")
+    assert AuditEvent.unscoped_objects.get(pk=event.pk).action == "account.created"

@@ -137,13 +137,16 @@ def test_rls_sql_names_the_table_and_honours_no_bypass():
     # No other setting widens the policy: the application role could set it (decision 025).
     assert sql.count("current_setting(") == 2 and "rls_bypass" not in sql
     assert "CREATE POLICY orgless_insert" not in sql
-    orgless = rls_enable_sql("security_auditevent", orgless_inserts=True)
+    orgless = rls_enable_sql("security_auditevent", orgless_rows=True)
     assert "CREATE POLICY orgless_insert ON security_auditevent FOR INSERT WITH CHECK (organization_id IS NULL);" in (
         orgless
     )
+    assert "CREATE POLICY orgless_read ON security_auditevent FOR SELECT USING (organization_id IS NULL);" in orgless
+    assert "FOR UPDATE" not in orgless and "FOR DELETE" not in orgless
     undo = rls_disable_sql("accounts_apikey")
     assert "DROP POLICY IF EXISTS tenant_isolation ON accounts_apikey;" in undo
     assert "DROP POLICY IF EXISTS orgless_insert ON accounts_apikey;" in undo
+    assert "DROP POLICY IF EXISTS orgless_read ON accounts_apikey;" in undo
     assert "ALTER TABLE accounts_apikey DISABLE ROW LEVEL SECURITY;" in undo
 
 

@@ -50,8 +50,8 @@ NEWLY_PROTECTED = [
     "licensing_usagesnapshot",
 ]
 # Account-level events (sign-up, sign-in changes) belong to no organisation: the application role
-# appends them, only the system role reads them back (verification, access reports).
-ORGLESS_INSERTS = ["security_auditevent"]
+# appends and reads them (INSERT ... RETURNING needs that), and cannot update or delete them.
+ORGLESS_ROWS = ["security_auditevent"]
 
 
 def _postgres(apps, schema_editor) -> bool:
@@ -63,14 +63,14 @@ def forwards(apps, schema_editor):
         return
     for table in ALREADY_PROTECTED + NEWLY_PROTECTED:
         schema_editor.execute(rls_enable_sql(table))
-    for table in ORGLESS_INSERTS:
-        schema_editor.execute(rls_enable_sql(table, orgless_inserts=True))
+    for table in ORGLESS_ROWS:
+        schema_editor.execute(rls_enable_sql(table, orgless_rows=True))
 
 
 def backwards(apps, schema_editor):
     if not _postgres(apps, schema_editor):
         return
-    for table in NEWLY_PROTECTED + ORGLESS_INSERTS:
+    for table in NEWLY_PROTECTED + ORGLESS_ROWS:
         schema_editor.execute(rls_disable_sql(table))
 
 
