@@ -9,13 +9,19 @@ cross-tenant reads use. See docs/decisions/002-tenancy-enforcement.md and
 
 from __future__ import annotations
 
+import copy
+import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.apps import apps
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
+from django.db.utils import load_backend
+from django.utils import timezone
 
 from accounts.models import ApiKey
+from accounts.tests.api_support import key_client
 from accounts.tests.factories import OrganizationFactory
 from core.registry import declaration_for
 from core.tenancy import RLS_SETTING, tenant_context
@@ -317,3 +323,120 @@ def test_orgless_audit_events_are_appended_and_read_but_not_changed_by_the_appli
         audit_record(actor=Actor.system("rls-test"), action="forged", organization=org_b)
     fetch("RESET ROLE")
     assert AuditEvent.unscoped_objects.get(pk=event.pk).action == "account.created"
+
+
+# --- End to end: the application role on the default connection, the system role on its own ------------
+SYSTEM_ALIAS = "rls_system"
+
+
+class ProductionRoles:
+    """The default connection becomes the application role; a second alias connects as the system role.
+
+    Both are real connections of this process (``assume_role``: SET ROLE at connect), so the code under
+    test runs as it does in production: tenant work bound by row-level security, the allow-listed
+    cross-tenant reads on a connection of their own. Data is committed (transactional test) so the
+    second connection sees it.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.default = connections["default"]
+        self.saved_options = dict(self.default.settings_dict.get("OPTIONS", {}))
+
+    def __enter__(self):
+        with self.default.cursor() as cursor:
+            for role, attributes in ((PROBE_ROLE, "NOBYPASSRLS"), (SYSTEM_PROBE_ROLE, "BYPASSRLS")):
+                cursor.execute(
+                    f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN {attributes}; "
+                    f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {role} {attributes}; END $$"
+                )
+                cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+                cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+                cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        system = copy.deepcopy(self.default.settings_dict)
+        system["OPTIONS"] = {**self.saved_options, "assume_role": SYSTEM_PROBE_ROLE}
+        system["ATOMIC_REQUESTS"] = False
+        # Held by the handler but not in its settings: Django's test case allows such a connection.
+        setattr(connections._connections, SYSTEM_ALIAS, load_backend(system["ENGINE"]).DatabaseWrapper(system, SYSTEM_ALIAS))
+        self._reconnect_default({**self.saved_options, "assume_role": PROBE_ROLE})
+        self.system_configured(True)
+        return self
+
+    def system_configured(self, configured: bool) -> None:
+        """True: SYSTEM_DATABASE_URL set. False: single-role, cross-tenant reads on the application role."""
+        self.settings.TENANCY_SYSTEM_DATABASE = SYSTEM_ALIAS if configured else "default"
+
+    def _reconnect_default(self, options) -> None:
+        self.default.close()
+        self.default.settings_dict["OPTIONS"] = options
+
+    def __exit__(self, *exc):
+        connections[SYSTEM_ALIAS].close()
+        delattr(connections._connections, SYSTEM_ALIAS)
+        self._reconnect_default(self.saved_options)  # the owner again, to flush after the test
+
+
+def current_role(alias="default"):
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        return cursor.fetchone()[0]
+
+
+def _invitation_token(org) -> str:
+    from django.core import mail
+
+    from accounts.invitations import invitation_create
+    from accounts.tests.api_support import owner_of
+
+    invitation_create(organization=org, email="joiner@example.com", role="viewer", actor=owner_of(org))
+    return re.search(r"/accounts/invitations/([^/\s]+)/", mail.outbox[-1].body).group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pre_tenant_reads_work_as_the_system_role_and_find_nothing_without_it(settings):
+    from accounts.invitations import InvitationError, invitation_accept, invitation_from_token
+    from accounts.tests.api_support import make_api_key
+    from accounts.tests.factories import UserFactory
+    from core.api.idempotency import purge_expired
+    from core.audit import verify_chain
+    from core.models import AuditEvent, IdempotencyRecord
+
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    _key, plaintext = make_api_key(org_a)
+    token = _invitation_token(org_b)
+    joiner = UserFactory(email="joiner@example.com")
+    for org in (org_a, org_b):
+        with tenant_context(org):
+            IdempotencyRecord.objects.create(
+                organization=org, caller="rls", key=f"k-{org.pk}", fingerprint="f",
+                expires_at=timezone.now() - timedelta(hours=1),
+            )
+    events = AuditEvent.unscoped_objects.count()
+    assert events >= 2
+
+    with ProductionRoles(settings) as roles:
+        assert current_role() == PROBE_ROLE and current_role(SYSTEM_ALIAS) == SYSTEM_PROBE_ROLE
+
+        # Single-role: the application role alone finds nothing before a tenant is known. No bypass.
+        roles.system_configured(False)
+        assert key_client(plaintext).get("/api/v1/organization/").status_code == 401
+        with pytest.raises(InvitationError, match="not valid"):
+            invitation_from_token(token)
+        assert purge_expired() == 0
+
+        # With the system role: the API key decides the tenant, and the request then runs as the application role.
+        roles.system_configured(True)
+        response = key_client(plaintext).get("/api/v1/organization/")
+        assert response.status_code == 200, response.content
+        assert invitation_from_token(token).organization_id == org_b.pk
+        # Found as the system role, then locked and written inside the tenant as the application role.
+        membership = invitation_accept(token=token, user=joiner)
+        assert membership.organization_id == org_b.pk and membership._state.db == "default"
+        assert [str(p) for p in verify_chain() if "checkpoint" not in str(p)] == []
+        assert purge_expired() == 2  # every organisation's expired records, deleted as the system role
+        assert current_role() == PROBE_ROLE
+
+    assert AuditEvent.unscoped_objects.filter(action="invitation.accepted", organization=org_b).exists()
+    assert not IdempotencyRecord.unscoped_objects.exists()
+    assert AuditEvent.unscoped_objects.count() > events
+
