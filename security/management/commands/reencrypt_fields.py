@@ -11,8 +11,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.audit import Actor
 from core.crypto import DecryptionError
-from core.tenancy import unscoped_no_tenant
 from core.keys import ReencryptBatch, data_key_rotate, encrypted_models, parse_scope, unscoped_manager
+from core.tenancy import unscoped_no_tenant
 
 
 class Command(BaseCommand):
