@@ -172,14 +172,14 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 # See docs/decisions/025-rls-without-a-bypass.md.
 DATABASE_ROUTERS = ["core.tenancy.SystemDatabaseRouter"]
 TENANCY_SYSTEM_DATABASE = "default"
-if os.environ.get("SYSTEM_DATABASE_URL"):
+# Not in tests: each test runs inside one transaction of the default connection, which a second
+# connection could not see; tests/test_rls.py opens the second connection itself where it matters.
+if os.environ.get("SYSTEM_DATABASE_URL") and not TESTING:
     DATABASES["system"] = dj_database_url.parse(
         os.environ["SYSTEM_DATABASE_URL"],
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
         conn_health_checks=True,
     )
-    # The same database as another role: tests use the default's test database, never create one.
-    DATABASES["system"]["TEST"] = {"MIRROR": "default"}
     TENANCY_SYSTEM_DATABASE = "system"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -172,7 +172,15 @@ RLS_EXEMPT = {
 
 
 def tables_needing_rls() -> dict[str, str]:
-    """Every table with an organization_id column (live schema) or a model with personal data (registry)."""
+    """Every table with an organization_id column (live schema) or a model with personal data (registry).
+
+    Only the tables of managed models (many-to-many tables included) count: a table no migration
+    creates (security/tests/vault.py's, made by a test fixture and kept by --reuse-db) could not
+    have a policy either.
+    """
+    managed = {
+        m._meta.db_table for m in apps.get_models(include_auto_created=True) if m._meta.managed and not m._meta.proxy
+    }
     needing = {
         table: "organization_id column"
         for (table,) in fetch(
@@ -181,6 +189,7 @@ def tables_needing_rls() -> dict[str, str]:
             "AND c.column_name = 'organization_id' AND t.table_type = 'BASE TABLE'"
         )
     }
+    needing = {table: why for table, why in needing.items() if table in managed}
     for model in apps.get_models(include_auto_created=True):
         if model._meta.proxy or not model._meta.managed:
             continue
