@@ -10,17 +10,19 @@ cross-tenant reads use. See docs/decisions/002-tenancy-enforcement.md and
 from __future__ import annotations
 
 import copy
+import io
 import re
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.utils import load_backend
 from django.utils import timezone
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, MicrosoftTenant
 from accounts.tests.api_support import key_client
 from accounts.tests.factories import OrganizationFactory
 from core.registry import declaration_for
@@ -392,6 +394,12 @@ def current_role(alias="default"):
         return cursor.fetchone()[0]
 
 
+def _reencrypt(label: str) -> str:
+    out = io.StringIO()
+    call_command("reencrypt_fields", "--model", label, stdout=out)
+    return out.getvalue()
+
+
 def _invitation_token(org) -> str:
     from django.core import mail
 
@@ -410,10 +418,21 @@ def test_pre_tenant_reads_work_as_the_system_role_and_find_nothing_without_it(se
     from core.api.idempotency import purge_expired
     from core.audit import verify_chain
     from core.models import AuditEvent, IdempotencyRecord
+    from licensing.tasks import _linked_org_ids
 
     org_a, org_b = OrganizationFactory(), OrganizationFactory()
     _key, plaintext = make_api_key(org_a)
     token = _invitation_token(org_b)
+    _invitation_token(org_a)
+    for org in (org_a, org_b):
+        with tenant_context(org):
+            MicrosoftTenant.objects.update_or_create(
+                organization=org,
+                defaults={
+                    "partner_customer_id": str(uuid.uuid4()),
+                    "relationship_status": MicrosoftTenant.RelationshipStatus.ACTIVE,
+                },
+            )
     joiner = UserFactory(email="joiner@example.com")
     for org in (org_a, org_b):
         with tenant_context(org):
@@ -447,6 +466,12 @@ def test_pre_tenant_reads_work_as_the_system_role_and_find_nothing_without_it(se
         assert membership.organization_id == org_b.pk and membership._state.db == "default"
         assert [str(p) for p in verify_chain() if "checkpoint" not in str(p)] == []
         assert purge_expired() == 2  # every organisation's expired records, deleted as the system role
+        assert set(_linked_org_ids()) == {org_a.pk, org_b.pk}  # a periodic fan-out reads every organisation
+        # Key rotation re-encrypts every organisation's invitations (B's, and A's below).
+        assert "in 2 row(s)" in _reencrypt("accounts.Invitation")
+        roles.system_configured(False)
+        assert "in 0 row(s)" in _reencrypt("accounts.Invitation")  # the application role alone: nothing
+        assert _linked_org_ids() == []
         assert current_role() == PROBE_ROLE
 
     assert AuditEvent.unscoped_objects.filter(action="invitation.accepted", organization=org_b).exists()
