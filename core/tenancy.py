@@ -26,6 +26,9 @@ from django.db import DEFAULT_DB_ALIAS, connection, models, transaction
 _org_ids: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("org_ids", default=None)
 # True inside unscoped_no_tenant(): the router sends queries to the system alias.
 _system: contextvars.ContextVar[bool] = contextvars.ContextVar("tenancy_system", default=False)
+# The scope written to the default connection's app.org_ids. Apart from _org_ids because, with a system
+# connection of its own, unscoped_no_tenant() leaves the default connection's setting as it was.
+_db_scope: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_scope", default=None)
 
 RLS_SETTING = "app.org_ids"
 
@@ -64,8 +67,9 @@ def tenant_context(*orgs) -> Iterator[None]:
     another request.
     """
     ids = _normalise(orgs)
-    previous = _org_ids.get()
+    previous = _db_scope.get()
     token = _org_ids.set(ids)
+    db_token = _db_scope.set(ids)
     # A sweep reading on the system alias re-enters a tenant to write: that runs on default again.
     system_token = _system.set(False)
     try:
@@ -78,6 +82,7 @@ def tenant_context(*orgs) -> Iterator[None]:
                     _set_database_scope(previous)
     finally:
         _system.reset(system_token)
+        _db_scope.reset(db_token)
         _org_ids.reset(token)
 
 
@@ -101,36 +106,25 @@ def unscoped_no_tenant() -> Iterator[None]:
     changing anything the default connection may hold.
     """
     alias = system_database()
+    on_default = alias == DEFAULT_DB_ALIAS
+    previous = _db_scope.get()
     org_token = _org_ids.set(None)
+    db_token = _db_scope.set(None) if on_default else None
     system_token = _system.set(True)
     try:
         with transaction.atomic(using=alias):
-            if alias == DEFAULT_DB_ALIAS:
-                previous = _current_database_scope()
+            if on_default:
                 _set_database_scope(None)
             try:
                 yield
             finally:
-                if alias == DEFAULT_DB_ALIAS and connection.in_atomic_block and not connection.needs_rollback:
-                    _restore_database_scope(previous)
+                if on_default and connection.in_atomic_block and not connection.needs_rollback:
+                    _set_database_scope(previous)
     finally:
         _system.reset(system_token)
+        if db_token is not None:
+            _db_scope.reset(db_token)
         _org_ids.reset(org_token)
-
-
-def _current_database_scope() -> str | None:
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting(%s, true)", [RLS_SETTING])
-        return cursor.fetchone()[0]
-
-
-def _restore_database_scope(value: str | None) -> None:
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, true)", [RLS_SETTING, value or ""])
 
 
 def system_database() -> str:

@@ -22,11 +22,11 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.db.utils import load_backend
 from django.utils import timezone
 
-from accounts.models import ApiKey, MicrosoftTenant
+from accounts.models import ApiKey, Invitation, MicrosoftTenant
 from accounts.tests.api_support import key_client
 from accounts.tests.factories import OrganizationFactory
 from core.registry import declaration_for
-from core.tenancy import RLS_SETTING, tenant_context
+from core.tenancy import RLS_SETTING, tenant_context, unscoped_no_tenant
 from tests.tenant_objects import TenantWorld
 
 pytestmark = [
@@ -472,6 +472,18 @@ def test_pre_tenant_reads_work_as_the_system_role_and_find_nothing_without_it(se
         roles.system_configured(False)
         assert "in 0 row(s)" in _reencrypt("accounts.Invitation")  # the application role alone: nothing
         assert _linked_org_ids() == []
+
+        # A sweep inside a tenant: the system connection reads, the inner tenant writes as the application
+        # role, and the outer tenant's scope on the default connection is still in force afterwards.
+        roles.system_configured(True)
+        invitations_of = "SELECT organization_id FROM accounts_invitation"
+        with tenant_context(org_a):
+            assert fetch(invitations_of) == [(org_a.pk,)]
+            with unscoped_no_tenant():
+                assert Invitation.unscoped_objects.count() == 2  # A's and B's, as the system role
+                with tenant_context(org_b):
+                    assert fetch(invitations_of) == [(org_b.pk,)]
+            assert fetch(invitations_of) == [(org_a.pk,)]  # A's scope, under RLS, as before
         assert current_role() == PROBE_ROLE
 
     assert AuditEvent.unscoped_objects.filter(action="invitation.accepted", organization=org_b).exists()
