@@ -8,8 +8,21 @@
 --                  It cannot SET ROLE portal_system (not a member) nor change a policy (not the owner).
 -- portal_system    only the allow-listed reads that precede or span tenants (core.tenancy.unscoped_no_tenant,
 --                  SYSTEM_DATABASE_URL): BYPASSRLS, not the owner, no DDL.
+-- Safe to run again (a database set up before portal_system existed): existing roles are altered.
+SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'portal_app') AS app_exists,
+       EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'portal_system') AS system_exists \gset
+\if :app_exists
+ALTER ROLE portal_app LOGIN PASSWORD :'app_password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+\else
 CREATE ROLE portal_app LOGIN PASSWORD :'app_password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+\endif
+\if :system_exists
+ALTER ROLE portal_system LOGIN PASSWORD :'system_password' NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
+\else
 CREATE ROLE portal_system LOGIN PASSWORD :'system_password' NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS;
+\endif
+-- The application role must never be able to become the system role.
+REVOKE portal_system FROM portal_app;
 GRANT USAGE ON SCHEMA public TO portal_app, portal_system;
 -- Tables the owner creates later (every migration) are granted as they appear.
 ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public
