@@ -202,22 +202,21 @@ def invitation_from_token(token: str) -> Invitation:
 def invitation_accept(*, token: str, user: User) -> Membership:
     """Join the organisation. The signed-in user's email must be the invited one."""
     token_hash = _token_hash(token)
+    # The token decides the tenant: found as the system role (docs/decisions/025), then locked and
+    # checked again inside the tenant, on this transaction's connection, so two accepts serialise.
     with unscoped_no_tenant():
-        invitation = (
-            Invitation.unscoped_objects.select_for_update()
-            .select_related("organization")
-            .filter(token_hash=token_hash)
-            .first()
-        )
-    if invitation is None:
+        found = Invitation.unscoped_objects.filter(token_hash=token_hash).values_list("organization_id", "pk").first()
+    if found is None:
         raise InvitationError("This invitation link is not valid. Ask for a new invitation.")
-    _check_usable(invitation)
-    if not user.email_index or user.email_index != invitation.email_index:
-        raise InvitationError(
-            "This invitation was sent to a different email address. Sign in with that address to accept it."
-        )
-    organization = invitation.organization
-    with tenant_context(organization):
+    organization_id, invitation_id = found
+    with tenant_context(organization_id):
+        invitation = Invitation.objects.select_for_update().select_related("organization").get(pk=invitation_id)
+        _check_usable(invitation)
+        if not user.email_index or user.email_index != invitation.email_index:
+            raise InvitationError(
+                "This invitation was sent to a different email address. Sign in with that address to accept it."
+            )
+        organization = invitation.organization
         membership = Membership.objects.filter(organization=organization, user=user).first()
         if membership is None:
             membership = Membership(organization=organization, user=user, role=invitation.role)

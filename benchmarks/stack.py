@@ -94,6 +94,7 @@ class Stack:
         self.base_url = f"http://127.0.0.1:{self.web_port}"
         self.emulator_url = f"https://127.0.0.1:{self.emulator_port}"
         self.setup: dict = {}
+        self.db_passwords = {"app": secrets.token_urlsafe(16), "system": secrets.token_urlsafe(16)}
         # Production settings (DEBUG off: real error handlers, compressed static files), with keys of
         # its own; only the cookies are allowed over plain HTTP, since everything is on loopback.
         self.secrets = {
@@ -104,9 +105,20 @@ class Stack:
         }
 
     # --- environment -------------------------------------------------------------------------
+    # The roles of the production topology (deploy/postgres-roles.sql): the owner migrates and seeds,
+    # gunicorn and the worker run as portal_app (bound by row-level security) with the allow-listed
+    # cross-tenant reads on portal_system (BYPASSRLS), as in docker-compose.yml.
+    @property
+    def owner_database_url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.pg_port}/portal"
+
     @property
     def database_url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.pg_port}/portal"
+        return f"postgres://portal_app:{self.db_passwords['app']}@127.0.0.1:{self.pg_port}/portal"
+
+    @property
+    def system_database_url(self) -> str:
+        return f"postgres://portal_system:{self.db_passwords['system']}@127.0.0.1:{self.pg_port}/portal"
 
     @property
     def env(self) -> dict:
@@ -114,6 +126,7 @@ class Stack:
         return {
             **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
             "DATABASE_URL": self.database_url,
+            "SYSTEM_DATABASE_URL": self.system_database_url,
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "MSEMULATOR_URL": self.emulator_url,
             "MS_CA_BUNDLE": str(var / "msemulator" / "msemulator-ca.pem"),
@@ -138,9 +151,12 @@ class Stack:
         self.processes[name] = process
         return process
 
-    def manage(self, *args: str, timeout: float = 600, debug: bool = False) -> str:
-        """A management command against the stack; ``debug`` for the demo seeding, which refuses production."""
+    def manage(self, *args: str, timeout: float = 600, debug: bool = False, owner: bool = False) -> str:
+        """A management command against the stack; ``debug`` for the demo seeding, which refuses production;
+        ``owner`` for migrations and seeding, which run as the table owner (the app never does)."""
         env = {**self.env, "DEBUG": "1"} if debug else self.env
+        if owner:
+            env = {**env, "DATABASE_URL": self.owner_database_url, "SYSTEM_DATABASE_URL": ""}
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
                                 text=True, timeout=timeout, check=False)
         if result.returncode != 0:
@@ -178,6 +194,10 @@ class Stack:
         self.postgres_start()
         subprocess.run(["psql", f"postgres://postgres@127.0.0.1:{self.pg_port}/postgres", "-qc",
                         "CREATE DATABASE portal"], check=True, capture_output=True, timeout=60)
+        subprocess.run(["psql", self.owner_database_url, "-q", "-v", "ON_ERROR_STOP=1", "-v", "owner=postgres",
+                        "-v", f"app_password={self.db_passwords['app']}",
+                        "-v", f"system_password={self.db_passwords['system']}",
+                        "-f", str(ROOT / "deploy" / "postgres-roles.sql")], check=True, capture_output=True, timeout=60)
 
     # --- Redis (private, stoppable) -----------------------------------------------------------
     def redis_start(self) -> None:
@@ -216,15 +236,16 @@ class Stack:
         try:
             self._postgres_init()
             self.redis_start()
-            self.manage("migrate", "--noinput", "-v", "0")
+            self.manage("migrate", "--noinput", "-v", "0", owner=True)
             self.manage("collectstatic", "--noinput", "-v", "0")
             emulator_dir = self.workdir / "var" / "msemulator"
             emulator_dir.mkdir(parents=True, exist_ok=True)
             process = self._start("emulator", [sys.executable, "-m", "msemulator", "--port", str(self.emulator_port),
                                                "--state", str(emulator_dir / "state.sqlite3")])
             self._wait_for_emulator(emulator_dir / "msemulator-ca.pem", process)
-            self.manage("seed_demo", "--emulator-url", self.emulator_url, debug=True)
-            output = self.manage("shell", "-v", "0", "-c", SETUP.format(members=self.members), debug=True)
+            self.manage("seed_demo", "--emulator-url", self.emulator_url, debug=True, owner=True)
+            output = self.manage("shell", "-v", "0", "-c", SETUP.format(members=self.members), debug=True,
+                                 owner=True)
             self.setup = json.loads(output.split("LOAD-SETUP ", 1)[1])
             self.worker_start()
             web = self._start("web", [sys.executable, "-m", "gunicorn", "portal.wsgi:application",

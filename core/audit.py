@@ -25,11 +25,12 @@ from pathlib import Path
 from threading import Lock
 
 from django.conf import settings
-from django.db import transaction
+from django.db import router, transaction
 from django.utils import timezone
 
 from core.audit_anchor import checkpoint_append, checkpoints_read
 from core.requestid import get_client_ip, get_request_id
+from core.tenancy import unscoped_no_tenant
 
 from .models import AuditChainHead, AuditEvent
 
@@ -103,7 +104,10 @@ def audit_record(
     metadata: dict | None = None,
 ) -> AuditEvent:
     """Append an event to the chain, inside the caller's transaction."""
-    with transaction.atomic():
+    # The connection the event is written on: the system one inside unscoped_no_tenant() (key
+    # rotation), so the transaction and its after-commit checkpoint are that connection's.
+    using = router.db_for_write(AuditEvent)
+    with transaction.atomic(using=using):
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         event = AuditEvent(
             sequence=head.sequence + 1,
@@ -125,7 +129,7 @@ def audit_record(
         head.hash = event.hash
         head.signature = _sign_head(head.sequence, head.hash)
         head.save()
-        transaction.on_commit(checkpoint_after_commit)
+        transaction.on_commit(checkpoint_after_commit, using=using)
         return event
 
 
@@ -181,7 +185,9 @@ def verify_chain(batch_size: int = 2000) -> Iterator[AuditProblem]:
     last_sequence = 0
     cursor = 0
     while True:
-        batch = list(AuditEvent.unscoped_objects.filter(sequence__gt=cursor).order_by("sequence")[:batch_size])
+        # Every organisation's events and those of none: read as the system role (row-level security).
+        with unscoped_no_tenant():
+            batch = list(AuditEvent.unscoped_objects.filter(sequence__gt=cursor).order_by("sequence")[:batch_size])
         if not batch:
             break
         for event in batch:

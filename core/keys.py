@@ -19,6 +19,7 @@ from .crypto import KeyScope, ciphertext_key_id, keyring, master_keys, unwrap_da
 from .erasure_log import erasure_log_append
 from .fields import Ciphertext, EncryptedField
 from .models import DataKey
+from .tenancy import unscoped_no_tenant
 
 # Copies of decrypted data kept outside the database (a worker's search index, say) do not die with
 # the key unless their owner hears of it. Apps register here in ready(); ground floor knows no app.
@@ -166,9 +167,14 @@ class ReencryptBatch:
             data_key_rotate(scope=scope, actor=self.actor)
             self.rotated.add(scope)
 
-    @transaction.atomic
     def run(self, model, fields, rows) -> int:
-        manager = unscoped_manager(model)
+        # Every organisation's rows, in one transaction as the system role (row-level security binds
+        # the application role; docs/decisions/025-rls-without-a-bypass.md).
+        with unscoped_no_tenant():
+            return self._run(unscoped_manager(model), fields, rows)
+
+    def _run(self, manager, fields, rows) -> int:
+        model = manager.model
         changed_rows = 0
         for row in rows:
             updates: dict[str, Ciphertext] = {}

@@ -8,6 +8,9 @@ policies agree with the ORM (see docs/decisions/002-tenancy-enforcement.md).
 Escape hatches are named ``unscoped_*`` and are allowed only in staff-grant code,
 cross-tenant system sweeps that re-enter a context per organisation, and
 migrations. ``tests/test_tenancy_guard.py`` keeps the list of callers short.
+Cross-tenant reads run on the system database alias (a role with ``BYPASSRLS`` in
+production), never through a setting the application role could set
+(docs/decisions/025-rls-without-a-bypass.md).
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from django.db import connection, models, transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, models, transaction
 
 _org_ids: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("org_ids", default=None)
+# True inside unscoped_no_tenant(): the router sends queries to the system alias.
+_system: contextvars.ContextVar[bool] = contextvars.ContextVar("tenancy_system", default=False)
+# The scope written to the default connection's app.org_ids. Apart from _org_ids because, with a system
+# connection of its own, unscoped_no_tenant() leaves the default connection's setting as it was.
+_db_scope: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_scope", default=None)
 
 RLS_SETTING = "app.org_ids"
-RLS_BYPASS_SETTING = "app.rls_bypass"
 
 
 class TenantContextError(RuntimeError):
@@ -59,10 +67,13 @@ def tenant_context(*orgs) -> Iterator[None]:
     another request.
     """
     ids = _normalise(orgs)
-    previous = _org_ids.get()
+    previous = _db_scope.get()
     token = _org_ids.set(ids)
+    db_token = _db_scope.set(ids)
+    # A sweep reading on the system alias re-enters a tenant to write: that runs on default again.
+    system_token = _system.set(False)
     try:
-        with transaction.atomic():
+        with transaction.atomic(using=DEFAULT_DB_ALIAS):
             _set_database_scope(ids)
             try:
                 yield
@@ -70,37 +81,76 @@ def tenant_context(*orgs) -> Iterator[None]:
                 if connection.in_atomic_block and not connection.needs_rollback:
                     _set_database_scope(previous)
     finally:
+        _system.reset(system_token)
+        _db_scope.reset(db_token)
         _org_ids.reset(token)
 
 
 @contextmanager
 def unscoped_no_tenant() -> Iterator[None]:
-    """Leave any tenant context to read across organisations, in one transaction.
+    """Leave any tenant context to read across organisations, in one transaction of the system alias.
 
     For the few reads that must precede or span tenants: authentication deciding
     the tenant from a credential, invitation tokens, system sweeps that re-enter a
-    context per organisation, and staff-grant code. The ORM default managers still
-    return nothing here; use ``unscoped_objects``. On Postgres the row-level-security
-    bypass is set transaction-locally, so it ends with this block.
+    context per organisation, key rotation and audit verification (every caller is on
+    ``tests/test_tenancy_guard.py``'s allow-list). The ORM default managers still
+    return nothing here; use ``unscoped_objects``.
+
+    Every query inside runs on ``settings.TENANCY_SYSTEM_DATABASE`` (``SystemDatabaseRouter``):
+    in production a separate connection as a role with ``BYPASSRLS``; without
+    ``SYSTEM_DATABASE_URL`` (SQLite, tests, single-role development) the default connection,
+    with the tenant setting cleared, so a role bound by row-level security sees nothing.
+    The policies honour no setting the application role could turn on
+    (docs/decisions/025-rls-without-a-bypass.md). Rows read here come from another
+    connection's committed state: re-read with a lock inside ``tenant_context`` before
+    changing anything the default connection may hold.
     """
-    token = _org_ids.set(None)
+    alias = system_database()
+    on_default = alias == DEFAULT_DB_ALIAS
+    previous = _db_scope.get()
+    org_token = _org_ids.set(None)
+    db_token = _db_scope.set(None) if on_default else None
+    system_token = _system.set(True)
     try:
-        with transaction.atomic():
-            _set_database_bypass(True)
+        with transaction.atomic(using=alias):
+            if on_default:
+                _set_database_scope(None)
             try:
                 yield
             finally:
-                if connection.in_atomic_block and not connection.needs_rollback:
-                    _set_database_bypass(False)
+                if on_default and connection.in_atomic_block and not connection.needs_rollback:
+                    _set_database_scope(previous)
     finally:
-        _org_ids.reset(token)
+        _system.reset(system_token)
+        if db_token is not None:
+            _db_scope.reset(db_token)
+        _org_ids.reset(org_token)
 
 
-def _set_database_bypass(enabled: bool) -> None:
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, true)", [RLS_BYPASS_SETTING, "on" if enabled else ""])
+def system_database() -> str:
+    """The alias the cross-tenant reads use: ``system`` when configured, else ``default``."""
+    return getattr(settings, "TENANCY_SYSTEM_DATABASE", DEFAULT_DB_ALIAS)
+
+
+class SystemDatabaseRouter:
+    """Sends every query inside ``unscoped_no_tenant()`` to the system alias, everything else to default.
+
+    It always names an alias rather than deferring to the instance's hint: a row read on the
+    system connection and then saved inside ``tenant_context`` must be written by the
+    application role, under row-level security, not by the role that bypasses it.
+    """
+
+    def db_for_read(self, model, **hints):
+        return system_database() if _system.get() else DEFAULT_DB_ALIAS
+
+    def db_for_write(self, model, **hints):
+        return system_database() if _system.get() else DEFAULT_DB_ALIAS
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return True  # both aliases are the same database, as different roles
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        return db == DEFAULT_DB_ALIAS  # migrations run once, as the owner
 
 
 class TenantQuerySet(models.QuerySet):
@@ -128,28 +178,47 @@ class UnscopedManager(models.Manager.from_queryset(TenantQuerySet)):
     """Every organisation's rows. Only for staff-grant code, system sweeps and migrations."""
 
 
-def rls_enable_sql(table: str) -> str:
+def rls_scope_sql() -> str:
+    # A scalar subquery, cast to one uuid[], is evaluated once per statement rather than per
+    # row; an unset or empty setting gives NULL, which matches nothing.
+    return f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
+
+
+def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
     """SQL that enables row-level security on a tenant table.
 
     The policy binds the application role, which never owns the tables (the
     migration role does). An unset or empty setting matches no rows, so a query
-    outside a tenant context fails closed.
+    outside a tenant context fails closed. No session setting widens it: reads that
+    must span tenants use the system role, which has ``BYPASSRLS``
+    (docs/decisions/025-rls-without-a-bypass.md).
+
+    ``orgless_rows``: the table also holds rows of no organisation (account-level audit
+    events). The application role may append and read such rows (``INSERT ... RETURNING``
+    needs the new row to be readable) but has no policy to update or delete them.
     """
-    # A scalar subquery, cast to one uuid[], is evaluated once per statement rather than per
-    # row; an unset or empty setting gives NULL, which matches nothing.
-    setting = f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
-    bypass = f"(SELECT current_setting('{RLS_BYPASS_SETTING}', true) = 'on')"
-    return f"""
+    setting = rls_scope_sql()
+    sql = f"""
         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
         DROP POLICY IF EXISTS tenant_isolation ON {table};
         CREATE POLICY tenant_isolation ON {table}
-            USING (organization_id = ANY {setting} OR {bypass})
-            WITH CHECK (organization_id = ANY {setting} OR {bypass});
+            USING (organization_id = ANY {setting})
+            WITH CHECK (organization_id = ANY {setting});
+        DROP POLICY IF EXISTS orgless_insert ON {table};
+        DROP POLICY IF EXISTS orgless_read ON {table};
     """
+    if orgless_rows:
+        sql += f"""
+        CREATE POLICY orgless_insert ON {table} FOR INSERT WITH CHECK (organization_id IS NULL);
+        CREATE POLICY orgless_read ON {table} FOR SELECT USING (organization_id IS NULL);
+    """
+    return sql
 
 
 def rls_disable_sql(table: str) -> str:
     return f"""
+        DROP POLICY IF EXISTS orgless_insert ON {table};
+        DROP POLICY IF EXISTS orgless_read ON {table};
         DROP POLICY IF EXISTS tenant_isolation ON {table};
         ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
     """

@@ -1,11 +1,9 @@
 #!/bin/sh
-# The application role: not the table owner and without BYPASSRLS, so row-level security binds it.
+# The application role (not the table owner, without BYPASSRLS, so row-level security binds it) and
+# the system role (BYPASSRLS, only for the allow-listed cross-tenant reads). deploy/postgres-roles.sql.
 set -e
-psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<SQL
-CREATE ROLE portal_app LOGIN PASSWORD '${PORTAL_APP_DB_PASSWORD}' NOSUPERUSER NOBYPASSRLS;
-GRANT USAGE ON SCHEMA public TO portal_app;
-ALTER DEFAULT PRIVILEGES FOR ROLE ${POSTGRES_USER} IN SCHEMA public
-    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO portal_app;
-ALTER DEFAULT PRIVILEGES FOR ROLE ${POSTGRES_USER} IN SCHEMA public
-    GRANT USAGE, SELECT ON SEQUENCES TO portal_app;
-SQL
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
+    -v owner="$POSTGRES_USER" \
+    -v app_password="$PORTAL_APP_DB_PASSWORD" \
+    -v system_password="$PORTAL_SYSTEM_DB_PASSWORD" \
+    -f /docker-entrypoint-initdb.d/postgres-roles.sql.in

@@ -165,6 +165,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
+# Reads that must precede or span tenants (API key lookup, invitation tokens, periodic sweeps, key
+# rotation, audit verification: core.tenancy.unscoped_no_tenant) run on their own connection as a
+# role with BYPASSRLS; the application role cannot widen row-level security at all. Without
+# SYSTEM_DATABASE_URL (SQLite, tests, single-role development) they use the default connection.
+# See docs/decisions/025-rls-without-a-bypass.md.
+DATABASE_ROUTERS = ["core.tenancy.SystemDatabaseRouter"]
+TENANCY_SYSTEM_DATABASE = "default"
+# Not in tests: each test runs inside one transaction of the default connection, which a second
+# connection could not see; tests/test_rls.py opens the second connection itself where it matters.
+if os.environ.get("SYSTEM_DATABASE_URL") and not TESTING:
+    DATABASES["system"] = dj_database_url.parse(
+        os.environ["SYSTEM_DATABASE_URL"],
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+        conn_health_checks=True,
+    )
+    TENANCY_SYSTEM_DATABASE = "system"
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

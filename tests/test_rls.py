@@ -2,22 +2,32 @@
 
 The policies bind every role that does not own the tables (the application role in
 production). These tests assume such a role, ``portal_rls_probe``, for the length of
-one transaction. See docs/decisions/002-tenancy-enforcement.md.
+one transaction; ``portal_rls_system_probe`` stands for the system role (BYPASSRLS) that
+cross-tenant reads use. See docs/decisions/002-tenancy-enforcement.md and
+025-rls-without-a-bypass.md.
 """
 
 from __future__ import annotations
 
+import copy
+import io
+import re
 import uuid
+from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.apps import apps
+from django.core.management import call_command
+from django.db import DatabaseError, connection, connections, transaction
+from django.db.utils import load_backend
+from django.utils import timezone
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Invitation, MicrosoftTenant
+from accounts.tests.api_support import key_client
 from accounts.tests.factories import OrganizationFactory
-from core.models import TenantModel
 from core.registry import declaration_for
-from core.tenancy import RLS_SETTING, tenant_context
-from tests.tenant_objects import tenant_models
+from core.tenancy import RLS_SETTING, tenant_context, unscoped_no_tenant
+from tests.tenant_objects import TenantWorld
 
 pytestmark = [
     pytest.mark.postgres,
@@ -25,6 +35,7 @@ pytestmark = [
 ]
 
 PROBE_ROLE = "portal_rls_probe"
+SYSTEM_PROBE_ROLE = "portal_rls_system_probe"
 
 
 def fetch(sql: str, params=None):
@@ -119,26 +130,362 @@ def test_tenant_context_setting_is_transaction_local():
     assert current_scope() in (None, "")
 
 
-def _needs_rls(model: type[TenantModel]) -> bool:
-    declaration = declaration_for(model)
-    return model is ApiKey or bool(declaration and declaration.personal)
+# Tables that carry an organisation, personal data or credentials but have no tenant_isolation policy,
+# each with the reason. The test below fails on any table missing from both the policies and this
+# list, and on an entry here that has since gained a policy or no longer exists.
+_STAFF_SIDE = (
+    "staff workflow across organisations (plain manager, organisation optional); row-level security "
+    "waits for staff grants to scope the staff reads to granted organisations (issue 10, staff part)"
+)
+_PERSON_OWNED = (
+    "owned by a person, not an organisation: no organisation key to bind; read while signing in, before any "
+    "tenant is known; personal fields are field-encrypted (decision 001). A per-user policy is not built"
+)
+RLS_EXEMPT = {
+    "accounts_membership": (
+        "decides the tenant: the signed-in user's memberships are read before any organisation is in scope "
+        "(organisation switcher, request middleware); a policy keyed on the signed-in user is not built"
+    ),
+    "accounts_organization": (
+        "the tenant itself (no organization_id): resolved from the URL slug before the tenant is known; "
+        "names are field-encrypted"
+    ),
+    "licensing_serviceannouncement_organizations": (
+        "staff-authored targeting list (announcement -> organisation ids), no customer data; staff edit it "
+        "across organisations"
+    ),
+    "privacy_privacyrequest": _STAFF_SIDE,
+    "privacy_privacyrequestevent": _STAFF_SIDE,
+    "privacy_optout": _STAFF_SIDE,
+    "privacy_legalhold": _STAFF_SIDE,
+    "privacy_disclosure": _STAFF_SIDE,
+    "billing_microsoftlineitem": "Microsoft's partner-wide billing import; " + _STAFF_SIDE,
+    "billing_reconciliationfinding": "reconciliation findings (unmatched lines have no organisation); " + _STAFF_SIDE,
+    "accounts_user": _PERSON_OWNED,
+    "accounts_usersession": _PERSON_OWNED,
+    "accounts_totpdevice": _PERSON_OWNED,
+    "accounts_recoverycodedevice": _PERSON_OWNED,
+    "security_signinevent": _PERSON_OWNED,
+    "privacy_browseroptout": "a browser's opt-out, keyed by a random cookie id: " + _PERSON_OWNED,
+    "django_otp_webauthn_webauthncredential": _PERSON_OWNED,
+    "django_otp_webauthn_webauthnattestation": _PERSON_OWNED,
+    "django_otp_webauthn_webauthnuserhandle": _PERSON_OWNED,
+}
+
+
+def tables_needing_rls() -> dict[str, str]:
+    """Every table with an organization_id column (live schema) or a model with personal data (registry).
+
+    Only the tables of managed models (many-to-many tables included) count: a table no migration
+    creates (security/tests/vault.py's, made by a test fixture and kept by --reuse-db) could not
+    have a policy either.
+    """
+    managed = {
+        m._meta.db_table for m in apps.get_models(include_auto_created=True) if m._meta.managed and not m._meta.proxy
+    }
+    needing = {
+        table: "organization_id column"
+        for (table,) in fetch(
+            "SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t "
+            "USING (table_schema, table_name) WHERE c.table_schema = current_schema() "
+            "AND c.column_name = 'organization_id' AND t.table_type = 'BASE TABLE'"
+        )
+    }
+    needing = {table: why for table, why in needing.items() if table in managed}
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.proxy or not model._meta.managed:
+            continue
+        declaration = declaration_for(model)
+        if declaration and declaration.personal:
+            needing.setdefault(model._meta.db_table, "personal fields")
+        if model is ApiKey or any("secret" in f.name or "token_hash" in f.name for f in model._meta.concrete_fields):
+            needing.setdefault(model._meta.db_table, "credentials")
+    return needing
+
+
+def tables_with_policy() -> set[str]:
+    return {
+        table
+        for (table,) in fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relrowsecurity AND EXISTS "
+            "(SELECT 1 FROM pg_policies p WHERE p.schemaname = n.nspname AND p.tablename = c.relname "
+            "AND p.policyname = 'tenant_isolation')"
+        )
+    }
 
 
 @pytest.mark.django_db
-def test_tables_with_personal_data_or_credentials_have_rls():
-    models = [m for m in tenant_models() if _needs_rls(m)]
-    assert ApiKey in models
-    missing = []
-    for model in models:
-        table = model._meta.db_table
-        rows = fetch(
-            "SELECT c.relrowsecurity, EXISTS (SELECT 1 FROM pg_policies p WHERE p.tablename = c.relname "
-            "AND p.policyname = 'tenant_isolation') FROM pg_class c WHERE c.relname = %s AND c.relkind = 'r'",
-            [table],
-        )
-        if not rows or not all(rows[0]):
-            missing.append(f"{model._meta.label} ({table})")
+def test_every_table_with_an_organisation_personal_data_or_credentials_has_rls_or_a_reason():
+    needing, protected = tables_needing_rls(), tables_with_policy()
+    assert {"accounts_apikey", "security_auditevent", "licensing_subscription", "licensing_order"} <= protected
+    missing = sorted(f"{table} ({why})" for table, why in needing.items() if table not in protected | RLS_EXEMPT.keys())
     assert not missing, (
-        "Tenant tables holding personal data or credentials need row-level security: add "
-        "core.migration_ops.EnableRowLevelSecurity('<Model>') to a migration of their app:\n" + "\n".join(missing)
+        "Tables carrying an organisation, personal data or credentials need row-level security: enable it in a "
+        "migration of their app (core.migration_ops.EnableRowLevelSecurity('<Model>')), or add the table to "
+        "RLS_EXEMPT with the reason:\n" + "\n".join(missing)
     )
+    stale = sorted(set(RLS_EXEMPT) & protected) + sorted(set(RLS_EXEMPT) - set(needing))
+    assert not stale, f"RLS_EXEMPT names tables that have a policy or no longer need one: {stale}"
+
+
+def test_every_tenant_model_table_has_a_policy(db):
+    """Everything the ORM scopes with TenantManager is scoped in Postgres too: no exemption applies."""
+    from core.tenancy import TenantManager
+
+    tables = {m._meta.db_table for m in apps.get_models() if isinstance(m._default_manager, TenantManager)}
+    assert len(tables) > 30
+    assert tables - tables_with_policy() == set()
+
+
+@pytest.fixture
+def roles(db):
+    """The application role (RLS binds it) and a system role with BYPASSRLS, both NOLOGIN, for one transaction."""
+    with connection.cursor() as cursor:
+        for role, attributes in ((PROBE_ROLE, "NOBYPASSRLS"), (SYSTEM_PROBE_ROLE, "BYPASSRLS")):
+            cursor.execute(
+                f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN {attributes}; "
+                f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {role} {attributes}; END $$"
+            )
+            cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+            cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+    return PROBE_ROLE, SYSTEM_PROBE_ROLE
+
+
+@pytest.fixture
+def every_tenant_table_seeded(db):
+    world = TenantWorld()
+    orgs = OrganizationFactory(), OrganizationFactory()
+    for org in orgs:
+        world.build_all(org)
+    return orgs
+
+
+def _counts(tables) -> dict[str, int]:
+    return {table: fetch(f"SELECT count(*) FROM {table}")[0][0] for table in sorted(tables)}
+
+
+def test_the_application_role_turning_the_old_bypass_on_reads_zero_rows_everywhere(roles, every_tenant_table_seeded):
+    app_role, system_role = roles
+    protected = tables_with_policy()
+    as_owner = _counts(protected)
+    empty_as_owner = sorted(table for table, n in as_owner.items() if n == 0)
+    assert not empty_as_owner, f"seed at least one row in every protected table: {empty_as_owner}"
+
+    fetch(f"SET LOCAL ROLE {app_role}")
+    # Every knob the application role can reach: the old bypass, and an empty tenant scope.
+    fetch("SELECT set_config('app.rls_bypass', 'on', true)")
+    fetch("SET LOCAL app.rls_bypass = 'on'")
+    fetch("SELECT set_config(%s, '', true)", [RLS_SETTING])
+    assert _counts(protected) == dict.fromkeys(protected, 0)
+    fetch("RESET ROLE")
+
+    fetch(f"SET LOCAL ROLE {system_role}")  # the system role reads every organisation's rows
+    assert _counts(protected) == as_owner
+    fetch("RESET ROLE")
+
+
+def test_the_application_role_cannot_reach_the_privileged_path(roles):
+    """Each attempt is an error, never a bypass.
+
+    SET SESSION AUTHORIZATION, not SET ROLE: SET ROLE is checked against the session user, which
+    here would still be the superuser that runs the tests, as it is never in production.
+    """
+    app_role, system_role = roles
+    fetch(f"SET LOCAL SESSION AUTHORIZATION {app_role}")
+    assert fetch("SELECT session_user, current_user")[0] == (app_role, app_role)
+    attempts = [
+        f"SET ROLE {system_role}",  # become the system role
+        f"ALTER ROLE {app_role} BYPASSRLS",  # grant itself the bypass
+        "ALTER TABLE accounts_apikey DISABLE ROW LEVEL SECURITY",  # only the owner may
+        "DROP POLICY tenant_isolation ON accounts_apikey",
+        "ALTER TABLE accounts_apikey NO FORCE ROW LEVEL SECURITY",
+        f"GRANT {system_role} TO {app_role}",
+    ]
+    refused = r"permission denied|must be owner|must be superuser|must have|privilege"
+    for sql in attempts:
+        with pytest.raises(DatabaseError, match=refused), transaction.atomic():
+            fetch(sql)
+    assert fetch("SELECT current_user")[0][0] == app_role
+    assert fetch("SELECT rolbypassrls FROM pg_roles WHERE rolname = current_user")[0][0] is False
+    fetch("SELECT set_config('app.rls_bypass', 'on', true)")
+    assert fetch("SELECT count(*) FROM accounts_apikey")[0][0] == 0
+    fetch("RESET SESSION AUTHORIZATION")
+
+
+def test_orgless_audit_events_are_appended_and_read_but_not_changed_by_the_application_role(roles, two_orgs):
+    from core.audit import Actor, audit_record
+    from core.models import AuditEvent
+
+    app_role, _ = roles
+    org_a, org_b = two_orgs
+    with tenant_context(org_b):
+        theirs = audit_record(actor=Actor.system("rls-test"), action="b.event", organization=org_b)
+    fetch(f"SET LOCAL ROLE {app_role}")
+    # INSERT ... RETURNING needs the new row to be readable too, so org-less rows are (decision 025).
+    event = audit_record(actor=Actor.system("rls-test"), action="account.created")  # no organisation
+    assert fetch("SELECT count(*) FROM security_auditevent WHERE id = %s", [event.pk])[0][0] == 1
+    assert fetch("SELECT count(*) FROM security_auditevent WHERE id = %s", [theirs.pk])[0][0] == 0
+    # No UPDATE or DELETE policy covers org-less rows: the application role cannot rewrite them.
+    assert fetch("UPDATE security_auditevent SET action = 'x' WHERE id = %s RETURNING id", [event.pk]) == []
+    assert fetch("DELETE FROM security_auditevent WHERE id = %s RETURNING id", [event.pk]) == []
+    fetch("SELECT set_config(%s, %s, true)", [RLS_SETTING, str(org_a.pk)])
+    with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+        audit_record(actor=Actor.system("rls-test"), action="forged", organization=org_b)
+    fetch("RESET ROLE")
+    assert AuditEvent.unscoped_objects.get(pk=event.pk).action == "account.created"
+
+
+# --- End to end: the application role on the default connection, the system role on its own ------------
+SYSTEM_ALIAS = "rls_system"
+
+
+class ProductionRoles:
+    """The default connection becomes the application role; a second alias connects as the system role.
+
+    Both are real connections of this process (``assume_role``: SET ROLE at connect), so the code under
+    test runs as it does in production: tenant work bound by row-level security, the allow-listed
+    cross-tenant reads on a connection of their own. Data is committed (transactional test) so the
+    second connection sees it.
+    """
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.default = connections["default"]
+        self.saved_options = dict(self.default.settings_dict.get("OPTIONS", {}))
+
+    def __enter__(self):
+        with self.default.cursor() as cursor:
+            for role, attributes in ((PROBE_ROLE, "NOBYPASSRLS"), (SYSTEM_PROBE_ROLE, "BYPASSRLS")):
+                cursor.execute(
+                    f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN {attributes}; "
+                    f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {role} {attributes}; END $$"
+                )
+                cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+                cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+                cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        system = copy.deepcopy(self.default.settings_dict)
+        system["OPTIONS"] = {**self.saved_options, "assume_role": SYSTEM_PROBE_ROLE}
+        system["ATOMIC_REQUESTS"] = False
+        # Held by the handler but not in its settings: Django's test case allows such a connection.
+        wrapper = load_backend(system["ENGINE"]).DatabaseWrapper(system, SYSTEM_ALIAS)
+        setattr(connections._connections, SYSTEM_ALIAS, wrapper)
+        self._reconnect_default({**self.saved_options, "assume_role": PROBE_ROLE})
+        self.system_configured(True)
+        return self
+
+    def system_configured(self, configured: bool) -> None:
+        """True: SYSTEM_DATABASE_URL set. False: single-role, cross-tenant reads on the application role."""
+        self.settings.TENANCY_SYSTEM_DATABASE = SYSTEM_ALIAS if configured else "default"
+
+    def _reconnect_default(self, options) -> None:
+        self.default.close()
+        self.default.settings_dict["OPTIONS"] = options
+
+    def __exit__(self, *exc):
+        connections[SYSTEM_ALIAS].close()
+        delattr(connections._connections, SYSTEM_ALIAS)
+        self._reconnect_default(self.saved_options)  # the owner again, to flush after the test
+
+
+def current_role(alias="default"):
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT current_user")
+        return cursor.fetchone()[0]
+
+
+def _reencrypt(label: str) -> str:
+    out = io.StringIO()
+    call_command("reencrypt_fields", "--model", label, stdout=out)
+    return out.getvalue()
+
+
+def _invitation_token(org) -> str:
+    from django.core import mail
+
+    from accounts.invitations import invitation_create
+    from accounts.tests.api_support import owner_of
+
+    invitation_create(organization=org, email="joiner@example.com", role="viewer", actor=owner_of(org))
+    return re.search(r"/accounts/invitations/([^/\s]+)/", mail.outbox[-1].body).group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pre_tenant_reads_work_as_the_system_role_and_find_nothing_without_it(settings):
+    from accounts.invitations import InvitationError, invitation_accept, invitation_from_token
+    from accounts.tests.api_support import make_api_key
+    from accounts.tests.factories import UserFactory
+    from core.api.idempotency import purge_expired
+    from core.audit import verify_chain
+    from core.models import AuditEvent, IdempotencyRecord
+    from licensing.tasks import _linked_org_ids
+
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    _key, plaintext = make_api_key(org_a)
+    token = _invitation_token(org_b)
+    _invitation_token(org_a)
+    for org in (org_a, org_b):
+        with tenant_context(org):
+            MicrosoftTenant.objects.update_or_create(
+                organization=org,
+                defaults={
+                    "partner_customer_id": str(uuid.uuid4()),
+                    "relationship_status": MicrosoftTenant.RelationshipStatus.ACTIVE,
+                },
+            )
+    joiner = UserFactory(email="joiner@example.com")
+    for org in (org_a, org_b):
+        with tenant_context(org):
+            IdempotencyRecord.objects.create(
+                organization=org,
+                caller="rls",
+                key=f"k-{org.pk}",
+                fingerprint="f",
+                expires_at=timezone.now() - timedelta(hours=1),
+            )
+    events = AuditEvent.unscoped_objects.count()
+    assert events >= 2
+
+    with ProductionRoles(settings) as roles:
+        assert current_role() == PROBE_ROLE and current_role(SYSTEM_ALIAS) == SYSTEM_PROBE_ROLE
+
+        # Single-role: the application role alone finds nothing before a tenant is known. No bypass.
+        roles.system_configured(False)
+        assert key_client(plaintext).get("/api/v1/organization/").status_code == 401
+        with pytest.raises(InvitationError, match="not valid"):
+            invitation_from_token(token)
+        assert purge_expired() == 0
+
+        # With the system role: the API key decides the tenant, and the request then runs as the application role.
+        roles.system_configured(True)
+        response = key_client(plaintext).get("/api/v1/organization/")
+        assert response.status_code == 200, response.content
+        assert invitation_from_token(token).organization_id == org_b.pk
+        # Found as the system role, then locked and written inside the tenant as the application role.
+        membership = invitation_accept(token=token, user=joiner)
+        assert membership.organization_id == org_b.pk and membership._state.db == "default"
+        assert [str(p) for p in verify_chain() if "checkpoint" not in str(p)] == []
+        assert purge_expired() == 2  # every organisation's expired records, deleted as the system role
+        assert set(_linked_org_ids()) == {org_a.pk, org_b.pk}  # a periodic fan-out reads every organisation
+        # Key rotation re-encrypts every organisation's invitations (B's, and A's below).
+        assert "in 2 row(s)" in _reencrypt("accounts.Invitation")
+        roles.system_configured(False)
+        assert "in 0 row(s)" in _reencrypt("accounts.Invitation")  # the application role alone: nothing
+        assert _linked_org_ids() == []
+
+        # A sweep inside a tenant: the system connection reads, the inner tenant writes as the application
+        # role, and the outer tenant's scope on the default connection is still in force afterwards.
+        roles.system_configured(True)
+        invitations_of = "SELECT organization_id FROM accounts_invitation"
+        with tenant_context(org_a):
+            assert fetch(invitations_of) == [(org_a.pk,)]
+            with unscoped_no_tenant():
+                assert Invitation.unscoped_objects.count() == 2  # A's and B's, as the system role
+                with tenant_context(org_b):
+                    assert fetch(invitations_of) == [(org_b.pk,)]
+            assert fetch(invitations_of) == [(org_a.pk,)]  # A's scope, under RLS, as before
+        assert current_role() == PROBE_ROLE
+
+    assert AuditEvent.unscoped_objects.filter(action="invitation.accepted", organization=org_b).exists()
+    assert not IdempotencyRecord.unscoped_objects.exists()
+    assert AuditEvent.unscoped_objects.count() > events

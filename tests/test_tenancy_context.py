@@ -15,7 +15,6 @@ from accounts.models import ApiKey
 from accounts.tests.api_support import make_api_key
 from accounts.tests.factories import OrganizationFactory
 from core.tenancy import (
-    RLS_BYPASS_SETTING,
     RLS_SETTING,
     TenantContextError,
     current_org_ids,
@@ -126,18 +125,28 @@ def test_unscoped_no_tenant_leaves_the_context_and_restores_it(two_orgs):
     assert current_org_ids() is None
 
 
-def test_rls_sql_names_the_table_both_settings_and_both_clauses():
+def test_rls_sql_names_the_table_and_honours_no_bypass():
     sql = rls_enable_sql("accounts_apikey")
-    assert RLS_SETTING == "app.org_ids" and RLS_BYPASS_SETTING == "app.rls_bypass"
+    assert RLS_SETTING == "app.org_ids"
     assert "ALTER TABLE accounts_apikey ENABLE ROW LEVEL SECURITY;" in sql
     assert "DROP POLICY IF EXISTS tenant_isolation ON accounts_apikey;" in sql
     assert "CREATE POLICY tenant_isolation ON accounts_apikey" in sql
     scope = "((SELECT string_to_array(nullif(current_setting('app.org_ids', true), ''), ','))::uuid[])"
-    bypass = "(SELECT current_setting('app.rls_bypass', true) = 'on')"
-    assert f"USING (organization_id = ANY {scope} OR {bypass})" in sql
-    assert f"WITH CHECK (organization_id = ANY {scope} OR {bypass})" in sql
+    assert f"USING (organization_id = ANY {scope})\n" in sql
+    assert f"WITH CHECK (organization_id = ANY {scope});" in sql
+    # No other setting widens the policy: the application role could set it (decision 025).
+    assert sql.count("current_setting(") == 2 and "rls_bypass" not in sql
+    assert "CREATE POLICY orgless_insert" not in sql
+    orgless = rls_enable_sql("security_auditevent", orgless_rows=True)
+    assert "CREATE POLICY orgless_insert ON security_auditevent FOR INSERT WITH CHECK (organization_id IS NULL);" in (
+        orgless
+    )
+    assert "CREATE POLICY orgless_read ON security_auditevent FOR SELECT USING (organization_id IS NULL);" in orgless
+    assert "FOR UPDATE" not in orgless and "FOR DELETE" not in orgless
     undo = rls_disable_sql("accounts_apikey")
     assert "DROP POLICY IF EXISTS tenant_isolation ON accounts_apikey;" in undo
+    assert "DROP POLICY IF EXISTS orgless_insert ON accounts_apikey;" in undo
+    assert "DROP POLICY IF EXISTS orgless_read ON accounts_apikey;" in undo
     assert "ALTER TABLE accounts_apikey DISABLE ROW LEVEL SECURITY;" in undo
 
 
@@ -155,8 +164,10 @@ def test_postgres_settings_follow_the_context_transaction_locally(two_orgs):
     with tenant_context(org, other):
         assert _setting(RLS_SETTING) == ",".join(sorted([str(org.pk), str(other.pk)]))
         with unscoped_no_tenant():
-            assert _setting(RLS_BYPASS_SETTING) == "on"
-        assert _setting(RLS_BYPASS_SETTING) == ""
+            # Single-role (no SYSTEM_DATABASE_URL): the default connection, with no tenant in scope.
+            assert _setting(RLS_SETTING) == ""
+            assert _setting("app.rls_bypass") == ""  # nothing sets a bypass any more
+        assert _setting(RLS_SETTING) == ",".join(sorted([str(org.pk), str(other.pk)]))
         with tenant_context(other):
             assert _setting(RLS_SETTING) == str(other.pk)
         assert _setting(RLS_SETTING) == ",".join(sorted([str(org.pk), str(other.pk)]))

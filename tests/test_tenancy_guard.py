@@ -32,7 +32,9 @@ ALLOWED_DIRS = (
 )
 
 
-# Outside the kernel, only these functions (file -> function names) may use them.
+# Outside the kernel, only these functions (file -> function names) may use them. On Postgres the reads
+# inside unscoped_no_tenant() run as the system role (BYPASSRLS, SYSTEM_DATABASE_URL), so this list is the
+# whole surface that can read across organisations (docs/decisions/025-rls-without-a-bypass.md).
 ALLOWED_FUNCTIONS = {
     "accounts/invitations.py": {"invitation_from_token", "invitation_accept"},  # the token decides the tenant
     "licensing/provisioning.py": {"operation_sweep", "outbox_backlog"},  # system sweeps: ids and counts only

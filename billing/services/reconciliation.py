@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from billing.models import InvoiceLine, MicrosoftLineItem, ReconciliationFinding, ReconciliationRun
 from core.audit import Actor, audit_record
+from core.tenancy import unscoped_no_tenant
 from licensing.microsoft.client import default_client
 from licensing.models import Subscription
 
@@ -65,8 +66,10 @@ def reconciliation_run(*, actor: Actor, source: str = "unbilled", items=None, no
         pc = default_client().partner_center
         items = pc.iter_unbilled_line_items() if source == "unbilled" else pc.iter_billed_line_items(
             invoice_id=source)
-    subscriptions = dict(Subscription.unscoped_objects.exclude(
-        ms_subscription_id=None).values_list("ms_subscription_id", "organization_id"))
+    # Every customer's subscriptions: read as the system role (docs/decisions/025-rls-without-a-bypass.md).
+    with unscoped_no_tenant():
+        subscriptions = dict(Subscription.unscoped_objects.exclude(
+            ms_subscription_id=None).values_list("ms_subscription_id", "organization_id"))
     closed_before = datetime(now.year, now.month, 1, tzinfo=UTC)
     theirs: dict = defaultdict(_Totals)
     pending, batch, count = Decimal(0), [], 0
@@ -120,11 +123,13 @@ def _ours(ms_ids: set[str], first_day: date, closed_before: datetime) -> dict:
                                                period_start__lt=closed_before)
             .exclude(kind=InvoiceLine.Kind.TAX).exclude(invoice__status="void")
             .values_list("ms_subscription_id", "period_start", "quantity", "amount", "organization_id"))
-    for ms_id, start, quantity, amount, org_id in rows.iterator(chunk_size=BATCH):
-        totals = ours[_key(ms_id, start.astimezone(UTC).date(), amount)]
-        totals.quantity += quantity
-        totals.amount += amount
-        totals.organization_id = org_id
+    # Every customer's invoice lines: read as the system role (docs/decisions/025-rls-without-a-bypass.md).
+    with unscoped_no_tenant():
+        for ms_id, start, quantity, amount, org_id in rows.iterator(chunk_size=BATCH):
+            totals = ours[_key(ms_id, start.astimezone(UTC).date(), amount)]
+            totals.quantity += quantity
+            totals.amount += amount
+            totals.organization_id = org_id
     return ours
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import MicrosoftTenant
 from core.audit import Actor, audit_record
+from core.tenancy import unscoped_no_tenant
 from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import MicrosoftError, NotFound
 from licensing.microsoft.resources import parse_datetime
@@ -54,7 +55,9 @@ def tenant_link_request(*, organization, actor: Actor, user, tenant_id: str, com
                               code="invalid_tenant_id") from None
     tenant = tenant_row(organization)
     require_unlinked(tenant)
-    if MicrosoftTenant.unscoped_objects.filter(tenant_id=tenant_uuid).exclude(pk=tenant.pk).exists():
+    with unscoped_no_tenant():  # other organisations' rows: the system role (docs/decisions/025)
+        taken = MicrosoftTenant.unscoped_objects.filter(tenant_id=tenant_uuid).exclude(pk=tenant.pk).exists()
+    if taken:
         # Auth-style lookup across organisations: a tenant can be linked once; say so without naming the holder.
         raise OnboardingError("This tenant is already linked to another organisation.", code="tenant_taken")
     TenantOnboarding.objects.for_org(organization).filter(status=TenantOnboarding.Status.FAILED).delete()

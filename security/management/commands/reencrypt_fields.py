@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.audit import Actor
 from core.crypto import DecryptionError
 from core.keys import ReencryptBatch, data_key_rotate, encrypted_models, parse_scope, unscoped_manager
+from core.tenancy import unscoped_no_tenant
 
 
 class Command(BaseCommand):
@@ -43,14 +44,17 @@ class Command(BaseCommand):
         for model_class, fields in targets:
             label = model_class._meta.label
             manager = unscoped_manager(model_class)
-            total = manager.count()
+            # Reads span every organisation: as the system role (docs/decisions/025-rls-without-a-bypass.md).
+            with unscoped_no_tenant():
+                total = manager.count()
             seen = 0
             cursor = None
             while True:
                 queryset = manager.order_by("pk")
                 if cursor is not None:
                     queryset = queryset.filter(pk__gt=cursor)
-                batch = list(queryset[:batch_size])
+                with unscoped_no_tenant():
+                    batch = list(queryset[:batch_size])
                 if not batch:
                     break
                 try:
