@@ -5,10 +5,9 @@ URL layout (one host): `/{tenant}/...` Entra ID, `/partnercenter/v1/...` Partner
 `/graph/v1.0/...` Graph, `/blobs/...` export blobs, `/download/...` Microsoft's public files,
 `/_emulator/...` control API."""
 
-import contextlib
+import errno
 import json
 import os
-import socket
 import time
 import uuid
 
@@ -30,6 +29,10 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REDACTED = "***"
 # The Microsoft Graph first-party application id, named in its WWW-Authenticate challenge.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# What the server (msemulator.server) tells the app about the connection a request came on: a
+# callable that ends it without an answer (reset=True: with an RST), and how long it idled.
+CLOSE_KEY = "msemulator.close_connection"
+IDLE_KEY = "msemulator.connection_idle_seconds"
 
 
 def api_of(path: str) -> str:
@@ -59,7 +62,11 @@ def _redact_json(body: str) -> str:
 
 
 class ConnectionDropped(ConnectionAbortedError):
-    """Raised after closing the client socket; werkzeug treats it as a dropped connection."""
+    """Raised after closing or resetting the client socket; the server ignores it as a connection
+    the peer dropped (ECONNABORTED is one of the errors it does not log) and writes nothing."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ECONNABORTED, message)
 
 
 class EmulatorApp:
@@ -103,9 +110,12 @@ class EmulatorApp:
         wait = self.faults.throttle(request.method, request.path)
         if wait is not None:
             return self._fault_response(api, 429, wait)
-        rule = self.faults.pick(request.method, request.path)
+        idle = None if inner or environ is None else environ.get(IDLE_KEY)
+        rule = self.faults.pick(request.method, request.path, idle=idle)
         if rule is None:
             return None
+        if rule.kind == "idle_reset":
+            self._drop(environ, reset=True)
         if rule.kind == "status":
             return self._fault_response(api, rule.status, rule.retry_after)
         if rule.kind == "latency":
@@ -119,12 +129,13 @@ class EmulatorApp:
         return None
 
     @staticmethod
-    def _drop(environ) -> None:
-        sock = environ.get("werkzeug.socket") if environ else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+    def _drop(environ, *, reset: bool = False) -> None:
+        """Close the client's connection without an answer: with a FIN (``drop``, ``hang``), or with
+        an RST (``idle_reset``: a load balancer or front door that forgot an idle flow answers the
+        next packet on it with a reset). The request's bytes arrived; nothing of it was carried out."""
+        close = environ.get(CLOSE_KEY) if environ else None
+        if close is not None:
+            close(reset=reset)
         raise ConnectionDropped("connection dropped by fault injection")
 
     @staticmethod

@@ -88,6 +88,7 @@ def faults(ctx):
                          kind=body.get("kind", "status"), status=int(body.get("status", 503)),
                          retry_after=body.get("retryAfter"), latency_ms=int(body.get("latencyMs", 0)),
                          hang_seconds=float(body.get("hangSeconds", 30)),
+                         idle_seconds=float(body.get("idleSeconds", 0)),
                          times=body.get("times", 1 if body.get("rate") is None else None),
                          rate=body.get("rate"), seed=body.get("seed"))
     except (KeyError, ValueError, TypeError) as exc:
