@@ -24,6 +24,7 @@ from .partner_center import nce
 from .responses import ApiError, entra_error, graph_error, json_response, pc_error
 from .seed import seed
 from .state import State
+from .throttling import Throttle, Throttling
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REDACTED = "***"
@@ -75,6 +76,7 @@ class EmulatorApp:
         self.catalog = load_catalog()
         self.state = State(state_path)
         self.faults = FaultInjector()
+        self.throttling = Throttling(self._tenant_users)
         # Unbound copies: a Rule binds to one Map for good, and a process may run several emulators.
         self.url_map = Map([rule.empty() for rule in identity.ROUTES + partner_center.ROUTES + graph.ROUTES
                             + gdap.ROUTES + control.ROUTES + downloads.ROUTES])
@@ -87,6 +89,9 @@ class EmulatorApp:
         response = self.handle(request, environ=environ)
         return response(environ, start_response)
 
+    def _tenant_users(self, tenant_id: str) -> int:
+        return self.state.row("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ?", (tenant_id,))["n"]
+
     def settle(self, now) -> None:
         with self.state.transaction():
             nce.settle(self.state, self.catalog, now)
@@ -98,6 +103,7 @@ class EmulatorApp:
         if api != "control":
             fault = self._inject(request, api, inner=inner, environ=environ)
             if fault is not None:
+                self._echo_headers(request, fault, api)
                 self._log(request, fault.status_code)
                 return fault
         response = self._route(request, api)
@@ -107,6 +113,9 @@ class EmulatorApp:
         return response
 
     def _inject(self, request: Request, api: str, *, inner: bool, environ) -> Response | None:
+        throttle = self.throttling.check(request, api, self.state.now().timestamp())
+        if throttle is not None:
+            return self._throttled(api, throttle)
         wait = self.faults.throttle(request.method, request.path)
         if wait is not None:
             return self._fault_response(api, 429, wait)
@@ -137,6 +146,17 @@ class EmulatorApp:
         if close is not None:
             close(reset=reset)
         raise ConnectionDropped("connection dropped by fault injection")
+
+    @staticmethod
+    def _throttled(api: str, throttle: Throttle) -> Response:
+        """A modelled limit was reached: Partner Center's or Graph's documented 429."""
+        headers = {"Retry-After": str(throttle.retry_after)}
+        if api == "pc":
+            return json_response({"statusCode": 429, "message": f"Rate limit is exceeded. Try again in "
+                                                                f"{throttle.retry_after} seconds."}, 429, headers)
+        headers.update({"x-ms-throttle-scope": throttle.scope, "x-ms-throttle-information": throttle.information})
+        return graph_error(429, "TooManyRequests", "Too many requests. Please retry after the time in"
+                                                   " Retry-After.", headers=headers).response
 
     @staticmethod
     def _fault_response(api: str, status: int, retry_after: int | None) -> Response:
@@ -184,7 +204,7 @@ class EmulatorApp:
                 ctx = Context(state=self.state, catalog=self.catalog, partner=self.partner,
                               faults=self.faults, request=request, now=self.state.now(),
                               base_url=request.host_url.rstrip("/"), settle=self.settle,
-                              dispatch=self.handle)
+                              dispatch=self.handle, throttling=self.throttling)
                 if api in ("pc", "graph"):
                     ctx.claims = self._authenticate(ctx, api)
                 response = endpoint(ctx, **args)
