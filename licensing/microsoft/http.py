@@ -9,7 +9,7 @@ never tokens, bodies, query strings or e-mail addresses.
 
 A request that failed without an answer (timeout, connection reset or closed, as a stale pooled
 keep-alive connection does) is sent again only when that is safe: when no byte of it can have
-reached the server (the connection was never made), when its method is idempotent (RFC 9110
+reached the server (the TCP connection was never made), when its method is idempotent (RFC 9110
 §9.2.2), or when the server de-duplicates it by its ``MS-RequestId`` (Partner Center; the caller
 says so with ``replay_safe``). Anything else, a Graph POST say, raises ``OutcomeUnknown`` at once:
 the caller must look before trying again. This is the rule Go's and Python's standard clients
@@ -232,8 +232,9 @@ def _reason(exc: requests.RequestException) -> BaseException | None:
 
 
 def never_sent(exc: requests.RequestException) -> bool:
-    """The request cannot have reached the server: connecting (DNS, TCP or TLS handshake) failed."""
-    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+    """The request cannot have reached the server: connecting (DNS or TCP) failed. A TLS error is not
+    counted: a reset pooled connection can surface as one after the request was written."""
+    if isinstance(exc, requests.ConnectTimeout):
         return True
     return isinstance(_reason(exc), (NewConnectionError, NameResolutionError))
 
