@@ -45,6 +45,7 @@ BASE_SEATS = 250  # Business Premium allows at most 300
 def _prepare(emulator: Emulator) -> dict:
     control = emulator.control()
     control.lift_sandbox_limits()
+    control.without_throttling()
     premium = control.subscription(FABRIKAM, "CFQ7TTC0LCHC")
     control.set_quantity(FABRIKAM, premium, BASE_SEATS)
     graph_token = control.token(FABRIKAM, GRAPH_SCOPE)

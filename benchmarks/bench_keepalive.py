@@ -55,6 +55,7 @@ def run(ctx: Context) -> list[Result]:
     calls = scaled(CALLS, minimum=40)
     results = []
     with quiet_logs(), emulator_process() as emulator, portal_pointed_at(emulator):
+        emulator.control().without_throttling()
         for threads in (1, THREADS):
             kept, closed = [], []
             for _ in range(3):  # interleaved, so drift affects both alike
