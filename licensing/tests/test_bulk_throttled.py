@@ -50,17 +50,24 @@ def test_a_bulk_job_under_the_modelled_write_quota_finishes_once_per_user(
     emulator.update_settings(sandboxLimits=False)
     ms = make_client()
     seats = 20 + USERS  # 20 already assigned in the seeded tenant
-    subscription = next(s for s in ms.partner_center.iter_subscriptions(customer_id=FABRIKAM)
-                        if s.offer_id.startswith(PREMIUM_OFFER) and s.status == "active")
-    ms.partner_center.set_quantity(customer_id=FABRIKAM, subscription_id=subscription.id, quantity=seats,
-                                   request_id=str(uuid.uuid4()))
+    subscription = next(
+        s
+        for s in ms.partner_center.iter_subscriptions(customer_id=FABRIKAM)
+        if s.offer_id.startswith(PREMIUM_OFFER) and s.status == "active"
+    )
+    ms.partner_center.set_quantity(
+        customer_id=FABRIKAM, subscription_id=subscription.id, quantity=seats, request_id=str(uuid.uuid4())
+    )
     run_sync(linked_org)
     pool = premium(linked_org)
     users = unlicensed_users(linked_org, pool, count=USERS)
     assert len(users) == USERS
 
-    response = emulator.session.patch(emulator._url("/throttling"), timeout=10,
-                                      json={"graph": {"writes": WRITES_PER_WINDOW, "writeWindowSeconds": 30}})
+    response = emulator.session.patch(
+        emulator._url("/throttling"),
+        timeout=10,
+        json={"graph": {"writes": WRITES_PER_WINDOW, "writeWindowSeconds": 30}},
+    )
     response.raise_for_status()
     sleep = EmulatorTimeSleep(emulator)
     throttled_client = make_client(sleep=sleep)
@@ -68,14 +75,18 @@ def test_a_bulk_job_under_the_modelled_write_quota_finishes_once_per_user(
     emulator.clear_requests_log()
 
     with tenant_context(linked_org):
-        job = bulk_services.bulk_preview_selection(organization=linked_org, sku=pool,
-                                                   action=BulkJob.Action.ASSIGN, users=users, actor=SYSTEM)
+        job = bulk_services.bulk_preview_selection(
+            organization=linked_org, sku=pool, action=BulkJob.Action.ASSIGN, users=users, actor=SYSTEM
+        )
     with tenant_context(linked_org):
         bulk_services.bulk_job_confirm(organization=linked_org, job=job, actor=SYSTEM)
     with tenant_context(linked_org):
         job = BulkJob.objects.for_org(linked_org).get(pk=job.pk)
-        assigned = LicenseAssignment.objects.for_org(linked_org).filter(
-            bulk_job=job, state=LicenseAssignment.State.ASSIGNED).count()
+        assigned = (
+            LicenseAssignment.objects.for_org(linked_org)
+            .filter(bulk_job=job, state=LicenseAssignment.State.ASSIGNED)
+            .count()
+        )
         free = seats_free(linked_org, pool)
 
     assert job.status == BulkJob.Status.COMPLETED, job.status

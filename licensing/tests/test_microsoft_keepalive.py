@@ -49,7 +49,8 @@ def test_a_partner_center_write_is_sent_again_with_its_request_id_and_carried_ou
     request_id = str(uuid.uuid4())
 
     cart = ms.partner_center.create_cart(
-        customer_id=customer.id, request_id=request_id,
+        customer_id=customer.id,
+        request_id=request_id,
         lines=[CartLine(availability.catalog_item_id, 1, "P1M", "monthly")],
     )
     assert cart.id and fault_hits(emulator, rule) == 1
@@ -66,8 +67,12 @@ def test_a_graph_post_that_got_no_answer_is_not_sent_again(ms, emulator, sleeps)
 
     with pytest.raises(errors.OutcomeUnknown) as caught:
         ms.graph.create_user(
-            organization=organization, tenant_id=FABRIKAM, request_id=str(uuid.uuid4()),
-            display_name="Late Answer", mail_nickname="late.answer", user_principal_name=upn,
+            organization=organization,
+            tenant_id=FABRIKAM,
+            request_id=str(uuid.uuid4()),
+            display_name="Late Answer",
+            mail_nickname="late.answer",
+            user_principal_name=upn,
             password="Correct-Horse-Battery-9!",
         )
     assert caught.value.retryable  # the caller may try again, after looking
