@@ -152,6 +152,7 @@ class Throttling:
         return self.as_dict()
 
     def _size(self, tenant_id: str, now: float) -> str:
+        """S, M or L by the tenant's users, counted at most once a minute (a race counts twice, harmlessly)."""
         cached = self._sizes.get(tenant_id)
         if cached is None or now - cached[0] > 60:
             users = self._tenant_users(tenant_id)
@@ -177,8 +178,10 @@ class Throttling:
             return None  # each inner request is charged on its own
         g = self.config["graph"]
         write = request.method in WRITES
+        # Read outside the lock: a $batch's inner requests are checked while their envelope holds the
+        # state's lock, so taking the state's lock under ours could deadlock with another request.
+        size = self._size(tenant, now)
         with self._lock:
-            size = self._size(tenant, now)
             budgets = [((tenant, app, "ru"), g["resourceUnitWindowSeconds"], g["resourceUnits"][size],
                         graph_cost(request.method, path, request.args), "Tenant_Application", "ResourceUnit")]
             if write:
