@@ -12,8 +12,8 @@ keep-alive connection does) is sent again only when that is safe: when no byte o
 reached the server (the TCP connection was never made), when its method is idempotent (RFC 9110
 §9.2.2), or when the server de-duplicates it by its ``MS-RequestId`` (Partner Center; the caller
 says so with ``replay_safe``). Anything else, a Graph POST say, raises ``OutcomeUnknown`` at once:
-the caller must look before trying again. This is the rule Go's and Python's standard clients
-apply to reused connections (docs/decisions/020).
+the caller must look before trying again. This is the rule of Go's net/http for reused connections
+and of urllib3's default Retry (docs/decisions/020).
 """
 
 from __future__ import annotations
