@@ -60,6 +60,7 @@ def run(ctx: Context) -> list[Result]:
     with quiet_logs(), emulator_process() as emulator, portal_pointed_at(emulator):
         control = emulator.control()
         control.lift_sandbox_limits()
+        control.without_throttling()
         # About 10 % of generated users have no usage location and cannot be licensed.
         control.add_users(FABRIKAM, int(count * 1.15))
         buy(control, FABRIKAM, SPE_E3[0], count)

@@ -87,6 +87,7 @@ def run(ctx: Context) -> list[Result]:
     with quiet_logs(), emulator_process() as emulator, portal_pointed_at(emulator):
         control = emulator.control()
         control.lift_sandbox_limits()
+        control.without_throttling()
         sync_directory(linked_organization("bench-sync-warmup"))  # keys, caches, imports: not the sync's cost
         total = _grow_to(control, small, SEEDED)
         _, small_sync, small_time = _timed_sync("bench-sync-small")

@@ -1,12 +1,10 @@
-"""python -m msemulator --port 8443 --state var/msemulator.sqlite3 [--http]"""
+"""python -m msemulator --port 8443 --state var/msemulator.sqlite3 [--http] [--keepalive-timeout 30]"""
 
 import argparse
 import os
 
-from werkzeug.serving import run_simple
-
 from .app import EmulatorApp
-from .server import RequestHandler
+from .server import KEEPALIVE_TIMEOUT, WORKER_THREADS, make_server
 from .tls import ensure_certificates
 
 
@@ -19,18 +17,22 @@ def main() -> None:
     parser.add_argument("--cert-dir", help="where the local CA and server certificate live "
                                            "(default: next to the state file)")
     parser.add_argument("--http", action="store_true", help="serve plain HTTP instead of HTTPS")
+    parser.add_argument("--keepalive-timeout", type=float, default=KEEPALIVE_TIMEOUT,
+                        help="seconds an idle keep-alive connection is kept open")
+    parser.add_argument("--threads", type=int, default=WORKER_THREADS, help="worker threads (requests in flight)")
     args = parser.parse_args()
     app = EmulatorApp(args.state)
-    ssl_context = None
+    paths = None
     scheme = "http"
     if not args.http:
         paths = ensure_certificates(args.cert_dir or os.path.dirname(os.path.abspath(args.state)))
-        ssl_context = (paths.cert, paths.key)
         scheme = "https"
         print(f"msemulator CA bundle: {paths.ca}")
-    print(f"msemulator serving {scheme}://{args.host}:{args.port} "
-          f"(partner tenant {app.partner.tenant_id}, client id {app.partner.client_id})")
-    run_simple(args.host, args.port, app, threaded=True, request_handler=RequestHandler, ssl_context=ssl_context)
+    server = make_server(app, args.host, args.port, paths, keepalive_timeout=args.keepalive_timeout,
+                         threads=args.threads)
+    print(f"msemulator serving {scheme}://{args.host}:{args.port} with keep-alive "
+          f"(partner tenant {app.partner.tenant_id}, client id {app.partner.client_id})", flush=True)
+    server.safe_start()  # serves until Ctrl-C or SIGTERM
 
 
 if __name__ == "__main__":

@@ -5,10 +5,9 @@ URL layout (one host): `/{tenant}/...` Entra ID, `/partnercenter/v1/...` Partner
 `/graph/v1.0/...` Graph, `/blobs/...` export blobs, `/download/...` Microsoft's public files,
 `/_emulator/...` control API."""
 
-import contextlib
+import errno
 import json
 import os
-import socket
 import time
 import uuid
 
@@ -25,11 +24,16 @@ from .partner_center import nce
 from .responses import ApiError, entra_error, graph_error, json_response, pc_error
 from .seed import seed
 from .state import State
+from .throttling import Throttle, Throttling
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REDACTED = "***"
 # The Microsoft Graph first-party application id, named in its WWW-Authenticate challenge.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# What the server (msemulator.server) tells the app about the connection a request came on: a
+# callable that ends it without an answer (reset=True: with an RST), and how long it idled.
+CLOSE_KEY = "msemulator.close_connection"
+IDLE_KEY = "msemulator.connection_idle_seconds"
 
 
 def api_of(path: str) -> str:
@@ -59,7 +63,11 @@ def _redact_json(body: str) -> str:
 
 
 class ConnectionDropped(ConnectionAbortedError):
-    """Raised after closing the client socket; werkzeug treats it as a dropped connection."""
+    """Raised after closing or resetting the client socket; the server ignores it as a connection
+    the peer dropped (ECONNABORTED is one of the errors it does not log) and writes nothing."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ECONNABORTED, message)
 
 
 class EmulatorApp:
@@ -68,6 +76,7 @@ class EmulatorApp:
         self.catalog = load_catalog()
         self.state = State(state_path)
         self.faults = FaultInjector()
+        self.throttling = Throttling(self._tenant_users)
         # Unbound copies: a Rule binds to one Map for good, and a process may run several emulators.
         self.url_map = Map([rule.empty() for rule in identity.ROUTES + partner_center.ROUTES + graph.ROUTES
                             + gdap.ROUTES + control.ROUTES + downloads.ROUTES])
@@ -80,6 +89,9 @@ class EmulatorApp:
         response = self.handle(request, environ=environ)
         return response(environ, start_response)
 
+    def _tenant_users(self, tenant_id: str) -> int:
+        return self.state.row("SELECT COUNT(*) AS n FROM users WHERE tenant_id = ?", (tenant_id,))["n"]
+
     def settle(self, now) -> None:
         with self.state.transaction():
             nce.settle(self.state, self.catalog, now)
@@ -91,6 +103,7 @@ class EmulatorApp:
         if api != "control":
             fault = self._inject(request, api, inner=inner, environ=environ)
             if fault is not None:
+                self._echo_headers(request, fault, api)
                 self._log(request, fault.status_code)
                 return fault
         response = self._route(request, api)
@@ -100,12 +113,18 @@ class EmulatorApp:
         return response
 
     def _inject(self, request: Request, api: str, *, inner: bool, environ) -> Response | None:
+        throttle = self.throttling.check(request, api, self.state.now().timestamp())
+        if throttle is not None:
+            return self._throttled(api, throttle)
         wait = self.faults.throttle(request.method, request.path)
         if wait is not None:
             return self._fault_response(api, 429, wait)
-        rule = self.faults.pick(request.method, request.path)
+        idle = None if inner or environ is None else environ.get(IDLE_KEY)
+        rule = self.faults.pick(request.method, request.path, idle=idle)
         if rule is None:
             return None
+        if rule.kind == "idle_reset":
+            self._drop(environ, reset=True)
         if rule.kind == "status":
             return self._fault_response(api, rule.status, rule.retry_after)
         if rule.kind == "latency":
@@ -119,13 +138,25 @@ class EmulatorApp:
         return None
 
     @staticmethod
-    def _drop(environ) -> None:
-        sock = environ.get("werkzeug.socket") if environ else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+    def _drop(environ, *, reset: bool = False) -> None:
+        """Close the client's connection without an answer: with a FIN (``drop``, ``hang``), or with
+        an RST (``idle_reset``: a load balancer or front door that forgot an idle flow answers the
+        next packet on it with a reset). The request's bytes arrived; nothing of it was carried out."""
+        close = environ.get(CLOSE_KEY) if environ else None
+        if close is not None:
+            close(reset=reset)
         raise ConnectionDropped("connection dropped by fault injection")
+
+    @staticmethod
+    def _throttled(api: str, throttle: Throttle) -> Response:
+        """A modelled limit was reached: Partner Center's or Graph's documented 429."""
+        headers = {"Retry-After": str(throttle.retry_after)}
+        if api == "pc":
+            return json_response({"statusCode": 429, "message": f"Rate limit is exceeded. Try again in "
+                                                                f"{throttle.retry_after} seconds."}, 429, headers)
+        headers.update({"x-ms-throttle-scope": throttle.scope, "x-ms-throttle-information": throttle.information})
+        return graph_error(429, "TooManyRequests", "Too many requests. Please retry after the time in"
+                                                   " Retry-After.", headers=headers).response
 
     @staticmethod
     def _fault_response(api: str, status: int, retry_after: int | None) -> Response:
@@ -173,7 +204,7 @@ class EmulatorApp:
                 ctx = Context(state=self.state, catalog=self.catalog, partner=self.partner,
                               faults=self.faults, request=request, now=self.state.now(),
                               base_url=request.host_url.rstrip("/"), settle=self.settle,
-                              dispatch=self.handle)
+                              dispatch=self.handle, throttling=self.throttling)
                 if api in ("pc", "graph"):
                     ctx.claims = self._authenticate(ctx, api)
                 response = endpoint(ctx, **args)

@@ -11,6 +11,7 @@ from .catalog import Catalog
 from .config import PartnerConfig
 from .faults import FaultInjector
 from .state import State
+from .throttling import Throttling
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Context:
     base_url: str
     settle: Callable[[datetime], None]
     dispatch: Callable[..., Response]
+    throttling: Throttling | None = None
     claims: dict | None = None
 
     @cached_property

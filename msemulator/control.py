@@ -1,4 +1,5 @@
-"""Control API under /_emulator (not a Microsoft API): clock, faults, rate limits, request log,
+"""Control API under /_emulator (not a Microsoft API): clock, faults, rate limits, Microsoft's
+modelled throttling, request log,
 reset, settings, GDAP approval, bulk users, password checks, refresh tokens, fraud events, billing period
 close.
 
@@ -47,6 +48,7 @@ def info(ctx):
 def reset(ctx):
     body = _body(ctx)
     ctx.faults.clear()
+    ctx.throttling.reset()
     ctx.state.reset()
     if body.get("seed", True):
         seed(ctx.state, ctx.catalog, ctx.partner)
@@ -88,11 +90,22 @@ def faults(ctx):
                          kind=body.get("kind", "status"), status=int(body.get("status", 503)),
                          retry_after=body.get("retryAfter"), latency_ms=int(body.get("latencyMs", 0)),
                          hang_seconds=float(body.get("hangSeconds", 30)),
+                         idle_seconds=float(body.get("idleSeconds", 0)),
                          times=body.get("times", 1 if body.get("rate") is None else None),
                          rate=body.get("rate"), seed=body.get("seed"))
     except (KeyError, ValueError, TypeError) as exc:
         raise _error(400, f"invalid fault: {exc}") from None
     return json_response(ctx.faults.add_rule(rule).as_dict(), 201)
+
+
+def throttling(ctx):
+    """Microsoft's modelled limits (msemulator/throttling.py): GET them, PATCH figures or `enabled`."""
+    if ctx.request.method == "PATCH":
+        try:
+            return json_response(ctx.throttling.configure(_body(ctx)))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise _error(400, f"unknown or invalid throttling settings: {exc}") from None
+    return json_response(ctx.throttling.as_dict())
 
 
 def rate_limits(ctx):
@@ -226,6 +239,7 @@ ROUTES = [
     Rule(f"{C}/settings", endpoint=settings, methods=["GET", "PATCH"]),
     Rule(f"{C}/faults", endpoint=faults, methods=["GET", "POST", "DELETE"]),
     Rule(f"{C}/ratelimits", endpoint=rate_limits, methods=["POST"]),
+    Rule(f"{C}/throttling", endpoint=throttling, methods=["GET", "PATCH"]),
     Rule(f"{C}/requests", endpoint=requests_log, methods=["GET", "DELETE"]),
     Rule(f"{C}/gdap/<relationship_id>/approve", endpoint=approve_gdap, methods=["POST"]),
     Rule(f"{C}/tenants/<tenant_id>/users", endpoint=bulk_users, methods=["POST"]),

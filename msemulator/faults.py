@@ -8,7 +8,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-KINDS = ("status", "latency", "drop", "hang")
+# idle_reset: the connection is reset (RST, no answer) when a request arrives on a kept-alive
+# connection that idled at least `idle_seconds` since its previous response, as an Azure load
+# balancer or front door does once its idle timeout has forgotten the flow. A request on a new
+# connection never matches it.
+KINDS = ("status", "latency", "drop", "hang", "idle_reset")
 
 
 @dataclass
@@ -20,6 +24,7 @@ class FaultRule:
     retry_after: int | None = None
     latency_ms: int = 0
     hang_seconds: float = 30.0
+    idle_seconds: float = 0.0
     times: int | None = 1
     rate: float | None = None
     seed: int | None = None
@@ -37,8 +42,8 @@ class FaultRule:
     def as_dict(self) -> dict:
         return {"id": self.id, "pattern": self.pattern, "method": self.method, "kind": self.kind,
                 "status": self.status, "retryAfter": self.retry_after, "latencyMs": self.latency_ms,
-                "hangSeconds": self.hang_seconds, "times": self.times, "rate": self.rate,
-                "seed": self.seed, "hits": self.hits}
+                "hangSeconds": self.hang_seconds, "idleSeconds": self.idle_seconds, "times": self.times,
+                "rate": self.rate, "seed": self.seed, "hits": self.hits}
 
 
 @dataclass
@@ -76,11 +81,14 @@ class FaultInjector:
             self.rules.clear()
             self.limits.clear()
 
-    def pick(self, method: str, path: str) -> FaultRule | None:
-        """The first matching rule that fires for this call (consumes one of its `times`)."""
+    def pick(self, method: str, path: str, idle: float | None = None) -> FaultRule | None:
+        """The first matching rule that fires for this call (consumes one of its `times`). ``idle``
+        is how long the call's connection idled before it (None: a new connection)."""
         with self._lock:
             for rule in self.rules:
                 if not rule.matches(method, path):
+                    continue
+                if rule.kind == "idle_reset" and (idle is None or idle < rule.idle_seconds):
                     continue
                 if rule.rate is not None and rule._rng.random() >= rule.rate:
                     continue

@@ -14,6 +14,10 @@ from .http import MicrosoftHttp
 
 
 class ApiBase:
+    # Whether the API de-duplicates writes by MS-RequestId, so that a write that got no answer may
+    # be sent again with the same id (see http.py). Reads are always safe to send again.
+    dedupes_writes_by_request_id = False
+
     def __init__(self, *, http: MicrosoftHttp, base_url: str):
         self.http = http
         self.base_url = base_url.rstrip("/")
@@ -45,4 +49,5 @@ class ApiBase:
             headers=headers,
             request_id=request_id,
             stream=stream,
+            replay_safe=True if self.dedupes_writes_by_request_id else None,
         )

@@ -116,6 +116,12 @@ class TransientFailure(MicrosoftError):
     retryable = True
 
 
+class OutcomeUnknown(TransientFailure):
+    """No answer to a request that is not safe to send twice (a Graph POST on a connection that was
+    reset or timed out): Microsoft may or may not have carried it out. It was not sent again; look
+    at the resource before trying again."""
+
+
 # Partner Center numeric codes -> class (reference §2.12).
 PC_CODES: dict[str, type[MicrosoftError]] = {
     **dict.fromkeys(["800090", "900214", "900257"], SeatDecreaseNotAllowed),

@@ -6,6 +6,14 @@ redelivered task replays the first response instead of buying twice. Retries cov
 timeouts and connection errors, with exponential backoff and full jitter, and never sooner than
 the server's ``Retry-After``. Log lines carry method, path, status, duration and the two ids:
 never tokens, bodies, query strings or e-mail addresses.
+
+A request that failed without an answer (timeout, connection reset or closed, as a stale pooled
+keep-alive connection does) is sent again only when that is safe: when no byte of it can have
+reached the server (the TCP connection was never made), when its method is idempotent (RFC 9110
+§9.2.2), or when the server de-duplicates it by its ``MS-RequestId`` (Partner Center; the caller
+says so with ``replay_safe``). Anything else, a Graph POST say, raises ``OutcomeUnknown`` at once:
+the caller must look before trying again. This is the rule of Go's net/http for reused connections
+and of urllib3's default Retry (docs/decisions/020).
 """
 
 from __future__ import annotations
@@ -21,14 +29,16 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NameResolutionError, NewConnectionError, ProtocolError
 
 from core.metrics import MICROSOFT_SECONDS, MICROSOFT_THROTTLED, status_class
 
-from .errors import MicrosoftError, TransientFailure, error_from_response, parse_retry_after
+from .errors import MicrosoftError, OutcomeUnknown, TransientFailure, error_from_response, parse_retry_after
 
 logger = logging.getLogger("licensing.microsoft.http")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 CONNECT_TIMEOUT_CAP = 5.0
 
 
@@ -112,13 +122,17 @@ class MicrosoftHttp:
         request_id: str | None = None,
         correlation_id: str | None = None,
         stream: bool = False,
+        replay_safe: bool | None = None,
     ) -> requests.Response:
         """Perform one logical operation; return the successful response or raise a MicrosoftError.
 
         ``request_id`` must be supplied by callers of writes, stored with the operation, so that a
         task redelivered after a crash reuses it. ``token`` is called before every attempt (msal serves
-        it from cache) so a long backoff never sends an expired token.
+        it from cache) so a long backoff never sends an expired token. ``replay_safe`` says whether a
+        request that got no answer may be sent again (default: its method is idempotent).
         """
+        if replay_safe is None:
+            replay_safe = method.upper() in IDEMPOTENT_METHODS
         request_id = request_id or str(uuid.uuid4())
         correlation_id = correlation_id or str(uuid.uuid4())
         path = loggable_path(url)
@@ -141,12 +155,21 @@ class MicrosoftHttp:
             except (requests.Timeout, requests.ConnectionError) as exc:
                 kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
                 self._log(method, path, kind, started, attempt, request_id, correlation_id)
+                if not (replay_safe or never_sent(exc)):
+                    raise OutcomeUnknown(
+                        f"{kind.replace('_', ' ')} calling Microsoft; the request may have been carried out"
+                        " and was not sent again",
+                        request_id=request_id,
+                        correlation_id=correlation_id,
+                    ) from exc
                 last_error = TransientFailure(
                     f"{kind.replace('_', ' ')} calling Microsoft",
                     request_id=request_id,
                     correlation_id=correlation_id,
                 )
-                delay = self.backoff(attempt)
+                # A pooled connection the server had closed fails at once and says nothing about the
+                # server: the pool opens a new one, so the first such failure is retried without waiting.
+                delay = 0.0 if attempt == 1 and stale_connection(exc) else self.backoff(attempt)
             else:
                 self._log(method, path, response.status_code, started, attempt, request_id, correlation_id)
                 if response.status_code < 400:
@@ -201,6 +224,24 @@ class MicrosoftHttp:
                 "ms_correlation_id": correlation_id,
             },
         )
+
+
+def _reason(exc: requests.RequestException) -> BaseException | None:
+    inner = exc.args[0] if exc.args else None
+    return getattr(inner, "reason", inner)
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """The request cannot have reached the server: connecting (DNS or TCP) failed. A TLS error is not
+    counted: a reset pooled connection can surface as one after the request was written."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    return isinstance(_reason(exc), (NewConnectionError, NameResolutionError))
+
+
+def stale_connection(exc: requests.RequestException) -> bool:
+    """The connection ended without an answer (closed or reset by the peer), as a stale one does."""
+    return isinstance(exc, requests.ConnectionError) and isinstance(_reason(exc), ProtocolError)
 
 
 def _json_or_none(response: requests.Response):

@@ -42,6 +42,9 @@ MCA = "MicrosoftCustomerAgreement"
 
 
 class PartnerCenter(ApiBase):
+    # Partner Center answers a repeated MS-RequestId with the first request's outcome.
+    dedupes_writes_by_request_id = True
+
     def __init__(
         self,
         *,

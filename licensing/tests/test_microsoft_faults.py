@@ -122,7 +122,7 @@ def test_logs_carry_ids_but_no_tokens_secrets_or_personal_data(ms, emulator, cap
     ms.graph.get_user(tenant_id=customer.id, user_key=f"admin@{customer.domain}", organization=organization)
     token = ms.tokens.app_token(tenant_id=settings.MS_PARTNER_TENANT_ID, scope=PC_SCOPE)
 
-    # The in-thread emulator's own access log (werkzeug) is a separate program's; judge the portal's records.
+    # The in-thread emulator's own logs are a separate program's; judge the portal's records.
     portal = [r for r in caplog.records if not r.name.startswith("werkzeug")]
     text = "\n".join(r.getMessage() for r in portal)
     assert token not in text and token.split(".")[2] not in text

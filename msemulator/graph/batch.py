@@ -51,7 +51,8 @@ def batch(ctx):
         statuses[item_id] = response.status_code
         entry = {"id": item_id, "status": response.status_code,
                  "headers": {k: v for k, v in response.headers.items()
-                             if k.lower() in ("content-type", "retry-after", "location")}}
+                             if k.lower() in ("content-type", "retry-after", "location", "x-ms-throttle-scope",
+                                            "x-ms-throttle-information")}}
         if data:
             entry["body"] = (json.loads(data) if response.mimetype == "application/json"
                              else data.decode())
