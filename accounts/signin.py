@@ -25,12 +25,15 @@ from core.requestid import get_client_ip
 from .models import EMAIL_INDEX, User, UserSession
 from .reauth import mark_mfa_verified
 
-DEVICE_COOKIE = "clp_device"
+DEVICE_COOKIE = "clp_device"  # sent as settings.COOKIE_NAME_PREFIX + this ("__Host-" over HTTPS)
 DEVICE_COOKIE_SALT = "accounts.device-cookie"
 DEVICE_COOKIE_MAX_AGE = 60 * 60 * 24 * 400
 USER_AGENT_MAX = 300
 LAST_SEEN_INTERVAL_SECONDS = 300
 _LAST_SEEN_SESSION_KEY = "session_seen_at"
+# The session's sign-in time and last request, for its absolute and idle limits (SessionLifetimeMiddleware).
+SESSION_STARTED_KEY = "session_started_at"
+SESSION_ACTIVE_KEY = "session_active_at"
 
 
 def axes_username(request, credentials) -> str:
@@ -48,7 +51,9 @@ def device_id(request) -> str:
     existing = getattr(request, "_clp_device_id", None)
     if existing:
         return existing
-    value = request.get_signed_cookie(DEVICE_COOKIE, default="", salt=DEVICE_COOKIE_SALT, max_age=DEVICE_COOKIE_MAX_AGE)
+    value = request.get_signed_cookie(
+        settings.COOKIE_NAME_PREFIX + DEVICE_COOKIE, default="", salt=DEVICE_COOKIE_SALT, max_age=DEVICE_COOKIE_MAX_AGE
+    )
     if not value or len(value) > 64:
         value = secrets.token_hex(16)
         request._clp_device_cookie_new = True
@@ -59,7 +64,7 @@ def device_id(request) -> str:
 def set_device_cookie(request, response):
     if getattr(request, "_clp_device_cookie_new", False):
         response.set_signed_cookie(
-            DEVICE_COOKIE,
+            settings.COOKIE_NAME_PREFIX + DEVICE_COOKIE,
             request._clp_device_id,
             salt=DEVICE_COOKIE_SALT,
             max_age=DEVICE_COOKIE_MAX_AGE,
@@ -138,7 +143,10 @@ def user_session_track(*, request, user: User) -> UserSession:
     )
     tracked.full_clean()
     tracked.save()
-    request.session[_LAST_SEEN_SESSION_KEY] = int(timezone.now().timestamp())
+    now = int(timezone.now().timestamp())
+    request.session[_LAST_SEEN_SESSION_KEY] = now
+    request.session[SESSION_STARTED_KEY] = now
+    request.session[SESSION_ACTIVE_KEY] = now
     return tracked
 
 
