@@ -49,6 +49,9 @@ DEV_MASTER_KEYS = f"dev1:{_dev_key('master')}"
 FIELD_ENCRYPTION_MASTER_KEYS = os.environ.get("FIELD_ENCRYPTION_MASTER_KEYS", DEV_MASTER_KEYS)
 BLIND_INDEX_KEY = os.environ.get("BLIND_INDEX_KEY", _dev_key("blind-index"))
 AUDIT_HMAC_KEY = os.environ.get("AUDIT_HMAC_KEY", _dev_key("audit"))
+# Only during a rotation of AUDIT_HMAC_KEY: the retiring key, accepted by verification until
+# `manage.py rotate_audit_key` has re-chained the log under the new one (docs/decisions/027-hardening.md).
+AUDIT_HMAC_PREVIOUS_KEY = os.environ.get("AUDIT_HMAC_PREVIOUS_KEY", "")
 # Signed audit-head checkpoints, appended after each commit (core/audit_anchor.py). In production: a file on
 # a volume of its own that the database role cannot reach, ideally append-only (chattr +a).
 AUDIT_CHECKPOINT_PATH = Path(os.environ.get("AUDIT_CHECKPOINT_PATH", VAR_DIR / "audit" / "checkpoints.jsonl"))
