@@ -13,6 +13,7 @@ from importlib import import_module
 from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django_otp import login as otp_login
@@ -77,6 +78,29 @@ def set_device_cookie(request, response):
 
 def _user_agent(request) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_MAX]
+
+
+# Wrong current passwords typed into the password change form, per user. Like the sign-in lockout, the
+# limit is checked before the form hashes anything: a stolen session cannot turn the form into a
+# password-guessing or Argon2-burning machine.
+_PASSWORD_CHECK_FAILURES = "accounts:password-check-failures:{}"
+
+
+def password_check_locked(user: User) -> bool:
+    return cache.get(_PASSWORD_CHECK_FAILURES.format(user.pk), 0) >= settings.AXES_FAILURE_LIMIT
+
+
+def password_check_failed(user: User) -> None:
+    key = _PASSWORD_CHECK_FAILURES.format(user.pk)
+    cache.add(key, 0, timeout=int(settings.AXES_COOLOFF_TIME * 3600))
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr: this failure starts a new window
+        cache.set(key, 1, timeout=int(settings.AXES_COOLOFF_TIME * 3600))
+
+
+def password_check_reset(user: User) -> None:
+    cache.delete(_PASSWORD_CHECK_FAILURES.format(user.pk))
 
 
 def sign_in_event_record(

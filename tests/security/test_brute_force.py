@@ -2,7 +2,8 @@
 
 An Argon2 verification costs about 100 MiB and 95 ms, so a locked-out account or address must cost the
 server nothing: django-axes' backend runs first (settings.AUTHENTICATION_BACKENDS) and refuses before
-ModelBackend hashes. The lockout itself (per account across addresses, per address across accounts,
+ModelBackend hashes; the password change form has its own limit on wrong current passwords. The
+lockout itself (per account across addresses, per address across accounts,
 a spoofed X-Forwarded-For not resetting it) is tested in accounts/tests/test_login.py; the staff
 admin's sign-in in accounts/tests/test_admin_signin.py.
 """
@@ -15,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.tests.factories import DEFAULT_PASSWORD, UserFactory
+from accounts.tests.helpers import verified_client
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +69,18 @@ def test_a_locked_out_address_costs_no_hash_for_any_account(hashes, settings):
             == 429
         )
     assert hashes["n"] == 0
+
+
+def test_the_password_change_form_stops_guessing_the_current_password(hashes, settings):
+    user = UserFactory()
+    browser = verified_client(Client(), user)
+    new = {"new_password1": "a fresh passphrase 55", "new_password2": "a fresh passphrase 55"}
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        response = browser.post(reverse("accounts:password_change"), {"old_password": f"guess {n}!", **new})
+        assert response.status_code == 400
+    hashes["n"] = 0
+    response = browser.post(reverse("accounts:password_change"), {"old_password": DEFAULT_PASSWORD, **new})
+    assert response.status_code == 429 and b"Too many wrong current passwords" in response.content
+    assert hashes["n"] == 0
+    user.refresh_from_db()
+    assert user.check_password(DEFAULT_PASSWORD)
