@@ -5,9 +5,9 @@ yet recorded: one audited path for them arrives with the staff-grant work.
 
 Each event's hash is HMAC(key, previous hash + canonical event). The key lives
 outside the database (AUDIT_HMAC_KEY; during a rotation the retiring key is
-AUDIT_HMAC_PREVIOUS_KEY and ``chain_rekey`` moves the chain to the new one), so someone with write access to the
-tables cannot edit or remove an event without ``verify_audit`` noticing. The chain
-head row is signed too, but a database superuser can still delete everything or put
+AUDIT_HMAC_PREVIOUS_KEY and ``chain_rekey`` moves the chain to the new one), so
+someone with write access to the tables cannot edit or remove an event without
+``verify_audit`` noticing. The chain head row is signed too, but a database superuser can still delete everything or put
 an old, validly signed head back after truncating the tail; so after each commit the
 head is also written as a signed checkpoint outside the database
 (``core.audit_anchor``), and ``verify_chain`` compares the chain against the latest one.
