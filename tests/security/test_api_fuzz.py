@@ -9,7 +9,8 @@ own objects, so the views get past their lookups and do their real work. The bou
 operation) keeps the run to about 35 s of CPU; `st run --max-time 600` against a staging server is the
 nightly variant (docs/decisions/027-hardening.md).
 
-Schemathesis does not find cross-tenant leaks: tests/test_tenancy_sweep.py does.
+Schemathesis is used as a library here: its pytest plugin is switched off in pyproject.toml (addopts), so it
+costs the rest of the suite nothing. It does not find cross-tenant leaks: tests/test_tenancy_sweep.py does.
 """
 
 from __future__ import annotations
