@@ -4,6 +4,9 @@ import os
 
 import pytest
 
+# Every log record of the suite is scanned for secrets; a test that logs one fails (tests/security/secret_scan.py).
+pytest_plugins = ["tests.security.secret_scan"]
+
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):

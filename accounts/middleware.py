@@ -1,5 +1,6 @@
 """Request gates owned by accounts: the MFA gate and the organisation resolver."""
 
+from django.conf import settings
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -10,7 +11,7 @@ from core.api.errors import error_response
 from core.timezones import organization_zone
 
 from .selectors import display_organization, membership_for_slug
-from .signin import user_session_touch
+from .signin import SESSION_ACTIVE_KEY, SESSION_STARTED_KEY, user_session_end, user_session_touch
 
 # The privacy notice and the privacy choices answer anyone, signed in or not, at any step of signing in.
 PUBLIC_PRIVACY_URL_NAMES = frozenset(
@@ -111,6 +112,45 @@ class MFAGateMiddleware:
         if request.path.startswith("/admin/"):
             return None  # the OTP admin site asks for the token itself
         target = reverse("accounts:mfa_verify")
+        if request.method == "GET":
+            target += "?" + urlencode({"next": request.get_full_path()})
+        return redirect(target)
+
+
+# The idle clock is written to the session at most this often, so a busy browser does not save its
+# session on every request; a session therefore lasts up to this much longer than the idle timeout.
+ACTIVITY_WRITE_SECONDS = 60
+
+
+class SessionLifetimeMiddleware:
+    """Ends a signed-in session that has been idle too long or has reached its absolute lifetime.
+
+    SESSION_IDLE_SECONDS and SESSION_ABSOLUTE_SECONDS (portal/settings.py). The session is ended as a
+    sign-out would (its tracked row goes too); the browser is sent to sign in again, an API client
+    using the session gets 401. A session from before this check existed starts its clocks now.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            now = int(timezone.now().timestamp())
+            session = request.session
+            started = session.setdefault(SESSION_STARTED_KEY, now)
+            active = session.get(SESSION_ACTIVE_KEY, now)
+            if now - started > settings.SESSION_ABSOLUTE_SECONDS or now - active > settings.SESSION_IDLE_SECONDS:
+                return self._expired(request)
+            if SESSION_ACTIVE_KEY not in session or now - active >= ACTIVITY_WRITE_SECONDS:
+                session[SESSION_ACTIVE_KEY] = now
+        return self.get_response(request)
+
+    def _expired(self, request):
+        user_session_end(request=request)
+        if request.path.startswith("/api/"):
+            return error_response(401, "session_expired", "Your session has ended. Sign in again.")
+        target = reverse("accounts:login")
         if request.method == "GET":
             target += "?" + urlencode({"next": request.get_full_path()})
         return redirect(target)

@@ -1,5 +1,6 @@
 """OpenAPI security schemes for the project's two API authentication classes."""
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -24,7 +25,7 @@ class VerifiedSessionScheme(OpenApiAuthenticationExtension):
         return {
             "type": "apiKey",
             "in": "cookie",
-            "name": "sessionid",
+            "name": settings.SESSION_COOKIE_NAME,
             "description": (
                 "A signed-in browser session with a verified second factor. Send X-Organization (the slug) "
                 "and X-CSRFToken on writes."

@@ -13,6 +13,7 @@ from importlib import import_module
 from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django_otp import login as otp_login
@@ -25,12 +26,15 @@ from core.requestid import get_client_ip
 from .models import EMAIL_INDEX, User, UserSession
 from .reauth import mark_mfa_verified
 
-DEVICE_COOKIE = "clp_device"
+DEVICE_COOKIE = "clp_device"  # sent as settings.COOKIE_NAME_PREFIX + this ("__Host-" over HTTPS)
 DEVICE_COOKIE_SALT = "accounts.device-cookie"
 DEVICE_COOKIE_MAX_AGE = 60 * 60 * 24 * 400
 USER_AGENT_MAX = 300
 LAST_SEEN_INTERVAL_SECONDS = 300
 _LAST_SEEN_SESSION_KEY = "session_seen_at"
+# The session's sign-in time and last request, for its absolute and idle limits (SessionLifetimeMiddleware).
+SESSION_STARTED_KEY = "session_started_at"
+SESSION_ACTIVE_KEY = "session_active_at"
 
 
 def axes_username(request, credentials) -> str:
@@ -48,7 +52,9 @@ def device_id(request) -> str:
     existing = getattr(request, "_clp_device_id", None)
     if existing:
         return existing
-    value = request.get_signed_cookie(DEVICE_COOKIE, default="", salt=DEVICE_COOKIE_SALT, max_age=DEVICE_COOKIE_MAX_AGE)
+    value = request.get_signed_cookie(
+        settings.COOKIE_NAME_PREFIX + DEVICE_COOKIE, default="", salt=DEVICE_COOKIE_SALT, max_age=DEVICE_COOKIE_MAX_AGE
+    )
     if not value or len(value) > 64:
         value = secrets.token_hex(16)
         request._clp_device_cookie_new = True
@@ -59,7 +65,7 @@ def device_id(request) -> str:
 def set_device_cookie(request, response):
     if getattr(request, "_clp_device_cookie_new", False):
         response.set_signed_cookie(
-            DEVICE_COOKIE,
+            settings.COOKIE_NAME_PREFIX + DEVICE_COOKIE,
             request._clp_device_id,
             salt=DEVICE_COOKIE_SALT,
             max_age=DEVICE_COOKIE_MAX_AGE,
@@ -72,6 +78,29 @@ def set_device_cookie(request, response):
 
 def _user_agent(request) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_MAX]
+
+
+# Wrong current passwords typed into the password change form, per user. Like the sign-in lockout, the
+# limit is checked before the form hashes anything: a stolen session cannot turn the form into a
+# password-guessing or Argon2-burning machine.
+_PASSWORD_CHECK_FAILURES = "accounts:password-check-failures:{}"
+
+
+def password_check_locked(user: User) -> bool:
+    return cache.get(_PASSWORD_CHECK_FAILURES.format(user.pk), 0) >= settings.AXES_FAILURE_LIMIT
+
+
+def password_check_failed(user: User) -> None:
+    key = _PASSWORD_CHECK_FAILURES.format(user.pk)
+    cache.add(key, 0, timeout=int(settings.AXES_COOLOFF_TIME * 3600))
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr: this failure starts a new window
+        cache.set(key, 1, timeout=int(settings.AXES_COOLOFF_TIME * 3600))
+
+
+def password_check_reset(user: User) -> None:
+    cache.delete(_PASSWORD_CHECK_FAILURES.format(user.pk))
 
 
 def sign_in_event_record(
@@ -138,7 +167,10 @@ def user_session_track(*, request, user: User) -> UserSession:
     )
     tracked.full_clean()
     tracked.save()
-    request.session[_LAST_SEEN_SESSION_KEY] = int(timezone.now().timestamp())
+    now = int(timezone.now().timestamp())
+    request.session[_LAST_SEEN_SESSION_KEY] = now
+    request.session[SESSION_STARTED_KEY] = now
+    request.session[SESSION_ACTIVE_KEY] = now
     return tracked
 
 

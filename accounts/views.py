@@ -488,9 +488,16 @@ class PasswordChangeView(LoginRequiredMixin, auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:profile")
 
+    def post(self, request, *args, **kwargs):
+        if signin.password_check_locked(request.user):
+            messages.error(request, "Too many wrong current passwords. Wait a few minutes, then try again.")
+            return render(request, self.template_name, {"form": self.form_class(user=request.user)}, status=429)
+        return super().post(request, *args, **kwargs)
+
     def form_valid(self, form):
         previous = signin.current_session_hash(self.request)
         response = super().form_valid(form)
+        signin.password_check_reset(self.request.user)
         signin.user_password_change_complete(
             user=self.request.user, request=self.request, previous_session_hash=previous
         )
@@ -498,6 +505,8 @@ class PasswordChangeView(LoginRequiredMixin, auth_views.PasswordChangeView):
         return response
 
     def form_invalid(self, form):
+        if "old_password" in form.errors:
+            signin.password_check_failed(self.request.user)
         response = super().form_invalid(form)
         response.status_code = 400
         return response

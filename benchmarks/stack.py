@@ -138,6 +138,7 @@ class Stack:
             "LICENSING_OPERATION_LEASE_SECONDS": "30",
             "DEBUG": "0",
             "SECURE_COOKIES": "0",
+            "BEHIND_TLS_PROXY": "0",  # plain HTTP on loopback: no HTTPS redirect or HSTS
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             **self.secrets,
             "LOG_LEVEL": "WARNING",

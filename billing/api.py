@@ -25,7 +25,7 @@ from core.api.views import OrganizationAPIView, OrganizationViewSet
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer):
-    subscription_id = serializers.UUIDField(read_only=True)
+    subscription_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = InvoiceLine
@@ -34,7 +34,7 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
 
 
 class InvoiceSerializer(serializers.ModelSerializer):
-    credited_invoice = serializers.SlugRelatedField(slug_field="number", read_only=True)
+    credited_invoice = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
     lines = serializers.SerializerMethodField()
 
     class Meta:

@@ -4,9 +4,10 @@ Services record their writes here (``audit_record`` naming the actor). Staff rea
 yet recorded: one audited path for them arrives with the staff-grant work.
 
 Each event's hash is HMAC(key, previous hash + canonical event). The key lives
-outside the database (AUDIT_HMAC_KEY), so someone with write access to the
-tables cannot edit or remove an event without ``verify_audit`` noticing. The chain
-head row is signed too, but a database superuser can still delete everything or put
+outside the database (AUDIT_HMAC_KEY; during a rotation the retiring key is
+AUDIT_HMAC_PREVIOUS_KEY and ``chain_rekey`` moves the chain to the new one), so
+someone with write access to the tables cannot edit or remove an event without
+``verify_audit`` noticing. The chain head row is signed too, but a database superuser can still delete everything or put
 an old, validly signed head back after truncating the tail; so after each commit the
 head is also written as a signed checkpoint outside the database
 (``core.audit_anchor``), and ``verify_chain`` compares the chain against the latest one.
@@ -62,12 +63,22 @@ class Actor:
         return cls(AuditEvent.ActorType.SYSTEM, component)
 
 
-def _key() -> bytes:
-    raw = settings.AUDIT_HMAC_KEY
+def _decode(raw: str) -> bytes:
     try:
         return base64.b64decode(raw, validate=True)
     except ValueError:
         return raw.encode()
+
+
+def _key() -> bytes:
+    """The active key: every new hash, head signature and checkpoint is made with it."""
+    return _decode(settings.AUDIT_HMAC_KEY)
+
+
+def _keys() -> list[bytes]:
+    """The keys verification accepts: the active one, and the retiring one while a rotation is under way."""
+    previous = getattr(settings, "AUDIT_HMAC_PREVIOUS_KEY", "")
+    return [_key(), _decode(previous)] if previous else [_key()]
 
 
 def _canonical(event: AuditEvent) -> bytes:
@@ -87,12 +98,16 @@ def _canonical(event: AuditEvent) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
 
 
-def compute_hash(previous_hash: str, event: AuditEvent) -> str:
-    return hmac.new(_key(), previous_hash.encode() + b"|" + _canonical(event), hashlib.sha256).hexdigest()
+def compute_hash(previous_hash: str, event: AuditEvent, key: bytes | None = None) -> str:
+    return hmac.new(key or _key(), previous_hash.encode() + b"|" + _canonical(event), hashlib.sha256).hexdigest()
 
 
-def _sign_head(sequence: int, head_hash: str) -> str:
-    return hmac.new(_key(), f"head|{sequence}|{head_hash}".encode(), hashlib.sha256).hexdigest()
+def _sign_head(sequence: int, head_hash: str, key: bytes | None = None) -> str:
+    return hmac.new(key or _key(), f"head|{sequence}|{head_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def _hash_holds(event: AuditEvent) -> bool:
+    return any(hmac.compare_digest(compute_hash(event.previous_hash, event, key), event.hash) for key in _keys())
 
 
 def audit_record(
@@ -176,7 +191,7 @@ def verify_chain(batch_size: int = 2000) -> Iterator[AuditProblem]:
     same hash at that sequence: deleting everything, or truncating and restoring an old head,
     is caught there.
     """
-    checkpoint, bad_lines = checkpoints_read(key=_key())
+    checkpoint, bad_lines = checkpoints_read(keys=_keys())
     for line in bad_lines:
         yield AuditProblem(None, line)
     checkpoint_hash = None
@@ -198,7 +213,7 @@ def verify_chain(batch_size: int = 2000) -> Iterator[AuditProblem]:
                 yield AuditProblem(
                     event.sequence, "previous-hash link broken (an earlier event was altered or removed)"
                 )
-            if not hmac.compare_digest(compute_hash(event.previous_hash, event), event.hash):
+            if not _hash_holds(event):
                 yield AuditProblem(event.sequence, "content does not match its hash (edited)")
             if checkpoint is not None and event.sequence == checkpoint.sequence:
                 checkpoint_hash = event.hash
@@ -223,7 +238,7 @@ def verify_chain(batch_size: int = 2000) -> Iterator[AuditProblem]:
         if last_sequence:
             yield AuditProblem(last_sequence, "chain head is missing")
         return
-    if not hmac.compare_digest(_sign_head(head.sequence, head.hash), head.signature or ""):
+    if not any(hmac.compare_digest(_sign_head(head.sequence, head.hash, k), head.signature or "") for k in _keys()):
         yield AuditProblem(head.sequence, "chain head signature invalid (head was tampered with)")
     if head.sequence > last_sequence:
         for missing in range(last_sequence + 1, head.sequence + 1):
@@ -234,4 +249,46 @@ def verify_chain(batch_size: int = 2000) -> Iterator[AuditProblem]:
 
 def latest_checkpoint():
     """The highest valid checkpoint outside the database, or None before the first commit."""
-    return checkpoints_read(key=_key())[0]
+    return checkpoints_read(keys=_keys())[0]
+
+
+class RekeyRefused(Exception):
+    """The chain does not verify, so it is not re-chained: that would launder the tampering."""
+
+
+def chain_rekey(batch_size: int = 2000) -> int:
+    """Re-chain every event under the active key, after a rotation of AUDIT_HMAC_KEY.
+
+    Holds the chain head's lock for the whole run (new events wait), refuses unless the chain verifies
+    under the configured keys first, rewrites each event's link and hash in sequence order, re-signs the
+    head, records ``audit.key_rotated``, and after the commit appends a re-keyed checkpoint that
+    supersedes the checkpoints signed with the retired key. Returns the number of events re-chained.
+    Needs UPDATE on the audit table: run it as the table owner (the migration role).
+    """
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        problems = list(verify_chain(batch_size=batch_size))
+        if problems:
+            raise RekeyRefused("; ".join(str(p) for p in problems[:20]))
+        previous_hash, cursor, count = GENESIS_HASH, 0, 0
+        while True:
+            batch = list(AuditEvent.unscoped_objects.filter(sequence__gt=cursor).order_by("sequence")[:batch_size])
+            if not batch:
+                break
+            for event in batch:
+                event.previous_hash = previous_hash
+                event.hash = compute_hash(previous_hash, event)
+                previous_hash = event.hash
+            AuditEvent.unscoped_objects.bulk_update(batch, ["previous_hash", "hash"])
+            cursor, count = batch[-1].sequence, count + len(batch)
+        head.hash = previous_hash
+        head.signature = _sign_head(head.sequence, head.hash)
+        head.save()
+        audit_record(actor=Actor.system("audit-key-rotation"), action="audit.key_rotated", metadata={"events": count})
+        transaction.on_commit(_rekeyed_checkpoint)
+    return count
+
+
+def _rekeyed_checkpoint() -> None:
+    sequence, head_hash = AuditChainHead.objects.filter(pk=1).values_list("sequence", "hash").get()
+    checkpoint_append(key=_key(), sequence=sequence, head_hash=head_hash, rekeyed=True)

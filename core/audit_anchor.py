@@ -41,17 +41,24 @@ def _path() -> Path:
     return Path(settings.AUDIT_CHECKPOINT_PATH)
 
 
-def _signature(key: bytes, sequence: int, head_hash: str, at: str) -> str:
-    return hmac.new(key, f"checkpoint|{sequence}|{head_hash}|{at}".encode(), hashlib.sha256).hexdigest()
+def _signature(key: bytes, sequence: int, head_hash: str, at: str, kind: str = "checkpoint") -> str:
+    return hmac.new(key, f"{kind}|{sequence}|{head_hash}|{at}".encode(), hashlib.sha256).hexdigest()
 
 
-def checkpoint_append(*, key: bytes, sequence: int, head_hash: str) -> Checkpoint:
-    """Append one signed checkpoint line and flush it to disk before returning."""
+def checkpoint_append(*, key: bytes, sequence: int, head_hash: str, rekeyed: bool = False) -> Checkpoint:
+    """Append one signed checkpoint line and flush it to disk before returning.
+
+    ``rekeyed`` marks the checkpoint the audit-key rotation writes after re-chaining every event under
+    the new key: readers ignore the lines before the newest valid one of these, which were signed with
+    the retired key and name hashes the chain no longer has (docs/decisions/027-hardening.md).
+    """
     at = timezone.now().isoformat()
-    line = json.dumps(
-        {"sequence": sequence, "hash": head_hash, "at": at, "signature": _signature(key, sequence, head_hash, at)},
-        separators=(",", ":"),
-    )
+    kind = "rekeyed" if rekeyed else "checkpoint"
+    signature = _signature(key, sequence, head_hash, at, kind)
+    entry = {"sequence": sequence, "hash": head_hash, "at": at, "signature": signature}
+    if rekeyed:
+        entry["rekeyed"] = True
+    line = json.dumps(entry, separators=(",", ":"))
     path = _path()
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -63,8 +70,9 @@ def checkpoint_append(*, key: bytes, sequence: int, head_hash: str) -> Checkpoin
     return Checkpoint(sequence=sequence, hash=head_hash, at=datetime.fromisoformat(at))
 
 
-def checkpoints_read(*, key: bytes) -> tuple[Checkpoint | None, list[str]]:
-    """The highest-sequence checkpoint whose signature holds, and a description of every bad line."""
+def checkpoints_read(*, keys: list[bytes]) -> tuple[Checkpoint | None, list[str]]:
+    """The highest-sequence checkpoint whose signature holds under one of ``keys``, and a description of
+    every bad line. Lines before the newest valid re-keyed checkpoint are superseded and not read."""
     path = _path()
     if not path.exists():
         return None, []
@@ -78,12 +86,16 @@ def checkpoints_read(*, key: bytes) -> tuple[Checkpoint | None, list[str]]:
                 entry = json.loads(raw)
                 sequence, head_hash, at = int(entry["sequence"]), str(entry["hash"]), str(entry["at"])
                 signature = str(entry["signature"])
-            except (ValueError, KeyError, TypeError):
+                kind = "rekeyed" if entry.get("rekeyed") is True else "checkpoint"
+            except (ValueError, KeyError, TypeError, AttributeError):
                 bad.append(f"checkpoint line {number} is unreadable")
                 continue
-            if not hmac.compare_digest(_signature(key, sequence, head_hash, at), signature):
+            if not any(hmac.compare_digest(_signature(k, sequence, head_hash, at, kind), signature) for k in keys):
                 bad.append(f"checkpoint line {number} signature invalid (checkpoint file was tampered with)")
                 continue
-            if latest is None or sequence > latest.sequence:
-                latest = Checkpoint(sequence=sequence, hash=head_hash, at=datetime.fromisoformat(at), line=number)
+            checkpoint = Checkpoint(sequence=sequence, hash=head_hash, at=datetime.fromisoformat(at), line=number)
+            if kind == "rekeyed":
+                latest, bad = checkpoint, []  # everything before was signed for the retired key's chain
+            elif latest is None or sequence > latest.sequence:
+                latest = checkpoint
     return latest, bad

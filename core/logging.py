@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from .requestid import get_log_context, get_request_id
@@ -21,6 +22,33 @@ _STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = get_request_id()
+        return True
+
+
+# A path segment that looks like a credential: 20 or more token characters, not a UUID. Links in e-mails
+# carry their token in the path (invitations, e-mail verification, password reset), and Django logs the
+# path of every 4xx and 5xx answer.
+_TOKEN_SEGMENT = re.compile(
+    r"(?<=/)(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?:/|$|\s))"
+    r"[A-Za-z0-9_\-.:=]{20,}(?=/|$|\s|\?)"
+)
+
+
+def redact_paths(text: str) -> str:
+    return _TOKEN_SEGMENT.sub("[redacted]", text)
+
+
+class RedactTokensFilter(logging.Filter):
+    """Replaces token-like path segments in a record's message (on the loggers that log request paths)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record goes out as it came; logging reports it itself
+            return True
+        redacted = redact_paths(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
         return True
 
 
@@ -41,7 +69,8 @@ class JsonFormatter(logging.Formatter):
         entry.update(get_log_context())
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                entry[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+                # Objects such as Django's request print their path, which may carry a link's token.
+                entry[key] = value if isinstance(value, (int, float, bool, type(None))) else redact_paths(str(value))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -49,13 +49,17 @@ DEV_MASTER_KEYS = f"dev1:{_dev_key('master')}"
 FIELD_ENCRYPTION_MASTER_KEYS = os.environ.get("FIELD_ENCRYPTION_MASTER_KEYS", DEV_MASTER_KEYS)
 BLIND_INDEX_KEY = os.environ.get("BLIND_INDEX_KEY", _dev_key("blind-index"))
 AUDIT_HMAC_KEY = os.environ.get("AUDIT_HMAC_KEY", _dev_key("audit"))
+# Only during a rotation of AUDIT_HMAC_KEY: the retiring key, accepted by verification until
+# `manage.py rotate_audit_key` has re-chained the log under the new one (docs/decisions/027-hardening.md).
+AUDIT_HMAC_PREVIOUS_KEY = os.environ.get("AUDIT_HMAC_PREVIOUS_KEY", "")
 # Signed audit-head checkpoints, appended after each commit (core/audit_anchor.py). In production: a file on
 # a volume of its own that the database role cannot reach, ideally append-only (chattr +a).
 AUDIT_CHECKPOINT_PATH = Path(os.environ.get("AUDIT_CHECKPOINT_PATH", VAR_DIR / "audit" / "checkpoints.jsonl"))
 
 if not DEBUG and not TESTING:
     weak = []
-    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 40:
+    # Django's own deploy check (security.W009) wants 50 characters, 5 of them distinct.
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
         weak.append("SECRET_KEY")
     if FIELD_ENCRYPTION_MASTER_KEYS == DEV_MASTER_KEYS:
         weak.append("FIELD_ENCRYPTION_MASTER_KEYS")
@@ -107,6 +111,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.middleware.LogContextMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.SessionLifetimeMiddleware",
     "accounts.middleware.MFAGateMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
     "accounts.middleware.OrganizationMiddleware",
@@ -208,7 +213,15 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Argon2id (Django's parameters: t=2, m=100 MiB, p=8). Sign-in runs django-axes before any hasher
+# (AUTHENTICATION_BACKENDS above), so a locked-out account or address costs no hash. PBKDF2 stays
+# second so older hashes still verify and are upgraded on the next sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
 if TESTING:
+    # Tests create thousands of users; tests/security/test_hardening.py checks the production list.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 LANGUAGE_CODE = "en-us"
@@ -234,22 +247,35 @@ WHITENOISE_USE_FINDERS = DEBUG or TESTING
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440))
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
-# Sessions and cookies
+# Sessions and cookies (docs/decisions/027-hardening.md). A session ends after SESSION_IDLE_SECONDS
+# without a request and SESSION_ABSOLUTE_SECONDS after sign-in however busy it is
+# (accounts.middleware.SessionLifetimeMiddleware); the cookie and the stored session expire with the
+# absolute lifetime too.
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", 60 * 60 * 12))
+SESSION_IDLE_SECONDS = int(os.environ.get("SESSION_IDLE_SECONDS", 30 * 60))
+SESSION_ABSOLUTE_SECONDS = int(
+    os.environ.get("SESSION_ABSOLUTE_SECONDS", os.environ.get("SESSION_COOKIE_AGE", 12 * 3600))
+)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_COOKIES = env_bool("SECURE_COOKIES", not DEBUG)
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
+# "__Host-" cookies are Secure, Path=/ and without Domain, or the browser refuses them: a subdomain or a
+# plain-HTTP page cannot plant or overwrite them. Only possible over HTTPS, so development keeps plain names.
+COOKIE_NAME_PREFIX = "__Host-" if SECURE_COOKIES else ""
+SESSION_COOKIE_NAME = f"{COOKIE_NAME_PREFIX}sessionid"
+CSRF_COOKIE_NAME = f"{COOKIE_NAME_PREFIX}csrftoken"
 CSRF_FAILURE_VIEW = "core.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # TLS terminates at the proxy (TLS 1.3 only, see deploy/nginx.conf); trust its header only when told to.
-if env_bool("BEHIND_TLS_PROXY", False):
+# Production (DEBUG off) is behind it unless told otherwise (a plain-HTTP loopback stack for benchmarks).
+if env_bool("BEHIND_TLS_PROXY", not DEBUG):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     SECURE_HSTS_SECONDS = 63072000
@@ -364,6 +390,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Operations and directory operations share one status enum; named, rather than a hash-suffixed name.
+    "ENUM_NAME_OVERRIDES": {"OperationStatusEnum": "licensing.models.provisioning.ProvisioningOperation.Status"},
 }
 
 # Celery: Redis when REDIS_URL is set; otherwise a local filesystem broker so
@@ -495,7 +523,10 @@ LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "core.logging.RequestIdFilter"},
+        "redact_tokens": {"()": "core.logging.RedactTokensFilter"},
+    },
     "formatters": {
         "standard": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
         "json": {"()": "core.logging.JsonFormatter"},
@@ -509,7 +540,13 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "django.request": {
+            "handlers": ["console"], "level": "ERROR", "propagate": False, "filters": ["redact_tokens"],
+        },
+        "django.server": {"filters": ["redact_tokens"]},
+        "django.security": {"filters": ["redact_tokens"]},
+        # At DEBUG it prints whole template contexts (CSRF tokens, personal data): never below INFO.
+        "django.template": {"level": "INFO"},
         "axes": {"level": "WARNING"},
     },
 }

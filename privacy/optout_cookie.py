@@ -13,13 +13,13 @@ import datetime
 from django.conf import settings
 from django.core import signing
 
-COOKIE_NAME = "privacy_optout"
+COOKIE_NAME = "privacy_optout"  # sent as settings.COOKIE_NAME_PREFIX + this ("__Host-" over HTTPS)
 COOKIE_SALT = "privacy.optout"
 COOKIE_MAX_AGE = 2 * 365 * 24 * 3600
 
 
 def read(request) -> tuple[str, datetime.date, str] | None:
-    raw = request.COOKIES.get(COOKIE_NAME)
+    raw = request.COOKIES.get(settings.COOKIE_NAME_PREFIX + COOKIE_NAME)
     if not raw:
         return None
     try:
@@ -31,7 +31,7 @@ def read(request) -> tuple[str, datetime.date, str] | None:
 
 def write(response, *, browser_id: str, since: datetime.date, method: str) -> None:
     response.set_cookie(
-        COOKIE_NAME,
+        settings.COOKIE_NAME_PREFIX + COOKIE_NAME,
         signing.dumps({"b": browser_id, "d": since.isoformat(), "m": method}, salt=COOKIE_SALT, compress=True),
         max_age=COOKIE_MAX_AGE,
         secure=settings.SESSION_COOKIE_SECURE,

@@ -9,7 +9,8 @@ What each route accepts is found, not listed, so a new page is covered by constr
 - API routes: the OpenAPI schema drf-spectacular builds from the views and serializers names each
   operation's query parameters and request-body properties.
 
-Every parameter then gets each of BAD_VALUES: alone (the others as the page filled them in) and all
+Every parameter then gets each of BAD_VALUES (NUL, 10 KB, right-to-left, combining marks, a deeply
+nested JSON text, a number too large for any column): alone (the others as the page filled them in) and all
 together. Nothing may answer 5xx or raise; a streamed response (CSV) is read to its end.
 """
 
@@ -28,6 +29,10 @@ BAD_VALUES = {
     "right-to-left": "\u202egnp.exe\u202c \u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 \u200f(1)",
     "combining marks": "Z\u0351\u0359\u036f\u0300\u0301a\u0308\u0308\u0308 e\u0301\u0301\u0301\u0301 "
     "\u0e01\u0e34\u0e4a",
+    # A field that parses JSON (filters, settings) must not recurse on it; any other field sees text.
+    "deep JSON text": "[" * 2000 + "]" * 2000,
+    # The wrong type for a number field: beyond 64 bits, and beyond a float.
+    "number overflow": "99999999999999999999999",
 }
 # Not typed by people: the CSRF token (file inputs are posted as uploads, see Form.files).
 SKIPPED_FIELDS = {"csrfmiddlewaretoken"}

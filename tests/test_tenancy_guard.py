@@ -39,7 +39,7 @@ ALLOWED_FUNCTIONS = {
     "accounts/invitations.py": {"invitation_from_token", "invitation_accept"},  # the token decides the tenant
     "licensing/provisioning.py": {"operation_sweep", "outbox_backlog"},  # system sweeps: ids and counts only
     "core/api/idempotency.py": {"purge_expired"},  # system sweep: deletes expired rows of every tenant
-    "core/audit.py": {"verify_chain"},  # the chain spans every organisation; verifying it reads them all
+    "core/audit.py": {"verify_chain", "chain_rekey"},  # the chain spans every organisation: verify and re-key all
     # Key rotation re-encrypts every organisation's rows.
     "core/keys.py": {"unscoped_manager", "ReencryptBatch.run"},
     # Periodic sweeps: read organisation ids only, then one task per organisation in its tenant.

@@ -11,7 +11,6 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -64,7 +63,8 @@ class OfferSerializer(serializers.ModelSerializer):
             cache[obj.pk] = customer_price(organization=self.context["request"].organization, price=obj)
         return cache[obj.pk]
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    # A decimal string, or null where the organisation has no price for the offer.
+    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True))
     def get_unit_price(self, obj):
         quoted = self._quote(obj)
         return None if quoted is None else str(quoted.amount)

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from accounts.roles import Perm
 from accounts.team import audit_actor
 from core.api.errors import ApiError
+from core.api.pagination import StandardPagination
 from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from core.api.views import OrganizationViewSet
 from licensing.models import BulkJob, BulkJobRow, DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
@@ -403,9 +404,28 @@ class RenewalSerializer(serializers.Serializer):
     notes = serializers.ListField(child=serializers.CharField())
 
 
+class UsageHistoryPointSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    assigned = serializers.IntegerField()
+
+
+class UsageHistoryPurchasedSerializer(serializers.Serializer):
+    day = serializers.DateField()
+    purchased = serializers.IntegerField()
+
+
+class UsageHistorySerializer(serializers.Serializer):
+    tenant_sku = serializers.UUIDField()
+    name = serializers.CharField()
+    points = UsageHistoryPointSerializer(many=True)
+    purchased = UsageHistoryPurchasedSerializer(many=True)
+
+
 class UsageReportViewSet(OrganizationViewSet):
     model = TenantSku
     required_permissions = {"GET": Perm.VIEW}
+    # The report and the history are whole lists (one row per license); only the inactive users page.
+    pagination_class = None
 
     def scoped_queryset(self):
         return TenantSku.objects.for_org(self.organization)
@@ -416,7 +436,7 @@ class UsageReportViewSet(OrganizationViewSet):
         return Response(UsageRowSerializer(selectors_usage.pool_rows(self.organization), many=True).data)
 
     @extend_schema(summary="Daily assigned seats per license", parameters=[OpenApiParameter("days", int)],
-                   responses=dict)
+                   responses=UsageHistorySerializer(many=True))
     @action(detail=False, methods=["get"])
     def history(self, request):
         try:
@@ -432,8 +452,9 @@ class UsageReportViewSet(OrganizationViewSet):
     @action(detail=False, methods=["get"])
     def inactive(self, request):
         rows = selectors_usage.inactive_assignments(self.organization)
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response([
+        paginator = StandardPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response([
             {"assignment": str(a.pk), "user": str(a.user_id), "user_principal_name": a.user.user_principal_name,
              "sku": a.sku.label, "last_sign_in_at": a.user.last_sign_in_at} for a in page
         ])
@@ -442,6 +463,7 @@ class UsageReportViewSet(OrganizationViewSet):
 class RenewalViewSet(OrganizationViewSet):
     model = TenantSku
     required_permissions = {"GET": Perm.VIEW}
+    pagination_class = None  # the calendar is one list of the next 12 months
 
     def scoped_queryset(self):
         return TenantSku.objects.for_org(self.organization)
