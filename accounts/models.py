@@ -20,6 +20,7 @@ from core.fields import (
     EncryptedCharField,
     EncryptedIPAddressField,
     EncryptedJSONField,
+    EncryptedUUIDField,
     IPAddressIndexField,
     NetworkIndexField,
 )
@@ -182,6 +183,8 @@ declare(Membership, subject=Subject.PORTAL_USER, subject_lookup="user", not_pers
 
 
 TENANT_DOMAIN_INDEX = "tenant-domain"
+TENANT_ID_INDEX = "microsoft-tenant-id"
+PARTNER_CUSTOMER_ID_INDEX = "partner-customer-id"
 
 
 class MicrosoftTenant(TenantModel):
@@ -194,8 +197,11 @@ class MicrosoftTenant(TenantModel):
         EXPIRING = "expiring", "Expiring"
         EXPIRED = "expired", "Expired"
 
-    tenant_id = models.UUIDField(null=True, blank=True)
-    partner_customer_id = models.CharField(max_length=64, blank=True)
+    # Microsoft's ids for the customer: encrypted, found through their blind indexes.
+    tenant_id = EncryptedUUIDField(null=True, blank=True)
+    tenant_id_index = BlindIndexField(source="tenant_id", purpose=TENANT_ID_INDEX)
+    partner_customer_id = EncryptedCharField(max_length=64, blank=True)
+    partner_customer_id_index = BlindIndexField(source="partner_customer_id", purpose=PARTNER_CUSTOMER_ID_INDEX)
     primary_domain = EncryptedCharField(max_length=253, blank=True)
     primary_domain_index = BlindIndexField(source="primary_domain", purpose=TENANT_DOMAIN_INDEX)
     verified_domains = EncryptedJSONField(default=list, blank=True)
@@ -206,7 +212,7 @@ class MicrosoftTenant(TenantModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["organization"], name="one_microsoft_tenant_per_org"),
-            models.UniqueConstraint(fields=["tenant_id"], name="microsoft_tenant_linked_once"),
+            models.UniqueConstraint(fields=["tenant_id_index"], name="microsoft_tenant_linked_once"),
         ]
 
     def __str__(self):
@@ -219,7 +225,9 @@ declare(
     subject_lookup="organization",
     personal={
         "tenant_id": Personal(Category.TENANT, Retention.TENANT_LINK),
+        "tenant_id_index": Personal(Category.TENANT, Retention.TENANT_LINK),
         "partner_customer_id": Personal(Category.TENANT, Retention.TENANT_LINK),
+        "partner_customer_id_index": Personal(Category.TENANT, Retention.TENANT_LINK),
         "primary_domain": Personal(Category.TENANT, Retention.TENANT_LINK),
         "primary_domain_index": Personal(Category.TENANT, Retention.TENANT_LINK),
         "verified_domains": Personal(Category.TENANT, Retention.TENANT_LINK),

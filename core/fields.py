@@ -11,6 +11,7 @@ import datetime
 import decimal
 import functools
 import json
+import uuid
 
 from django import forms
 from django.core import validators
@@ -309,6 +310,26 @@ class EncryptedDecimalField(EncryptedField):
                 return decimal.Decimal(str(value))
             except decimal.InvalidOperation as exc:
                 raise ValidationError(f"{value!r} is not a valid amount.") from exc
+        return value
+
+
+class EncryptedUUIDField(EncryptedField):
+    """A UUID (read back as ``uuid.UUID``), encrypted: for identifiers that name a customer."""
+
+    def to_plaintext(self, value) -> str:
+        return str(self.to_python(value))
+
+    def from_plaintext(self, text: str):
+        return uuid.UUID(text)
+
+    def to_python(self, value):
+        if isinstance(value, str) and not isinstance(value, Ciphertext):
+            if not value:
+                return None
+            try:
+                return uuid.UUID(value)
+            except ValueError as exc:
+                raise ValidationError(f"{value!r} is not a valid UUID.") from exc
         return value
 
 
