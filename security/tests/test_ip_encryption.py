@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from accounts import signin
@@ -16,7 +17,7 @@ from accounts.signin import axes_client_ip
 from accounts.tests.factories import UserFactory
 from core.audit import Actor, audit_record, verify_chain
 from core.blind_index import ip_index, network_index, network_of, normalise_ip
-from core.crypto import DecryptionError
+from core.crypto import DecryptionError, keyring
 from core.models import AuditEvent
 from core.requestid import reset_request_context, set_request_context
 
@@ -149,3 +150,62 @@ def test_session_touch_reencrypts_a_moved_address(monkeypatch):
     assert session.ip_network_index == network_index("2001:db8:5:1::1")
     pk = session.pk.hex if connection.vendor == "sqlite" else session.pk
     assert "2001:db8" not in raw(UserSession, pk, "ip_address")
+
+
+AUDIT_BEFORE = [("core", "0003_field_lock_restriction_and_conflicts")]
+AUDIT_AFTER = [("core", "0004_encrypt_audit_ip_address")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_chain_written_before_the_migration_verifies_after_it_and_back():
+    """Events hashed over plaintext addresses (as the old inet column held them) still verify once the
+    column is encrypted, with new events appended after; and the migration reverses."""
+    from core.audit import GENESIS_HASH, _sign_head, compute_hash
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(AUDIT_BEFORE)
+    old_apps = executor.loader.project_state(AUDIT_BEFORE).apps
+    OldEvent = old_apps.get_model("core", "AuditEvent")
+    OldHead = old_apps.get_model("core", "AuditChainHead")
+    previous = GENESIS_HASH
+    addresses = ["203.0.113.9", "2001:db8::1", None, "::ffff:198.51.100.7"]
+    for sequence, ip in enumerate(addresses, start=1):
+        event = OldEvent(
+            sequence=sequence,
+            occurred_at=timezone.now(),
+            actor_type="system",
+            actor_id="test",
+            action="thing.before",
+            ip_address=ip,
+            request_id="",
+            metadata={},
+            previous_hash=previous,
+        )
+        event.hash = compute_hash(previous, event)
+        event.save()
+        previous = event.hash
+    OldHead.objects.update_or_create(
+        pk=1, defaults={"sequence": 4, "hash": previous, "signature": _sign_head(4, previous)}
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(AUDIT_AFTER)
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    keyring.clear()
+
+    assert "203.0.113.9" not in raw(AuditEvent, AuditEvent.unscoped_objects.get(sequence=1).pk, "ip_address")
+    tokens = set_request_context("req-after", "192.0.2.44")
+    try:
+        audit_record(actor=Actor.system("test"), action="thing.after")
+    finally:
+        reset_request_context(tokens)
+    assert list(verify_chain()) == []
+    assert [e.ip_address for e in AuditEvent.unscoped_objects.order_by("sequence")] == [*addresses, "192.0.2.44"]
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(AUDIT_BEFORE)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ip_address FROM security_auditevent WHERE sequence = 1")
+        assert str(cursor.fetchone()[0]) == "203.0.113.9"
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
