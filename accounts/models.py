@@ -15,7 +15,15 @@ from django_otp.oath import TOTP
 
 from accounts.roles import Role
 from core.crypto import blind_index
-from core.fields import BlindIndexField, EncryptedCharField, EncryptedJSONField
+from core.fields import (
+    BlindIndexField,
+    EncryptedCharField,
+    EncryptedIPAddressField,
+    EncryptedJSONField,
+    EncryptedUUIDField,
+    IPAddressIndexField,
+    NetworkIndexField,
+)
 from core.models import BaseModel, TenantModel
 from core.registry import Category, Personal, Retention, Subject, declare
 
@@ -114,8 +122,8 @@ class Organization(BaseModel):
         CLOSED = "closed", "Closed"
 
     slug = models.SlugField(max_length=60, unique=True)
-    legal_name = models.CharField(max_length=200)
-    business_name = models.CharField(max_length=200, blank=True)
+    legal_name = EncryptedCharField(max_length=200, key_scope="self_org")
+    business_name = EncryptedCharField(max_length=200, blank=True, key_scope="self_org")
     country = models.CharField(
         max_length=2, validators=[RegexValidator(r"^[A-Z]{2}$", "Use a two-letter ISO country code.")]
     )
@@ -125,7 +133,8 @@ class Organization(BaseModel):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
 
     class Meta:
-        ordering = ["legal_name"]
+        # Not by name: names are encrypted. The slug was made from the name at sign-up.
+        ordering = ["slug"]
 
     def __str__(self):
         return self.business_name or self.legal_name
@@ -140,10 +149,12 @@ declare(
     subject=Subject.ORGANIZATION,
     subject_lookup="pk",
     personal={
+        "legal_name": Personal(Category.IDENTITY, Retention.ACTIVE_PLUS_LEGAL),
+        "business_name": Personal(Category.IDENTITY, Retention.ACTIVE_PLUS_LEGAL),
         "tax_id": Personal(Category.BILLING, Retention.ACTIVE_PLUS_LEGAL),
         "billing_address": Personal(Category.BILLING, Retention.ACTIVE_PLUS_LEGAL),
     },
-    not_personal=["slug", "legal_name", "business_name", "country", "time_zone", "status"],
+    not_personal=["slug", "country", "time_zone", "status"],
 )
 
 
@@ -171,6 +182,11 @@ class Membership(BaseModel):
 declare(Membership, subject=Subject.PORTAL_USER, subject_lookup="user", not_personal=["user", "role"])
 
 
+TENANT_DOMAIN_INDEX = "tenant-domain"
+TENANT_ID_INDEX = "microsoft-tenant-id"
+PARTNER_CUSTOMER_ID_INDEX = "partner-customer-id"
+
+
 class MicrosoftTenant(TenantModel):
     """The link between an organisation and its Microsoft (Entra ID) tenant."""
 
@@ -181,10 +197,14 @@ class MicrosoftTenant(TenantModel):
         EXPIRING = "expiring", "Expiring"
         EXPIRED = "expired", "Expired"
 
-    tenant_id = models.UUIDField(null=True, blank=True)
-    partner_customer_id = models.CharField(max_length=64, blank=True)
-    primary_domain = models.CharField(max_length=253, blank=True)
-    verified_domains = models.JSONField(default=list, blank=True)
+    # Microsoft's ids for the customer: encrypted, found through their blind indexes.
+    tenant_id = EncryptedUUIDField(null=True, blank=True)
+    tenant_id_index = BlindIndexField(source="tenant_id", purpose=TENANT_ID_INDEX)
+    partner_customer_id = EncryptedCharField(max_length=64, blank=True)
+    partner_customer_id_index = BlindIndexField(source="partner_customer_id", purpose=PARTNER_CUSTOMER_ID_INDEX)
+    primary_domain = EncryptedCharField(max_length=253, blank=True)
+    primary_domain_index = BlindIndexField(source="primary_domain", purpose=TENANT_DOMAIN_INDEX)
+    verified_domains = EncryptedJSONField(default=list, blank=True)
     relationship_status = models.CharField(
         max_length=16, choices=RelationshipStatus.choices, default=RelationshipStatus.NOT_LINKED
     )
@@ -192,7 +212,7 @@ class MicrosoftTenant(TenantModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["organization"], name="one_microsoft_tenant_per_org"),
-            models.UniqueConstraint(fields=["tenant_id"], name="microsoft_tenant_linked_once"),
+            models.UniqueConstraint(fields=["tenant_id_index"], name="microsoft_tenant_linked_once"),
         ]
 
     def __str__(self):
@@ -205,8 +225,11 @@ declare(
     subject_lookup="organization",
     personal={
         "tenant_id": Personal(Category.TENANT, Retention.TENANT_LINK),
+        "tenant_id_index": Personal(Category.TENANT, Retention.TENANT_LINK),
         "partner_customer_id": Personal(Category.TENANT, Retention.TENANT_LINK),
+        "partner_customer_id_index": Personal(Category.TENANT, Retention.TENANT_LINK),
         "primary_domain": Personal(Category.TENANT, Retention.TENANT_LINK),
+        "primary_domain_index": Personal(Category.TENANT, Retention.TENANT_LINK),
         "verified_domains": Personal(Category.TENANT, Retention.TENANT_LINK),
     },
     not_personal=["relationship_status"],
@@ -392,7 +415,9 @@ class UserSession(models.Model):
     """One signed-in browser session, so people can see and revoke them.
 
     The Django session key is stored encrypted (a revoke needs it to delete the session) and
-    hashed (to find the current session): a database reader cannot hijack sessions.
+    hashed (to find the current session): a database reader cannot hijack sessions. The address
+    and browser are encrypted under the person's key; the address is found through its keyed
+    indexes (``core.blind_index``).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -401,8 +426,10 @@ class UserSession(models.Model):
     session_key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
+    ip_address = EncryptedIPAddressField(null=True, blank=True, key_scope="field:user_id")
+    ip_index = IPAddressIndexField(source="ip_address")
+    ip_network_index = NetworkIndexField(source="ip_address")
+    user_agent = EncryptedCharField(max_length=300, blank=True, key_scope="field:user_id")
 
     class Meta:
         ordering = ["-last_seen_at"]
@@ -417,6 +444,8 @@ declare(
     subject_lookup="user",
     personal={
         "ip_address": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "ip_index": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "ip_network_index": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
         "user_agent": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
         "last_seen_at": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
         "session_key": Personal(Category.SECURITY, Retention.SECURITY_LOG, secret=True),
@@ -482,11 +511,18 @@ declare(
 )
 
 
+SIGN_IN_KEY_SCOPE = "system:sign-in"
+DEVICE_INDEX = "device-id"
+
+
 class SignInEvent(models.Model):
     """Every sign-in attempt, successful or not, for the user's activity page and login monitoring.
 
     The attempted email is kept only as a blind index (the same purpose as the user's
     email index), so attempts against unknown addresses can be grouped without storing them.
+    Address, browser and device id are encrypted under one sign-in key (an attempt may have no
+    known person) and bound to the attempt's time, since the id is assigned on insert; the
+    address and device are found through their keyed indexes (``core.blind_index``).
     """
 
     class Factor(models.TextChoices):
@@ -510,9 +546,12 @@ class SignInEvent(models.Model):
         "accounts.User", on_delete=models.CASCADE, null=True, blank=True, related_name="sign_in_events"
     )
     email_index = models.CharField(max_length=64, blank=True, db_index=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
-    device_id = models.CharField(max_length=64, blank=True, db_index=True)
+    ip_address = EncryptedIPAddressField(null=True, blank=True, key_scope=SIGN_IN_KEY_SCOPE, row_field="occurred_at")
+    ip_index = IPAddressIndexField(source="ip_address")
+    ip_network_index = NetworkIndexField(source="ip_address")
+    user_agent = EncryptedCharField(max_length=300, blank=True, key_scope=SIGN_IN_KEY_SCOPE, row_field="occurred_at")
+    device_id = EncryptedCharField(max_length=64, blank=True, key_scope=SIGN_IN_KEY_SCOPE, row_field="occurred_at")
+    device_index = BlindIndexField(source="device_id", purpose=DEVICE_INDEX)
     succeeded = models.BooleanField()
     factor = models.CharField(max_length=16, choices=Factor.choices)
     failure_reason = models.CharField(max_length=32, choices=Reason.choices, blank=True)
@@ -535,8 +574,11 @@ declare(
         "occurred_at": Personal(Category.SECURITY, Retention.SECURITY_LOG),
         "email_index": Personal(Category.SECURITY, Retention.SECURITY_LOG),
         "ip_address": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "ip_index": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "ip_network_index": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
         "user_agent": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
         "device_id": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
+        "device_index": Personal(Category.TECHNICAL_LOG, Retention.SECURITY_LOG),
         "succeeded": Personal(Category.SECURITY, Retention.SECURITY_LOG),
         "factor": Personal(Category.SECURITY, Retention.SECURITY_LOG),
         "failure_reason": Personal(Category.SECURITY, Retention.SECURITY_LOG),

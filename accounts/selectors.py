@@ -33,8 +33,11 @@ def recovery_codes_remaining(user: User) -> int | None:
 
 
 def memberships_for_user(user: User) -> QuerySet[Membership]:
-    """The user's memberships in active organisations, with the organisation loaded."""
-    return Membership.objects.for_user(user).select_related("organization").order_by("organization__legal_name")
+    """The user's memberships in active organisations, with the organisation loaded.
+
+    Ordered by the organisation's slug (made from its name at sign-up): the names themselves are
+    encrypted and cannot be sorted in SQL."""
+    return Membership.objects.for_user(user).select_related("organization").order_by("organization__slug")
 
 
 def membership_for_slug(user: User, slug: str) -> Membership | None:

@@ -20,7 +20,9 @@ from django_otp import login as otp_login
 
 from accounts.models import SignInEvent
 from core.audit import Actor, audit_record
+from core.blind_index import ip_index, network_index, normalise_ip
 from core.crypto import blind_index
+from core.middleware import client_ip
 from core.requestid import get_client_ip
 
 from .models import EMAIL_INDEX, User, UserSession
@@ -45,6 +47,12 @@ def axes_username(request, credentials) -> str:
     source = credentials if credentials else getattr(request, "POST", {})
     raw = (source or {}).get(settings.AXES_USERNAME_FORM_FIELD) or ""
     return blind_index(EMAIL_INDEX, str(raw)[:320]) if raw else ""
+
+
+def axes_client_ip(request) -> str:
+    """What django-axes counts failures per address under: the address's keyed index, never the
+    address itself (the same client address as everywhere else: ``core.middleware.client_ip``)."""
+    return ip_index(client_ip(request)) or ""
 
 
 def device_id(request) -> str:
@@ -182,9 +190,19 @@ def user_session_touch(request) -> None:
     request.session[_LAST_SEEN_SESSION_KEY] = now
     key_hash = current_session_hash(request)
     if key_hash:
-        UserSession.objects.filter(session_key_hash=key_hash).update(
-            last_seen_at=timezone.now(), ip_address=get_client_ip()
-        )
+        tracked = UserSession.objects.filter(session_key_hash=key_hash).first()
+        if tracked is None:
+            return
+        changes = {"last_seen_at": timezone.now()}
+        ip_address = normalise_ip(get_client_ip())
+        if ip_address != tracked.ip_address:
+            # Re-encrypted and re-indexed only when the address moved: most touches keep it.
+            # An update, not save(): a session revoked meanwhile is simply gone.
+            field = UserSession._meta.get_field("ip_address")
+            changes["ip_address"] = None if ip_address is None else field.encrypt_for(tracked, ip_address)
+            changes["ip_index"] = ip_index(ip_address)
+            changes["ip_network_index"] = network_index(ip_address)
+        UserSession.objects.filter(pk=tracked.pk).update(**changes)
 
 
 @transaction.atomic

@@ -237,11 +237,14 @@ def linked_organization(slug: str, tenant_id: str = FABRIKAM, domain: str = FABR
     """A fresh organisation linked to the emulator tenant (a tenant links to one organisation only)."""
     import uuid as uuid_module
 
-    from accounts.models import MicrosoftTenant, Organization
+    from accounts.models import TENANT_ID_INDEX, MicrosoftTenant, Organization
+    from core.crypto import blind_index
     from core.tenancy import tenant_context, unscoped_no_tenant
 
     with unscoped_no_tenant():
-        MicrosoftTenant.unscoped_objects.filter(tenant_id=tenant_id).update(tenant_id=None)
+        MicrosoftTenant.unscoped_objects.filter(tenant_id_index=blind_index(TENANT_ID_INDEX, str(tenant_id))).update(
+            tenant_id=None, tenant_id_index=None
+        )
     organization = Organization.objects.create(slug=slug, legal_name=slug, country="US")
     with tenant_context(organization):
         MicrosoftTenant.objects.create(

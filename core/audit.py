@@ -30,6 +30,7 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from core.audit_anchor import checkpoint_append, checkpoints_read
+from core.blind_index import normalise_ip
 from core.requestid import get_client_ip, get_request_id
 from core.tenancy import unscoped_no_tenant
 
@@ -91,6 +92,8 @@ def _canonical(event: AuditEvent) -> bytes:
         "action": event.action,
         "target_type": event.target_type,
         "target_id": event.target_id,
+        # The plaintext (decrypted on read), as before the column was encrypted: chains written
+        # before and after the change verify alike.
         "ip_address": event.ip_address or "",
         "request_id": event.request_id,
         "metadata": event.metadata,
@@ -133,7 +136,8 @@ def audit_record(
             action=action,
             target_type=type(target).__name__ if target is not None else "",
             target_id=str(target.pk) if target is not None else "",
-            ip_address=get_client_ip(),
+            # Canonical text, so the hash covers what decrypting the stored value gives back.
+            ip_address=normalise_ip(get_client_ip()),
             request_id=get_request_id() if get_request_id() != "-" else "",
             metadata={**actor.metadata, **(metadata or {})},
             previous_hash=head.hash,

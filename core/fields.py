@@ -11,12 +11,14 @@ import datetime
 import decimal
 import functools
 import json
+import uuid
 
 from django import forms
 from django.core import validators
 from django.core.exceptions import FieldError, ValidationError
 from django.db import models
 
+from .blind_index import IP_INDEX_PURPOSE, NETWORK_INDEX_PURPOSE, ip_index, network_index, normalise_ip
 from .crypto import KeyScope, blind_index, decrypt_text, encrypt_text
 
 
@@ -30,7 +32,7 @@ _NOT_DECRYPTED = object()
 @functools.lru_cache(maxsize=4096)
 def _id_text(value) -> str:
     # str(UUID) is slow enough to show in the encrypted round trip; ids repeat a lot.
-    return str(value)
+    return value.isoformat() if isinstance(value, datetime.datetime) else str(value)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -77,22 +79,31 @@ class EncryptedField(models.TextField):
     - ``"organization"``: the row's organisation (business data);
     - ``"self"``: the row itself is the data subject (crypto-shredding per person);
     - ``"self_org"``: the row is the organisation itself;
-    - ``"field:<name>"``: the subject id held in another field of the row.
+    - ``"field:<name>"``: the subject id held in another field of the row;
+    - ``"system:<name>"``: one key for the whole table, for rows that have no owner when written
+      (audit events and sign-in attempts without an organisation or a known person).
+
+    ``row_field`` names the field that binds a ciphertext to its row (the primary key unless
+    said otherwise): a table whose id the database assigns only on insert binds to a value
+    known before it (the audit chain's sequence, a sign-in's time).
     """
 
     python_form_class: type[forms.Field] = forms.CharField
 
-    def __init__(self, *args, key_scope: str = "organization", **kwargs):
+    def __init__(self, *args, key_scope: str = "organization", row_field: str | None = None, **kwargs):
         for forbidden in ("unique", "db_index", "primary_key"):
             if kwargs.get(forbidden):
                 raise ValueError(f"Encrypted fields cannot be {forbidden}; add a BlindIndexField instead.")
         self.key_scope = key_scope
+        self.row_field = row_field
         super().__init__(*args, **kwargs)
 
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
         if self.key_scope != "organization":
             kwargs["key_scope"] = self.key_scope
+        if self.row_field:
+            kwargs["row_field"] = self.row_field
         return name, path, args, kwargs
 
     @functools.cached_property
@@ -126,6 +137,8 @@ class EncryptedField(models.TextField):
             if subject is None:
                 raise ValueError(f"{type(instance).__name__}.{self.name}: subject key must be set before encrypting.")
             return _scope("subject", subject)
+        if self.key_scope.startswith("system:"):
+            return _scope("system", self.key_scope.split(":", 1)[1])
         raise ValueError(f"Unknown key scope {self.key_scope!r}")
 
     def _aad(self, instance) -> bytes:
@@ -153,6 +166,8 @@ class EncryptedField(models.TextField):
 
     @functools.cached_property
     def _pk_attname(self) -> str:
+        if self.row_field:
+            return self.model._meta.get_field(self.row_field).attname
         return self.model._meta.pk.attname
 
     @functools.cached_property
@@ -298,6 +313,52 @@ class EncryptedDecimalField(EncryptedField):
         return value
 
 
+class EncryptedUUIDField(EncryptedField):
+    """A UUID (read back as ``uuid.UUID``), encrypted: for identifiers that name a customer."""
+
+    def to_plaintext(self, value) -> str:
+        return str(self.to_python(value))
+
+    def from_plaintext(self, text: str):
+        return uuid.UUID(text)
+
+    def to_python(self, value):
+        if isinstance(value, str) and not isinstance(value, Ciphertext):
+            if not value:
+                return None
+            try:
+                return uuid.UUID(value)
+            except ValueError as exc:
+                raise ValidationError(f"{value!r} is not a valid UUID.") from exc
+        return value
+
+
+class EncryptedIPAddressField(EncryptedCharField):
+    """An IPv4 or IPv6 address, validated and stored in its canonical text, encrypted.
+
+    Look it up through an :class:`IPAddressIndexField` (exact) or :class:`NetworkIndexField`
+    (its /24 or /48), never through the ciphertext.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs["max_length"] = 45
+        super().__init__(*args, **kwargs)
+        self.validators.append(validators.validate_ipv46_address)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("max_length", None)
+        return name, path, args, kwargs
+
+    def to_plaintext(self, value) -> str:
+        return normalise_ip(value) or str(value)
+
+    def to_python(self, value):
+        if value == "":
+            return None
+        return super().to_python(value)
+
+
 class BlindIndexField(models.CharField):
     """HMAC-SHA256 of another (encrypted) field, kept in step on save, for exact lookups."""
 
@@ -325,9 +386,40 @@ class BlindIndexField(models.CharField):
         # undecrypted value is unchanged; anything else is re-indexed (an HMAC is cheap).
         if not add and isinstance(source_field, EncryptedField) and source_field.is_undecrypted(model_instance):
             return getattr(model_instance, self.attname)
-        value = blind_index(self.purpose, getattr(model_instance, self.source))
+        value = self.index_of(getattr(model_instance, self.source))
         setattr(model_instance, self.attname, value)
         return value
+
+    def index_of(self, value) -> str | None:
+        """The index of a plaintext value, as stored: use it to build the lookup."""
+        return blind_index(self.purpose, value)
+
+
+class IPAddressIndexField(BlindIndexField):
+    """Keyed index of an encrypted IP address (``core.blind_index.ip_index``); empty address: NULL."""
+
+    default_purpose = IP_INDEX_PURPOSE
+
+    def __init__(self, *args, source: str, **kwargs):
+        kwargs["purpose"] = self.default_purpose
+        super().__init__(*args, source=source, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("purpose", None)
+        return name, path, args, kwargs
+
+    def index_of(self, value) -> str | None:
+        return ip_index(value)
+
+
+class NetworkIndexField(IPAddressIndexField):
+    """Keyed index of the /24 (IPv4) or /48 (IPv6) network of an encrypted IP address."""
+
+    default_purpose = NETWORK_INDEX_PURPOSE
+
+    def index_of(self, value) -> str | None:
+        return network_index(value)
 
 
 def ciphertext_label(model) -> str:

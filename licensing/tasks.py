@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import MicrosoftTenant, Organization
+from accounts.models import PARTNER_CUSTOMER_ID_INDEX, MicrosoftTenant, Organization
+from core.crypto import blind_index
 from core.tenancy import unscoped_no_tenant
 from licensing.microsoft import errors as ms
 from licensing.models import GdapRelationship, Subscription
@@ -53,9 +54,11 @@ def refresh_subscription(*, organization_id: str, subscription_id: str) -> None:
 
 def _linked_org_ids() -> list:
     # A system sweep: it reads organisation ids only and fans out one task per organisation.
+    # Linked ones: an unlinked tenant's customer id is empty (found through its blind index).
+    no_customer = blind_index(PARTNER_CUSTOMER_ID_INDEX, "")
     with unscoped_no_tenant():
         return list(
-            MicrosoftTenant.unscoped_objects.exclude(partner_customer_id="")
+            MicrosoftTenant.unscoped_objects.exclude(partner_customer_id_index=no_customer)
             .filter(relationship_status__in=[MicrosoftTenant.RelationshipStatus.ACTIVE,
                                              MicrosoftTenant.RelationshipStatus.EXPIRING])
             .values_list("organization_id", flat=True)

@@ -68,7 +68,9 @@ class MembershipInline(admin.TabularInline):
 class OrganizationAdmin(ReadOnlyAdmin):
     list_display = ["legal_name", "business_name", "slug", "country", "status", "created_at"]
     list_filter = ["status", "country"]
-    search_fields = ["legal_name", "business_name", "slug"]
+    # Names are encrypted, so the search matches the slug (made from the name at sign-up).
+    search_fields = ["slug"]
+    search_help_text = "Part of the organisation's slug (names are encrypted and cannot be searched)."
     fields = ["legal_name", "business_name", "slug", "country", "time_zone", "status", "created_at"]
     inlines = [MembershipInline]
 

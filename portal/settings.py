@@ -311,10 +311,20 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
 )
 AXES_VERBOSE = False
-# Axes counts failures under the email's blind index, so its tables hold no addresses;
-# successful sign-ins are logged in accounts.SignInEvent instead of axes' access log.
+# Axes counts failures under the email's blind index and the client address's keyed index
+# (core.blind_index.ip_index), never the address or IP itself; the counters live in the cache
+# (Redis in production, in-process in development and tests) with the cool-off as their expiry,
+# so no axes table ever holds an attempt. Successful sign-ins are logged, encrypted, in
+# accounts.SignInEvent instead of axes' access log. See docs/decisions/026-nothing-personal-in-plaintext.md.
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_USERNAME_CALLABLE = "accounts.signin.axes_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.axes_client_ip"
 AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+if "LocMemCache" in CACHES["default"]["BACKEND"] and (DEBUG or TESTING):
+    # Without Redis (development, tests) the counters are per process, which a single dev server or
+    # test process counts correctly; a production deployment keeps the warning (it needs Redis).
+    SILENCED_SYSTEM_CHECKS.append("axes.W001")
 
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "Cloud Licenses Portal")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True

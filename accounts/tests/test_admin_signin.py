@@ -43,7 +43,7 @@ def test_password_and_code_sign_in_is_recorded_tracked_and_counts_as_recent_mfa(
     tracked = UserSession.objects.get(user=staff)
     assert tracked.session_key == client.session.session_key
     assert DEVICE_COOKIE in response.cookies
-    assert SignInEvent.objects.filter(user=staff).values("device_id").distinct().count() == 1
+    assert SignInEvent.objects.filter(user=staff).values("device_index").distinct().count() == 1
     assert client.get("/admin/").status_code == 200
 
 

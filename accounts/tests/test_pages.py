@@ -100,13 +100,13 @@ def test_sessions_list_and_revoke(client):
     assert page.status_code == 200
     assert b"This browser" in page.content and b"Phone" in page.content
 
-    phone_session = UserSession.objects.get(user_agent="Phone")
+    phone_session = next(s for s in UserSession.objects.filter(user=user) if s.user_agent == "Phone")
     laptop.post(reverse("accounts:sessions"), {"session": str(phone_session.pk)})
     assert not Session.objects.filter(session_key=phone_session.session_key).exists()
     assert phone.get(reverse("accounts:profile")).status_code == 302  # signed out
 
     laptop.post(reverse("accounts:sessions"), {"scope": "others"})
-    assert list(UserSession.objects.filter(user=user).values_list("user_agent", flat=True)) == ["Laptop"]
+    assert [s.user_agent for s in UserSession.objects.filter(user=user)] == ["Laptop"]
     assert tablet.get(reverse("accounts:profile"))["Location"].startswith(reverse("accounts:login"))
     assert laptop.get(reverse("accounts:profile")).status_code == 200
 
@@ -191,7 +191,7 @@ def test_password_change_signs_out_other_browsers_and_is_audited(client):
         {"old_password": DEFAULT_PASSWORD, "new_password1": new_password, "new_password2": new_password},
     )
     assert response["Location"] == reverse("accounts:profile")
-    assert list(UserSession.objects.filter(user=user).values_list("user_agent", flat=True)) == ["Laptop"]
+    assert [s.user_agent for s in UserSession.objects.filter(user=user)] == ["Laptop"]
     assert b"This browser" in laptop.get(reverse("accounts:sessions")).content  # still tracked under its new key
     assert phone.get(reverse("accounts:profile"))["Location"].startswith(reverse("accounts:login"))
     event = AuditEvent.unscoped_objects.get(action="user.password_changed", actor_id=str(user.pk))

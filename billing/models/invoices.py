@@ -104,7 +104,7 @@ class Invoice(TenantModel):
                                          related_name="credit_notes")
     reason = models.CharField(max_length=300, blank=True)
     # The customer as billed, frozen at issue (the organisation may change later).
-    bill_to_name = models.CharField(max_length=200)
+    bill_to_name = EncryptedCharField(max_length=200)
     bill_to_country = models.CharField(max_length=2, blank=True)
     bill_to_address = EncryptedJSONField(null=True, blank=True)
     bill_to_tax_id = EncryptedCharField(max_length=64, blank=True)
@@ -144,13 +144,14 @@ declare(
     subject=Subject.ORGANIZATION,
     subject_lookup="organization",
     personal={
+        "bill_to_name": Personal(Category.BILLING, Retention.BILLING_RECORD),
         "bill_to_address": Personal(Category.BILLING, Retention.BILLING_RECORD),
         "bill_to_tax_id": Personal(Category.BILLING, Retention.BILLING_RECORD),
     },
     not_personal=[
         "kind", "number", "sequence_year", "sequence_number", "run_period", "currency", "subtotal", "tax_total",
         "total", "tax_name", "tax_rate_percent", "tax_note", "issued_at", "due_on", "status", "paid_at", "emailed_at",
-        "credited_invoice", "reason", "bill_to_name", "bill_to_country",
+        "credited_invoice", "reason", "bill_to_country",
     ],
 )
 

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 
+from core.fields import EncryptedIPAddressField
 from core.registry import Category, Personal, Retention, Subject, declare
 from core.tenancy import TenantManager, UnscopedManager
 
@@ -32,7 +33,9 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=100, db_index=True)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # Encrypted under the audit key and bound to the sequence (known before the insert, unlike
+    # the id); the chain's hash covers the plaintext, as before it was encrypted (core.audit).
+    ip_address = EncryptedIPAddressField(null=True, blank=True, key_scope="system:audit", row_field="sequence")
     request_id = models.CharField(max_length=64, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     previous_hash = models.CharField(max_length=64)

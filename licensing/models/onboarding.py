@@ -38,8 +38,8 @@ class TenantOnboarding(TenantModel):
     )
     mode = models.CharField(max_length=8, choices=Mode.choices)
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.SUBMITTED)
-    domain = models.CharField(max_length=253)
-    company_name = models.CharField(max_length=200)
+    domain = EncryptedCharField(max_length=253)
+    company_name = EncryptedCharField(max_length=200)
     # {"address_line1", "city", "state", "postal_code", "country"}
     address = EncryptedJSONField(null=True, blank=True)
     # {"first_name", "last_name", "email", "phone"}
@@ -76,6 +76,7 @@ declare(
     subject_lookup="organization",
     personal={
         "domain": Personal(Category.TENANT, Retention.TENANT_LINK),
+        "company_name": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "address": Personal(Category.CONTACT, Retention.TENANT_LINK),
         "primary_contact": Personal(Category.CONTACT, Retention.TENANT_LINK),
         "initial_admin_username": Personal(Category.SECURITY, Retention.TENANT_LINK),
@@ -85,7 +86,6 @@ declare(
         "microsoft_tenant",
         "mode",
         "status",
-        "company_name",
         "credentials_acknowledged_at",
         "operation",
         "consent_status",

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.fields import BlindIndexField, EncryptedCharField
 from core.models import BaseModel
 from core.registry import Category, Personal, Retention, Subject, declare
 
@@ -53,9 +54,13 @@ declare(OptOut, subject=Subject.PORTAL_USER, subject_lookup="user", not_personal
 
 class BrowserOptOut(BaseModel):
     """The evidence of an anonymous browser's opt-out. The browser keeps the opt-out itself in a
-    signed cookie holding ``browser_id``; this row records when and how it was first made."""
+    signed cookie holding ``browser_id``; this row records when and how it was first made.
 
-    browser_id = models.CharField(max_length=32, unique=True)
+    The id is encrypted under one key for all browsers (a data key per anonymous browser would be
+    a key per visitor) and found, when needed, through its unique blind index."""
+
+    browser_id = EncryptedCharField(max_length=32, key_scope="system:browser-opt-out")
+    browser_index = BlindIndexField(source="browser_id", purpose="browser-opt-out", unique=True)
     method = models.CharField(max_length=16, choices=OptOutMethod.choices)
     recorded_at = models.DateTimeField(default=timezone.now)
 
@@ -66,7 +71,10 @@ class BrowserOptOut(BaseModel):
 declare(
     BrowserOptOut,
     subject=Subject.VISITOR,
-    subject_lookup="browser_id",
-    personal={"browser_id": Personal(Category.TECHNICAL_LOG, Retention.PRIVACY_RECORD)},
+    subject_lookup="browser_index",
+    personal={
+        "browser_id": Personal(Category.TECHNICAL_LOG, Retention.PRIVACY_RECORD),
+        "browser_index": Personal(Category.TECHNICAL_LOG, Retention.PRIVACY_RECORD),
+    },
     not_personal=["method", "recorded_at"],
 )

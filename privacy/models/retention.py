@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.fields import EncryptedCharField
 from core.models import BaseModel
 from core.registry import Category, Personal, Retention, Subject, declare
 
@@ -19,7 +20,8 @@ class LegalHold(BaseModel):
                                      related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
                              related_name="+")
-    reason = models.CharField(max_length=300)
+    # Names the litigation or inquiry, often the person: encrypted under the hold's own key.
+    reason = EncryptedCharField(max_length=300, key_scope="self")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     released_at = models.DateTimeField(null=True, blank=True)
 

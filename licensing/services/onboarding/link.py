@@ -10,8 +10,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import MicrosoftTenant
+from accounts.models import TENANT_ID_INDEX, MicrosoftTenant
 from core.audit import Actor, audit_record
+from core.crypto import blind_index
 from core.tenancy import unscoped_no_tenant
 from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import MicrosoftError, NotFound
@@ -56,7 +57,8 @@ def tenant_link_request(*, organization, actor: Actor, user, tenant_id: str, com
     tenant = tenant_row(organization)
     require_unlinked(tenant)
     with unscoped_no_tenant():  # other organisations' rows: the system role (docs/decisions/025)
-        taken = MicrosoftTenant.unscoped_objects.filter(tenant_id=tenant_uuid).exclude(pk=tenant.pk).exists()
+        taken = (MicrosoftTenant.unscoped_objects.filter(tenant_id_index=blind_index(TENANT_ID_INDEX, str(tenant_uuid)))
+                 .exclude(pk=tenant.pk).exists())
     if taken:
         # Auth-style lookup across organisations: a tenant can be linked once; say so without naming the holder.
         raise OnboardingError("This tenant is already linked to another organisation.", code="tenant_taken")
