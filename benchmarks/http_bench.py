@@ -72,6 +72,11 @@ with tenant_context(org):
                                   source=LicenseAssignment.Source.TENANT, assigned_at=now)
                 for n, user in enumerate(users)])
     print("SEEDED", have, DirectoryUser.objects.count())
+# Fresh planner statistics, as autovacuum would have them within a minute of such a load in production.
+from django.db import connection
+if connection.vendor == "postgresql":
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
 """
 
 # wrk prints p50/75/90/99 only; this adds p95 and counts every answer that is not a 2xx.
@@ -139,30 +144,48 @@ def run_wrk(wrk: str, url: str, *, seconds: float, connections: int, threads: in
 
 
 class Database:
-    """A fresh database for one run (PostgreSQL of DATABASE_URL), or a SQLite file; dropped afterwards."""
+    """A fresh database for one run, or a SQLite file; dropped afterwards.
+
+    On PostgreSQL (the server of DATABASE_URL) the portal connects as a role of its own that neither owns
+    the tables nor bypasses row-level security, as in production (deploy/postgres-init.sh), so the
+    policies are part of what is measured; migrations and seeding run as DATABASE_URL's user, the owner.
+    """
 
     def __init__(self, workdir: Path, base_url: str | None):
         self.base_url = base_url if base_url and base_url.startswith(("postgres", "postgresql")) else None
+        self.app_url = None
         if self.base_url:
-            self.name = f"perf_http_{uuid.uuid4().hex[:10]}"
-            self.url = urlunsplit(urlsplit(self.base_url)._replace(path=f"/{self.name}"))
+            suffix = uuid.uuid4().hex[:10]
+            self.name, self.role = f"perf_http_{suffix}", f"perf_http_app_{suffix}"
+            parts = urlsplit(self.base_url)
+            self.url = urlunsplit(parts._replace(path=f"/{self.name}"))
+            host = parts.netloc.rsplit("@", 1)[-1]
+            self.app_url = urlunsplit(parts._replace(netloc=f"{self.role}:{suffix}@{host}", path=f"/{self.name}"))
+            self.password = suffix
         else:
             self.url = f"sqlite:///{workdir / 'var' / 'portal.sqlite3'}"
 
-    def _admin(self, sql: str) -> None:
+    def _admin(self, *statements: str, database: str = "postgres") -> None:
         import psycopg
 
-        with psycopg.connect(urlunsplit(urlsplit(self.base_url)._replace(path="/postgres")), autocommit=True) as c:
-            c.execute(sql)
+        with psycopg.connect(urlunsplit(urlsplit(self.base_url)._replace(path=f"/{database}")), autocommit=True) as c:
+            for sql in statements:
+                c.execute(sql)
 
     def __enter__(self) -> Database:
         if self.base_url:
-            self._admin(f'CREATE DATABASE "{self.name}"')
+            self._admin(f'CREATE DATABASE "{self.name}"',
+                        f"CREATE ROLE {self.role} LOGIN PASSWORD '{self.password}' NOSUPERUSER NOBYPASSRLS")
+            self._admin(f"GRANT USAGE ON SCHEMA public TO {self.role}",
+                        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+                        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {self.role}",
+                        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {self.role}",
+                        database=self.name)
         return self
 
     def __exit__(self, *exc) -> None:
         if self.base_url:
-            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)', f"DROP ROLE IF EXISTS {self.role}")
 
 
 def check_2xx(url: str, headers: dict) -> None:
@@ -177,6 +200,8 @@ def run(*, seconds: float = 5, connections: int = 20, threads: int = 2, workers:
     from benchmarks.load import sign_in
 
     wrk = ensure_wrk()
+    # Both servers keep their connections for the same time: the portal's default unless overridden.
+    conn_max_age = os.environ.get("DB_CONN_MAX_AGE", "60")
     if shutil.which("gunicorn") is None and not _module_available("gunicorn"):
         raise RuntimeError("the HTTP benchmark needs gunicorn (pip install -r requirements.txt)")
     with tempfile.TemporaryDirectory(prefix="portal-http-bench-") as tmp:
@@ -186,11 +211,12 @@ def run(*, seconds: float = 5, connections: int = 20, threads: int = 2, workers:
         script.write_text(WRK_SCRIPT)
         with Database(workdir, os.environ.get("DATABASE_URL")) as database:
             say(f"database: {'PostgreSQL ' + database.name if database.base_url else 'SQLite'}; "
-                f"{workers} sync gunicorn workers each; wrk -t{threads} -c{connections} -d{seconds}s")
+                f"{workers} sync gunicorn workers each; wrk -t{threads} -c{connections} -d{seconds}s; "
+                f"DB_CONN_MAX_AGE={conn_max_age} for both")
             stack = Stack(workdir, members=1, web_workers=workers, web_threads=1, database_url=database.url,
-                          redis=shutil.which("redis-server") is not None, worker=False,
-                          extra_env={"API_KEY_RATE": "100000000/min",
-                                     "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60")})
+                          app_database_url=database.app_url, worker=False,
+                          redis=shutil.which("redis-server") is not None,
+                          extra_env={"API_KEY_RATE": "100000000/min", "DB_CONN_MAX_AGE": conn_max_age})
             with stack:
                 out = stack.manage("shell", "-v", "0", "-c", SEED_USERS.format(count=users), debug=True)
                 say(f"seeded the demo organisation and {users:,} directory users ({out.strip()})")

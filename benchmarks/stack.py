@@ -84,13 +84,16 @@ def wait_for_port(port: int, seconds: float = 30, process: subprocess.Popen | No
 class Stack:
     def __init__(self, workdir: Path, *, members: int = 8, web_workers: int = 2, web_threads: int = 4,
                  worker_concurrency: int = 4, database_url: str | None = None, redis: bool = True,
-                 worker: bool = True, extra_env: dict | None = None):
+                 worker: bool = True, extra_env: dict | None = None, app_database_url: str | None = None):
         """``database_url``: an existing, empty database instead of a private cluster (the HTTP benchmark's
-        shared server, or SQLite); ``redis``/``worker`` False leave those processes out."""
+        shared server, or SQLite); ``redis``/``worker`` False leave those processes out;
+        ``app_database_url``: what the web and worker processes connect as (production's non-owner role,
+        which row-level security binds), while migrations and seeding run as the owner."""
         self.workdir = Path(workdir)
         self.members = members
         self.external_database_url, self.use_redis, self.use_worker = database_url, redis, worker
         self.extra_env = dict(extra_env or {})
+        self.app_env = {"DATABASE_URL": app_database_url} if app_database_url else {}
         self.web_workers, self.web_threads, self.worker_concurrency = web_workers, web_threads, worker_concurrency
         self.processes: dict[str, subprocess.Popen] = {}
         self.pg_port, self.redis_port = free_port(), free_port()
@@ -124,7 +127,7 @@ class Stack:
             "MS_CA_BUNDLE": str(var / "msemulator" / "msemulator-ca.pem"),
             "PORTAL_VAR_DIR": str(var),
             "ERASURE_LOG_PATH": str(var / "erasure-log.jsonl"),
-            "DB_CONN_MAX_AGE": "60",
+            "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60"),
             # A killed worker's operation is re-run once its lease expires: short here, so a chaos run's
             # drain fits in minutes (production keeps 10 minutes, longer than any Microsoft call).
             "LICENSING_OPERATION_LEASE_SECONDS": "30",
@@ -199,7 +202,8 @@ class Stack:
         process = self._start("worker", [sys.executable, "-m", "celery", "-A", "portal", "worker", "--beat",
                                          "-Q", "default,provisioning,privacy", "--pool", "threads",
                                          "--concurrency", str(self.worker_concurrency), "--loglevel", "warning",
-                                         "--schedule", str(self.workdir / "var" / "celerybeat-schedule")])
+                                         "--schedule", str(self.workdir / "var" / "celerybeat-schedule")],
+                              env=self.app_env)
         time.sleep(1)
         if process.poll() is not None:
             raise RuntimeError(f"the worker exited: see {self.workdir / 'worker.log'}")
@@ -246,7 +250,7 @@ class Stack:
         """gunicorn serving ``application`` on ``port``: sync workers when ``web_threads`` is 1."""
         web = self._start(name, [sys.executable, "-m", "gunicorn", application, "--bind", f"127.0.0.1:{port}",
                                  "--workers", str(self.web_workers), "--threads", str(self.web_threads),
-                                 "--log-level", "warning"], env=env)
+                                 "--log-level", "warning"], env={**self.app_env, **(env or {})})
         wait_for_port(port, 60, web)
         return web
 
