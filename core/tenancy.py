@@ -62,15 +62,25 @@ def tenant_context(*orgs) -> Iterator[None]:
     previous = _org_ids.get()
     token = _org_ids.set(ids)
     try:
+        outermost = _begins_transaction()
         with transaction.atomic():
             _set_database_scope(ids)
             try:
                 yield
             finally:
-                if connection.in_atomic_block and not connection.needs_rollback:
+                if not outermost and connection.in_atomic_block and not connection.needs_rollback:
                     _set_database_scope(previous)
     finally:
         _org_ids.reset(token)
+
+
+def _begins_transaction() -> bool:
+    """Whether the next ``atomic()`` starts (and at its end finishes) a transaction.
+
+    Its commit or rollback then ends the transaction-local setting by itself, so restoring the
+    outer scope would be a round trip spent on a setting that is about to vanish.
+    """
+    return not connection.in_atomic_block and connection.get_autocommit()
 
 
 @contextmanager
@@ -85,12 +95,13 @@ def unscoped_no_tenant() -> Iterator[None]:
     """
     token = _org_ids.set(None)
     try:
+        outermost = _begins_transaction()
         with transaction.atomic():
             _set_database_bypass(True)
             try:
                 yield
             finally:
-                if connection.in_atomic_block and not connection.needs_rollback:
+                if not outermost and connection.in_atomic_block and not connection.needs_rollback:
                     _set_database_bypass(False)
     finally:
         _org_ids.reset(token)

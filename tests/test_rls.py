@@ -11,12 +11,13 @@ import uuid
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiKey
 from accounts.tests.factories import OrganizationFactory
 from core.models import TenantModel
 from core.registry import declaration_for
-from core.tenancy import RLS_SETTING, tenant_context
+from core.tenancy import RLS_BYPASS_SETTING, RLS_SETTING, tenant_context, unscoped_no_tenant
 from tests.tenant_objects import tenant_models
 
 pytestmark = [
@@ -118,6 +119,31 @@ def test_tenant_context_setting_is_transaction_local():
         assert current_scope() in (None, "")
     assert current_scope() in (None, "")
 
+
+
+def _set_configs(captured) -> int:
+    return sum("set_config" in query["sql"] for query in captured.captured_queries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_context_that_is_its_own_transaction_leaves_no_setting_without_a_second_round_trip():
+    # With kept connections (decision 023) the next request reuses this connection: nothing may linger.
+    org = OrganizationFactory()
+    with CaptureQueriesContext(connection) as own:
+        with tenant_context(org):
+            assert current_scope() == str(org.pk)
+    assert current_scope() in (None, "")
+    with CaptureQueriesContext(connection) as bypass:
+        with unscoped_no_tenant():
+            assert fetch("SELECT current_setting(%s, true)", [RLS_BYPASS_SETTING])[0][0] == "on"
+    assert fetch("SELECT current_setting(%s, true)", [RLS_BYPASS_SETTING])[0][0] in (None, "")
+    # The commit ends the setting, so no restoring set_config is sent; nested, the outer scope is restored.
+    assert _set_configs(own) == 1 and _set_configs(bypass) == 1
+    with transaction.atomic(), CaptureQueriesContext(connection) as nested:
+        with tenant_context(org):
+            pass
+        assert current_scope() in (None, "")
+    assert _set_configs(nested) == 2
 
 def _needs_rls(model: type[TenantModel]) -> bool:
     declaration = declaration_for(model)
