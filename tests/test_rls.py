@@ -129,13 +129,11 @@ def _set_configs(captured) -> int:
 def test_a_context_that_is_its_own_transaction_leaves_no_setting_without_a_second_round_trip():
     # With kept connections (decision 023) the next request reuses this connection: nothing may linger.
     org = OrganizationFactory()
-    with CaptureQueriesContext(connection) as own:
-        with tenant_context(org):
-            assert current_scope() == str(org.pk)
+    with CaptureQueriesContext(connection) as own, tenant_context(org):
+        assert current_scope() == str(org.pk)
     assert current_scope() in (None, "")
-    with CaptureQueriesContext(connection) as bypass:
-        with unscoped_no_tenant():
-            assert fetch("SELECT current_setting(%s, true)", [RLS_BYPASS_SETTING])[0][0] == "on"
+    with CaptureQueriesContext(connection) as bypass, unscoped_no_tenant():
+        assert fetch("SELECT current_setting(%s, true)", [RLS_BYPASS_SETTING])[0][0] == "on"
     assert fetch("SELECT current_setting(%s, true)", [RLS_BYPASS_SETTING])[0][0] in (None, "")
     # The commit ends the setting, so no restoring set_config is sent; nested, the outer scope is restored.
     assert _set_configs(own) == 1 and _set_configs(bypass) == 1
@@ -144,6 +142,7 @@ def test_a_context_that_is_its_own_transaction_leaves_no_setting_without_a_secon
             pass
         assert current_scope() in (None, "")
     assert _set_configs(nested) == 2
+
 
 def _needs_rls(model: type[TenantModel]) -> bool:
     declaration = declaration_for(model)
