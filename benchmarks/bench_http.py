@@ -25,7 +25,8 @@ def run(ctx: Context) -> list[Result]:
     for f in rest:
         if f.not_2xx or f.errors:
             raise RuntimeError(f"{f.name}: {f.not_2xx} answers were not 2xx, {f.errors} socket errors")
+        latency = f"p95 {f.p95_ms:.1f} ms" if f.requests else f"no request finished in {f.duration_s:.0f} s"
         results.append(Result(f"HTTP {f.name} (req/s)", f.rps, bare.rps, "req/s", goal=1 / f.goal if f.goal else None,
                               higher_is_better=True,
-                              note=f"p95 {f.p95_ms:.1f} ms (bare {bare.p95_ms:.1f} ms); {f.ratio:.3f} of bare"))
+                              note=f"{latency} (bare {bare.p95_ms:.1f} ms); {f.ratio:.3f} of bare"))
     return results
