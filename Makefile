@@ -35,8 +35,12 @@ run: migrate
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Every benchmark, one table. The HTTP one (gunicorn + wrk, portal against a bare Django project) takes
+# about two minutes: BENCH_HTTP=0 leaves it out, BENCH_HTTP_SECONDS sets wrk's time per endpoint.
+BENCH_HTTP ?= 1
+BENCH_HTTP_SECONDS ?= 5
 bench: install
-	$(PY) -m benchmarks
+	BENCH_HTTP=$(BENCH_HTTP) BENCH_HTTP_SECONDS=$(BENCH_HTTP_SECONDS) $(PY) -m benchmarks
 
 # Mutation testing of the money-and-trust rules (docs/mutation-testing.md). Not part of `make test`:
 # each module in its own scratch copy with only its own tests, stopped after MUTATE_MODULE_TIMEOUT

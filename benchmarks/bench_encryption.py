@@ -55,7 +55,7 @@ def run(ctx: Context) -> list[Result]:
             figure,
             baseline,
             "us",
-            goal=1.2,
+            goal=1.1,
             note="create + get + read 5 fields; baseline: the same model with plain fields",
         )
     ]

@@ -83,9 +83,17 @@ def wait_for_port(port: int, seconds: float = 30, process: subprocess.Popen | No
 
 class Stack:
     def __init__(self, workdir: Path, *, members: int = 8, web_workers: int = 2, web_threads: int = 4,
-                 worker_concurrency: int = 4):
+                 worker_concurrency: int = 4, database_url: str | None = None, redis: bool = True,
+                 worker: bool = True, extra_env: dict | None = None, app_database_url: str | None = None):
+        """``database_url``: an existing, empty database instead of a private cluster (the HTTP benchmark's
+        shared server, or SQLite); ``redis``/``worker`` False leave those processes out;
+        ``app_database_url``: what the web and worker processes connect as (production's non-owner role,
+        which row-level security binds), while migrations and seeding run as the owner."""
         self.workdir = Path(workdir)
         self.members = members
+        self.external_database_url, self.use_redis, self.use_worker = database_url, redis, worker
+        self.extra_env = dict(extra_env or {})
+        self.app_database_url = app_database_url
         self.web_workers, self.web_threads, self.worker_concurrency = web_workers, web_threads, worker_concurrency
         self.processes: dict[str, subprocess.Popen] = {}
         self.pg_port, self.redis_port = free_port(), free_port()
@@ -110,29 +118,34 @@ class Stack:
     # cross-tenant reads on portal_system (BYPASSRLS), as in docker-compose.yml.
     @property
     def owner_database_url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.pg_port}/portal"
+        return self.external_database_url or f"postgres://postgres@127.0.0.1:{self.pg_port}/portal"
 
     @property
     def database_url(self) -> str:
+        if self.external_database_url:
+            return self.app_database_url or self.external_database_url
         return f"postgres://portal_app:{self.db_passwords['app']}@127.0.0.1:{self.pg_port}/portal"
 
     @property
     def system_database_url(self) -> str:
+        if self.external_database_url:
+            # A shared server's owner stands in for portal_system: it bypasses row-level security too.
+            return self.external_database_url if self.app_database_url else ""
         return f"postgres://portal_system:{self.db_passwords['system']}@127.0.0.1:{self.pg_port}/portal"
 
     @property
     def env(self) -> dict:
         var = self.workdir / "var"
         return {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_"))},
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DJANGO_", "PORTAL_TESTING"))},
             "DATABASE_URL": self.database_url,
             "SYSTEM_DATABASE_URL": self.system_database_url,
-            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0" if self.use_redis else "",
             "MSEMULATOR_URL": self.emulator_url,
             "MS_CA_BUNDLE": str(var / "msemulator" / "msemulator-ca.pem"),
             "PORTAL_VAR_DIR": str(var),
             "ERASURE_LOG_PATH": str(var / "erasure-log.jsonl"),
-            "DB_CONN_MAX_AGE": "60",
+            "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60"),
             # A killed worker's operation is re-run once its lease expires: short here, so a chaos run's
             # drain fits in minutes (production keeps 10 minutes, longer than any Microsoft call).
             "LICENSING_OPERATION_LEASE_SECONDS": "30",
@@ -143,12 +156,13 @@ class Stack:
             **self.secrets,
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
 
-    def _start(self, name: str, argv: list[str], **kwargs) -> subprocess.Popen:
+    def _start(self, name: str, argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the process's life)
-        process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True, **kwargs)
+        process = subprocess.Popen(argv, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
         self.processes[name] = process
         return process
 
@@ -235,8 +249,10 @@ class Stack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "var").mkdir(exist_ok=True)
         try:
-            self._postgres_init()
-            self.redis_start()
+            if self.external_database_url is None:
+                self._postgres_init()
+            if self.use_redis:
+                self.redis_start()
             self.manage("migrate", "--noinput", "-v", "0", owner=True)
             self.manage("collectstatic", "--noinput", "-v", "0")
             emulator_dir = self.workdir / "var" / "msemulator"
@@ -248,15 +264,21 @@ class Stack:
             output = self.manage("shell", "-v", "0", "-c", SETUP.format(members=self.members), debug=True,
                                  owner=True)
             self.setup = json.loads(output.split("LOAD-SETUP ", 1)[1])
-            self.worker_start()
-            web = self._start("web", [sys.executable, "-m", "gunicorn", "portal.wsgi:application",
-                                      "--bind", f"127.0.0.1:{self.web_port}", "--workers", str(self.web_workers),
-                                      "--threads", str(self.web_threads), "--log-level", "warning"])
-            wait_for_port(self.web_port, 60, web)
+            if self.use_worker:
+                self.worker_start()
+            self.web_start("web", "portal.wsgi:application", self.web_port)
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def web_start(self, name: str, application: str, port: int, env: dict | None = None) -> subprocess.Popen:
+        """gunicorn serving ``application`` on ``port``: sync workers when ``web_threads`` is 1."""
+        web = self._start(name, [sys.executable, "-m", "gunicorn", application, "--bind", f"127.0.0.1:{port}",
+                                 "--workers", str(self.web_workers), "--threads", str(self.web_threads),
+                                 "--log-level", "warning"], env=env)
+        wait_for_port(port, 60, web)
+        return web
 
     def _wait_for_emulator(self, ca: Path, process: subprocess.Popen, seconds: float = 30) -> None:
         deadline = time.monotonic() + seconds
@@ -284,5 +306,5 @@ class Stack:
     def __exit__(self, *exc) -> None:
         for name in list(reversed(list(self.processes))):
             self.stop(name)
-        if self.pg_dir.exists():
+        if self.external_database_url is None and self.pg_dir.exists():
             self.postgres_stop("immediate")

@@ -73,17 +73,27 @@ def tenant_context(*orgs) -> Iterator[None]:
     # A sweep reading on the system alias re-enters a tenant to write: that runs on default again.
     system_token = _system.set(False)
     try:
+        outermost = _begins_transaction()
         with transaction.atomic(using=DEFAULT_DB_ALIAS):
             _set_database_scope(ids)
             try:
                 yield
             finally:
-                if connection.in_atomic_block and not connection.needs_rollback:
+                if not outermost and connection.in_atomic_block and not connection.needs_rollback:
                     _set_database_scope(previous)
     finally:
         _system.reset(system_token)
         _db_scope.reset(db_token)
         _org_ids.reset(token)
+
+
+def _begins_transaction() -> bool:
+    """Whether the next ``atomic()`` starts (and at its end finishes) a transaction.
+
+    Its commit or rollback then ends the transaction-local setting by itself, so restoring the
+    outer scope would be a round trip spent on a setting that is about to vanish.
+    """
+    return not connection.in_atomic_block and connection.get_autocommit()
 
 
 @contextmanager
@@ -112,13 +122,14 @@ def unscoped_no_tenant() -> Iterator[None]:
     db_token = _db_scope.set(None) if on_default else None
     system_token = _system.set(True)
     try:
+        outermost = _begins_transaction()
         with transaction.atomic(using=alias):
             if on_default:
                 _set_database_scope(None)
             try:
                 yield
             finally:
-                if on_default and connection.in_atomic_block and not connection.needs_rollback:
+                if on_default and not outermost and connection.in_atomic_block and not connection.needs_rollback:
                     _set_database_scope(previous)
     finally:
         _system.reset(system_token)

@@ -150,8 +150,11 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}",
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
-        # A pooled connection is checked before reuse, so a database restart costs no request.
+        # Persistent: opening a PostgreSQL connection per request cost more than most pages' queries
+        # (docs/performance.md, docs/decisions/023). The tenant setting is transaction-local, so a
+        # reused connection carries no scope from the request before.
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        # A kept connection is checked before reuse, so a database restart costs no request.
         conn_health_checks=True,
     )
 }

@@ -20,6 +20,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.utils import load_backend
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import ApiKey, Invitation, MicrosoftTenant
@@ -213,6 +214,28 @@ def tables_with_policy() -> set[str]:
             "AND p.policyname = 'tenant_isolation')"
         )
     }
+
+
+def _set_configs(captured) -> int:
+    return sum("set_config" in query["sql"] for query in captured.captured_queries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_context_that_is_its_own_transaction_leaves_no_setting_without_a_second_round_trip():
+    # With kept connections (decision 023) the next request reuses this connection: nothing may linger.
+    org = OrganizationFactory()
+    with CaptureQueriesContext(connection) as own, tenant_context(org):
+        assert current_scope() == str(org.pk)
+    assert current_scope() in (None, "")
+    with CaptureQueriesContext(connection) as cross, unscoped_no_tenant():
+        assert current_scope() in (None, "")
+    # The commit ends the setting, so no restoring set_config is sent; nested, the outer scope is restored.
+    assert _set_configs(own) == 1 and _set_configs(cross) == 1
+    with transaction.atomic(), CaptureQueriesContext(connection) as nested:
+        with tenant_context(org):
+            pass
+        assert current_scope() in (None, "")
+    assert _set_configs(nested) == 2
 
 
 @pytest.mark.django_db

@@ -13,6 +13,7 @@ from django import template
 from accounts.roles import Perm, role_allows
 from accounts.selectors import display_organization, memberships_for_user
 from core.templatetags.portal_ui import first_reverse, organization_from_context
+from core.tenancy import tenant_context
 from licensing.selectors import directory as selectors_directory
 
 register = template.Library()
@@ -98,4 +99,7 @@ def notification_bell(context) -> dict | None:
         user, request.session.get("current_org") if hasattr(request, "session") else None)
     if organization is None:
         return None
-    return {"organization": organization, **selectors_directory.bell_context(organization, user)}
+    # Templates render after the view's tenant scope has ended, and notifications are under row-level
+    # security: without a scope of its own the bell would read nothing as the production database role.
+    with tenant_context(organization):
+        return {"organization": organization, **selectors_directory.bell_context(organization, user)}
