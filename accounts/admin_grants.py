@@ -18,9 +18,10 @@ the very next request) and:
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseRedirect
 
 from core.audit import Actor, audit_record, staff_grants_in_force
 from core.tenancy import tenant_context
@@ -127,14 +128,27 @@ class GrantScopedAdmin:
         change = self.grant_orgs(request, change=True)
         if request.POST.get("action") == "delete_selected" and not has_recent_mfa(request):
             return reverify_redirect(request)
+        selected = []
+        for value in request.POST.getlist("_selected_action"):
+            try:
+                selected.append(self.model._meta.pk.to_python(value))
+            except ValidationError:
+                # Not an id of this table: refused before any action sees it (a clear message, not a 500).
+                self.message_user(request, "The selection names rows that do not exist; nothing was done.",
+                                  messages.WARNING)
+                return None
         # Only rows of organisations whose grant lets this staff member change them can be acted on.
-        selected = request.POST.getlist("_selected_action")
         narrowed = self.grant_filter(queryset, change)
         response = super().response_action(request, narrowed)
+        if not isinstance(response, HttpResponseRedirect):
+            return response  # an intermediate page (a reason to give) or nothing selected: nothing done yet
+        action = request.POST.get("action", "")
+        if action not in self.get_actions(request) or not selected:
+            return response
         for org_id in self._orgs_of_rows(narrowed.filter(pk__in=selected)) & change.keys():
             audit_record(actor=Actor.staff(request.user), action="staff.admin_action", organization=org_id,
                          metadata={**_grant_ref(change[org_id]), "model": self.model._meta.label,
-                                   "admin_action": str(request.POST.get("action", ""))[:100]})
+                                   "admin_action": action})
         return response
 
     # --- views: inside the grants' tenant context, audited ----------------------------------------------

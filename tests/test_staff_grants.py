@@ -287,3 +287,98 @@ def test_a_staff_member_requests_access_in_the_admin(client):
                                                         [StaffRole.LICENSE_OPERATOR])
     bad = client.post(reverse("admin:accounts_staffgrant_request"), {"organization": "nope", "hours": "x"})
     assert bad.status_code == 200 and StaffGrant.objects.count() == 1
+
+
+# --- the customer's Reseller access page ---------------------------------------------------------------
+
+def test_the_owner_approves_denies_and_revokes_on_the_reseller_access_page(client):
+    owner = MembershipFactory(role="owner")
+    org = owner.organization
+    verified_client(client, owner.user)
+    url = reverse("team:reseller_access", kwargs={"org_slug": org.slug})
+    empty = client.get(url).content.decode()
+    assert "No requests waiting" in empty and "No emergency access, ever" in empty
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    first = StaffGrantFactory(organization=org, staff=staff, status=StaffGrant.Status.REQUESTED,
+                              roles=[StaffRole.BILLING_OPERATOR], justification="Ticket 77 invoices")
+    second = StaffGrantFactory(organization=org, staff=staff, status=StaffGrant.Status.REQUESTED)
+    glass = grants.staff_grant_break_glass(organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER],
+                                           duration=timedelta(hours=1), reason="Outage P1")
+    page = client.get(url).content.decode()
+    assert "Ticket 77 invoices" in page and "Billing operator" in page and "Outage P1" in page
+
+    def act(action, grant):
+        return client.post(reverse(f"team:reseller_access_{action}", kwargs={"org_slug": org.slug,
+                                                                            "grant_id": grant.pk}))
+
+    assert act("approve", first).status_code == 302
+    assert act("deny", second).status_code == 302
+    assert act("revoke", first).status_code == 302
+    assert act("revoke", glass).status_code == 302
+    statuses = {g.pk: g.status for g in StaffGrant.objects.all()}
+    assert statuses == {first.pk: "revoked", second.pk: "denied", glass.pk: "revoked"}
+    assert "Outage P1" in client.get(url).content.decode()  # break glass stays visible afterwards
+    # Approving an ended request says why, and changes nothing.
+    assert act("approve", second).status_code == 302
+    assert StaffGrant.objects.get(pk=second.pk).status == "denied"
+
+    other = StaffGrantFactory(status=StaffGrant.Status.REQUESTED)  # another organisation's request
+    assert act("approve", other).status_code == 404
+    assert StaffGrant.objects.get(pk=other.pk).status == StaffGrant.Status.REQUESTED
+
+
+def test_the_policy_form_refuses_unknown_roles_and_only_owners_see_the_page(client):
+    owner = MembershipFactory(role="owner")
+    org = owner.organization
+    verified_client(client, owner.user)
+    policy = reverse("team:reseller_access_policy", kwargs={"org_slug": org.slug})
+    bad = client.post(policy, {"auto_approve_roles": ["root"]})
+    assert bad.status_code == 400 and "Select a valid choice" in bad.content.decode()
+    assert grants.staff_access_policy(org) == []
+    assert client.post(policy, {"auto_approve_roles": [StaffRole.SUPPORT_READER]}).status_code == 302
+    assert grants.staff_access_policy(org) == [StaffRole.SUPPORT_READER]
+
+    viewer = MembershipFactory(organization=org, role="viewer")
+    verified_client(client, viewer.user)
+    assert client.get(reverse("team:reseller_access", kwargs={"org_slug": org.slug})).status_code == 403
+    assert client.post(policy, {"auto_approve_roles": []}).status_code == 403
+    assert grants.staff_access_policy(org) == [StaffRole.SUPPORT_READER]
+
+
+def test_only_an_operator_runs_admin_actions_and_the_action_is_audited_with_the_grant(client):
+    org = OrganizationFactory()
+    operation = _order(org)
+    client, staff = _staff_client(client)
+    reader = StaffGrantFactory(staff=staff, organization=org, roles=[StaffRole.SUPPORT_READER])
+    url = reverse("admin:licensing_provisioningoperation_changelist")
+    form = {"action": "mark_failed", "_selected_action": [str(operation.pk)], "apply": "1", "reason": "Stuck"}
+    client.post(url, form)
+    with tenant_context(org):
+        assert ProvisioningOperation.objects.get(pk=operation.pk).status != "failed"
+    assert not _events(org, "staff.admin_action")
+
+    grants.staff_grant_revoke(organization=org, grant_id=reader.pk, actor=staff, by_staff=True)
+    operator = StaffGrantFactory(staff=staff, organization=org, roles=[StaffRole.LICENSE_OPERATOR])
+    assert client.post(url, form).status_code == 302
+    with tenant_context(org):
+        assert ProvisioningOperation.objects.get(pk=operation.pk).status == "failed"
+    [action] = _events(org, "staff.admin_action")
+    assert (action.metadata["grant"], action.metadata["admin_action"]) == (str(operator.pk), "mark_failed")
+    [service_event] = _events(org, "provisioning.mark_failed")
+    assert service_event.metadata["grant"] == str(operator.pk)
+
+
+@pytest.mark.parametrize("data", [
+    {"action": "mark_failed\x00", "_selected_action": ["x"]},
+    {"action": "mark_failed", "_selected_action": ["ab\x00cd"], "apply": "1", "reason": "x"},
+    {"action": "retry", "_selected_action": ["not-an-id", "\u202eevil"]},
+])
+def test_hostile_action_posts_are_refused_without_a_server_error(client, data):
+    org = OrganizationFactory()
+    _order(org)
+    client, staff = _staff_client(client)
+    StaffGrantFactory(staff=staff, organization=org, roles=[StaffRole.LICENSE_OPERATOR])
+    response = client.post(reverse("admin:licensing_provisioningoperation_changelist"), {**data, "index": "0"})
+    assert response.status_code < 500
+    assert not _events(org, "staff.admin_action")
