@@ -169,7 +169,7 @@ class GrantScopedAdmin:
         def view():
             response = super(GrantScopedAdmin, self).changelist_view(request, extra_context)
             changelist = (getattr(response, "context_data", None) or {}).get("cl")
-            if changelist is not None:
+            if changelist is not None and self.grant_checks:
                 self._audit_list(request, changelist)
             return response
 
@@ -178,7 +178,7 @@ class GrantScopedAdmin:
     def change_view(self, request, object_id, form_url="", extra_context=None):
         def view():
             response = super(GrantScopedAdmin, self).change_view(request, object_id, form_url, extra_context)
-            if request.method == "GET" and getattr(response, "status_code", 0) == 200:
+            if request.method == "GET" and getattr(response, "status_code", 0) == 200 and self.grant_checks:
                 self._audit_object(request, object_id, "staff.viewed")
             return response
 
@@ -196,7 +196,7 @@ class GrantScopedAdmin:
     def history_view(self, request, object_id, extra_context=None):
         def view():
             response = super(GrantScopedAdmin, self).history_view(request, object_id, extra_context)
-            if getattr(response, "status_code", 0) == 200:
+            if getattr(response, "status_code", 0) == 200 and self.grant_checks:
                 self._audit_object(request, object_id, "staff.viewed_history")
             return response
 
