@@ -82,8 +82,9 @@ class GrantScopedAdmin:
             value = getattr(obj, f"{self.grant_org_field}_id", None)
             return {str(value)} if value else set()
         model = type(obj)
-        return {str(v) for v in model._default_manager.filter(pk=obj.pk).values_list(self.grant_org_field, flat=True)
-                if v}
+        return {
+            str(v) for v in model._default_manager.filter(pk=obj.pk).values_list(self.grant_org_field, flat=True) if v
+        }
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -106,15 +107,18 @@ class GrantScopedAdmin:
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and (
-            not self.grant_checks or self._covers(request, obj, change=True))
+            not self.grant_checks or self._covers(request, obj, change=True)
+        )
 
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and (
-            not self.grant_checks or self._covers(request, obj, change=True))
+            not self.grant_checks or self._covers(request, obj, change=True)
+        )
 
     def has_add_permission(self, request, *args):
         return super().has_add_permission(request, *args) and (
-            not self.grant_checks or self._covers(request, None, change=True))
+            not self.grant_checks or self._covers(request, None, change=True)
+        )
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -134,8 +138,9 @@ class GrantScopedAdmin:
                 selected.append(self.model._meta.pk.to_python(value))
             except ValidationError:
                 # Not an id of this table: refused before any action sees it (a clear message, not a 500).
-                self.message_user(request, "The selection names rows that do not exist; nothing was done.",
-                                  messages.WARNING)
+                self.message_user(
+                    request, "The selection names rows that do not exist; nothing was done.", messages.WARNING
+                )
                 return None
         # Only rows of organisations whose grant lets this staff member change them can be acted on.
         narrowed = self.grant_filter(queryset, change)
@@ -146,9 +151,12 @@ class GrantScopedAdmin:
         if action not in self.get_actions(request) or not selected:
             return response
         for org_id in self._orgs_of_rows(narrowed.filter(pk__in=selected)) & change.keys():
-            audit_record(actor=Actor.staff(request.user), action="staff.admin_action", organization=org_id,
-                         metadata={**_grant_ref(change[org_id]), "model": self.model._meta.label,
-                                   "admin_action": action})
+            audit_record(
+                actor=Actor.staff(request.user),
+                action="staff.admin_action",
+                organization=org_id,
+                metadata={**_grant_ref(change[org_id]), "model": self.model._meta.label, "admin_action": action},
+            )
         return response
 
     # --- views: inside the grants' tenant context, audited ----------------------------------------------
@@ -190,8 +198,9 @@ class GrantScopedAdmin:
     def delete_view(self, request, object_id, extra_context=None):
         if self.grant_checks and not has_recent_mfa(request):
             return reverify_redirect(request)
-        return self._scoped(request, lambda: super(GrantScopedAdmin, self).delete_view(request, object_id,
-                                                                                       extra_context))
+        return self._scoped(
+            request, lambda: super(GrantScopedAdmin, self).delete_view(request, object_id, extra_context)
+        )
 
     def history_view(self, request, object_id, extra_context=None):
         def view():
@@ -213,11 +222,17 @@ class GrantScopedAdmin:
         if self.grant_org_field == "pk":
             return {str(row.pk) for row in rows}
         if "__" not in self.grant_org_field:
-            return {str(getattr(row, f"{self.grant_org_field}_id")) for row in rows
-                    if getattr(row, f"{self.grant_org_field}_id", None)}
+            return {
+                str(getattr(row, f"{self.grant_org_field}_id"))
+                for row in rows
+                if getattr(row, f"{self.grant_org_field}_id", None)
+            }
         ids = [row.pk for row in rows]
-        return {str(v) for v in self.model._default_manager.filter(pk__in=ids)
-                .values_list(self.grant_org_field, flat=True) if v}
+        return {
+            str(v)
+            for v in self.model._default_manager.filter(pk__in=ids).values_list(self.grant_org_field, flat=True)
+            if v
+        }
 
     def _audit_list(self, request, changelist) -> None:
         rows = list(changelist.result_list)
@@ -226,8 +241,11 @@ class GrantScopedAdmin:
         read = self.grant_orgs(request)
         counts: dict[str, int] = {}
         if "__" in self.grant_org_field:
-            pairs = set(self.model._default_manager.filter(pk__in=[row.pk for row in rows])
-                        .values_list("pk", self.grant_org_field))
+            pairs = set(
+                self.model._default_manager.filter(pk__in=[row.pk for row in rows]).values_list(
+                    "pk", self.grant_org_field
+                )
+            )
             orgs = [org for _, org in pairs if org]
         elif self.grant_org_field == "pk":
             orgs = [row.pk for row in rows]
@@ -242,9 +260,16 @@ class GrantScopedAdmin:
             if grant is None:
                 continue  # a row also linked to an organisation outside the grants (a person in two)
             audit_record(
-                actor=Actor.staff(request.user), action="staff.viewed_list", organization=org_id,
-                metadata={**_grant_ref(grant), "model": self.model._meta.label, "rows": count,
-                          "searched": bool(changelist.query), "page": changelist.page_num},
+                actor=Actor.staff(request.user),
+                action="staff.viewed_list",
+                organization=org_id,
+                metadata={
+                    **_grant_ref(grant),
+                    "model": self.model._meta.label,
+                    "rows": count,
+                    "searched": bool(changelist.query),
+                    "page": changelist.page_num,
+                },
             )
 
     def _audit_object(self, request, object_id, action: str) -> None:
@@ -253,16 +278,26 @@ class GrantScopedAdmin:
             return
         read = {**self.grant_orgs(request), **self.grant_orgs(request, change=True)}
         for org_id in sorted(self.grant_org_ids_of(obj) & read.keys()):
-            audit_record(actor=Actor.staff(request.user), action=action, organization=org_id, target=obj,
-                         metadata={**_grant_ref(read[org_id]), "model": self.model._meta.label})
+            audit_record(
+                actor=Actor.staff(request.user),
+                action=action,
+                organization=org_id,
+                target=obj,
+                metadata={**_grant_ref(read[org_id]), "model": self.model._meta.label},
+            )
 
     def _audit_change(self, request, obj, action: str) -> None:
         if not self.grant_checks:
             return
         change = self.grant_orgs(request, change=True)
         for org_id in sorted(self.grant_org_ids_of(obj) & change.keys()):
-            audit_record(actor=Actor.staff(request.user), action=action, organization=org_id, target=obj,
-                         metadata={**_grant_ref(change[org_id]), "model": self.model._meta.label})
+            audit_record(
+                actor=Actor.staff(request.user),
+                action=action,
+                organization=org_id,
+                target=obj,
+                metadata={**_grant_ref(change[org_id]), "model": self.model._meta.label},
+            )
 
     def log_addition(self, request, obj, message):
         self._audit_change(request, obj, "staff.added")

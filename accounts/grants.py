@@ -76,9 +76,19 @@ def _staff_only(user: User) -> None:
 
 
 def _audit(grant: StaffGrant, action: str, actor: Actor, **metadata) -> None:
-    audit_record(actor=actor, action=action, organization=grant.organization_id, target=grant,
-                 metadata={"grant": str(grant.pk), "roles": grant.roles, "staff": str(grant.staff_id),
-                           "expires_at": grant.expires_at.isoformat(), **metadata})
+    audit_record(
+        actor=actor,
+        action=action,
+        organization=grant.organization_id,
+        target=grant,
+        metadata={
+            "grant": str(grant.pk),
+            "roles": grant.roles,
+            "staff": str(grant.staff_id),
+            "expires_at": grant.expires_at.isoformat(),
+            **metadata,
+        },
+    )
 
 
 def staff_access_policy(organization: Organization) -> list[str]:
@@ -99,8 +109,13 @@ def staff_access_policy_update(*, organization: Organization, actor: User, auto_
         if sorted(policy.auto_approve_roles) != roles:
             policy.auto_approve_roles = roles
             policy.save(update_fields=["auto_approve_roles", "updated_at"])
-            audit_record(actor=Actor.user(actor), action="staff_access.policy_updated", organization=organization,
-                         target=policy, metadata={"auto_approve_roles": roles})
+            audit_record(
+                actor=Actor.user(actor),
+                action="staff_access.policy_updated",
+                organization=organization,
+                target=policy,
+                metadata={"auto_approve_roles": roles},
+            )
     return roles
 
 
@@ -125,7 +140,11 @@ def staff_grant_request(
     now = timezone.now()
     starts_at = starts_at or now
     grant = StaffGrant(
-        organization=organization, staff=staff, roles=roles, starts_at=starts_at, expires_at=starts_at + duration,
+        organization=organization,
+        staff=staff,
+        roles=roles,
+        starts_at=starts_at,
+        expires_at=starts_at + duration,
         justification=_clean_text(justification, "justification", required=True, limit=500),
         ticket_reference=_clean_text(ticket_reference, "ticket_reference", required=False, limit=64),
         requested_by=requested_by or staff,
@@ -139,7 +158,7 @@ def staff_grant_request(
 
 
 def _pending(organization: Organization, grant_id) -> StaffGrant:
-    grant = (StaffGrant.objects.select_for_update().filter(organization=organization, pk=grant_id).first())
+    grant = StaffGrant.objects.select_for_update().filter(organization=organization, pk=grant_id).first()
     if grant is None:
         raise StaffGrant.DoesNotExist
     return grant
@@ -186,8 +205,9 @@ def security_alert_recipients() -> list[str]:
 
 
 @transaction.atomic
-def staff_grant_break_glass(*, organization: Organization, staff: User, roles, duration: timedelta,
-                            reason: str) -> StaffGrant:
+def staff_grant_break_glass(
+    *, organization: Organization, staff: User, roles, duration: timedelta, reason: str
+) -> StaffGrant:
     """Emergency access by a superuser: active at once, at most four hours, security alerted by e-mail,
     and listed on the customer's Reseller access page as break-glass access."""
     if not (staff.is_active and staff.is_staff and staff.is_superuser):
@@ -198,14 +218,24 @@ def staff_grant_break_glass(*, organization: Organization, staff: User, roles, d
         raise ValidationError({"duration": "Break-glass access lasts between 15 minutes and 4 hours."})
     now = timezone.now()
     grant = StaffGrant.objects.create(
-        organization=organization, staff=staff, roles=roles, status=StaffGrant.Status.ACTIVE, starts_at=now,
-        expires_at=now + duration, justification=reason, break_glass=True, requested_by=staff, approved_at=now,
+        organization=organization,
+        staff=staff,
+        roles=roles,
+        status=StaffGrant.Status.ACTIVE,
+        starts_at=now,
+        expires_at=now + duration,
+        justification=reason,
+        break_glass=True,
+        requested_by=staff,
+        approved_at=now,
     )
     _audit(grant, "staff_grant.break_glass", Actor.staff(staff, grant), reason_given=True)
     subject = f"Break-glass access to {organization.display_name} by {staff.email}"
-    body = (f"{staff.email} opened break-glass access to {organization.display_name} ({organization.slug}) "
-            f"for {grant.get_roles_display()} until {grant.expires_at:%Y-%m-%d %H:%M} UTC.\n\nReason: {reason}\n\n"
-            f"Grant {grant.pk}. Review it in the staff admin; the customer sees it on their Reseller access page.")
+    body = (
+        f"{staff.email} opened break-glass access to {organization.display_name} ({organization.slug}) "
+        f"for {grant.get_roles_display()} until {grant.expires_at:%Y-%m-%d %H:%M} UTC.\n\nReason: {reason}\n\n"
+        f"Grant {grant.pk}. Review it in the staff admin; the customer sees it on their Reseller access page."
+    )
     recipients = security_alert_recipients()
     transaction.on_commit(lambda: send_mail(subject, body, None, recipients))
     return grant
@@ -232,24 +262,26 @@ def staff_grants_expire_and_remind(*, now=None) -> dict[str, int]:
                 _expire(grant, now)
                 expired += 1
     horizon = now + max(REMINDERS.values())
-    upcoming = StaffGrant.objects.filter(status=StaffGrant.Status.ACTIVE, expires_at__gt=now,
-                                         expires_at__lte=horizon).values_list("pk", flat=True)
+    upcoming = StaffGrant.objects.filter(
+        status=StaffGrant.Status.ACTIVE, expires_at__gt=now, expires_at__lte=horizon
+    ).values_list("pk", flat=True)
     for grant_id in list(upcoming):
         with transaction.atomic():
             grant = StaffGrant.objects.select_for_update().select_related("staff", "organization").get(pk=grant_id)
             left = grant.expires_at - now
             # Only the nearest reminder not yet sent: a grant found 20 hours before expiry gets "24h", not both.
-            label = min((name for name, before in REMINDERS.items() if left <= before), key=REMINDERS.get,
-                        default=None)
+            label = min((name for name, before in REMINDERS.items() if left <= before), key=REMINDERS.get, default=None)
             if label is None or label in grant.reminders_sent:
                 continue
             grant.reminders_sent = [*grant.reminders_sent, label]
             grant.save(update_fields=["reminders_sent", "updated_at"])
             _audit(grant, "staff_grant.reminder_sent", Actor.system("staff-grants"), reminder=label)
             subject = f"Your access to {grant.organization.display_name} ends {grant.expires_at:%Y-%m-%d %H:%M} UTC"
-            body = (f"Your {grant.get_roles_display()} access to {grant.organization.display_name} ends on "
-                    f"{grant.expires_at:%Y-%m-%d %H:%M} UTC. Request a new grant in the staff admin if the work "
-                    "is not finished; the customer may have to approve it.")
+            body = (
+                f"Your {grant.get_roles_display()} access to {grant.organization.display_name} ends on "
+                f"{grant.expires_at:%Y-%m-%d %H:%M} UTC. Request a new grant in the staff admin if the work "
+                "is not finished; the customer may have to approve it."
+            )
             recipient = grant.staff.email
             transaction.on_commit(lambda s=subject, b=body, r=recipient: send_mail(s, b, None, [r]))
             reminded += 1

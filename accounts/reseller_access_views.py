@@ -28,10 +28,12 @@ from .team_views import TeamPageMixin
 
 class StaffAccessPolicyForm(forms.Form):
     auto_approve_roles = forms.MultipleChoiceField(
-        choices=StaffRole.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=StaffRole.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         label="Approve these roles without asking",
         help_text="A request for only these roles is active at once; any other waits for an owner here. "
-                  "Leave all unticked to approve every request yourself.",
+        "Leave all unticked to approve every request yourself.",
     )
 
 
@@ -40,8 +42,11 @@ def _sorted(grants, now):
     pending, current, break_glass, ended = [], [], [], []
     for grant in grants:
         grant.in_force = grant.is_effective(now)
-        grant.shown_status = ("expired" if grant.status in (StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED)
-                              and grant.expires_at <= now else grant.status)
+        grant.shown_status = (
+            "expired"
+            if grant.status in (StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED) and grant.expires_at <= now
+            else grant.status
+        )
         if grant.break_glass:
             break_glass.append(grant)
         if grant.status == StaffGrant.Status.REQUESTED and grant.expires_at > now:
@@ -63,9 +68,13 @@ class ResellerAccessView(TeamPageMixin, TemplateView):
         now = timezone.now()
         pending, current, break_glass, ended = _sorted(list(staff_grants_of_organization(self.organization)), now)
         context.update(
-            pending=pending, current=current, break_glass=break_glass, ended=ended[:50], now=now,
-            policy_form=kwargs.get("policy_form") or StaffAccessPolicyForm(
-                initial={"auto_approve_roles": staff_access_policy(self.organization)}),
+            pending=pending,
+            current=current,
+            break_glass=break_glass,
+            ended=ended[:50],
+            now=now,
+            policy_form=kwargs.get("policy_form")
+            or StaffAccessPolicyForm(initial={"auto_approve_roles": staff_access_policy(self.organization)}),
         )
         return context
 
@@ -80,8 +89,11 @@ class ResellerAccessPolicyView(TeamPageMixin, View):
             view = ResellerAccessView(request=request, kwargs=kwargs, args=args)
             view.organization, view.membership = self.organization, self.membership
             return view.render_to_response(view.get_context_data(policy_form=form), status=400)
-        staff_access_policy_update(organization=self.organization, actor=request.user,
-                                   auto_approve_roles=form.cleaned_data["auto_approve_roles"])
+        staff_access_policy_update(
+            organization=self.organization,
+            actor=request.user,
+            auto_approve_roles=form.cleaned_data["auto_approve_roles"],
+        )
         messages.success(request, "Reseller access policy saved.")
         return redirect(self.team_url("reseller_access"))
 

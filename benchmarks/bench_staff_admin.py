@@ -35,7 +35,8 @@ def run(ctx: Context) -> list[Result]:
 
     org = OrganizationFactory(slug="bench-staff-admin")
     ProvisioningOperation.unscoped_objects.bulk_create(
-        [ProvisioningOperation(organization=org, kind="order.checkout") for _ in range(ROWS)])
+        [ProvisioningOperation(organization=org, kind="order.checkout") for _ in range(ROWS)]
+    )
     staff = UserFactory(is_staff=True, is_superuser=True)
     grant = StaffGrantFactory(staff=staff, organization=org, roles=[StaffRole.LICENSE_OPERATOR])
     client = verified_client(Client(), staff)
@@ -55,8 +56,13 @@ def run(ctx: Context) -> list[Result]:
     granted_requests = ROUNDS * (REQUESTS + 1)
     assert written == granted_requests, (written, granted_requests)  # one per granted page, none for the baseline
     ctx.say(f"{written} audit events written by {granted_requests} granted requests (grant {grant.pk})")
-    return [Result(
-        name=f"staff admin changelist ({ROWS} rows) with grant check + audit",
-        figure=min(granted), baseline=min(bare), unit="ms/request", goal=1.2,
-        note="baseline: the same admin without grants or audit, reading every organisation (pre-grant admin)",
-    )]
+    return [
+        Result(
+            name=f"staff admin changelist ({ROWS} rows) with grant check + audit",
+            figure=min(granted),
+            baseline=min(bare),
+            unit="ms/request",
+            goal=1.2,
+            note="baseline: the same admin without grants or audit, reading every organisation (pre-grant admin)",
+        )
+    ]

@@ -42,6 +42,7 @@ def _events(org, action):
 
 # --- services -------------------------------------------------------------------------------------
 
+
 def test_roles_cover_only_their_areas():
     assert grants.roles_cover([StaffRole.SUPPORT_READER], "licensing")
     assert not grants.roles_cover([StaffRole.SUPPORT_READER], "licensing", change=True)
@@ -57,16 +58,30 @@ def test_roles_cover_only_their_areas():
 
 def test_a_request_waits_for_approval_unless_the_policy_names_every_role():
     org, staff, owner = OrganizationFactory(), UserFactory(is_staff=True), UserFactory()
-    waiting = grants.staff_grant_request(organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER],
-                                         duration=timedelta(hours=4), justification="Ticket 42")
+    waiting = grants.staff_grant_request(
+        organization=org,
+        staff=staff,
+        roles=[StaffRole.SUPPORT_READER],
+        duration=timedelta(hours=4),
+        justification="Ticket 42",
+    )
     assert waiting.status == StaffGrant.Status.REQUESTED
     grants.staff_access_policy_update(organization=org, actor=owner, auto_approve_roles=[StaffRole.SUPPORT_READER])
-    auto = grants.staff_grant_request(organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER],
-                                      duration=timedelta(hours=4), justification="Ticket 43")
+    auto = grants.staff_grant_request(
+        organization=org,
+        staff=staff,
+        roles=[StaffRole.SUPPORT_READER],
+        duration=timedelta(hours=4),
+        justification="Ticket 43",
+    )
     assert auto.status == StaffGrant.Status.ACTIVE and auto.auto_approved
-    mixed = grants.staff_grant_request(organization=org, staff=staff,
-                                       roles=[StaffRole.SUPPORT_READER, StaffRole.BILLING_OPERATOR],
-                                       duration=timedelta(hours=4), justification="Ticket 44")
+    mixed = grants.staff_grant_request(
+        organization=org,
+        staff=staff,
+        roles=[StaffRole.SUPPORT_READER, StaffRole.BILLING_OPERATOR],
+        duration=timedelta(hours=4),
+        justification="Ticket 44",
+    )
     assert mixed.status == StaffGrant.Status.REQUESTED
     approved = grants.staff_grant_approve(organization=org, grant_id=mixed.pk, actor=owner)
     assert approved.status == StaffGrant.Status.ACTIVE and approved.approved_by == owner
@@ -78,18 +93,25 @@ def test_a_request_waits_for_approval_unless_the_policy_names_every_role():
     assert actions == ["staff_grant.approved", "staff_grant.revoked"]
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"roles": []}, "roles"),
-    ({"roles": ["root"]}, "roles"),
-    ({"duration": timedelta(days=731)}, "duration"),
-    ({"duration": timedelta(minutes=30)}, "duration"),
-    ({"justification": "  "}, "justification"),
-    ({"justification": "x" * 501}, "justification"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"roles": []}, "roles"),
+        ({"roles": ["root"]}, "roles"),
+        ({"duration": timedelta(days=731)}, "duration"),
+        ({"duration": timedelta(minutes=30)}, "duration"),
+        ({"justification": "  "}, "justification"),
+        ({"justification": "x" * 501}, "justification"),
+    ],
+)
 def test_a_bad_request_is_refused_and_nothing_is_written(kwargs, field):
     org, staff = OrganizationFactory(), UserFactory(is_staff=True)
-    request = {"roles": [StaffRole.SUPPORT_READER], "duration": timedelta(hours=1), "justification": "Ticket 1",
-               **kwargs}
+    request = {
+        "roles": [StaffRole.SUPPORT_READER],
+        "duration": timedelta(hours=1),
+        "justification": "Ticket 1",
+        **kwargs,
+    }
     with pytest.raises(ValidationError) as refused:
         grants.staff_grant_request(organization=org, staff=staff, **request)
     assert field in refused.value.message_dict
@@ -98,13 +120,22 @@ def test_a_bad_request_is_refused_and_nothing_is_written(kwargs, field):
 
 def test_730_days_is_the_longest_grant_and_customers_cannot_hold_one():
     org = OrganizationFactory()
-    grant = grants.staff_grant_request(organization=org, staff=UserFactory(is_staff=True),
-                                       roles=[StaffRole.SUPPORT_READER], duration=timedelta(days=730),
-                                       justification="Standing support contract")
+    grant = grants.staff_grant_request(
+        organization=org,
+        staff=UserFactory(is_staff=True),
+        roles=[StaffRole.SUPPORT_READER],
+        duration=timedelta(days=730),
+        justification="Standing support contract",
+    )
     assert grant.expires_at - grant.starts_at == timedelta(days=730)
     with pytest.raises(ValidationError):
-        grants.staff_grant_request(organization=org, staff=UserFactory(), roles=[StaffRole.SUPPORT_READER],
-                                   duration=timedelta(hours=1), justification="not staff")
+        grants.staff_grant_request(
+            organization=org,
+            staff=UserFactory(),
+            roles=[StaffRole.SUPPORT_READER],
+            duration=timedelta(hours=1),
+            justification="not staff",
+        )
 
 
 def test_a_grant_is_effective_until_the_exact_second_it_expires():
@@ -117,12 +148,13 @@ def test_a_grant_is_effective_until_the_exact_second_it_expires():
 
 def test_the_periodic_job_expires_grants_and_reminds_once_before_expiry(django_capture_on_commit_callbacks):
     grant = StaffGrantFactory(starts_at=NOW - timedelta(days=1), expires_at=NOW + timedelta(days=3))
-    with django_capture_on_commit_callbacks(execute=True), time_machine.travel(NOW + timedelta(minutes=1),
-                                                                                 tick=False):
+    with django_capture_on_commit_callbacks(execute=True), time_machine.travel(NOW + timedelta(minutes=1), tick=False):
         assert grants.staff_grants_expire_and_remind() == {"expired": 0, "reminded": 1}
         assert grants.staff_grants_expire_and_remind() == {"expired": 0, "reminded": 0}  # once
-    with django_capture_on_commit_callbacks(execute=True), time_machine.travel(NOW + timedelta(days=2, hours=1),
-                                                                                 tick=False):
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        time_machine.travel(NOW + timedelta(days=2, hours=1), tick=False),
+    ):
         assert grants.staff_grants_expire_and_remind() == {"expired": 0, "reminded": 1}  # the 24-hour one
     assert [m.to for m in mail.outbox] == [[grant.staff.email], [grant.staff.email]]
     assert "ends" in mail.outbox[0].subject
@@ -133,24 +165,39 @@ def test_the_periodic_job_expires_grants_and_reminds_once_before_expiry(django_c
     assert _events(grant.organization, "staff_grant.expired")
 
 
-def test_break_glass_needs_a_superuser_a_reason_and_at_most_four_hours(django_capture_on_commit_callbacks,
-                                                                       settings):
+def test_break_glass_needs_a_superuser_a_reason_and_at_most_four_hours(django_capture_on_commit_callbacks, settings):
     settings.SECURITY_ALERT_EMAILS = ("soc@reseller.example",)
     org = OrganizationFactory()
     superuser, staff = UserFactory(is_staff=True, is_superuser=True), UserFactory(is_staff=True)
     with pytest.raises(ValidationError):
-        grants.staff_grant_break_glass(organization=org, staff=superuser, roles=[StaffRole.SUPPORT_READER],
-                                       duration=timedelta(hours=1), reason=" ")
+        grants.staff_grant_break_glass(
+            organization=org, staff=superuser, roles=[StaffRole.SUPPORT_READER], duration=timedelta(hours=1), reason=" "
+        )
     with pytest.raises(ValidationError):
-        grants.staff_grant_break_glass(organization=org, staff=superuser, roles=[StaffRole.SUPPORT_READER],
-                                       duration=timedelta(hours=5), reason="Outage")
+        grants.staff_grant_break_glass(
+            organization=org,
+            staff=superuser,
+            roles=[StaffRole.SUPPORT_READER],
+            duration=timedelta(hours=5),
+            reason="Outage",
+        )
     with pytest.raises(ValidationError):
-        grants.staff_grant_break_glass(organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER],
-                                       duration=timedelta(hours=1), reason="Outage")
+        grants.staff_grant_break_glass(
+            organization=org,
+            staff=staff,
+            roles=[StaffRole.SUPPORT_READER],
+            duration=timedelta(hours=1),
+            reason="Outage",
+        )
     assert not StaffGrant.objects.exists()
     with django_capture_on_commit_callbacks(execute=True):
-        grant = grants.staff_grant_break_glass(organization=org, staff=superuser, roles=[StaffRole.SUPPORT_READER],
-                                               duration=timedelta(hours=4), reason="Tenant outage, P1 4711")
+        grant = grants.staff_grant_break_glass(
+            organization=org,
+            staff=superuser,
+            roles=[StaffRole.SUPPORT_READER],
+            duration=timedelta(hours=4),
+            reason="Tenant outage, P1 4711",
+        )
     assert grant.is_effective() and grant.break_glass
     assert mail.outbox[0].to == ["soc@reseller.example"] and "Tenant outage, P1 4711" in mail.outbox[0].body
     [event] = _events(org, "staff_grant.break_glass")
@@ -158,6 +205,7 @@ def test_break_glass_needs_a_superuser_a_reason_and_at_most_four_hours(django_ca
 
 
 # --- the admin, scoped by grants --------------------------------------------------------------------
+
 
 def _staff_client(client, *, superuser=True):
     """A staff member signed in with a verified second factor. A superuser by default: every Django permission,
@@ -194,11 +242,16 @@ def test_a_support_reader_views_audited_with_the_grant_but_cannot_change(client)
     client.get(reverse("admin:licensing_provisioningoperation_changelist") + f"?q={order.pk}")
 
     listed = _events(org, "staff.viewed_list")
-    assert [(e.metadata["grant"], e.metadata["searched"]) for e in listed] == [(str(grant.pk), False),
-                                                                             (str(grant.pk), True)]
+    assert [(e.metadata["grant"], e.metadata["searched"]) for e in listed] == [
+        (str(grant.pk), False),
+        (str(grant.pk), True),
+    ]
     [viewed] = _events(org, "staff.viewed")
-    assert (viewed.actor_id, viewed.target_id, viewed.metadata["grant"]) == (str(staff.pk), str(order.pk),
-                                                                           str(grant.pk))
+    assert (viewed.actor_id, viewed.target_id, viewed.metadata["grant"]) == (
+        str(staff.pk),
+        str(order.pk),
+        str(grant.pk),
+    )
     assert not _events(other, "staff.viewed_list")
 
     # Billing: readable, but a POST change is refused and changes nothing.
@@ -235,8 +288,9 @@ def test_expiry_and_revocation_take_effect_on_the_next_request(client):
     order = _order(org)
     client, staff = _staff_client(client)
     with time_machine.travel(NOW, tick=False):
-        grant = StaffGrantFactory(staff=staff, organization=org, starts_at=NOW - timedelta(hours=1),
-                                  expires_at=NOW + timedelta(hours=1))
+        grant = StaffGrantFactory(
+            staff=staff, organization=org, starts_at=NOW - timedelta(hours=1), expires_at=NOW + timedelta(hours=1)
+        )
     url = reverse("admin:licensing_provisioningoperation_change", args=[order.pk])
     with time_machine.travel(NOW + timedelta(minutes=59), tick=False):
         verified_client(client, staff)
@@ -278,18 +332,29 @@ def test_break_glass_in_the_admin_needs_a_reason_and_a_recent_second_factor(clie
 def test_a_staff_member_requests_access_in_the_admin(client):
     org = OrganizationFactory()
     client, staff = _staff_client(client, superuser=False)
-    response = client.post(reverse("admin:accounts_staffgrant_request"), {
-        "organization": org.slug, "roles": [StaffRole.LICENSE_OPERATOR], "hours": 8,
-        "justification": "Ticket 99: seats", "ticket_reference": "99"})
+    response = client.post(
+        reverse("admin:accounts_staffgrant_request"),
+        {
+            "organization": org.slug,
+            "roles": [StaffRole.LICENSE_OPERATOR],
+            "hours": 8,
+            "justification": "Ticket 99: seats",
+            "ticket_reference": "99",
+        },
+    )
     assert response.status_code == 302
     grant = StaffGrant.objects.get()
-    assert (grant.status, grant.staff, grant.roles) == (StaffGrant.Status.REQUESTED, staff,
-                                                        [StaffRole.LICENSE_OPERATOR])
+    assert (grant.status, grant.staff, grant.roles) == (
+        StaffGrant.Status.REQUESTED,
+        staff,
+        [StaffRole.LICENSE_OPERATOR],
+    )
     bad = client.post(reverse("admin:accounts_staffgrant_request"), {"organization": "nope", "hours": "x"})
     assert bad.status_code == 200 and StaffGrant.objects.count() == 1
 
 
 # --- the customer's Reseller access page ---------------------------------------------------------------
+
 
 def test_the_owner_approves_denies_and_revokes_on_the_reseller_access_page(client):
     owner = MembershipFactory(role="owner")
@@ -300,17 +365,24 @@ def test_the_owner_approves_denies_and_revokes_on_the_reseller_access_page(clien
     assert "No requests waiting" in empty and "No emergency access, ever" in empty
 
     staff = UserFactory(is_staff=True, is_superuser=True)
-    first = StaffGrantFactory(organization=org, staff=staff, status=StaffGrant.Status.REQUESTED,
-                              roles=[StaffRole.BILLING_OPERATOR], justification="Ticket 77 invoices")
+    first = StaffGrantFactory(
+        organization=org,
+        staff=staff,
+        status=StaffGrant.Status.REQUESTED,
+        roles=[StaffRole.BILLING_OPERATOR],
+        justification="Ticket 77 invoices",
+    )
     second = StaffGrantFactory(organization=org, staff=staff, status=StaffGrant.Status.REQUESTED)
-    glass = grants.staff_grant_break_glass(organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER],
-                                           duration=timedelta(hours=1), reason="Outage P1")
+    glass = grants.staff_grant_break_glass(
+        organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER], duration=timedelta(hours=1), reason="Outage P1"
+    )
     page = client.get(url).content.decode()
     assert "Ticket 77 invoices" in page and "Billing operator" in page and "Outage P1" in page
 
     def act(action, grant):
-        return client.post(reverse(f"team:reseller_access_{action}", kwargs={"org_slug": org.slug,
-                                                                            "grant_id": grant.pk}))
+        return client.post(
+            reverse(f"team:reseller_access_{action}", kwargs={"org_slug": org.slug, "grant_id": grant.pk})
+        )
 
     assert act("approve", first).status_code == 302
     assert act("deny", second).status_code == 302
@@ -369,11 +441,14 @@ def test_only_an_operator_runs_admin_actions_and_the_action_is_audited_with_the_
     assert service_event.metadata["grant"] == str(operator.pk)
 
 
-@pytest.mark.parametrize("data", [
-    {"action": "mark_failed\x00", "_selected_action": ["x"]},
-    {"action": "mark_failed", "_selected_action": ["ab\x00cd"], "apply": "1", "reason": "x"},
-    {"action": "retry", "_selected_action": ["not-an-id", "\u202eevil"]},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"action": "mark_failed\x00", "_selected_action": ["x"]},
+        {"action": "mark_failed", "_selected_action": ["ab\x00cd"], "apply": "1", "reason": "x"},
+        {"action": "retry", "_selected_action": ["not-an-id", "\u202eevil"]},
+    ],
+)
 def test_hostile_action_posts_are_refused_without_a_server_error(client, data):
     org = OrganizationFactory()
     _order(org)

@@ -26,10 +26,16 @@ def test_an_owner_sees_approves_and_revokes_reseller_access(page, make_member):
     expect(page.get_by_text("No reseller staff have access")).to_be_visible()
 
     staff = UserFactory(is_staff=True, is_superuser=True, full_name="Nestor Wilke")
-    request = grants.staff_grant_request(organization=org, staff=staff, roles=[StaffRole.LICENSE_OPERATOR],
-                                         duration=timedelta(hours=8), justification="Ticket 4711: seats")
-    grants.staff_grant_break_glass(organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER],
-                                   duration=timedelta(hours=1), reason="Outage P1")
+    request = grants.staff_grant_request(
+        organization=org,
+        staff=staff,
+        roles=[StaffRole.LICENSE_OPERATOR],
+        duration=timedelta(hours=8),
+        justification="Ticket 4711: seats",
+    )
+    grants.staff_grant_break_glass(
+        organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER], duration=timedelta(hours=1), reason="Outage P1"
+    )
     page.goto(url)
     pending = page.get_by_role("region", name="Waiting for your approval")
     expect(pending).to_contain_text("Ticket 4711: seats")
