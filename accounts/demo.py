@@ -1,5 +1,6 @@
 """The demo organisation that `make run` seeds: people with every role, each with MFA enrolled,
-and one reseller staff member for the admin site.
+and one reseller staff member for the admin site, with a support-reader grant to the demo
+organisation (without a grant the admin shows no customer).
 
 The demo TOTP secrets are fixed and public so a newcomer can sign in; they exist only in
 demo data, which production never seeds (seed_demo refuses with DEBUG off).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from binascii import unhexlify
+from datetime import timedelta
 
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
@@ -17,7 +19,7 @@ from django_otp.oath import totp
 
 from accounts.roles import Role
 
-from .models import Membership, Organization, TOTPDevice, User
+from .models import Membership, Organization, StaffGrant, StaffRole, TOTPDevice, User
 
 DEMO_ORG_SLUG = "fabrikam"
 DEMO_PASSWORD = "demo-portal-2026"
@@ -66,6 +68,21 @@ def seed_staff_demo() -> tuple[User, bool]:
     group.permissions.add(*Permission.objects.filter(codename__startswith="view_"))
     user.groups.add(group)
     return user, created
+
+
+@transaction.atomic
+def seed_staff_demo_grant(*, staff: User, organization: Organization) -> StaffGrant:
+    """A support-reader grant for the demo staff member to the demo organisation, as if Fabrikam approved it:
+    the admin then shows Fabrikam read-only. Re-run safely: a grant still in force is reused, else renewed."""
+    for grant in StaffGrant.objects.filter(staff=staff, organization=organization, break_glass=False):
+        if grant.is_effective():
+            return grant
+    now = timezone.now()
+    return StaffGrant.objects.create(
+        organization=organization, staff=staff, roles=[StaffRole.SUPPORT_READER], status=StaffGrant.Status.ACTIVE,
+        starts_at=now, expires_at=now + timedelta(days=90), justification="Demo: standing support for Fabrikam",
+        ticket_reference="DEMO-1", requested_by=staff, approved_at=now, auto_approved=True,
+    )
 
 
 @transaction.atomic

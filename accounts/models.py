@@ -585,3 +585,93 @@ declare(
     },
     not_personal=["user"],
 )
+
+
+class StaffRole(models.TextChoices):
+    """What a reseller staff member may do for one customer (modelled on Microsoft's GDAP roles)."""
+
+    SUPPORT_READER = "support_reader", "Support reader"
+    LICENSE_OPERATOR = "license_operator", "License operator"
+    BILLING_OPERATOR = "billing_operator", "Billing operator"
+    PRIVACY_OPERATOR = "privacy_operator", "Privacy operator"
+    SECURITY_RESPONDER = "security_responder", "Security responder"
+
+
+class StaffGrant(BaseModel):
+    """One staff member's time-bound, role-scoped access to one customer organisation.
+
+    Like Membership, this row defines tenancy (for staff), so it is read by staff member or by
+    organisation, never through a tenant context. A grant gives access only while it is
+    ``active`` and ``starts_at <= now < expires_at``; the admin checks that on every request
+    (docs/decisions/021-staff-access-grants.md).
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        ACTIVE = "active", "Active"
+        REVOKED = "revoked", "Revoked"
+        DENIED = "denied", "Denied"
+        EXPIRED = "expired", "Expired"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="staff_grants")
+    staff = models.ForeignKey(User, on_delete=models.CASCADE, related_name="staff_grants")
+    roles = models.JSONField(default=list)  # StaffRole values
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    starts_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    justification = EncryptedCharField(max_length=500)
+    ticket_reference = models.CharField(max_length=64, blank=True)
+    break_glass = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    approved_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    auto_approved = models.BooleanField(default=False)
+    ended_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    reminders_sent = models.JSONField(default=list, blank=True)  # reminder labels already sent ("3d", "24h")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["staff", "status", "expires_at"])]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(expires_at__gt=models.F("starts_at")),
+                                   name="staff_grant_ends_after_start"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_roles_display()} for {self.organization} until {self.expires_at:%Y-%m-%d %H:%M}"
+
+    def get_roles_display(self) -> str:
+        labels = dict(StaffRole.choices)
+        return ", ".join(str(labels.get(role, role)) for role in self.roles)
+
+    def is_effective(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.status == self.Status.ACTIVE and self.starts_at <= now < self.expires_at
+
+
+declare(
+    StaffGrant,
+    subject=Subject.PORTAL_USER,
+    subject_lookup="staff",
+    personal={"justification": Personal(Category.SECURITY)},
+    not_personal=["staff", "roles", "status", "starts_at", "expires_at", "ticket_reference", "break_glass",
+                  "requested_by", "approved_by", "approved_at", "auto_approved", "ended_by", "ended_at",
+                  "reminders_sent"],
+)
+
+
+class StaffAccessPolicy(TenantModel):
+    """A customer's rule for reseller access requests: roles granted without asking, the rest wait for
+    an owner's approval. No row means every request waits."""
+
+    auto_approve_roles = models.JSONField(default=list, blank=True)  # StaffRole values
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization"], name="one_staff_access_policy_per_org")]
+
+    def __str__(self):
+        return f"reseller access policy of {self.organization_id}"
+
+
+declare(StaffAccessPolicy, not_personal=["auto_approve_roles"])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import team_views
+from . import reseller_access_views, team_views
 
 app_name = "team"
 
@@ -24,4 +24,13 @@ urlpatterns = [
     path("api-keys/new/", team_views.ApiKeyCreateView.as_view(), name="api_key_create"),
     path("api-keys/<uuid:api_key_id>/revoke/", team_views.ApiKeyRevokeView.as_view(), name="api_key_revoke"),
     path("settings/", team_views.OrganizationSettingsView.as_view(), name="settings"),
+    path("reseller-access/", reseller_access_views.ResellerAccessView.as_view(), name="reseller_access"),
+    path("reseller-access/policy/", reseller_access_views.ResellerAccessPolicyView.as_view(),
+         name="reseller_access_policy"),
+    path("reseller-access/<uuid:grant_id>/approve/", reseller_access_views.GrantApproveView.as_view(),
+         name="reseller_access_approve"),
+    path("reseller-access/<uuid:grant_id>/deny/", reseller_access_views.GrantDenyView.as_view(),
+         name="reseller_access_deny"),
+    path("reseller-access/<uuid:grant_id>/revoke/", reseller_access_views.GrantRevokeView.as_view(),
+         name="reseller_access_revoke"),
 ]

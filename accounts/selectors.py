@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import SignInEvent
 
-from .models import ApiKey, Invitation, Membership, Organization, RecoveryCodeDevice, TOTPDevice, User, UserSession
+from .models import (
+    ApiKey,
+    Invitation,
+    Membership,
+    Organization,
+    RecoveryCodeDevice,
+    StaffGrant,
+    TOTPDevice,
+    User,
+    UserSession,
+)
 
 
 def sign_in_events_for_user(user: User) -> QuerySet[SignInEvent]:
@@ -74,3 +85,22 @@ def invitation_of_organization(organization: Organization, invitation_id) -> Inv
 
 def api_keys_of_organization(organization: Organization) -> QuerySet[ApiKey]:
     return ApiKey.objects.for_org(organization).select_related("created_by").order_by("-created_at")
+
+
+def effective_staff_grants(user: User, now=None) -> list[StaffGrant]:
+    """The staff member's grants in force right now (active, started, not expired), read fresh: a grant
+    past its expiry gives nothing even before the periodic task marks it expired. Ordinary grants
+    come before break-glass ones, so an ordinary grant is the one named in the audit chain."""
+    now = now or timezone.now()
+    return list(
+        StaffGrant.objects.filter(staff=user, status=StaffGrant.Status.ACTIVE, starts_at__lte=now, expires_at__gt=now)
+        .order_by("break_glass", "-expires_at")
+        # Only what the check needs: the justification is encrypted, and decrypting it on every admin
+        # request would cost more than the rest of the check.
+        .only("id", "organization_id", "staff_id", "roles", "status", "starts_at", "expires_at", "break_glass")
+    )
+
+
+def staff_grants_of_organization(organization: Organization) -> QuerySet[StaffGrant]:
+    """Every grant to the organisation, newest first, for its Reseller access page."""
+    return StaffGrant.objects.filter(organization=organization).select_related("staff", "approved_by", "ended_by")

@@ -114,7 +114,8 @@ def password_check_reset(user: User) -> None:
 def sign_in_event_record(
     *, request, user: User | None, email: str = "", succeeded: bool, factor: str, reason: str = ""
 ) -> SignInEvent:
-    """Log one attempt. The attempted email is kept only as its blind index."""
+    """Log one attempt, in SignInEvent and in the audit chain. The attempted email is kept only as its blind
+    index, and not in the chain at all."""
     event = SignInEvent(
         occurred_at=timezone.now(),
         user=user,
@@ -128,6 +129,15 @@ def sign_in_event_record(
     )
     event.full_clean()
     event.save()
+    # The chain too: sign-ins, their failures and second-factor results (factor totp, recovery, webauthn)
+    # are security events the customer's log and an auditor must be able to trust, not only this table.
+    audit_record(
+        actor=Actor.user(user) if user is not None else Actor.system("sign-in"),
+        action="signin.succeeded" if succeeded else "signin.failed",
+        target=user,
+        metadata={"factor": factor, **({"reason": event.failure_reason} if not succeeded else {}),
+                  "sign_in_event": event.pk},
+    )
     return event
 
 

@@ -32,7 +32,7 @@ SETUP = r"""
 import json
 from accounts.api_keys import api_key_create
 from accounts.demo import DEMO_ORG_SLUG, DEMO_OWNER_EMAIL, DEMO_PASSWORD, DEMO_TOTP_KEY_HEX
-from accounts.models import Membership, Organization, TOTPDevice, User
+from accounts.models import Membership, Organization, StaffGrant, StaffRole, TOTPDevice, User
 from accounts.roles import Role
 from core.tenancy import tenant_context
 from licensing.models import DirectoryUser, Price, TenantSku
@@ -50,6 +50,10 @@ for n in range({members}):
 staff = User.objects.create_user("staff-load@reseller.example", DEMO_PASSWORD, full_name="Load Staff",
                                  email_verified_at=timezone.now(), is_staff=True, is_superuser=True)
 TOTPDevice.objects.create(user=staff, name="load", key=DEMO_TOTP_KEY_HEX, confirmed=True)
+# Staff see a customer only through a grant (decision 021): the admin mix reads Fabrikam's rows and is audited.
+StaffGrant.objects.create(organization=org, staff=staff, roles=[StaffRole.SUPPORT_READER], status="active",
+                          starts_at=timezone.now(), expires_at=timezone.now() + timezone.timedelta(days=1),
+                          justification="Load test", requested_by=staff, approved_at=timezone.now())
 with tenant_context(org):
     _, secret = api_key_create(organization=org, name="load", role=Role.OWNER, expires_at=None, actor=owner)
     skus = [str(pk) for pk in TenantSku.objects.values_list("pk", flat=True)]

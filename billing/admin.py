@@ -1,15 +1,19 @@
 """Staff admin for billing: margin rules, exchange rates and billing profiles.
 
 Price lists are shared rows, edited here; every save and delete goes through a service, which
-validates and audits it with the staff member as actor. Billing profiles are tenant rows read
-through ``unscoped_objects`` (staff-grant code, as in licensing/admin.py).
+validates and audits it with the staff member as actor. Billing profiles, invoices and payments are
+tenant rows shown only for organisations whose grant covers billing (accounts.admin_grants): a
+support reader views them, a billing operator also changes them; each read and change is audited
+with the grant.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 
+from accounts.admin_grants import GrantScopedAdmin, grants_for_area
 from core.audit import Actor
 from core.tenancy import tenant_context
 
@@ -75,16 +79,16 @@ class TaxRateAdmin(admin.ModelAdmin):
 
 
 @admin.register(BillingProfile)
-class BillingProfileAdmin(admin.ModelAdmin):
+class BillingProfileAdmin(GrantScopedAdmin, admin.ModelAdmin):
     """Staff set a customer's tier, currency and payment terms; contacts are the customer's (never shown)."""
+
+    grant_area = "billing"
+    list_select_related = ["organization"]
 
     list_display = ["organization", "currency", "tier", "payment_terms_days", "tax_exempt"]
     list_filter = ["tier", "currency", "tax_exempt"]
     fields = ["organization", "currency", "tier", "payment_terms_days", "tax_exempt"]
     readonly_fields = ["organization"]
-
-    def get_queryset(self, request):
-        return BillingProfile.unscoped_objects.select_related("organization")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -93,6 +97,8 @@ class BillingProfileAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied("No grant lets you change this organisation's billing.")
         with tenant_context(obj.organization):
             pricing_services.billing_profile_update(
                 organization=obj.organization, actor=Actor.staff(request.user), currency=obj.currency,
@@ -109,6 +115,12 @@ class FindingInline(admin.TabularInline):
     max_num = 0
     show_change_link = False
     ordering = ["-at_risk"]
+
+    def get_queryset(self, request):
+        # A partner-wide run, but each finding names a customer: only those whose grant covers billing.
+        # Findings matched to no customer name none, so they stay visible to staff.
+        granted = list(grants_for_area(request, "billing"))
+        return super().get_queryset(request).filter(Q(organization__isnull=True) | Q(organization_id__in=granted))
 
 
 @admin.register(ReconciliationRun)
@@ -138,9 +150,9 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
                           messages.SUCCESS)
 
 
-class ReadOnlyTenantAdmin(admin.ModelAdmin):
-    def get_queryset(self, request):
-        return self.model.unscoped_objects.select_related("organization")
+class ReadOnlyTenantAdmin(GrantScopedAdmin, admin.ModelAdmin):
+    grant_area = "billing"
+    list_select_related = ["organization"]
 
     def has_add_permission(self, request, obj=None):
         return False

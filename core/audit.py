@@ -1,7 +1,9 @@
 """The audit chain: the state changes services record, HMAC-chained.
 
-Services record their writes here (``audit_record`` naming the actor). Staff reads are not
-yet recorded: one audited path for them arrives with the staff-grant work.
+Services record their writes here (``audit_record`` naming the actor). Staff reads and changes in
+the admin are recorded through one path, ``accounts.admin_grants.GrantScopedAdmin``, each naming
+the staff grant that allowed it; inside it, ``staff_grants_in_force`` adds that grant to the events
+services write for staff too.
 
 Each event's hash is HMAC(key, previous hash + canonical event). The key lives
 outside the database (AUDIT_HMAC_KEY; during a rotation the retiring key is
@@ -16,11 +18,13 @@ head is also written as a signed checkpoint outside the database
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import hmac
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
@@ -62,6 +66,20 @@ class Actor:
     @classmethod
     def system(cls, component: str) -> Actor:
         return cls(AuditEvent.ActorType.SYSTEM, component)
+
+
+_staff_grants: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("staff_grants", default=None)
+
+
+@contextmanager
+def staff_grants_in_force(grant_ids_by_org: dict[str, str]) -> Iterator[None]:
+    """Inside, a staff actor's event in an organisation names the grant (organisation id -> grant id)
+    that allowed it, unless the actor already names one."""
+    token = _staff_grants.set(grant_ids_by_org)
+    try:
+        yield
+    finally:
+        _staff_grants.reset(token)
 
 
 def _decode(raw: str) -> bytes:
@@ -122,6 +140,13 @@ def audit_record(
     metadata: dict | None = None,
 ) -> AuditEvent:
     """Append an event to the chain, inside the caller's transaction."""
+    organization_id = getattr(organization, "pk", organization)
+    metadata = {**actor.metadata, **(metadata or {})}
+    grants = _staff_grants.get()
+    if actor.type == AuditEvent.ActorType.STAFF and grants and "grant" not in metadata and organization_id:
+        grant_id = grants.get(str(organization_id))
+        if grant_id:
+            metadata["grant"] = grant_id
     # The connection the event is written on: the system one inside unscoped_no_tenant() (key
     # rotation), so the transaction and its after-commit checkpoint are that connection's.
     using = router.db_for_write(AuditEvent)
@@ -130,7 +155,7 @@ def audit_record(
         event = AuditEvent(
             sequence=head.sequence + 1,
             occurred_at=timezone.now(),
-            organization_id=getattr(organization, "pk", organization),
+            organization_id=organization_id,
             actor_type=actor.type,
             actor_id=actor.id,
             action=action,
@@ -139,7 +164,7 @@ def audit_record(
             # Canonical text, so the hash covers what decrypting the stored value gives back.
             ip_address=normalise_ip(get_client_ip()),
             request_id=get_request_id() if get_request_id() != "-" else "",
-            metadata={**actor.metadata, **(metadata or {})},
+            metadata=metadata,
             previous_hash=head.hash,
         )
         event.hash = compute_hash(head.hash, event)

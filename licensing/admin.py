@@ -1,10 +1,10 @@
 """Staff admin for the licensing core: subscriptions (with drift), orders, provisioning operations.
 
-Tenant rows are read through ``unscoped_objects``: every staff user with admin access sees every
-organisation's rows. Narrowing these querysets to the organisations that granted access (staff
-grants) is not yet built. Nothing is edited directly: every
-action calls a service inside the organisation's tenant context, and the service audits it
-with the staff member as actor.
+Tenant rows are shown only for organisations whose staff grant covers licensing
+(``accounts.admin_grants.GrantScopedAdmin``): a support reader views, a license operator also runs
+the actions; every read and action is in the audit chain with the grant. Nothing is edited
+directly: every action calls a service inside the organisation's tenant context, and the service
+audits it with the staff member as actor (and the grant).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
+from accounts.admin_grants import GrantScopedAdmin
 from core.audit import Actor
 from core.tenancy import tenant_context
 from core.timezones import format_day
@@ -60,11 +61,10 @@ class CancelForm(forms.Form):
                                       widget=forms.Textarea(attrs={"rows": 2}), help_text=OVERRIDE_HELP)
 
 
-class StaffTenantAdmin(admin.ModelAdmin):
-    """Read-only view over every organisation's rows; changes happen through actions only."""
+class StaffTenantAdmin(GrantScopedAdmin, admin.ModelAdmin):
+    """Read-only view over the granted organisations' rows; changes happen through actions only."""
 
-    def get_queryset(self, request):
-        return self.model.unscoped_objects.all()
+    grant_area = "licensing"
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -105,13 +105,11 @@ def _with_reason(modeladmin, request, queryset, *, title: str, action: str, appl
 
 
 class ReadOnlyHistoryInline(admin.TabularInline):
-    """A child history (attempts, events) shown read-only under its parent, across organisations."""
+    """A child history (attempts, events) shown read-only under its parent. The parent's view runs in the
+    granted organisations' tenant context, so the default (tenant) manager shows only their rows."""
 
     extra = 0
     can_delete = False
-
-    def get_queryset(self, request):
-        return self.model.unscoped_objects.all()
 
     def has_add_permission(self, request, obj=None):
         return False

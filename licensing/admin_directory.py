@@ -2,11 +2,12 @@
 
 Sync runs are read-only here (staff re-run a sync through the service, audited). Announcements are
 written by staff; publishing and withdrawing go through the notification services, which audit.
-The security work scopes tenant rows by staff grants; until then these pages need is_staff.
+Sync runs are shown only for organisations whose grant covers licensing (accounts.admin_grants).
 """
 
 from django.contrib import admin, messages
 
+from accounts.admin_grants import GrantScopedAdmin
 from core.audit import Actor
 from core.tenancy import tenant_context
 
@@ -16,15 +17,14 @@ from .services import notifications as notification_services
 
 
 @admin.register(DirectorySync)
-class DirectorySyncAdmin(admin.ModelAdmin):
+class DirectorySyncAdmin(GrantScopedAdmin, admin.ModelAdmin):
+    grant_area = "licensing"
     list_display = ["organization", "status", "trigger", "created_at", "finished_at", "users_seen", "users_created",
                     "users_updated", "users_removed", "error_code"]
     list_filter = ["status", "trigger"]
     ordering = ["-created_at"]
+    list_select_related = ["organization"]
     actions = ["resync"]
-
-    def get_queryset(self, request):
-        return DirectorySync.unscoped_objects.select_related("organization")
 
     def has_add_permission(self, request):
         return False

@@ -2,11 +2,16 @@
 but the OTP sign-in until staff verify a second factor.
 
 Account models are read-only here: changes go through services (audited), and secrets
-(password hashes, MFA keys, encrypted billing identifiers) are never displayed.
+(password hashes, MFA keys, encrypted billing identifiers) are never displayed. Organisations,
+their members and people are shown only through a staff grant to the organisation
+(accounts.admin_grants), each read audited with the grant; staff grants are managed in
+accounts.admin_staff_grants.
 """
 
 from django.contrib import admin
 
+from accounts import admin_staff_grants  # noqa: F401  (registers the staff grants admin)
+from accounts.admin_grants import GrantScopedAdmin
 from accounts.models import EMAIL_INDEX, Membership, Organization, User
 from core.crypto import blind_index
 
@@ -27,7 +32,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(ReadOnlyAdmin):
+class UserAdmin(GrantScopedAdmin, ReadOnlyAdmin):
+    """Customers' people: only members of organisations a grant covers (reseller staff are not listed)."""
+
+    grant_area = "accounts"
+    grant_org_field = "memberships__organization"
     list_display = ["email", "full_name", "is_active", "is_staff", "email_verified_at", "date_joined"]
     list_filter = ["is_active", "is_staff"]
     fields = [
@@ -43,6 +52,10 @@ class UserAdmin(ReadOnlyAdmin):
     search_help_text = "Exact email address (emails are encrypted, so partial matches are not possible)."
     search_fields = ["email_index"]
     ordering = ["-date_joined"]
+
+    def grant_filter(self, queryset, org_ids):
+        # A subquery, not a join: a person in two granted organisations is listed once.
+        return queryset.filter(pk__in=Membership.objects.filter(organization_id__in=list(org_ids)).values("user_id"))
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term:
@@ -65,7 +78,9 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(ReadOnlyAdmin):
+class OrganizationAdmin(GrantScopedAdmin, ReadOnlyAdmin):
+    grant_area = "accounts"
+    grant_org_field = "pk"
     list_display = ["legal_name", "business_name", "slug", "country", "status", "created_at"]
     list_filter = ["status", "country"]
     # Names are encrypted, so the search matches the slug (made from the name at sign-up).
@@ -76,7 +91,8 @@ class OrganizationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(ReadOnlyAdmin):
+class MembershipAdmin(GrantScopedAdmin, ReadOnlyAdmin):
+    grant_area = "accounts"
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role"]
     list_select_related = ["user", "organization"]

@@ -359,6 +359,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Cloud Licenses Portal
 # Privacy: the Data Privacy Officer named on the privacy notice and in request emails.
 PRIVACY_OFFICER_NAME = os.environ.get("PRIVACY_OFFICER_NAME", "Data Privacy Officer")
 PRIVACY_OFFICER_EMAIL = os.environ.get("PRIVACY_OFFICER_EMAIL", "privacy@portal.local")
+# Who is alerted when a superuser breaks glass into a customer (accounts/grants.py), comma-separated.
+SECURITY_ALERT_EMAILS = tuple(
+    x.strip() for x in os.environ.get("SECURITY_ALERT_EMAILS", "security@portal.local").split(",") if x.strip())
 PRIVACY_OFFICER_ADDRESS = os.environ.get("PRIVACY_OFFICER_ADDRESS", "")
 # Accounts record the notice version in force at sign-up; privacy (a higher floor) knows it.
 PRIVACY_NOTICE_CURRENT_VERSION = "privacy.notice.current_version_label"
@@ -478,6 +481,8 @@ CELERY_BEAT_SCHEDULE = {
     "privacy-purge-expired-exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
     "privacy-run-due-erasures": {"task": "privacy.run_due_erasures", "schedule": 3600.0},
     "privacy-retention-purge": {"task": "privacy.retention_purge", "schedule": 24 * 3600.0},
+    # Staff grants: mark expired ones (access already ends at expiry) and remind staff 3 days and 24 hours before.
+    "accounts-staff-grants": {"task": "accounts.staff_grants_expire_and_remind", "schedule": 900.0},
 }
 # One heartbeat per queue every minute: the status page shows which queues have a live worker.
 for _queue in ("provisioning", "privacy", "default"):

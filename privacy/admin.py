@@ -1,22 +1,46 @@
-"""Staff admin for legal holds (placed and released through the retention services) and purge runs (read-only)."""
+"""Staff admin for legal holds (placed and released through the retention services) and purge runs (read-only).
+
+Legal holds name a customer or a person: only a privacy operator's grant shows and changes them
+(accounts.admin_grants), audited with the grant. Purge runs hold counts only.
+"""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 
+from accounts.admin_grants import GrantScopedAdmin
+from accounts.models import Membership
 from privacy.models import LegalHold, RetentionRun
 from privacy.services.retention import legal_hold_place, legal_hold_release
 
 
 @admin.register(LegalHold)
-class LegalHoldAdmin(admin.ModelAdmin):
+class LegalHoldAdmin(GrantScopedAdmin, admin.ModelAdmin):
+    grant_area = "privacy"
     list_display = ("created_at", "organization", "user", "owner", "released_at")
     list_filter = ("released_at",)
     fields = ("organization", "user", "reason")
     raw_id_fields = ("organization", "user")
     actions = ["release"]
 
+    def grant_filter(self, queryset, org_ids):
+        org_ids = list(org_ids)
+        members = Membership.objects.filter(organization_id__in=org_ids).values("user_id")
+        return queryset.filter(Q(organization_id__in=org_ids) | Q(organization__isnull=True, user_id__in=members))
+
+    def grant_org_ids_of(self, obj) -> set[str]:
+        if obj.organization_id:
+            return {str(obj.organization_id)}
+        if obj.user_id:
+            return {str(org) for org in Membership.objects.filter(user_id=obj.user_id)
+                    .values_list("organization_id", flat=True)}
+        return set()
+
     def save_model(self, request, obj, form, change):
         if change:
             return  # a hold is never edited: release it and place another
+        if not self.grant_org_ids_of(obj) & self.grant_orgs(request, change=True).keys():
+            raise PermissionDenied("No grant lets you place a hold for this organisation or person.")
         placed = legal_hold_place(actor=request.user, reason=obj.reason, organization=obj.organization, user=obj.user)
         obj.pk = placed.pk
 
@@ -25,6 +49,7 @@ class LegalHoldAdmin(admin.ModelAdmin):
 
     @admin.action(description="Release the selected holds")
     def release(self, request, queryset):
+        # response_action has already narrowed ``queryset`` to the holds this operator's grants cover.
         for hold_id in queryset.values_list("pk", flat=True):
             legal_hold_release(hold_id=hold_id, actor=request.user)
 

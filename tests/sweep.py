@@ -47,6 +47,7 @@ NOT_200 = {
     "o/<slug:org_slug>/licenses/users/new/": 302,  # creating a user needs a recent second factor first
     "o/<slug:org_slug>/billing/payment-methods/add/": 405,  # POST-only: starts the processor's card page
     "o/<slug:org_slug>/billing/payment-methods/added/": 302,  # the processor's return: back to the list
+    "o/<slug:org_slug>/team/reseller-access/policy/": 405,  # POST-only: the form lives on the page above it
 }
 
 # List routes, and the tenant models whose rows, seeded for the caller's own organisation, must appear on them
@@ -54,6 +55,7 @@ NOT_200 = {
 OWN_ROWS = {
     "o/<slug:org_slug>/team/": {"accounts.Invitation", "accounts.Membership"},
     "o/<slug:org_slug>/team/api-keys/": {"accounts.ApiKey"},
+    "o/<slug:org_slug>/team/reseller-access/": {"accounts.StaffGrant"},
     "o/<slug:org_slug>/orders/": {"licensing.Order"},
     "o/<slug:org_slug>/subscriptions/": {"licensing.Subscription"},
     "o/<slug:org_slug>/operations/": {"licensing.ProvisioningOperation"},

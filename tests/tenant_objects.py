@@ -68,6 +68,15 @@ def _audit_event(org, world):
     return audit_record(actor=Actor.system("sweep"), action="sweep.built", organization=org)
 
 
+@builder("accounts.StaffGrant")
+def _staff_grant(org, world):
+    """A pending request, so the approve, deny and revoke routes have something to act on."""
+    from accounts.models import StaffGrant
+    from accounts.tests.factories import StaffGrantFactory
+
+    return StaffGrantFactory(organization=org, status=StaffGrant.Status.REQUESTED)
+
+
 @builder("billing.Invoice")
 def _invoice(org, world):
     """Issued by the real billing run, for a subscription of the organisation's own."""

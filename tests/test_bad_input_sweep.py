@@ -22,8 +22,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from accounts.api_keys import api_key_create
+from accounts.models import StaffRole
 from accounts.roles import Role
-from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from accounts.tests.factories import MembershipFactory, OrganizationFactory, StaffGrantFactory, UserFactory
 from accounts.tests.helpers import verified_client
 from tests import bad_input, sweep
 from tests.tenant_objects import TenantWorld
@@ -237,6 +238,8 @@ def _admin_paths(world: World):
 
 def test_staff_admin_searches_filters_and_forms_survive_bad_input(world):
     staff = UserFactory(email="ops@bad-input.example", is_staff=True, is_superuser=True)
+    # Every role in the swept organisation: the admin shows (and its forms take) only what grants cover.
+    StaffGrantFactory(staff=staff, organization=world.org, roles=list(StaffRole.values))
     routes = [r for r in sweep.walk_routes() if r.pattern.startswith("admin/") and not r.unknown_kwargs()]
     failures, stats = sweep_pages(world, lambda: verified_client(Client(), staff), routes, "staff",
                                   paths=_admin_paths(world))

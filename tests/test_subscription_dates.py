@@ -19,9 +19,10 @@ from django.core import mail
 from django.urls import reverse
 
 import licensing.tasks_directory  # noqa: F401 - registers the e-mail task the reminders enqueue
+from accounts.models import StaffRole
 from accounts.roles import Role
 from accounts.tests.api_support import api_client_for
-from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from accounts.tests.factories import MembershipFactory, OrganizationFactory, StaffGrantFactory, UserFactory
 from accounts.tests.helpers import verified_client
 from core.tenancy import tenant_context
 from licensing import nce
@@ -122,6 +123,7 @@ def test_one_subscription_shows_the_same_dates_everywhere(walk, django_capture_o
 
     # The staff admin's columns.
     staff = UserFactory(is_staff=True, is_superuser=True)
+    StaffGrantFactory(staff=staff, organization=organization, roles=[StaffRole.SUPPORT_READER])
     admin = verified_client(browser.__class__(), staff)
     changelist = admin.get("/admin/licensing/subscription/").content.decode()
     for column, value in (("term_ends", TERM_ENDS), ("renews", RENEWS), ("last_day_to_reduce", LAST_DAY)):

@@ -21,9 +21,6 @@ ALLOWED_FILES = {
     "core/models/base.py",  # attaches unscoped_objects to TenantModel
     "core/models/audit.py",  # attaches unscoped_objects to the audit chain's events
     "accounts/authentication.py",  # the API key lookup decides the tenant
-    # Staff billing admin reads every organisation's billing rows until staff access grants narrow it
-    # (not yet built); that work must shrink this entry to named functions.
-    "billing/admin.py",
 }
 # Tests, benchmarks, migrations and management commands are allowed by is_allowed() below.
 ALLOWED_DIRS = (
@@ -46,11 +43,8 @@ ALLOWED_FUNCTIONS = {
     "licensing/tasks_directory.py": {"sync_all_directories", "expire_temporary_passwords"},
     # Periodic fan-outs: read organisation (and row) ids only, then one task per organisation re-enters its context.
     "licensing/tasks.py": {"_linked_org_ids", "refresh_renewals", "refresh_all_gdap"},
-    # Staff admin reads every organisation's rows (behind the OTP admin site) until staff access grants
-    # narrow them (not yet built); that work must shrink these entries.
-    "licensing/admin.py": {"StaffTenantAdmin.get_queryset", "ReadOnlyHistoryInline.get_queryset"},
-    "licensing/admin_directory.py": {"DirectorySyncAdmin.get_queryset"},
-    "security/admin.py": {"AuditEventAdmin.get_queryset"},
+    # The staff admin needs no escape hatch: accounts/admin_grants.py runs each admin view inside the tenant
+    # context of the organisations the staff member's grants cover (docs/decisions/021-staff-access-grants.md).
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
     # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job).

@@ -1,10 +1,12 @@
 """factory_boy factories for accounts. Other apps' tests build on these."""
 
+from datetime import timedelta
+
 import factory
 from django.utils import timezone
 from django_otp.util import random_hex
 
-from accounts.models import Membership, Organization, RecoveryCodeDevice, TOTPDevice, User
+from accounts.models import Membership, Organization, RecoveryCodeDevice, StaffGrant, StaffRole, TOTPDevice, User
 from accounts.roles import Role
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
@@ -65,3 +67,19 @@ class RecoveryCodeDeviceFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     name = "Recovery codes"
     confirmed = True
+
+
+class StaffGrantFactory(factory.django.DjangoModelFactory):
+    """An active grant, started an hour ago, ending in a day (override ``roles``, ``expires_at``)."""
+
+    class Meta:
+        model = StaffGrant
+
+    organization = factory.SubFactory(OrganizationFactory)
+    staff = factory.SubFactory(UserFactory, is_staff=True)
+    roles = factory.LazyFunction(lambda: [StaffRole.SUPPORT_READER])
+    status = StaffGrant.Status.ACTIVE
+    starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=1))
+    justification = "Ticket 1234: the customer asked for help"
+    requested_by = factory.SelfAttribute("staff")

@@ -92,3 +92,33 @@ def test_right_password_on_a_non_staff_account_is_refused_and_recorded():
     assert response.status_code == 200
     assert _events(user) == [("password", False, "bad_credentials")]
     assert "_auth_user_id" not in client.session
+
+
+def _chain(user=None):
+    from core.models import AuditEvent
+
+    rows = AuditEvent.unscoped_objects.filter(action__startswith="signin.").order_by("sequence")
+    if user is not None:
+        rows = rows.filter(actor_id=str(user.pk))
+    return [(e.action, e.metadata.get("factor"), e.metadata.get("reason")) for e in rows]
+
+
+def test_sign_ins_failures_and_second_factors_are_in_the_audit_chain(staff):
+    client = Client()
+    _sign_in(client, staff.email, password="wrong")
+    _sign_in(client, staff.email, code=totp_code(staff.totpdevice_set.get()))
+    _sign_in(Client(), staff.email, code="000000")
+    assert _chain(staff) == [
+        ("signin.failed", "password", "bad_credentials"),
+        ("signin.succeeded", "password", None),
+        ("signin.succeeded", "totp", None),
+        ("signin.succeeded", "password", None),
+        ("signin.failed", "totp", "bad_code"),
+    ]
+    # An unknown address: recorded by the system actor, without the address.
+    _sign_in(Client(), "nobody@example.com")
+    [(action, factor, reason)] = _chain()[-1:]
+    assert (action, factor, reason) == ("signin.failed", "password", "bad_credentials")
+    from core.models import AuditEvent
+
+    assert "nobody" not in str(AuditEvent.unscoped_objects.order_by("-sequence").first().metadata)

@@ -5,7 +5,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.demo import DEMO_ORG_SLUG, DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD, DEMO_TOTP_KEY_HEX, demo_totp_code
-from accounts.models import Organization, User
+from accounts.models import Organization, StaffGrant, StaffRole, User
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +46,11 @@ def test_demo_staff_member_signs_in_to_the_admin_with_its_own_code(settings):
     assert response.status_code == 302 and response["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/licensing/subscription/").status_code == 200
+    # A support-reader grant to the demo organisation, seeded once: the admin shows Fabrikam, read-only.
+    [grant] = StaffGrant.objects.filter(staff=staff)
+    assert grant.is_effective() and grant.roles == [StaffRole.SUPPORT_READER]
+    organizations = client.get("/admin/accounts/organization/").content.decode()
+    assert f"/admin/accounts/organization/{grant.organization_id}/change/" in organizations
 
 
 def test_seeding_before_the_emulator_started_says_what_to_run(settings, tmp_path):

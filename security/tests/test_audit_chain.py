@@ -7,8 +7,11 @@ from django.contrib import admin
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
+from accounts.models import StaffRole
+from accounts.tests.factories import StaffGrantFactory, UserFactory
 from core.audit import Actor, _sign_head, audit_record, latest_checkpoint, verify_chain
 from core.models import AuditChainHead, AuditEvent
+from core.tenancy import tenant_context
 
 pytestmark = pytest.mark.django_db
 
@@ -84,15 +87,24 @@ def test_forged_head_is_detected(chain):
     assert "event #4: chain head signature invalid" in output
 
 
-def test_audit_admin_is_read_only(chain, django_user_model):
+def test_audit_admin_is_read_only_and_shows_only_granted_organisations(chain, org_a):
     model_admin = admin.site._registry[AuditEvent]
     request = RequestFactory().get("/admin/")
-    request.user = django_user_model(is_staff=True, is_superuser=True)
+    request.user = UserFactory(is_staff=True, is_superuser=True)
+    # No grant, superuser or not: nothing (the admin views run in the grants' tenant context).
+    assert not model_admin.has_view_permission(request, chain[0])
+    with tenant_context(org_a):
+        assert model_admin.get_queryset(request).count() == 0
+
+    request = RequestFactory().get("/admin/")
+    request.user = StaffGrantFactory(organization=org_a, roles=[StaffRole.SECURITY_RESPONDER],
+                                     staff__is_superuser=True).staff
     assert not model_admin.has_add_permission(request)
     assert not model_admin.has_change_permission(request, chain[0])
     assert not model_admin.has_delete_permission(request, chain[0])
     assert model_admin.has_view_permission(request, chain[0])
-    assert model_admin.get_queryset(request).count() == 6
+    with tenant_context(org_a):
+        assert model_admin.get_queryset(request).count() == 6
     assert "action" in model_admin.get_readonly_fields(request, chain[0])
 
 

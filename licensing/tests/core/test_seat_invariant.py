@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 import licensing.tasks_directory  # noqa: F401 - registers the tasks the services enqueue by name
-from accounts.models import MicrosoftTenant
+from accounts.models import MicrosoftTenant, StaffRole
 from accounts.roles import Role
 from accounts.tests.api_support import api_client_for
-from accounts.tests.factories import MembershipFactory, TOTPDeviceFactory, UserFactory
+from accounts.tests.factories import MembershipFactory, StaffGrantFactory, TOTPDeviceFactory, UserFactory
 from accounts.tests.helpers import verified_client
 from core.audit import Actor
 from core.models import AuditEvent
@@ -251,6 +251,7 @@ def test_staff_admin_gets_the_same_refusal_and_overrides_only_with_an_audited_re
     org = member.organization
     staff = UserFactory(is_staff=True, is_superuser=True)
     TOTPDeviceFactory(user=staff)
+    StaffGrantFactory(staff=staff, organization=org, roles=[StaffRole.LICENSE_OPERATOR])
     verified_client(client, staff)
     url = reverse("admin:licensing_subscription_changelist")
     form = {"action": "change_seats", "_selected_action": [str(subscription.pk)], "apply": "1", "quantity": "7"}

@@ -11,7 +11,13 @@ from django.conf import settings
 from django.core.management import BaseCommand, CommandError
 from django.test.utils import override_settings
 
-from accounts.demo import DEMO_ORG_SLUG, DEMO_STAFF_EMAIL, seed_accounts_demo, seed_staff_demo
+from accounts.demo import (
+    DEMO_ORG_SLUG,
+    DEMO_STAFF_EMAIL,
+    seed_accounts_demo,
+    seed_staff_demo,
+    seed_staff_demo_grant,
+)
 from billing.demo import seed_billing_demo
 from licensing.demo import seed_licensing_demo
 from licensing.demo_directory import seed_directory_demo
@@ -59,8 +65,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'Created' if created else 'Reusing'} demo organisation '{DEMO_ORG_SLUG}' and its members."
         )
-        _, staff_created = seed_staff_demo()
+        staff, staff_created = seed_staff_demo()
         self.stdout.write(f"{'Created' if staff_created else 'Reusing'} demo staff member {DEMO_STAFF_EMAIL}.")
+        grant = seed_staff_demo_grant(staff=staff, organization=organization)
+        self.stdout.write(f"Demo staff grant to '{DEMO_ORG_SLUG}': {grant.get_roles_display()} until "
+                          f"{grant.expires_at:%Y-%m-%d}.")
         if accounts_only:
             return
         self._require_emulator_ca()

@@ -1,0 +1,28 @@
+"""The baseline for bench_staff_admin: the same provisioning-operations admin on a second admin site,
+without the staff-grant checks and audit writes, reading every organisation's rows as the admin did
+before grants (decision 021). Mounted only in the benchmark URLs."""
+
+from django.db import transaction
+
+from licensing.admin import ProvisioningOperationAdmin
+from licensing.models import ProvisioningOperation
+from portal.admin_site import PortalAdminSite
+
+
+class UngrantedProvisioningOperationAdmin(ProvisioningOperationAdmin):
+    grant_checks = False
+
+    def get_queryset(self, request):
+        return self.model.unscoped_objects.all()
+
+    def changelist_view(self, request, extra_context=None):
+        # Rendered inside one transaction like the granted page (its tenant context is one), so the
+        # ratio is the grant check and the audit write, not SQLite's per-statement transactions.
+        with transaction.atomic():
+            response = super().changelist_view(request, extra_context)
+            response.render()
+        return response
+
+
+site = PortalAdminSite(name="benchadmin")
+site.register(ProvisioningOperation, UngrantedProvisioningOperationAdmin)
