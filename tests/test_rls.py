@@ -147,6 +147,10 @@ RLS_EXEMPT = {
         "decides the tenant: the signed-in user's memberships are read before any organisation is in scope "
         "(organisation switcher, request middleware); a policy keyed on the signed-in user is not built"
     ),
+    "accounts_staffgrant": (
+        "defines tenancy for staff, as memberships do for customers: read by staff member before any organisation "
+        "is in scope (the admin's grant check); justifications are field-encrypted"
+    ),
     "accounts_organization": (
         "the tenant itself (no organization_id): resolved from the URL slug before the tenant is known; "
         "names are field-encrypted"

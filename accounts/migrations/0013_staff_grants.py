@@ -14,7 +14,7 @@ from core.migration_ops import EnableRowLevelSecurity
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0006_user_privacy_notice_version'),
+        ('accounts', '0012_encrypt_microsoft_tenant_ids_data'),
     ]
 
     operations = [
