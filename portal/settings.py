@@ -107,6 +107,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.middleware.LogContextMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "security.middleware.StepUpMiddleware",
     "accounts.middleware.MFAGateMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
     "accounts.middleware.OrganizationMiddleware",
@@ -302,6 +303,11 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Cloud Licenses Portal
 
 # Privacy: the Data Privacy Officer named on the privacy notice and in request emails.
 PRIVACY_OFFICER_NAME = os.environ.get("PRIVACY_OFFICER_NAME", "Data Privacy Officer")
+# Who hears about blocked sign-ins and Azure fraud cases (comma-separated).
+SECURITY_ALERT_EMAILS = tuple(
+    x.strip() for x in os.environ.get("SECURITY_ALERT_EMAILS", "security@portal.local").split(",") if x.strip())
+# The IP-to-location table for impossible-travel checks; empty: the shipped one (decision 022).
+SECURITY_GEOIP_CSV = os.environ.get("SECURITY_GEOIP_CSV", "")
 PRIVACY_OFFICER_EMAIL = os.environ.get("PRIVACY_OFFICER_EMAIL", "privacy@portal.local")
 PRIVACY_OFFICER_ADDRESS = os.environ.get("PRIVACY_OFFICER_ADDRESS", "")
 # Accounts record the notice version in force at sign-up; privacy (a higher floor) knows it.
