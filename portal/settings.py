@@ -306,6 +306,10 @@ PRIVACY_OFFICER_NAME = os.environ.get("PRIVACY_OFFICER_NAME", "Data Privacy Offi
 # Who hears about blocked sign-ins and Azure fraud cases (comma-separated).
 SECURITY_ALERT_EMAILS = tuple(
     x.strip() for x in os.environ.get("SECURITY_ALERT_EMAILS", "security@portal.local").split(",") if x.strip())
+# Azure fraud policy: a case's score (0-100) from which new provisioning is held, and from which the
+# Azure plan is suspended through Partner Center without waiting for a person.
+SECURITY_FRAUD_BLOCK_SCORE = int(os.environ.get("SECURITY_FRAUD_BLOCK_SCORE", 60))
+SECURITY_FRAUD_SUSPEND_SCORE = int(os.environ.get("SECURITY_FRAUD_SUSPEND_SCORE", 90))
 # The IP-to-location table for impossible-travel checks; empty: the shipped one (decision 022).
 SECURITY_GEOIP_CSV = os.environ.get("SECURITY_GEOIP_CSV", "")
 PRIVACY_OFFICER_EMAIL = os.environ.get("PRIVACY_OFFICER_EMAIL", "privacy@portal.local")
@@ -426,6 +430,9 @@ CELERY_BEAT_SCHEDULE = {
     "privacy-purge-expired-exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
     "privacy-run-due-erasures": {"task": "privacy.run_due_erasures", "schedule": 3600.0},
     "privacy-retention-purge": {"task": "privacy.retention_purge", "schedule": 24 * 3600.0},
+    # Azure fraud (decision 022): Partner Center's events hourly, our own usage anomaly scan daily.
+    "security-poll-fraud-events": {"task": "security.fraud.poll_events", "schedule": 3600.0},
+    "security-scan-azure-usage": {"task": "security.fraud.scan_usage", "schedule": 24 * 3600.0},
 }
 # One heartbeat per queue every minute: the status page shows which queues have a live worker.
 for _queue in ("provisioning", "privacy", "default"):

@@ -1,8 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from core.models import AuditEvent
+from core.tenancy import tenant_context
 
-from .models import LoginSignal
+from . import fraud
+from .models import FraudCase, LoginSignal
 
 
 @admin.register(AuditEvent)
@@ -56,3 +59,58 @@ class LoginSignalAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(FraudCase)
+class FraudCaseAdmin(admin.ModelAdmin):
+    """Azure fraud cases of every customer. Read-only fields; the responses are actions, through services."""
+
+    list_display = ("created_at", "organization", "signal", "source", "score", "action", "status",
+                    "blocks_provisioning", "azure_subscription_id")
+    list_filter = ("status", "source", "action", "blocks_provisioning")
+    search_fields = ("azure_subscription_id", "signal")
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    actions = ["suspend_subscription", "resolve_as_fraud", "resolve_as_not_fraud"]
+
+    def get_queryset(self, request):
+        # Security staff work every customer's cases; staff access grants will narrow this to theirs.
+        return FraudCase.unscoped_objects.select_related("organization")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _each(self, request, queryset, do, done: str):
+        count = 0
+        for case in queryset:
+            try:
+                with tenant_context(case.organization_id):
+                    do(case)
+            except ValidationError as exc:
+                self.message_user(request, f"{case}: {' '.join(exc.messages)}", messages.ERROR)
+            else:
+                count += 1
+        if count:
+            self.message_user(request, f"{count} case(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Suspend the Azure subscription through Partner Center", permissions=["change"])
+    def suspend_subscription(self, request, queryset):
+        self._each(request, queryset, lambda case: fraud.fraud_case_suspend(case=case, user=request.user),
+                   "sent for suspension")
+
+    @admin.action(description="Resolve as fraud (tells Microsoft: Fraud)", permissions=["change"])
+    def resolve_as_fraud(self, request, queryset):
+        self._each(request, queryset, lambda case: fraud.fraud_case_resolve(case=case, user=request.user, fraud=True),
+                   "resolved as fraud")
+
+    @admin.action(description="Resolve as not fraud (tells Microsoft: Ignore)", permissions=["change"])
+    def resolve_as_not_fraud(self, request, queryset):
+        self._each(request, queryset,
+                   lambda case: fraud.fraud_case_resolve(case=case, user=request.user, fraud=False),
+                   "resolved as not fraud")
