@@ -119,7 +119,11 @@ class LoginMonitor:
         ids = [e.pk for e in events]
         labels: dict[int, list[str]] = {}
         for signal in LoginSignal.objects.filter(sign_in_event_id__in=ids).order_by("-risk", "kind"):
-            labels.setdefault(signal.sign_in_event_id, []).append(signal.get_kind_display())
+            # A refused attempt may still show "Succeeded" (the password was right): the flag says it was blocked.
+            label = signal.get_kind_display()
+            if signal.response == LoginSignal.Response.BLOCK:
+                label = f"Blocked: {label}"
+            labels.setdefault(signal.sign_in_event_id, []).append(label)
         return labels
 
 

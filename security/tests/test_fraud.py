@@ -160,3 +160,17 @@ def test_a_spend_spike_with_gpu_machines_suspends_automatically(fabrikam):
         assert cases["spend_spike"].evidence["ratio"] == "30.3" and cases["spend_spike"].action == "suspend"
         assert cases["gpu_vm_family"].evidence["sizes"] == ["NC24"]
         assert Subscription.objects.get(pk=plan.pk).status == Subscription.Status.SUSPENDED
+
+
+def test_a_new_event_reported_later_opens_its_own_case(fabrikam, emulator):
+    org, *_, azure_id = fabrikam
+    _poll()
+    with tenant_context(org):
+        for case in FraudCase.objects.all():
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                fraud.fraud_case_resolve(case=case, user=UserFactory(is_staff=True), fraud=False)
+    event = emulator.add_fraud_event(azure_id, event_type="VirtualMachineDeploymentAnomaly")
+    assert _poll() == 1
+    with tenant_context(org):
+        case = FraudCase.objects.get(status="open")
+        assert case.ms_event_ids == [event["eventId"]] and case.action == "block_provisioning"

@@ -116,6 +116,8 @@ def test_outside_the_allow_list_is_refused_with_a_reason_and_security_is_alerted
     alert = next(m for m in mail.outbox if m.to == ["soc@reseller.example"])
     assert "Outside the organisation" in alert.subject
     assert _password(Client(), person, FRANKFURT_IP).status_code == 302
+    page = verified_client(Client(), person).get(reverse("accounts:activity")).content.decode()
+    assert "Blocked: Outside the organisation" in page
 
 
 def test_repeated_wrong_codes_end_the_half_signed_in_session(person):
