@@ -175,3 +175,19 @@ def test_staff_see_the_security_events_queue_read_only(person):
     signal = LoginSignal.objects.first()
     delete = reverse("admin:security_loginsignal_delete", args=[signal.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_the_staff_sign_in_is_refused_the_same_way(person):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    device = TOTPDeviceFactory(user=staff)
+    membership = MembershipFactory(user=staff)
+    with tenant_context(membership.organization):
+        SignInPolicy.objects.create(organization=membership.organization, allowed_networks=["198.51.100.0/24"])
+    client = Client()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post("/admin/login/", {"username": staff.email, "password": DEFAULT_PASSWORD,
+                                                 "otp_token": totp_code(device), "next": "/admin/"},
+                               REMOTE_ADDR=NEW_YORK_IP)
+    assert response.status_code == 200 and b"allows sign-in only from its own networks" in response.content
+    assert "_auth_user_id" not in client.session
+    assert LoginSignal.objects.get(user=staff).response == "block"
