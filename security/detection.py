@@ -30,7 +30,7 @@ SPRAY_WINDOW_SECONDS = 15 * 60
 SPRAY_DISTINCT_ACCOUNTS = 5  # failures against this many accounts from one source within the window
 SPRAY_BLOCK_SECONDS = 60 * 60  # how long a spraying source stays blocked
 MFA_WINDOW_SECONDS = 15 * 60
-MFA_FAILURES = 3  # wrong second factors in the window: the password is in someone else's hands
+MFA_FAILURES = 3  # wrong second factors in a row, in the window: the password is in someone else's hands
 TRACKED_ACCOUNTS = 50_000
 TRACKED_SOURCES = 50_000
 
@@ -194,6 +194,11 @@ class Monitor:
                 account = self.accounts.get_or_create(event.account)
                 self._familiarity(event, account, findings)
                 self._travel(event, account, findings)
+            else:
+                # A second factor that worked ends a run of wrong ones (as a good password ends axes' count).
+                account = self.accounts.get(event.account)
+                if account is not None:
+                    account.mfa_failures.clear()
         elif password:
             if event.ip_key:
                 self._spraying(event, findings)

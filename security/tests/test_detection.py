@@ -94,6 +94,10 @@ def test_repeated_mfa_failures_within_the_window():
     assert run(stream)[-1] == [Kind.MFA_FAILURES]
     spaced = [failed(i * 10 * 60, factor="totp") for i in range(MFA_FAILURES)]  # 20 minutes apart in all
     assert all(kinds == [] for kinds in run(spaced))
+    # A second factor that works in between ends the run.
+    interrupted = [failed(0, factor="totp"), failed(60, factor="totp"),
+                   LoginEvent(at=90, account="alice", succeeded=True, factor="totp"), failed(120, factor="totp")]
+    assert all(kinds == [] for kinds in run(interrupted))
     # Password failures are not second-factor failures.
     assert all(kinds == [] for kinds in run([failed(i) for i in range(MFA_FAILURES)]))
 
