@@ -38,15 +38,21 @@ class StaffSignInForm(AdminAuthenticationForm):
             self._record_password_failure(email, exc)
             raise
         user = self.get_user()
-        signin.sign_in_event_record(request=self.request, user=user, email=email, succeeded=True, factor="password")
+        event = signin.sign_in_event_record(
+            request=self.request, user=user, email=email, succeeded=True, factor="password"
+        )
+        if event.verdict.blocked:
+            raise ValidationError(event.verdict.message, code="sign_in_blocked")
         token = self.cleaned_data.get("otp_token") or ""
         if not token.strip():
             raise ValidationError(TOKEN_REQUIRED, code="token_required")
         result = mfa.mfa_verify(user=user, token=token)
-        signin.sign_in_event_record(
+        event = signin.sign_in_event_record(
             request=self.request, user=user, succeeded=result.ok, factor=result.factor, reason=result.failure
         )
         if not result.ok:
+            if event.verdict.blocked:
+                raise ValidationError(event.verdict.message, code="sign_in_blocked")
             raise ValidationError(result.message, code=result.failure)
         # django-otp's user_logged_in receiver stores this device in the session: the user is verified.
         user.otp_device = result.device

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from importlib import import_module
 
 from django.conf import settings
@@ -84,6 +85,35 @@ def set_device_cookie(request, response):
     return response
 
 
+@dataclass(frozen=True)
+class SignInVerdict:
+    """What login monitoring says about one attempt: go on, or refuse it with a message for the person."""
+
+    blocked: bool = False
+    message: str = ""
+
+
+ALLOWED = SignInVerdict()
+
+# Login monitoring lives a floor up (security) and registers here from its AppConfig.ready(): an object
+# with ``assess(*, event, request) -> SignInVerdict`` and ``flags(events) -> {event id: [label, ...]}``.
+_monitors: list = []
+
+
+def register_sign_in_monitor(monitor) -> None:
+    if monitor not in _monitors:
+        _monitors.append(monitor)
+
+
+def sign_in_flags(events) -> dict[int, list[str]]:
+    """The monitoring flags of each event, for the person's sign-in activity page."""
+    flags: dict[int, list[str]] = {}
+    for monitor in _monitors:
+        for event_id, labels in monitor.flags(events).items():
+            flags.setdefault(event_id, []).extend(labels)
+    return flags
+
+
 def _user_agent(request) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_MAX]
 
@@ -114,8 +144,9 @@ def password_check_reset(user: User) -> None:
 def sign_in_event_record(
     *, request, user: User | None, email: str = "", succeeded: bool, factor: str, reason: str = ""
 ) -> SignInEvent:
-    """Log one attempt, in SignInEvent and in the audit chain. The attempted email is kept only as its blind
-    index, and not in the chain at all."""
+    """Log one attempt, in SignInEvent and in the audit chain, and let login monitoring judge it: the returned
+    event's ``verdict`` says whether the sign-in flow must refuse it. The attempted email is kept only as its
+    blind index, and not in the chain at all."""
     event = SignInEvent(
         occurred_at=timezone.now(),
         user=user,
@@ -138,6 +169,11 @@ def sign_in_event_record(
         metadata={"factor": factor, **({"reason": event.failure_reason} if not succeeded else {}),
                   "sign_in_event": event.pk},
     )
+    event.verdict = ALLOWED
+    for monitor in _monitors:
+        verdict = monitor.assess(event=event, request=request)
+        if verdict.blocked:
+            event.verdict = verdict
     return event
 
 

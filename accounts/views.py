@@ -104,7 +104,12 @@ class LoginView(View):
         email = (request.POST.get("username") or "")[:320]
         if form.is_valid():
             user = form.get_user()
-            signin.sign_in_event_record(request=request, user=user, email=email, succeeded=True, factor="password")
+            event = signin.sign_in_event_record(
+                request=request, user=user, email=email, succeeded=True, factor="password"
+            )
+            if event.verdict.blocked:
+                form.add_error(None, event.verdict.message)
+                return signin.set_device_cookie(request, self._render(request, form, status=403))
             signin.user_session_start(request=request, user=user)
             next_url = safe_next(request, default="")
             return signin.set_device_cookie(request, _after_password_step(request, user, next_url))
@@ -359,9 +364,14 @@ class MFAVerifyView(LoginRequiredMixin, View):
             return self._render(request, form, status=400)
         result = mfa.mfa_verify(user=request.user, token=form.cleaned_data["code"])
         if not result.ok:
-            signin.sign_in_event_record(
+            event = signin.sign_in_event_record(
                 request=request, user=request.user, succeeded=False, factor=result.factor, reason=result.failure
             )
+            if event.verdict.blocked and not request.user.is_verified():
+                # Someone holds the password but not the second factor: end this half-signed-in session.
+                signin.user_session_end(request=request)
+                messages.error(request, event.verdict.message)
+                return signin.set_device_cookie(request, redirect("accounts:login"))
             form.add_error("code", result.message)
             return signin.set_device_cookie(request, self._render(request, form, status=400))
         signin.second_factor_accept(request=request, device=result.device, factor=result.factor)
@@ -573,6 +583,12 @@ class ActivityView(LoginRequiredMixin, ListView):
 
     def get_queryset(self):
         return selectors.sign_in_events_for_user(self.request.user)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        flags = signin.sign_in_flags(context["events"])
+        context["rows"] = [(event, flags.get(event.pk, [])) for event in context["events"]]
+        return context
 
 
 class SignupOrganizationView(LoginRequiredMixin, View):

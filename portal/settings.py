@@ -112,6 +112,7 @@ MIDDLEWARE = [
     "core.middleware.LogContextMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.SessionLifetimeMiddleware",
+    "security.middleware.StepUpMiddleware",
     "accounts.middleware.MFAGateMiddleware",
     "accounts.middleware.SessionActivityMiddleware",
     "accounts.middleware.OrganizationMiddleware",
@@ -358,10 +359,16 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Cloud Licenses Portal
 
 # Privacy: the Data Privacy Officer named on the privacy notice and in request emails.
 PRIVACY_OFFICER_NAME = os.environ.get("PRIVACY_OFFICER_NAME", "Data Privacy Officer")
-PRIVACY_OFFICER_EMAIL = os.environ.get("PRIVACY_OFFICER_EMAIL", "privacy@portal.local")
-# Who is alerted when a superuser breaks glass into a customer (accounts/grants.py), comma-separated.
+# Who hears about blocked sign-ins, Azure fraud cases and a superuser breaking glass (comma-separated).
 SECURITY_ALERT_EMAILS = tuple(
     x.strip() for x in os.environ.get("SECURITY_ALERT_EMAILS", "security@portal.local").split(",") if x.strip())
+# Azure fraud policy: a case's score (0-100) from which new provisioning is held, and from which the
+# Azure plan is suspended through Partner Center without waiting for a person.
+SECURITY_FRAUD_BLOCK_SCORE = int(os.environ.get("SECURITY_FRAUD_BLOCK_SCORE", 60))
+SECURITY_FRAUD_SUSPEND_SCORE = int(os.environ.get("SECURITY_FRAUD_SUSPEND_SCORE", 90))
+# The IP-to-location table for impossible-travel checks; empty: the shipped one (decision 022).
+SECURITY_GEOIP_CSV = os.environ.get("SECURITY_GEOIP_CSV", "")
+PRIVACY_OFFICER_EMAIL = os.environ.get("PRIVACY_OFFICER_EMAIL", "privacy@portal.local")
 PRIVACY_OFFICER_ADDRESS = os.environ.get("PRIVACY_OFFICER_ADDRESS", "")
 # Accounts record the notice version in force at sign-up; privacy (a higher floor) knows it.
 PRIVACY_NOTICE_CURRENT_VERSION = "privacy.notice.current_version_label"
@@ -483,6 +490,9 @@ CELERY_BEAT_SCHEDULE = {
     "privacy-retention-purge": {"task": "privacy.retention_purge", "schedule": 24 * 3600.0},
     # Staff grants: mark expired ones (access already ends at expiry) and remind staff 3 days and 24 hours before.
     "accounts-staff-grants": {"task": "accounts.staff_grants_expire_and_remind", "schedule": 900.0},
+    # Azure fraud (decision 022): Partner Center's events hourly, our own usage anomaly scan daily.
+    "security-poll-fraud-events": {"task": "security.fraud.poll_events", "schedule": 3600.0},
+    "security-scan-azure-usage": {"task": "security.fraud.scan_usage", "schedule": 24 * 3600.0},
 }
 # One heartbeat per queue every minute: the status page shows which queues have a live worker.
 for _queue in ("provisioning", "privacy", "default"):

@@ -1,7 +1,12 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from accounts.admin_grants import GrantScopedAdmin
 from core.models import AuditEvent
+from core.tenancy import tenant_context
+
+from . import fraud
+from .models import FraudCase, LoginSignal
 
 
 @admin.register(AuditEvent)
@@ -31,3 +36,84 @@ class AuditEventAdmin(GrantScopedAdmin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(LoginSignal)
+class LoginSignalAdmin(admin.ModelAdmin):
+    """The security events queue: what login monitoring found and how it responded. Read-only."""
+
+    list_display = ("occurred_at", "kind", "risk", "response", "user_id", "sign_in_event_id")
+    list_filter = ("risk", "kind", "response", ("occurred_at", admin.DateFieldListFilter))
+    ordering = ("-occurred_at",)
+    date_hierarchy = "occurred_at"
+    show_full_result_count = False
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FraudCase)
+class FraudCaseAdmin(GrantScopedAdmin, admin.ModelAdmin):
+    """Azure fraud cases of the customers a security responder holds a grant for. Read-only fields; the
+    responses are actions, through services, allowed where the grant's role may change the security area."""
+
+    grant_area = "security"
+
+    list_display = ("created_at", "organization", "signal", "source", "score", "action", "status",
+                    "blocks_provisioning", "azure_subscription_id")
+    list_filter = ("status", "source", "action", "blocks_provisioning")
+    search_fields = ("azure_subscription_id", "signal")
+    ordering = ("-created_at",)
+    show_full_result_count = False
+    actions = ["suspend_subscription", "resolve_as_fraud", "resolve_as_not_fraud"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("organization")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _each(self, request, queryset, do, done: str):
+        count = 0
+        for case in queryset:
+            try:
+                with tenant_context(case.organization_id):
+                    do(case)
+            except ValidationError as exc:
+                self.message_user(request, f"{case}: {' '.join(exc.messages)}", messages.ERROR)
+            else:
+                count += 1
+        if count:
+            self.message_user(request, f"{count} case(s) {done}.", messages.SUCCESS)
+
+    @admin.action(description="Suspend the Azure subscription through Partner Center", permissions=["change"])
+    def suspend_subscription(self, request, queryset):
+        self._each(request, queryset, lambda case: fraud.fraud_case_suspend(case=case, user=request.user),
+                   "sent for suspension")
+
+    @admin.action(description="Resolve as fraud (tells Microsoft: Fraud)", permissions=["change"])
+    def resolve_as_fraud(self, request, queryset):
+        self._each(request, queryset, lambda case: fraud.fraud_case_resolve(case=case, user=request.user, fraud=True),
+                   "resolved as fraud")
+
+    @admin.action(description="Resolve as not fraud (tells Microsoft: Ignore)", permissions=["change"])
+    def resolve_as_not_fraud(self, request, queryset):
+        self._each(request, queryset,
+                   lambda case: fraud.fraud_case_resolve(case=case, user=request.user, fraud=False),
+                   "resolved as not fraud")

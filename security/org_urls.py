@@ -7,4 +7,5 @@ app_name = "security"
 urlpatterns = [
     path("activity/", views.ActivityLogView.as_view(), name="activity"),
     path("activity/export.csv", views.ActivityExportView.as_view(), name="activity_export"),
+    path("sign-in-networks/", views.SignInNetworksView.as_view(), name="sign_in_networks"),
 ]

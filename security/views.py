@@ -1,11 +1,13 @@
-"""The organisation's activity log: its audit events, filterable, and exportable as CSV."""
+"""The organisation's activity log (its audit events, filterable, exportable as CSV) and its sign-in networks."""
 
 from __future__ import annotations
 
 from datetime import UTC, timedelta
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -13,12 +15,17 @@ from django.views import View
 
 from accounts.models import User
 from accounts.org_views import OrganizationMixin
+from accounts.reauth import has_recent_mfa, reverify_redirect
 from accounts.roles import Perm
+from accounts.team import audit_actor
 from core.csv_export import csv_response
 from core.models import AuditEvent
+from core.requestid import get_client_ip
 from core.tables import Column, Filter, Table
 from core.tenancy import tenant_context
 from core.timezones import organization_zone
+from security.forms import SignInNetworksForm
+from security.models import SignInPolicy
 from security.selectors import (
     ActorLabel,
     audit_actor_labels,
@@ -26,6 +33,7 @@ from security.selectors import (
     organization_action_choices,
     organization_activity,
 )
+from security.services import sign_in_policy_set
 from security.targets import TargetLabel, describe_targets
 
 EXPORT_BATCH_SIZE = 1000
@@ -165,3 +173,41 @@ class ActivityExportView(OrganizationMixin, View):
                 cursor = batch[-1].sequence
 
         return csv_response(f"activity-{organization.slug}-{timezone.now():%Y%m%d}.csv", rows())
+
+
+class SignInNetworksView(OrganizationMixin, View):
+    """The organisation's sign-in allow-list. Anyone who may see the activity log sees it; owners change it
+    (with a recent second factor: a wrong list locks the whole organisation out)."""
+
+    permission = Perm.AUDIT_VIEW
+    template_name = "security/sign_in_networks.html"
+
+    def _render(self, request, form, status=200):
+        policy = SignInPolicy.objects.for_org(self.organization).first()
+        networks = policy.allowed_networks if policy else []
+        if form is None:
+            form = SignInNetworksForm(initial={"networks": "\n".join(networks)})
+        context = {"form": form, "networks": networks, "can_change": self.can(Perm.ORG_SETTINGS),
+                   "current_ip": get_client_ip()}
+        return render(request, self.template_name, context, status=status)
+
+    def get(self, request, org_slug):
+        return self._render(request, None)
+
+    def post(self, request, org_slug):
+        if not self.can(Perm.ORG_SETTINGS):
+            raise PermissionDenied("Your role does not allow this.")
+        if not has_recent_mfa(request):
+            return reverify_redirect(request)
+        form = SignInNetworksForm(request.POST)
+        if form.is_valid():
+            try:
+                sign_in_policy_set(organization=self.organization, actor=audit_actor(request.user),
+                                   networks_text=form.cleaned_data["networks"], current_ip=get_client_ip())
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                messages.success(request, "Sign-in networks saved.")
+                return redirect("security:sign_in_networks", org_slug=org_slug)
+        return self._render(request, form, status=400)

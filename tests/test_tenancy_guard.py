@@ -45,6 +45,9 @@ ALLOWED_FUNCTIONS = {
     "licensing/tasks.py": {"_linked_org_ids", "refresh_renewals", "refresh_all_gdap"},
     # The staff admin needs no escape hatch: accounts/admin_grants.py runs each admin view inside the tenant
     # context of the organisations the staff member's grants cover (docs/decisions/021-staff-access-grants.md).
+    # Fraud events and the usage export name Microsoft customers, not tenants: customer id -> organisation
+    # id only; each case is then opened inside its organisation's context.
+    "security/fraud.py": {"_organizations_by_customer"},
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
     # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job).

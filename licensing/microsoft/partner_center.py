@@ -427,6 +427,15 @@ class PartnerCenter(ApiBase):
         data = self._call("GET", f"/customers/{customer_id}/applicationconsents", "consents.list")
         return data.get("items") or [] if isinstance(data, dict) else data or []
 
+    def list_azure_entitlements(self, *, customer_id: str, subscription_id: str) -> list[str]:
+        """The Azure subscription ids (entitlements) under an Azure plan subscription."""
+        data = self._call(
+            "GET", f"/customers/{customer_id}/subscriptions/{subscription_id}/azureEntitlements",
+            "subscriptions.azure_entitlements",
+        )
+        items = data.get("items") or [] if isinstance(data, dict) else data or []
+        return [str(item["id"]) for item in items if item.get("id")]
+
     # -- Azure fraud events (App+User only) -------------------------------------------------------
     def list_fraud_events(
         self,
@@ -454,9 +463,10 @@ class PartnerCenter(ApiBase):
         request_id: str,
         resolved_reason: str | None = None,
     ) -> list[FraudEvent]:
-        body: dict[str, Any] = {"eventIds": event_ids, "eventStatus": status}
+        # The documented body, with its PascalCase names (update-fraud-events-status).
+        body: dict[str, Any] = {"EventIds": event_ids, "EventStatus": status}
         if resolved_reason:
-            body["resolvedReason"] = resolved_reason
+            body["ResolvedReason"] = resolved_reason
         data = self._call(
             "POST",
             f"/fraudEvents/subscription/{subscription_id}/status",

@@ -25,6 +25,7 @@ from accounts.models import MicrosoftTenant
 from accounts.roles import Role
 from core.audit import Actor, audit_record
 from licensing import nce
+from licensing.holds import require_no_provisioning_hold
 from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import Conflict, MicrosoftError
 from licensing.microsoft.resources import CartLine
@@ -112,6 +113,7 @@ def order_place(
     request) returns the first order: the unique constraint decides, so two racing requests buy once.
     """
     require_ready_to_buy(organization)
+    require_no_provisioning_hold(organization)
     quote = order_quote(organization=organization, price=price, quantity=quantity, auto_renew=auto_renew)
     needs_approval = quote.needs_approval and role != Role.OWNER
     order = Order(
@@ -155,6 +157,7 @@ def order_approve(*, order: Order, actor: Actor, user) -> Order:
     if order.status != Order.Status.AWAITING_APPROVAL:
         raise PurchaseError("This order is not waiting for approval.", code="not_awaiting_approval")
     require_ready_to_buy(order.organization)
+    require_no_provisioning_hold(order.organization)
     order.approved_by, order.decided_at = user, timezone.now()
     order.save(update_fields=["approved_by", "decided_at", "updated_at"])
     audit_record(actor=actor, action="order.approved", organization=order.organization_id, target=order)

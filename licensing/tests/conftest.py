@@ -78,6 +78,14 @@ class EmulatorControl:
         response.raise_for_status()
         return response.json()
 
+    def add_fraud_event(self, azure_subscription_id: str, *, event_type: str = "NetworkConnectionsToCryptoMiningPools",
+                        status: str = "Active") -> dict:
+        """Make Partner Center report a new Azure fraud event for an Azure subscription (an entitlement id)."""
+        response = self.session.post(self._url("/fraud-events"), json={
+            "subscriptionId": azure_subscription_id, "eventType": event_type, "eventStatus": status}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
     def update_settings(self, **changes) -> dict:
         response = self.session.patch(self._url("/settings"), json=changes, timeout=10)
         response.raise_for_status()

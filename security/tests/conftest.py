@@ -27,3 +27,6 @@ def org_b(db):
 @pytest.fixture
 def vault(vault_table, db):
     return Vault
+
+
+from licensing.tests.conftest import emulator, emulator_server  # noqa: E402, F401  (fixtures)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import MicrosoftTenant
 from core.audit import Actor, audit_record
 from licensing import nce
+from licensing.holds import require_no_provisioning_hold
 from licensing.microsoft.client import default_client
 from licensing.models import (
     Availability,
@@ -142,6 +143,8 @@ def subscription_change_quantity(
         raise SubscriptionChangeError(f"This offer allows at most {maximum} seats.", code="quantity_too_high")
     if release and quantity > subscription.quantity:
         raise ValidationError("Licenses are released only together with a seat reduction.")
+    if quantity > subscription.quantity:
+        require_no_provisioning_hold(subscription.organization)
     released: list[LicenseAssignment] = []
     shortfall = None
     if quantity < subscription.quantity:
