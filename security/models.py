@@ -8,6 +8,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from accounts.models import SIGN_IN_KEY_SCOPE
+from core.fields import EncryptedJSONField
 from core.models.base import BaseModel, TenantModel
 from core.registry import Category, Personal, Retention, Subject, declare
 
@@ -43,7 +45,8 @@ class LoginSignal(BaseModel):
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
     risk = models.PositiveSmallIntegerField(choices=Risk.choices, db_index=True)
     response = models.CharField(max_length=16, choices=Response.choices, db_index=True)
-    detail = models.JSONField(default=dict, blank=True)
+    # Encrypted like the attempt it judges (its countries and distances say where the person was).
+    detail = EncryptedJSONField(default=dict, blank=True, key_scope=SIGN_IN_KEY_SCOPE, row_field="occurred_at")
 
     class Meta:
         ordering = ["-occurred_at"]

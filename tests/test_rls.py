@@ -171,6 +171,7 @@ RLS_EXEMPT = {
     "accounts_totpdevice": _PERSON_OWNED,
     "accounts_recoverycodedevice": _PERSON_OWNED,
     "security_signinevent": _PERSON_OWNED,
+    "security_loginsignal": "what login monitoring found about one person's sign-in: " + _PERSON_OWNED,
     "privacy_browseroptout": "a browser's opt-out, keyed by a random cookie id: " + _PERSON_OWNED,
     "django_otp_webauthn_webauthncredential": _PERSON_OWNED,
     "django_otp_webauthn_webauthnattestation": _PERSON_OWNED,

@@ -4,6 +4,7 @@ import django.db.models.deletion
 import django.db.models.manager
 import uuid
 from django.conf import settings
+import core.fields
 from django.db import migrations, models
 
 from core.migration_ops import EnableRowLevelSecurity
@@ -86,7 +87,7 @@ class Migration(migrations.Migration):
                 ('kind', models.CharField(choices=[('new_device', 'New device'), ('new_network', 'New network'), ('impossible_travel', 'Impossible travel'), ('password_spray', 'Password spraying'), ('mfa_failures', 'Repeated second-factor failures'), ('outside_allow_list', "Outside the organisation's allowed networks")], db_index=True, max_length=32)),
                 ('risk', models.PositiveSmallIntegerField(choices=[(1, 'Low'), (2, 'Medium'), (3, 'High')], db_index=True)),
                 ('response', models.CharField(choices=[('notify', 'User asked "was this you?"'), ('step_up', 'Fresh second factor required'), ('block', 'Blocked, security alerted')], db_index=True, max_length=16)),
-                ('detail', models.JSONField(blank=True, default=dict)),
+                ('detail', core.fields.EncryptedJSONField(blank=True, default=dict, key_scope='system:sign-in', row_field='occurred_at')),
                 ('sign_in_event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='signals', to='accounts.signinevent')),
                 ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='login_signals', to=settings.AUTH_USER_MODEL)),
             ],

@@ -12,9 +12,15 @@ from django.core import mail
 from django.test import Client, TestCase
 from django.urls import reverse
 
-from accounts.models import MicrosoftTenant
+from accounts.models import MicrosoftTenant, StaffRole
 from accounts.roles import Role
-from accounts.tests.factories import MembershipFactory, OrganizationFactory, TOTPDeviceFactory, UserFactory
+from accounts.tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    StaffGrantFactory,
+    TOTPDeviceFactory,
+    UserFactory,
+)
 from accounts.tests.helpers import verified_client
 from core.models import AuditEvent
 from core.tenancy import tenant_context
@@ -131,6 +137,9 @@ def test_usage_anomalies_open_cases_and_a_responder_suspends_from_the_admin(fabr
     TOTPDeviceFactory(user=staff)
     client = verified_client(Client(), staff)
     changelist = reverse("admin:security_fraudcase_changelist")
+    # No grant, no cases, superuser or not (decision 021); a security responder's grant shows them.
+    assert "new_region" not in client.get(changelist + "?status__exact=open").content.decode()
+    StaffGrantFactory(staff=staff, organization=org, roles=[StaffRole.SECURITY_RESPONDER])
     assert "new_region" in client.get(changelist + "?status__exact=open").content.decode()
     with TestCase.captureOnCommitCallbacks(execute=True):
         response = client.post(changelist, {"action": "suspend_subscription", "_selected_action": [str(case.pk)]})
