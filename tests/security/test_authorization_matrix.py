@@ -13,16 +13,13 @@ and compares:
 Routes outside an organisation (profile, sessions, MFA) belong to the signed-in person and take no role.
 
 Staff grant roles (support reader, license operator, billing operator, privacy operator, security
-responder) are not in this matrix yet: they come with the staff-grant work. EXTENSION POINT: add their
-principals to STAFF_GRANT_PRINCIPALS below (a name, a client factory given the organisation, and the
-predicate saying which admin actions the grant role allows), and test_staff_grant_roles runs them over
-the admin's URLs the same way.
+responder) are checked over every grant-scoped admin (accounts/admin_grants.py): each role, holding a
+grant to the organisation, reads exactly the areas ``AREA_ROLES`` gives it and is refused the rest, and
+a role that may read but not change an area is refused every change there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
@@ -40,18 +37,6 @@ from tests.tenant_objects import TenantWorld
 pytestmark = pytest.mark.django_db
 
 DENIED = "__denied__"
-
-
-@dataclass(frozen=True)
-class StaffGrantPrincipal:
-    """A staff grant role for the matrix (see the module docstring). Filled in by the staff-grant work."""
-
-    role: str
-    client_for: Callable  # (organization) -> a signed-in, MFA-verified Client acting under the grant
-    allows: Callable  # (admin url name, method) -> bool
-
-
-STAFF_GRANT_PRINCIPALS: list[StaffGrantPrincipal] = []
 
 
 class Matrix:
@@ -180,6 +165,83 @@ def test_api_matrix_every_role_every_operation(matrix):
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.skipif(not STAFF_GRANT_PRINCIPALS, reason="staff grant roles arrive with the staff-grant work")
-def test_staff_grant_roles():  # pragma: no cover - the extension point above
-    raise AssertionError("fill in with the staff-grant work: each principal over the admin's URLs")
+# The policy, written out here rather than read from accounts.grants, so the test is an oracle of its own:
+# what each grant role may read and change (issue 10; docs/decisions/021-staff-access-grants.md).
+STAFF_READS = {
+    "support_reader": {"accounts", "licensing", "billing"},
+    "license_operator": {"accounts", "licensing"},
+    "billing_operator": {"accounts", "billing"},
+    "privacy_operator": {"accounts", "privacy"},
+    "security_responder": {"accounts", "security"},
+}
+STAFF_CHANGES = {
+    "support_reader": set(),
+    "license_operator": {"licensing"},
+    "billing_operator": {"billing"},
+    "privacy_operator": {"privacy"},
+    "security_responder": {"security"},
+}
+
+
+def _grant_scoped_admins():
+    from django.contrib import admin
+
+    from accounts.admin_grants import GrantScopedAdmin
+
+    return sorted(((model, model_admin) for model, model_admin in admin.site._registry.items()
+                   if isinstance(model_admin, GrantScopedAdmin)), key=lambda pair: pair[0]._meta.label)
+
+
+def _one_row(model_admin, organization):
+    """A row of the admin's model that belongs to ``organization``, by the admin's own grant filter."""
+    from core.tenancy import tenant_context
+
+    with tenant_context(organization):
+        rows = model_admin.grant_filter(model_admin.model._base_manager.all(), [organization.pk])
+        return rows.order_by("pk").first()
+
+
+def test_staff_grant_roles_over_every_grant_scoped_admin(matrix):
+    from django.urls import reverse
+
+    from accounts.models import StaffRole
+    from accounts.tests.factories import StaffGrantFactory, TOTPDeviceFactory
+
+    admins = _grant_scoped_admins()
+    assert set(STAFF_READS) == set(StaffRole.values) == set(STAFF_CHANGES)
+    assert {model_admin.grant_area for _, model_admin in admins} >= {"licensing", "billing", "privacy", "security"}
+    problems, checked = [], 0
+    for role in StaffRole.values:
+        # A superuser holds every Django permission, so the grant alone decides (superusers are not exempt).
+        staff = UserFactory(is_staff=True, is_superuser=True)
+        TOTPDeviceFactory(user=staff)
+        StaffGrantFactory(staff=staff, organization=matrix.org, roles=[role])
+        client = verified_client(Client(), staff)
+        for model, model_admin in admins:
+            prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+            reads = model_admin.grant_area in STAFF_READS[role]
+            changes = model_admin.grant_area in STAFF_CHANGES[role]
+            row = _one_row(model_admin, matrix.org)
+            row_url = reverse(f"{prefix}_change", args=[row.pk]) if row is not None else None
+            listing = client.get(reverse(f"{prefix}_changelist"))
+            checked += 1
+            if reads and listing.status_code != 200:
+                problems.append(f"{role:18} GET list {model._meta.label}: {listing.status_code}, may read it")
+            if not reads and listing.status_code not in (200, 403, 404):
+                problems.append(f"{role:18} GET list {model._meta.label}: {listing.status_code}")
+            if row_url is None:
+                continue
+            # An area the role may not read lists none of the organisation's rows (an empty list or a refusal).
+            if not reads and listing.status_code == 200 and row_url in listing.content.decode():
+                problems.append(f"{role:18} GET list {model._meta.label}: shows a row it may not read")
+            status = client.get(row_url).status_code
+            checked += 1
+            if (reads and status != 200) or (not reads and status not in (403, 404)):
+                problems.append(f"{role:18} GET row {model._meta.label}: {status} (reads={reads})")
+            if not changes:
+                status = client.post(row_url, {}).status_code
+                checked += 1
+                if status not in (403, 404):
+                    problems.append(f"{role:18} POST row {model._meta.label}: {status}, may not change it")
+    assert checked >= 5 * len(admins), checked
+    assert not problems, "\n".join(problems)
