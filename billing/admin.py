@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 
 from accounts.admin_grants import GrantScopedAdmin, grants_for_area
+from core.admin import ReadOnlyAdmin
 from core.audit import Actor
 from core.tenancy import tenant_context
 
@@ -150,18 +151,9 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
                           messages.SUCCESS)
 
 
-class ReadOnlyTenantAdmin(GrantScopedAdmin, admin.ModelAdmin):
+class ReadOnlyTenantAdmin(GrantScopedAdmin, ReadOnlyAdmin):
     grant_area = "billing"
     list_select_related = ["organization"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Invoice)

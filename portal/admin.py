@@ -13,22 +13,12 @@ from django.contrib import admin
 from accounts import admin_staff_grants  # noqa: F401  (registers the staff grants admin)
 from accounts.admin_grants import GrantScopedAdmin
 from accounts.models import EMAIL_INDEX, Membership, Organization, User
+from core.admin import ReadOnlyAdmin
 from core.crypto import blind_index
 
 from .admin_site import PortalAdminSite
 
 __all__ = ["PortalAdminSite"]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(User)

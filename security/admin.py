@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from accounts.admin_grants import GrantScopedAdmin
+from core.admin import ReadOnlyAdmin
 from core.models import AuditEvent
 from core.tenancy import tenant_context
 
@@ -10,7 +11,7 @@ from .models import FraudCase, LoginSignal
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(GrantScopedAdmin, admin.ModelAdmin):
+class AuditEventAdmin(GrantScopedAdmin, ReadOnlyAdmin):
     """The audit chain is append-only: a security responder reads the events of the organisations they hold
     a grant for; nobody can add, edit or delete through the admin. Account events that belong to no
     organisation are not shown here (``manage.py verify_audit`` walks the whole chain)."""
@@ -28,18 +29,9 @@ class AuditEventAdmin(GrantScopedAdmin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(LoginSignal)
-class LoginSignalAdmin(admin.ModelAdmin):
+class LoginSignalAdmin(ReadOnlyAdmin):
     """The security events queue: what login monitoring found and how it responded. Read-only."""
 
     list_display = ("occurred_at", "kind", "risk", "response", "user_id", "sign_in_event_id")
@@ -51,15 +43,6 @@ class LoginSignalAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(FraudCase)
