@@ -5,7 +5,8 @@ who and why, and locks the field (``core.field_locks``), in one transaction with
 The directory sync then leaves the field alone and reports a different incoming value as a
 :class:`~core.models.FieldLockConflict` for staff (:func:`conflict_resolve`). A disputed field can
 be marked restricted (GDPR Art. 18(1)(a)) until resolved (:func:`restriction_set`); the flag is
-recorded on the lock and shown to staff. Making every use of personal data honour it is not built yet.
+recorded on the lock, and every processing path honours it through ``core.field_locks.restricted_object_ids``
+(the sync, assignments, password resets, the disclosure choke point, the inactive-users report).
 """
 
 from __future__ import annotations

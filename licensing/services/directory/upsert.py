@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.crypto import blind_index
-from core.field_locks import conflict_record, locked_fields
+from core.field_locks import conflict_record, locked_fields, restricted_object_ids
 from core.tenancy import tenant_context
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, Sku, TenantSku
 from licensing.selectors import directory_search
@@ -103,6 +103,8 @@ def directory_user_upsert_from_graph(
     graph_ids = [uuid.UUID(u["id"]) for u in users]
     existing = {u.graph_id: u for u in DirectoryUser.objects.for_org(organization).filter(graph_id__in=graph_ids)}
     locks = locked_fields(organization, DirectoryUser, [u.pk for u in existing.values()])
+    # GDPR Art. 18: a restricted person's row is stored, not updated; differing values become conflicts.
+    restricted = restricted_object_ids(organization, DirectoryUser, [u.pk for u in existing.values()])
     unchanged_ids, changed = [], []
     for payload in users:
         graph_id = uuid.UUID(payload["id"])
@@ -115,6 +117,8 @@ def directory_user_upsert_from_graph(
         created = row is None
         row = row or DirectoryUser(organization=organization, graph_id=graph_id)
         locked = locks.get(str(row.pk), set())
+        if str(row.pk) in restricted:
+            locked = {*GRAPH_FIELDS.values(), "last_sign_in_at"}
         refused = []
         for graph_name, field_name in GRAPH_FIELDS.items():
             value = payload.get(graph_name)
