@@ -100,5 +100,20 @@ def restricted_object_ids(
     return set(rows.values_list("object_id", flat=True))
 
 
+# A lock on this pseudo-field covers the whole row: an erased directory user's tombstone, which syncs
+# must neither refill nor report on (the person is still in the customer's directory).
+ROW_LOCK = "*"
+
+
+def suppressed_object_ids(organization, model: type[models.Model] | str, object_ids: Iterable) -> set[str]:
+    """Ids (as ``str``) among ``object_ids`` whose whole row is locked (:data:`ROW_LOCK`). One query."""
+    ids = [str(i) for i in object_ids]
+    if not ids:
+        return set()
+    rows = FieldLock.objects.for_org(organization).filter(model_label=_label(model), field_name=ROW_LOCK,
+                                                          object_id__in=ids)
+    return set(rows.values_list("object_id", flat=True))
+
+
 def is_restricted(organization, model: type[models.Model] | str, object_id) -> bool:
     return bool(restricted_object_ids(organization, model, [object_id]))

@@ -8,6 +8,13 @@ retention applying to each category. Values that must not be disclosed verbatim 
 password hashes and second-factor keys, payment tokens, blind indexes: CCPA §7024(d);
 ``Personal.verbatim`` in the registry) are described, never shown.
 
+A directory user (a person in a customer's Entra directory, ``licensing.DirectoryUser``) is a subject
+too (:func:`directory_sections`): every model the registry declares for the directory-user subject
+(their directory fields including the last sign-in Graph reported, license assignments, bulk-job rows
+naming them), audit events about them, corrections of their data, the disclosures of their
+organisation's directory data to Microsoft, and the retention applying. Each person found is read in
+their own organisation's tenant context.
+
 A portability export covers one organisation: every tenant-owned model of the licensing and billing
 floors (subscriptions, orders, licenses, directory, usage), all fields, for that organisation only.
 
@@ -26,6 +33,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from django.apps import apps
 from django.db import models
@@ -33,9 +41,10 @@ from django.db.models import Q
 
 from accounts.models import Membership, Organization
 from core.fields import BlindIndexField
-from core.models import AuditEvent, Disclosure
+from core.models import AuditEvent, Disclosure, FieldLock
 from core.registry import Category, Retention, Subject, declaration_for, declared_models, model_field_names
 from core.tenancy import TenantManager, tenant_context, unscoped_no_tenant
+from privacy.models import Correction
 
 REPORT_SINCE = datetime.datetime(2022, 1, 1, tzinfo=datetime.UTC)
 TIME_FIELDS = ("occurred_at", "created_at", "date_joined", "recorded_at", "received_at")
@@ -195,12 +204,63 @@ def access_sections(user) -> list[Section]:
     return sections
 
 
-def disclosure_section(organizations) -> Section:
+def directory_sections(people) -> list[Section]:
+    """Sections for directory users (``DirectoryUser`` rows, possibly in several organisations) who are one person."""
+    sections = []
+    for declaration in sorted(declared_models(), key=lambda d: d.model._meta.label):
+        model = declaration.model
+        if declaration.subject != Subject.DIRECTORY_USER or not declaration.subject_lookup:
+            continue
+        columns = [ColumnSpec("id")]
+        time_field = _time_field(model)
+        if time_field:
+            columns.append(ColumnSpec(time_field))
+        columns += [ColumnSpec(name, c.category, _verbatim(model, name, c)) for name, c in declaration.personal.items()]
+        section = Section(f"directory-{model._meta.label_lower}",
+                          f"Directory: {str(model._meta.verbose_name_plural).capitalize()}", columns)
+        for person in people:
+            section.sources.append((
+                lambda p=person: tenant_context(p.organization_id),
+                lambda m=model, p=person, lookup=declaration.subject_lookup: m.objects.for_org(p.organization_id)
+                .filter(**{lookup: p.pk}),
+            ))
+        sections.append(section)
+    audit = Section("directory-audit", "Directory: activity log entries about you",
+                    [ColumnSpec(n) for n in ("id", "occurred_at", "actor_type", "action", "target_type", "metadata")])
+    corrections = Section("directory-corrections", "Directory: corrections of your data",
+                          [ColumnSpec(n) for n in ("id", "created_at", "field_name", "old_value", "new_value",
+                                                   "reason")])
+    locks = Section("directory-restrictions", "Directory: fields locked or restricted (GDPR Art. 18)",
+                    [ColumnSpec(n) for n in ("id", "created_at", "field_name", "restricted_at")])
+    for person in people:
+        scope = partial(tenant_context, person.organization_id)
+        audit.sources.append((scope, lambda p=person: AuditEvent.objects.for_org(p.organization_id).filter(
+            target_id=str(p.pk), occurred_at__gte=REPORT_SINCE)))
+        corrections.sources.append((scope, lambda p=person: Correction.objects.for_org(p.organization_id).filter(
+            model_label="licensing.directoryuser", object_id=str(p.pk))))
+        locks.sources.append((scope, lambda p=person: FieldLock.objects.for_org(p.organization_id).filter(
+            model_label="licensing.directoryuser", object_id=str(p.pk))))
+    organizations = sorted({p.organization_id for p in people}, key=str)
+    disclosures = disclosure_section(organizations, purposes=DIRECTORY_PURPOSES)
+    disclosures.key, disclosures.title = "directory-disclosures", (
+        "Directory: disclosures of your organisation's directory data (named recipients)")
+    retention = retention_section(Subject.DIRECTORY_USER)
+    retention.key, retention.title = "directory-retention", "Directory: how long each category is kept"
+    return [*sections, audit, corrections, locks, disclosures, retention]
+
+
+# The purposes for which a customer's directory data goes to Microsoft (licensing/microsoft/graph.py).
+DIRECTORY_PURPOSES = (Disclosure.Purpose.LICENSE_MANAGEMENT, Disclosure.Purpose.PROVISIONING,
+                      Disclosure.Purpose.SECURITY, Disclosure.Purpose.LEGAL_OBLIGATION)
+
+
+def disclosure_section(organizations, purposes=None) -> Section:
     columns = [ColumnSpec(n) for n in ("occurred_at", "recipient", "categories", "purpose", "operation")]
     section = Section("disclosures", "Disclosures of your organisations' data (named recipients)", columns)
+    only = Q(purpose__in=purposes) if purposes else Q()
     for org in organizations:
         section.sources.append(
-            (nullcontext, lambda o=org: Disclosure.objects.filter(organization=o, occurred_at__gte=REPORT_SINCE))
+            (nullcontext, lambda o=org: Disclosure.objects.filter(only, organization=o, occurred_at__gte=REPORT_SINCE))
         )
     return section
 

@@ -20,11 +20,15 @@ class Erasure(BaseModel):
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled (grace period)"
+        UNASSIGNING = "unassigning", "Removing licenses in Microsoft 365"
         CANCELLED = "cancelled", "Cancelled by the requester"
         DONE = "done", "Done"
 
     request = models.OneToOneField(PrivacyRequest, on_delete=models.CASCADE, related_name="erasure")
-    subject_id = models.CharField(max_length=64)
+    # The portal account erased, if any ("" for a person known only from customers' directories).
+    subject_id = models.CharField(max_length=64, blank=True)
+    # Directory users erased: [{"org": organisation id, "id": DirectoryUser id}], ids only.
+    directory_users = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     erase_after = models.DateTimeField(db_index=True)
     performed_at = models.DateTimeField(null=True, blank=True)
@@ -34,7 +38,10 @@ class Erasure(BaseModel):
         return f"Erasure for {self.request_id} ({self.get_status_display()})"
 
 
-declare(Erasure, not_personal=["request", "subject_id", "status", "erase_after", "performed_at", "outcome"])
+declare(
+    Erasure,
+    not_personal=["request", "subject_id", "directory_users", "status", "erase_after", "performed_at", "outcome"],
+)
 
 
 class RecipientNotice(BaseModel):

@@ -31,6 +31,7 @@ from core.audit import Actor
 from core.crypto import KeyScope
 from privacy import access_report, export_crypto
 from privacy.models import ExportJob, PrivacyRequest
+from privacy.selectors import directory_subjects
 from privacy.services.history import history_add, history_audit
 from privacy.services.notices import request_email_send
 
@@ -117,9 +118,11 @@ def _sections(request: PrivacyRequest) -> list[access_report.Section]:
             raise ValueError("A portability export needs an organisation.")
         return access_report.portability_sections(request.organization)
     subject = export_subject(request)
-    if subject is None:
-        return [access_report.retention_section(access_report.Subject.PORTAL_USER)]
-    return access_report.access_sections(subject)
+    people = directory_subjects(request.requester_email, request.organization)
+    sections = access_report.access_sections(subject) if subject is not None else []
+    if people:  # the same address in customers' directories: what we hold about them there too
+        sections += access_report.directory_sections(people)
+    return sections or [access_report.retention_section(access_report.Subject.PORTAL_USER)]
 
 
 def _write_section(section, work: Path, html, progress) -> list[str]:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.crypto import blind_index
-from core.field_locks import conflict_record, locked_fields, restricted_object_ids
+from core.field_locks import conflict_record, locked_fields, restricted_object_ids, suppressed_object_ids
 from core.tenancy import tenant_context
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, Sku, TenantSku
 from licensing.selectors import directory_search
@@ -105,11 +105,16 @@ def directory_user_upsert_from_graph(
     locks = locked_fields(organization, DirectoryUser, [u.pk for u in existing.values()])
     # GDPR Art. 18: a restricted person's row is stored, not updated; differing values become conflicts.
     restricted = restricted_object_ids(organization, DirectoryUser, [u.pk for u in existing.values()])
+    # An erased person (privacy erasure) stays a tombstone: the sync neither refills nor reports it.
+    suppressed = suppressed_object_ids(organization, DirectoryUser, restricted)
     unchanged_ids, changed = [], []
     for payload in users:
         graph_id = uuid.UUID(payload["id"])
         digest = _source_hash(organization, payload)
         row = existing.get(graph_id)
+        if row is not None and str(row.pk) in suppressed:
+            counts["unchanged"] += 1
+            continue
         if row is not None and row.source_hash == digest and row.removed_at is None:
             unchanged_ids.append(row.pk)
             counts["unchanged"] += 1
