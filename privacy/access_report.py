@@ -3,7 +3,8 @@
 An access report covers one portal user (the requester's account) since 2022-01-01 (the policy's
 promise, beyond CCPA §7024(h)'s minimum): every model the registry declares for the portal-user
 subject (which brings sign-in events, sessions, MFA devices and the audit events they made), audit
-events about them, the disclosures of their organisations' data with named recipients, and the
+events about them, the licenses, subscriptions and orders they touched (:func:`touched_sections`), the
+disclosures of their organisations' data with named recipients, and the
 retention applying to each category. Values that must not be disclosed verbatim (secrets such as
 password hashes and second-factor keys, payment tokens, blind indexes: CCPA §7024(d);
 ``Personal.verbatim`` in the registry) are described, never shown.
@@ -36,8 +37,10 @@ from decimal import Decimal
 from functools import partial
 
 from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, CharField, Q, Value, When
 
 from accounts.models import Membership, Organization
 from core.fields import BlindIndexField
@@ -118,7 +121,10 @@ class Section:
 
 
 def _attname(obj, name: str) -> str:
-    model_field = obj._meta.get_field(name)
+    try:
+        model_field = obj._meta.get_field(name)
+    except FieldDoesNotExist:  # an annotation, such as the role in a "touched" section
+        return name
     return model_field.attname if model_field.is_relation else name
 
 
@@ -199,8 +205,51 @@ def access_sections(user) -> list[Section]:
         else:
             section.sources.append((nullcontext, lambda m=model, q=lookup & since: m._default_manager.filter(q)))
         sections.append(section)
+    sections += touched_sections(user, organizations)
     sections.append(disclosure_section(organizations))
     sections.append(retention_section(Subject.PORTAL_USER))
+    return sections
+
+
+def touched_sections(user, organizations) -> list[Section]:
+    """Licenses, subscriptions and orders the person touched: every licensing and billing row of their
+    organisations whose user link (requested, approved, created, decided, recorded by...) names them,
+    with the role it names them in. Only the row's non-personal fields are shown: who was assigned a
+    license is the directory user's data, not the requester's. Models whose registry subject is the
+    portal user through that link already have their own section."""
+    sections = []
+    for model in sorted(apps.get_models(), key=lambda m: m._meta.label):
+        if model._meta.app_label not in PORTABILITY_APPS or not _is_tenant_model(model):
+            continue
+        links = [f.name for f in model._meta.concrete_fields
+                 if f.is_relation and f.related_model._meta.label == settings.AUTH_USER_MODEL]
+        declaration = declaration_for(model)
+        if declaration is not None and declaration.subject == Subject.PORTAL_USER:
+            links = [name for name in links if name != declaration.subject_lookup]
+        if not links:
+            continue
+        time_field = _time_field(model)
+        shown = [
+            f.name for f in model._meta.concrete_fields
+            if not f.is_relation and f.name not in ("id", time_field)
+            and (declaration is None or declaration.classification(f.name) is None)
+        ]
+        columns = [ColumnSpec("id"), *([ColumnSpec(time_field)] if time_field else []), ColumnSpec("your_role"),
+                   *(ColumnSpec(n) for n in shown)]
+        named = Q()
+        for link in links:
+            named |= Q(**{link: user.pk})
+        role = Case(*(When(**{link: user.pk}, then=Value(link.replace("_", " "))) for link in links),
+                    output_field=CharField())
+        since = Q(**{f"{time_field}__gte": REPORT_SINCE}) if time_field else Q()
+        section = Section(f"touched-{model._meta.label_lower}",
+                          f"Licenses and orders you touched: {model._meta.verbose_name_plural}", columns)
+        for org in organizations:
+            section.sources.append((
+                partial(tenant_context, org),
+                lambda m=model, o=org, q=named & since, r=role: m.objects.for_org(o).filter(q).annotate(your_role=r),
+            ))
+        sections.append(section)
     return sections
 
 
