@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db
 
 def _order(org, price, **people):
     return Order.objects.create(organization=org, price=price, sku=price.availability.sku,
-                                catalog_item_id="CFQ7TTC0LH18:0001", product_title="Microsoft 365 Business Premium", quantity=5, term_duration="P1Y",
+                                catalog_item_id="CFQ7TTC0LH18:0001", product_title="Microsoft 365 Business Premium",
+                                quantity=5, term_duration="P1Y",
                                 billing_cycle="monthly", unit_price=Decimal("22.00"), total=Decimal("110.00"),
                                 status=Order.Status.COMPLETED, **people)
 
