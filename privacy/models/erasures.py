@@ -55,8 +55,13 @@ class RecipientNotice(BaseModel):
     recipient = models.CharField(max_length=16)
     categories = models.JSONField(default=list)
     last_disclosed_at = models.DateTimeField()
+    # What the recipient is told of: "erasure", "correction", "restriction" (a later one re-opens the notice).
+    actions = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The recipient's privacy contact it went to (an organisation's address, from settings), and how often.
+    sent_to = models.CharField(max_length=254, blank=True)
+    sends = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -69,5 +74,6 @@ class RecipientNotice(BaseModel):
 
 declare(
     RecipientNotice,
-    not_personal=["request", "recipient", "categories", "last_disclosed_at", "status", "sent_at"],
+    not_personal=["request", "recipient", "categories", "last_disclosed_at", "actions", "status", "sent_at",
+                  "sent_to", "sends"],
 )

@@ -24,8 +24,8 @@ from core.models import FieldLock, FieldLockConflict, TenantModel
 from core.registry import declaration_for
 from core.tenancy import tenant_context
 from privacy.models import Correction, PrivacyRequest
-from privacy.services.erasure import recipient_notices_open
 from privacy.services.history import history_add
+from privacy.services.recipient_notices import recipient_notices_open
 from privacy.services.requests import Action
 
 
@@ -112,12 +112,16 @@ def correction_apply(
                 actor=actor,
                 note=f"Corrected {model._meta.verbose_name} {field_name}; locked against syncs",
             )
-            recipient_notices_open(request, [organization.pk])
+            recipient_notices_open(request, [organization.pk], "correction")
+            if restrict:
+                recipient_notices_open(request, [organization.pk], "restriction")
     return correction
 
 
 @transaction.atomic
-def restriction_set(*, organization, lock_id, restricted: bool, actor: User) -> FieldLock:
+def restriction_set(*, organization, lock_id, restricted: bool, actor: User,
+                    request: PrivacyRequest | None = None) -> FieldLock:
+    """Restrict a disputed field (or lift it). With the request it answers, recipients are told (Art. 19)."""
     with tenant_context(organization):
         lock = FieldLock.objects.for_org(organization).select_for_update().get(pk=lock_id)
         lock.restricted_at = timezone.now() if restricted else None
@@ -129,6 +133,8 @@ def restriction_set(*, organization, lock_id, restricted: bool, actor: User) -> 
             target=lock,
             metadata={"restricted": restricted, "field": lock.field_name},
         )
+        if request is not None and restricted:
+            recipient_notices_open(request, [organization.pk], "restriction")
     return lock
 
 

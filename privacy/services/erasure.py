@@ -11,8 +11,8 @@ Afterwards :func:`erasure_perform` (the beat task ``privacy.run_due_erasures``) 
 - the account row itself stays (audit events and invoices point at it) but is anonymised: its data
   keys are destroyed first, so the real name and email in every copy, backups included, can never
   be decrypted again, and its blind index now indexes only the placeholder address;
-- every recipient the disclosure log names for the person's organisations gets a pending notice
-  (GDPR Art. 19) that the officer sends;
+- every recipient the disclosure log names for the person's organisations is sent a notice
+  (GDPR Art. 19, ``privacy.services.recipient_notices``);
 - the requester is told what was erased and what was kept and why.
 
 A person under a legal hold (their own or their organisation's) waits until it is released.
@@ -32,7 +32,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Membership, User
@@ -47,6 +46,7 @@ from privacy.selectors import directory_subjects
 from privacy.services import directory_erasure, retention
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
+from privacy.services.recipient_notices import recipient_notices_open
 from privacy.services.requests import Action, PrivacyRequestError, Status
 
 # Why each retention class survives an erasure request.
@@ -283,33 +283,6 @@ def _anonymise(user: User, actor: Actor) -> None:
     user.save()
 
 
-def recipient_notices_open(request: PrivacyRequest, organization_ids) -> list[RecipientNotice]:
-    """GDPR Art. 19: one pending notice per recipient the disclosure log names for these organisations."""
-    received = (
-        Disclosure.objects.filter(organization_id__in=organization_ids)
-        .values("recipient")
-        .annotate(last=Max("occurred_at"))
-    )
-    notices = []
-    for row in received:
-        categories = sorted(
-            {
-                c
-                for cats in Disclosure.objects.filter(
-                    organization_id__in=organization_ids, recipient=row["recipient"]
-                ).values_list("categories", flat=True)
-                for c in cats
-            }
-        )
-        notice, _ = RecipientNotice.objects.get_or_create(
-            request=request,
-            recipient=row["recipient"],
-            defaults={"categories": categories, "last_disclosed_at": row["last"]},
-        )
-        notices.append(notice)
-    return notices
-
-
 BACKUPS_SHREDDED = "Backups: your encryption keys are destroyed, so copies in backups can no longer be read."
 
 
@@ -325,16 +298,3 @@ def _summary(plan: list[dict], notices: list[RecipientNotice], backups: str = BA
         lines.append(f"We are telling those who received your data of this deletion: {recipients}.")
     lines.append(backups)
     return "\n".join(lines)
-
-
-@transaction.atomic
-def recipient_notice_mark_sent(*, notice_id, actor: User) -> RecipientNotice:
-    """The officer sent the Art. 19 notice to the recipient (by the channel agreed with them)."""
-    notice = RecipientNotice.objects.select_for_update().select_related("request").get(pk=notice_id)
-    if notice.status == RecipientNotice.Status.SENT:
-        return notice
-    notice.status, notice.sent_at = RecipientNotice.Status.SENT, timezone.now()
-    notice.save(update_fields=["status", "sent_at", "updated_at"])
-    history_add(notice.request, Action.NOTE, actor=actor, note=f"Art. 19 notice sent to {notice.recipient}")
-    history_audit(notice.request, "recipient_notified", Actor.staff(actor), recipient=notice.recipient)
-    return notice

@@ -30,8 +30,8 @@ from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest, RecipientNotic
 from privacy.selectors import data_inventory, is_privacy_officer, officer_queue, privacy_officers, request_history
 from privacy.services import request_decisions as decisions
 from privacy.services.corrections import conflict_resolve, correction_apply
-from privacy.services.erasure import recipient_notice_mark_sent
 from privacy.services.exports import download_token, enqueue_build, export_retry
+from privacy.services.recipient_notices import recipient_notice_mark_sent
 from privacy.services.requests import PrivacyRequestError, request_submit_staff, request_verify_by_officer
 
 # The queue shows open requests unless asked for closed ones or all.
