@@ -311,6 +311,13 @@ PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", str(VAR_DIR / "privacy
 PRIVACY_EXPORT_TTL_DAYS = int(os.environ.get("PRIVACY_EXPORT_TTL_DAYS", 3))
 # Days a requester has to cancel an approved deletion before it is carried out.
 PRIVACY_ERASURE_GRACE_DAYS = int(os.environ.get("PRIVACY_ERASURE_GRACE_DAYS", 7))
+# Retention periods in days per class, over the defaults (privacy/services/retention.py), for example
+# "active_plus_legal=3650,billing_record=3650" where a country keeps tax records ten years.
+PRIVACY_RETENTION_DAYS = {
+    name.strip(): int(days)
+    for name, _, days in (item.partition("=") for item in os.environ.get("PRIVACY_RETENTION_DAYS", "").split(","))
+    if name.strip() and days.strip()
+}
 # GDPR Art. 19: where each recipient in the disclosure log receives notices of erasure, correction and
 # restriction ("microsoft=addr,distributor=addr,regulator=addr"). A recipient without an address keeps
 # its notice pending for the officer to send by hand.
