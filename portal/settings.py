@@ -311,6 +311,8 @@ PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", str(VAR_DIR / "privacy
 PRIVACY_EXPORT_TTL_DAYS = int(os.environ.get("PRIVACY_EXPORT_TTL_DAYS", 3))
 # Days a requester has to cancel an approved deletion before it is carried out.
 PRIVACY_ERASURE_GRACE_DAYS = int(os.environ.get("PRIVACY_ERASURE_GRACE_DAYS", 7))
+# Public request form submissions per client address per hour (counted under a keyed hash, not the address).
+PRIVACY_PUBLIC_FORM_PER_IP_HOUR = int(os.environ.get("PRIVACY_PUBLIC_FORM_PER_IP_HOUR", 5))
 # Retention periods in days per class, over the defaults (privacy/services/retention.py), for example
 # "active_plus_legal=3650,billing_record=3650" where a country keeps tax records ten years.
 PRIVACY_RETENTION_DAYS = {

@@ -160,3 +160,32 @@ def directory_subjects(email: str, organization=None) -> list:
             DirectoryUser.objects.filter(Q(upn_index=upn) | Q(mail_index=mail)).select_related("organization")
             .order_by("organization_id", "pk")
         )
+
+
+# --- request records (CCPA §7101: kept 24 months; §7102 metrics) ----------------------------------
+
+REQUEST_RECORD_COLUMNS = (
+    "reference", "kind", "channel", "status", "region", "regimes", "on_behalf", "received_at", "ack_due",
+    "acknowledged_at", "verified_at", "verification", "response_due", "extended_at", "due_date", "decided_at",
+    "completed_at", "days_to_complete",
+)
+
+
+def request_record_rows():
+    """The request records as CSV rows (header first), oldest first, in batches: the workflow's dates and
+    outcomes, no requester identifiers (the reference leads to them in the console)."""
+    yield REQUEST_RECORD_COLUMNS
+    fields = [c for c in REQUEST_RECORD_COLUMNS if c != "days_to_complete"]
+    queryset = PrivacyRequest.objects.order_by("received_at", "pk").values_list(*fields)
+    for values in queryset.iterator(chunk_size=500):
+        row = dict(zip(fields, values, strict=True))
+        days = (row["completed_at"] - row["received_at"]).days if row["completed_at"] else ""
+        yield [*(_record_cell(row[f]) for f in fields), days]
+
+
+def _record_cell(value):
+    if isinstance(value, list):
+        return " ".join(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
