@@ -7,6 +7,11 @@ distributor) are refused with :class:`DisclosureRefused` when the organisation o
 and sharing. Who opted out is the privacy app's knowledge, a higher floor: it registers its check
 with :func:`register_opt_out_check` in its ``AppConfig.ready()``. Without a registered check
 non-essential disclosures are refused (fail closed).
+
+A disclosure that names its subjects (``subject_model`` and ``subject_ids``) is also refused when
+one of them is restricted (GDPR Art. 18, ``core.field_locks``), unless its purpose is one of
+:data:`RESTRICTION_EXEMPT_PURPOSES`: a legal obligation or security (Art. 18(2): legal claims,
+another person's rights, public interest).
 """
 
 from __future__ import annotations
@@ -15,16 +20,19 @@ from collections.abc import Callable, Iterable
 
 from django.db import IntegrityError, transaction
 
+from .field_locks import restricted_object_ids
 from .models import Disclosure
 from .registry import Category
 
 NON_ESSENTIAL_PURPOSES = frozenset({Disclosure.Purpose.MARKETING})
+RESTRICTION_EXEMPT_PURPOSES = frozenset({Disclosure.Purpose.LEGAL_OBLIGATION, Disclosure.Purpose.SECURITY})
 
 _opt_out_checks: list[Callable[[object], bool]] = []
 
 
 class DisclosureRefused(Exception):
-    """The disclosure is not strictly necessary and the organisation opted out of sale and sharing."""
+    """The disclosure is not strictly necessary and the organisation opted out of sale and sharing,
+    or it concerns a person whose data is restricted (GDPR Art. 18)."""
 
 
 def register_opt_out_check(check: Callable[[object], bool]) -> None:
@@ -33,8 +41,15 @@ def register_opt_out_check(check: Callable[[object], bool]) -> None:
         _opt_out_checks.append(check)
 
 
-def disclosure_allowed(*, organization, purpose: str) -> bool:
-    """Whether a disclosure for ``purpose`` about ``organization`` may go ahead."""
+def disclosure_allowed(*, organization, purpose: str, subject_model=None, subject_ids: Iterable = ()) -> bool:
+    """Whether a disclosure for ``purpose`` about ``organization`` (and these subjects) may go ahead."""
+    subject_ids = list(subject_ids)
+    if (
+        subject_ids
+        and purpose not in RESTRICTION_EXEMPT_PURPOSES
+        and restricted_object_ids(organization, subject_model, subject_ids)
+    ):
+        return False
     if purpose not in NON_ESSENTIAL_PURPOSES:
         return True
     if not _opt_out_checks:
@@ -52,6 +67,8 @@ def disclosure_record(
     operation: str,
     ms_request_id: str,
     subject_count: int = 1,
+    subject_model=None,
+    subject_ids: Iterable = (),
 ) -> Disclosure:
     """Log that personal data of ``categories`` is being sent to ``recipient``.
 
@@ -61,9 +78,14 @@ def disclosure_record(
     separately: the log is itself the append-only record, and auditing it would double every
     Microsoft call's writes without adding information.
 
-    Raises :class:`DisclosureRefused` for a non-essential purpose when the organisation opted out.
+    Raises :class:`DisclosureRefused` for a non-essential purpose when the organisation opted out,
+    and for any purpose but the Art. 18(2) ones when a named subject is restricted.
     """
-    if not disclosure_allowed(organization=organization, purpose=purpose):
+    subject_ids = list(subject_ids)
+    if not disclosure_allowed(organization=organization, purpose=purpose, subject_model=subject_model,
+                              subject_ids=subject_ids):
+        if subject_ids and restricted_object_ids(organization, subject_model, subject_ids):
+            raise DisclosureRefused(f"A person concerned has restricted processing; {purpose} disclosures are refused.")
         raise DisclosureRefused(f"{organization} opted out of sale and sharing; {purpose} disclosures are refused.")
     categories = sorted({Category(c).value for c in categories})
     if ms_request_id:

@@ -40,8 +40,9 @@ class Subject(models.TextChoices):
 
 class Retention(models.TextChoices):
     """How long a value may be kept. The purge (privacy/services/retention.py) enforces the classes
-    measured from a row's own date (security log, technical log, privacy records); the event-started
-    ones (account closed, subscription cancelled, tenant unlinked) have no trigger yet, so they are kept."""
+    measured from a row's own date (security log, technical log, privacy records) and, for tenant-owned
+    rows, the event-started ones (subscriptions ended, tenant unlinked, organisation closed); ``account``
+    data goes with the account (erasure)."""
 
     ACCOUNT = "account", "While the account exists"
     ACTIVE_PLUS_LEGAL = "active_plus_legal", "While subscriptions are active, then the legal period (7 years)"

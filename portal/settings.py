@@ -377,6 +377,28 @@ PRIVACY_EXPORT_DIR = os.environ.get("PRIVACY_EXPORT_DIR", str(VAR_DIR / "privacy
 PRIVACY_EXPORT_TTL_DAYS = int(os.environ.get("PRIVACY_EXPORT_TTL_DAYS", 3))
 # Days a requester has to cancel an approved deletion before it is carried out.
 PRIVACY_ERASURE_GRACE_DAYS = int(os.environ.get("PRIVACY_ERASURE_GRACE_DAYS", 7))
+# Public request form submissions per client address per hour (counted under a keyed hash, not the address).
+PRIVACY_PUBLIC_FORM_PER_IP_HOUR = int(os.environ.get("PRIVACY_PUBLIC_FORM_PER_IP_HOUR", 5))
+# Retention periods in days per class, over the defaults (privacy/services/retention.py), for example
+# "active_plus_legal=3650,billing_record=3650" where a country keeps tax records ten years.
+PRIVACY_RETENTION_DAYS = {
+    name.strip(): int(days)
+    for name, _, days in (item.partition("=") for item in os.environ.get("PRIVACY_RETENTION_DAYS", "").split(","))
+    if name.strip() and days.strip()
+}
+# GDPR Art. 19: where each recipient in the disclosure log receives notices of erasure, correction and
+# restriction ("microsoft=addr,distributor=addr,regulator=addr"). A recipient without an address keeps
+# its notice pending for the officer to send by hand.
+PRIVACY_RECIPIENT_CONTACTS = {
+    name.strip(): address.strip()
+    for name, _, address in (
+        item.partition("=") for item in os.environ.get(
+            "PRIVACY_RECIPIENT_CONTACTS",
+            "microsoft=privacy-notices@microsoft.example,distributor=privacy@distributor.example",
+        ).split(",")
+    )
+    if name.strip() and address.strip()
+}
 # /.well-known/gpc.json "lastUpdate": when our handling of the Global Privacy Control last changed.
 GPC_LAST_UPDATE = os.environ.get("GPC_LAST_UPDATE", "2026-12-07")
 
@@ -487,6 +509,8 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-reminders": {"task": "licensing.notifications.reminders_all", "schedule": 24 * 3600.0},
     "privacy-purge-expired-exports": {"task": "privacy.purge_expired_exports", "schedule": 3600.0},
     "privacy-run-due-erasures": {"task": "privacy.run_due_erasures", "schedule": 3600.0},
+    # Art. 19 notices are sent on commit; this catches any whose sending failed.
+    "privacy-send-recipient-notices": {"task": "privacy.send_recipient_notices", "schedule": 3600.0},
     "privacy-retention-purge": {"task": "privacy.retention_purge", "schedule": 24 * 3600.0},
     # Staff grants: mark expired ones (access already ends at expiry) and remind staff 3 days and 24 hours before.
     "accounts-staff-grants": {"task": "accounts.staff_grants_expire_and_remind", "schedule": 900.0},

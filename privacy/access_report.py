@@ -3,10 +3,18 @@
 An access report covers one portal user (the requester's account) since 2022-01-01 (the policy's
 promise, beyond CCPA §7024(h)'s minimum): every model the registry declares for the portal-user
 subject (which brings sign-in events, sessions, MFA devices and the audit events they made), audit
-events about them, the disclosures of their organisations' data with named recipients, and the
+events about them, the licenses, subscriptions and orders they touched (:func:`touched_sections`), the
+disclosures of their organisations' data with named recipients, and the
 retention applying to each category. Values that must not be disclosed verbatim (secrets such as
 password hashes and second-factor keys, payment tokens, blind indexes: CCPA §7024(d);
 ``Personal.verbatim`` in the registry) are described, never shown.
+
+A directory user (a person in a customer's Entra directory, ``licensing.DirectoryUser``) is a subject
+too (:func:`directory_sections`): every model the registry declares for the directory-user subject
+(their directory fields including the last sign-in Graph reported, license assignments, bulk-job rows
+naming them), audit events about them, corrections of their data, the disclosures of their
+organisation's directory data to Microsoft, and the retention applying. Each person found is read in
+their own organisation's tenant context.
 
 A portability export covers one organisation: every tenant-owned model of the licensing and billing
 floors (subscriptions, orders, licenses, directory, usage), all fields, for that organisation only.
@@ -26,16 +34,20 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, CharField, Q, Value, When
 
 from accounts.models import Membership, Organization
-from core.fields import BlindIndexField
-from core.models import AuditEvent, Disclosure
+from core.fields import BlindIndexField, EncryptedField
+from core.models import AuditEvent, Disclosure, FieldLock
 from core.registry import Category, Retention, Subject, declaration_for, declared_models, model_field_names
 from core.tenancy import TenantManager, tenant_context, unscoped_no_tenant
+from privacy.models import Correction
 
 REPORT_SINCE = datetime.datetime(2022, 1, 1, tzinfo=datetime.UTC)
 TIME_FIELDS = ("occurred_at", "created_at", "date_joined", "recorded_at", "received_at")
@@ -89,7 +101,27 @@ class Section:
         queryset = make().order_by("pk")
         if last is not None:
             queryset = queryset.filter(pk__gt=last)
+        if not _needs_instances(queryset, [c.name for c in self.columns]):
+            return self._plain_batch(queryset, batch_size)
         return [(self._row(obj), obj.pk) for obj in queryset[:batch_size]]
+
+    def _plain_batch(self, queryset, batch_size) -> list[tuple[dict, object]]:
+        """Rows as tuples, without building model instances: most of a large report's time went there.
+        Only for sections with no encrypted column (decryption needs the instance its ciphertext is bound to)."""
+        if self._plan is None:
+            self._plan = [
+                (c.name, _column_attname(queryset.model, c.name),
+                 None if c.shown else f"Held, not shown ({c.category.replace('_', ' ')})")
+                for c in self.columns
+            ]
+        plan = self._plan
+        batch = []
+        for values in queryset.values_list("pk", *(attname for _, attname, _ in plan))[:batch_size]:
+            row = {}
+            for (name, _, placeholder), value in zip(plan, values[1:], strict=True):
+                row[name] = plain(value) if placeholder is None else (placeholder if value else "")
+            batch.append((row, values[0]))
+        return batch
 
     def _row(self, obj) -> dict:
         if self._plan is None:  # attribute names and placeholders, worked out once per section
@@ -109,14 +141,36 @@ class Section:
 
 
 def _attname(obj, name: str) -> str:
-    model_field = obj._meta.get_field(name)
+    return _column_attname(type(obj), name)
+
+
+def _column_attname(model, name: str) -> str:
+    try:
+        model_field = model._meta.get_field(name)
+    except FieldDoesNotExist:  # an annotation, such as the role in a "touched" section
+        return name
     return model_field.attname if model_field.is_relation else name
+
+
+def _needs_instances(queryset, names) -> bool:
+    """Whether rows must be read as model instances: an encrypted column (decrypted through its instance)
+    or a column that is neither a field nor an annotation (read as an attribute, or absent)."""
+    for name in names:
+        try:
+            if isinstance(queryset.model._meta.get_field(name), EncryptedField):
+                return True
+        except FieldDoesNotExist:
+            if name not in queryset.query.annotations:
+                return True
+    return False
 
 
 def plain(value):
     """A JSON-safe value: ISO dates, strings for ids and decimals, lists and dicts kept."""
     if value is None:
         return ""
+    if type(value) is str:  # the common case first: a report is mostly strings
+        return value
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, uuid.UUID | Decimal):
@@ -190,17 +244,111 @@ def access_sections(user) -> list[Section]:
         else:
             section.sources.append((nullcontext, lambda m=model, q=lookup & since: m._default_manager.filter(q)))
         sections.append(section)
+    sections += touched_sections(user, organizations)
     sections.append(disclosure_section(organizations))
     sections.append(retention_section(Subject.PORTAL_USER))
     return sections
 
 
-def disclosure_section(organizations) -> Section:
+def touched_sections(user, organizations) -> list[Section]:
+    """Licenses, subscriptions and orders the person touched: every licensing and billing row of their
+    organisations whose user link (requested, approved, created, decided, recorded by...) names them,
+    with the role it names them in. Only the row's non-personal fields are shown: who was assigned a
+    license is the directory user's data, not the requester's. Models whose registry subject is the
+    portal user through that link already have their own section."""
+    sections = []
+    for model in sorted(apps.get_models(), key=lambda m: m._meta.label):
+        if model._meta.app_label not in PORTABILITY_APPS or not _is_tenant_model(model):
+            continue
+        links = [f.name for f in model._meta.concrete_fields
+                 if f.is_relation and f.related_model._meta.label == settings.AUTH_USER_MODEL]
+        declaration = declaration_for(model)
+        if declaration is not None and declaration.subject == Subject.PORTAL_USER:
+            links = [name for name in links if name != declaration.subject_lookup]
+        if not links:
+            continue
+        time_field = _time_field(model)
+        shown = [
+            f.name for f in model._meta.concrete_fields
+            if not f.is_relation and f.name not in ("id", time_field)
+            and (declaration is None or declaration.classification(f.name) is None)
+        ]
+        columns = [ColumnSpec("id"), *([ColumnSpec(time_field)] if time_field else []), ColumnSpec("your_role"),
+                   *(ColumnSpec(n) for n in shown)]
+        named = Q()
+        for link in links:
+            named |= Q(**{link: user.pk})
+        role = Case(*(When(**{link: user.pk}, then=Value(link.replace("_", " "))) for link in links),
+                    output_field=CharField())
+        since = Q(**{f"{time_field}__gte": REPORT_SINCE}) if time_field else Q()
+        section = Section(f"touched-{model._meta.label_lower}",
+                          f"Licenses and orders you touched: {model._meta.verbose_name_plural}", columns)
+        for org in organizations:
+            section.sources.append((
+                partial(tenant_context, org),
+                lambda m=model, o=org, q=named & since, r=role: m.objects.for_org(o).filter(q).annotate(your_role=r),
+            ))
+        sections.append(section)
+    return sections
+
+
+def directory_sections(people) -> list[Section]:
+    """Sections for directory users (``DirectoryUser`` rows, possibly in several organisations) who are one person."""
+    sections = []
+    for declaration in sorted(declared_models(), key=lambda d: d.model._meta.label):
+        model = declaration.model
+        if declaration.subject != Subject.DIRECTORY_USER or not declaration.subject_lookup:
+            continue
+        columns = [ColumnSpec("id")]
+        time_field = _time_field(model)
+        if time_field:
+            columns.append(ColumnSpec(time_field))
+        columns += [ColumnSpec(name, c.category, _verbatim(model, name, c)) for name, c in declaration.personal.items()]
+        section = Section(f"directory-{model._meta.label_lower}",
+                          f"Directory: {str(model._meta.verbose_name_plural).capitalize()}", columns)
+        for person in people:
+            section.sources.append((
+                lambda p=person: tenant_context(p.organization_id),
+                lambda m=model, p=person, lookup=declaration.subject_lookup: m.objects.for_org(p.organization_id)
+                .filter(**{lookup: p.pk}),
+            ))
+        sections.append(section)
+    audit = Section("directory-audit", "Directory: activity log entries about you",
+                    [ColumnSpec(n) for n in ("id", "occurred_at", "actor_type", "action", "target_type", "metadata")])
+    corrections = Section("directory-corrections", "Directory: corrections of your data",
+                          [ColumnSpec(n) for n in ("id", "created_at", "field_name", "old_value", "new_value",
+                                                   "reason")])
+    locks = Section("directory-restrictions", "Directory: fields locked or restricted (GDPR Art. 18)",
+                    [ColumnSpec(n) for n in ("id", "created_at", "field_name", "restricted_at")])
+    for person in people:
+        scope = partial(tenant_context, person.organization_id)
+        audit.sources.append((scope, lambda p=person: AuditEvent.objects.for_org(p.organization_id).filter(
+            target_id=str(p.pk), occurred_at__gte=REPORT_SINCE)))
+        corrections.sources.append((scope, lambda p=person: Correction.objects.for_org(p.organization_id).filter(
+            model_label="licensing.directoryuser", object_id=str(p.pk))))
+        locks.sources.append((scope, lambda p=person: FieldLock.objects.for_org(p.organization_id).filter(
+            model_label="licensing.directoryuser", object_id=str(p.pk))))
+    organizations = sorted({p.organization_id for p in people}, key=str)
+    disclosures = disclosure_section(organizations, purposes=DIRECTORY_PURPOSES)
+    disclosures.key, disclosures.title = "directory-disclosures", (
+        "Directory: disclosures of your organisation's directory data (named recipients)")
+    retention = retention_section(Subject.DIRECTORY_USER)
+    retention.key, retention.title = "directory-retention", "Directory: how long each category is kept"
+    return [*sections, audit, corrections, locks, disclosures, retention]
+
+
+# The purposes for which a customer's directory data goes to Microsoft (licensing/microsoft/graph.py).
+DIRECTORY_PURPOSES = (Disclosure.Purpose.LICENSE_MANAGEMENT, Disclosure.Purpose.PROVISIONING,
+                      Disclosure.Purpose.SECURITY, Disclosure.Purpose.LEGAL_OBLIGATION)
+
+
+def disclosure_section(organizations, purposes=None) -> Section:
     columns = [ColumnSpec(n) for n in ("occurred_at", "recipient", "categories", "purpose", "operation")]
     section = Section("disclosures", "Disclosures of your organisations' data (named recipients)", columns)
+    only = Q(purpose__in=purposes) if purposes else Q()
     for org in organizations:
         section.sources.append(
-            (nullcontext, lambda o=org: Disclosure.objects.filter(organization=o, occurred_at__gte=REPORT_SINCE))
+            (nullcontext, lambda o=org: Disclosure.objects.filter(only, organization=o, occurred_at__gte=REPORT_SINCE))
         )
     return section
 

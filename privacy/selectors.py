@@ -8,9 +8,13 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-from accounts.models import User
+from accounts.models import Organization, User
+from core.crypto import blind_index
 from core.models import Disclosure
 from core.registry import Category, Retention, Subject, personal_fields
+from core.tenancy import tenant_context
+from licensing.models import DirectoryUser
+from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy.models import OptOut, PrivacyRequest
 
 
@@ -135,3 +139,53 @@ def request_queue_metrics():
     for bucket, count in figures["by_due"].items():
         by_due.add_metric([bucket], count)
     yield by_due
+
+
+# --- directory users as data subjects ----------------------------------------------------------
+
+
+def directory_subjects(email: str, organization=None) -> list:
+    """The directory users (``licensing.DirectoryUser``) a verified email address is: a match on the
+    user principal name or the mail address, through their blind indexes, in ``organization`` when the
+    request names one, else in every customer's directory (read inside a tenant context covering those
+    organisations, so row-level security still applies). Removed users count: we may still hold them."""
+    if not email:
+        return []
+    upn, mail = blind_index(UPN_INDEX, email), blind_index(MAIL_INDEX, email)
+    org_ids = [organization.pk] if organization is not None else list(Organization.objects.values_list("pk", flat=True))
+    if not org_ids:
+        return []
+    with tenant_context(*org_ids):
+        return list(
+            DirectoryUser.objects.filter(Q(upn_index=upn) | Q(mail_index=mail)).select_related("organization")
+            .order_by("organization_id", "pk")
+        )
+
+
+# --- request records (CCPA §7101: kept 24 months; §7102 metrics) ----------------------------------
+
+REQUEST_RECORD_COLUMNS = (
+    "reference", "kind", "channel", "status", "region", "regimes", "on_behalf", "received_at", "ack_due",
+    "acknowledged_at", "verified_at", "verification", "response_due", "extended_at", "due_date", "decided_at",
+    "completed_at", "days_to_complete",
+)
+
+
+def request_record_rows():
+    """The request records as CSV rows (header first), oldest first, in batches: the workflow's dates and
+    outcomes, no requester identifiers (the reference leads to them in the console)."""
+    yield REQUEST_RECORD_COLUMNS
+    fields = [c for c in REQUEST_RECORD_COLUMNS if c != "days_to_complete"]
+    queryset = PrivacyRequest.objects.order_by("received_at", "pk").values_list(*fields)
+    for values in queryset.iterator(chunk_size=500):
+        row = dict(zip(fields, values, strict=True))
+        days = (row["completed_at"] - row["received_at"]).days if row["completed_at"] else ""
+        yield [*(_record_cell(row[f]) for f in fields), days]
+
+
+def _record_cell(value):
+    if isinstance(value, list):
+        return " ".join(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value

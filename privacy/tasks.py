@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from core.audit import Actor
-from privacy.services import erasure, exports, retention
+from privacy.services import erasure, exports, recipient_notices, retention
 
 
 @shared_task(name=exports.BUILD_TASK, acks_late=True, reject_on_worker_lost=True)
@@ -34,3 +34,9 @@ def run_due_erasures() -> int:
 def retention_purge() -> dict:
     """Nightly: purge what has outlived its retention. Repeating it removes nothing more."""
     return retention.retention_purge().counts
+
+
+@shared_task(name=recipient_notices.SEND_TASK, acks_late=True, reject_on_worker_lost=True)
+def send_recipient_notices(request_id: str | None = None) -> int:
+    """Send pending Art. 19 notices (one request's on commit, everyone's hourly). Safe to repeat."""
+    return recipient_notices.recipient_notices_send(request_id=request_id)

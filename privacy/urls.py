@@ -20,6 +20,7 @@ urlpatterns = [
     # The privacy officer's console.
     path("console/", console.QueueView.as_view(), name="console"),
     path("console/new/", console.NewRequestView.as_view(), name="console_new"),
+    path("console/requests.csv", console.RequestRecordsCsvView.as_view(), name="console_records_csv"),
     path("console/inventory/", console.InventoryView.as_view(), name="console_inventory"),
     path("console/<uuid:pk>/", console.RequestDeskView.as_view(), name="console_request"),
     path("console/<uuid:pk>/assign/", console.AssignView.as_view(), name="console_assign"),

@@ -28,6 +28,9 @@ class PersonalData:
     purpose: str
     organization: object | None = None
     subject_count: int = 1
+    # The directory users concerned, when known: a restricted one (GDPR Art. 18) stops the call.
+    subject_model: str | None = None
+    subject_ids: tuple = ()
 
     @classmethod
     def of(
@@ -37,8 +40,11 @@ class PersonalData:
         purpose: str,
         organization=None,
         subject_count: int = 1,
+        subject_model: str | None = None,
+        subject_ids=(),
     ) -> PersonalData:
-        return cls(frozenset(categories), purpose, organization, subject_count)
+        return cls(frozenset(categories), purpose, organization, subject_count, subject_model,
+                   tuple(str(i) for i in subject_ids))
 
 
 def record(personal: PersonalData, *, operation: str, request_id: str) -> Disclosure:
@@ -50,6 +56,8 @@ def record(personal: PersonalData, *, operation: str, request_id: str) -> Disclo
         operation=operation,
         ms_request_id=request_id,
         subject_count=personal.subject_count,
+        subject_model=personal.subject_model,
+        subject_ids=personal.subject_ids,
     )
 
 

@@ -17,8 +17,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from core.field_locks import restricted_object_ids
 from licensing import nce
-from licensing.models import LicenseAssignment, ServicePlan, Subscription, TenantSku, UsageSnapshot
+from licensing.models import DirectoryUser, LicenseAssignment, ServicePlan, Subscription, TenantSku, UsageSnapshot
 
 from .seats import purchased_by_pool, seats_purchased
 from .settings import licensing_settings
@@ -241,11 +242,16 @@ def usage_history(organization, *, days: int = 90, today: date | None = None) ->
 
 
 def inactive_assignments(organization, *, days: int | None = None, now: datetime | None = None) -> QuerySet:
-    """Assigned licenses of users with no sign-in for ``days`` (never signed in counts, once the user is that old)."""
+    """Assigned licenses of users with no sign-in for ``days`` (never signed in counts, once the user is that old).
+
+    Users whose processing is restricted (GDPR Art. 18) are left out: profiling their activity is not
+    needed to store their data.
+    """
     days = days or licensing_settings(organization).inactive_days
     cutoff = (now or timezone.now()) - timedelta(days=days)
     return (
         LicenseAssignment.objects.for_org(organization)
+        .exclude(user_id__in=list(restricted_object_ids(organization, DirectoryUser)))
         .filter(state=LicenseAssignment.State.ASSIGNED, user__removed_at__isnull=True, sku__applies_to_users=True)
         .filter(
             Q(user__last_sign_in_at__lt=cutoff) | Q(user__last_sign_in_at__isnull=True, user__created_at__lt=cutoff)

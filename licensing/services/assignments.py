@@ -21,6 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
+from core.field_locks import RESTRICTED_FIX, RESTRICTED_MESSAGE, is_restricted, restricted_object_ids
 from licensing.microsoft import errors as ms
 from licensing.microsoft.resources import BatchItemResult
 from licensing.models import (
@@ -140,6 +141,8 @@ def validate_disabled_plans(sku: TenantSku, disabled_plans: Sequence[str]) -> li
 def refuse_if_unassignable(user: DirectoryUser) -> None:
     if user.removed_at is not None:
         raise AssignmentRefused("user_removed", "The user was deleted in the tenant.", "Sync the directory.")
+    if is_restricted(user.organization_id, DirectoryUser, user.pk):
+        raise AssignmentRefused("restricted", RESTRICTED_MESSAGE, RESTRICTED_FIX)
     if not user.has_usage_location:
         fix = explain(ms.UsageLocationMissing(""))
         raise AssignmentRefused(fix.code, fix.message, fix.fix_hint)
@@ -271,11 +274,23 @@ def license_changes_apply(operation: ProvisioningOperation) -> dict:
         .order_by("pk")
     )
     done: dict = dict((operation.checkpoint or {}).get("done", {}))
+    # Restricted after this was queued (GDPR Art. 18): assigning would send the person's data to
+    # Microsoft, so it fails instead; a removal stops processing and goes ahead.
+    restricted = restricted_object_ids(
+        organization, DirectoryUser, {a.user_id for a in rows if a.state == State.PENDING and str(a.pk) not in done}
+    )
+    for assignment in rows:
+        if assignment.state == State.PENDING and str(assignment.user_id) in restricted:
+            done[str(assignment.pk)] = {"ok": False, "code": "restricted", "message": RESTRICTED_MESSAGE,
+                                        "fix": RESTRICTED_FIX}
     to_send = [a for a in rows if str(a.pk) not in done]
     retry_error = None
     if to_send:
         requests = [_batch_request(a) for a in to_send]
-        results = graph_for(organization).batch(requests, request_id=str(operation.ms_request_id))
+        results = graph_for(organization).batch(
+            requests, request_id=str(operation.ms_request_id),
+            subject_ids=[a.user_id for a in to_send if a.state == State.PENDING],
+        )
         by_id = {str(r.key): r for r in results}
         for assignment in to_send:
             outcome = _outcome(assignment, by_id.get(str(assignment.pk)))

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.crypto import blind_index
+from core.field_locks import RESTRICTED_MESSAGE, restricted_object_ids
 from licensing.models import BulkJob, BulkJobRow, DirectoryUser, LicenseAssignment, TenantSku
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from licensing.selectors.usage import seats_free
@@ -101,6 +102,8 @@ def _preview(*, organization, sku, action, source, actor, created_by, disabled_p
         .filter(sku=sku, state__in=LicenseAssignment.SEAT_HOLDING)
         .values_list("user_id", flat=True)
     )
+    # GDPR Art. 18: a restricted person is not assigned (their data would go to Microsoft).
+    restricted = restricted_object_ids(organization, DirectoryUser) if action == BulkJob.Action.ASSIGN else set()
     seen: set = set()
     buffer: list[BulkJobRow] = []
     counts = {Outcome.CHANGE: 0, Outcome.UNCHANGED: 0, Outcome.INVALID: 0}
@@ -114,7 +117,7 @@ def _preview(*, organization, sku, action, source, actor, created_by, disabled_p
         for number, identifier, user in pairs:
             if number > MAX_ROWS + 1:
                 raise BulkInputError(f"At most {MAX_ROWS:,} rows per file; split it and upload the parts.")
-            row = _decide(job, number, identifier, user, action, held, seen)
+            row = _decide(job, number, identifier, user, action, held, seen, restricted)
             counts[row.outcome] += 1
             buffer.append(row)
         BulkJobRow.objects.bulk_create(buffer)
@@ -160,7 +163,8 @@ def _resolve(organization, identifiers: list[str]) -> dict[str, DirectoryUser]:
     return found
 
 
-def _decide(job: BulkJob, number: int, identifier: str, user, action: str, held: set, seen: set) -> BulkJobRow:
+def _decide(job: BulkJob, number: int, identifier: str, user, action: str, held: set, seen: set,
+            restricted: set = frozenset()) -> BulkJobRow:
     row = BulkJobRow(organization_id=job.organization_id, job=job, row_number=number, identifier=identifier[:320],
                      user=user)
 
@@ -184,6 +188,8 @@ def _decide(job: BulkJob, number: int, identifier: str, user, action: str, held:
         if user.pk in held:
             row.outcome, row.message = Outcome.UNCHANGED, "Already has this license."
             return row
+        if str(user.pk) in restricted:
+            return invalid("restricted", RESTRICTED_MESSAGE)
         if not user.has_usage_location:
             return invalid("usage_location_missing",
                            "No usage location: set the user's country in Microsoft 365, sync, then retry.")

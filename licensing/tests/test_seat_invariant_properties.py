@@ -43,7 +43,7 @@ USERS = 14
 
 
 class FakeGraph:
-    def batch(self, requests, request_id):
+    def batch(self, requests, request_id, subject_ids=()):
         return [BatchItemResult(key=r["id"], status=204, body=None) for r in requests]
 
 

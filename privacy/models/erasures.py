@@ -20,11 +20,15 @@ class Erasure(BaseModel):
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled (grace period)"
+        UNASSIGNING = "unassigning", "Removing licenses in Microsoft 365"
         CANCELLED = "cancelled", "Cancelled by the requester"
         DONE = "done", "Done"
 
     request = models.OneToOneField(PrivacyRequest, on_delete=models.CASCADE, related_name="erasure")
-    subject_id = models.CharField(max_length=64)
+    # The portal account erased, if any ("" for a person known only from customers' directories).
+    subject_id = models.CharField(max_length=64, blank=True)
+    # Directory users erased: [{"org": organisation id, "id": DirectoryUser id}], ids only.
+    directory_users = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     erase_after = models.DateTimeField(db_index=True)
     performed_at = models.DateTimeField(null=True, blank=True)
@@ -34,7 +38,10 @@ class Erasure(BaseModel):
         return f"Erasure for {self.request_id} ({self.get_status_display()})"
 
 
-declare(Erasure, not_personal=["request", "subject_id", "status", "erase_after", "performed_at", "outcome"])
+declare(
+    Erasure,
+    not_personal=["request", "subject_id", "directory_users", "status", "erase_after", "performed_at", "outcome"],
+)
 
 
 class RecipientNotice(BaseModel):
@@ -48,8 +55,13 @@ class RecipientNotice(BaseModel):
     recipient = models.CharField(max_length=16)
     categories = models.JSONField(default=list)
     last_disclosed_at = models.DateTimeField()
+    # What the recipient is told of: "erasure", "correction", "restriction" (a later one re-opens the notice).
+    actions = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The recipient's privacy contact it went to (an organisation's address, from settings), and how often.
+    sent_to = models.CharField(max_length=254, blank=True)
+    sends = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -62,5 +74,6 @@ class RecipientNotice(BaseModel):
 
 declare(
     RecipientNotice,
-    not_personal=["request", "recipient", "categories", "last_disclosed_at", "status", "sent_at"],
+    not_personal=["request", "recipient", "categories", "last_disclosed_at", "actions", "status", "sent_at",
+                  "sent_to", "sends"],
 )

@@ -5,7 +5,8 @@ who and why, and locks the field (``core.field_locks``), in one transaction with
 The directory sync then leaves the field alone and reports a different incoming value as a
 :class:`~core.models.FieldLockConflict` for staff (:func:`conflict_resolve`). A disputed field can
 be marked restricted (GDPR Art. 18(1)(a)) until resolved (:func:`restriction_set`); the flag is
-recorded on the lock and shown to staff. Making every use of personal data honour it is not built yet.
+recorded on the lock, and every processing path honours it through ``core.field_locks.restricted_object_ids``
+(the sync, assignments, password resets, the disclosure choke point, the inactive-users report).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from core.models import FieldLock, FieldLockConflict, TenantModel
 from core.registry import declaration_for
 from core.tenancy import tenant_context
 from privacy.models import Correction, PrivacyRequest
-from privacy.services.erasure import recipient_notices_open
 from privacy.services.history import history_add
+from privacy.services.recipient_notices import recipient_notices_open
 from privacy.services.requests import Action
 
 
@@ -111,12 +112,16 @@ def correction_apply(
                 actor=actor,
                 note=f"Corrected {model._meta.verbose_name} {field_name}; locked against syncs",
             )
-            recipient_notices_open(request, [organization.pk])
+            recipient_notices_open(request, [organization.pk], "correction")
+            if restrict:
+                recipient_notices_open(request, [organization.pk], "restriction")
     return correction
 
 
 @transaction.atomic
-def restriction_set(*, organization, lock_id, restricted: bool, actor: User) -> FieldLock:
+def restriction_set(*, organization, lock_id, restricted: bool, actor: User,
+                    request: PrivacyRequest | None = None) -> FieldLock:
+    """Restrict a disputed field (or lift it). With the request it answers, recipients are told (Art. 19)."""
     with tenant_context(organization):
         lock = FieldLock.objects.for_org(organization).select_for_update().get(pk=lock_id)
         lock.restricted_at = timezone.now() if restricted else None
@@ -128,6 +133,8 @@ def restriction_set(*, organization, lock_id, restricted: bool, actor: User) -> 
             target=lock,
             metadata={"restricted": restricted, "field": lock.field_name},
         )
+        if request is not None and restricted:
+            recipient_notices_open(request, [organization.pk], "restriction")
     return lock
 
 

@@ -11,13 +11,18 @@ Afterwards :func:`erasure_perform` (the beat task ``privacy.run_due_erasures``) 
 - the account row itself stays (audit events and invoices point at it) but is anonymised: its data
   keys are destroyed first, so the real name and email in every copy, backups included, can never
   be decrypted again, and its blind index now indexes only the placeholder address;
-- every recipient the disclosure log names for the person's organisations gets a pending notice
-  (GDPR Art. 19) that the officer sends;
+- every recipient the disclosure log names for the person's organisations is sent a notice
+  (GDPR Art. 19, ``privacy.services.recipient_notices``);
 - the requester is told what was erased and what was kept and why.
 
 A person under a legal hold (their own or their organisation's) waits until it is released.
-Running it again is a no-op: the erasure is done. Erasing a directory user (their licenses unassigned
-through the outbox) is not built yet.
+Running it again is a no-op: the erasure is done.
+
+A verified address with no portal account may be a directory user in customers' directories
+(``privacy.selectors.directory_subjects``): their erasure unassigns their licenses through the
+outbox first and erases once Microsoft confirmed (``privacy.services.directory_erasure``), in two
+runs of the same beat task. An address with an account erases the account only: unassigning an
+employee's Microsoft 365 licenses is not what a customer admin closing a portal account asks for.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Membership, User
@@ -38,9 +42,11 @@ from core.models import Disclosure
 from core.registry import Retention, Subject, declared_models
 from core.tenancy import TenantManager, tenant_context
 from privacy.models import Erasure, PrivacyRequest, RecipientNotice
-from privacy.services import retention
+from privacy.selectors import directory_subjects
+from privacy.services import directory_erasure, retention
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
+from privacy.services.recipient_notices import recipient_notices_open
 from privacy.services.requests import Action, PrivacyRequestError, Status
 
 # Why each retention class survives an erasure request.
@@ -133,12 +139,15 @@ def _delete(model, lookup: str, user: User, organizations) -> None:
 def erasure_schedule(*, request: PrivacyRequest, actor: Actor) -> Erasure:
     """Start the grace period of an approved deletion request."""
     subject = request.requester or User.objects.get_by_email(request.requester_email)
-    if subject is None:
-        raise PrivacyRequestError("no_account", "There is no account with this email address to erase.")
+    people = [] if subject is not None else directory_subjects(request.requester_email, request.organization)
+    if subject is None and not people:
+        raise PrivacyRequestError("no_account", "There is no account or directory user with this email address "
+                                                "to erase.")
     erasure, created = Erasure.objects.get_or_create(
         request=request,
         defaults={
-            "subject_id": str(subject.pk),
+            "subject_id": str(subject.pk) if subject is not None else "",
+            "directory_users": [{"org": str(p.organization_id), "id": str(p.pk)} for p in people],
             "erase_after": timezone.now() + timedelta(days=settings.PRIVACY_ERASURE_GRACE_DAYS),
         },
     )
@@ -172,22 +181,35 @@ def erasure_cancel(*, request_id, user: User) -> Erasure:
 
 
 def erasures_due():
-    """Scheduled erasures past their grace period, except people under a legal hold (they wait)."""
-    _, held_users = retention.held_subjects()
-    due = Erasure.objects.filter(status=Erasure.Status.SCHEDULED, erase_after__lte=timezone.now())
-    return due.exclude(subject_id__in=[str(u) for u in held_users])
+    """Scheduled erasures past their grace period (and directory erasures waiting for Microsoft), except
+    people under a legal hold (they wait)."""
+    held_orgs, held_users = retention.held_subjects()
+    due = Erasure.objects.filter(
+        status__in=(Erasure.Status.SCHEDULED, Erasure.Status.UNASSIGNING), erase_after__lte=timezone.now()
+    ).exclude(subject_id__in=[str(u) for u in held_users])
+    # Directory users are held through their organisation; the ids sit in a JSON list, so filter here.
+    held_directory = [e.pk for e in due.exclude(directory_users=[]) if _directory_held(e, held_orgs)]
+    return due.exclude(pk__in=held_directory)
+
+
+def _directory_held(erasure: Erasure, held_orgs=None) -> bool:
+    if held_orgs is None:
+        held_orgs, _ = retention.held_subjects()
+    return any(entry["org"] in {str(o) for o in held_orgs} for entry in erasure.directory_users)
 
 
 @transaction.atomic
 def erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
     """Carry out a scheduled erasure whose grace period is over. Idempotent."""
     erasure = Erasure.objects.select_for_update().select_related("request").get(pk=erasure_id)
-    if erasure.status != Erasure.Status.SCHEDULED:
+    if erasure.status not in (Erasure.Status.SCHEDULED, Erasure.Status.UNASSIGNING):
         return erasure
     if erasure.erase_after > timezone.now():
         raise PrivacyRequestError("grace_period", "The grace period has not ended yet.")
-    if erasure.subject_id in {str(u) for u in retention.held_subjects()[1]}:
+    if erasure.subject_id in {str(u) for u in retention.held_subjects()[1]} or _directory_held(erasure):
         raise PrivacyRequestError("legal_hold", "A legal hold covers this person: the erasure waits until it ends.")
+    if not erasure.subject_id:
+        return _perform_directory(erasure, actor)
     request = request_locked(erasure.request_id)
     user = User.objects.select_for_update().get(pk=erasure.subject_id)
     organizations = [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]
@@ -220,6 +242,37 @@ def erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
     return erasure
 
 
+def _perform_directory(erasure: Erasure, actor: Actor) -> Erasure:
+    """A directory user's erasure: unassign through the outbox, and erase once Microsoft confirmed."""
+    request = request_locked(erasure.request_id)
+    people = directory_erasure.people_of(erasure)
+    if erasure.status == Erasure.Status.SCHEDULED:
+        erasure.outcome = directory_erasure.directory_plan(people)  # counted before anything is removed
+    if not directory_erasure.directory_unassign(people, reference=request.reference, actor=actor):
+        if erasure.status == Erasure.Status.SCHEDULED:
+            erasure.status = Erasure.Status.UNASSIGNING
+            erasure.save(update_fields=["status", "outcome", "updated_at"])
+            history_add(request, Action.NOTE, note="Licenses queued for removal in Microsoft 365; erasure follows "
+                                                   "once Microsoft confirms")
+            history_audit(request, "erasure_unassigning", actor)
+        return erasure
+    directory_erasure.directory_erase(people, actor=actor)
+    plan = erasure.outcome
+    notices = recipient_notices_open(request, sorted({e["org"] for e in erasure.directory_users}))
+    erasure.status, erasure.performed_at = Erasure.Status.DONE, timezone.now()
+    erasure.save(update_fields=["status", "performed_at", "outcome", "updated_at"])
+    request.status, request.completed_at = Status.COMPLETED, timezone.now()
+    request.save(update_fields=["status", "completed_at", "updated_at"])
+    summary = _summary(plan, notices, backups="Backups: directory data is encrypted under your organisation's "
+                       "key; copies in backups are deleted when those backups expire.")
+    history_add(request, Action.COMPLETED, note=summary)
+    history_audit(request, "erasure_performed", actor,
+                  erased=[i["data"] for i in plan if i["action"] == "erase"],
+                  kept=[i["data"] for i in plan if i["action"] == "keep"])
+    request_email_send(request=request, template="completed", context={"note": summary})
+    return erasure
+
+
 def _anonymise(user: User, actor: Actor) -> None:
     # Destroy first: from here on, every earlier ciphertext of this person (backups too) is unreadable.
     data_key_destroy(scope=KeyScope("subject", str(user.pk)), actor=actor)
@@ -230,34 +283,10 @@ def _anonymise(user: User, actor: Actor) -> None:
     user.save()
 
 
-def recipient_notices_open(request: PrivacyRequest, organization_ids) -> list[RecipientNotice]:
-    """GDPR Art. 19: one pending notice per recipient the disclosure log names for these organisations."""
-    received = (
-        Disclosure.objects.filter(organization_id__in=organization_ids)
-        .values("recipient")
-        .annotate(last=Max("occurred_at"))
-    )
-    notices = []
-    for row in received:
-        categories = sorted(
-            {
-                c
-                for cats in Disclosure.objects.filter(
-                    organization_id__in=organization_ids, recipient=row["recipient"]
-                ).values_list("categories", flat=True)
-                for c in cats
-            }
-        )
-        notice, _ = RecipientNotice.objects.get_or_create(
-            request=request,
-            recipient=row["recipient"],
-            defaults={"categories": categories, "last_disclosed_at": row["last"]},
-        )
-        notices.append(notice)
-    return notices
+BACKUPS_SHREDDED = "Backups: your encryption keys are destroyed, so copies in backups can no longer be read."
 
 
-def _summary(plan: list[dict], notices: list[RecipientNotice]) -> str:
+def _summary(plan: list[dict], notices: list[RecipientNotice], backups: str = BACKUPS_SHREDDED) -> str:
     lines = ["Erased:"]
     lines += [f"- {i['data']}: {i.get('how') or str(i['rows']) + ' deleted'}" for i in plan if i["action"] == "erase"]
     kept = [i for i in plan if i["action"] == "keep"]
@@ -267,18 +296,5 @@ def _summary(plan: list[dict], notices: list[RecipientNotice]) -> str:
     if notices:
         recipients = ", ".join(dict(Disclosure.Recipient.choices).get(n.recipient, n.recipient) for n in notices)
         lines.append(f"We are telling those who received your data of this deletion: {recipients}.")
-    lines.append("Backups: your encryption keys are destroyed, so copies in backups can no longer be read.")
+    lines.append(backups)
     return "\n".join(lines)
-
-
-@transaction.atomic
-def recipient_notice_mark_sent(*, notice_id, actor: User) -> RecipientNotice:
-    """The officer sent the Art. 19 notice to the recipient (by the channel agreed with them)."""
-    notice = RecipientNotice.objects.select_for_update().select_related("request").get(pk=notice_id)
-    if notice.status == RecipientNotice.Status.SENT:
-        return notice
-    notice.status, notice.sent_at = RecipientNotice.Status.SENT, timezone.now()
-    notice.save(update_fields=["status", "sent_at", "updated_at"])
-    history_add(notice.request, Action.NOTE, actor=actor, note=f"Art. 19 notice sent to {notice.recipient}")
-    history_audit(notice.request, "recipient_notified", Actor.staff(actor), recipient=notice.recipient)
-    return notice

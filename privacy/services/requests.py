@@ -10,16 +10,20 @@ from __future__ import annotations
 import datetime
 import secrets
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, User
-from core.audit import Actor
+from core.audit import Actor, audit_record
+from core.crypto import blind_index
 from core.timezones import organization_zone
 from privacy import deadlines, verification
 from privacy.models import MAX_CODE_FAILURES, OptOutMethod, PrivacyRequest, PrivacyRequestEvent
+from privacy.selectors import request_record_rows
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.optouts import opt_out_user_record
@@ -227,3 +231,28 @@ def _opt_out_at_once(request: PrivacyRequest, *, actor: Actor) -> None:
     history_add(request, Action.COMPLETED, note="Opt-out recorded on the account and its organisations")
     request_email_send(request=request, template="completed",
                        context={"note": "You are opted out of the sale and sharing of your personal information."})
+
+
+def request_records_export(*, actor: User):
+    """The request records as CSV rows for the officer; audited (who took the records out, and when)."""
+    audit_record(actor=Actor.staff(actor), action="privacy.request_records_exported")
+    return request_record_rows()
+
+
+PUBLIC_FORM_IP_INDEX = "privacy-public-form-ip"
+PUBLIC_FORM_WINDOW = 3600
+
+
+def public_form_admit(*, client_ip: str | None) -> bool:
+    """Whether one more public request from this address is allowed this hour
+    (``PRIVACY_PUBLIC_FORM_PER_IP_HOUR``). Counted in the shared cache under a keyed hash of the
+    address (``core.crypto.blind_index``): no plaintext address is stored, and the count expires
+    with its hour. Each call counts one submission."""
+    key = f"{PUBLIC_FORM_IP_INDEX}:{blind_index(PUBLIC_FORM_IP_INDEX, client_ip or 'unknown')}"
+    cache.add(key, 0, timeout=PUBLIC_FORM_WINDOW)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr: this is the first of a new hour
+        cache.add(key, 1, timeout=PUBLIC_FORM_WINDOW)
+        count = 1
+    return count <= settings.PRIVACY_PUBLIC_FORM_PER_IP_HOUR

@@ -3,9 +3,17 @@
 Driven by the registry. A model is purged by age when every personal field it declares has a
 time-limited class measured from the row's own date (the security log, 400 days; the technical log,
 90 days; privacy records, 24 months: ``PURGED_BY_AGE``); the row goes once its longest period has
-passed. Classes that start from an event (``active_plus_legal``: from the end of the subscriptions;
-``account``; ``tenant_link``) are not purged by age: their triggers (account closed, subscription
-cancelled, relationship ended) are not built yet, so those rows are kept.
+passed.
+
+Event-started classes are measured from an organisation's event, not the row's date
+(:data:`EVENT_CLASSES`, :func:`organization_events`): ``active_plus_legal`` and ``billing_record``
+from the end of the relationship (the last live subscription ended, or the organisation closed),
+``tenant_link`` from the Microsoft tenant's unlinking (or the closing). A tenant-owned model whose
+classes are all event-started or by age is purged per organisation once every one of its classes has
+run out: the event happened and its period passed (``PRIVACY_RETENTION_DAYS`` overrides a period),
+and for age classes the row is old enough. Until its event, nothing of an organisation goes.
+``account`` data goes with the account (erasure), and the audit chain is kept whole (its hashes link
+every event to the one before).
 
 Each batch is its own short transaction (ids first, then one ``DELETE ... WHERE id IN``), so no lock
 is held for long and the API keeps answering. Legal holds (:class:`~privacy.models.LegalHold`) exempt a
@@ -17,17 +25,30 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, ProtectedError, Q
 from django.utils import timezone
 
-from accounts.models import Membership, Organization
+from accounts.models import Membership, MicrosoftTenant, Organization
 from core.audit import Actor, audit_record
 from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, model_field_names
 from core.tenancy import TenantManager, tenant_context
+from licensing.models import Subscription
 from privacy.models import LegalHold, PrivacyRequest, RetentionRun
 
 PURGED_BY_AGE = frozenset({Retention.SECURITY_LOG, Retention.TECHNICAL_LOG, Retention.PRIVACY_RECORD})
+# Event-started classes and the organisation event each is measured from.
+EVENT_CLASSES = {
+    Retention.ACTIVE_PLUS_LEGAL: "relationship_ended",
+    Retention.BILLING_RECORD: "relationship_ended",
+    Retention.TENANT_LINK: "tenant_unlinked",
+}
+# Periods measured from the event, in days (the legal, tax and Microsoft-audit period by default).
+EVENT_DAYS = {Retention.ACTIVE_PLUS_LEGAL: 7 * 365, Retention.BILLING_RECORD: 7 * 365, Retention.TENANT_LINK: 0}
+# Never purged row by row: the audit chain's hashes link each event to the one before.
+NEVER_PURGED = frozenset({"core.auditevent"})
+LIVE_SUBSCRIPTION = ("pending", "active", "suspended")
 # The date each model's age is measured from (the first that exists).
 AGE_FIELDS = ("last_seen_at", "occurred_at", "recorded_at", "completed_at", "created_at")
 # Rows that must also be finished before they can go: an open request is never purged.
@@ -54,9 +75,102 @@ def _purgeable():
         )
         if age_field is None:
             continue
-        days = max(RETENTION_DAYS[Retention(c)] for c in classes)
+        days = max(period_days(Retention(c)) for c in classes)
         lookup = declaration.subject_lookup if declaration.subject == Subject.PORTAL_USER else None
         yield model, lookup, age_field, days
+
+
+def period_days(retention: Retention) -> int:
+    """The period of a class, in days: ``PRIVACY_RETENTION_DAYS`` (configurable per class) over the defaults."""
+    overrides = getattr(settings, "PRIVACY_RETENTION_DAYS", {}) or {}
+    if str(retention) in overrides:
+        return int(overrides[str(retention)])
+    if retention in EVENT_DAYS:
+        return EVENT_DAYS[retention]
+    return RETENTION_DAYS[retention]
+
+
+def _event_purgeable():
+    """(model, {event: days}, age field, age days) for tenant-owned models with an event-started class."""
+    for declaration in sorted(declared_models(), key=lambda d: d.model._meta.label):
+        model = declaration.model
+        classes = {Retention(p.retention) for p in declaration.personal.values()}
+        events = classes & set(EVENT_CLASSES)
+        if (not events or not classes <= set(EVENT_CLASSES) | PURGED_BY_AGE
+                or model._meta.label_lower in NEVER_PURGED | GO_WITH_PARENT
+                or not isinstance(model._default_manager, TenantManager)):
+            continue
+        needs: dict[str, int] = {}
+        for retention in events:
+            event = EVENT_CLASSES[retention]
+            needs[event] = max(needs.get(event, 0), period_days(retention))
+        aged = classes & PURGED_BY_AGE
+        names = set(model_field_names(model))
+        age_field = next((f for f in AGE_FIELDS if f in names), None) if aged else None
+        age_days = max((period_days(c) for c in aged), default=0)
+        yield model, needs, age_field, age_days
+
+
+def organization_events(org) -> dict[str, object]:
+    """When each retention event happened for ``org`` (absent: not yet). Read in its tenant context.
+
+    ``relationship_ended``: it had subscriptions and none is live any more (the last one's change), or
+    the organisation closed. ``tenant_unlinked``: its Microsoft tenant row has no tenant any more (its
+    change), or the organisation closed. A closed organisation's last change is its closing.
+    """
+    events = {}
+    closed_at = org.updated_at if org.status == Organization.Status.CLOSED else None
+    with tenant_context(org):
+        subscriptions = Subscription.objects.for_org(org)
+        if subscriptions.exists() and not subscriptions.filter(status__in=LIVE_SUBSCRIPTION).exists():
+            events["relationship_ended"] = subscriptions.aggregate(last=Max("updated_at"))["last"]
+        tenant = MicrosoftTenant.objects.for_org(org).first()
+        if tenant is not None and tenant.tenant_id is None:
+            events["tenant_unlinked"] = tenant.updated_at
+    if closed_at is not None:
+        for event in ("relationship_ended", "tenant_unlinked"):
+            events[event] = min(filter(None, [events.get(event), closed_at]))
+    return events
+
+
+def _event_purge(now, held_orgs, dry_run, batch_size, counts) -> None:
+    plans = list(_event_purgeable())
+    if not plans:
+        return
+    for org in Organization.objects.exclude(pk__in=held_orgs).order_by("pk"):
+        events = organization_events(org)
+        if not events:
+            continue
+        for model, needs, age_field, age_days in plans:
+            if any(e not in events or events[e] + timedelta(days=d) > now for e, d in needs.items()):
+                continue
+            condition = Q(**{f"{age_field}__lt": now - timedelta(days=age_days)}) if age_field else Q()
+            purged = _purge_rows(model, org, condition, dry_run, batch_size)
+            if purged:
+                label = model._meta.label_lower
+                counts[label] = counts.get(label, 0) + purged
+
+
+def _purge_rows(model, org, condition, dry_run, batch_size) -> int:
+    """Delete ``org``'s rows of ``model`` matching ``condition`` in short id-ordered batches."""
+    if dry_run:
+        with tenant_context(org):
+            return model.objects.for_org(org).filter(condition).count()
+    deleted = 0
+    while True:
+        with tenant_context(org):
+            ids = list(model.objects.for_org(org).filter(condition).order_by("pk").values_list("pk", flat=True)
+                       [:batch_size])
+            if ids:
+                try:
+                    with transaction.atomic():
+                        model.objects.for_org(org).filter(pk__in=ids).delete()
+                except ProtectedError:
+                    # Still referenced by a row kept longer (an invoice line's subscription): it waits for it.
+                    return deleted
+        if not ids:
+            return deleted
+        deleted += len(ids)
 
 
 def held_subjects() -> tuple[set, set]:
@@ -98,6 +212,7 @@ def retention_purge(*, dry_run: bool = False, batch_size: int = BATCH_SIZE) -> R
             total += _purge_scope(model, lookup, age_field, days, now, held_users, org, dry_run, batch_size)
         if total:
             counts[model._meta.label_lower] = total
+    _event_purge(now, held_orgs, dry_run, batch_size, counts)
     run.counts, run.finished_at = counts, timezone.now()
     run.save(update_fields=["counts", "finished_at", "updated_at"])
     return run

@@ -48,7 +48,7 @@ def test_a_correction_stands_through_a_directory_sync():
     target = _user(org, graph_id)
     correction_apply(organization=org, model_label="licensing.directoryuser", object_id=target.pk,
                      field_name="display_name", new_value="Ana García", reason="Subject asked: accents dropped",
-                     actor=officer, restrict=True)
+                     actor=officer)
     # Graph still says the old name and changes the job title: the name stands, the title follows Graph.
     counts = _sync(org, _graph_user(graph_id, displayName="Ana Gracia", jobTitle="Head buyer"))
     assert counts["updated"] == 1
@@ -65,7 +65,8 @@ def test_a_correction_stands_through_a_directory_sync():
     conflict_resolve(organization=org, conflict_id=conflict.pk, actor=officer)
     assert FieldLockConflict.objects.for_org(org).get().resolved_at is not None
     lock = FieldLock.objects.for_org(org).get()
-    assert lock.restricted_at is not None
+    restriction_set(organization=org, lock_id=lock.pk, restricted=True, actor=officer)
+    assert FieldLock.objects.for_org(org).get().restricted_at is not None  # what it then stops: test_restriction.py
     restriction_set(organization=org, lock_id=lock.pk, restricted=False, actor=officer)
     assert FieldLock.objects.for_org(org).get().restricted_at is None
 

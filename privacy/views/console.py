@@ -19,6 +19,7 @@ from django.views import View
 
 from accounts.reauth import RecentMFARequiredMixin
 from core.crypto import blind_index
+from core.csv_export import csv_response
 from core.models import FieldLockConflict
 from core.tables import Column, Filter, Table
 from core.tenancy import tenant_context
@@ -27,12 +28,23 @@ from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy import deadlines
 from privacy.forms import ApproveForm, AssignForm, CorrectionForm, NoteForm, ReasonForm, StaffRequestForm
 from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest, RecipientNotice
-from privacy.selectors import data_inventory, is_privacy_officer, officer_queue, privacy_officers, request_history
+from privacy.selectors import (
+    data_inventory,
+    is_privacy_officer,
+    officer_queue,
+    privacy_officers,
+    request_history,
+)
 from privacy.services import request_decisions as decisions
 from privacy.services.corrections import conflict_resolve, correction_apply
-from privacy.services.erasure import recipient_notice_mark_sent
 from privacy.services.exports import download_token, enqueue_build, export_retry
-from privacy.services.requests import PrivacyRequestError, request_submit_staff, request_verify_by_officer
+from privacy.services.recipient_notices import recipient_notice_mark_sent
+from privacy.services.requests import (
+    PrivacyRequestError,
+    request_records_export,
+    request_submit_staff,
+    request_verify_by_officer,
+)
 
 # The queue shows open requests unless asked for closed ones or all.
 STATE_CHOICES = [("closed", "Closed"), ("all", "All")]
@@ -114,6 +126,15 @@ class QueueView(OfficerMixin, View):
         if getattr(request, "htmx", False) and request.htmx.target == table.region_id:
             return render(request, Table.fragment_template, {"table": table})
         return render(request, self.template_name, {"table": table})
+
+
+class RequestRecordsCsvView(OfficerMixin, View):
+    """Every request record as CSV (no requester identifiers), for the records of processing and the
+    yearly request metrics. Audited: who took the records out, and when."""
+
+    def get(self, request):
+        rows = request_records_export(actor=request.user)
+        return csv_response(f"privacy-requests-{timezone.now():%Y-%m-%d}.csv", rows)
 
 
 class NewRequestView(OfficerMixin, View):

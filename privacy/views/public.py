@@ -11,12 +11,14 @@ from django.shortcuts import redirect, render
 from django.views import View
 
 from core.audit import Actor
+from core.middleware import client_ip
 from privacy import notice, optout_cookie
 from privacy.forms import CodeForm, PublicRequestForm
 from privacy.models import OptOutMethod, PrivacyRequest
 from privacy.services.optouts import opt_out_browser_record, opt_out_user_record
 from privacy.services.requests import (
     PrivacyRequestError,
+    public_form_admit,
     request_code_send,
     request_submit_public,
     request_verify_code,
@@ -112,6 +114,11 @@ class PublicRequestView(View):
 
     def post(self, request):
         form = PublicRequestForm(request.POST)
+        # Only well-formed submissions count (each one emails a code): a typo costs nothing.
+        if form.is_valid() and not public_form_admit(client_ip=client_ip(request)):
+            form.add_error(None, "Too many requests from your network in the last hour. Try again later, or "
+                                 f"write to {settings.PRIVACY_OFFICER_EMAIL}.")
+            return render(request, self.template_name, {"form": form, "officer": officer_contact()}, status=429)
         if form.is_valid():
             data = form.cleaned_data
             try:

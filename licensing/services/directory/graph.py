@@ -26,8 +26,9 @@ class DirectoryGraph(Protocol):
 
     def subscribed_skus(self) -> list[dict]: ...
 
-    def batch(self, requests: list[dict], *, request_id: str) -> list[BatchItemResult]:
-        """At most 20 assignLicense requests -> one typed result per request, in input order."""
+    def batch(self, requests: list[dict], *, request_id: str, subject_ids=()) -> list[BatchItemResult]:
+        """At most 20 assignLicense requests -> one typed result per request, in input order. ``subject_ids``
+        names the directory users the call discloses, so a restricted one (GDPR Art. 18) stops it."""
 
 
 # Graph serves at most 500 users a page when signInActivity is selected, whatever $top says
@@ -98,10 +99,10 @@ class TenantGraph:
     def subscribed_skus(self) -> list[dict]:
         return [s.raw for s in self.graph.subscribed_skus(tenant_id=self.tenant_id)]
 
-    def batch(self, requests: list[dict], *, request_id: str) -> list[BatchItemResult]:
+    def batch(self, requests: list[dict], *, request_id: str, subject_ids=()) -> list[BatchItemResult]:
         personal = PersonalData.of(
             [Category.IDENTITY], purpose=Purpose.LICENSE_MANAGEMENT, organization=self.organization,
-            subject_count=len(requests),
+            subject_count=len(requests), subject_model="licensing.directoryuser", subject_ids=subject_ids,
         )
         return self.graph.batch(
             tenant_id=self.tenant_id, requests=requests, request_id=request_id, personal=personal,

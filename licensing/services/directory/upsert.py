@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.crypto import blind_index
-from core.field_locks import conflict_record, locked_fields
+from core.field_locks import conflict_record, locked_fields, restricted_object_ids, suppressed_object_ids
 from core.tenancy import tenant_context
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, Sku, TenantSku
 from licensing.selectors import directory_search
@@ -103,11 +103,18 @@ def directory_user_upsert_from_graph(
     graph_ids = [uuid.UUID(u["id"]) for u in users]
     existing = {u.graph_id: u for u in DirectoryUser.objects.for_org(organization).filter(graph_id__in=graph_ids)}
     locks = locked_fields(organization, DirectoryUser, [u.pk for u in existing.values()])
+    # GDPR Art. 18: a restricted person's row is stored, not updated; differing values become conflicts.
+    restricted = restricted_object_ids(organization, DirectoryUser, [u.pk for u in existing.values()])
+    # An erased person (privacy erasure) stays a tombstone: the sync neither refills nor reports it.
+    suppressed = suppressed_object_ids(organization, DirectoryUser, restricted)
     unchanged_ids, changed = [], []
     for payload in users:
         graph_id = uuid.UUID(payload["id"])
         digest = _source_hash(organization, payload)
         row = existing.get(graph_id)
+        if row is not None and str(row.pk) in suppressed:
+            counts["unchanged"] += 1
+            continue
         if row is not None and row.source_hash == digest and row.removed_at is None:
             unchanged_ids.append(row.pk)
             counts["unchanged"] += 1
@@ -115,6 +122,8 @@ def directory_user_upsert_from_graph(
         created = row is None
         row = row or DirectoryUser(organization=organization, graph_id=graph_id)
         locked = locks.get(str(row.pk), set())
+        if str(row.pk) in restricted:
+            locked = {*GRAPH_FIELDS.values(), "last_sign_in_at"}
         refused = []
         for graph_name, field_name in GRAPH_FIELDS.items():
             value = payload.get(graph_name)

@@ -30,6 +30,7 @@ from django.utils.dateparse import parse_datetime
 
 from core.audit import Actor, audit_record
 from core.crypto import blind_index
+from core.field_locks import RESTRICTED_FIX, RESTRICTED_MESSAGE, is_restricted
 from licensing.microsoft import errors as ms
 from licensing.models import DirectoryUser, ProvisioningOperation
 from licensing.models.directory import UPN_INDEX
@@ -316,6 +317,8 @@ def directory_user_password_reset(
     """Queue a password reset with a generated temporary password, shown once to the admin who asked."""
     user = lock_user(organization, user)
     _refuse_during_offboarding(organization, user)
+    if is_restricted(organization, DirectoryUser, user.pk):  # GDPR Art. 18: no new processing of their account
+        raise DirectoryActionRefused("restricted", f"{RESTRICTED_MESSAGE} {RESTRICTED_FIX}")
     return enqueue_for_user(
         organization=organization, user=user, kind=PASSWORD_RESET, actor=actor,
         payload={"force_change": bool(force_change_password), "password": generate_temporary_password()},
