@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('privacy', '0011_erasure_directory_users'),
+        ('privacy', '0013_erasure_directory_users'),
     ]
 
     operations = [

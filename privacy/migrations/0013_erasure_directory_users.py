@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('privacy', '0010_legal_holds_and_retention_runs'),
+        ('privacy', '0012_encrypt_legal_hold_reason_and_browser_opt_out_id_data'),
     ]
 
     operations = [
