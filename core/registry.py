@@ -61,7 +61,8 @@ RETENTION_DAYS = {
     Retention.SECURITY_LOG: 400,
     Retention.TECHNICAL_LOG: 90,
     Retention.TENANT_LINK: None,
-    # The legal and tax period after the relationship ends: 7 years (not yet configurable per deployment).
+    # The legal and tax period after the relationship ends: 7 years by default; PRIVACY_RETENTION_DAYS overrides
+    # any class per deployment (privacy/services/retention.py).
     Retention.BILLING_RECORD: 7 * 365,
     Retention.PRIVACY_RECORD: 730,
 }
