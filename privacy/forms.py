@@ -102,6 +102,13 @@ class NoteForm(forms.Form):
     note = forms.CharField(label="Note", max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+class AuthorizationForm(NoteForm):
+    document = forms.FileField(
+        label="Authorisation document",
+        help_text="The signed authorisation the agent sent: a PDF, PNG or JPEG of at most 5 MB.",
+    )
+
+
 class CorrectionForm(forms.Form):
     FIELDS = [
         ("display_name", "Display name"),

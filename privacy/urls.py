@@ -27,6 +27,11 @@ urlpatterns = [
     path("console/<uuid:pk>/note/", console.NoteView.as_view(), name="console_note"),
     path("console/<uuid:pk>/verify/", console.VerifyView.as_view(), name="console_verify"),
     path("console/<uuid:pk>/authorization/", console.AuthorizationView.as_view(), name="console_authorization"),
+    path(
+        "console/<uuid:pk>/authorization/<uuid:document_pk>/",
+        console.AuthorizationDocumentView.as_view(),
+        name="console_authorization_document",
+    ),
     path("console/<uuid:pk>/approve/", console.ApproveView.as_view(), name="console_approve"),
     path("console/<uuid:pk>/deny/", console.DenyView.as_view(), name="console_deny"),
     path("console/<uuid:pk>/extend/", console.ExtendView.as_view(), name="console_extend"),

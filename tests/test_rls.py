@@ -161,6 +161,7 @@ RLS_EXEMPT = {
     ),
     "privacy_privacyrequest": _STAFF_SIDE,
     "privacy_privacyrequestevent": _STAFF_SIDE,
+    "privacy_authorizationdocument": "an agent's proof, filed with its request; " + _STAFF_SIDE,
     "privacy_optout": _STAFF_SIDE,
     "privacy_legalhold": _STAFF_SIDE,
     "privacy_disclosure": _STAFF_SIDE,

@@ -1,3 +1,4 @@
+from .authorizations import AuthorizationDocument
 from .corrections import Correction
 from .erasures import Erasure, RecipientNotice
 from .exports import ExportJob
@@ -8,6 +9,7 @@ from .retention import LegalHold, RetentionRun
 __all__ = [
     "MAX_CODE_FAILURES",
     "REQUESTER_EMAIL_INDEX",
+    "AuthorizationDocument",
     "BrowserOptOut",
     "Correction",
     "Erasure",

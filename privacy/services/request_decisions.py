@@ -17,6 +17,7 @@ from privacy import deadlines
 from privacy.models import OptOutMethod, PrivacyRequest
 from privacy.selectors import is_privacy_officer
 from privacy.services import erasure, exports
+from privacy.services.authorizations import authorization_document_discard, authorization_document_store
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.optouts import opt_out_user_record
@@ -61,16 +62,26 @@ def request_note_add(*, request_id, actor: User, note: str) -> PrivacyRequest:
     return request
 
 
-@transaction.atomic
-def request_authorization_record(*, request_id, actor: User, note: str) -> PrivacyRequest:
-    """The written authorisation of someone acting on the subject's behalf has been received and checked."""
-    request = request_locked(request_id)
-    if not request.on_behalf:
-        raise PrivacyRequestError("not_on_behalf", "This request is not made on someone else's behalf.")
-    request.authorization_received_at = timezone.now()
-    request.save(update_fields=["authorization_received_at", "updated_at"])
-    history_add(request, Action.AUTHORIZATION, actor=actor, note=_require_reason(note, "note"))
-    history_audit(request, "authorization_recorded", Actor.staff(actor))
+def request_authorization_record(*, request_id, actor: User, note: str, document) -> PrivacyRequest:
+    """The written authorisation of someone acting on the subject's behalf has been received and checked:
+    the document itself is kept (encrypted, privacy.services.authorizations) with the officer's note.
+    Nothing is kept when anything is refused."""
+    stored = None
+    try:
+        with transaction.atomic():
+            request = request_locked(request_id)
+            if not request.on_behalf:
+                raise PrivacyRequestError("not_on_behalf", "This request is not made on someone else's behalf.")
+            note = _require_reason(note, "note")
+            stored = authorization_document_store(request=request, upload=document, actor=actor)
+            request.authorization_received_at = timezone.now()
+            request.save(update_fields=["authorization_received_at", "updated_at"])
+            history_add(request, Action.AUTHORIZATION, actor=actor, note=note)
+            history_audit(request, "authorization_recorded", Actor.staff(actor), document=str(stored.pk),
+                          sha256=stored.sha256)
+    except BaseException:
+        authorization_document_discard(stored)
+        raise
     return request
 
 

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
@@ -146,7 +147,9 @@ def test_on_behalf_needs_the_authorisation_on_file(commit):
     with pytest.raises(PrivacyRequestError) as refused:
         decisions.request_approve(request_id=req.pk, actor=officer)
     assert refused.value.code == "authorization_missing"
-    commit(decisions.request_authorization_record, request_id=req.pk, actor=officer, note="Signed letter, 2 pages")
+    letter = SimpleUploadedFile("letter.pdf", b"%PDF-1.7 signed letter", content_type="application/pdf")
+    commit(decisions.request_authorization_record, request_id=req.pk, actor=officer, note="Signed letter, 2 pages",
+           document=letter)
     assert commit(decisions.request_approve, request_id=req.pk, actor=officer).status == Status.APPROVED
     with pytest.raises(ValidationError):
         _public(commit, on_behalf=True, agent_name="")

@@ -11,8 +11,8 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views import View
@@ -26,8 +26,16 @@ from core.tenancy import tenant_context
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy import deadlines
-from privacy.forms import ApproveForm, AssignForm, CorrectionForm, NoteForm, ReasonForm, StaffRequestForm
-from privacy.models import REQUESTER_EMAIL_INDEX, PrivacyRequest, RecipientNotice
+from privacy.forms import (
+    ApproveForm,
+    AssignForm,
+    AuthorizationForm,
+    CorrectionForm,
+    NoteForm,
+    ReasonForm,
+    StaffRequestForm,
+)
+from privacy.models import REQUESTER_EMAIL_INDEX, AuthorizationDocument, PrivacyRequest, RecipientNotice
 from privacy.selectors import (
     data_inventory,
     is_privacy_officer,
@@ -36,6 +44,7 @@ from privacy.selectors import (
     request_history,
 )
 from privacy.services import request_decisions as decisions
+from privacy.services.authorizations import authorization_document_chunks, authorization_document_downloaded
 from privacy.services.corrections import conflict_resolve, correction_apply
 from privacy.services.exports import download_token, enqueue_build, export_retry
 from privacy.services.recipient_notices import recipient_notice_mark_sent
@@ -207,7 +216,8 @@ class RequestDeskView(OfficerMixin, View):
             or AssignForm(officers=privacy_officers(), initial={"officer": str(request.user.pk)}),
             "note_form": forms.get("note") or NoteForm(),
             "verify_form": forms.get("verify") or NoteForm(prefix="verify"),
-            "authorization_form": forms.get("authorization") or NoteForm(prefix="authorization"),
+            "authorization_form": forms.get("authorization") or AuthorizationForm(prefix="authorization"),
+            "authorization_documents": list(req.authorization_documents.all()),
             "approve_form": forms.get("approve") or ApproveForm(prefix="approve"),
             "deny_form": forms.get("deny") or ReasonForm(prefix="deny"),
             "extend_form": forms.get("extend") or ReasonForm(prefix="extend"),
@@ -232,6 +242,7 @@ class _ActionView(OfficerMixin, View):
 
     name = ""
     success = ""
+    input_fields: tuple[str, ...] = ()
 
     def make_form(self, request):
         raise NotImplementedError
@@ -246,8 +257,9 @@ class _ActionView(OfficerMixin, View):
             try:
                 self.act(request, req, form.cleaned_data)
             except ValidationError as exc:
-                for errors in exc.message_dict.values():
-                    form.add_error(None, errors)
+                for field, errors in exc.message_dict.items():
+                    # Bad input in one of the form's own fields is that field's error (400); the rest refuse the step.
+                    form.add_error(field if field in self.input_fields else None, errors)
             except PrivacyRequestError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -293,12 +305,31 @@ class VerifyView(RecentMFARequiredMixin, _ActionView):
 
 class AuthorizationView(RecentMFARequiredMixin, _ActionView):
     name, success = "authorization", "Authorisation recorded."
+    input_fields = ("document",)
 
     def make_form(self, request):
-        return NoteForm(request.POST, prefix="authorization")
+        return AuthorizationForm(request.POST, request.FILES, prefix="authorization")
 
     def act(self, request, req, data):
-        decisions.request_authorization_record(request_id=req.pk, actor=request.user, note=data["note"])
+        decisions.request_authorization_record(request_id=req.pk, actor=request.user, note=data["note"],
+                                               document=data["document"])
+
+
+class AuthorizationDocumentView(RecentMFARequiredMixin, OfficerMixin, View):
+    """One authorisation document, decrypted, as a download (never shown in the page: a hostile file
+    stays inert). Every download is audited."""
+
+    def get(self, request, pk, document_pk):
+        req = RequestDeskView.get_request(pk)
+        document = get_object_or_404(AuthorizationDocument, pk=document_pk, request=req)
+        authorization_document_downloaded(document=document, actor=request.user)
+        response = StreamingHttpResponse(authorization_document_chunks(document), content_type=document.content_type)
+        extension = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}[document.content_type]
+        name = f"authorisation-{req.reference}-{document.pk}.{extension}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class ApproveView(RecentMFARequiredMixin, _ActionView):
