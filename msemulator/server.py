@@ -31,6 +31,7 @@ from .tls import ensure_certificates
 # check a pooled connection before reuse (urllib3 does) notice the close and reconnect.
 KEEPALIVE_TIMEOUT = 30
 WORKER_THREADS = 32
+KEEPALIVE_CONNECTIONS = 1000
 
 
 class Gateway(wsgi.Gateway_10):
@@ -80,6 +81,9 @@ def make_server(app: EmulatorApp, host: str, port: int, ssl_paths=None, *,
     server.gateway = Gateway
     # Keep-alive sockets that idle past the timeout are swept this often.
     server.expiration_interval = min(0.5, keepalive_timeout)
+    # Cheroot keeps at most 10 idle connections by default and answers "Connection: close" past that,
+    # so a busy test session or load run would silently lose keep-alive. A front door keeps thousands.
+    server.keep_alive_conn_limit = KEEPALIVE_CONNECTIONS
     if ssl_paths is not None:
         server.ssl_adapter = TLSAdapter(ssl_paths.cert, ssl_paths.key)
     return server

@@ -53,3 +53,24 @@ def test_idle_reset_spares_a_new_connection_and_a_connection_not_idle_long_enoug
     response = fresh.get(f"{client.base}/graph/v1.0/users", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert client.control("GET", "/faults").json()["faults"][0]["hits"] == 0
+
+
+def test_many_idle_clients_do_not_cost_a_new_client_its_keep_alive(client):
+    """Cheroot's default keeps 10 idle connections and closes the rest: a long test session or a load run
+    with many clients would lose keep-alive without a word. The emulator keeps as many as a front door."""
+    token = client.token(GRAPH_SCOPE, FABRIKAM_ID)
+    idle, closed = [], []
+    try:
+        for number in range(25):
+            session = requests.Session()
+            session.trust_env, session.verify = False, client.ca
+            response = session.get(f"{client.base}/graph/v1.0/users?$top=1",
+                                   headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 200
+            if "close" in response.headers.get("Connection", ""):
+                closed.append(number)
+            idle.append(session)  # each keeps its connection open and idle
+        assert closed == []
+    finally:
+        for session in idle:
+            session.close()
