@@ -2,7 +2,10 @@
 
 Values are decrypted lazily, on first attribute access, because the associated
 data needs the row (its owner and primary key), which ``from_db_value`` does not
-see. Lookups other than ``isnull`` are refused: search through a BlindIndexField.
+see. Code that reads many rows as ``values()`` (access reports) decrypts with
+``EncryptedField.decrypt_values``, given the row's ``binding_attnames``: the same key and
+associated data, without a model instance. Lookups other than ``isnull`` are refused: search
+through a BlindIndexField.
 """
 
 from __future__ import annotations
