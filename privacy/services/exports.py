@@ -17,6 +17,7 @@ import json
 import re
 import tempfile
 import zipfile
+from contextlib import closing
 from datetime import timedelta
 from html import escape as html_escape
 from pathlib import Path
@@ -140,11 +141,12 @@ def _write_section(section, work: Path, html, progress) -> list[str]:
     html.write("".join(f"<th>{escape(n)}</th>" for n in names) + "</tr></thead><tbody>")
     count = 0
     cell = access_report.as_csv_cell
-    with json_path.open("w", encoding="utf-8") as js, csv_path.open("w", encoding="utf-8", newline="") as cs:
+    with (json_path.open("w", encoding="utf-8") as js, csv_path.open("w", encoding="utf-8", newline="") as cs,
+          closing(section.iter_rows()) as batches):
         writer = csv.writer(cs)
         writer.writerow(names)
         js.write("[")
-        for batch in section.iter_rows():
+        for batch in batches:
             # Each batch is rendered once into strings and written in one call per file: per-cell
             # calls (Django's lazy-aware escape, one write per row) were most of a large report's time.
             json_parts, html_parts, csv_rows = [], [], []

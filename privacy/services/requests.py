@@ -22,8 +22,9 @@ from core.audit import Actor, audit_record
 from core.crypto import blind_index
 from core.timezones import organization_zone
 from privacy import deadlines, verification
-from privacy.models import MAX_CODE_FAILURES, OptOutMethod, PrivacyRequest, PrivacyRequestEvent
+from privacy.models import MAX_CODE_FAILURES, AuthorizationDocument, OptOutMethod, PrivacyRequest, PrivacyRequestEvent
 from privacy.selectors import request_record_rows
+from privacy.services.authorizations import authorization_document_discard, authorization_document_store
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.optouts import opt_out_user_record
@@ -125,16 +126,36 @@ def request_submit_portal(*, user: User, kind: str, region: str, details: str = 
     return request
 
 
-@transaction.atomic
 def request_submit_public(*, email: str, name: str, kind: str, region: str, details: str = "",
-                          on_behalf: bool = False, agent_name: str = "") -> PrivacyRequest:
+                          on_behalf: bool = False, agent_name: str = "", authorization=None) -> PrivacyRequest:
     """Someone without an account (a directory user, a former contact) asks. Nothing is done until
-    they enter the code emailed to the address, so a stranger cannot act on someone else's data."""
-    request = _build(kind=kind, channel=Channel.PUBLIC_FORM, region=region, email=email, name=name, details=details,
-                     received_at=timezone.now(), on_behalf=on_behalf, agent_name=agent_name)
-    history_add(request, Action.RECEIVED, label="requester")
-    history_audit(request, "received", Actor.system("privacy.public_form"), channel=Channel.PUBLIC_FORM)
-    return request_code_send(request_id=request.pk)
+    they enter the code emailed to the address, so a stranger cannot act on someone else's data.
+
+    An authorised agent may attach the person's signed authorisation (``authorization``, an uploaded
+    file): it is kept like one the officer files, and the officer still checks it and records the
+    authorisation before approving. Nothing is kept when anything is refused: no request, no file.
+    """
+    if authorization is not None and not on_behalf:
+        raise ValidationError({"document": "Attach an authorisation only when you act on someone else's behalf."})
+    stored = None
+    try:
+        with transaction.atomic():
+            actor = Actor.system("privacy.public_form")
+            request = _build(kind=kind, channel=Channel.PUBLIC_FORM, region=region, email=email, name=name,
+                             details=details, received_at=timezone.now(), on_behalf=on_behalf, agent_name=agent_name)
+            history_add(request, Action.RECEIVED, label="requester")
+            history_audit(request, "received", actor, channel=Channel.PUBLIC_FORM)
+            if authorization is not None:
+                stored = authorization_document_store(request=request, upload=authorization, actor=None,
+                                                      source=AuthorizationDocument.Source.AGENT_FORM)
+                history_add(request, Action.AUTHORIZATION, label="requester",
+                            note="Uploaded by the agent with the request form; not yet checked by the officer")
+                history_audit(request, "authorization_uploaded", actor, document=str(stored.pk),
+                              sha256=stored.sha256)
+            return request_code_send(request_id=request.pk)
+    except BaseException:
+        authorization_document_discard(stored)
+        raise
 
 
 @transaction.atomic
