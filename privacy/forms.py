@@ -73,6 +73,13 @@ class PublicRequestForm(forms.Form):
         required=False,
         help_text="We need their signed authorisation before acting.",
     )
+    subject_email = forms.EmailField(
+        label="Email address of the person you act for",
+        max_length=254,
+        required=False,
+        help_text="We look for their information under this address, not yours. Codes and answers still go "
+        "to your address.",
+    )
     document = forms.FileField(
         label="Their signed authorisation (if you act for someone)",
         required=False,

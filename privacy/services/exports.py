@@ -71,10 +71,12 @@ def export_dir() -> Path:
 
 def export_subject(request: PrivacyRequest) -> User | None:
     """Whose data an access report covers: the requester's account, or the account with the
-    verified email address of a public or staff-entered request."""
-    if request.requester is not None:
+    verified email address of a public or staff-entered request; for an agent's request, the account
+    of the person they act for (never the agent's own)."""
+    if request.requester is not None and not request.on_behalf:
         return request.requester
-    return User.objects.get_by_email(request.requester_email)
+    email = request.data_subject_email
+    return User.objects.get_by_email(email) if email else None
 
 
 @transaction.atomic
@@ -121,7 +123,7 @@ def _sections(request: PrivacyRequest) -> list[access_report.Section]:
             raise ValueError("A portability export needs an organisation.")
         return access_report.portability_sections(request.organization)
     subject = export_subject(request)
-    people = directory_subjects(request.requester_email, request.organization)
+    people = directory_subjects(request.data_subject_email, request.organization) if request.data_subject_email else []
     sections = access_report.access_sections(subject) if subject is not None else []
     if people:  # the same address in customers' directories: what we hold about them there too
         sections += access_report.directory_sections(people)

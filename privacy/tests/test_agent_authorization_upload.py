@@ -38,7 +38,8 @@ def export_dir(settings, tmp_path):
 
 def _agent_fields(**overrides) -> dict:
     return {"name": "Bruno Agent", "email": "bruno@agents.example", "kind": "access", "region": "us_ca",
-            "details": "", "on_behalf": "on", "agent_name": "Ana Lima", **overrides}
+            "details": "", "on_behalf": "on", "agent_name": "Ana Lima",
+            "subject_email": "ana@example.org", **overrides}
 
 
 def _upload(content: bytes, name="authorisation.pdf", content_type="application/pdf"):
@@ -107,7 +108,7 @@ def test_a_refused_document_keeps_nothing_and_does_not_count_against_the_limit(s
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"agent_name": ""}, "Name the person or agent"),  # refused by the service, after the form accepted it
+    ({"agent_name": ""}, "Name the person you act for"),  # refused by the service, after the form accepted it
     ({"on_behalf": ""}, "only when you act on someone else"),
     ({"email": "not-an-address"}, "Enter a valid email address"),
 ])
@@ -127,7 +128,7 @@ def test_a_failure_after_the_file_was_written_removes_it_with_the_request(export
     with pytest.raises(ConnectionError):
         request_services.request_submit_public(
             email="bruno@agents.example", name="Bruno Agent", kind="access", region="us_ca", on_behalf=True,
-            agent_name="Ana Lima", authorization=_upload(PDF))
+            agent_name="Ana Lima", subject_email="ana@example.org", authorization=_upload(PDF))
     assert _nothing_kept(export_dir)
 
 
@@ -135,7 +136,7 @@ def test_the_nightly_purge_removes_files_whose_request_record_is_gone(export_dir
     def submit(email):
         return request_services.request_submit_public(
             email=email, name="Bruno Agent", kind="access", region="us_ca", on_behalf=True, agent_name="Ana Lima",
-            authorization=_upload(PDF))
+            subject_email="ana@example.org", authorization=_upload(PDF))
 
     purged, kept = submit("one@agents.example"), submit("two@agents.example")
     purged_file = export_dir / f"{AuthorizationDocument.objects.get(request=purged).pk}.bin"

@@ -168,6 +168,7 @@ class NewRequestView(OfficerMixin, View):
                     received_at=data["received_on"],
                     on_behalf=data["on_behalf"],
                     agent_name=data["agent_name"],
+                    subject_email=data["subject_email"],
                 )
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():

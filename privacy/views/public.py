@@ -125,6 +125,7 @@ class PublicRequestView(View):
                 created = request_submit_public(
                     email=data["email"], name=data["name"], kind=data["kind"], region=data["region"],
                     details=data["details"], on_behalf=data["on_behalf"], agent_name=data["agent_name"],
+                    subject_email=data["subject_email"],
                     authorization=data["document"],
                 )
             except ValidationError as exc:
