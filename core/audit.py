@@ -150,7 +150,9 @@ def audit_record(
     # The connection the event is written on: the system one inside unscoped_no_tenant() (key
     # rotation), so the transaction and its after-commit checkpoint are that connection's.
     using = router.db_for_write(AuditEvent)
-    with transaction.atomic(using=using):
+    # No savepoint inside a caller's transaction: a failed append must undo the caller's write too, never
+    # be rolled back alone, and a savepoint is two more round trips on every event.
+    with transaction.atomic(using=using, savepoint=False):
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         event = AuditEvent(
             sequence=head.sequence + 1,
