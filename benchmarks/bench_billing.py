@@ -122,7 +122,7 @@ def run(ctx: Context) -> list[Result]:
     started = time.perf_counter()
     load_run = ReconciliationRun.objects.create(source="bench-load", started_at=now)
     MicrosoftLineItem.objects.bulk_create([MicrosoftLineItem(
-        run=load_run, reference_id=i["referenceId"], ms_subscription_id=i["subscriptionId"],
+        run_id=load_run.pk, reference_id=i["referenceId"], ms_subscription_id=i["subscriptionId"],
         charge_type=i["chargeType"], charge_start=datetime.fromisoformat(i["chargeStartDate"]),
         charge_end=datetime.fromisoformat(i["chargeEndDate"]), quantity=10, unit_price=Decimal("10"),
         subtotal=Decimal("100"), currency="USD") for i in items], batch_size=2000)
