@@ -8,7 +8,7 @@ from core.crypto import blind_index
 from core.field_locks import lock_field
 from core.tenancy import tenant_context
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment
-from licensing.models.directory import UPN_INDEX
+from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 
 from . import directory_helpers
 from .directory_helpers import FABRIKAM, premium, run_sync
@@ -86,6 +86,28 @@ def test_a_locked_field_survives_a_later_sync(linked_org, graph):
         user = DirectoryUser.objects.for_org(linked_org).get(pk=user.pk)
     assert user.job_title == "Corrected title"
     assert user.display_name == "New Name"
+
+
+def test_a_resync_rewrites_only_the_changed_users(linked_org, graph):
+    run_sync(linked_org)
+    with tenant_context(linked_org):
+        changed, untouched = DirectoryUser.objects.for_org(linked_org).order_by("created_at", "id")[:2]
+        before = dict(DirectoryUser.objects.for_org(linked_org).filter(pk=untouched.pk)
+                      .values("display_name", "mail_index", "updated_at").get())
+    mail = f"renamed.{changed.graph_id.hex[:8]}@fabrikamdemo.onmicrosoft.com"
+    graph.graph._call("PATCH", FABRIKAM, f"/users/{changed.graph_id}", "users.update",
+                      json={"mail": mail, "displayName": "Renamed Person"})
+    second = run_sync(linked_org)
+    assert (second.users_updated, second.users_created) == (1, 0)
+    assert second.users_unchanged == second.users_seen - 1
+    with tenant_context(linked_org):
+        # The new address is encrypted, readable and found through its (re-computed) blind index.
+        found = DirectoryUser.objects.for_org(linked_org).get(mail_index=blind_index(MAIL_INDEX, mail))
+        after = dict(DirectoryUser.objects.for_org(linked_org).filter(pk=untouched.pk)
+                     .values("display_name", "mail_index", "updated_at").get())
+    assert found.pk == changed.pk and (found.display_name, found.mail) == ("Renamed Person", mail)
+    assert found.updated_at > changed.updated_at  # the directory search sees the change
+    assert after == before  # not re-encrypted, not touched
 
 
 def test_a_second_request_joins_the_sync_in_flight(linked_org):
