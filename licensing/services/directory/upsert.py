@@ -101,15 +101,16 @@ def _last_sign_in(user: dict) -> datetime | None:
 
 
 def directory_user_upsert_from_graph(
-    *, organization, users: Sequence[dict], sync: DirectorySync | None = None, skus: dict | None = None
+    *, organization, users: Sequence[dict], sync: DirectorySync | None = None, skus: dict | None = None,
+    seen: set | None = None,
 ) -> dict[str, int]:
     """THE write path from Graph into DirectoryUser (and its tenant-side license assignments).
 
     Takes a page of Graph user objects. Fields locked by a privacy correction are never
     overwritten. Queries per page are constant, and an unchanged user costs neither decryption
-    nor a query of its own: one read of the page's stored fingerprints, one update marking the
-    unchanged ones seen; only for changed users one read of their rows, of the locks and of the
-    assignments, then one insert and one update for the page.
+    nor a write: one read of the page's stored fingerprints; only for changed users one read of
+    their rows, of the locks and of the assignments, then one insert and batched updates.
+    ``seen`` collects the stored users the page listed (``pk.int``), for the run to find who is gone.
     """
     counts = {"created": 0, "updated": 0, "unchanged": 0}
     if not users:
@@ -122,17 +123,16 @@ def directory_user_upsert_from_graph(
         .filter(graph_id__in=[graph_id for graph_id, _ in incoming])
         .values_list("pk", "graph_id", "source_hash", "removed_at")
     }
-    unchanged_ids, to_write = [], []
+    to_write = []
     for graph_id, payload in incoming:
         digest = _source_hash(organization, payload)
         known = stored.get(graph_id)
         if known is not None and known[1] == digest and known[2] is None:
-            unchanged_ids.append(known[0])
             counts["unchanged"] += 1
         else:
             to_write.append((graph_id, payload, digest))
-    if unchanged_ids and sync is not None:
-        DirectoryUser.objects.for_org(organization).filter(pk__in=unchanged_ids).update(last_seen_sync=sync)
+    if seen is not None:
+        seen.update(pk.int for pk, _, _ in stored.values())
     if not to_write:
         return counts
     changed_ids = [stored[graph_id][0] for graph_id, _, _ in to_write if graph_id in stored]
