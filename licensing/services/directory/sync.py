@@ -148,7 +148,7 @@ def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = 
             sync.save(update_fields=["skus_seen", "updated_at"])
             skus = {s.sku_id: s for s in TenantSku.objects.for_org(organization)}
         pages = graph.user_page_links(select=USER_SELECT, page_size=PAGE_SIZE, start_link=resume_from or None)
-        seen: set[int] = set()  # stored users listed by this run: 16-byte ids, not rows
+        seen: set[int] = set()  # stored users listed by this run: their ids as integers, not rows
         for users, next_link in pages:
             with tenant_context(organization):
                 counts = directory_user_upsert_from_graph(organization=organization, users=users, sync=sync, skus=skus,
