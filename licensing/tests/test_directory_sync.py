@@ -160,6 +160,40 @@ def test_a_sync_that_fails_on_the_second_page_resumes_there_when_redelivered(lin
         assert DirectoryUser.objects.for_org(linked_org).filter(removed_at__isnull=True).count() == expected
 
 
+def test_a_run_continued_after_a_lost_worker_leaves_removals_to_the_next_run(linked_org, emulator, graph):
+    from licensing.microsoft import errors as ms
+    from licensing.services import directory as directory_services
+
+    emulator.bulk_users(FABRIKAM, 1000)
+    run_sync(linked_org)
+    with tenant_context(linked_org):
+        victim = DirectoryUser.objects.for_org(linked_org).order_by("created_at", "id").first()
+    graph.graph._call("DELETE", FABRIKAM, f"/users/{victim.graph_id}", "users.delete")
+
+    class FailsAfterFirstPage(directory_services.TenantGraph):
+        def user_page_links(self, **kwargs):
+            for number, page in enumerate(super().user_page_links(**kwargs), start=1):
+                yield page
+                if number == 1:
+                    emulator.fault("/graph/v1.0/users", status=503, times=50)
+
+    with tenant_context(linked_org):
+        sync = DirectorySync.objects.create(organization=linked_org, trigger=DirectorySync.Trigger.MANUAL)
+    failing = FailsAfterFirstPage(graph=graph.graph, organization=linked_org, tenant_id=FABRIKAM)
+    with pytest.raises(ms.TransientFailure):
+        directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk, graph=failing)
+    emulator.clear_faults()
+    continued = directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk)
+    # This process did not see the first page listed, so it cannot tell who is gone.
+    assert continued.status == DirectorySync.Status.SUCCEEDED and continued.users_removed == 0
+    assert run_sync(linked_org).users_removed == 1
+    with tenant_context(linked_org):
+        victim.refresh_from_db()
+        assert victim.removed_at is not None
+        assert DirectoryUser.objects.for_org(linked_org).filter(removed_at__isnull=True).count() == (
+            tenant_user_count(graph))
+
+
 def test_an_expired_cursor_lists_from_the_start_and_a_foreign_link_is_refused(linked_org, graph):
     from licensing.services import directory as directory_services
 
