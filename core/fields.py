@@ -458,3 +458,30 @@ def ciphertext_label(model) -> str:
     existing ciphertext keeps decrypting (docs/decisions/009-layers.md).
     """
     return getattr(model, "ciphertext_label", None) or model._meta.label_lower
+
+
+def encrypted_bulk_update(queryset, objs, field_names: list[str], *, batch_size: int | None = None) -> int:
+    """``queryset.bulk_update`` for rows with encrypted fields and blind indexes.
+
+    Django's ``bulk_update`` reads each attribute as it stands and skips ``pre_save``: an encrypted
+    field would hand it plaintext (refused, see ``get_db_prep_value``), a blind index a stale value and
+    ``auto_now`` the old time. This runs the ``pre_save`` a ``save()`` would, so a value unchanged since
+    it was loaded keeps its ciphertext (no encryption) and a changed one is encrypted once, then updates
+    with the ciphertexts. The rows keep their plaintext attributes afterwards.
+    """
+    if not objs:
+        return 0
+    fields = [queryset.model._meta.get_field(name) for name in field_names]
+    swapped = []
+    for obj in objs:
+        # Every pre_save before any swap: a blind index asks its (still untouched) source whether it changed.
+        prepared = [(field, field.pre_save(obj, False)) for field in fields]
+        for field, value in prepared:
+            if isinstance(field, EncryptedField):
+                swapped.append((obj, field.attname, obj.__dict__[field.attname]))
+                obj.__dict__[field.attname] = models.Value(value, output_field=field)
+    try:
+        return queryset.bulk_update(objs, field_names, batch_size=batch_size)
+    finally:
+        for obj, attname, value in swapped:
+            obj.__dict__[attname] = value
