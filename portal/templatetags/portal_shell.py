@@ -83,7 +83,11 @@ def user_memberships(context) -> list:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return []
-    return sorted(memberships_for_user(user), key=lambda m: m.organization.display_name.lower())
+    # An organisation's page has them already: the middleware resolved its organisation from the same list.
+    memberships = getattr(request, "memberships", None)
+    if memberships is None:
+        memberships = memberships_for_user(user)
+    return sorted(memberships, key=lambda m: m.organization.display_name.lower())
 
 
 @register.simple_tag(takes_context=True)
