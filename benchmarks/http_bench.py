@@ -248,7 +248,9 @@ def run(*, seconds: float = 5, connections: int = 20, threads: int = 2, workers:
                     figure = Figure(
                         name, parts.path + (f"?{parts.query}" if parts.query else ""), raw["requests"],
                         raw["requests"] / (raw["duration_us"] / 1e6), raw["p50_us"] / 1e3, raw["p95_us"] / 1e3,
-                        raw["p99_us"] / 1e3, raw["not2xx"], raw["errors"], goal, raw["duration_us"] / 1e6)
+                        raw["p99_us"] / 1e3, raw["not2xx"], raw["errors"], goal,
+                        # wrk reports almost no duration when no request finished: the run still lasted this long.
+                        max(raw["duration_us"] / 1e6, float(seconds)))
                     figures.append(figure)
                     say(f"{name}: {figure.rps:,.0f} req/s, p95 {figure.p95_ms:.1f} ms"
                         + (f", {figure.not_2xx} not 2xx" if figure.not_2xx else ""))
