@@ -244,6 +244,25 @@ def test_a_context_that_is_its_own_transaction_leaves_no_setting_without_a_secon
     assert _set_configs(nested) == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_single_unscoped_read_outside_a_transaction_costs_no_round_trip_and_inside_one_still_clears_the_scope():
+    # The API key lookup (accounts.authentication): one statement, so no BEGIN/COMMIT of its own. Outside any
+    # transaction the connection holds no tenant setting (it is transaction-local), so nothing is cleared.
+    from licensing.models import TenantSku
+
+    org = OrganizationFactory()
+    with CaptureQueriesContext(connection) as alone, unscoped_no_tenant(atomic=False):
+        assert list(TenantSku.objects.all()) == []  # the default manager still returns nothing here
+        assert not connection.in_atomic_block
+    assert [query["sql"] for query in alone.captured_queries] == []
+    with tenant_context(org):
+        with CaptureQueriesContext(connection) as inside, unscoped_no_tenant(atomic=False):
+            assert current_scope() in (None, "")
+        assert current_scope() == str(org.pk)
+    # Cleared on entry and restored on exit, as without atomic=False.
+    assert _set_configs(inside) == (2 if connection.vendor == "postgresql" else 0)
+
+
 @pytest.mark.django_db
 def test_every_table_with_an_organisation_personal_data_or_credentials_has_rls_or_a_reason():
     needing, protected = tables_needing_rls(), tables_with_policy()
