@@ -33,6 +33,7 @@ MODULES: dict[str, list[str]] = {
     "core/tenancy.py": ["tests/test_tenancy_context.py"],
     "core/crypto.py": [
         "security/tests/test_key_ring_cache.py",
+        "security/tests/test_crypto_edges.py",
         "security/tests/test_encryption.py",
         "security/tests/test_smoke_crypto.py",
         "security/tests/test_keystore.py",
