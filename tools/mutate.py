@@ -38,7 +38,11 @@ MODULES: dict[str, list[str]] = {
         "security/tests/test_smoke_crypto.py",
         "security/tests/test_keystore.py",
     ],
-    "core/fields.py": ["security/tests/test_field_definitions.py", "security/tests/test_encryption.py"],
+    "core/fields.py": [
+        "security/tests/test_field_definitions.py",
+        "security/tests/test_field_behaviour.py",
+        "security/tests/test_encryption.py",
+    ],
     "licensing/services/assignments.py": [
         "licensing/tests/test_assignments.py",
         "licensing/tests/test_bulk.py",
