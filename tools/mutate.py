@@ -45,6 +45,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "licensing/services/assignments.py": [
         "licensing/tests/test_assignments.py",
+        "licensing/tests/test_assignment_refusals.py",
         "licensing/tests/test_bulk.py",
         "licensing/tests/test_assign_concurrency.py",
         "licensing/tests/test_directory_views.py",
