@@ -148,3 +148,30 @@ def test_blind_indexes_of_different_purposes_never_match():
     assert crypto.blind_index("email", " Zoë@Example.com ") == crypto.blind_index("email", "zoë@example.com")
     assert crypto.blind_index("email", "zoë@example.com") != crypto.blind_index("phone", "zoë@example.com")
     assert crypto.blind_index("email", None) is None
+
+
+def test_a_cached_key_is_used_for_the_cache_period_and_not_a_moment_longer(monkeypatch):
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(crypto, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    store = CountingStore()
+    key_id = store.active_key_id(SCOPE)
+    ring = KeyRing(store)
+    ring.key(key_id)  # cached until 1300
+    clock.now = 1100.0
+    ring.active_key(SCOPE)  # the scope's active id cached until 1400, its key still cached
+    assert store.data_key_calls == 1
+    clock.now = 1000.0 + crypto.KEY_CACHE_SECONDS
+    ring.active_key(SCOPE)
+    assert store.data_key_calls == 2
+
+    for read in (lambda ring: ring.key(key_id), lambda ring: ring._entry_by_hex(key_id.hex),
+                 lambda ring: ring.active_key(SCOPE)):
+        store = CountingStore()
+        key_id = store.active_key_id(SCOPE)
+        ring = KeyRing(store)
+        clock.now = 1000.0
+        ring.active_key(SCOPE)
+        clock.now = 1000.0 + crypto.KEY_CACHE_SECONDS
+        read(ring)
+        assert store.data_key_calls == 2
+    assert store.active_calls == 3  # after the last read (the scope's): asked again once its id expired too
