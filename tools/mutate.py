@@ -30,7 +30,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "core/api/idempotency.py": ["portal/tests/test_idempotency.py"],
     "core/audit.py": ["security/tests/test_audit_chain.py"],
-    "core/tenancy.py": ["tests/test_tenancy_context.py"],
+    "core/tenancy.py": ["tests/test_tenancy_context.py", "tests/test_tenancy_router.py"],
     "core/crypto.py": [
         "security/tests/test_key_ring_cache.py",
         "security/tests/test_crypto_edges.py",
