@@ -10,16 +10,18 @@ import json
 import sys
 from collections import Counter
 
-from mutate import MODULES, scratch_for
+from mutate import MODULES, floor_for, scratch_for
 from mutmut.stats import status_by_exit_code
-
-FLOORS = dict.fromkeys(MODULES, 90.0)
 
 
 def main() -> int:
     below = []
-    print(f"{'module':40} {'mutants':>8} {'killed':>7} {'timeout':>8} {'survived':>9} {'no test':>8} {'share':>7}")
-    for module, floor in FLOORS.items():
+    print(
+        f"{'module':40} {'mutants':>8} {'killed':>7} {'timeout':>8} {'survived':>9} {'no test':>8} {'share':>7}"
+        f" {'floor':>6}"
+    )
+    for module in MODULES:
+        floor = floor_for(module)
         meta = scratch_for(module) / "mutants" / f"{module}.meta"
         if not meta.exists():
             print(f"{module:40} not run")
@@ -32,7 +34,7 @@ def main() -> int:
         share = 100.0 * caught / total if total else 100.0
         print(
             f"{module:40} {total:8} {counts['killed']:7} {counts['timeout']:8} {counts['survived']:9} "
-            f"{counts['no tests']:8} {share:6.1f}%"
+            f"{counts['no tests']:8} {share:6.1f}% {floor:5.0f}%"
         )
         if counts["not checked"]:
             checked = total - counts["not checked"]

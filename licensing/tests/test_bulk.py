@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.models import AuditEvent
 from core.tenancy import tenant_context
 from licensing.models import BulkJob, BulkJobRow, LicenseAssignment
 from licensing.services import bulk as bulk_services
@@ -143,3 +144,20 @@ def test_an_optional_header_row_is_recognised_not_counted(header):
     # A first row that is neither a header nor an address stays, to be reported invalid.
     odd = list(bulk_services._identifiers_from_csv(csv_upload(["12345", "alex@x.example"])))
     assert [value for _, value in odd] == ["12345", "alex@x.example"]
+
+
+def test_a_row_that_fails_for_good_completes_the_job_with_errors_and_counts_it(linked_org, emulator):
+    run_sync(linked_org)
+    pool = premium(linked_org)
+    _good, lines = bad_and_good_rows(linked_org, pool)
+    job = preview(linked_org, pool, lines)
+    emulator.fault("/graph/v1.0/users/*/assignLicense", method="POST", kind="status", status=400, times=1)
+    job = confirm(linked_org, job)
+    assert job.status == BulkJob.Status.COMPLETED_WITH_ERRORS, job.status
+    assert (job.succeeded, job.failed) == (4, 1)
+    assert job.finished_at is not None
+    with tenant_context(linked_org):
+        assert seats_free(linked_org, pool) == 1
+        completed = AuditEvent.objects.filter(action="license.bulk_completed", target_id=str(job.pk)).get()
+    assert (completed.actor_type, completed.actor_id) == ("system", "provisioning")
+    assert completed.metadata == {"status": "completed_with_errors", "succeeded": 4, "failed": 1}
