@@ -16,9 +16,10 @@ class UngrantedProvisioningOperationAdmin(ProvisioningOperationAdmin):
         return self.model.unscoped_objects.all()
 
     def changelist_view(self, request, extra_context=None):
-        # Rendered inside one transaction like the granted page (its tenant context is one), so the
-        # ratio is the grant check and the audit write, not SQLite's per-statement transactions.
-        with transaction.atomic():
+        # Rendered inside the request's transaction like the granted page (its tenant context renders
+        # inside it, without a savepoint), so the ratio is the grant check and the audit write, not
+        # per-statement transactions for the template's queries.
+        with transaction.atomic(savepoint=False):
             response = super().changelist_view(request, extra_context)
             response.render()
         return response
