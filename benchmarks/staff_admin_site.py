@@ -1,7 +1,9 @@
 """The baseline for bench_staff_admin: the same provisioning-operations admin on a second admin site,
 without the staff-grant checks and audit writes, reading every organisation's rows as the admin did
-before grants (decision 021). Mounted only in the benchmark URLs."""
+before grants (decision 021), on an admin site with the same models as the portal's. Mounted only in the
+benchmark URLs."""
 
+from django.contrib import admin
 from django.db import transaction
 
 from licensing.admin import ProvisioningOperationAdmin
@@ -26,4 +28,9 @@ class UngrantedProvisioningOperationAdmin(ProvisioningOperationAdmin):
 
 
 site = PortalAdminSite(name="benchadmin")
+# Every model the portal's admin site has, so both pages carry the same navigation sidebar (about a
+# seventh of the page): only the provisioning operations admin differs.
+for model, model_admin in admin.site._registry.items():
+    if model is not ProvisioningOperation:
+        site.register(model, type(model_admin))
 site.register(ProvisioningOperation, UngrantedProvisioningOperationAdmin)
