@@ -166,7 +166,9 @@ class GrantScopedAdmin:
         read = self.grant_orgs(request)
         change = self.grant_orgs(request, change=True)
         grant_ids = {org: str(grant.pk) for org, grant in {**read, **change}.items()}
-        with tenant_context(*({**read, **change}).keys()), staff_grants_in_force(grant_ids):
+        # No savepoint: the view is one request in one transaction (ATOMIC_REQUESTS), which an
+        # exception leaving it rolls back anyway.
+        with tenant_context(*({**read, **change}).keys(), savepoint=False), staff_grants_in_force(grant_ids):
             response = view()
             # Render here, inside the scope: a template reading a lazy relation must see what the view saw.
             if hasattr(response, "render") and not getattr(response, "is_rendered", True):

@@ -4,8 +4,8 @@ break glass, the customer's policy) and the rules they share.
 A staff member has no access to any customer by default. Access is a grant to one organisation,
 for named roles, between a start and an expiry (hours for just-in-time support, at most 730 days),
 with a justification. The customer's policy approves named roles at once; anything else waits for
-an owner. Each role covers admin areas (``AREA_ROLES``): reading needs a role that covers the
-area, changing needs one of its operator roles. Superusers are not exempt: without a grant they
+an owner (the owners are e-mailed). Each role covers admin areas (``AREA_ROLES``): reading needs a
+role that covers the area, changing needs one of its operator roles. Superusers are not exempt: without a grant they
 break glass (a reason, at most four hours, security alerted, the customer sees it afterwards).
 See docs/decisions/021-staff-access-grants.md.
 """
@@ -18,12 +18,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.tenancy import tenant_context
 
-from .models import Organization, StaffAccessPolicy, StaffGrant, StaffRole, User
+from .models import Membership, Organization, Role, StaffAccessPolicy, StaffGrant, StaffRole, User
 
 MAX_GRANT = timedelta(days=730)
 MIN_GRANT = timedelta(hours=1)
@@ -154,7 +155,32 @@ def staff_grant_request(
         grant.status, grant.approved_at, grant.auto_approved = StaffGrant.Status.ACTIVE, now, True
     grant.save()
     _audit(grant, "staff_grant.requested", Actor.staff(requested_by or staff), auto_approved=auto)
+    if not auto:
+        _ask_owners(grant)
     return grant
+
+
+def _ask_owners(grant: StaffGrant) -> None:
+    """E-mail the organisation's owners, after the commit, that a request waits for their decision."""
+    organization = grant.organization
+    # Loaded as users: the e-mail is an encrypted field, decrypted by the model, never by values_list().
+    owners = [
+        m.user.email
+        for m in Membership.objects.filter(organization=organization, role=Role.OWNER, user__is_active=True)
+        .select_related("user")
+        .order_by("pk")
+    ]
+    if not owners:
+        return
+    page = settings.SITE_URL.rstrip("/") + reverse("team:reseller_access", kwargs={"org_slug": organization.slug})
+    subject = f"Your reseller asks for access to {organization.display_name}"
+    body = (
+        f"{grant.staff.email} of your reseller asks for {grant.get_roles_display()} access to "
+        f"{organization.display_name} until {grant.expires_at:%Y-%m-%d %H:%M} UTC.\n\n"
+        f"Reason given: {grant.justification}\n\n"
+        f"Nothing is granted until an owner approves it. Approve or deny it on the Reseller access page: {page}"
+    )
+    transaction.on_commit(lambda: send_mail(subject, body, None, owners))
 
 
 def _pending(organization: Organization, grant_id) -> StaffGrant:

@@ -21,6 +21,12 @@ from .models import (
 )
 
 
+def members_of(organization_ids) -> list:
+    """The ids of the people who are members of any of these organisations."""
+    members = Membership.objects.filter(organization_id__in=list(organization_ids))
+    return list(members.values_list("user_id", flat=True).distinct())
+
+
 def sign_in_events_for_user(user: User) -> QuerySet[SignInEvent]:
     return SignInEvent.objects.filter(user=user).order_by("-occurred_at", "-id")
 

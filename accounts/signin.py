@@ -25,6 +25,7 @@ from core.blind_index import ip_index, network_index, normalise_ip
 from core.crypto import blind_index
 from core.middleware import client_ip
 from core.requestid import get_client_ip
+from core.tenancy import person_context
 
 from .models import EMAIL_INDEX, User, UserSession
 from .reauth import mark_mfa_verified
@@ -147,33 +148,36 @@ def sign_in_event_record(
     """Log one attempt, in SignInEvent and in the audit chain, and let login monitoring judge it: the returned
     event's ``verdict`` says whether the sign-in flow must refuse it. The attempted email is kept only as its
     blind index, and not in the chain at all."""
-    event = SignInEvent(
-        occurred_at=timezone.now(),
-        user=user,
-        email_index=blind_index(EMAIL_INDEX, email[:320]) if email else (user.email_index if user else "") or "",
-        ip_address=get_client_ip(),
-        user_agent=_user_agent(request),
-        device_id=device_id(request),
-        succeeded=succeeded,
-        factor=factor,
-        failure_reason="" if succeeded else reason,
-    )
-    event.full_clean()
-    event.save()
-    # The chain too: sign-ins, their failures and second-factor results (factor totp, recovery, webauthn)
-    # are security events the customer's log and an auditor must be able to trust, not only this table.
-    audit_record(
-        actor=Actor.user(user) if user is not None else Actor.system("sign-in"),
-        action="signin.succeeded" if succeeded else "signin.failed",
-        target=user,
-        metadata={"factor": factor, **({"reason": event.failure_reason} if not succeeded else {}),
-                  "sign_in_event": event.pk},
-    )
-    event.verdict = ALLOWED
-    for monitor in _monitors:
-        verdict = monitor.assess(event=event, request=request)
-        if verdict.blocked:
-            event.verdict = verdict
+    # Row-level security shows the application role this person's attempts only (and attempts of no
+    # person); monitoring's reads across people go through the system role (security.monitoring).
+    with person_context(user):
+        event = SignInEvent(
+            occurred_at=timezone.now(),
+            user=user,
+            email_index=blind_index(EMAIL_INDEX, email[:320]) if email else (user.email_index if user else "") or "",
+            ip_address=get_client_ip(),
+            user_agent=_user_agent(request),
+            device_id=device_id(request),
+            succeeded=succeeded,
+            factor=factor,
+            failure_reason="" if succeeded else reason,
+        )
+        event.full_clean()
+        event.save()
+        # The chain too: sign-ins, their failures and second-factor results (factor totp, recovery, webauthn)
+        # are security events the customer's log and an auditor must be able to trust, not only this table.
+        audit_record(
+            actor=Actor.user(user) if user is not None else Actor.system("sign-in"),
+            action="signin.succeeded" if succeeded else "signin.failed",
+            target=user,
+            metadata={"factor": factor, **({"reason": event.failure_reason} if not succeeded else {}),
+                      "sign_in_event": event.pk},
+        )
+        event.verdict = ALLOWED
+        for monitor in _monitors:
+            verdict = monitor.assess(event=event, request=request)
+            if verdict.blocked:
+                event.verdict = verdict
     return event
 
 

@@ -21,6 +21,7 @@ from django.views import View
 from django.views.generic import ListView
 
 from accounts.models import SignInEvent
+from core.tenancy import person_context
 
 from . import mfa, selectors, signin
 from .forms import (
@@ -580,6 +581,13 @@ class ActivityView(LoginRequiredMixin, ListView):
     template_name = "accounts/activity.html"
     context_object_name = "events"
     paginate_by = 25
+
+    def get(self, request, *args, **kwargs):
+        # Row-level security shows this person's attempts only; rendered inside, as the list is read there.
+        with person_context(request.user):
+            response = super().get(request, *args, **kwargs)
+            response.render()
+        return response
 
     def get_queryset(self):
         return selectors.sign_in_events_for_user(self.request.user)

@@ -26,11 +26,13 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from threading import Lock
 
 from django.conf import settings
-from django.db import router, transaction
+from django.db import connections, router, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from core.audit_anchor import checkpoint_append, checkpoints_read
@@ -190,12 +192,16 @@ def audit_record_many(*, actor: Actor, entries: Sequence[AuditEntry]) -> list[Au
             )
             event.hash = previous_hash = compute_hash(previous_hash, event)
             events.append(event)
-        # The base manager, the one save() writes through: events of no organisation are written too.
-        AuditEvent._base_manager.bulk_create(events)
         head.sequence, head.hash = sequence, previous_hash
         head.signature = _sign_head(head.sequence, head.hash)
-        head.save()
-        transaction.on_commit(checkpoint_after_commit, using=using)
+        if len(events) == 1:
+            _append(events[0], head, using)
+        else:
+            # The base manager, the one save() writes through: events of no organisation are written too.
+            AuditEvent._base_manager.using(using).bulk_create(events)
+            head.save(using=using)
+        connections[using].audit_latest_sequence = sequence
+        transaction.on_commit(partial(checkpoint_after_commit, using, sequence, previous_hash), using=using)
         return events
 
 
@@ -209,27 +215,53 @@ def _metadata(actor: Actor, organization_id, metadata: dict | None) -> dict:
     return merged
 
 
+def _append(event: AuditEvent, head: AuditChainHead, using: str) -> None:
+    """Insert ``event`` and move the locked head to it: on PostgreSQL in one statement, one round trip
+    fewer on every audited request (each staff read in the admin is one)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        event.save(using=using)
+        head.save(using=using)
+        return
+    query = InsertQuery(AuditEvent)
+    query.insert_values([f for f in AuditEvent._meta.local_concrete_fields if not f.primary_key], [event])
+    [(insert_sql, insert_params)] = query.get_compiler(using=using).as_sql()
+    # Only the ORM's own INSERT and a table name are interpolated; every value is a parameter.
+    sql = (
+        f"WITH appended AS ({insert_sql} RETURNING id) "  # noqa: S608
+        f"UPDATE {AuditChainHead._meta.db_table} SET sequence = %s, hash = %s, signature = %s WHERE id = %s "
+        "RETURNING (SELECT id FROM appended)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*insert_params, head.sequence, head.hash, head.signature, head.pk])
+        event.pk = cursor.fetchone()[0]
+    event._state.adding, event._state.db = False, using
+
+
 _checkpointed: dict[Path, int] = {}
 _checkpoint_lock = Lock()
 
 
-def checkpoint_after_commit() -> None:
+def checkpoint_after_commit(using: str, sequence: int, head_hash: str) -> None:
     """Anchor the committed head outside the database: one checkpoint per commit batch.
 
-    Every ``audit_record`` in a transaction registers this; the first callback after the commit
-    writes the head as committed, and the others find it already written by this process.
-    A failure to write is logged, never raised: the business transaction has already committed.
+    Every ``audit_record`` registers this with the head it left, and only the transaction's newest
+    event writes it (the head as committed, without reading it back): the earlier ones see a later
+    event on the connection and leave it to that one. Should that later event have been rolled back,
+    this commit writes no checkpoint and a later commit's covers it. An event already
+    anchored by this process is not written twice. A failure to write is logged, never raised: the
+    business transaction has already committed. The line is written before the request goes on;
+    its fsync is deferred and coalesced (``core.audit_anchor.checkpoint_append``, ``sync=False``),
+    so an audited staff read does not wait on the disk.
     """
-    head = AuditChainHead.objects.filter(pk=1).values_list("sequence", "hash").first()
-    if head is None:
+    if sequence < getattr(connections[using], "audit_latest_sequence", 0):
         return
-    sequence, head_hash = head
     path = Path(settings.AUDIT_CHECKPOINT_PATH)
     with _checkpoint_lock:
         if _checkpointed.get(path, 0) >= sequence:
             return
         try:
-            checkpoint_append(key=_key(), sequence=sequence, head_hash=head_hash)
+            checkpoint_append(key=_key(), sequence=sequence, head_hash=head_hash, sync=False)
         except OSError:
             logger.exception("audit checkpoint not written", extra={"sequence": sequence, "path": str(path)})
             return

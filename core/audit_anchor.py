@@ -9,16 +9,24 @@ own, mounted only into the app, ideally with the append-only attribute (``chattr
 app cannot rewrite old lines. ``core.audit.verify_chain`` compares the chain against the highest valid
 checkpoint. See docs/decisions/003-audit-chain.md.
 
+Each line is written before the request goes on, so it is in the operating system's hands before anyone
+could tamper with the rows it anchors; making it durable on disk (fsync) is left to a background thread
+of the process that coalesces the lines written meanwhile (``DeferredSync``), so an audited staff read does
+not wait on the disk. A power loss in that window (milliseconds) can lose the newest lines, which leaves
+an older, still valid anchor.
+
 Only a file store exists; a Redis (persistent, append-only) store is not yet built.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import hmac
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,8 +53,62 @@ def _signature(key: bytes, sequence: int, head_hash: str, at: str, kind: str = "
     return hmac.new(key, f"{kind}|{sequence}|{head_hash}|{at}".encode(), hashlib.sha256).hexdigest()
 
 
-def checkpoint_append(*, key: bytes, sequence: int, head_hash: str, rekeyed: bool = False) -> Checkpoint:
-    """Append one signed checkpoint line and flush it to disk before returning.
+class DeferredSync:
+    """fsyncs checkpoint files on a daemon thread, one fsync for every line written since the last.
+
+    fsync flushes a file's data whichever descriptor wrote it, so the thread opens the file itself.
+    After a fork the child starts its own thread (the parent's does not exist there); at exit
+    whatever is pending is synced.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._dirty: set[Path] = set()
+        self._thread: threading.Thread | None = None
+
+    def request(self, path: Path) -> None:
+        with self._lock:
+            self._dirty.add(path)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="audit-checkpoint-sync", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        """Sync every file written since the last sync, now (also called at exit)."""
+        with self._lock:
+            paths, self._dirty = self._dirty, set()
+        for path in paths:
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(descriptor)
+                finally:
+                    os.close(descriptor)
+            except OSError:
+                logger.exception("audit checkpoint not synced to disk", extra={"path": str(path)})
+
+
+deferred_sync = DeferredSync()
+os.register_at_fork(after_in_child=deferred_sync._reset)
+atexit.register(deferred_sync.flush)
+
+
+def checkpoint_append(
+    *, key: bytes, sequence: int, head_hash: str, rekeyed: bool = False, sync: bool = True
+) -> Checkpoint:
+    """Append one signed checkpoint line; with ``sync``, flush it to disk before returning, else leave
+    the fsync to ``deferred_sync``.
 
     ``rekeyed`` marks the checkpoint the audit-key rotation writes after re-chaining every event under
     the new key: readers ignore the lines before the newest valid one of these, which were signed with
@@ -64,9 +126,12 @@ def checkpoint_append(*, key: bytes, sequence: int, head_hash: str, rekeyed: boo
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         os.write(descriptor, (line + "\n").encode())
-        os.fsync(descriptor)
+        if sync:
+            os.fsync(descriptor)
     finally:
         os.close(descriptor)
+    if not sync:
+        deferred_sync.request(path)
     return Checkpoint(sequence=sequence, hash=head_hash, at=datetime.fromisoformat(at))
 
 

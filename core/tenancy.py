@@ -31,6 +31,14 @@ _system: contextvars.ContextVar[bool] = contextvars.ContextVar("tenancy_system",
 _db_scope: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_scope", default=None)
 
 RLS_SETTING = "app.org_ids"
+# The people whose own rows (sign-in attempts, login monitoring's findings) are in scope: the person
+# signing in or looking at their activity, the subject of a privacy request, or the members of the
+# organisations a security responder's grant covers. See docs/decisions/032-row-level-security-per-person.md.
+RLS_PERSON_SETTING = "app.user_ids"
+# Tables owned by one person rather than an organisation, with the per-person policy (portal 0006).
+# Reads across people (login monitoring's source history, retention purges) run as the system role.
+PERSON_SCOPED_TABLES = frozenset({"security_signinevent", "security_loginsignal"})
+_db_people: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_people", default=None)
 
 
 class TenantContextError(RuntimeError):
@@ -59,12 +67,17 @@ def _set_database_scope(ids: tuple[str, ...] | None) -> None:
 
 
 @contextmanager
-def tenant_context(*orgs) -> Iterator[None]:
+def tenant_context(*orgs, savepoint: bool = True) -> Iterator[None]:
     """Scope everything inside to the given organisations, in one transaction.
 
     The Postgres setting is transaction-local (``set_config(..., true)``), never
     per connection, so a pooled connection cannot carry one tenant's scope into
     another request.
+
+    ``savepoint=False``: inside an enclosing transaction, take no savepoint (two round trips fewer);
+    an exception leaving the block then marks the enclosing transaction for rollback. Only for a
+    caller whose exceptions end that transaction anyway: the staff admin's views, each one request
+    under ``ATOMIC_REQUESTS``.
     """
     ids = _normalise(orgs)
     previous = _db_scope.get()
@@ -74,7 +87,7 @@ def tenant_context(*orgs) -> Iterator[None]:
     system_token = _system.set(False)
     try:
         outermost = _begins_transaction()
-        with transaction.atomic(using=DEFAULT_DB_ALIAS):
+        with transaction.atomic(using=DEFAULT_DB_ALIAS, savepoint=savepoint):
             _set_database_scope(ids)
             try:
                 yield
@@ -107,6 +120,38 @@ def tenant_read_context(organization) -> Iterator[None]:
         return
     with tenant_context(organization):
         yield
+
+
+def _set_people_scope(ids: tuple[str, ...] | None) -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, true)", [RLS_PERSON_SETTING, ",".join(ids or ())])
+
+
+@contextmanager
+def person_context(*users) -> Iterator[None]:
+    """Let row-level security show the given people's own rows (``PERSON_SCOPED_TABLES``), in one transaction.
+
+    The database-side twin of filtering by user: the ORM queries inside still filter by the person
+    themselves; this is the net under them, so a forgotten filter or an injection reads nobody
+    else's sign-ins. Like the tenant setting it is transaction-local. ``None`` entries are ignored:
+    an attempt against an unknown address has no person, and its row has none either.
+    """
+    ids = _normalise(user for user in users if user is not None)
+    previous = _db_people.get()
+    token = _db_people.set(ids)
+    try:
+        outermost = _begins_transaction()
+        with transaction.atomic(using=DEFAULT_DB_ALIAS):
+            _set_people_scope(ids)
+            try:
+                yield
+            finally:
+                if not outermost and connection.in_atomic_block and not connection.needs_rollback:
+                    _set_people_scope(previous)
+    finally:
+        _db_people.reset(token)
 
 
 def _begins_transaction() -> bool:
@@ -261,6 +306,37 @@ def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
         CREATE POLICY orgless_read ON {table} FOR SELECT USING (organization_id IS NULL);
     """
     return sql
+
+
+def rls_person_enable_sql(table: str) -> str:
+    """SQL that enables the per-person policy on a table owned by one person (``user_id``).
+
+    ``person_isolation`` admits the rows of the people in ``app.user_ids``. Rows of no person (an
+    attempt against an unknown address, and what monitoring found about it) may be appended and
+    read, as org-less audit events are (``INSERT ... RETURNING`` needs the new row to be readable),
+    but not changed or deleted by the application role.
+    """
+    people = f"((SELECT string_to_array(nullif(current_setting('{RLS_PERSON_SETTING}', true), ''), ','))::uuid[])"
+    return f"""
+        ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+        DROP POLICY IF EXISTS person_isolation ON {table};
+        CREATE POLICY person_isolation ON {table}
+            USING (user_id = ANY {people})
+            WITH CHECK (user_id = ANY {people});
+        DROP POLICY IF EXISTS ownerless_insert ON {table};
+        DROP POLICY IF EXISTS ownerless_read ON {table};
+        CREATE POLICY ownerless_insert ON {table} FOR INSERT WITH CHECK (user_id IS NULL);
+        CREATE POLICY ownerless_read ON {table} FOR SELECT USING (user_id IS NULL);
+    """
+
+
+def rls_person_disable_sql(table: str) -> str:
+    return f"""
+        DROP POLICY IF EXISTS ownerless_insert ON {table};
+        DROP POLICY IF EXISTS ownerless_read ON {table};
+        DROP POLICY IF EXISTS person_isolation ON {table};
+        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
+    """
 
 
 def rls_disable_sql(table: str) -> str:

@@ -48,7 +48,7 @@ from accounts.models import Membership, Organization
 from core.fields import BlindIndexField, EncryptedField
 from core.models import AuditEvent, Disclosure, FieldLock
 from core.registry import Category, Retention, Subject, declaration_for, declared_models, model_field_names
-from core.tenancy import TenantManager, tenant_context, unscoped_no_tenant
+from core.tenancy import TenantManager, person_context, tenant_context, unscoped_no_tenant
 from privacy.models import Correction
 
 REPORT_SINCE = datetime.datetime(2022, 1, 1, tzinfo=datetime.UTC)
@@ -254,7 +254,10 @@ def access_sections(user) -> list[Section]:
             if model is AuditEvent:
                 section.sources.append(subject_account_events(user))
         else:
-            section.sources.append((nullcontext, lambda m=model, q=lookup & since: m._default_manager.filter(q)))
+            # The person's own rows; row-level security shows the application role no one else's.
+            section.sources.append(
+                (lambda u=user: person_context(u), lambda m=model, q=lookup & since: m._default_manager.filter(q))
+            )
         sections.append(section)
     sections += touched_sections(user, organizations)
     sections.append(disclosure_section(organizations))

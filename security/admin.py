@@ -2,9 +2,10 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from accounts.admin_grants import GrantScopedAdmin
+from accounts.selectors import members_of
 from core.admin import ReadOnlyAdmin
 from core.models import AuditEvent
-from core.tenancy import tenant_context
+from core.tenancy import person_context, tenant_context
 
 from . import fraud
 from .models import FraudCase, LoginSignal
@@ -31,8 +32,16 @@ class AuditEventAdmin(GrantScopedAdmin, ReadOnlyAdmin):
 
 
 @admin.register(LoginSignal)
-class LoginSignalAdmin(ReadOnlyAdmin):
-    """The security events queue: what login monitoring found and how it responded. Read-only."""
+class LoginSignalAdmin(GrantScopedAdmin, ReadOnlyAdmin):
+    """The security events queue: what login monitoring found and how it responded. Read-only.
+
+    A security responder sees the findings about the people of the organisations their grants cover,
+    read (and audited) like any customer row; row-level security per person admits exactly those
+    people's rows. Findings about attempts on unknown addresses belong to no organisation and reach
+    security staff by e-mail only (docs/decisions/032-row-level-security-per-person.md)."""
+
+    grant_area = "security"
+    grant_org_field = "user__memberships__organization"
 
     list_display = ("occurred_at", "kind", "risk", "response", "user_id", "sign_in_event_id")
     list_filter = ("risk", "kind", "response", ("occurred_at", admin.DateFieldListFilter))
@@ -43,6 +52,15 @@ class LoginSignalAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
+
+    def grant_filter(self, queryset, org_ids):
+        # A subquery, not a join: a person in two granted organisations is listed once.
+        return queryset.filter(user_id__in=members_of(org_ids))
+
+    def _scoped(self, request, view):
+        orgs = {**self.grant_orgs(request), **self.grant_orgs(request, change=True)}
+        with person_context(*members_of(orgs)):
+            return super()._scoped(request, view)
 
 
 @admin.register(FraudCase)

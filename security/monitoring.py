@@ -31,7 +31,7 @@ from django.urls import reverse
 from accounts.models import Membership, SignInEvent
 from accounts.signin import ALLOWED, SignInVerdict
 from core.audit import Actor, audit_record
-from core.tenancy import tenant_context
+from core.tenancy import tenant_context, unscoped_no_tenant
 
 from . import detection, network
 from .detection import Kind, LoginEvent, Monitor, Response
@@ -81,11 +81,22 @@ def _history(event: SignInEvent) -> list[SignInEvent]:
         pk=event.pk)
     rows = {e.pk: e for e in earlier.filter(account).order_by("-occurred_at", "-id")[:HISTORY_LIMIT]}
     if event.ip_index:
-        window = event.occurred_at - timedelta(seconds=detection.SPRAY_WINDOW_SECONDS + detection.SPRAY_BLOCK_SECONDS)
-        source = earlier.filter(occurred_at__gte=window, ip_index=event.ip_index, succeeded=False,
-                                factor=SignInEvent.Factor.PASSWORD)
-        rows.update((e.pk, e) for e in source.order_by("-occurred_at", "-id")[:SOURCE_LIMIT])
+        rows.update((e.pk, e) for e in _source_failures(event))
     return sorted(rows.values(), key=lambda e: (e.occurred_at, e.pk))
+
+
+def _source_failures(event: SignInEvent) -> list[SignInEvent]:
+    """Every account's recent password failures from the event's source, for password spraying. Read as
+    the system role: row-level security shows the application role one person's attempts only
+    (docs/decisions/032-row-level-security-per-person.md). Committed attempts only, which are all the
+    earlier ones."""
+    window = event.occurred_at - timedelta(seconds=detection.SPRAY_WINDOW_SECONDS + detection.SPRAY_BLOCK_SECONDS)
+    with unscoped_no_tenant():
+        source = SignInEvent.objects.filter(
+            occurred_at__gte=window, occurred_at__lte=event.occurred_at, ip_index=event.ip_index, succeeded=False,
+            factor=SignInEvent.Factor.PASSWORD,
+        ).exclude(pk=event.pk)
+        return list(source.order_by("-occurred_at", "-id")[:SOURCE_LIMIT])
 
 
 def sign_in_allowed_from(*, user_id, ip: str | None) -> bool | None:

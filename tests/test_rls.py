@@ -10,6 +10,7 @@ cross-tenant reads use. See docs/decisions/002-tenancy-enforcement.md and
 from __future__ import annotations
 
 import copy
+import importlib
 import io
 import re
 import uuid
@@ -27,7 +28,7 @@ from accounts.models import ApiKey, Invitation, MicrosoftTenant
 from accounts.tests.api_support import key_client
 from accounts.tests.factories import OrganizationFactory
 from core.registry import declaration_for
-from core.tenancy import RLS_SETTING, tenant_context, unscoped_no_tenant
+from core.tenancy import PERSON_SCOPED_TABLES, RLS_SETTING, person_context, tenant_context, unscoped_no_tenant
 from tests.tenant_objects import TenantWorld
 
 pytestmark = [
@@ -139,8 +140,10 @@ _STAFF_SIDE = (
     "waits for staff grants to scope the staff reads to granted organisations (issue 10, staff part)"
 )
 _PERSON_OWNED = (
-    "owned by a person, not an organisation: no organisation key to bind; read while signing in, before any "
-    "tenant is known; personal fields are field-encrypted (decision 001). A per-user policy is not built"
+    "owned by a person, not an organisation, and read on every request by middleware (session, user, second "
+    "factor) outside any transaction, before a view could set app.user_ids (transaction-local, decision 002): "
+    "a per-person policy would hide them there. Personal fields are field-encrypted (decision 001); sign-ins "
+    "and login findings, read only inside views and services, have the per-person policy (decision 032)"
 )
 RLS_EXEMPT = {
     "accounts_membership": (
@@ -167,14 +170,21 @@ RLS_EXEMPT = {
     "privacy_disclosure": _STAFF_SIDE,
     "billing_microsoftlineitem": "Microsoft's partner-wide billing import; " + _STAFF_SIDE,
     "billing_reconciliationfinding": "reconciliation findings (unmatched lines have no organisation); " + _STAFF_SIDE,
-    "accounts_user": _PERSON_OWNED,
-    "accounts_usersession": _PERSON_OWNED,
-    "accounts_totpdevice": _PERSON_OWNED,
-    "accounts_recoverycodedevice": _PERSON_OWNED,
-    "security_signinevent": _PERSON_OWNED,
-    "security_loginsignal": "what login monitoring found about one person's sign-in: " + _PERSON_OWNED,
-    "privacy_browseroptout": "a browser's opt-out, keyed by a random cookie id: " + _PERSON_OWNED,
-    "django_otp_webauthn_webauthncredential": _PERSON_OWNED,
+    "accounts_user": (
+        "the people themselves: read by the session middleware on every request (outside a transaction), by "
+        "e-mail blind index while signing in, and as fellow members on team pages; " + _PERSON_OWNED
+    ),
+    "accounts_usersession": "read by session key hash in middleware on every request; " + _PERSON_OWNED,
+    "accounts_totpdevice": "django-otp's middleware loads the session's device on every request; " + _PERSON_OWNED,
+    "accounts_recoverycodedevice": "loaded like the authenticator devices; " + _PERSON_OWNED,
+    "privacy_browseroptout": (
+        "a browser's opt-out, keyed by a random cookie id with no person at all (the GPC middleware reads it "
+        "before sign-in): no user column to bind"
+    ),
+    "django_otp_webauthn_webauthncredential": (
+        "a passkey sign-in finds the credential by its id before the person is known (django-otp-webauthn's own "
+        "views); " + _PERSON_OWNED
+    ),
     "django_otp_webauthn_webauthnattestation": _PERSON_OWNED,
     "django_otp_webauthn_webauthnuserhandle": _PERSON_OWNED,
 }
@@ -210,14 +220,15 @@ def tables_needing_rls() -> dict[str, str]:
     return needing
 
 
-def tables_with_policy() -> set[str]:
+def tables_with_policy(policy: str = "tenant_isolation") -> set[str]:
     return {
         table
         for (table,) in fetch(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relrowsecurity AND EXISTS "
             "(SELECT 1 FROM pg_policies p WHERE p.schemaname = n.nspname AND p.tablename = c.relname "
-            "AND p.policyname = 'tenant_isolation')"
+            "AND p.policyname = %s)",
+            [policy],
         )
     }
 
@@ -265,7 +276,7 @@ def test_a_single_unscoped_read_outside_a_transaction_costs_no_round_trip_and_in
 
 @pytest.mark.django_db
 def test_every_table_with_an_organisation_personal_data_or_credentials_has_rls_or_a_reason():
-    needing, protected = tables_needing_rls(), tables_with_policy()
+    needing, protected = tables_needing_rls(), tables_with_policy() | tables_with_policy("person_isolation")
     assert {"accounts_apikey", "security_auditevent", "licensing_subscription", "licensing_order"} <= protected
     missing = sorted(f"{table} ({why})" for table, why in needing.items() if table not in protected | RLS_EXEMPT.keys())
     assert not missing, (
@@ -570,3 +581,103 @@ def test_the_billing_run_bills_a_batch_of_organisations_under_rls_once(settings,
         assert billing_run().documents == []
         assert [str(p) for p in verify_chain() if "checkpoint" not in str(p)] == []
     assert sorted(Invoice.unscoped_objects.values_list("organization_id", flat=True)) == sorted(o.pk for o in orgs)
+
+
+# --- Per person: sign-in attempts and login monitoring's findings (docs/decisions/032) -------------------
+
+
+def test_the_per_person_policy_covers_the_tables_the_code_treats_as_person_scoped(db):
+    migration = importlib.import_module("portal.migrations.0006_rls_per_person")
+    assert set(migration.PERSON_SCOPED) == set(PERSON_SCOPED_TABLES) == tables_with_policy("person_isolation")
+
+
+def _signed_in_twice(person, at):
+    from accounts.models import SignInEvent
+    from security.models import LoginSignal
+
+    event = SignInEvent.objects.create(occurred_at=at, user=person, succeeded=True, factor="password")
+    LoginSignal.objects.create(
+        occurred_at=at, user=person, sign_in_event=event, kind="new_device", risk=1, response="notify"
+    )
+    return event
+
+
+def test_the_application_role_sees_zero_rows_of_another_person(roles):
+    from accounts.models import SignInEvent
+    from accounts.tests.factories import UserFactory
+
+    app_role, _ = roles
+    alice, bob = UserFactory(), UserFactory()
+    at = timezone.now()
+    for person in (alice, bob):
+        _signed_in_twice(person, at)
+    SignInEvent.objects.create(occurred_at=at, user=None, email_index="e" * 64, succeeded=False, factor="password")
+    fetch(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role}")
+    fetch(f"SET LOCAL ROLE {app_role}")
+    for table in sorted(PERSON_SCOPED_TABLES):
+        with person_context(alice):
+            assert {row[0] for row in fetch(f"SELECT DISTINCT user_id FROM {table} WHERE user_id IS NOT NULL")} == {
+                alice.pk
+            }, table
+            assert fetch(f"SELECT count(*) FROM {table} WHERE user_id = %s", [bob.pk])[0][0] == 0
+            # A tenant in scope, or the old bypass, widens nothing.
+            fetch("SELECT set_config(%s, %s, true)", [RLS_SETTING, str(uuid.uuid4())])
+            fetch("SELECT set_config('app.rls_bypass', 'on', true)")
+            assert fetch(f"SELECT count(*) FROM {table} WHERE user_id = %s", [bob.pk])[0][0] == 0
+        assert fetch(f"SELECT count(*) FROM {table} WHERE user_id IS NOT NULL")[0][0] == 0  # nobody in scope
+    with person_context(alice):
+        # Bob's rows cannot be changed or deleted, nor one written in his name.
+        change = "UPDATE security_signinevent SET succeeded = false WHERE user_id = %s RETURNING id"
+        assert fetch(change, [bob.pk]) == []
+        assert fetch("DELETE FROM security_loginsignal WHERE user_id = %s RETURNING id", [bob.pk]) == []
+        insert = (
+            "INSERT INTO security_signinevent (occurred_at, user_id, email_index, user_agent, device_id, succeeded, "
+            "factor, failure_reason) VALUES (now(), %s, '', '', '', false, 'password', '') RETURNING id"
+        )
+        assert fetch(insert, [alice.pk])
+        with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+            fetch(insert, [bob.pk])
+        # An attempt of no person may be appended (and read back), but not rewritten.
+        assert fetch(insert, [None])
+        assert fetch("UPDATE security_signinevent SET succeeded = true WHERE user_id IS NULL RETURNING id") == []
+    fetch("RESET ROLE")
+    assert SignInEvent.objects.filter(user=bob, succeeded=True).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_signing_in_and_the_activity_page_work_as_the_application_role(settings):
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.models import SignInEvent
+    from accounts.tests.factories import DEFAULT_PASSWORD, UserFactory
+    from accounts.tests.helpers import verified_client
+    from security.models import LoginSignal
+
+    alice, bob = UserFactory(), UserFactory()
+    theirs = _signed_in_twice(bob, timezone.now() - timedelta(hours=1))
+    login = reverse("accounts:login")
+    with ProductionRoles(settings):
+        assert current_role() == PROBE_ROLE
+        client = Client()
+        # Wrong passwords for both from one address: each attempt is written in its own person's scope,
+        # and the source's failures across accounts are read as the system role (spraying).
+        for person in (alice, bob, alice):
+            response = client.post(login, {"username": person.email, "password": "wrong!"}, REMOTE_ADDR="203.0.113.9")
+            assert response.status_code == 400
+        response = client.post(login, {"username": "nobody@example.org", "password": "x"}, REMOTE_ADDR="203.0.113.9")
+        assert response.status_code == 400
+        credentials = {"username": alice.email, "password": DEFAULT_PASSWORD}
+        response = client.post(login, credentials, REMOTE_ADDR="203.0.113.9")
+        assert response.status_code == 302  # on to the second factor
+        page = verified_client(Client(), alice).get(reverse("accounts:activity"))
+        assert page.status_code == 200
+        shown = page.context["events"]
+        assert shown and {event.user_id for event in shown} == {alice.pk}
+        with person_context(alice):  # even without the selector's filter, Bob's rows stay out of reach
+            assert not SignInEvent.objects.filter(user=bob).exists()
+            assert not LoginSignal.objects.filter(sign_in_event=theirs).exists()
+    assert SignInEvent.objects.filter(user=alice, succeeded=False).count() == 2
+    assert SignInEvent.objects.filter(user=alice, succeeded=True, factor="password").count() == 1
+    assert SignInEvent.objects.filter(user=bob, succeeded=False).count() == 1
+    assert SignInEvent.objects.filter(user__isnull=True).count() == 1

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from accounts import grants
-from accounts.models import StaffGrant, StaffRole
+from accounts.models import Role, StaffGrant, StaffRole
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, StaffGrantFactory, UserFactory
 from accounts.tests.helpers import verified_client
 from billing.models import BillingProfile
@@ -55,6 +55,38 @@ def test_roles_cover_only_their_areas():
     assert not grants.roles_cover([StaffRole.PRIVACY_OPERATOR], "licensing")
     assert grants.roles_cover([StaffRole.SECURITY_RESPONDER], "security", change=True)
     assert not grants.roles_cover([StaffRole.SUPPORT_READER], "no-such-area")
+
+
+def test_owners_are_emailed_when_a_request_waits_for_them_and_not_when_the_policy_approves_it(
+    django_capture_on_commit_callbacks,
+):
+    org, staff = OrganizationFactory(), UserFactory(is_staff=True, email="helper@reseller.example")
+    owners = [MembershipFactory(organization=org, role=Role.OWNER).user for _ in range(2)]
+    MembershipFactory(organization=org, role=Role.VIEWER)
+    MembershipFactory(role=Role.OWNER)  # another organisation's owner
+    with time_machine.travel(NOW, tick=False), django_capture_on_commit_callbacks(execute=True):
+        grants.staff_grant_request(
+            organization=org,
+            staff=staff,
+            roles=[StaffRole.BILLING_OPERATOR],
+            duration=timedelta(hours=4),
+            justification="Ticket 77: invoice question",
+        )
+    [message] = mail.outbox
+    assert sorted(message.to) == sorted(owner.email for owner in owners)
+    assert "helper@reseller.example" in message.body and "Billing operator" in message.body
+    assert "until 2026-03-02 13:00 UTC" in message.body and "Ticket 77: invoice question" in message.body
+    assert reverse("team:reseller_access", kwargs={"org_slug": org.slug}) in message.body
+    grants.staff_access_policy_update(organization=org, actor=owners[0], auto_approve_roles=[StaffRole.SUPPORT_READER])
+    with django_capture_on_commit_callbacks(execute=True):
+        grants.staff_grant_request(
+            organization=org,
+            staff=staff,
+            roles=[StaffRole.SUPPORT_READER],
+            duration=timedelta(hours=4),
+            justification="Ticket 78",
+        )
+    assert len(mail.outbox) == 1  # approved by the policy: nothing to decide
 
 
 def test_a_request_waits_for_approval_unless_the_policy_names_every_role():

@@ -57,6 +57,11 @@ ALLOWED_FUNCTIONS = {
     "billing/services/invoices.py": {"_organizations_billed"},
     # An access report includes the person's own audit events that belong to no organisation.
     "privacy/access_report.py": {"subject_account_events"},
+    # Password spraying is one source's failures across accounts; row-level security per person shows the
+    # application role one person's sign-ins (docs/decisions/032-row-level-security-per-person.md).
+    "security/monitoring.py": {"_source_failures"},
+    # Retention purges every person's expired sign-ins and login findings (rows of no organisation).
+    "privacy/services/retention.py": {"_untenanted_scope"},
 }
 
 

@@ -27,7 +27,6 @@ employee's Microsoft 365 licenses is not what a customer admin closing a portal 
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
@@ -40,7 +39,7 @@ from core.crypto import KeyScope
 from core.keys import data_key_destroy
 from core.models import Disclosure
 from core.registry import Retention, Subject, declared_models
-from core.tenancy import TenantManager, tenant_context
+from core.tenancy import TenantManager, person_context, tenant_context
 from privacy.models import Erasure, PrivacyRequest, RecipientNotice
 from privacy.selectors import directory_subjects
 from privacy.services import directory_erasure, retention
@@ -110,7 +109,8 @@ def erasure_plan(user: User) -> list[dict]:
 
 def _querysets(model, lookup: str, user: User, organizations):
     """The person's rows of ``model``, with the scope to read or delete them in: tenant-owned rows
-    (a notification addressed to them) in each of their organisations' contexts, others directly."""
+    (a notification addressed to them) in each of their organisations' contexts, others in the
+    person's own (row-level security per person shows the application role only theirs)."""
     if isinstance(model._default_manager, TenantManager):
         for org in organizations:
             yield (
@@ -118,7 +118,7 @@ def _querysets(model, lookup: str, user: User, organizations):
                 (lambda m=model, o=org: m.objects.for_org(o).filter(**{lookup: user.pk})),
             )
     else:
-        yield nullcontext, (lambda: model._default_manager.filter(**{lookup: user.pk}))
+        yield (lambda: person_context(user)), (lambda: model._default_manager.filter(**{lookup: user.pk}))
 
 
 def _count(model, lookup: str, user: User, organizations) -> int:

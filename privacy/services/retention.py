@@ -33,7 +33,7 @@ from django.utils import timezone
 from accounts.models import Membership, MicrosoftTenant, Organization
 from core.audit import Actor, audit_record
 from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, model_field_names
-from core.tenancy import TenantManager, tenant_context
+from core.tenancy import PERSON_SCOPED_TABLES, TenantManager, tenant_context, unscoped_no_tenant
 from licensing.models import Subscription
 from privacy.models import LegalHold, PrivacyRequest, RetentionRun
 from privacy.services.authorizations import authorization_files_purge_orphans
@@ -200,6 +200,14 @@ def _scopes(model, held_orgs):
         yield None
 
 
+def _untenanted_scope(model):
+    """Where a row of no organisation is purged: rows owned by one person (row-level security per person)
+    across every person, so as the system role; anything else on the application's connection."""
+    if model._meta.db_table in PERSON_SCOPED_TABLES:
+        return unscoped_no_tenant
+    return transaction.atomic
+
+
 def retention_purge(*, dry_run: bool = False, batch_size: int = BATCH_SIZE) -> RetentionRun:
     """Purge (or with ``dry_run`` only count) every row past its retention; record the run."""
     now = timezone.now()
@@ -222,7 +230,7 @@ def retention_purge(*, dry_run: bool = False, batch_size: int = BATCH_SIZE) -> R
 
 
 def _purge_scope(model, lookup, age_field, days, now, held_users, org, dry_run, batch_size) -> int:
-    scope = (lambda: tenant_context(org)) if org is not None else transaction.atomic
+    scope = (lambda: tenant_context(org)) if org is not None else _untenanted_scope(model)
 
     def base():
         return model.objects.for_org(org) if org is not None else model._default_manager.all()

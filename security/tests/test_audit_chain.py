@@ -1,15 +1,20 @@
+import contextlib
 import json
+import os
+import threading
 from io import StringIO
 from types import SimpleNamespace
 
 import pytest
 from django.contrib import admin
 from django.core.management import CommandError, call_command
+from django.db import transaction
 from django.test import RequestFactory
 
 from accounts.models import StaffRole
 from accounts.tests.factories import StaffGrantFactory, UserFactory
 from core.audit import Actor, _sign_head, audit_record, latest_checkpoint, verify_chain
+from core.audit_anchor import checkpoint_append
 from core.models import AuditChainHead, AuditEvent
 from core.tenancy import tenant_context
 
@@ -152,6 +157,40 @@ def test_rolled_back_events_write_no_checkpoint(org_a, settings, django_capture_
         audit_record(actor=Actor.system("test"), action="never.committed", organization=org_a)
     assert len(callbacks) == 1
     assert not settings.AUDIT_CHECKPOINT_PATH.exists()
+
+
+def test_a_rolled_back_newest_event_is_never_anchored(org_a, settings, django_capture_on_commit_callbacks):
+    # The checkpoint is the head the transaction's newest event left, not read back after the commit:
+    # an event rolled back with its savepoint must never be what the anchor claims.
+    with django_capture_on_commit_callbacks(execute=True):
+        kept = audit_record(actor=Actor.system("test"), action="kept", organization=org_a)
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            audit_record(actor=Actor.system("test"), action="rolled.back", organization=org_a)
+            raise RuntimeError("the caller gives up")
+    anchored = _checkpoint_lines(settings) if settings.AUDIT_CHECKPOINT_PATH.exists() else []
+    assert {line["hash"] for line in anchored} <= {kept.hash}  # at most what was committed
+    with django_capture_on_commit_callbacks(execute=True):
+        later = audit_record(actor=Actor.system("test"), action="later", organization=org_a)
+    assert later.sequence == kept.sequence + 1
+    assert (latest_checkpoint().sequence, latest_checkpoint().hash) == (later.sequence, later.hash)
+    assert verify()[0] == 0
+
+
+def test_a_checkpoint_is_readable_at_once_and_synced_to_disk_off_the_request(settings, monkeypatch):
+    path = settings.AUDIT_CHECKPOINT_PATH
+    real_fsync, synced_by, ours_synced = os.fsync, [], threading.Event()
+
+    def fsync(descriptor):
+        real_fsync(descriptor)
+        if os.readlink(f"/proc/self/fd/{descriptor}") == str(path):
+            synced_by.append(threading.current_thread().name)
+            ours_synced.set()
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    checkpoint_append(key=b"k" * 32, sequence=1, head_hash="a" * 64, sync=False)
+    assert json.loads(path.read_text())["sequence"] == 1  # in the file before the caller goes on
+    assert ours_synced.wait(timeout=60)
+    assert synced_by == ["audit-checkpoint-sync"]  # never on the caller's thread
 
 
 def test_deleting_everything_is_detected(committed_chain):

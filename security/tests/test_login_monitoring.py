@@ -11,8 +11,14 @@ from django.core.cache import cache
 from django.test import Client, TestCase
 from django.urls import reverse
 
-from accounts.models import SignInEvent
-from accounts.tests.factories import DEFAULT_PASSWORD, MembershipFactory, TOTPDeviceFactory, UserFactory
+from accounts.models import SignInEvent, StaffRole
+from accounts.tests.factories import (
+    DEFAULT_PASSWORD,
+    MembershipFactory,
+    StaffGrantFactory,
+    TOTPDeviceFactory,
+    UserFactory,
+)
 from accounts.tests.helpers import totp_code, verified_client
 from core.models import AuditEvent
 from core.tenancy import tenant_context
@@ -159,17 +165,29 @@ def test_the_activity_page_shows_flags_and_pages(person):
     assert client.get(reverse("accounts:activity") + "?page=2").status_code == 200
 
 
-def test_staff_see_the_security_events_queue_read_only(person):
+def test_staff_see_the_security_events_queue_read_only_for_the_people_their_grants_cover(person):
+    other = UserFactory()
+    TOTPDeviceFactory(user=other)
+    membership = MembershipFactory(user=person)
+    MembershipFactory(user=other)  # in an organisation no grant covers
     with time_machine.travel(START, tick=False):
         _full_sign_in(Client(), person, NEW_YORK_IP)
+        _full_sign_in(Client(), other, NEW_YORK_IP)
     with time_machine.travel(START + timedelta(hours=1), tick=False):
         _password(Client(), person, SYDNEY_IP)
+        _password(Client(), other, SYDNEY_IP)
     staff = UserFactory(is_staff=True, is_superuser=True)
     TOTPDeviceFactory(user=staff)
     client = verified_client(Client(), staff)
     url = reverse("admin:security_loginsignal_changelist")
+    assert client.get(url).context["cl"].result_count == 0  # no grant, nobody's findings: superusers included
+    grant = StaffGrantFactory(
+        staff=staff, organization=membership.organization, roles=[StaffRole.SECURITY_RESPONDER]
+    )
     medium = client.get(url + "?risk__exact=2")
-    assert [s.kind for s in medium.context["cl"].result_list] == ["impossible_travel"]
+    assert [(s.kind, s.user_id) for s in medium.context["cl"].result_list] == [("impossible_travel", person.pk)]
+    viewed = AuditEvent.unscoped_objects.filter(action="staff.viewed_list", organization=membership.organization)
+    assert viewed.get().metadata["grant"] == str(grant.pk)  # the read is in the chain, naming the grant
     assert "Impossible travel" in medium.content.decode()
     assert client.get(url + "?risk__exact=3").context["cl"].result_count == 0
     assert client.get(url + "?kind__exact=new_device").context["cl"].result_count == 1
