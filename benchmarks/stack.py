@@ -151,6 +151,9 @@ class Stack:
             # Every virtual visitor comes from 127.0.0.1: one address's limit on the public request form
             # would turn the day's mix into 429s (the limit has its own test in privacy/tests).
             "PRIVACY_PUBLIC_FORM_PER_IP_HOUR": "1000000",
+            # Every virtual user shares one API key: its limit (600 a minute by default, a product rule with
+            # its own tests) would answer 429 long before the machine is full, so the rate search meets it.
+            "API_KEY_RATE": "1000000/min",
             "ERASURE_LOG_PATH": str(var / "erasure-log.jsonl"),
             "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60"),
             # A killed worker's operation is re-run once its lease expires: short here, so a chaos run's
