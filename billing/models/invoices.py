@@ -6,7 +6,8 @@ Invariants held here (the billing run in services/invoices.py relies on them):
 - One run document per organisation, kind, billed month and currency (``run_once_per_month``).
 - An issued document is immutable: lines cannot be saved again or deleted, and an invoice's money,
   numbers and customer details cannot change; only its payment status (and when it was e-mailed)
-  moves. Corrections are credit notes. Not yet enforced below the ORM (a database trigger).
+  moves. Corrections are credit notes. The database holds the same rule with triggers, so raw SQL
+  cannot bypass it either (billing/immutability.py, docs/decisions/029-immutable-billing-documents.md).
 """
 
 from __future__ import annotations
