@@ -160,21 +160,25 @@ class ReadOnlyTenantAdmin(GrantScopedAdmin, ReadOnlyAdmin):
 class InvoiceAdmin(ReadOnlyTenantAdmin):
     """Issued documents are immutable; staff record bank transfers here. Corrections are credit notes."""
 
-    list_display = ["number", "organization", "kind", "status", "currency", "total", "issued_at", "due_on"]
+    list_display = ["number", "organization", "kind", "status", "currency", "total", "amount_paid", "issued_at",
+                    "due_on"]
     list_filter = ["kind", "status", "currency"]
     search_fields = ["number"]
     fields = ["number", "organization", "kind", "status", "currency", "subtotal", "tax_total", "total",
-              "tax_note", "issued_at", "due_on", "paid_at", "run_period", "credited_invoice", "reason"]
+              "amount_paid", "tax_note", "issued_at", "due_on", "paid_at", "run_period", "credited_invoice", "reason"]
     actions = ["record_bank_transfer"]
 
-    @admin.action(description="Record a bank transfer for the full amount")
+    # A transfer of part of the balance is recorded through payment_record_bank_transfer; a staff form for
+    # it is not built yet.
+    @admin.action(description="Record a bank transfer for the balance due")
     def record_bank_transfer(self, request, queryset):
         done = 0
         for invoice in queryset:
             try:
                 payment_services.payment_record_bank_transfer(
                     organization=invoice.organization, actor=Actor.staff(request.user), user=request.user,
-                    invoice=invoice, amount=invoice.total, reference=f"Bank transfer for {invoice.number}")
+                    invoice=invoice, amount=invoice.balance,
+                    reference=f"Bank transfer for {invoice.number} ({invoice.currency} {invoice.balance})")
             except ValidationError as exc:
                 self.message_user(request, f"{invoice.number}: {' '.join(exc.messages)}", messages.WARNING)
             else:
@@ -187,3 +191,24 @@ class PaymentAdmin(ReadOnlyTenantAdmin):
     list_display = ["invoice", "organization", "method", "currency", "amount", "reference", "received_at"]
     list_filter = ["method"]
     fields = ["invoice", "organization", "method", "currency", "amount", "reference", "received_at"]
+    actions = ["refund_card_payment"]
+
+    @admin.action(description="Refund what is left of a card payment through the gateway")
+    def refund_card_payment(self, request, queryset):
+        done = 0
+        for payment in queryset:
+            if payment.method != Payment.Method.CARD:
+                self.message_user(request, f"{payment}: a bank transfer is refunded by the bank.", messages.WARNING)
+                continue
+            try:
+                with tenant_context(payment.organization):
+                    refunded = payment.refunds.count()
+                payment_services.payment_refund(
+                    organization=payment.organization, actor=Actor.staff(request.user), user=request.user,
+                    payment=payment, reason="Refunded by the reseller's staff",
+                    idempotency_key=f"staff-refund:{payment.pk}:{refunded}")
+            except ValidationError as exc:
+                self.message_user(request, f"{payment}: {' '.join(exc.messages)}", messages.WARNING)
+            else:
+                done += 1
+        self.message_user(request, f"{done} payment(s) refunded.", messages.SUCCESS)

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from accounts.roles import Perm
 from accounts.team import audit_actor
-from billing.models import Invoice, InvoiceLine, PaymentMethod
+from billing.models import Invoice, InvoiceLine, Payment, PaymentMethod, Refund
 from billing.pdf import invoice_pdf
 from billing.selectors import invoices as selectors
 from billing.selectors.pricing import billing_profile
@@ -33,15 +33,32 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
                   "period_end", "quantity", "unit_price", "amount", "explanation"]
 
 
+class RefundSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Refund
+        fields = ["amount", "currency", "reference", "reason", "refunded_at"]
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    card = serializers.StringRelatedField(source="payment_method", allow_null=True)
+    refunds = RefundSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Payment
+        fields = ["amount", "currency", "method", "card", "reference", "received_at", "refunds"]
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
     credited_invoice = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    balance = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     lines = serializers.SerializerMethodField()
+    payments = serializers.SerializerMethodField()
 
     class Meta:
         model = Invoice
         fields = ["id", "kind", "number", "status", "currency", "subtotal", "tax_name", "tax_rate_percent",
-                  "tax_total", "total", "tax_note", "issued_at", "due_on", "paid_at", "run_period",
-                  "credited_invoice", "reason", "lines"]
+                  "tax_total", "total", "amount_paid", "balance", "tax_note", "issued_at", "due_on", "paid_at",
+                  "run_period", "credited_invoice", "reason", "lines", "payments"]
 
     @extend_schema_field(InvoiceLineSerializer(many=True))
     def get_lines(self, obj):
@@ -50,13 +67,20 @@ class InvoiceSerializer(serializers.ModelSerializer):
         lines = selectors.invoice_lines(obj.organization_id, obj)
         return InvoiceLineSerializer(lines, many=True).data
 
+    @extend_schema_field(PaymentSerializer(many=True))
+    def get_payments(self, obj):
+        """Payments with their refunds, oldest first (on the detail only, like the lines)."""
+        if self.context.get("brief"):
+            return []
+        return PaymentSerializer(selectors.payments_for(obj.organization_id, obj), many=True).data
+
 
 @extend_schema_view(
     list=extend_schema(summary="List invoices and credit notes", parameters=[
         OpenApiParameter("kind", str, enum=Invoice.Kind.values),
         OpenApiParameter("status", str, enum=Invoice.Status.values),
         OpenApiParameter("search", str, description="Part of the number or of a line's description."),
-    ], description="Newest first. Lines are included on the detail only (an empty list here)."),
+    ], description="Newest first. Lines and payments are included on the detail only (empty lists here)."),
     retrieve=extend_schema(summary="Get an invoice or credit note with its lines"),
 )
 class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):

@@ -302,11 +302,13 @@ def invoice_credit_in_full(*, invoice: Invoice, actor: Actor, reason: str, now: 
 
 
 def invoices_mark_overdue(*, organization, now: datetime | None = None) -> int:
-    """The organisation's open invoices past their due date become overdue; only the status moves."""
+    """The organisation's open and partly paid invoices past their due date become overdue; only the status
+    moves (the paid amount shows what part is paid)."""
     today = (now or timezone.now()).astimezone(UTC).date()
     with tenant_context(organization):
         return Invoice.objects.for_org(organization).filter(
-            status=Invoice.Status.OPEN, kind=Invoice.Kind.INVOICE, due_on__lt=today,
+            status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID], kind=Invoice.Kind.INVOICE,
+            due_on__lt=today,
         ).update(status=Invoice.Status.OVERDUE)
 
 
@@ -324,7 +326,8 @@ def invoices_send_reminders(*, organization, now: datetime | None = None) -> int
     sent = 0
     with tenant_context(organization):
         unpaid = Invoice.objects.for_org(organization).filter(
-            kind=Invoice.Kind.INVOICE, status__in=[Invoice.Status.OPEN, Invoice.Status.OVERDUE],
+            kind=Invoice.Kind.INVOICE,
+            status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID, Invoice.Status.OVERDUE],
             due_on__lte=today - timedelta(days=offsets[0]))
         for invoice in unpaid:
             reached = max(o for o in offsets if invoice.due_on + timedelta(days=o) <= today)
