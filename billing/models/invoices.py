@@ -176,6 +176,7 @@ class InvoiceLine(TenantModel):
     class Kind(models.TextChoices):
         CHARGE = "charge", "Subscription charge"
         PRORATION = "proration", "Seats added mid-period"
+        CONSUMPTION = "consumption", "Azure consumption"
         REFUND = "refund", "Refund"
         CORRECTION = "correction", "Correction"
         TAX = "tax", "Tax"

@@ -29,6 +29,7 @@ from billing.models import DunningReminder, Invoice, InvoiceLine, InvoiceSequenc
 from billing.money import ZERO, round_line
 from billing.selectors.pricing import billing_profile
 from billing.selectors.tax import TaxTreatment, tax_treatment
+from billing.services.azure import UsageExport, azure_pending_charges
 from core.audit import Actor, audit_record
 from core.tenancy import tenant_context
 from licensing import nce
@@ -67,13 +68,15 @@ class RunResult:
 
 
 # --- the run -------------------------------------------------------------------------------------
-def billing_run(*, month: date, now: datetime | None = None) -> RunResult:
-    """Bill every active organisation for ``month`` (a closed month), one transaction each."""
+def billing_run(*, month: date, now: datetime | None = None, azure_usage: UsageExport | None = None) -> RunResult:
+    """Bill every active organisation for ``month`` (a closed month), one transaction each; with
+    ``azure_usage``, its Azure consumption too (services/azure.py)."""
     now = now or timezone.now()
     result = RunResult(month=month_start(month))
     organizations = Organization.objects.filter(status=Organization.Status.ACTIVE).order_by("pk")
     for organization in organizations.iterator(chunk_size=500):
-        documents = billing_run_organization(organization=organization, month=month, now=now)
+        documents = billing_run_organization(organization=organization, month=month, now=now,
+                                             azure_usage=azure_usage)
         result.organizations += 1
         result.documents.extend(d.number for d in documents)
     return result
@@ -133,7 +136,8 @@ def pending_charges(*, organization, until: datetime) -> list[tuple[Subscription
     return out
 
 
-def billing_run_organization(*, organization, month: date, now: datetime | None = None) -> list[Invoice]:
+def billing_run_organization(*, organization, month: date, now: datetime | None = None,
+                             azure_usage: UsageExport | None = None) -> list[Invoice]:
     """Issue the organisation's invoice (charges) and credit note (refunds) for ``month``.
 
     Nothing is issued for a month that has not closed. Runs again later find every charge billed
@@ -152,9 +156,12 @@ def billing_run_organization(*, organization, month: date, now: datetime | None 
             for sub, charge in pending_charges(organization=organization, until=until):
                 kind = Invoice.Kind.CREDIT_NOTE if charge.amount < 0 else Invoice.Kind.INVOICE
                 groups[(kind, sub.currency)].append((sub, charge))
+            for currency, charge in azure_pending_charges(organization=organization, usage=azure_usage,
+                                                          period=period):
+                groups[(Invoice.Kind.INVOICE, currency)].append((None, charge))
             documents = []
             for (kind, currency), items in sorted(groups.items()):
-                items.sort(key=lambda pair: (pair[1].dated, pair[0].product_title, pair[1].key))
+                items.sort(key=lambda pair: (pair[1].dated, pair[0].product_title if pair[0] else "", pair[1].key))
                 documents.append(_issue(organization=organization, kind=kind, currency=currency, items=items,
                                         run_period=period, now=now, actor=RUN_ACTOR))
             return documents
@@ -212,8 +219,10 @@ def _issue(*, organization, kind: str, currency: str, items: list, run_period: d
     for position, (sub, charge) in enumerate(items, start=1):
         lines.append(InvoiceLine(
             organization=organization, invoice=invoice, position=position, kind=charge.kind, charge_key=charge.key,
-            subscription=sub, ms_subscription_id=(sub.ms_subscription_id or "") if sub else "",
-            description=_product_line(sub) if sub else charge.explanation[:300], explanation=charge.explanation,
+            subscription=sub,
+            ms_subscription_id=charge.ms_subscription_id or ((sub.ms_subscription_id or "") if sub else ""),
+            description=charge.description or (_product_line(sub) if sub else charge.explanation[:300]),
+            explanation=charge.explanation,
             period_start=charge.period_start, period_end=charge.period_end, quantity=charge.quantity,
             unit_price=charge.unit_price, amount=charge.amount,
         ))
@@ -281,12 +290,14 @@ def invoice_credit_in_full(*, invoice: Invoice, actor: Actor, reason: str, now: 
             raise BillingError("Only an invoice that is not void can be credited.", code="not_creditable")
         items = []
         lines = InvoiceLine.objects.for_org(organization).filter(
-            invoice=invoice, kind__in=[InvoiceLine.Kind.CHARGE, InvoiceLine.Kind.PRORATION]).select_related(
-            "subscription")
+            invoice=invoice, kind__in=[InvoiceLine.Kind.CHARGE, InvoiceLine.Kind.PRORATION,
+                                       InvoiceLine.Kind.CONSUMPTION]).select_related("subscription")
         for line in lines:
             items.append((line.subscription, billing_charges.Charge(
                 InvoiceLine.Kind.CORRECTION, f"credit:{line.pk}", now, line.quantity, line.unit_price, -line.amount,
-                line.period_start, line.period_end, f"Reverses line {line.position} of {invoice.number}: {reason}")))
+                line.period_start, line.period_end, f"Reverses line {line.position} of {invoice.number}: {reason}",
+                ms_subscription_id=line.ms_subscription_id,
+                description="" if line.subscription_id else line.description)))
         if not items:
             raise BillingError("This invoice has no lines to credit.", code="not_creditable")
         note = _issue(organization=organization, kind=Invoice.Kind.CREDIT_NOTE, currency=invoice.currency,
