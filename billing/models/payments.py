@@ -18,7 +18,7 @@ class PaymentMethod(TenantModel):
     gateway = models.CharField(max_length=32)
     token = EncryptedCharField(max_length=512)
     brand = models.CharField(max_length=16)
-    last4 = models.CharField(max_length=4)
+    last4 = EncryptedCharField(max_length=4)
     exp_month = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(12)])
     exp_year = models.PositiveSmallIntegerField()
     is_default = models.BooleanField(default=False)

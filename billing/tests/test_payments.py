@@ -53,9 +53,10 @@ def test_only_the_token_brand_last4_and_expiry_are_kept():
     assert (method.brand, method.last4, method.exp_month, method.exp_year, method.is_default) == (
         "visa", "4242", 12, 2099, True)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT token FROM billing_paymentmethod")
-        [(stored,)] = cursor.fetchall()
+        cursor.execute("SELECT token, last4 FROM billing_paymentmethod")
+        [(stored, last4)] = cursor.fetchall()
     assert "4242424242424242" not in stored and "tok_test_" not in stored  # encrypted at rest
+    assert last4 != "4242" and last4.startswith("v1:")
 
 
 @pytest.mark.parametrize("bad, code", [("tok_test_forged.sig", "invalid_token"), ("", "invalid_token")])
