@@ -220,3 +220,29 @@ def test_the_customer_page_and_api_show_payments_refunds_and_balance(client):
     assert (body["status"], body["amount_paid"], body["balance"]) == ("partially_paid", "100.00", "200.00")
     [paid] = body["payments"]
     assert (paid["amount"], paid["method"], paid["refunds"][0]["amount"]) == ("120.00", "card", "20.00")
+
+
+@time_machine.travel(datetime(2026, 2, 10, tzinfo=UTC), tick=False)
+def test_staff_record_part_of_a_transfer_and_refund_part_of_it_in_the_admin(client):
+    from accounts.models import StaffRole
+    from accounts.tests.factories import StaffGrantFactory, UserFactory
+
+    invoice = an_invoice()
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    verified_client(client, staff)
+    StaffGrantFactory(staff=staff, organization=invoice.organization, roles=[StaffRole.BILLING_OPERATOR])
+    invoices_url = reverse("admin:billing_invoice_changelist")
+    ask = client.post(invoices_url, {"action": "record_bank_transfer", "_selected_action": [str(invoice.pk)]})
+    assert ask.status_code == 200 and b'name="amount"' in ask.content and b'name="reference"' in ask.content
+    client.post(invoices_url, {"action": "record_bank_transfer", "_selected_action": [str(invoice.pk)],
+                               "apply": "1", "amount": "120.50", "reference": "BANK-9"})
+    assert state(invoice) == (Invoice.Status.PARTIALLY_PAID, Decimal("120.50"), Decimal("179.50"))
+    too_much = client.post(invoices_url, {"action": "record_bank_transfer", "_selected_action": [str(invoice.pk)],
+                                          "apply": "1", "amount": "500", "reference": "BANK-10"}, follow=True)
+    assert "more than the USD 179.50 still due" in too_much.content.decode()
+    payment = Payment.unscoped_objects.get()
+    client.post(reverse("admin:billing_payment_changelist"), {
+        "action": "refund_payment", "_selected_action": [str(payment.pk)], "apply": "1", "amount": "20.50",
+        "reason": "Paid twice", "bank_reference": "BANK-BACK-9"})
+    assert state(invoice) == (Invoice.Status.PARTIALLY_PAID, Decimal("100.00"), Decimal("200.00"))
+    assert Refund.unscoped_objects.get().recorded_by == staff
