@@ -3,19 +3,23 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
+from pypdf import PdfReader
 
 from accounts.models import MicrosoftTenant
 from accounts.tests.factories import OrganizationFactory
 from billing import azure
 from billing.models import Invoice, InvoiceLine
+from billing.pdf import invoice_pdf
 from billing.services import invoices as invoice_services
 from billing.services.azure import UsageExport, usage_export_for_last_month
 from billing.tests.factories import BillingProfileFactory, ExchangeRateFactory, MarginRuleFactory
+from billing.views import seller
 from core.audit import Actor
 from core.tenancy import tenant_context
 
@@ -88,6 +92,9 @@ def test_the_run_bills_each_meter_with_the_azure_markup_once():
     assert (vm.period_start, vm.period_end) == (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC))
     assert vm.explanation.startswith("24 × 1 Hour of Virtual Machines · D2s v5 Linux in Azure subscription")
     assert "Microsoft's cost USD 2.304, plus 15.00%" in vm.explanation and "= USD 2.65" in vm.explanation
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(invoice_pdf(
+        invoice=invoice, lines=[*consumption_lines(invoice)], seller=seller()))).pages)
+    assert "Azure consumption: Virtual Machines" in text and "Microsoft's cost USD 2.304" in text
     # A second run, even handed the export again, bills nothing twice.
     assert invoice_services.billing_run_organization(organization=org, month=MARCH, now=AFTER_MARCH,
                                                      azure_usage=export) == []
