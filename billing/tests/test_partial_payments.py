@@ -246,3 +246,31 @@ def test_staff_record_part_of_a_transfer_and_refund_part_of_it_in_the_admin(clie
         "reason": "Paid twice", "bank_reference": "BANK-BACK-9"})
     assert state(invoice) == (Invoice.Status.PARTIALLY_PAID, Decimal("100.00"), Decimal("200.00"))
     assert Refund.unscoped_objects.get().recorded_by == staff
+
+
+@time_machine.travel(datetime(2026, 2, 10, tzinfo=UTC), tick=False)
+def test_the_api_pays_part_of_an_invoice_and_refuses_bad_input():
+    invoice = an_invoice()
+    org = invoice.organization
+    method = card(org)
+    api = api_client_for(org, Role.BILLING_ADMIN)
+    url = f"/api/v1/invoices/{invoice.pk}/pay/"
+
+    def post(body, key):
+        return api.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    for body, code in [({"payment_method": str(method.pk), "amount": "300.01"}, "overpayment"),
+                       ({"payment_method": str(method.pk), "amount": "-1"}, "invalid_amount"),
+                       ({"payment_method": str(method.pk), "amount": "5", "currency": "XYZ"}, "unknown_currency"),
+                       ({"payment_method": "not-a-uuid"}, "validation_error")]:
+        refused = post(body, f"bad-{code}")
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == code, refused.json()
+    paid = post({"payment_method": str(method.pk), "amount": "75.25"}, "part-1")
+    assert paid.status_code == 201 and paid.json()["amount"] == "75.25"
+    assert post({"payment_method": str(method.pk), "amount": "75.25"}, "part-1").json() == paid.json()  # replayed
+    assert state(invoice) == (Invoice.Status.PARTIALLY_PAID, Decimal("75.25"), Decimal("224.75"))
+    viewer = api_client_for(org, Role.VIEWER).post(url, {"payment_method": str(method.pk)}, format="json",
+                                                   HTTP_IDEMPOTENCY_KEY="v")
+    assert viewer.status_code == 403
+    post({"payment_method": str(method.pk)}, "rest")
+    assert post({"payment_method": str(method.pk)}, "again").status_code == 409
