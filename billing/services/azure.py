@@ -1,15 +1,15 @@
 """Azure consumption in the billing run: the month's usage export, read once, and each organisation's lines.
 
-The run (services/invoices.py) asks :func:`azure_pending_charges` for an organisation's consumption
-charges next to its subscription charges. The export is partner-wide: :class:`UsageExport` fetches it
-from Partner Center (Graph's billing export, through ``licensing.microsoft``) the first time an
-organisation that still needs billing asks, so an hourly run that finds everyone billed never calls
-Microsoft. Arithmetic and wording are in ``billing/azure.py``.
+The run (services/invoices.py) reads an organisation's meters with :func:`azure_meters_to_bill` before
+its transaction, and turns them into charges with :func:`azure_pending_charges` next to its
+subscription charges. The export is partner-wide: :class:`UsageExport` fetches it from Partner Center
+(Graph's billing export, through ``licensing.microsoft``) the first time an organisation that still
+needs billing asks, so an hourly run that finds everyone billed never calls Microsoft. Arithmetic and
+wording are in ``billing/azure.py``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -20,13 +20,13 @@ from django.db.models import Q
 from accounts.models import MicrosoftTenant
 from billing import azure
 from billing.charges import Charge
-from billing.models import InvoiceLine
+from billing.models import Invoice, InvoiceLine
 from billing.selectors.pricing import billing_profile, exchange_rate, margin_rule_for
+from core.tenancy import tenant_context
 from licensing import nce
 from licensing.microsoft.client import default_client
 from licensing.microsoft.errors import MicrosoftError
 
-log = logging.getLogger(__name__)
 NO_DATA = "5000"  # the export's "No data available": no Azure usage anywhere that month
 
 
@@ -61,15 +61,23 @@ def usage_export_for_last_month(month: date) -> UsageExport:
     return UsageExport(month, _last_month_rows)
 
 
-def azure_pending_charges(*, organization, usage: UsageExport | None, period: date) -> list[tuple[str, Charge]]:
-    """(currency, charge) for each meter the organisation's Azure subscriptions used in ``period``'s month
-    and no document billed yet. Call inside the organisation's tenant context."""
+def azure_meters_to_bill(*, organization, usage: UsageExport | None, period: date) -> list[azure.MeterUsage]:
+    """The organisation's meters in the export, read before the run's transaction opens: the first
+    organisation that needs them waits for Microsoft's export, and no transaction stays open meanwhile.
+    Nothing (and no call to Microsoft) for an organisation whose month is billed already."""
     if usage is None:
         return []
-    tenant = MicrosoftTenant.objects.for_org(organization).first()
-    if tenant is None or not tenant.partner_customer_id:
-        return []
-    meters = usage.for_customer(tenant.partner_customer_id)
+    with tenant_context(organization):
+        if Invoice.objects.for_org(organization).filter(run_period=period).exists():
+            return []
+        tenant = MicrosoftTenant.objects.for_org(organization).first()
+        customer = tenant.partner_customer_id if tenant is not None else ""
+    return usage.for_customer(customer) if customer else []
+
+
+def azure_pending_charges(*, organization, meters: list[azure.MeterUsage], period: date) -> list[tuple[str, Charge]]:
+    """(currency, charge) for each of ``meters`` (``period``'s month) that no document billed yet. Call inside
+    the organisation's tenant context."""
     if not meters:
         return []
     billed = set(InvoiceLine.objects.for_org(organization).filter(

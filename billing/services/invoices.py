@@ -29,7 +29,7 @@ from billing.models import DunningReminder, Invoice, InvoiceLine, InvoiceSequenc
 from billing.money import ZERO, round_line
 from billing.selectors.pricing import billing_profile
 from billing.selectors.tax import TaxTreatment, tax_treatment
-from billing.services.azure import UsageExport, azure_pending_charges
+from billing.services.azure import UsageExport, azure_meters_to_bill, azure_pending_charges
 from core.audit import Actor, audit_record
 from core.tenancy import tenant_context
 from licensing import nce
@@ -148,6 +148,7 @@ def billing_run_organization(*, organization, month: date, now: datetime | None 
     if until > now:
         raise BillingError(f"{period:%B %Y} has not ended yet; it can be billed from {until:%Y-%m-%d}.",
                            code="month_open")
+    meters = azure_meters_to_bill(organization=organization, usage=azure_usage, period=period)
     try:
         with tenant_context(organization):
             if Invoice.objects.for_org(organization).filter(run_period=period).exists():
@@ -156,8 +157,7 @@ def billing_run_organization(*, organization, month: date, now: datetime | None 
             for sub, charge in pending_charges(organization=organization, until=until):
                 kind = Invoice.Kind.CREDIT_NOTE if charge.amount < 0 else Invoice.Kind.INVOICE
                 groups[(kind, sub.currency)].append((sub, charge))
-            for currency, charge in azure_pending_charges(organization=organization, usage=azure_usage,
-                                                          period=period):
+            for currency, charge in azure_pending_charges(organization=organization, meters=meters, period=period):
                 groups[(Invoice.Kind.INVOICE, currency)].append((None, charge))
             documents = []
             for (kind, currency), items in sorted(groups.items()):

@@ -95,6 +95,14 @@ def _locked_payable(organization, invoice_id) -> Invoice:
     return invoice
 
 
+def _check_key(key: str, what: str) -> None:
+    if not key:
+        raise PaymentError(f"{what} needs an idempotency key.", code="idempotency_key_required")
+    if not key.isprintable():
+        raise PaymentError(f"{what}'s idempotency key has characters it cannot have; reload the page and try again.",
+                           code="invalid_idempotency_key")
+
+
 def _checked_amount(amount, *, currency: str | None, expected_currency: str, most: Decimal, what: str) -> Decimal:
     """A positive amount in cents, in the document's currency, at most ``most`` (None: all of it)."""
     if currency is not None and currency != expected_currency:
@@ -118,8 +126,7 @@ def invoice_pay_by_card(*, organization, actor: Actor, user, invoice: Invoice, m
                         idempotency_key: str, amount=None, currency: str | None = None) -> Payment:
     """Charge the invoice's balance, or ``amount`` of it, to a saved card. A decline raises and writes nothing;
     more than the balance is refused."""
-    if not idempotency_key:
-        raise PaymentError("A payment needs an idempotency key.", code="idempotency_key_required")
+    _check_key(idempotency_key, "A payment")
     try:
         with tenant_context(organization):
             existing = Payment.objects.for_org(organization).filter(idempotency_key=idempotency_key).first()
@@ -192,8 +199,7 @@ def payment_refund(*, organization, actor: Actor, user, payment: Payment, reason
     reason = (reason or "").strip()[:300]
     if not reason:
         raise PaymentError({"reason": "Say why the money is refunded; the customer sees it."})
-    if not idempotency_key:
-        raise PaymentError("A refund needs an idempotency key.", code="idempotency_key_required")
+    _check_key(idempotency_key, "A refund")
     with tenant_context(organization):
         existing = Refund.objects.for_org(organization).filter(idempotency_key=idempotency_key).first()
         if existing is not None:

@@ -152,3 +152,15 @@ def test_the_usage_export_is_read_from_partner_center(emulator):
         cost = sum(Decimal(str(r["BillingPreTaxTotal"])) for r in rows
                    if r["MeterName"] == meter and r["SubscriptionId"] == line.ms_subscription_id)
         assert line.amount == (cost * Decimal("1.15")).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def test_an_organisation_already_billed_does_not_ask_microsoft_for_the_export():
+    org = azure_customer()
+    invoice_services.billing_run_organization(organization=org, month=MARCH, now=AFTER_MARCH,
+                                              azure_usage=UsageExport(MARCH, ROWS))
+
+    def unreachable():
+        raise AssertionError("the export was fetched for a month already billed")
+
+    assert invoice_services.billing_run_organization(organization=org, month=MARCH, now=AFTER_MARCH,
+                                                     azure_usage=UsageExport(MARCH, unreachable)) == []

@@ -274,3 +274,10 @@ def test_the_api_pays_part_of_an_invoice_and_refuses_bad_input():
     assert viewer.status_code == 403
     post({"payment_method": str(method.pk)}, "rest")
     assert post({"payment_method": str(method.pk)}, "again").status_code == 409
+
+
+def test_an_idempotency_key_with_a_nul_byte_is_a_clear_error():
+    invoice = an_invoice()
+    with pytest.raises(ValidationError, match="reload the page") as caught:
+        pay(invoice, card(invoice.organization), "k\x00")
+    assert caught.value.code == "invalid_idempotency_key" and not Payment.unscoped_objects.exists()
