@@ -10,7 +10,7 @@ LOAD_SECONDS ?= 120
 LOAD_USERS ?= 16
 CHAOS_SECONDS ?= 45
 
-.PHONY: run test bench lint mutate install migrate seed emulator worker clean load chaos
+.PHONY: run test bench lint mutate install migrate seed emulator worker clean load load-rate chaos
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ clean:
 # Long runs, outside `make test` (tests/test_load_chaos_smoke.py is the short version in the suite).
 load: install
 	$(PY) -m benchmarks.load --seconds $(LOAD_SECONDS) --users $(LOAD_USERS)
+
+# The highest rate the machine holds: open-loop stages of rising rate (benchmarks/load.py --find-rate).
+LOAD_STAGE_SECONDS ?= 20
+LOAD_RATES ?= 2,4,8,12,16,24,32,48
+load-rate: install
+	$(PY) -m benchmarks.load --find-rate --stage-seconds $(LOAD_STAGE_SECONDS) --rates $(LOAD_RATES) --users 8
 
 chaos: install
 	$(PY) -m benchmarks.chaos --seconds $(CHAOS_SECONDS)

@@ -33,6 +33,13 @@ def _own_audit_checkpoints(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _own_privacy_files(settings, tmp_path):
+    """Each test's database starts empty, so its export and authorisation files do too: the retention
+    purge deletes files without a row, and must not reach a development database's files."""
+    settings.PRIVACY_EXPORT_DIR = str(tmp_path / "privacy-exports")
+
+
+@pytest.fixture(autouse=True)
 def _fresh_caches():
     """Data keys and cached values are per process; a rolled-back test must not leave them behind."""
     from django.core.cache import cache

@@ -63,8 +63,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if parts is None:
             raise exceptions.AuthenticationFailed("Unknown API key.")
         prefix, secret = parts
-        # Authentication decides the tenant, so this lookup cannot be tenant-scoped yet.
-        with unscoped_no_tenant():
+        # Authentication decides the tenant, so this lookup cannot be tenant-scoped yet. One statement, so
+        # no transaction of its own: two round trips fewer on every API request.
+        with unscoped_no_tenant(atomic=False):
             key = ApiKey.unscoped_objects.select_related("organization").filter(prefix=prefix).first()
         if key is None or not hmac.compare_digest(key.secret_hash, hash_api_secret(secret)):
             raise exceptions.AuthenticationFailed("Unknown API key.")

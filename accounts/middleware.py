@@ -10,7 +10,7 @@ from django.utils.http import urlencode
 from core.api.errors import error_response
 from core.timezones import organization_zone
 
-from .selectors import display_organization, membership_for_slug
+from .selectors import display_organization, memberships_and_current
 from .signin import SESSION_ACTIVE_KEY, SESSION_STARTED_KEY, user_session_end, user_session_touch
 
 # The privacy notice and the privacy choices answer anyone, signed in or not, at any step of signing in.
@@ -199,7 +199,8 @@ class OrganizationMiddleware:
                 organization = display_organization(user, request.session.get("current_org"))
                 timezone.activate(organization_zone(organization))
             return None
-        membership = membership_for_slug(user, slug)
+        # The header's organisation switcher lists the same memberships (portal.templatetags.portal_shell).
+        request.memberships, membership = memberships_and_current(user, slug)
         if membership is None:
             raise Http404("No such organisation.")
         request.organization = membership.organization

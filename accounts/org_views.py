@@ -2,6 +2,7 @@
 
 from django.contrib.auth.mixins import AccessMixin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404
 
 from core.tenancy import tenant_context
@@ -15,9 +16,19 @@ class OrganizationMixin(AccessMixin):
 
     Not a member, or no organisation: 404, so existence does not leak. A member
     whose role lacks the permission: 403.
+
+    The tenant context is the request's transaction (instead of ``ATOMIC_REQUESTS``' with a savepoint
+    inside it), and a template response is rendered before it ends: what the templates read (the header's
+    bell, lazy querysets) is under the same scope and row-level security as the view, and the page costs
+    no savepoint, no second transaction and no ``set_config`` to restore (docs/performance.md). An error
+    anywhere in the view or its rendering rolls the whole transaction back, as ``ATOMIC_REQUESTS`` did.
     """
 
     permission: str = Perm.VIEW
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return transaction.non_atomic_requests(super().as_view(**initkwargs))
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
@@ -31,7 +42,10 @@ class OrganizationMixin(AccessMixin):
         self.organization = organization
         self.membership = membership
         with tenant_context(organization):
-            return super().dispatch(request, *args, **kwargs)
+            response = super().dispatch(request, *args, **kwargs)
+            if callable(getattr(response, "render", None)) and not getattr(response, "is_rendered", True):
+                response.render()
+            return response
 
     def get_permission(self) -> str:
         return self.permission

@@ -56,6 +56,13 @@ def membership_for_slug(user: User, slug: str) -> Membership | None:
     return memberships_for_user(user).filter(organization__slug=slug).first()
 
 
+def memberships_and_current(user: User, slug: str) -> tuple[list[Membership], Membership | None]:
+    """The user's memberships (the organisation switcher's list, in its order) and the one at ``slug``, as
+    :func:`membership_for_slug` resolves it: one query where asking for each would make two on every page."""
+    memberships = list(memberships_for_user(user))
+    return memberships, next((m for m in memberships if m.organization.slug == slug), None)
+
+
 def display_organization(user: User, current_slug: str | None) -> Organization | None:
     """Whose time zone a page outside an organisation uses: the one last worked in, else the first."""
     memberships = memberships_for_user(user)

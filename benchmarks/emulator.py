@@ -219,20 +219,27 @@ def buy(control: Control, customer_id: str, product_id: str, quantity: int) -> s
 @contextlib.contextmanager
 def portal_pointed_at(emulator: Emulator) -> Iterator[None]:
     """The portal's MS_* settings and default Microsoft client aimed at ``emulator``."""
+    from django.core.cache import cache
     from django.test import override_settings
 
     from licensing.microsoft.client import reset_default_client
+    from licensing.microsoft.token_store import DjangoCacheTokenStore
     from licensing.models import MicrosoftTokenCache
 
-    # Each emulator signs tokens with its own key: tokens cached from another one would be refused.
-    with override_settings(**emulator.portal_settings()):
+    def forget_tokens():
+        # Each emulator signs tokens with its own key: tokens cached from another one would be refused.
+        # Both stores: the database row, and Redis when REDIS_URL is set.
         MicrosoftTokenCache.objects.all().delete()
+        cache.delete(DjangoCacheTokenStore().key)
+
+    with override_settings(**emulator.portal_settings()):
+        forget_tokens()
         reset_default_client()
         try:
             yield
         finally:
             reset_default_client()
-            MicrosoftTokenCache.objects.all().delete()
+            forget_tokens()
 
 
 def linked_organization(slug: str, tenant_id: str = FABRIKAM, domain: str = FABRIKAM_DOMAIN):

@@ -18,12 +18,23 @@ operation left pending or dead, no MS-RequestId twice), and no SKU has more lice
 purchased. Reported per class: p50, p95, p99 latency, requests per second and the error rate (a
 4xx refusal the API documents, such as 409 "no seats left", is counted apart from errors).
 
+The closed loop above (each virtual user sends its next request when the last one answered) shows
+latency at a fixed concurrency, not how much the machine holds. `--find-rate` answers that: an open
+loop sends requests on a fixed schedule (the day's mix at R requests per second, whatever the answers),
+in stages of rising R on one stack. Latency is counted from each request's scheduled time, so a
+backlog shows as latency instead of hiding as a slower schedule. A stage is held when the schedule
+was kept (at least 90% of R completed in the stage's time), nothing failed, and the p95 targets are
+met (dashboard pages under 300 ms, API reads under 150 ms). The report names the highest rate held
+with the targets and the highest rate held with zero errors whatever the latency.
+
 Usage: python -m benchmarks.load [--seconds 60] [--users 8] [--json out.json]
+       python -m benchmarks.load --find-rate [--stage-seconds 20] [--rates 2,4,8,12,16,24,32]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -45,6 +56,8 @@ from benchmarks.stack import Stack
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 MIX = (("dashboard", 45), ("api_read", 25), ("api_assign", 18), ("purchase", 2), ("admin", 8), ("dsar", 2))
 REFUSALS = {400, 404, 409, 422}  # documented business refusals of a write (no seats, already assigned, ...)
+P95_TARGETS_MS = {"dashboard": 300, "api_read": 150}  # issue 14's targets for the day's mix
+SCHEDULE_KEPT = 0.9  # a stage whose completions fall below this share of the offered rate was not held
 
 
 def totp_code(key_hex: str, offset_steps: int = 0) -> str:
@@ -118,18 +131,29 @@ class VirtualUser(threading.Thread):
         super().__init__(daemon=True)
         self.stack, self.session, self.staff, self.samples, self.until = stack, session, staff, samples, until
         self.random = random.Random(seed)
+        self.scheduled: float | None = None  # an open loop's planned start of the next request (perf_counter)
         setup = stack.setup
         self.org = setup["org"]
         self.api = requests.Session()
         self.api.headers.update({"Authorization": f"Bearer {setup['api_key']}", "X-Organization": self.org})
 
     def run(self) -> None:
-        classes, weights = zip(*MIX, strict=True)
         while time.monotonic() < self.until:
-            getattr(self, self.random.choices(classes, weights)[0])()
+            self.act()
+
+    def act(self) -> None:
+        """One request of the day's mix, chosen by its share."""
+        classes, weights = zip(*MIX, strict=True)
+        getattr(self, self.random.choices(classes, weights)[0])()
+
+    def _request_started(self) -> float:
+        """When the next request's latency starts: its scheduled time in an open loop (so waiting for a free
+        sender counts), else now. Used once: the second request of an action starts its own clock."""
+        scheduled, self.scheduled = self.scheduled, None
+        return scheduled if scheduled is not None else time.perf_counter()
 
     def _get(self, cls: str, session: requests.Session, path: str) -> requests.Response | None:
-        started = time.perf_counter()
+        started = self._request_started()
         try:
             response = session.get(f"{self.stack.base_url}{path}", timeout=30)
         except requests.RequestException:
@@ -138,7 +162,7 @@ class VirtualUser(threading.Thread):
         return response
 
     def _write(self, cls: str, method: str, path: str, body: dict | None = None) -> requests.Response | None:
-        started = time.perf_counter()
+        started = self._request_started()
         try:
             response = self.api.request(method, f"{self.stack.base_url}{path}", json=body, timeout=30,
                                         headers={"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {})
@@ -172,7 +196,7 @@ class VirtualUser(threading.Thread):
 
     def dsar(self) -> None:
         anonymous = requests.Session()
-        started = time.perf_counter()
+        started = self._request_started()
         response = None
         try:
             form = anonymous.get(f"{self.stack.base_url}/privacy/requests/new/", timeout=30)
@@ -269,6 +293,100 @@ def run_mix(stack: Stack, *, users: int, seconds: float) -> dict:
     return report(samples, time.monotonic() - started)
 
 
+def run_paced(stack: Stack, sessions: list[requests.Session], staff: requests.Session, *, rate: float,
+              seconds: float, senders: int = 32) -> dict:
+    """An open loop: request i of the mix is due at start + i / rate, sent by whichever sender is free."""
+    samples = Samples()
+    due = itertools.count()
+    due_lock = threading.Lock()
+    done = []  # one entry per finished action (list.append is atomic)
+    total = max(1, round(rate * seconds))
+    start = time.perf_counter() + 0.2
+
+    def send(actor: VirtualUser) -> None:
+        while True:
+            with due_lock:
+                index = next(due)
+            if index >= total:
+                return
+            scheduled = start + index / rate
+            time.sleep(max(0.0, scheduled - time.perf_counter()))
+            actor.scheduled = scheduled
+            actor.act()
+            done.append(1)
+
+    actors = [VirtualUser(stack, sessions[i % len(sessions)], staff, samples, until=0.0, seed=1000 + i)
+              for i in range(senders)]
+    threads = [threading.Thread(target=send, args=(actor,), daemon=True) for actor in actors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    # The stage lasted as long as the schedule, or longer when answers lagged behind it. An action is one
+    # draw from the mix (an assignment is two requests: assign, then remove), so the rate counts actions.
+    return {**report(samples, max(seconds, elapsed)), "actions_per_second": round(len(done) / max(seconds, elapsed), 1)}
+
+
+def stage_verdict(rate: float, result: dict) -> dict:
+    """Was the offered rate held, and with the latency targets? Reasons name what failed."""
+    reasons = []
+    if result["actions_per_second"] < SCHEDULE_KEPT * rate:
+        reasons.append(f"completed {result['actions_per_second']}/s of {rate}/s offered")
+    if result["error_rate"] > 0:
+        reasons.append(f"error rate {result['error_rate']:.2%}")
+    held = not reasons
+    for cls, target in P95_TARGETS_MS.items():
+        row = result["classes"].get(cls)
+        if row and row["requests"] and row["p95_ms"] >= target:
+            reasons.append(f"{cls} p95 {row['p95_ms']} ms (target < {target})")
+    return {"rate": rate, "held": held, "meets_targets": not reasons, "reasons": reasons}
+
+
+def highest_rates(verdicts: list[dict]) -> dict:
+    """The highest offered rate held with the targets met, and the highest held at all (zero errors)."""
+    return {
+        "highest_rate_meeting_targets": max((v["rate"] for v in verdicts if v["meets_targets"]), default=None),
+        "highest_rate_held": max((v["rate"] for v in verdicts if v["held"]), default=None),
+    }
+
+
+def find_rate(stack: Stack, *, rates: list[float], stage_seconds: float, members: int,
+              warmup_seconds: float = 5) -> dict:
+    """Stages of rising rate on one stack; stops after two stages in a row that were not held. A short
+    warm-up at the first rate, not counted, fills the connection pools and the workers' caches first."""
+    setup = stack.setup
+    sessions = [sign_in(stack.base_url, email, setup["password"], setup["totp_hex"])
+                for email in setup["members"][:members]]
+    staff = sign_in_staff(stack.base_url, setup["staff"], setup["password"], setup["totp_hex"])
+    if warmup_seconds > 0:
+        run_paced(stack, sessions, staff, rate=rates[0], seconds=warmup_seconds)
+    stages, verdicts, misses = [], [], 0
+    for rate in rates:
+        result = run_paced(stack, sessions, staff, rate=rate, seconds=stage_seconds)
+        verdict = stage_verdict(rate, result)
+        stages.append({"rate": rate, "result": result, "verdict": verdict})
+        verdicts.append(verdict)
+        print(f"  {rate:>6}/s offered: {result['actions_per_second']}/s done, "
+              f"{'held' if verdict['held'] else 'not held'}"
+              f"{'' if verdict['meets_targets'] else ' — ' + '; '.join(verdict['reasons'])}", flush=True)
+        misses = 0 if verdict["held"] else misses + 1
+        if misses >= 2:
+            break
+    return {"stages": stages, **highest_rates(verdicts)}
+
+
+def print_rate_report(found: dict) -> None:
+    print(f"\n{'offered/s':>10}{'done/s':>8}{'err':>7}{'dash p95':>10}{'api p95':>9}{'assign p95':>12}  verdict")
+    for stage in found["stages"]:
+        rows, verdict = stage["result"]["classes"], stage["verdict"]
+        print(f"{stage['rate']:>10}{stage['result']['actions_per_second']:>8}{stage['result']['error_rate']:>7.1%}"
+              f"{rows['dashboard']['p95_ms']:>10}{rows['api_read']['p95_ms']:>9}{rows['api_assign']['p95_ms']:>12}"
+              f"  {'meets targets' if verdict['meets_targets'] else ('held' if verdict['held'] else 'not held')}")
+    print(f"\nhighest rate meeting the p95 targets: {found['highest_rate_meeting_targets']} req/s; "
+          f"highest rate held with zero errors: {found['highest_rate_held']} req/s")
+
+
 def print_report(result: dict, invariants: dict) -> None:
     print(f"\n{'class':<12}{'req':>7}{'req/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}{'refused':>9}")
     for cls, row in result["classes"].items():
@@ -286,16 +404,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--find-rate", action="store_true", help="open-loop stages of rising rate instead")
+    parser.add_argument("--stage-seconds", type=float, default=20)
+    parser.add_argument("--rates", default="2,4,8,12,16,24,32,48", help="offered rates per stage, req/s")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="portal-load-") as workdir, \
             Stack(Path(workdir), members=args.users) as stack:
-        result = run_mix(stack, users=args.users, seconds=args.seconds)
+        if args.find_rate:
+            found = find_rate(stack, rates=[float(r) for r in args.rates.split(",")],
+                              stage_seconds=args.stage_seconds, members=args.users)
+            result = None
+        else:
+            result = run_mix(stack, users=args.users, seconds=args.seconds)
         invariants = check_invariants(stack)
-    print_report(result, invariants)
+    if args.find_rate:
+        print_rate_report(found)
+        print(f"invariants: {json.dumps(invariants)}")
+    else:
+        print_report(result, invariants)
     if args.json:
-        Path(args.json).write_text(json.dumps({"load": result, "invariants": invariants}, indent=2))
+        figures = {"rate_search": found} if args.find_rate else {"load": result}
+        Path(args.json).write_text(json.dumps({**figures, "invariants": invariants}, indent=2))
     ok = (invariants["waiting"] == 0 and invariants["dead"] == 0 and not invariants["over_assigned"]
-          and invariants["duplicate_request_ids"] == 0 and result["error_rate"] == 0)
+          and invariants["duplicate_request_ids"] == 0 and (args.find_rate or result["error_rate"] == 0))
     return 0 if ok else 1
 
 

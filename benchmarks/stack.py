@@ -283,7 +283,10 @@ class Stack:
         """gunicorn serving ``application`` on ``port``: sync workers when ``web_threads`` is 1."""
         web = self._start(name, [sys.executable, "-m", "gunicorn", application, "--bind", f"127.0.0.1:{port}",
                                  "--workers", str(self.web_workers), "--threads", str(self.web_threads),
-                                 "--log-level", "warning"], env=env)
+                                 # gunicorn closes an idle keep-alive connection after 2 s by default. A load
+                                 # client reusing one at that instant sees it dropped, and a POST cannot be
+                                 # re-sent safely; in production nginx holds the clients' connections instead.
+                                 "--keep-alive", "30", "--log-level", "warning"], env=env)
         wait_for_port(port, 60, web)
         return web
 

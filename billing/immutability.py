@@ -14,7 +14,8 @@ queryset ``update()`` or an operator's psql prompt (docs/decisions/029-immutable
   the delete brings along are admitted too (a credit note's link to a purged invoice, a line's link to
   a purged subscription, both set to null).
 
-On SQLite (development) the update rules are triggers too. Deletes are not guarded there: Django's
+On SQLite (development) the update rules are triggers too, except that the links a purge sets to null
+(a credit note's invoice, a line's subscription) may be cleared. Deletes are not guarded there: Django's
 test flush empties tables with DELETE, and SQLite has no transaction-local setting to recognise the
 purge by. SQLite drops a table's triggers when a migration rebuilds the table, so every billing
 migration that alters ``billing_invoice`` ends with :func:`install`. A refusal is an integrity error
@@ -116,9 +117,13 @@ def _pg_statements(mutable, encrypted) -> list[str]:
     ]
 
 
-def _sqlite_statements(columns, mutable, encrypted) -> list[str]:
-    fixed = [c for c in columns if c not in mutable and c not in encrypted]
+def _sqlite_statements(columns, line_columns, mutable, encrypted) -> list[str]:
+    # SQLite has no setting to recognise the retention purge by, so the one update a purge brings along
+    # (a credit note's link to a purged invoice set to null) is admitted there.
+    fixed = [c for c in columns if c not in mutable and c not in encrypted and c != "credited_invoice_id"]
     changed = [f'NEW."{c}" IS NOT OLD."{c}"' for c in fixed]
+    changed.append('(NEW."credited_invoice_id" IS NOT OLD."credited_invoice_id" '
+                   'AND NEW."credited_invoice_id" IS NOT NULL)')
     changed += [f'(NEW."{c}" IS NOT OLD."{c}" AND (NEW."{c}" IS NULL OR OLD."{c}" IS NULL '
                 f'OR substr(NEW."{c}", 1, {KEY_PREFIX}) = substr(OLD."{c}", 1, {KEY_PREFIX})))' for c in encrypted]
     changed += ["(OLD.status = 'void' AND NEW.status <> 'void')",
@@ -129,9 +134,12 @@ def _sqlite_statements(columns, mutable, encrypted) -> list[str]:
         + " OR ".join(changed)
         + " BEGIN SELECT RAISE(ABORT, 'An issued document cannot be changed; corrections are credit notes.'); END",
         "DROP TRIGGER IF EXISTS billing_invoiceline_refuse_update",
+        # Likewise a line's link to a purged subscription set to null; nothing else.
         "CREATE TRIGGER billing_invoiceline_refuse_update BEFORE UPDATE ON billing_invoiceline FOR EACH ROW "
-        "BEGIN SELECT RAISE(ABORT, 'Lines of an issued document cannot be changed; corrections are credit notes.'); "
-        "END",
+        "WHEN NOT (NEW.subscription_id IS NULL AND OLD.subscription_id IS NOT NULL AND "
+        + " AND ".join(f'NEW."{c}" IS OLD."{c}"' for c in line_columns if c != "subscription_id")
+        + ") BEGIN SELECT RAISE(ABORT, 'Lines of an issued document cannot be changed; corrections are credit "
+        "notes.'); END",
     ]
 
 
@@ -143,7 +151,9 @@ def install(schema_editor, *, mutable=INVOICE_MUTABLE, encrypted=INVOICE_ENCRYPT
     elif connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             columns = [c.name for c in connection.introspection.get_table_description(cursor, "billing_invoice")]
-        statements = _sqlite_statements(columns, mutable, encrypted)
+            line_columns = [c.name for c in connection.introspection.get_table_description(cursor,
+                                                                                           "billing_invoiceline")]
+        statements = _sqlite_statements(columns, line_columns, mutable, encrypted)
     else:
         return
     for statement in statements:

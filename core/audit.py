@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +131,16 @@ def _hash_holds(event: AuditEvent) -> bool:
     return any(hmac.compare_digest(compute_hash(event.previous_hash, event, key), event.hash) for key in _keys())
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event for ``audit_record_many``: what ``audit_record`` takes besides the actor."""
+
+    action: str
+    organization: object = None
+    target: object = None
+    metadata: dict | None = None
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -140,41 +150,63 @@ def audit_record(
     metadata: dict | None = None,
 ) -> AuditEvent:
     """Append an event to the chain, inside the caller's transaction."""
-    organization_id = getattr(organization, "pk", organization)
-    metadata = {**actor.metadata, **(metadata or {})}
-    grants = _staff_grants.get()
-    if actor.type == AuditEvent.ActorType.STAFF and grants and "grant" not in metadata and organization_id:
-        grant_id = grants.get(str(organization_id))
-        if grant_id:
-            metadata["grant"] = grant_id
+    [event] = audit_record_many(actor=actor, entries=[AuditEntry(action, organization, target, metadata)])
+    return event
+
+
+def audit_record_many(*, actor: Actor, entries: Sequence[AuditEntry]) -> list[AuditEvent]:
+    """Append events in order, inside the caller's transaction: the chain as many ``audit_record``
+    calls would leave it, written with one lock of the head, one insert and one update of the head,
+    so a job writing an event per document (the billing run) does not pay three round trips each."""
+    if not entries:
+        return []
     # The connection the event is written on: the system one inside unscoped_no_tenant() (key
     # rotation), so the transaction and its after-commit checkpoint are that connection's.
     using = router.db_for_write(AuditEvent)
-    with transaction.atomic(using=using):
+    ip_address = normalise_ip(get_client_ip())  # canonical text, so the hash covers what decrypting gives back
+    request_id = get_request_id() if get_request_id() != "-" else ""
+    # No savepoint inside a caller's transaction: a failed append must undo the caller's write too, never
+    # be rolled back alone, and a savepoint is two more round trips on every event.
+    with transaction.atomic(using=using, savepoint=False):
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
-        event = AuditEvent(
-            sequence=head.sequence + 1,
-            occurred_at=timezone.now(),
-            organization_id=organization_id,
-            actor_type=actor.type,
-            actor_id=actor.id,
-            action=action,
-            target_type=type(target).__name__ if target is not None else "",
-            target_id=str(target.pk) if target is not None else "",
-            # Canonical text, so the hash covers what decrypting the stored value gives back.
-            ip_address=normalise_ip(get_client_ip()),
-            request_id=get_request_id() if get_request_id() != "-" else "",
-            metadata=metadata,
-            previous_hash=head.hash,
-        )
-        event.hash = compute_hash(head.hash, event)
-        event.save()
-        head.sequence = event.sequence
-        head.hash = event.hash
+        events = []
+        sequence, previous_hash = head.sequence, head.hash
+        for entry in entries:
+            organization_id = getattr(entry.organization, "pk", entry.organization)
+            sequence += 1
+            event = AuditEvent(
+                sequence=sequence,
+                occurred_at=timezone.now(),
+                organization_id=organization_id,
+                actor_type=actor.type,
+                actor_id=actor.id,
+                action=entry.action,
+                target_type=type(entry.target).__name__ if entry.target is not None else "",
+                target_id=str(entry.target.pk) if entry.target is not None else "",
+                ip_address=ip_address,
+                request_id=request_id,
+                metadata=_metadata(actor, organization_id, entry.metadata),
+                previous_hash=previous_hash,
+            )
+            event.hash = previous_hash = compute_hash(previous_hash, event)
+            events.append(event)
+        # The base manager, the one save() writes through: events of no organisation are written too.
+        AuditEvent._base_manager.bulk_create(events)
+        head.sequence, head.hash = sequence, previous_hash
         head.signature = _sign_head(head.sequence, head.hash)
         head.save()
         transaction.on_commit(checkpoint_after_commit, using=using)
-        return event
+        return events
+
+
+def _metadata(actor: Actor, organization_id, metadata: dict | None) -> dict:
+    merged = {**actor.metadata, **(metadata or {})}
+    grants = _staff_grants.get()
+    if actor.type == AuditEvent.ActorType.STAFF and grants and "grant" not in merged and organization_id:
+        grant_id = grants.get(str(organization_id))
+        if grant_id:
+            merged["grant"] = grant_id
+    return merged
 
 
 _checkpointed: dict[Path, int] = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -255,7 +256,14 @@ def decrypt_text(ciphertext: str, *, aad: bytes) -> str:
 
 
 def _index_key(purpose: str) -> bytes:
-    root = base64.b64decode(settings.BLIND_INDEX_KEY)
+    return _derived_index_key(settings.BLIND_INDEX_KEY, purpose)
+
+
+@functools.lru_cache(maxsize=128)
+def _derived_index_key(root_key: str, purpose: str) -> bytes:
+    # Keyed by the root key itself, so a rotated or overridden BLIND_INDEX_KEY derives afresh; a sync
+    # computes three indexes per user, and deriving each key anew was two HMACs and a base64 decode.
+    root = base64.b64decode(root_key)
     return hmac.new(root, f"blind-index:{purpose}".encode(), hashlib.sha256).digest()
 
 

@@ -2,7 +2,10 @@
 
 Values are decrypted lazily, on first attribute access, because the associated
 data needs the row (its owner and primary key), which ``from_db_value`` does not
-see. Lookups other than ``isnull`` are refused: search through a BlindIndexField.
+see. Code that reads many rows as ``values()`` (access reports) decrypts with
+``EncryptedField.decrypt_values``, given the row's ``binding_attnames``: the same key and
+associated data, without a model instance. Lookups other than ``isnull`` are refused: search
+through a BlindIndexField.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import decimal
 import functools
 import json
 import uuid
+from collections.abc import Mapping
 
 from django import forms
 from django.core import validators
@@ -123,27 +127,49 @@ class EncryptedField(models.TextField):
 
     # --- key scope and associated data ---------------------------------------
     def scope_for(self, instance) -> KeyScope:
+        return self._scope_of(getattr(instance, self._scope_attname) if self._scope_attname else None)
+
+    def _scope_of(self, owner) -> KeyScope:
+        """The key scope, given the value of the column that names its owner (:attr:`_scope_attname`)."""
         if self.key_scope == "organization":
-            org_id = instance.organization_id
-            if org_id is None:
-                raise ValueError(f"{type(instance).__name__}.{self.name}: organisation must be set before encrypting.")
-            return _scope("org", org_id)
+            if owner is None:
+                raise ValueError(f"{self.model.__name__}.{self.name}: organisation must be set before encrypting.")
+            return _scope("org", owner)
         if self.key_scope == "self":
-            return _scope("subject", instance.pk)
+            return _scope("subject", owner)
         if self.key_scope == "self_org":
-            return _scope("org", instance.pk)
+            return _scope("org", owner)
         if self.key_scope.startswith("field:"):
-            subject = getattr(instance, self.key_scope.split(":", 1)[1])
-            if subject is None:
-                raise ValueError(f"{type(instance).__name__}.{self.name}: subject key must be set before encrypting.")
-            return _scope("subject", subject)
+            if owner is None:
+                raise ValueError(f"{self.model.__name__}.{self.name}: subject key must be set before encrypting.")
+            return _scope("subject", owner)
         if self.key_scope.startswith("system:"):
             return _scope("system", self.key_scope.split(":", 1)[1])
         raise ValueError(f"Unknown key scope {self.key_scope!r}")
 
+    @functools.cached_property
+    def _scope_attname(self) -> str | None:
+        """The column whose value picks the data key (None for a table-wide system key)."""
+        if self.key_scope == "organization":
+            return "organization_id"
+        if self.key_scope in ("self", "self_org"):
+            return self.model._meta.pk.attname
+        if self.key_scope.startswith("field:"):
+            return self.model._meta.get_field(self.key_scope.split(":", 1)[1]).attname
+        return None
+
+    @functools.cached_property
+    def binding_attnames(self) -> tuple[str, ...]:
+        """The columns besides the ciphertext that :meth:`decrypt_values` reads: the key's owner and the row."""
+        return tuple(dict.fromkeys(name for name in (self._scope_attname, self._pk_attname) if name))
+
     def _aad(self, instance) -> bytes:
         """Binds a ciphertext to model, field, key scope and row (see crypto.associated_data)."""
         return (self._aad_prefix + self._row_context(instance)[1]).encode()
+
+    @staticmethod
+    def _binding(scope: KeyScope, row_id) -> str:
+        return f"{scope.kind}:{scope.id}|{_id_text(row_id)}"
 
     def _row_context(self, instance) -> tuple[KeyScope, str]:
         """The row's key scope and its "<scope>|<row id>" binding.
@@ -152,7 +178,7 @@ class EncryptedField(models.TextField):
         worked out once per row and reused while the owner and primary key stay the same.
         """
         data = instance.__dict__
-        owner, pk = data.get(self._owner_attname), data.get(self._pk_attname)
+        owner, pk = data.get(self._scope_attname), data.get(self._pk_attname)
         cache = data.get("_encrypted_row_context")
         if cache is None:
             cache = data["_encrypted_row_context"] = {}
@@ -160,7 +186,7 @@ class EncryptedField(models.TextField):
         if cached is not None and cached[0] == owner and cached[1] == pk:
             return cached[2]
         scope = self.scope_for(instance)
-        context = (scope, f"{scope.kind}:{scope.id}|{_id_text(pk)}")
+        context = (scope, self._binding(scope, pk))
         cache[self.key_scope] = (owner, pk, context)
         return context
 
@@ -169,14 +195,6 @@ class EncryptedField(models.TextField):
         if self.row_field:
             return self.model._meta.get_field(self.row_field).attname
         return self.model._meta.pk.attname
-
-    @functools.cached_property
-    def _owner_attname(self) -> str:
-        if self.key_scope == "organization":
-            return "organization_id"
-        if self.key_scope.startswith("field:"):
-            return self.model._meta.get_field(self.key_scope.split(":", 1)[1]).attname
-        return self._pk_attname
 
     @functools.cached_property
     def _aad_prefix(self) -> str:
@@ -188,7 +206,17 @@ class EncryptedField(models.TextField):
         return Ciphertext(encrypt_text(self.to_plaintext(value), scope=scope, aad=aad))
 
     def decrypt_for(self, instance, ciphertext: str):
-        return self.from_plaintext(decrypt_text(ciphertext, aad=self._aad(instance)))
+        return self._decrypt(ciphertext, self._aad(instance))
+
+    def decrypt_values(self, ciphertext: str, values: Mapping[str, object]):
+        """Decrypt a ciphertext read without its model instance (``values()``, for reports of many rows):
+        ``values`` holds the row's :attr:`binding_attnames`, and the key and associated data are the
+        ones :meth:`decrypt_for` uses for the same row."""
+        scope = self._scope_of(values[self._scope_attname] if self._scope_attname else None)
+        return self._decrypt(ciphertext, (self._aad_prefix + self._binding(scope, values[self._pk_attname])).encode())
+
+    def _decrypt(self, ciphertext: str, aad: bytes):
+        return self.from_plaintext(decrypt_text(ciphertext, aad=aad))
 
     # --- Django field protocol ------------------------------------------------
     def pre_save(self, model_instance, add):
@@ -430,3 +458,30 @@ def ciphertext_label(model) -> str:
     existing ciphertext keeps decrypting (docs/decisions/009-layers.md).
     """
     return getattr(model, "ciphertext_label", None) or model._meta.label_lower
+
+
+def encrypted_bulk_update(queryset, objs, field_names: list[str], *, batch_size: int | None = None) -> int:
+    """``queryset.bulk_update`` for rows with encrypted fields and blind indexes.
+
+    Django's ``bulk_update`` reads each attribute as it stands and skips ``pre_save``: an encrypted
+    field would hand it plaintext (refused, see ``get_db_prep_value``), a blind index a stale value and
+    ``auto_now`` the old time. This runs the ``pre_save`` a ``save()`` would, so a value unchanged since
+    it was loaded keeps its ciphertext (no encryption) and a changed one is encrypted once, then updates
+    with the ciphertexts. The rows keep their plaintext attributes afterwards.
+    """
+    if not objs:
+        return 0
+    fields = [queryset.model._meta.get_field(name) for name in field_names]
+    swapped = []
+    for obj in objs:
+        # Every pre_save before any swap: a blind index asks its (still untouched) source whether it changed.
+        prepared = [(field, field.pre_save(obj, False)) for field in fields]
+        for field, value in prepared:
+            if isinstance(field, EncryptedField):
+                swapped.append((obj, field.attname, obj.__dict__[field.attname]))
+                obj.__dict__[field.attname] = models.Value(value, output_field=field)
+    try:
+        return queryset.bulk_update(objs, field_names, batch_size=batch_size)
+    finally:
+        for obj, attname, value in swapped:
+            obj.__dict__[attname] = value

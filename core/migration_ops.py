@@ -44,12 +44,7 @@ def _migration_row(Model, field_names, row) -> models.Model:
 def _context_attnames(Model, field_names) -> list[str]:
     names = {Model._meta.pk.attname}
     for name in field_names:
-        field = Model._meta.get_field(name)
-        names.add(field._pk_attname)
-        if field.key_scope == "organization":
-            names.add("organization_id")
-        elif field.key_scope.startswith("field:"):
-            names.add(field._owner_attname)
+        names.update(Model._meta.get_field(name).binding_attnames)
     return sorted(names)
 
 

@@ -87,6 +87,28 @@ def tenant_context(*orgs) -> Iterator[None]:
         _org_ids.reset(token)
 
 
+@contextmanager
+def tenant_read_context(organization) -> Iterator[None]:
+    """Reads of ``organization``'s rows: the tenant context already open when it is exactly this one, else a new one.
+
+    A page renders inside its view's tenant context (``accounts.org_views.OrganizationMixin``), so the header's
+    reads (the notification bell) need no context of their own; entering one anyway would cost a savepoint and
+    two ``set_config`` round trips on every page. Only for reads: a write wants the savepoint of its own
+    ``tenant_context`` so that a caught error rolls back no more than it.
+    """
+    ids = _normalise([organization])
+    if (
+        _org_ids.get() == ids
+        and _db_scope.get() == ids
+        and not _system.get()
+        and (connection.vendor != "postgresql" or connection.in_atomic_block)
+    ):
+        yield
+        return
+    with tenant_context(organization):
+        yield
+
+
 def _begins_transaction() -> bool:
     """Whether the next ``atomic()`` starts (and at its end finishes) a transaction.
 
@@ -97,7 +119,7 @@ def _begins_transaction() -> bool:
 
 
 @contextmanager
-def unscoped_no_tenant() -> Iterator[None]:
+def unscoped_no_tenant(*, atomic: bool = True) -> Iterator[None]:
     """Leave any tenant context to read across organisations, in one transaction of the system alias.
 
     For the few reads that must precede or span tenants: authentication deciding
@@ -114,9 +136,24 @@ def unscoped_no_tenant() -> Iterator[None]:
     (docs/decisions/025-rls-without-a-bypass.md). Rows read here come from another
     connection's committed state: re-read with a lock inside ``tenant_context`` before
     changing anything the default connection may hold.
+
+    ``atomic=False``, for a single read: on the system connection the statement runs in autocommit,
+    without ``BEGIN`` and ``COMMIT`` round trips (the API key lookup on every API request). Where the
+    setting would have to be cleared (the default connection inside a transaction) it still opens one.
     """
     alias = system_database()
     on_default = alias == DEFAULT_DB_ALIAS
+    if not atomic and not (on_default and connection.in_atomic_block):
+        # No transaction of the default connection is open here, so it holds no tenant setting either
+        # (transaction-local): an unscoped read on it is fail-closed; the system role bypasses RLS.
+        org_token = _org_ids.set(None)
+        system_token = _system.set(True)
+        try:
+            yield
+        finally:
+            _system.reset(system_token)
+            _org_ids.reset(org_token)
+        return
     previous = _db_scope.get()
     org_token = _org_ids.set(None)
     db_token = _db_scope.set(None) if on_default else None

@@ -173,6 +173,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# Django's PostgreSQL backend whose health check of a kept connection needs no round trip unless the
+# server has said something (core/postgresql/base.py, docs/decisions/033).
+POSTGRES_ENGINE = "core.postgresql"
+if IS_POSTGRES:
+    DATABASES["default"]["ENGINE"] = POSTGRES_ENGINE
 
 # Reads that must precede or span tenants (API key lookup, invitation tokens, periodic sweeps, key
 # rotation, audit verification: core.tenancy.unscoped_no_tenant) run on their own connection as a
@@ -186,9 +191,13 @@ TENANCY_SYSTEM_DATABASE = "default"
 if os.environ.get("SYSTEM_DATABASE_URL") and not TESTING:
     DATABASES["system"] = dj_database_url.parse(
         os.environ["SYSTEM_DATABASE_URL"],
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+        # Kept as long as the default connection: opening one per request for the API key lookup cost
+        # more than the lookup (docs/decisions/023).
+        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
         conn_health_checks=True,
     )
+    if DATABASES["system"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["system"]["ENGINE"] = POSTGRES_ENGINE
     TENANCY_SYSTEM_DATABASE = "system"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

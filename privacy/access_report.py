@@ -19,10 +19,11 @@ their own organisation's tenant context.
 A portability export covers one organisation: every tenant-owned model of the licensing and billing
 floors (subscriptions, orders, licenses, directory, usage), all fields, for that organisation only.
 
-Rows are read in primary-key-ordered batches (keyset pagination), so memory stays flat whatever the
-subject's history. Tenant rows are read inside that organisation's tenant context; the only
-cross-tenant read is :func:`subject_account_events` (a person's own audit events that belong to no
-organisation, such as account creation), allowed by name in tests/test_tenancy_guard.py.
+Rows are read in primary-key order through one server-side cursor per source, in batches, as
+dictionaries rather than model instances, so memory stays flat whatever the subject's history. Tenant
+rows are read inside that organisation's tenant context; the only cross-tenant read is
+:func:`subject_account_events` (a person's own audit events that belong to no organisation, such as
+account creation), allowed by name in tests/test_tenancy_guard.py.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
+from itertools import islice
 
 from django.apps import apps
 from django.conf import settings
@@ -72,7 +74,7 @@ class Section:
         default_factory=list
     )
     rows: Callable[[], Iterator[dict]] | None = None  # for sections not read from a model
-    _plan: list | None = field(default=None, repr=False)
+    _plan: _ReadPlan | None = field(default=None, repr=False)
 
     def count(self) -> int:
         if self.rows is not None:
@@ -84,85 +86,89 @@ class Section:
         return total
 
     def iter_rows(self, batch_size: int = BATCH_SIZE) -> Iterator[list[dict]]:
+        """Rows in batches, each source read by one query through a server-side cursor.
+
+        Paging by primary key instead re-ran the query per page, and unless an index serves the
+        subject's rows in key order, each page scanned and sorted every row left: quadratic in the
+        subject's history. A source is read inside its scope, so a tenant source's transaction stays
+        open while its batches are written (progress written meanwhile shows when the source ends).
+        Close the iterator (``contextlib.closing``) so that a failure ends that transaction before
+        anything else is written.
+        """
         if self.rows is not None:
             yield list(self.rows())
             return
         for scope, make in self.sources:
-            last = None
-            while True:
-                with scope():
-                    batch = self._batch(make, last, batch_size)
-                if not batch:
-                    break
-                last = batch[-1][1]
-                yield [row for row, _ in batch]
+            with scope():
+                queryset = make().order_by("pk")
+                if self._plan is None:
+                    self._plan = _ReadPlan.for_columns(queryset, self.columns)
+                rows = self._plan.rows(queryset, batch_size)
+                while batch := list(islice(rows, batch_size)):
+                    yield batch
 
-    def _batch(self, make, last, batch_size) -> list[tuple[dict, object]]:
-        queryset = make().order_by("pk")
-        if last is not None:
-            queryset = queryset.filter(pk__gt=last)
-        if not _needs_instances(queryset, [c.name for c in self.columns]):
-            return self._plain_batch(queryset, batch_size)
-        return [(self._row(obj), obj.pk) for obj in queryset[:batch_size]]
 
-    def _plain_batch(self, queryset, batch_size) -> list[tuple[dict, object]]:
-        """Rows as tuples, without building model instances: most of a large report's time went there.
-        Only for sections with no encrypted column (decryption needs the instance its ciphertext is bound to)."""
-        if self._plan is None:
-            self._plan = [
-                (c.name, _column_attname(queryset.model, c.name),
-                 None if c.shown else f"Held, not shown ({c.category.replace('_', ' ')})")
-                for c in self.columns
-            ]
-        plan = self._plan
-        batch = []
-        for values in queryset.values_list("pk", *(attname for _, attname, _ in plan))[:batch_size]:
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    attname: str
+    placeholder: str | None  # what a value that is held but not shown reads as; None: shown
+    encrypted: EncryptedField | None
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """How a section's rows are read, worked out once per section.
+
+    Rows are read as dictionaries (``values()``), never as model instances: building and decrypting
+    200,000 instances was most of a large report's time. An encrypted column is decrypted with its
+    row's binding columns, read alongside (``EncryptedField.decrypt_values``: the same key and
+    associated data as through the instance). Only a column that is neither a concrete field nor an
+    annotation (a many-to-many, a property) makes the section fall back to instances.
+    """
+
+    columns: tuple[_Column, ...]
+    selected: tuple[str, ...]  # the columns shown, and the binding columns of encrypted ones
+    needs_instances: bool
+
+    @classmethod
+    def for_columns(cls, queryset, specs) -> _ReadPlan:
+        model, columns, selected, needs_instances = queryset.model, [], ["pk"], False
+        for spec in specs:
+            placeholder = None if spec.shown else f"Held, not shown ({spec.category.replace('_', ' ')})"
+            try:
+                model_field = model._meta.get_field(spec.name)
+            except FieldDoesNotExist:  # an annotation, such as the role in a "touched" section
+                needs_instances |= spec.name not in queryset.query.annotations
+                columns.append(_Column(spec.name, spec.name, placeholder, None))
+                selected.append(spec.name)
+                continue
+            needs_instances |= not model_field.concrete
+            encrypted = model_field if isinstance(model_field, EncryptedField) else None
+            attname = getattr(model_field, "attname", spec.name)
+            columns.append(_Column(spec.name, attname, placeholder, encrypted))
+            selected += [attname, *(encrypted.binding_attnames if encrypted else ())]
+        return cls(tuple(columns), tuple(dict.fromkeys(selected)), needs_instances)
+
+    def rows(self, queryset, chunk_size: int) -> Iterator[dict]:
+        if self.needs_instances:
+            yield from (self._row_of(obj) for obj in queryset.iterator(chunk_size=chunk_size))
+            return
+        for values in queryset.values(*self.selected).iterator(chunk_size=chunk_size):
             row = {}
-            for (name, _, placeholder), value in zip(plan, values[1:], strict=True):
-                row[name] = plain(value) if placeholder is None else (placeholder if value else "")
-            batch.append((row, values[0]))
-        return batch
+            for column in self.columns:
+                value = values[column.attname]
+                if column.encrypted is not None and value is not None:
+                    value = column.encrypted.decrypt_values(value, values)
+                row[column.name] = plain(value) if column.placeholder is None else (column.placeholder if value else "")
+            yield row
 
-    def _row(self, obj) -> dict:
-        if self._plan is None:  # attribute names and placeholders, worked out once per section
-            self._plan = [
-                (
-                    c.name,
-                    _attname(obj, c.name),
-                    None if c.shown else f"Held, not shown ({c.category.replace('_', ' ')})",
-                )
-                for c in self.columns
-            ]
+    def _row_of(self, obj) -> dict:
         row = {}
-        for name, attname, placeholder in self._plan:
-            value = getattr(obj, attname, None)
-            row[name] = plain(value) if placeholder is None else (placeholder if value else "")
+        for column in self.columns:
+            value = getattr(obj, column.attname, None)
+            row[column.name] = plain(value) if column.placeholder is None else (column.placeholder if value else "")
         return row
-
-
-def _attname(obj, name: str) -> str:
-    return _column_attname(type(obj), name)
-
-
-def _column_attname(model, name: str) -> str:
-    try:
-        model_field = model._meta.get_field(name)
-    except FieldDoesNotExist:  # an annotation, such as the role in a "touched" section
-        return name
-    return model_field.attname if model_field.is_relation else name
-
-
-def _needs_instances(queryset, names) -> bool:
-    """Whether rows must be read as model instances: an encrypted column (decrypted through its instance)
-    or a column that is neither a field nor an annotation (read as an attribute, or absent)."""
-    for name in names:
-        try:
-            if isinstance(queryset.model._meta.get_field(name), EncryptedField):
-                return True
-        except FieldDoesNotExist:
-            if name not in queryset.query.annotations:
-                return True
-    return False
 
 
 def plain(value):
@@ -188,6 +194,15 @@ def _time_field(model) -> str | None:
 def _verbatim(model, name: str, personal) -> bool:
     """Secrets and payment tokens are described; so are blind indexes (a keyed hash means nothing to a reader)."""
     return personal.verbatim and not isinstance(model._meta.get_field(name), BlindIndexField)
+
+
+def _subject_columns(declaration, time_field: str | None) -> list[ColumnSpec]:
+    """The id, the row's time, then every personal field (the time once, though it is personal too)."""
+    model = declaration.model
+    columns = [ColumnSpec("id"), *([ColumnSpec(time_field)] if time_field else [])]
+    columns += [ColumnSpec(name, c.category, _verbatim(model, name, c))
+                for name, c in declaration.personal.items() if name != time_field]
+    return columns
 
 
 def _is_tenant_model(model) -> bool:
@@ -219,11 +234,8 @@ def access_sections(user) -> list[Section]:
         model = declaration.model
         if declaration.subject != Subject.PORTAL_USER or not declaration.subject_lookup:
             continue
-        columns = [ColumnSpec("id")]
         time_field = _time_field(model)
-        if time_field:
-            columns.append(ColumnSpec(time_field))
-        columns += [ColumnSpec(name, c.category, _verbatim(model, name, c)) for name, c in declaration.personal.items()]
+        columns = _subject_columns(declaration, time_field)
         if model is AuditEvent:
             columns += [ColumnSpec("action"), ColumnSpec("target_type"), ColumnSpec("target_id")]
         lookup = Q(**{declaration.subject_lookup: user.pk})
@@ -299,11 +311,7 @@ def directory_sections(people) -> list[Section]:
         model = declaration.model
         if declaration.subject != Subject.DIRECTORY_USER or not declaration.subject_lookup:
             continue
-        columns = [ColumnSpec("id")]
-        time_field = _time_field(model)
-        if time_field:
-            columns.append(ColumnSpec(time_field))
-        columns += [ColumnSpec(name, c.category, _verbatim(model, name, c)) for name, c in declaration.personal.items()]
+        columns = _subject_columns(declaration, _time_field(model))
         section = Section(f"directory-{model._meta.label_lower}",
                           f"Directory: {str(model._meta.verbose_name_plural).capitalize()}", columns)
         for person in people:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from django import forms
 
 from privacy.models import PrivacyRequest
+from privacy.services.authorizations import authorization_document_check
 
 KIND_HELP = (
     "Access: what we hold about you since 1 January 2022. Portability: your organisation's license and "
@@ -70,8 +71,39 @@ class PublicRequestForm(forms.Form):
         label="Name of the person you act for",
         max_length=150,
         required=False,
-        help_text="We will ask for their signed authorisation before acting.",
+        help_text="We need their signed authorisation before acting.",
     )
+    subject_email = forms.EmailField(
+        label="Email address of the person you act for",
+        max_length=254,
+        required=False,
+        help_text="We look for their information under this address, not yours. Codes and answers still go "
+        "to your address.",
+    )
+    document = forms.FileField(
+        label="Their signed authorisation (if you act for someone)",
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg,application/pdf,image/png,image/jpeg"}),
+        help_text="A PDF, PNG or JPEG of at most 5 MB; or email it to our Data Privacy Officer later. "
+        "If the form shows an error, attach it again.",
+    )
+
+    def clean_document(self):
+        document = self.cleaned_data.get("document")
+        if document is not None:
+            # The service's own check, run here too so a refused file is not counted against the
+            # per-address limit; the service checks again before keeping it.
+            try:
+                authorization_document_check(document)
+            except forms.ValidationError as refused:
+                raise forms.ValidationError(refused.message_dict["document"]) from refused
+        return document
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("document") is not None and not cleaned.get("on_behalf"):
+            self.add_error("document", "Attach an authorisation only when you act on someone else's behalf.")
+        return cleaned
 
 
 class CodeForm(forms.Form):
@@ -83,6 +115,7 @@ class CodeForm(forms.Form):
 
 
 class StaffRequestForm(PublicRequestForm):
+    document = None  # the officer files an agent's document on the request's desk, with a note
     received_on = forms.DateField(
         label="Date received",
         widget=forms.DateInput(attrs={"type": "date"}),
@@ -107,6 +140,14 @@ class AuthorizationForm(NoteForm):
         label="Authorisation document",
         help_text="The signed authorisation the agent sent: a PDF, PNG or JPEG of at most 5 MB.",
     )
+
+    def __init__(self, *args, document_on_file: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if document_on_file:
+            self.fields["document"].required = False
+            self.fields["document"].help_text = (
+                "The agent uploaded one with the request: record your check of it in the note, or attach "
+                "another (a PDF, PNG or JPEG of at most 5 MB).")
 
 
 class CorrectionForm(forms.Form):

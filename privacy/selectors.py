@@ -15,7 +15,7 @@ from core.registry import Category, Retention, Subject, personal_fields
 from core.tenancy import tenant_context
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
-from privacy.models import OptOut, PrivacyRequest
+from privacy.models import AuthorizationDocument, OptOut, PrivacyRequest
 
 
 def user_opt_out(user) -> OptOut | None:
@@ -82,6 +82,11 @@ def request_of_user(user, reference: str) -> PrivacyRequest | None:
 
 def request_history(request: PrivacyRequest):
     return request.events.select_related("actor").order_by("occurred_at", "created_at")
+
+
+def authorization_documents(request_id) -> list:
+    """A request's authorisation documents, oldest first, with who filed each (an officer, or the agent)."""
+    return list(AuthorizationDocument.objects.filter(request_id=request_id).select_related("uploaded_by"))
 
 
 def data_inventory() -> list[dict]:

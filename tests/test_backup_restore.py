@@ -22,7 +22,7 @@ TOOLS = ("pg_dump", "pg_restore", "age", "age-keygen", "psql")
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.skipif(settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    pytest.mark.skipif(not settings.IS_POSTGRES,
                        reason="the restore drill needs PostgreSQL"),
     pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS),
                        reason=f"needs {', '.join(TOOLS)} (apt install postgresql-client age)"),

@@ -244,6 +244,25 @@ def test_a_context_that_is_its_own_transaction_leaves_no_setting_without_a_secon
     assert _set_configs(nested) == 2
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_single_unscoped_read_outside_a_transaction_costs_no_round_trip_and_inside_one_still_clears_the_scope():
+    # The API key lookup (accounts.authentication): one statement, so no BEGIN/COMMIT of its own. Outside any
+    # transaction the connection holds no tenant setting (it is transaction-local), so nothing is cleared.
+    from licensing.models import TenantSku
+
+    org = OrganizationFactory()
+    with CaptureQueriesContext(connection) as alone, unscoped_no_tenant(atomic=False):
+        assert list(TenantSku.objects.all()) == []  # the default manager still returns nothing here
+        assert not connection.in_atomic_block
+    assert [query["sql"] for query in alone.captured_queries] == []
+    with tenant_context(org):
+        with CaptureQueriesContext(connection) as inside, unscoped_no_tenant(atomic=False):
+            assert current_scope() in (None, "")
+        assert current_scope() == str(org.pk)
+    # Cleared on entry and restored on exit, as without atomic=False.
+    assert _set_configs(inside) == (2 if connection.vendor == "postgresql" else 0)
+
+
 @pytest.mark.django_db
 def test_every_table_with_an_organisation_personal_data_or_credentials_has_rls_or_a_reason():
     needing, protected = tables_needing_rls(), tables_with_policy()
@@ -518,3 +537,36 @@ def test_pre_tenant_reads_work_as_the_system_role_and_find_nothing_without_it(se
     assert AuditEvent.unscoped_objects.filter(action="invitation.accepted", organization=org_b).exists()
     assert not IdempotencyRecord.unscoped_objects.exists()
     assert AuditEvent.unscoped_objects.count() > events
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_billing_run_bills_a_batch_of_organisations_under_rls_once(settings, monkeypatch):
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from billing.models import Invoice
+    from billing.services import invoices as invoice_services
+    from core.audit import verify_chain
+    from licensing.tests.core.factories import SeatBatchFactory, SubscriptionFactory
+
+    start = datetime(2026, 1, 15, 10, tzinfo=UTC)
+    orgs = [OrganizationFactory() for _ in range(3)]
+    for org in orgs:
+        sub = SubscriptionFactory(organization=org, billing_cycle="monthly", term_duration="P1Y", quantity=5,
+                                  unit_price=Decimal("10.00"), start_date=start)
+        SeatBatchFactory(subscription=sub, quantity=5, added_at=start)
+    monkeypatch.setattr(invoice_services, "RUN_BATCH", 2)
+
+    def billing_run():
+        return invoice_services.billing_run(month=date(2026, 1, 1), now=datetime(2026, 2, 1, 2, tzinfo=UTC))
+
+    with ProductionRoles(settings) as roles:
+        # Batches of two organisations, each scoped to its two under row-level security.
+        assert len(billing_run().documents) == 3
+        # Without the system role the run cannot see what is billed; the keys still bill nothing twice.
+        roles.system_configured(False)
+        assert billing_run().documents == []
+        roles.system_configured(True)
+        assert billing_run().documents == []
+        assert [str(p) for p in verify_chain() if "checkpoint" not in str(p)] == []
+    assert sorted(Invoice.unscoped_objects.values_list("organization_id", flat=True)) == sorted(o.pk for o in orgs)

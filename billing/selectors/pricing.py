@@ -32,11 +32,19 @@ from licensing.pricing import CustomerPrice
 
 def billing_profile(organization) -> BillingProfile:
     """The organisation's profile, or an unsaved default one (USD, standard tier)."""
-    profile = BillingProfile.objects.for_org(organization).first()
-    if profile is None:
-        profile = BillingProfile(organization=organization, currency=settings.BILLING_DEFAULT_CURRENCY,
-                                 tier=Tier.STANDARD)
-    return profile
+    return BillingProfile.objects.for_org(organization).first() or _default_profile(organization)
+
+
+def billing_profiles(organizations) -> dict:
+    """Organisation id -> ``billing_profile`` of each, in one query; the tenant context must cover them."""
+    found = {p.organization_id: p for p in BillingProfile.objects.filter(
+        organization_id__in=[organization.pk for organization in organizations])}
+    return {organization.pk: found.get(organization.pk) or _default_profile(organization)
+            for organization in organizations}
+
+
+def _default_profile(organization) -> BillingProfile:
+    return BillingProfile(organization=organization, currency=settings.BILLING_DEFAULT_CURRENCY, tier=Tier.STANDARD)
 
 
 def _premium() -> Decimal:

@@ -61,18 +61,20 @@ def usage_export_for_last_month(month: date) -> UsageExport:
     return UsageExport(month, _last_month_rows)
 
 
-def azure_meters_to_bill(*, organization, usage: UsageExport | None, period: date) -> list[azure.MeterUsage]:
-    """The organisation's meters in the export, read before the run's transaction opens: the first
+def azure_meters_to_bill(*, organizations: list, usage: UsageExport | None, period: date) -> dict:
+    """Organisation id -> its meters in the export, read before the run's transaction opens: the first
     organisation that needs them waits for Microsoft's export, and no transaction stays open meanwhile.
-    Nothing (and no call to Microsoft) for an organisation whose month is billed already."""
-    if usage is None:
-        return []
-    with tenant_context(organization):
-        if Invoice.objects.for_org(organization).filter(run_period=period).exists():
-            return []
-        tenant = MicrosoftTenant.objects.for_org(organization).first()
-        customer = tenant.partner_customer_id if tenant is not None else ""
-    return usage.for_customer(customer) if customer else []
+    Nothing (and no call to Microsoft) for organisations whose month is billed already."""
+    if usage is None or not organizations:
+        return {}
+    ids = [organization.pk for organization in organizations]
+    with tenant_context(*organizations):
+        billed = set(Invoice.objects.filter(organization_id__in=ids, run_period=period).order_by()
+                     .values_list("organization_id", flat=True))
+        customers = {tenant.organization_id: tenant.partner_customer_id
+                     for tenant in MicrosoftTenant.objects.filter(organization_id__in=ids)
+                     if tenant.organization_id not in billed and tenant.partner_customer_id}
+    return {org_id: meters for org_id, customer in customers.items() if (meters := usage.for_customer(customer))}
 
 
 def azure_pending_charges(*, organization, meters: list[azure.MeterUsage], period: date) -> list[tuple[str, Charge]]:

@@ -15,6 +15,7 @@ key in memory, not the items.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -32,7 +33,9 @@ BATCH = 2000
 CENT = Decimal("0.01")
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_time(value: str | None) -> datetime | None:
+    # Cached: a file's charges start and end on few distinct days, and its lines repeat them.
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
@@ -80,8 +83,10 @@ def reconciliation_run(*, actor: Actor, source: str = "unbilled", items=None, no
             continue
         amount = _decimal(raw.get("subtotal"))
         ms_id = raw["subscriptionId"]
+        # run_id, not run: assigning the object asks the database router once per row.
         row = MicrosoftLineItem(
-            run=run, organization_id=subscriptions.get(ms_id), reference_id=str(raw.get("referenceId") or count)[:64],
+            run_id=run.pk, organization_id=subscriptions.get(ms_id),
+            reference_id=str(raw.get("referenceId") or count)[:64],
             ms_customer_id=str(raw.get("customerId") or "")[:64], ms_subscription_id=ms_id[:64],
             invoice_number=str(raw.get("invoiceNumber") or "")[:32], charge_type=str(raw.get("chargeType"))[:32],
             product_name=str(raw.get("productName") or "")[:200], charge_start=start,
@@ -143,7 +148,7 @@ def _match(run, theirs: dict, first_day: date | None, closed_before: datetime, s
     def finding(kind, key, ms: _Totals | None, our: _Totals | None, at_risk: Decimal, note: str):
         ms_id, day = key
         findings.append(ReconciliationFinding(
-            run=run, organization_id=(our or ms).organization_id, kind=kind, ms_subscription_id=ms_id,
+            run_id=run.pk, organization_id=(our or ms).organization_id, kind=kind, ms_subscription_id=ms_id,
             charge_day=day if isinstance(day, date) else first_day, ms_quantity=ms.quantity if ms else 0,
             our_quantity=our.quantity if our else 0, ms_amount=ms.amount if ms else 0,
             our_amount=our.amount if our else 0, at_risk=abs(at_risk).quantize(CENT), note=note[:300]))

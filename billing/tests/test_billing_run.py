@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from accounts.tests.factories import OrganizationFactory
 from billing.models import ImmutableError, Invoice, InvoiceLine, TaxRate
@@ -172,6 +173,52 @@ def test_the_billing_run_task_twice_with_time_frozen_creates_nothing_new():
         second = billing_run_all()
     assert first["documents"] == 3 and second["documents"] == 0
     assert (Invoice.unscoped_objects.count(), InvoiceLine.unscoped_objects.count()) == counts
+
+
+def statements(call) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    return len(captured)
+
+
+def test_the_run_costs_a_few_statements_per_batch_of_organisations_and_a_second_run_almost_none(monkeypatch):
+    monkeypatch.setattr(invoice_services, "RUN_BATCH", 3)
+
+    def billing_run():
+        return invoice_services.billing_run(month=date(2026, 1, 1), now=at(2026, 2, 1, 2))
+
+    subscription()
+    billing_run()  # the first document ever also creates the number sequence and the audit chain's head
+    for _ in range(3):
+        subscription()
+    one_batch = statements(billing_run)
+    for _ in range(6):  # each with three subscriptions: no statement per subscription, line or organisation
+        org = subscription().organization
+        subscription(org)
+        subscription(org)
+    two_batches = statements(billing_run)  # bills the six new organisations, skips the four billed
+    per_batch = two_batches - one_batch
+    overhead = one_batch - per_batch
+    # Inside the test's transaction a batch's scope is a savepoint (plus restoring the scope), in
+    # production a transaction of its own: 10 statements between BEGIN and COMMIT.
+    assert per_batch <= 13 and overhead <= 7
+    assert statements(billing_run) == overhead  # everything billed: nothing per organisation or batch
+    assert Invoice.unscoped_objects.count() == 10
+
+
+def test_the_run_reads_the_tax_table_once_and_taxes_like_the_single_lookup():
+    for country, region, percent in (("US", "", "5"), ("US", "CA", "7.25"), ("CA", "", "13")):
+        TaxRate.objects.create(country=country, region=region, rate_percent=Decimal(percent), name="Tax",
+                               effective_from=date(2020, 1, 1))
+    TaxRate.objects.create(country="US", region="CA", rate_percent=Decimal("9"), name="Tax",
+                           effective_from=date(2026, 6, 1))  # not yet in effect in February 2026
+    places = [("US", {"country": "US", "region": "CA"}), ("US", {"country": "US", "region": "NY"}),
+              ("CA", None), ("FR", None)]
+    orgs = [subscription(OrganizationFactory(country=country, billing_address=address)).organization
+            for country, address in places]
+    invoice_services.billing_run(month=date(2026, 1, 1), now=at(2026, 2, 1, 2))
+    rates = [Invoice.unscoped_objects.get(organization=org).tax_rate_percent for org in orgs]
+    assert rates == [Decimal("7.25"), Decimal("5"), Decimal("13"), Decimal("0")]
 
 
 def test_the_database_refuses_a_charge_twice():

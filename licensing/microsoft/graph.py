@@ -8,16 +8,19 @@ after their own ``Retry-After`` within the retry budget.
 
 from __future__ import annotations
 
+import contextvars
 import gzip
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from core.registry import Category
 
+from . import disclosure
 from .auth import GRAPH_SCOPE, TokenProvider
 from .base import ApiBase
 from .disclosure import PersonalData, Purpose
@@ -64,9 +67,10 @@ class Graph(ApiBase):
             return lambda: self.tokens.user_token(tenant_id=tenant_id, scope=GRAPH_SCOPE)
         return lambda: self.tokens.app_token(tenant_id=tenant_id, scope=GRAPH_SCOPE)
 
-    def _call(self, method: str, tenant_id: str, path: str, operation: str, **kwargs) -> Any:
+    def _call(self, method: str, tenant_id: str, path: str, operation: str, token=None, **kwargs) -> Any:
         url = self._own_link(path) if path.startswith(("https://", "http://")) else f"{self.base_url}{path}"
-        response = self._send(method, url, token=self._token_for(tenant_id), operation=f"graph.{operation}", **kwargs)
+        token = token or self._token_for(tenant_id)
+        response = self._send(method, url, token=token, operation=f"graph.{operation}", **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -298,14 +302,19 @@ class Graph(ApiBase):
         request_id: str,
         personal: PersonalData | None = None,
         operation: str = "batch",
+        in_flight: int = 1,
     ) -> list[BatchItemResult]:
         """Run ``requests`` ({"id", "method", "url", "body"?}) in chunks of 20; one result per request,
         in input order. Items answered 429/5xx are resent (alone) after their Retry-After, up to the
-        retry budget; what still fails is returned with its typed error."""
-        results: dict[str, BatchItemResult] = {}
+        retry budget; what still fails is returned with its typed error.
+
+        ``in_flight`` > 1 sends up to that many chunks at once (threads): each still waits out its own
+        Retry-After, so the throttle paces them. Their disclosures are logged first, here, in the caller's
+        thread and transaction, and the token is fetched here once: the threads touch no database.
+        """
+        chunks = []
         for index in range(0, len(requests), BATCH_LIMIT):
             chunk = requests[index : index + BATCH_LIMIT]
-            chunk_id = _derived_id(request_id, f"chunk-{index // BATCH_LIMIT}")
             chunk_personal = (
                 PersonalData.of(
                     personal.categories,
@@ -316,10 +325,27 @@ class Graph(ApiBase):
                 if personal
                 else None
             )
-            results.update(self._run_chunk(tenant_id, chunk, chunk_id, chunk_personal, operation))
+            chunks.append((chunk, _derived_id(request_id, f"chunk-{index // BATCH_LIMIT}"), chunk_personal))
+        results: dict[str, BatchItemResult] = {}
+        if in_flight <= 1 or len(chunks) == 1:
+            for chunk, chunk_id, chunk_personal in chunks:
+                results.update(self._run_chunk(tenant_id, chunk, chunk_id, chunk_personal, operation))
+        else:
+            for _, chunk_id, chunk_personal in chunks:
+                if chunk_personal is not None:
+                    disclosure.record(chunk_personal, operation=f"graph.{operation}", request_id=chunk_id)
+            bearer = self._token_for(tenant_id)()
+            with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="graph-batch") as pool:
+                sent = [
+                    pool.submit(contextvars.copy_context().run, self._run_chunk, tenant_id, chunk, chunk_id, None,
+                                operation, lambda: bearer)
+                    for chunk, chunk_id, _ in chunks
+                ]
+                for future in sent:
+                    results.update(future.result())
         return [results[str(r["id"])] for r in requests]
 
-    def _run_chunk(self, tenant_id, chunk, chunk_id, personal, operation) -> dict[str, BatchItemResult]:
+    def _run_chunk(self, tenant_id, chunk, chunk_id, personal, operation, token=None) -> dict[str, BatchItemResult]:
         pending = {str(r["id"]): r for r in chunk}
         done: dict[str, BatchItemResult] = {}
         for attempt in range(1, self.http.retry_budget + 1):
@@ -333,6 +359,7 @@ class Graph(ApiBase):
                 json=body,
                 request_id=attempt_id,
                 personal=personal if attempt == 1 else None,
+                token=token,
             )
             waits = []
             for item in data.get("responses") or []:

@@ -146,6 +146,8 @@ class DirectoryUser(TenantModel):
     last_sign_in_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Keyed hash of the Graph payload: an unchanged user costs no decryption and no write.
     source_hash = models.CharField(max_length=64, blank=True)
+    # The last sync that wrote this row. An unchanged user is not written, so this is not "last listed":
+    # the sync finds users Graph stopped listing by the ids it saw (services/directory/sync.py).
     last_seen_sync = models.ForeignKey(
         DirectorySync, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

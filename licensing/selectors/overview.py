@@ -86,7 +86,8 @@ def buy_suggestions(rows: list[PoolRow]) -> list[Suggestion]:
 
 def license_overview(organization, *, now: datetime | None = None) -> LicenseOverview:
     now = now or timezone.now()
-    rows = pool_rows(organization)
+    prices = monthly_unit_prices(organization)
+    rows = pool_rows(organization, prices=prices)
     last_day = (now + timedelta(days=RENEWAL_HORIZON_DAYS)).date()
     renewals = [e for e in renewal_calendar(organization, months=2, now=now)
                 if (e.renews_on if e.auto_renew else e.term_ends_on) <= last_day]
@@ -99,7 +100,6 @@ def license_overview(organization, *, now: datetime | None = None) -> LicenseOve
     )
     inactive = list(inactive_assignments(organization, now=now).only("pk", "sku__sku_id").values_list(
         "sku__sku_id", flat=True))
-    prices = monthly_unit_prices(organization)
     cost: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
     for sku_id in inactive:
         price, currency = prices.get(str(sku_id).lower(), (None, ""))

@@ -190,14 +190,15 @@ class PoolRow:
         return "suspended" if self.suspended >= self.purchased else "partly_suspended"
 
 
-def pool_rows(organization) -> list[PoolRow]:
-    """Seats per SKU with the monthly cost of what is not assigned. Six queries.
+def pool_rows(organization, *, prices: dict[str, tuple[Decimal, str]] | None = None) -> list[PoolRow]:
+    """Seats per SKU with the monthly cost of what is not assigned. Six queries (five given ``prices``, the
+    :func:`monthly_unit_prices` a page has read already).
 
     Usable seats are those of the seat invariant (:mod:`licensing.selectors.seats`) as they are now, so
     every page and the API agree with the subscriptions (a queued reduction shows once it is done).
     ``purchased`` adds the suspended seats, so a suspended subscription is shown, with its state;
     ``available`` counts only usable ones."""
-    prices = monthly_unit_prices(organization)
+    prices = monthly_unit_prices(organization) if prices is None else prices
     suspended_by_sku = suspended_seats_by_sku(organization)
     rows = []
     pools = list(seat_pools(organization))

@@ -1,13 +1,13 @@
-"""License assignment: seats reserved under a row lock, Graph calls through the outbox in $batch of 20.
+"""License assignment: seats reserved under a row lock, Graph calls through the outbox in $batch of 20 each.
 
 Seat safety: every path that takes a seat locks the SKU's ``TenantSku`` row
 (``select_for_update``, in primary-key order when there are several) and only then counts
 the assignments holding a seat. Concurrent requests therefore queue on the lock and each
 sees the others' committed reservations: more seats than purchased cannot be handed out.
 
-The Graph side is one outbox operation per batch of at most 20 assignments. Per-item results
-are kept in the operation's checkpoint, so a retry after throttling re-sends only the items
-that have not been answered yet: each user is changed once.
+The Graph side is one outbox operation per at most 100 assignments, sent as $batch calls of 20
+(Graph's limit). Per-item results are kept in the operation's checkpoint, so a retry after
+throttling re-sends only the items that have not been answered yet: each user is changed once.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ from .directory import graph_for
 
 OPERATION_KIND = "license.apply_changes"
 GRAPH_BATCH_SIZE = 20
+# Assignments per outbox operation: five $batch calls. An operation's own cost (claim, attempt, audit,
+# progress, disclosure lookups) was most of a bulk job's time at one $batch each; a retry still re-sends
+# only the unanswered items, and a large job still spreads over many operations (and workers).
+OPERATION_SIZE = 5 * GRAPH_BATCH_SIZE
 State = LicenseAssignment.State
 
 
@@ -205,10 +209,11 @@ def license_unassign(
 
 def _queue(organization, assignments: list[LicenseAssignment], state: str, actor: Actor, requested_by=None,
            bulk_job: BulkJob | None = None) -> list[ProvisioningOperation]:
-    """Move assignments to ``state`` and write one outbox operation per batch of 20, in the caller's transaction."""
+    """Move assignments to ``state`` and write one outbox operation per ``OPERATION_SIZE`` of them, in the
+    caller's transaction."""
     operations = []
-    for start in range(0, len(assignments), GRAPH_BATCH_SIZE):
-        chunk = assignments[start:start + GRAPH_BATCH_SIZE]
+    for start in range(0, len(assignments), OPERATION_SIZE):
+        chunk = assignments[start:start + OPERATION_SIZE]
         for a in chunk:
             a.state = state
             a.error_code = a.error_message = a.fix_hint = ""
@@ -302,11 +307,7 @@ def license_changes_apply(operation: ProvisioningOperation) -> dict:
     if retry_error is not None:
         # Answered items are in the checkpoint (saved by the executor with the attempt); only the rest is re-sent.
         raise retry_error
-    summary = {"assigned": 0, "removed": 0, "failed": 0}
-    for assignment in rows:
-        outcome = done.get(str(assignment.pk))
-        if outcome is not None:
-            summary[_apply_result(assignment, outcome)] += 1
+    summary = _apply_results(organization, [(a, done[str(a.pk)]) for a in rows if str(a.pk) in done])
     _refresh_jobs_of(operation)
     return summary
 
@@ -342,8 +343,26 @@ def _outcome(assignment: LicenseAssignment, result: BatchItemResult | None) -> d
     return {"ok": False, "code": explanation.code, "message": explanation.message, "fix": explanation.fix_hint}
 
 
-def _apply_result(assignment: LicenseAssignment, outcome: dict) -> str:
+def _apply_results(organization, answered: list[tuple[LicenseAssignment, dict]]) -> dict[str, int]:
+    """Record a batch's outcomes: one UPDATE per distinct outcome (all assigned, say), not one per user."""
+    summary = {"assigned": 0, "removed": 0, "failed": 0}
+    groups: dict[tuple, list] = {}
     now = timezone.now()
+    for assignment, outcome in answered:
+        result = _apply_result(assignment, outcome, now=now, save=False)
+        summary[result] += 1
+        values = tuple((name, getattr(assignment, name)) for name in _RESULT_FIELDS)
+        groups.setdefault(values, []).append(assignment.pk)
+    for values, pks in groups.items():
+        LicenseAssignment.objects.for_org(organization).filter(pk__in=pks).update(**dict(values), updated_at=now)
+    return summary
+
+
+_RESULT_FIELDS = ("state", "assigned_at", "removed_at", "error_code", "error_message", "fix_hint")
+
+
+def _apply_result(assignment: LicenseAssignment, outcome: dict, *, now=None, save: bool = True) -> str:
+    now = now or timezone.now()
     removing = assignment.state == State.REMOVING
     if outcome.get("ok"):
         assignment.state = State.REMOVED if removing else State.ASSIGNED
@@ -360,7 +379,8 @@ def _apply_result(assignment: LicenseAssignment, outcome: dict) -> str:
         assignment.error_message = outcome.get("message", "")[:500]
         assignment.fix_hint = outcome.get("fix", "")[:300]
         result = "failed"
-    assignment.save()
+    if save:
+        assignment.save()
     return result
 
 

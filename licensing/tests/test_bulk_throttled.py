@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.emulator, pytest.mark.django_db(transaction=True)]
 graph = directory_helpers.graph
 linked_org = directory_helpers.linked_org
 
-USERS = 45  # three $batch operations: 20, 20 and 5
+USERS = 45  # one operation: three $batch calls of 20, 20 and 5
 WRITES_PER_WINDOW = 15
 PREMIUM_OFFER = "CFQ7TTC0LCHC"
 

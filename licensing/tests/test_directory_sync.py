@@ -8,7 +8,7 @@ from core.crypto import blind_index
 from core.field_locks import lock_field
 from core.tenancy import tenant_context
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment
-from licensing.models.directory import UPN_INDEX
+from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 
 from . import directory_helpers
 from .directory_helpers import FABRIKAM, premium, run_sync
@@ -88,6 +88,28 @@ def test_a_locked_field_survives_a_later_sync(linked_org, graph):
     assert user.display_name == "New Name"
 
 
+def test_a_resync_rewrites_only_the_changed_users(linked_org, graph):
+    run_sync(linked_org)
+    with tenant_context(linked_org):
+        changed, untouched = DirectoryUser.objects.for_org(linked_org).order_by("created_at", "id")[:2]
+        before = dict(DirectoryUser.objects.for_org(linked_org).filter(pk=untouched.pk)
+                      .values("display_name", "mail_index", "updated_at").get())
+    mail = f"renamed.{changed.graph_id.hex[:8]}@fabrikamdemo.onmicrosoft.com"
+    graph.graph._call("PATCH", FABRIKAM, f"/users/{changed.graph_id}", "users.update",
+                      json={"mail": mail, "displayName": "Renamed Person"})
+    second = run_sync(linked_org)
+    assert (second.users_updated, second.users_created) == (1, 0)
+    assert second.users_unchanged == second.users_seen - 1
+    with tenant_context(linked_org):
+        # The new address is encrypted, readable and found through its (re-computed) blind index.
+        found = DirectoryUser.objects.for_org(linked_org).get(mail_index=blind_index(MAIL_INDEX, mail))
+        after = dict(DirectoryUser.objects.for_org(linked_org).filter(pk=untouched.pk)
+                     .values("display_name", "mail_index", "updated_at").get())
+    assert found.pk == changed.pk and (found.display_name, found.mail) == ("Renamed Person", mail)
+    assert found.updated_at > changed.updated_at  # the directory search sees the change
+    assert after == before  # not re-encrypted, not touched
+
+
 def test_a_second_request_joins_the_sync_in_flight(linked_org):
     from licensing.services.directory import directory_sync_request
 
@@ -136,6 +158,40 @@ def test_a_sync_that_fails_on_the_second_page_resumes_there_when_redelivered(lin
     assert len(listed) == 2  # the second and third pages: the first was not listed again
     with tenant_context(linked_org):
         assert DirectoryUser.objects.for_org(linked_org).filter(removed_at__isnull=True).count() == expected
+
+
+def test_a_run_continued_after_a_lost_worker_leaves_removals_to_the_next_run(linked_org, emulator, graph):
+    from licensing.microsoft import errors as ms
+    from licensing.services import directory as directory_services
+
+    emulator.bulk_users(FABRIKAM, 1000)
+    run_sync(linked_org)
+    with tenant_context(linked_org):
+        victim = DirectoryUser.objects.for_org(linked_org).order_by("created_at", "id").first()
+    graph.graph._call("DELETE", FABRIKAM, f"/users/{victim.graph_id}", "users.delete")
+
+    class FailsAfterFirstPage(directory_services.TenantGraph):
+        def user_page_links(self, **kwargs):
+            for number, page in enumerate(super().user_page_links(**kwargs), start=1):
+                yield page
+                if number == 1:
+                    emulator.fault("/graph/v1.0/users", status=503, times=50)
+
+    with tenant_context(linked_org):
+        sync = DirectorySync.objects.create(organization=linked_org, trigger=DirectorySync.Trigger.MANUAL)
+    failing = FailsAfterFirstPage(graph=graph.graph, organization=linked_org, tenant_id=FABRIKAM)
+    with pytest.raises(ms.TransientFailure):
+        directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk, graph=failing)
+    emulator.clear_faults()
+    continued = directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk)
+    # This process did not see the first page listed, so it cannot tell who is gone.
+    assert continued.status == DirectorySync.Status.SUCCEEDED and continued.users_removed == 0
+    assert run_sync(linked_org).users_removed == 1
+    with tenant_context(linked_org):
+        victim.refresh_from_db()
+        assert victim.removed_at is not None
+        assert DirectoryUser.objects.for_org(linked_org).filter(removed_at__isnull=True).count() == (
+            tenant_user_count(graph))
 
 
 def test_an_expired_cursor_lists_from_the_start_and_a_foreign_link_is_refused(linked_org, graph):

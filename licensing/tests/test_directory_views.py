@@ -75,6 +75,19 @@ def test_licenses_page_query_count_does_not_grow(client, synced, owner):
     assert len(second) == len(first)
 
 
+def test_the_users_page_checks_the_directory_for_changes_once_and_links_each_row(client, synced, owner):
+    # The change check is an aggregate over the whole directory (licensing.selectors.directory_search): the
+    # filter menus and the search share one.
+    verified_client(client, owner)
+    with CaptureQueriesContext(connection) as captured:
+        page = client.get(url("directory_users", synced)).content.decode()
+    checks = [q["sql"] for q in captured.captured_queries if 'MAX("licensing_directoryuser"."updated_at")' in q["sql"]]
+    assert len(checks) == 1
+    with tenant_context(synced):
+        user = DirectoryUser.objects.for_org(synced).filter(removed_at__isnull=True).first()
+    assert f'href="{url("directory_user", synced, pk=user.pk)}"' in page
+
+
 def test_another_organisations_user_is_a_404(client, synced, owner):
     other = OrganizationFactory()
     stranger = MembershipFactory(organization=other, role=Role.OWNER).user

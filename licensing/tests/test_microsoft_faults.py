@@ -135,3 +135,27 @@ def test_logs_carry_ids_but_no_tokens_secrets_or_personal_data(ms, emulator, cap
     assert any(r.ms_status == 503 for r in records) and any(r.ms_attempt == 2 for r in records)
     assert all(r.ms_request_id and r.ms_correlation_id and r.ms_duration_ms >= 0 for r in records)
     assert any(r.ms_path.endswith("/users/{upn}") for r in records)
+
+
+def test_a_batch_sent_several_chunks_at_once_answers_in_order_and_logs_a_disclosure_per_call(ms, emulator):
+    from core.models import Disclosure
+    from core.registry import Category
+    from licensing.microsoft.disclosure import PersonalData, Purpose
+
+    fabrikam = "3f2c7b1e-8d4a-4c6e-9b0f-1a2d3e4f5a6b"
+    organization = OrganizationFactory()
+    users = next(ms.graph.iter_user_pages(tenant_id=fabrikam, select=["id", "displayName"], top=45))
+    requests = [{"id": f"item-{n}", "method": "GET", "url": f"/users/{u.id}?$select=id,displayName"}
+                for n, u in enumerate(users)]
+    request_id = str(uuid.uuid4())
+    personal = PersonalData.of([Category.IDENTITY], purpose=Purpose.LICENSE_MANAGEMENT, organization=organization)
+    emulator.clear_requests_log()
+
+    results = ms.graph.batch(tenant_id=fabrikam, requests=requests, request_id=request_id, personal=personal,
+                             operation="users.read_batch", in_flight=3)
+
+    assert [r.key for r in results] == [f"item-{n}" for n in range(len(users))]
+    assert [r.body["id"] for r in results] == [u.id for u in users]
+    assert len(emulator.requests_log(method="POST", path="/graph/v1.0/$batch")) == 3  # 20, 20 and 5
+    logged = Disclosure.objects.filter(organization=organization, operation="graph.users.read_batch")
+    assert sorted(logged.values_list("subject_count", flat=True)) == [5, 20, 20]

@@ -85,11 +85,11 @@ class DirectoryUsersPage(OrganizationMixin, TemplateView):
         return [self.template_name]
 
     def get_context_data(self, **kwargs):
-        form = DirectoryFilterForm(self.request.GET or None, organization=self.organization,
-                                   facets=directory_search.facets(self.organization))
+        snapshot = directory_search.directory_snapshot(self.organization)
+        form = DirectoryFilterForm(self.request.GET or None, organization=self.organization, facets=snapshot.facets)
         filters = dict(form.cleaned_data) if form.is_valid() else {}
         sort = filters.get("sort") or ""
-        found = directory_search.search_entries(self.organization, **filters)
+        found = directory_search.search_entries(self.organization, snapshot=snapshot, **filters)
         page = Paginator(found, PAGE_SIZE).get_page(self.request.GET.get("page"))
         rows = directory_search.page_rows(self.organization, list(page.object_list))
         headers = [{"key": key, "label": label, "sorted": sort.lstrip("-") == key,

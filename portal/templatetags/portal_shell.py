@@ -13,7 +13,7 @@ from django import template
 from accounts.roles import Perm, role_allows
 from accounts.selectors import display_organization, memberships_for_user
 from core.templatetags.portal_ui import first_reverse, organization_from_context
-from core.tenancy import tenant_context
+from core.tenancy import tenant_read_context
 from licensing.selectors import directory as selectors_directory
 
 register = template.Library()
@@ -83,7 +83,11 @@ def user_memberships(context) -> list:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return []
-    return sorted(memberships_for_user(user), key=lambda m: m.organization.display_name.lower())
+    # An organisation's page has them already: the middleware resolved its organisation from the same list.
+    memberships = getattr(request, "memberships", None)
+    if memberships is None:
+        memberships = memberships_for_user(user)
+    return sorted(memberships, key=lambda m: m.organization.display_name.lower())
 
 
 @register.simple_tag(takes_context=True)
@@ -99,7 +103,8 @@ def notification_bell(context) -> dict | None:
         user, request.session.get("current_org") if hasattr(request, "session") else None)
     if organization is None:
         return None
-    # Templates render after the view's tenant scope has ended, and notifications are under row-level
-    # security: without a scope of its own the bell would read nothing as the production database role.
-    with tenant_context(organization):
+    # Notifications are under row-level security, so the bell reads inside a tenant context: an organisation's
+    # page renders inside its view's (accounts.org_views), which the bell shares; account pages, which have
+    # none, get one of its own. Without either it would read nothing as the production database role.
+    with tenant_read_context(organization):
         return {"organization": organization, **selectors_directory.bell_context(organization, user)}

@@ -70,6 +70,20 @@ def test_org_switcher_lists_only_my_organisations(owner):
     assert re.search(r'href="/o/contoso/" aria-current="true"', html)
 
 
+def test_the_switcher_and_the_organisation_come_from_one_membership_query(owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client, user = owner
+    MembershipFactory(user=user, organization=OrganizationFactory(legal_name="Fabrikam Inc", slug="fabrikam"))
+    client.get("/o/fabrikam/")  # the first visit also writes the session
+    with CaptureQueriesContext(connection) as captured:
+        html = client.get("/o/fabrikam/").content.decode()
+    assert 'href="/o/contoso/"' in html and re.search(r'href="/o/fabrikam/" aria-current="true"', html)
+    reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith('SELECT "accounts_membership"."id"')]
+    assert len(reads) == 1
+
+
 def test_user_menu_signs_out_with_a_post_form(owner):
     client, _ = owner
     html = client.get("/o/contoso/").content.decode()

@@ -69,8 +69,8 @@ APP_ROLE = "portal_bell_app_probe"
 
 def test_the_bell_counts_unread_as_the_application_role_that_row_level_security_binds(organization, member_client):
     # Production connects as a role that does not own the tables (deploy/postgres-init.sh), and
-    # notifications are under row-level security: the bell renders after the view's tenant scope has
-    # ended, so it must scope its own reads or it shows nothing there.
+    # notifications are under row-level security: the bell must read inside a tenant scope (the page's,
+    # which the template renders in) or it shows nothing there.
     from django.db import connection
 
     if connection.vendor != "postgresql":
@@ -90,3 +90,24 @@ def test_the_bell_counts_unread_as_the_application_role_that_row_level_security_
         with connection.cursor() as cursor:
             cursor.execute("RESET ROLE")
     assert unread_on(page) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_organisation_page_and_its_bell_are_one_transaction_with_one_tenant_setting(organization, member_client):
+    # The view's tenant context is the request's transaction and the page renders inside it (accounts.org_views):
+    # no savepoint around the view, no second transaction for the bell, no set_config restoring an empty scope.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    browser, user = member_client(Role.LICENSE_ADMIN)
+    notify(organization, user, 1)
+    url = reverse("dashboard:overview", kwargs={"org_slug": organization.slug})
+    browser.get(url)  # the first visit also writes the session
+    with CaptureQueriesContext(connection) as captured:
+        page = browser.get(url).content.decode()
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert unread_on(page) == 1
+    assert not [sql for sql in statements if "SAVEPOINT" in sql]
+    assert statements.count("BEGIN") == 1
+    if connection.vendor == "postgresql":
+        assert sum("set_config" in sql for sql in statements) == 1

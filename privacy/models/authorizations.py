@@ -16,6 +16,10 @@ class AuthorizationDocument(BaseModel):
     """One uploaded authorisation. The file itself is encrypted at rest under the request's own key (the
     same as its export), in ``PRIVACY_EXPORT_DIR/authorizations/<id>.bin``; this row holds its metadata."""
 
+    class Source(models.TextChoices):
+        OFFICER = "officer", "Filed by the officer"
+        AGENT_FORM = "agent_form", "Uploaded by the agent with the public request form"
+
     request = models.ForeignKey(PrivacyRequest, on_delete=models.CASCADE, related_name="authorization_documents")
     # As uploaded: file names often carry the person's name.
     file_name = EncryptedCharField(max_length=255, key_scope="field:request_id")
@@ -24,6 +28,7 @@ class AuthorizationDocument(BaseModel):
     sha256 = models.CharField(max_length=64)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.OFFICER)
 
     class Meta:
         ordering = ["created_at"]
@@ -37,5 +42,5 @@ declare(
     subject=Subject.REQUESTER,
     subject_lookup="request",
     personal={"file_name": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD)},
-    not_personal=["request", "content_type", "size", "sha256", "uploaded_by"],
+    not_personal=["request", "content_type", "size", "sha256", "uploaded_by", "source"],
 )

@@ -69,6 +69,9 @@ class PrivacyRequest(BaseModel):
     details = EncryptedTextField(blank=True, key_scope="self")
     on_behalf = models.BooleanField(default=False)
     agent_name = EncryptedCharField(max_length=150, blank=True, key_scope="self")
+    # When an agent asks (on_behalf), the requester is the agent: their address receives the code and the
+    # answers. The person whose data is searched, exported or erased is found under this address instead.
+    subject_email = EncryptedCharField(max_length=254, blank=True, null=True, key_scope="self")  # null: older rows
     authorization_received_at = models.DateTimeField(null=True, blank=True)
 
     received_at = models.DateTimeField(default=timezone.now)
@@ -114,6 +117,12 @@ class PrivacyRequest(BaseModel):
     def verification_locked(self) -> bool:
         return self.code_failures >= MAX_CODE_FAILURES
 
+    @property
+    def data_subject_email(self) -> str:
+        """The address the subject's data is found under: the requester's own, or for an agent's request the
+        person's they act for. An agent's request without one finds nobody (fails closed), never the agent."""
+        return (self.subject_email or "") if self.on_behalf else self.requester_email
+
 
 declare(
     PrivacyRequest,
@@ -125,6 +134,7 @@ declare(
         "requester_name": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD),
         "details": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD),
         "agent_name": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD),
+        "subject_email": Personal(Category.CONTACT, Retention.PRIVACY_RECORD),
         "extension_reason": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD),
         "decision_reason": Personal(Category.IDENTITY, Retention.PRIVACY_RECORD),
         "code_hash": Personal(Category.SECURITY, Retention.PRIVACY_RECORD, secret=True),

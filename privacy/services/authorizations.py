@@ -1,5 +1,7 @@
 """Authorisation documents: an authorised agent's written proof that they may act for the person a
-request is about (CCPA's authorised agent, GDPR's representative).
+request is about (CCPA's authorised agent, GDPR's representative). The agent attaches it to the public
+request form, or sends it to the officer, who files it; either way the officer records checking it
+before the request can be approved (docs/decisions/031-agents-upload-their-authorisation.md).
 
 Checked before anything is kept: at most :data:`MAX_BYTES`, and a PDF, PNG or JPEG by its first bytes
 (the browser's content type and the file name are not trusted). Encrypted at rest in 1 MiB AES-GCM
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -36,6 +39,7 @@ SIGNATURES = (
     (b"\xff\xd8\xff", "image/jpeg"),
 )
 TOO_LARGE = f"The document must be at most {MAX_BYTES // (1024 * 1024)} MB."
+ORPHAN_GRACE = timedelta(hours=1)
 
 
 def _directory() -> Path:
@@ -52,26 +56,40 @@ def sniff(head: bytes) -> str | None:
     return next((kind for magic, kind in SIGNATURES if head.startswith(magic)), None)
 
 
-def authorization_document_store(*, request: PrivacyRequest, upload, actor) -> AuthorizationDocument:
-    """Check, encrypt and keep one uploaded file, inside the caller's transaction.
+def authorization_document_check(upload) -> tuple[bytes, str]:
+    """The upload's bytes and content type, or a ValidationError on ``document`` saying what is wrong.
 
-    The file is written before its row; if the row does not commit, the caller removes the file
-    (:func:`authorization_document_discard`), so no document outlives the record that names it.
+    Forms call it too, so that a refused file fails before anything else is counted or written
+    (the public form's per-address limit counts only valid submissions); the upload is rewound.
     """
     size = getattr(upload, "size", None)
     if size is None or size > MAX_BYTES:
         raise ValidationError({"document": TOO_LARGE})
     if size == 0:
         raise ValidationError({"document": "The document is empty."})
+    upload.seek(0)
     data = upload.read(MAX_BYTES + 1)
+    upload.seek(0)
     if len(data) > MAX_BYTES:
         raise ValidationError({"document": TOO_LARGE})
     kind = sniff(data[:16])
     if kind is None:
         raise ValidationError({"document": "Upload a PDF, PNG or JPEG file."})
+    return data, kind
+
+
+def authorization_document_store(*, request: PrivacyRequest, upload, actor,
+                                 source: str = AuthorizationDocument.Source.OFFICER) -> AuthorizationDocument:
+    """Check, encrypt and keep one uploaded file, inside the caller's transaction.
+
+    ``actor`` is the officer who filed it, or None for an agent's upload with the public form.
+    The file is written before its row; if the row does not commit, the caller removes the file
+    (:func:`authorization_document_discard`), so no document outlives the record that names it.
+    """
+    data, kind = authorization_document_check(upload)
     document = AuthorizationDocument(
         request=request, file_name=(getattr(upload, "name", "") or "authorisation")[:255], content_type=kind,
-        size=len(data), sha256=hashlib.sha256(data).hexdigest(), uploaded_by=actor,
+        size=len(data), sha256=hashlib.sha256(data).hexdigest(), uploaded_by=actor, source=source,
     )
     document.full_clean()
     target = document_path(document)
@@ -86,6 +104,23 @@ def authorization_document_store(*, request: PrivacyRequest, upload, actor) -> A
 def authorization_document_discard(document: AuthorizationDocument | None) -> None:
     if document is not None:
         document_path(document).unlink(missing_ok=True)
+
+
+def authorization_files_purge_orphans(*, now: datetime) -> int:
+    """Delete document files whose row is gone: the request record was purged (its documents went
+    with it), or the upload's transaction never committed. A file younger than :data:`ORPHAN_GRACE` is
+    left alone, since its row may still be committing."""
+    directory = Path(settings.PRIVACY_EXPORT_DIR) / "authorizations"
+    if not directory.is_dir():
+        return 0
+    kept = {str(pk) for pk in AuthorizationDocument.objects.values_list("pk", flat=True)}
+    cutoff = (now - ORPHAN_GRACE).timestamp()
+    purged = 0
+    for path in directory.iterdir():  # <id>.bin, or <id>.partial left by a worker that died writing it
+        if path.suffix in (".bin", ".partial") and path.stem not in kept and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            purged += 1
+    return purged
 
 
 def authorization_document_chunks(document: AuthorizationDocument) -> Iterator[bytes]:

@@ -138,8 +138,10 @@ def _delete(model, lookup: str, user: User, organizations) -> None:
 @transaction.atomic
 def erasure_schedule(*, request: PrivacyRequest, actor: Actor) -> Erasure:
     """Start the grace period of an approved deletion request."""
-    subject = request.requester or User.objects.get_by_email(request.requester_email)
-    people = [] if subject is not None else directory_subjects(request.requester_email, request.organization)
+    email = request.data_subject_email
+    subject = request.requester if request.requester is not None and not request.on_behalf else (
+        User.objects.get_by_email(email) if email else None)
+    people = [] if subject is not None or not email else directory_subjects(email, request.organization)
     if subject is None and not people:
         raise PrivacyRequestError("no_account", "There is no account or directory user with this email address "
                                                 "to erase.")

@@ -17,6 +17,7 @@ import json
 import re
 import tempfile
 import zipfile
+from contextlib import closing
 from datetime import timedelta
 from html import escape as html_escape
 from pathlib import Path
@@ -70,10 +71,12 @@ def export_dir() -> Path:
 
 def export_subject(request: PrivacyRequest) -> User | None:
     """Whose data an access report covers: the requester's account, or the account with the
-    verified email address of a public or staff-entered request."""
-    if request.requester is not None:
+    verified email address of a public or staff-entered request; for an agent's request, the account
+    of the person they act for (never the agent's own)."""
+    if request.requester is not None and not request.on_behalf:
         return request.requester
-    return User.objects.get_by_email(request.requester_email)
+    email = request.data_subject_email
+    return User.objects.get_by_email(email) if email else None
 
 
 @transaction.atomic
@@ -120,7 +123,7 @@ def _sections(request: PrivacyRequest) -> list[access_report.Section]:
             raise ValueError("A portability export needs an organisation.")
         return access_report.portability_sections(request.organization)
     subject = export_subject(request)
-    people = directory_subjects(request.requester_email, request.organization)
+    people = directory_subjects(request.data_subject_email, request.organization) if request.data_subject_email else []
     sections = access_report.access_sections(subject) if subject is not None else []
     if people:  # the same address in customers' directories: what we hold about them there too
         sections += access_report.directory_sections(people)
@@ -140,11 +143,12 @@ def _write_section(section, work: Path, html, progress) -> list[str]:
     html.write("".join(f"<th>{escape(n)}</th>" for n in names) + "</tr></thead><tbody>")
     count = 0
     cell = access_report.as_csv_cell
-    with json_path.open("w", encoding="utf-8") as js, csv_path.open("w", encoding="utf-8", newline="") as cs:
+    with (json_path.open("w", encoding="utf-8") as js, csv_path.open("w", encoding="utf-8", newline="") as cs,
+          closing(section.iter_rows()) as batches):
         writer = csv.writer(cs)
         writer.writerow(names)
         js.write("[")
-        for batch in section.iter_rows():
+        for batch in batches:
             # Each batch is rendered once into strings and written in one call per file: per-cell
             # calls (Django's lazy-aware escape, one write per row) were most of a large report's time.
             json_parts, html_parts, csv_rows = [], [], []

@@ -62,9 +62,10 @@ def request_note_add(*, request_id, actor: User, note: str) -> PrivacyRequest:
     return request
 
 
-def request_authorization_record(*, request_id, actor: User, note: str, document) -> PrivacyRequest:
+def request_authorization_record(*, request_id, actor: User, note: str, document=None) -> PrivacyRequest:
     """The written authorisation of someone acting on the subject's behalf has been received and checked:
     the document itself is kept (encrypted, privacy.services.authorizations) with the officer's note.
+    Without a new ``document``, the officer confirms the one the agent uploaded with the public form.
     Nothing is kept when anything is refused."""
     stored = None
     try:
@@ -73,12 +74,17 @@ def request_authorization_record(*, request_id, actor: User, note: str, document
             if not request.on_behalf:
                 raise PrivacyRequestError("not_on_behalf", "This request is not made on someone else's behalf.")
             note = _require_reason(note, "note")
-            stored = authorization_document_store(request=request, upload=document, actor=actor)
+            if document is not None:
+                checked = stored = authorization_document_store(request=request, upload=document, actor=actor)
+            else:
+                checked = request.authorization_documents.order_by("-created_at").first()
+                if checked is None:
+                    raise ValidationError({"document": "Attach the signed authorisation: none is on file yet."})
             request.authorization_received_at = timezone.now()
             request.save(update_fields=["authorization_received_at", "updated_at"])
             history_add(request, Action.AUTHORIZATION, actor=actor, note=note)
-            history_audit(request, "authorization_recorded", Actor.staff(actor), document=str(stored.pk),
-                          sha256=stored.sha256)
+            history_audit(request, "authorization_recorded", Actor.staff(actor), document=str(checked.pk),
+                          sha256=checked.sha256)
     except BaseException:
         authorization_document_discard(stored)
         raise

@@ -22,8 +22,9 @@ from core.audit import Actor, audit_record
 from core.crypto import blind_index
 from core.timezones import organization_zone
 from privacy import deadlines, verification
-from privacy.models import MAX_CODE_FAILURES, OptOutMethod, PrivacyRequest, PrivacyRequestEvent
+from privacy.models import MAX_CODE_FAILURES, AuthorizationDocument, OptOutMethod, PrivacyRequest, PrivacyRequestEvent
 from privacy.selectors import request_record_rows
+from privacy.services.authorizations import authorization_document_discard, authorization_document_store
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.optouts import opt_out_user_record
@@ -67,7 +68,7 @@ def _received_date(received_at: datetime.datetime, organization) -> datetime.dat
 
 def _build(*, kind: str, channel: str, region: str, email: str, name: str, details: str,
            received_at: datetime.datetime, requester: User | None = None, organization=None,
-           on_behalf: bool = False, agent_name: str = "") -> PrivacyRequest:
+           on_behalf: bool = False, agent_name: str = "", subject_email: str = "") -> PrivacyRequest:
     if kind not in Kind.values:
         raise ValidationError({"kind": "Choose a type of request."})
     if region not in Region.values:
@@ -75,7 +76,16 @@ def _build(*, kind: str, channel: str, region: str, email: str, name: str, detai
     email = User.objects.normalize_email((email or "").strip())
     validate_email(email)
     if on_behalf and not agent_name.strip():
-        raise ValidationError({"agent_name": "Name the person or agent making the request on the subject's behalf."})
+        raise ValidationError({"agent_name": "Name the person you act for."})
+    subject_email = User.objects.normalize_email((subject_email or "").strip()) if on_behalf else ""
+    if on_behalf:
+        if not subject_email:
+            raise ValidationError({"subject_email": "Give the email address of the person you act for: we look "
+                                                    "for their information under it, not yours."})
+        try:
+            validate_email(subject_email)
+        except ValidationError as invalid:
+            raise ValidationError({"subject_email": invalid.messages}) from invalid
     if received_at > timezone.now():
         raise ValidationError({"received_at": "The date received cannot be in the future."})
     regimes = REGIMES_BY_REGION[region]
@@ -83,7 +93,8 @@ def _build(*, kind: str, channel: str, region: str, email: str, name: str, detai
     request = PrivacyRequest(
         reference=_reference(), kind=kind, channel=channel, region=region, regimes=[str(r) for r in regimes],
         requester=requester, organization=organization, requester_email=email, requester_name=name.strip(),
-        details=details.strip(), on_behalf=on_behalf, agent_name=agent_name.strip(), received_at=received_at,
+        details=details.strip(), on_behalf=on_behalf, agent_name=agent_name.strip(), subject_email=subject_email,
+        received_at=received_at,
         ack_due=dates.ack_due, response_due=dates.response_due, extended_due=dates.extended_due,
         extend_by=dates.extend_by, extendable=dates.extendable, due_date=dates.response_due,
     )
@@ -125,26 +136,50 @@ def request_submit_portal(*, user: User, kind: str, region: str, details: str = 
     return request
 
 
-@transaction.atomic
 def request_submit_public(*, email: str, name: str, kind: str, region: str, details: str = "",
-                          on_behalf: bool = False, agent_name: str = "") -> PrivacyRequest:
+                          on_behalf: bool = False, agent_name: str = "", subject_email: str = "",
+                          authorization=None) -> PrivacyRequest:
     """Someone without an account (a directory user, a former contact) asks. Nothing is done until
-    they enter the code emailed to the address, so a stranger cannot act on someone else's data."""
-    request = _build(kind=kind, channel=Channel.PUBLIC_FORM, region=region, email=email, name=name, details=details,
-                     received_at=timezone.now(), on_behalf=on_behalf, agent_name=agent_name)
-    history_add(request, Action.RECEIVED, label="requester")
-    history_audit(request, "received", Actor.system("privacy.public_form"), channel=Channel.PUBLIC_FORM)
-    return request_code_send(request_id=request.pk)
+    they enter the code emailed to the address, so a stranger cannot act on someone else's data.
+
+    An authorised agent may attach the person's signed authorisation (``authorization``, an uploaded
+    file): it is kept like one the officer files, and the officer still checks it and records the
+    authorisation before approving. Nothing is kept when anything is refused: no request, no file.
+    """
+    if authorization is not None and not on_behalf:
+        raise ValidationError({"document": "Attach an authorisation only when you act on someone else's behalf."})
+    stored = None
+    try:
+        with transaction.atomic():
+            actor = Actor.system("privacy.public_form")
+            request = _build(kind=kind, channel=Channel.PUBLIC_FORM, region=region, email=email, name=name,
+                             details=details, received_at=timezone.now(), on_behalf=on_behalf, agent_name=agent_name,
+                             subject_email=subject_email)
+            history_add(request, Action.RECEIVED, label="requester")
+            history_audit(request, "received", actor, channel=Channel.PUBLIC_FORM)
+            if authorization is not None:
+                stored = authorization_document_store(request=request, upload=authorization, actor=None,
+                                                      source=AuthorizationDocument.Source.AGENT_FORM)
+                history_add(request, Action.AUTHORIZATION, label="requester",
+                            note="Uploaded by the agent with the request form; not yet checked by the officer")
+                history_audit(request, "authorization_uploaded", actor, document=str(stored.pk),
+                              sha256=stored.sha256)
+            return request_code_send(request_id=request.pk)
+    except BaseException:
+        authorization_document_discard(stored)
+        raise
 
 
 @transaction.atomic
 def request_submit_staff(*, actor: User, email: str, name: str, kind: str, region: str, details: str,
                          received_at: datetime.datetime, on_behalf: bool = False, agent_name: str = "",
+                         subject_email: str = "",
                          organization=None) -> PrivacyRequest:
     """The officer enters a request received by email or post, dated when it arrived; it is
     acknowledged at once and verified separately (:func:`request_verify_by_officer`)."""
     request = _build(kind=kind, channel=Channel.STAFF, region=region, email=email, name=name, details=details,
-                     received_at=received_at, on_behalf=on_behalf, agent_name=agent_name, organization=organization)
+                     received_at=received_at, on_behalf=on_behalf, agent_name=agent_name,
+                     subject_email=subject_email, organization=organization)
     history_add(request, Action.RECEIVED, actor=actor, note=f"Entered by staff, received {received_at:%Y-%m-%d}")
     history_audit(request, "received", Actor.staff(actor), channel=Channel.STAFF)
     _acknowledge(request)

@@ -37,6 +37,7 @@ from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, m
 from core.tenancy import TenantManager, tenant_context
 from licensing.models import Subscription
 from privacy.models import LegalHold, PrivacyRequest, RetentionRun
+from privacy.services.authorizations import authorization_files_purge_orphans
 
 PURGED_BY_AGE = frozenset({Retention.SECURITY_LOG, Retention.TECHNICAL_LOG, Retention.PRIVACY_RECORD})
 # Event-started classes and the organisation event each is measured from.
@@ -215,6 +216,8 @@ def retention_purge(*, dry_run: bool = False, batch_size: int = BATCH_SIZE) -> R
         if total:
             counts[model._meta.label_lower] = total
     _event_purge(now, held_orgs, dry_run, batch_size, counts)
+    if not dry_run and (files := authorization_files_purge_orphans(now=now)):
+        counts["privacy.authorizationdocument files"] = files
     run.counts, run.finished_at = counts, timezone.now()
     run.save(update_fields=["counts", "finished_at", "updated_at"])
     return run

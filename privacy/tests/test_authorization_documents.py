@@ -39,7 +39,7 @@ def _agent_request(officer, *, on_behalf=True) -> PrivacyRequest:
     return request_submit_staff(
         actor=officer, email="ana@example.org", name="Ana Lima", kind="access", region="us_ca", details="",
         received_at=timezone.now() - datetime.timedelta(days=1), on_behalf=on_behalf,
-        agent_name="Bruno Agent" if on_behalf else "",
+        agent_name="Bruno Agent" if on_behalf else "", subject_email="bruno@example.org" if on_behalf else "",
     )
 
 

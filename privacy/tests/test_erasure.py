@@ -8,6 +8,7 @@ import datetime
 import pytest
 import time_machine
 from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 
@@ -162,3 +163,61 @@ def test_a_legal_hold_makes_the_erasure_wait(django_capture_on_commit_callbacks)
     with time_machine.travel(AFTER_GRACE, tick=False), django_capture_on_commit_callbacks(execute=True):
         assert run_due_erasures() == 1
     assert not User.objects.get(pk=membership.user.pk).is_active
+
+
+def _agent_deletion(officer, *, agent_email: str, subject_email: str) -> PrivacyRequest:
+    req = request_submit_public(email=agent_email, name="Bruno Agent", kind="deletion", region="eu_uk",
+                                on_behalf=True, agent_name="Ana Lima", subject_email=subject_email)
+    request_verify_by_officer(request_id=req.pk, actor=officer, method_note="Agent's code and ID checked")
+    letter = SimpleUploadedFile("letter.pdf", b"%PDF-1.7 signed letter", content_type="application/pdf")
+    decisions.request_authorization_record(request_id=req.pk, actor=officer, note="Signed letter checked",
+                                           document=letter)
+    return req
+
+
+def test_an_agents_deletion_erases_the_person_they_act_for_never_the_agent(django_capture_on_commit_callbacks):
+    officer = make_officer()
+    person = _subject().user
+    agent = MembershipFactory(user__email="bruno@agents.example").user
+    with time_machine.travel(T0, tick=False):
+        req = _agent_deletion(officer, agent_email=agent.email, subject_email=person.email.upper())
+        with django_capture_on_commit_callbacks(execute=True):
+            decisions.request_approve(request_id=req.pk, actor=officer)
+    erasure = Erasure.objects.get(request=req)
+    assert erasure.subject_id == str(person.pk)
+    with time_machine.travel(AFTER_GRACE, tick=False), django_capture_on_commit_callbacks(execute=True):
+        run_due_erasures()
+    assert not User.objects.get(pk=person.pk).is_active
+    assert User.objects.get(pk=agent.pk).is_active  # the agent's own account is untouched
+
+
+def test_an_agents_request_whose_person_has_no_account_is_refused_not_turned_on_the_agent():
+    officer = make_officer()
+    agent = MembershipFactory(user__email="bruno@agents.example").user
+    req = _agent_deletion(officer, agent_email=agent.email, subject_email="nobody@example.org")
+    with pytest.raises(PrivacyRequestError) as refused:
+        decisions.request_approve(request_id=req.pk, actor=officer)
+    assert refused.value.code == "no_account"
+    assert not Erasure.objects.filter(request=req).exists()
+
+
+def test_an_agents_request_recorded_without_the_persons_address_finds_nobody():
+    officer = make_officer()
+    agent = MembershipFactory(user__email="bruno@agents.example").user
+    req = _agent_deletion(officer, agent_email=agent.email, subject_email="ana@example.org")
+    PrivacyRequest.objects.filter(pk=req.pk).update(subject_email=None)  # filed before the address was asked
+    with pytest.raises(PrivacyRequestError) as refused:
+        decisions.request_approve(request_id=req.pk, actor=officer)
+    assert refused.value.code == "no_account"
+
+
+def test_an_agents_access_report_covers_the_person_they_act_for():
+    from privacy.services.exports import export_subject
+
+    officer = make_officer()
+    person = _subject().user
+    agent = MembershipFactory(user__email="bruno@agents.example").user
+    req = request_submit_public(email=agent.email, name="Bruno Agent", kind="access", region="eu_uk",
+                                on_behalf=True, agent_name="Ana Lima", subject_email=person.email)
+    request_verify_by_officer(request_id=req.pk, actor=officer, method_note="Agent's code checked")
+    assert export_subject(PrivacyRequest.objects.get(pk=req.pk)) == person

@@ -4,6 +4,7 @@ signed expiring downloads, redelivery safety."""
 from __future__ import annotations
 
 import datetime
+import gc
 import hashlib
 import io
 import json
@@ -173,11 +174,17 @@ def test_portability_export_holds_the_organisations_license_history_only(django_
 def test_sections_read_in_batches_keep_every_row_once():
     user = MembershipFactory().user
     for day in range(1, 8):
-        _sign_in(user, datetime.datetime(2024, 1, day, tzinfo=datetime.UTC))
+        _sign_in(user, datetime.datetime(2024, 1, day, tzinfo=datetime.UTC), ip=f"198.51.100.{day}")
     section = next(s for s in access_report.access_sections(user) if s.key == "accounts.signinevent")
     batches = list(section.iter_rows(batch_size=3))
     assert [len(b) for b in batches] == [3, 3, 1]
     assert section.count() == 7
+    # Encrypted columns are decrypted without model instances; each column appears once (the time too).
+    rows = [row for batch in batches for row in batch]
+    assert [r["ip_address"] for r in rows] == [f"198.51.100.{day}" for day in range(1, 8)]
+    assert {r["user_agent"] for r in rows} == {"Firefox"} and rows[0]["ip_index"].startswith("Held, not shown")
+    names = [c.name for c in section.columns]
+    assert len(names) == len(set(names)) and list(rows[0]) == names
 
 
 def test_a_failed_export_is_shown_and_the_officer_starts_it_again(django_capture_on_commit_callbacks, monkeypatch):
@@ -199,3 +206,26 @@ def test_a_failed_export_is_shown_and_the_officer_starts_it_again(django_capture
     with django_capture_on_commit_callbacks(execute=True):
         officer.post(f"/privacy/console/{req.pk}/export/retry/")
     assert ExportJob.objects.get(pk=req.export.pk).status == ExportJob.Status.READY
+
+
+def test_a_failure_while_a_section_is_read_in_a_transaction_leaves_the_job_failed(monkeypatch):
+    """Tenant sources, and the person's own audit events outside any organisation, are read inside a
+    transaction: a failure must end it before the job is marked failed, or rolling it back later would
+    take the failure with it."""
+    user = MembershipFactory().user
+    request = request_submit_portal(user=user, kind="access", region="eu_uk", recent_mfa=True)  # audited
+    PrivacyRequest.objects.filter(pk=request.pk).update(status=PrivacyRequest.Status.APPROVED)
+    job = ExportJob.objects.create(request=request)
+    encode = exports._json
+
+    def full_disk(row):
+        if "action" in row:  # an audit event row
+            raise OSError("disk full")
+        return encode(row)
+
+    monkeypatch.setattr(exports, "_json", full_disk)
+    with pytest.raises(OSError):
+        exports.export_build(job_id=job.pk)
+    gc.collect()  # whatever still held the section's reader is gone now
+    job.refresh_from_db()
+    assert (job.status, job.error) == (ExportJob.Status.FAILED, "disk full")

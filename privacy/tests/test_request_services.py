@@ -142,7 +142,7 @@ def test_an_unverified_request_cannot_be_approved(commit):
 
 def test_on_behalf_needs_the_authorisation_on_file(commit):
     officer = make_officer()
-    req = _public(commit, on_behalf=True, agent_name="Bruno Agent")
+    req = _public(commit, on_behalf=True, agent_name="Bruno Agent", subject_email="bruno@example.org")
     commit(request_verify_code, request_id=req.pk, code=last_code("ana@example.org"))
     with pytest.raises(PrivacyRequestError) as refused:
         decisions.request_approve(request_id=req.pk, actor=officer)
@@ -261,3 +261,19 @@ def test_the_queue_on_metrics_counts_by_status_and_days_to_due(commit, client):
     assert 'portal_privacy_requests_open{status="unverified"} 2.0' in text
     assert 'portal_privacy_requests_due{due="overdue"} 1.0' in text
     assert overdue.reference not in text and "late@example.org" not in text  # counts only
+
+
+def test_an_agent_names_the_persons_address_which_is_kept_apart_from_theirs(commit):
+    with pytest.raises(ValidationError) as refused:
+        _public(commit, email="bruno@agents.example", on_behalf=True, agent_name="Ana Lima")
+    assert "we look for their information under it" in str(refused.value.message_dict["subject_email"])
+    with pytest.raises(ValidationError) as malformed:
+        _public(commit, email="bruno@agents.example", on_behalf=True, agent_name="Ana Lima", subject_email="ana@")
+    assert "subject_email" in malformed.value.message_dict
+    assert not PrivacyRequest.objects.exists()
+    req = _public(commit, email="bruno@agents.example", on_behalf=True, agent_name="Ana Lima",
+                  subject_email=" Ana@Example.org ")
+    assert req.requester_email == "bruno@agents.example" and req.data_subject_email == "Ana@example.org"
+    assert mail.outbox[-1].to == ["bruno@agents.example"]  # codes and answers go to the agent
+    own = _public(commit, email="carla@example.org", subject_email="someone@example.org")
+    assert not own.subject_email and own.data_subject_email == "carla@example.org"

@@ -37,6 +37,7 @@ from privacy.forms import (
 )
 from privacy.models import REQUESTER_EMAIL_INDEX, AuthorizationDocument, PrivacyRequest, RecipientNotice
 from privacy.selectors import (
+    authorization_documents,
     data_inventory,
     is_privacy_officer,
     officer_queue,
@@ -167,6 +168,7 @@ class NewRequestView(OfficerMixin, View):
                     received_at=data["received_on"],
                     on_behalf=data["on_behalf"],
                     agent_name=data["agent_name"],
+                    subject_email=data["subject_email"],
                 )
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():
@@ -192,6 +194,7 @@ class RequestDeskView(OfficerMixin, View):
 
     def render_desk(self, request, req, *, forms=None, error="", status=200):
         forms = forms or {}
+        documents = authorization_documents(req.pk)
         today = timezone.now().date()
         dates = deadlines.Deadlines(
             ack_due=req.ack_due,
@@ -216,8 +219,9 @@ class RequestDeskView(OfficerMixin, View):
             or AssignForm(officers=privacy_officers(), initial={"officer": str(request.user.pk)}),
             "note_form": forms.get("note") or NoteForm(),
             "verify_form": forms.get("verify") or NoteForm(prefix="verify"),
-            "authorization_form": forms.get("authorization") or AuthorizationForm(prefix="authorization"),
-            "authorization_documents": list(req.authorization_documents.all()),
+            "authorization_form": forms.get("authorization")
+            or AuthorizationForm(prefix="authorization", document_on_file=bool(documents)),
+            "authorization_documents": documents,
             "approve_form": forms.get("approve") or ApproveForm(prefix="approve"),
             "deny_form": forms.get("deny") or ReasonForm(prefix="deny"),
             "extend_form": forms.get("extend") or ReasonForm(prefix="extend"),
@@ -308,7 +312,8 @@ class AuthorizationView(RecentMFARequiredMixin, _ActionView):
     input_fields = ("document",)
 
     def make_form(self, request):
-        return AuthorizationForm(request.POST, request.FILES, prefix="authorization")
+        return AuthorizationForm(request.POST, request.FILES, prefix="authorization",
+                                 document_on_file=bool(authorization_documents(self.kwargs["pk"])))
 
     def act(self, request, req, data):
         decisions.request_authorization_record(request_id=req.pk, actor=request.user, note=data["note"],

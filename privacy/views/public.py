@@ -113,7 +113,7 @@ class PublicRequestView(View):
         return render(request, self.template_name, {"form": PublicRequestForm(), "officer": officer_contact()})
 
     def post(self, request):
-        form = PublicRequestForm(request.POST)
+        form = PublicRequestForm(request.POST, request.FILES)
         # Only well-formed submissions count (each one emails a code): a typo costs nothing.
         if form.is_valid() and not public_form_admit(client_ip=client_ip(request)):
             form.add_error(None, "Too many requests from your network in the last hour. Try again later, or "
@@ -125,6 +125,8 @@ class PublicRequestView(View):
                 created = request_submit_public(
                     email=data["email"], name=data["name"], kind=data["kind"], region=data["region"],
                     details=data["details"], on_behalf=data["on_behalf"], agent_name=data["agent_name"],
+                    subject_email=data["subject_email"],
+                    authorization=data["document"],
                 )
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():

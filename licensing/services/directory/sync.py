@@ -132,6 +132,8 @@ def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = 
         sync = DirectorySync.objects.for_org(organization).select_for_update().get(pk=sync_id)
         if not sync.is_active:
             return sync
+        # Pages written by an earlier delivery of this run were seen by that process, not this one.
+        continued = sync.status == DirectorySync.Status.RUNNING and sync.pages > 0
         resume_from = sync.next_link if sync.status == DirectorySync.Status.RUNNING else ""
         if resume_from:
             sync.resumed += 1
@@ -146,9 +148,11 @@ def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = 
             sync.save(update_fields=["skus_seen", "updated_at"])
             skus = {s.sku_id: s for s in TenantSku.objects.for_org(organization)}
         pages = graph.user_page_links(select=USER_SELECT, page_size=PAGE_SIZE, start_link=resume_from or None)
+        seen: set[int] = set()  # stored users listed by this run: their ids as integers, not rows
         for users, next_link in pages:
             with tenant_context(organization):
-                counts = directory_user_upsert_from_graph(organization=organization, users=users, sync=sync, skus=skus)
+                counts = directory_user_upsert_from_graph(organization=organization, users=users, sync=sync, skus=skus,
+                                                          seen=seen)
                 sync.pages += 1
                 sync.users_seen += len(users)
                 sync.users_created += counts["created"]
@@ -159,7 +163,7 @@ def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = 
                 sync.save(update_fields=["pages", "users_seen", "users_created", "users_updated", "users_unchanged",
                                          "heartbeat_at", "next_link", "updated_at"])
         with tenant_context(organization):
-            sync.users_removed = _mark_missing_users_removed(organization, sync)
+            sync.users_removed = 0 if continued else _mark_missing_users_removed(organization, sync, seen)
             sync.save(update_fields=["users_removed", "updated_at"])
             _finish(sync, DirectorySync.Status.SUCCEEDED)
             audit_record(
@@ -175,14 +179,19 @@ def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = 
     return sync
 
 
-def _mark_missing_users_removed(organization, sync: DirectorySync) -> int:
-    """Users the full listing no longer returned were deleted in the tenant; their seats are free."""
+def _mark_missing_users_removed(organization, sync: DirectorySync, seen: set[int]) -> int:
+    """Users the full listing no longer returned were deleted in the tenant; their seats are free.
+
+    ``seen`` holds the stored users this process saw listed. Comparing ids in memory replaced marking
+    every listed row in the database (an update of each unchanged user, most of a resync's time). A run
+    continued after a lost worker did not see the earlier pages here, so it leaves removals to the next run.
+    """
     # A user created through the portal while this sync was listing may be missing from pages fetched before
     # it existed: only users the portal knew when the sync started can have disappeared.
-    gone = (DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True)
-            .filter(created_at__lte=sync.started_at).exclude(last_seen_sync=sync))
+    known = (DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True)
+             .filter(created_at__lte=sync.started_at).values_list("pk", flat=True))
     now = timezone.now()
-    gone_ids = list(gone.values_list("pk", flat=True))
+    gone_ids = [pk for pk in known.iterator(chunk_size=2000) if pk.int not in seen]
     if not gone_ids:
         return 0
     DirectoryUser.objects.for_org(organization).filter(pk__in=gone_ids).update(removed_at=now, updated_at=now)
