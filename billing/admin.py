@@ -9,14 +9,16 @@ with the grant.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 
 from accounts.admin_grants import GrantScopedAdmin, grants_for_area
 from core.admin import ReadOnlyAdmin
 from core.audit import Actor
 from core.tenancy import tenant_context
+from licensing.admin import _with_reason
 
 from .models import (
     BillingProfile,
@@ -31,6 +33,21 @@ from .models import (
 from .services import payments as payment_services
 from .services import pricing as pricing_services
 from .services import reconciliation as reconciliation_services
+
+
+class BankTransferForm(forms.Form):
+    amount = forms.CharField(max_length=32, required=False,
+                             help_text="What the bank received, e.g. 120.50; empty for the whole balance.")
+    reference = forms.CharField(max_length=100, help_text="The bank's reference for the transfer.")
+
+
+class RefundForm(forms.Form):
+    amount = forms.CharField(max_length=32, required=False,
+                             help_text="How much to give back, e.g. 20.00; empty for all that is left.")
+    reason = forms.CharField(max_length=300, help_text="Why; the customer sees it.")
+    bank_reference = forms.CharField(max_length=100, required=False,
+                                     help_text="For a bank transfer: the bank's reference of the money sent back. "
+                                               "A card is refunded through the gateway.")
 
 
 @admin.register(MarginRule)
@@ -160,26 +177,23 @@ class ReadOnlyTenantAdmin(GrantScopedAdmin, ReadOnlyAdmin):
 class InvoiceAdmin(ReadOnlyTenantAdmin):
     """Issued documents are immutable; staff record bank transfers here. Corrections are credit notes."""
 
-    list_display = ["number", "organization", "kind", "status", "currency", "total", "issued_at", "due_on"]
+    list_display = ["number", "organization", "kind", "status", "currency", "total", "amount_paid", "issued_at",
+                    "due_on"]
     list_filter = ["kind", "status", "currency"]
     search_fields = ["number"]
     fields = ["number", "organization", "kind", "status", "currency", "subtotal", "tax_total", "total",
-              "tax_note", "issued_at", "due_on", "paid_at", "run_period", "credited_invoice", "reason"]
+              "amount_paid", "tax_note", "issued_at", "due_on", "paid_at", "run_period", "credited_invoice", "reason"]
     actions = ["record_bank_transfer"]
 
-    @admin.action(description="Record a bank transfer for the full amount")
+    @admin.action(description="Record a bank transfer (all or part of the balance)")
     def record_bank_transfer(self, request, queryset):
-        done = 0
-        for invoice in queryset:
-            try:
-                payment_services.payment_record_bank_transfer(
-                    organization=invoice.organization, actor=Actor.staff(request.user), user=request.user,
-                    invoice=invoice, amount=invoice.total, reference=f"Bank transfer for {invoice.number}")
-            except ValidationError as exc:
-                self.message_user(request, f"{invoice.number}: {' '.join(exc.messages)}", messages.WARNING)
-            else:
-                done += 1
-        self.message_user(request, f"{done} invoice(s) marked paid by bank transfer.", messages.SUCCESS)
+        def apply(invoice, data):
+            payment_services.payment_record_bank_transfer(
+                organization=invoice.organization, actor=Actor.staff(request.user), user=request.user,
+                invoice=invoice, amount=data["amount"] or invoice.balance, reference=data["reference"])
+
+        return _with_reason(self, request, queryset, title="Record a bank transfer", action="record_bank_transfer",
+                            apply=apply, form_class=BankTransferForm)
 
 
 @admin.register(Payment)
@@ -187,3 +201,16 @@ class PaymentAdmin(ReadOnlyTenantAdmin):
     list_display = ["invoice", "organization", "method", "currency", "amount", "reference", "received_at"]
     list_filter = ["method"]
     fields = ["invoice", "organization", "method", "currency", "amount", "reference", "received_at"]
+    actions = ["refund_payment"]
+
+    @admin.action(description="Refund all or part of a payment")
+    def refund_payment(self, request, queryset):
+        def apply(payment, data):
+            refunded = payment.refunds.count()
+            payment_services.payment_refund(
+                organization=payment.organization, actor=Actor.staff(request.user), user=request.user,
+                payment=payment, amount=data["amount"] or None, reason=data["reason"],
+                reference=data["bank_reference"], idempotency_key=f"staff-refund:{payment.pk}:{refunded}")
+
+        return _with_reason(self, request, queryset, title="Refund payments", action="refund_payment", apply=apply,
+                            form_class=RefundForm)

@@ -11,16 +11,18 @@ from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from accounts.models import ApiKey
 from accounts.roles import Perm
 from accounts.team import audit_actor
-from billing.models import Invoice, InvoiceLine, PaymentMethod
+from billing.models import Invoice, InvoiceLine, Payment, PaymentMethod, Refund
 from billing.pdf import invoice_pdf
 from billing.selectors import invoices as selectors
 from billing.selectors.pricing import billing_profile
+from billing.services import payments as payment_services
 from billing.services import pricing as pricing_services
 from billing.views import seller
 from core.api.errors import ApiError
-from core.api.schema import error_responses
+from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
 from core.api.views import OrganizationAPIView, OrganizationViewSet
 
 
@@ -33,15 +35,40 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
                   "period_end", "quantity", "unit_price", "amount", "explanation"]
 
 
+class RefundSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Refund
+        fields = ["amount", "currency", "reference", "reason", "refunded_at"]
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    card = serializers.StringRelatedField(source="payment_method", allow_null=True)
+    refunds = RefundSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Payment
+        fields = ["amount", "currency", "method", "card", "reference", "received_at", "refunds"]
+
+
+class PayInputSerializer(serializers.Serializer):
+    payment_method = serializers.UUIDField(help_text="A saved card's id (/payment-methods/).")
+    amount = serializers.CharField(required=False, allow_blank=True, max_length=32,
+                                   help_text="A decimal string with at most two decimals; omitted: the balance.")
+    currency = serializers.CharField(required=False, allow_blank=True, max_length=3,
+                                     help_text="If given, must be the invoice's currency.")
+
+
 class InvoiceSerializer(serializers.ModelSerializer):
     credited_invoice = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
+    balance = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     lines = serializers.SerializerMethodField()
+    payments = serializers.SerializerMethodField()
 
     class Meta:
         model = Invoice
         fields = ["id", "kind", "number", "status", "currency", "subtotal", "tax_name", "tax_rate_percent",
-                  "tax_total", "total", "tax_note", "issued_at", "due_on", "paid_at", "run_period",
-                  "credited_invoice", "reason", "lines"]
+                  "tax_total", "total", "amount_paid", "balance", "tax_note", "issued_at", "due_on", "paid_at",
+                  "run_period", "credited_invoice", "reason", "lines", "payments"]
 
     @extend_schema_field(InvoiceLineSerializer(many=True))
     def get_lines(self, obj):
@@ -50,20 +77,27 @@ class InvoiceSerializer(serializers.ModelSerializer):
         lines = selectors.invoice_lines(obj.organization_id, obj)
         return InvoiceLineSerializer(lines, many=True).data
 
+    @extend_schema_field(PaymentSerializer(many=True))
+    def get_payments(self, obj):
+        """Payments with their refunds, oldest first (on the detail only, like the lines)."""
+        if self.context.get("brief"):
+            return []
+        return PaymentSerializer(selectors.payments_for(obj.organization_id, obj), many=True).data
+
 
 @extend_schema_view(
     list=extend_schema(summary="List invoices and credit notes", parameters=[
         OpenApiParameter("kind", str, enum=Invoice.Kind.values),
         OpenApiParameter("status", str, enum=Invoice.Status.values),
         OpenApiParameter("search", str, description="Part of the number or of a line's description."),
-    ], description="Newest first. Lines are included on the detail only (an empty list here)."),
+    ], description="Newest first. Lines and payments are included on the detail only (empty lists here)."),
     retrieve=extend_schema(summary="Get an invoice or credit note with its lines"),
 )
 class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationViewSet):
     model = Invoice
     serializer_class = InvoiceSerializer
-    http_method_names = ["get", "head", "options"]
-    required_permissions = {"GET": Perm.BILLING_VIEW, "HEAD": Perm.BILLING_VIEW}
+    http_method_names = ["get", "head", "options", "post"]
+    required_permissions = {"GET": Perm.BILLING_VIEW, "HEAD": Perm.BILLING_VIEW, "POST": Perm.BILLING_MANAGE}
 
     def scoped_queryset(self):
         params = self.request.query_params
@@ -82,6 +116,40 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         response = HttpResponse(body, content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{invoice.number}.pdf"'
         return response
+
+
+    @extend_schema(
+        summary="Pay an invoice, all or part, with a saved card",
+        description="Charges `amount` (a decimal string; omitted: the whole balance) to the saved card. More than "
+                    "the balance is 400 overpayment; a card the bank declines is 400 with its code and nothing is "
+                    "recorded; an invoice with nothing to pay is 409 not_payable. Send an Idempotency-Key: a "
+                    "retry charges the card once.",
+        request=PayInputSerializer, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: PaymentSerializer, **error_responses(400, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["post"])
+    def pay(self, request, pk=None):
+        invoice = self.get_object()
+        data = PayInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        method = selectors.payment_methods(self.organization).filter(pk=data.validated_data["payment_method"]).first()
+        if method is None:
+            raise ApiError("No such saved card.", code="invalid", fields={"payment_method": ["Unknown card."]})
+        key = request.headers.get("Idempotency-Key", "")[:128]
+        if not key:
+            raise ApiError("Send an Idempotency-Key header, so that a retry charges the card once.",
+                           code="idempotency_key_required")
+        try:
+            payment = payment_services.invoice_pay_by_card(
+                organization=self.organization, actor=audit_actor(self.actor),
+                user=None if isinstance(self.actor, ApiKey) else self.actor, invoice=invoice, method=method,
+                idempotency_key=f"api:{key}", amount=data.validated_data.get("amount") or None,
+                currency=data.validated_data.get("currency") or None)
+        except ValidationError as exc:
+            code = getattr(exc, "code", None) or "invalid"
+            raise ApiError(" ".join(exc.messages), code=code,
+                           status_code=409 if code == "not_payable" else 400) from None
+        return Response(PaymentSerializer(payment).data, status=201)
 
 
 class PaymentMethodSerializer(serializers.ModelSerializer):

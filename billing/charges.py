@@ -27,7 +27,7 @@ from decimal import Decimal
 from billing.money import round_line
 from licensing import nce
 
-CHARGE, PRORATION, REFUND = "charge", "proration", "refund"
+CHARGE, PRORATION, REFUND, CONSUMPTION = "charge", "proration", "refund", "consumption"
 RENEWAL_SOURCE = "renewal"
 
 
@@ -42,6 +42,9 @@ class Charge:
     period_start: datetime
     period_end: datetime
     explanation: str
+    # For charges without a licensing subscription (Azure consumption): what the line names instead.
+    ms_subscription_id: str = ""
+    description: str = ""
 
 
 def utc_day(moment: datetime) -> date:

@@ -11,7 +11,9 @@ forged or altered token is refused. Test card numbers behave like a processor's 
 
 - 4242 4242 4242 4242 (or any other valid number): approved;
 - 4000 0000 0000 0002: declined by the bank;
-- 4000 0000 0000 9995: declined, insufficient funds.
+- 4000 0000 0000 9995: declined, insufficient funds;
+- 4000 0000 0000 5126: charged, but the bank refuses a refund of the charge (its charge id says so,
+  as a processor would know it from its own records).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from stdnum import luhn
 
+REFUND_FAILS = "4000000000005126"
 DECLINES = {
     "4000000000000002": ("card_declined", "The card was declined by its bank. Use another card or pay by bank "
                                           "transfer."),
@@ -95,7 +98,7 @@ class TestGateway:
             raise GatewayError("The security code has 3 or 4 digits.", code="invalid_cvc")
         if not (1 <= exp_month <= 12) or exp_year < 2000:
             raise GatewayError("The expiry date is not valid.", code="invalid_expiry")
-        outcome = DECLINES.get(number, ("approve", ""))[0]
+        outcome = "approve_no_refund" if number == REFUND_FAILS else DECLINES.get(number, ("approve", ""))[0]
         payload = json.dumps({"b": brand_of(number), "l": number[-4:], "m": exp_month, "y": exp_year, "o": outcome},
                              separators=(",", ":")).encode()
         body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
@@ -120,14 +123,21 @@ class TestGateway:
 
     def charge(self, *, token: str, amount: Decimal, currency: str, idempotency_key: str) -> str:
         outcome = self._payload(token)["o"]
-        if outcome != "approve":
+        if outcome not in ("approve", "approve_no_refund"):
             code, message = next(v for v in DECLINES.values() if v[0] == outcome)
             raise GatewayError(message, code=code)
         if amount <= 0:
             raise GatewayError("Nothing to charge.", code="invalid_amount")
-        return self._id("ch", idempotency_key)
+        return self._id("ch_norefund" if outcome == "approve_no_refund" else "ch", idempotency_key)
 
     def refund(self, *, charge_id: str, amount: Decimal, currency: str, idempotency_key: str) -> str:
+        if not charge_id.startswith("ch_"):
+            raise GatewayError("The payment processor does not know this charge.", code="unknown_charge")
+        if amount <= 0:
+            raise GatewayError("Nothing to refund.", code="invalid_amount")
+        if charge_id.startswith("ch_norefund_"):
+            raise GatewayError("The card's bank refused the refund. Refund by bank transfer instead.",
+                               code="refund_declined")
         return self._id("re", idempotency_key)
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from core.audit import Actor
 
+from .services import azure as azure_services
 from .services import invoices as invoice_services
 from .services import reconciliation as reconciliation_services
 
@@ -16,7 +17,9 @@ from .services import reconciliation as reconciliation_services
 def billing_run_all() -> dict:
     """Bill last month for every organisation (a no-op once billed), mark overdue invoices, send reminders."""
     now = timezone.now()
-    result = invoice_services.billing_run(month=invoice_services.previous_month(now), now=now)
+    month = invoice_services.previous_month(now)
+    result = invoice_services.billing_run(month=month, now=now,
+                                          azure_usage=azure_services.usage_export_for_last_month(month))
     overdue = reminders = 0
     for organization in Organization.objects.filter(status=Organization.Status.ACTIVE).order_by("pk").iterator():
         overdue += invoice_services.invoices_mark_overdue(organization=organization, now=now)

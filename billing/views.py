@@ -239,7 +239,8 @@ class PayInvoice(InvoiceMixin, View):
         try:
             payment = payment_services.invoice_pay_by_card(
                 organization=self.organization, actor=Actor.user(request.user), user=request.user, invoice=invoice,
-                method=method, idempotency_key=request.POST.get("idempotency_key", "")[:128])
+                method=method, idempotency_key=request.POST.get("idempotency_key", "")[:128],
+                amount=request.POST.get("amount", "").strip()[:32] or None)
         except ValidationError as exc:
             messages.error(request, f"The payment did not go through: {_error(exc)}")
         else:

@@ -123,6 +123,16 @@ def _payment(org, world):
                                idempotency_key="sweep")
 
 
+@builder("billing.Refund")
+def _refund(org, world):
+    from billing.models import Payment
+    from billing.services.payments import payment_refund
+    from core.audit import Actor
+
+    return payment_refund(organization=org, actor=Actor.system("sweep"), user=None, payment=world.get(Payment, org),
+                          reason="Sweep", idempotency_key="sweep-refund", amount="1.00")
+
+
 class BuildError(Exception):
     pass
 

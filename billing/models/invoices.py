@@ -6,7 +6,8 @@ Invariants held here (the billing run in services/invoices.py relies on them):
 - One run document per organisation, kind, billed month and currency (``run_once_per_month``).
 - An issued document is immutable: lines cannot be saved again or deleted, and an invoice's money,
   numbers and customer details cannot change; only its payment status (and when it was e-mailed)
-  moves. Corrections are credit notes. Not yet enforced below the ORM (a database trigger).
+  moves. Corrections are credit notes. The database holds the same rule with triggers, so raw SQL
+  cannot bypass it either (billing/immutability.py, docs/decisions/029-immutable-billing-documents.md).
 """
 
 from __future__ import annotations
@@ -75,12 +76,14 @@ class Invoice(TenantModel):
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
+        PARTIALLY_PAID = "partially_paid", "Partially paid"
         PAID = "paid", "Paid"
         OVERDUE = "overdue", "Overdue"
         VOID = "void", "Void"
 
-    # What may change after issue: the payment status and when it was paid.
-    MUTABLE_FIELDS = frozenset({"status", "paid_at", "emailed_at", "updated_at"})
+    # What may change after issue: the payment status, the amount paid and when it was paid (the database's
+    # triggers hold the same list: billing/immutability.py).
+    MUTABLE_FIELDS = frozenset({"status", "amount_paid", "paid_at", "emailed_at", "updated_at"})
 
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.INVOICE)
     number = models.CharField(max_length=32, unique=True)
@@ -97,7 +100,9 @@ class Invoice(TenantModel):
     tax_note = models.CharField(max_length=200, blank=True)
     issued_at = models.DateTimeField(db_index=True)
     due_on = models.DateField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    # Payments less refunds (billing/services/payments.py keeps it, under the invoice's row lock).
+    amount_paid = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     paid_at = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
     credited_invoice = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True,
@@ -118,6 +123,9 @@ class Invoice(TenantModel):
                                     name="invoice_number_once"),
             models.CheckConstraint(condition=Q(kind="credit_note") | Q(total__gte=0), name="invoice_not_negative"),
             models.CheckConstraint(condition=Q(kind="invoice") | Q(total__lte=0), name="credit_note_not_positive"),
+            # Never overpaid, never negative: an overpayment is refused, not kept as credit.
+            models.CheckConstraint(condition=Q(amount_paid__gte=0) & (Q(kind="credit_note") | Q(
+                amount_paid__lte=models.F("total"))), name="invoice_paid_within_total"),
         ]
         indexes = [models.Index(fields=["organization", "issued_at"], name="invoice_org_issued_idx")]
 
@@ -127,6 +135,13 @@ class Invoice(TenantModel):
     @property
     def is_credit_note(self) -> bool:
         return self.kind == self.Kind.CREDIT_NOTE
+
+    @property
+    def balance(self):
+        """What is still to pay: nothing on a credit note or a void invoice."""
+        if self.is_credit_note or self.status == self.Status.VOID:
+            return self.total - self.total
+        return self.total - self.amount_paid
 
     def save(self, *args, update_fields=None, **kwargs):
         if not self._state.adding and (update_fields is None or not set(update_fields) <= self.MUTABLE_FIELDS):
@@ -150,7 +165,8 @@ declare(
     },
     not_personal=[
         "kind", "number", "sequence_year", "sequence_number", "run_period", "currency", "subtotal", "tax_total",
-        "total", "tax_name", "tax_rate_percent", "tax_note", "issued_at", "due_on", "status", "paid_at", "emailed_at",
+        "total", "tax_name", "tax_rate_percent", "tax_note", "issued_at", "due_on", "status", "amount_paid", "paid_at",
+        "emailed_at",
         "credited_invoice", "reason", "bill_to_country",
     ],
 )
@@ -160,6 +176,7 @@ class InvoiceLine(TenantModel):
     class Kind(models.TextChoices):
         CHARGE = "charge", "Subscription charge"
         PRORATION = "proration", "Seats added mid-period"
+        CONSUMPTION = "consumption", "Azure consumption"
         REFUND = "refund", "Refund"
         CORRECTION = "correction", "Correction"
         TAX = "tax", "Tax"

@@ -18,7 +18,7 @@ class PaymentMethod(TenantModel):
     gateway = models.CharField(max_length=32)
     token = EncryptedCharField(max_length=512)
     brand = models.CharField(max_length=16)
-    last4 = models.CharField(max_length=4)
+    last4 = EncryptedCharField(max_length=4)
     exp_month = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(12)])
     exp_year = models.PositiveSmallIntegerField()
     is_default = models.BooleanField(default=False)
@@ -79,3 +79,33 @@ class Payment(TenantModel):
 
 declare(Payment, not_personal=["invoice", "method", "payment_method", "amount", "currency", "reference",
                                "received_at", "recorded_by", "idempotency_key"])
+
+
+class Refund(TenantModel):
+    """Money given back from a payment: through the gateway for a card, by the bank for a transfer.
+    Refunds of one payment never add up to more than it (checked under the invoice's row lock)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="refunds")
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=100, help_text="The processor's refund id or the bank reference.")
+    reason = models.CharField(max_length=300)
+    refunded_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    idempotency_key = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["-refunded_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "idempotency_key"], name="refund_idempotent"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_positive"),
+        ]
+
+    def __str__(self):
+        return f"Refund of {self.currency} {self.amount} from {self.payment_id}"
+
+
+declare(Refund, not_personal=["invoice", "payment", "amount", "currency", "reference", "reason", "refunded_at",
+                              "recorded_by", "idempotency_key"])

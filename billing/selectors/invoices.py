@@ -6,9 +6,9 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import F, Prefetch, Q, QuerySet, Sum
 
-from billing.models import Invoice, InvoiceLine, Payment, PaymentMethod
+from billing.models import Invoice, InvoiceLine, Payment, PaymentMethod, Refund
 from core.timezones import organization_zone
 from licensing import nce
 
@@ -35,10 +35,11 @@ def reconciliation_rows(organization) -> QuerySet:
 
 
 def outstanding(organization) -> dict[str, Decimal]:
-    """What is still to pay, per currency (open and overdue invoices)."""
+    """What is still to pay, per currency: the balance of open, partly paid and overdue invoices."""
     rows = (Invoice.objects.for_org(organization)
-            .filter(kind=Invoice.Kind.INVOICE, status__in=[Invoice.Status.OPEN, Invoice.Status.OVERDUE])
-            .values("currency").annotate(total=Sum("total")).order_by("currency"))
+            .filter(kind=Invoice.Kind.INVOICE,
+                    status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID, Invoice.Status.OVERDUE])
+            .values("currency").annotate(total=Sum(F("total") - F("amount_paid"))).order_by("currency"))
     return {r["currency"]: r["total"] for r in rows}
 
 
@@ -69,4 +70,8 @@ def payment_methods(organization) -> QuerySet:
 
 
 def payments_for(organization, invoice: Invoice) -> QuerySet:
-    return Payment.objects.for_org(organization).filter(invoice=invoice).select_related("payment_method")
+    """The invoice's payments, each with its refunds (``payment.refunds.all()``), oldest first."""
+    return (Payment.objects.for_org(organization).filter(invoice=invoice).select_related("payment_method")
+            .prefetch_related(Prefetch("refunds", queryset=Refund.objects.for_org(organization)
+                                       .order_by("refunded_at")))
+            .order_by("received_at"))

@@ -28,6 +28,7 @@ from billing.models import BillingProfile, DunningReminder, Invoice, InvoiceLine
 from billing.money import ZERO, round_line
 from billing.selectors.pricing import billing_profile, billing_profiles
 from billing.selectors.tax import TaxRateTable, TaxTreatment, tax_treatment
+from billing.services.azure import UsageExport, azure_meters_to_bill, azure_pending_charges
 from core.audit import Actor, AuditEntry, audit_record, audit_record_many
 from core.tenancy import tenant_context, unscoped_no_tenant
 from licensing import nce
@@ -72,9 +73,10 @@ class RunResult:
 
 
 # --- the run -------------------------------------------------------------------------------------
-def billing_run(*, month: date, now: datetime | None = None) -> RunResult:
+def billing_run(*, month: date, now: datetime | None = None, azure_usage: UsageExport | None = None) -> RunResult:
     """Bill every active organisation for ``month`` (a closed month), ``RUN_BATCH`` organisations per
-    transaction (docs/decisions/030-billing-run-in-batches.md).
+    transaction (docs/decisions/030-billing-run-in-batches.md); with ``azure_usage``, their Azure
+    consumption too (services/azure.py).
 
     The organisations already billed for the month are read in one query and skipped, and the tax table
     is read once, so a second run costs two queries whatever the number of organisations.
@@ -92,10 +94,12 @@ def billing_run(*, month: date, now: datetime | None = None) -> RunResult:
         if organization.pk not in billed:
             batch.append(organization)
         if len(batch) == RUN_BATCH:
-            result.documents += _bill_batch(batch, period=period, until=until, now=now, rates=rates)
+            result.documents += _bill_batch(batch, period=period, until=until, now=now, rates=rates,
+                                            azure_usage=azure_usage)
             batch = []
     if batch:
-        result.documents += _bill_batch(batch, period=period, until=until, now=now, rates=rates)
+        result.documents += _bill_batch(batch, period=period, until=until, now=now, rates=rates,
+                                        azure_usage=azure_usage)
     return result
 
 
@@ -111,21 +115,24 @@ def _organizations_billed(period: date) -> set:
 
 
 def _bill_batch(organizations: list, *, period: date, until: datetime, now: datetime,
-                rates: TaxRateTable) -> list[str]:
+                rates: TaxRateTable, azure_usage: UsageExport | None = None) -> list[str]:
     """Bill organisations no run has billed for ``period`` in one transaction, scoped to them all.
 
     If a racing run billed one of them meanwhile, a unique constraint refuses the whole batch; each
     organisation is then billed alone, where the constraint decides for that organisation only.
     """
+    # Read before the batch's transaction: the first batch that needs it waits for Microsoft's export.
+    meters = azure_meters_to_bill(organizations=organizations, usage=azure_usage, period=period)
     try:
         with tenant_context(*organizations):
-            documents = _issue_run_documents(organizations, period=period, until=until, now=now, rates=rates)
+            documents = _issue_run_documents(organizations, period=period, until=until, now=now, rates=rates,
+                                             meters=meters)
     except IntegrityError:
         log.info("billing run batch for %s lost a race; billing its organisations one by one", period)
         documents = []
         for organization in organizations:
             documents += _bill_organization(organization=organization, period=period, until=until, now=now,
-                                            rates=rates)
+                                            rates=rates, azure_usage=azure_usage)
     return [document.number for document in documents]
 
 
@@ -199,7 +206,8 @@ def _refuse_open_month(period: date, until: datetime, now: datetime) -> None:
                            code="month_open")
 
 
-def billing_run_organization(*, organization, month: date, now: datetime | None = None) -> list[Invoice]:
+def billing_run_organization(*, organization, month: date, now: datetime | None = None,
+                             azure_usage: UsageExport | None = None) -> list[Invoice]:
     """Issue the organisation's invoice (charges) and credit note (refunds) for ``month``.
 
     Nothing is issued for a month that has not closed. Runs again later find every charge billed
@@ -208,16 +216,19 @@ def billing_run_organization(*, organization, month: date, now: datetime | None 
     now = now or timezone.now()
     period, until = month_start(month), month_bounds(month)[1]
     _refuse_open_month(period, until, now)
-    return _bill_organization(organization=organization, period=period, until=until, now=now, rates=None)
+    return _bill_organization(organization=organization, period=period, until=until, now=now, rates=None,
+                              azure_usage=azure_usage)
 
 
 def _bill_organization(*, organization, period: date, until: datetime, now: datetime,
-                       rates: TaxRateTable | None) -> list[Invoice]:
+                       rates: TaxRateTable | None, azure_usage: UsageExport | None = None) -> list[Invoice]:
+    meters = azure_meters_to_bill(organizations=[organization], usage=azure_usage, period=period)
     try:
         with tenant_context(organization):
             if Invoice.objects.for_org(organization).filter(run_period=period).exists():
                 return []
-            return _issue_run_documents([organization], period=period, until=until, now=now, rates=rates)
+            return _issue_run_documents([organization], period=period, until=until, now=now, rates=rates,
+                                        meters=meters)
     except IntegrityError:
         # Another run billed these charges first: the constraint decided, this run bills nothing.
         log.info("billing run for %s %s lost a race; nothing billed twice", organization.pk, period)
@@ -225,11 +236,15 @@ def _bill_organization(*, organization, period: date, until: datetime, now: date
 
 
 def _issue_run_documents(organizations: list, *, period: date, until: datetime, now: datetime,
-                         rates: TaxRateTable | None) -> list[Invoice]:
-    """Each organisation's invoice per currency (charges) and credit note per currency (refunds), in the
-    caller's transaction and tenant context, which covers ``organizations``."""
+                         rates: TaxRateTable | None, meters: dict | None = None) -> list[Invoice]:
+    """Each organisation's invoice per currency (charges, Azure consumption) and credit note per currency
+    (refunds), in the caller's transaction and tenant context, which covers ``organizations``."""
     pending = pending_charges(organizations=organizations, until=until)
-    owing = [organization for organization in organizations if pending.get(organization.pk)]
+    consumption = {organization.pk: azure_pending_charges(organization=organization, meters=meters[organization.pk],
+                                                          period=period)
+                   for organization in organizations if meters and meters.get(organization.pk)}
+    owing = [organization for organization in organizations
+             if pending.get(organization.pk) or consumption.get(organization.pk)]
     if not owing:
         return []
     profiles = billing_profiles(owing)
@@ -237,13 +252,15 @@ def _issue_run_documents(organizations: list, *, period: date, until: datetime, 
     drafts = []
     for organization in owing:
         groups: dict[tuple[str, str], list] = defaultdict(list)
-        for sub, charge in pending[organization.pk]:
+        for sub, charge in pending.get(organization.pk, ()):
             kind = Invoice.Kind.CREDIT_NOTE if charge.amount < 0 else Invoice.Kind.INVOICE
             groups[(kind, sub.currency)].append((sub, charge))
+        for currency, charge in consumption.get(organization.pk, ()):
+            groups[(Invoice.Kind.INVOICE, currency)].append((None, charge))
         profile = profiles[organization.pk]
         tax = tax_treatment(organization=organization, profile=profile, day=day, rates=rates)
         for (kind, currency), items in sorted(groups.items()):
-            items.sort(key=lambda pair: (pair[1].dated, pair[0].product_title, pair[1].key))
+            items.sort(key=lambda pair: (pair[1].dated, pair[0].product_title if pair[0] else "", pair[1].key))
             drafts.append(_draft(organization=organization, kind=kind, currency=currency, items=items,
                                  run_period=period, now=now, profile=profile, tax=tax))
     return _issue(drafts, now=now, actor=RUN_ACTOR)
@@ -307,8 +324,10 @@ def _draft(*, organization, kind: str, currency: str, items: list, run_period: d
     for position, (sub, charge) in enumerate(items, start=1):
         lines.append(InvoiceLine(
             organization=organization, invoice=invoice, position=position, kind=charge.kind, charge_key=charge.key,
-            subscription=sub, ms_subscription_id=(sub.ms_subscription_id or "") if sub else "",
-            description=_product_line(sub) if sub else charge.explanation[:300], explanation=charge.explanation,
+            subscription=sub,
+            ms_subscription_id=charge.ms_subscription_id or ((sub.ms_subscription_id or "") if sub else ""),
+            description=charge.description or (_product_line(sub) if sub else charge.explanation[:300]),
+            explanation=charge.explanation,
             period_start=charge.period_start, period_end=charge.period_end, quantity=charge.quantity,
             unit_price=charge.unit_price, amount=charge.amount,
         ))
@@ -400,12 +419,14 @@ def invoice_credit_in_full(*, invoice: Invoice, actor: Actor, reason: str, now: 
             raise BillingError("Only an invoice that is not void can be credited.", code="not_creditable")
         items = []
         lines = InvoiceLine.objects.for_org(organization).filter(
-            invoice=invoice, kind__in=[InvoiceLine.Kind.CHARGE, InvoiceLine.Kind.PRORATION]).select_related(
-            "subscription")
+            invoice=invoice, kind__in=[InvoiceLine.Kind.CHARGE, InvoiceLine.Kind.PRORATION,
+                                       InvoiceLine.Kind.CONSUMPTION]).select_related("subscription")
         for line in lines:
             items.append((line.subscription, billing_charges.Charge(
                 InvoiceLine.Kind.CORRECTION, f"credit:{line.pk}", now, line.quantity, line.unit_price, -line.amount,
-                line.period_start, line.period_end, f"Reverses line {line.position} of {invoice.number}: {reason}")))
+                line.period_start, line.period_end, f"Reverses line {line.position} of {invoice.number}: {reason}",
+                ms_subscription_id=line.ms_subscription_id,
+                description="" if line.subscription_id else line.description)))
         if not items:
             raise BillingError("This invoice has no lines to credit.", code="not_creditable")
         [note] = _issue([_draft(organization=organization, kind=Invoice.Kind.CREDIT_NOTE, currency=invoice.currency,
@@ -422,11 +443,13 @@ def invoice_credit_in_full(*, invoice: Invoice, actor: Actor, reason: str, now: 
 
 
 def invoices_mark_overdue(*, organization, now: datetime | None = None) -> int:
-    """The organisation's open invoices past their due date become overdue; only the status moves."""
+    """The organisation's open and partly paid invoices past their due date become overdue; only the status
+    moves (the paid amount shows what part is paid)."""
     today = (now or timezone.now()).astimezone(UTC).date()
     with tenant_context(organization):
         return Invoice.objects.for_org(organization).filter(
-            status=Invoice.Status.OPEN, kind=Invoice.Kind.INVOICE, due_on__lt=today,
+            status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID], kind=Invoice.Kind.INVOICE,
+            due_on__lt=today,
         ).update(status=Invoice.Status.OVERDUE)
 
 
@@ -444,7 +467,8 @@ def invoices_send_reminders(*, organization, now: datetime | None = None) -> int
     sent = 0
     with tenant_context(organization):
         unpaid = Invoice.objects.for_org(organization).filter(
-            kind=Invoice.Kind.INVOICE, status__in=[Invoice.Status.OPEN, Invoice.Status.OVERDUE],
+            kind=Invoice.Kind.INVOICE,
+            status__in=[Invoice.Status.OPEN, Invoice.Status.PARTIALLY_PAID, Invoice.Status.OVERDUE],
             due_on__lte=today - timedelta(days=offsets[0]))
         for invoice in unpaid:
             reached = max(o for o in offsets if invoice.due_on + timedelta(days=o) <= today)

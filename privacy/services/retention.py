@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, MicrosoftTenant, Organization
 from core.audit import Actor, audit_record
+from core.immutable import retention_purge_deletes
 from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, model_field_names
 from core.tenancy import PERSON_SCOPED_TABLES, TenantManager, tenant_context, unscoped_no_tenant
 from licensing.models import Subscription
@@ -164,7 +165,8 @@ def _purge_rows(model, org, condition, dry_run, batch_size) -> int:
                        [:batch_size])
             if ids:
                 try:
-                    with transaction.atomic():
+                    # Issued invoices and their lines are guarded by triggers that admit only the purge.
+                    with retention_purge_deletes():
                         model.objects.for_org(org).filter(pk__in=ids).delete()
                 except ProtectedError:
                     # Still referenced by a row kept longer (an invoice line's subscription): it waits for it.
