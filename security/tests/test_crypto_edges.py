@@ -6,6 +6,7 @@ never matches another's.
 """
 
 import base64
+import hashlib
 import os
 import uuid
 from types import SimpleNamespace
@@ -17,7 +18,8 @@ from core.crypto import DecryptionError, KeyConfigurationError, KeyRing, KeyScop
 
 from .test_key_ring_cache import SCOPE, CountingStore
 
-KEY_A, KEY_B = os.urandom(32), os.urandom(32)
+# Fixed, not random: they appear in parametrized test ids, which every xdist worker must collect alike.
+KEY_A, KEY_B = hashlib.sha256(b"test key A").digest(), hashlib.sha256(b"test key B").digest()
 B64_A, B64_B = base64.b64encode(KEY_A).decode(), base64.b64encode(KEY_B).decode()
 
 
@@ -32,7 +34,7 @@ def test_master_keys_read_every_entry_and_the_first_is_active():
     (f":{B64_A}", "Master keys must look like 'kid:base64key'."),
     (f"2026:{B64_A[:10]}*{B64_A[10:]}", "Master key '2026' is not valid base64."),
     (f"team:2026:{B64_A}", "Master key 'team' is not valid base64."),
-    (f"2026:{base64.b64encode(os.urandom(16)).decode()}", "Master key '2026' must be 32 bytes (AES-256), got 16."),
+    (f"2026:{base64.b64encode(KEY_A[:16]).decode()}", "Master key '2026' must be 32 bytes (AES-256), got 16."),
     ("", "FIELD_ENCRYPTION_MASTER_KEYS is empty."),
     (" , ", "FIELD_ENCRYPTION_MASTER_KEYS is empty."),
 ])
