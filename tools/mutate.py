@@ -29,7 +29,7 @@ MODULES: dict[str, list[str]] = {
         "licensing/tests/core/test_nce_edges.py",
     ],
     "core/api/idempotency.py": ["portal/tests/test_idempotency.py"],
-    "core/audit.py": ["security/tests/test_audit_chain.py"],
+    "core/audit.py": ["security/tests/test_audit_chain.py", "security/tests/test_audit_key_rotation.py"],
     "core/tenancy.py": ["tests/test_tenancy_context.py", "tests/test_tenancy_router.py"],
     "core/crypto.py": [
         "security/tests/test_key_ring_cache.py",

@@ -1,6 +1,10 @@
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import threading
 from io import StringIO
 from types import SimpleNamespace
@@ -13,9 +17,22 @@ from django.test import RequestFactory
 
 from accounts.models import StaffRole
 from accounts.tests.factories import StaffGrantFactory, UserFactory
-from core.audit import Actor, _sign_head, audit_record, latest_checkpoint, verify_chain
+from core.audit import (
+    GENESIS_HASH,
+    Actor,
+    AuditEntry,
+    AuditProblem,
+    _sign_head,
+    audit_record,
+    audit_record_many,
+    checkpoint_after_commit,
+    latest_checkpoint,
+    staff_grants_in_force,
+    verify_chain,
+)
 from core.audit_anchor import checkpoint_append
 from core.models import AuditChainHead, AuditEvent
+from core.requestid import reset_request_context, set_request_context
 from core.tenancy import tenant_context
 
 pytestmark = pytest.mark.django_db
@@ -326,3 +343,170 @@ def test_actors_name_their_kind_and_id():
     assert Actor.staff(user) == Actor(AuditEvent.ActorType.STAFF, "7", {})
     assert Actor.staff(user, grant) == Actor(AuditEvent.ActorType.STAFF, "7", {"grant": "g-9"})
     assert Actor.system("billing") == Actor(AuditEvent.ActorType.SYSTEM, "billing", {})
+
+
+# What each event and the head are signed over: chains written by earlier releases must keep verifying,
+# so the canonical form and the key's decoding are fixed, not whatever this release happens to compute.
+
+
+def _expected_hash(key: bytes, previous_hash: str, event: AuditEvent) -> str:
+    body = {
+        "sequence": event.sequence,
+        "occurred_at": event.occurred_at.isoformat(),
+        "organization": str(event.organization_id or ""),
+        "actor_type": event.actor_type,
+        "actor_id": event.actor_id,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "ip_address": event.ip_address or "",
+        "request_id": event.request_id,
+        "metadata": event.metadata,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hmac.new(key, previous_hash.encode() + b"|" + canonical, hashlib.sha256).hexdigest()
+
+
+def test_an_event_records_its_context_and_is_hashed_over_the_documented_canonical_form(org_a, settings):
+    key = secrets.token_bytes(32)
+    settings.AUDIT_HMAC_KEY = base64.b64encode(key).decode()
+    tokens = set_request_context("req-42", "203.0.113.7")
+    try:
+        first = audit_record(actor=Actor.system("test"), action="first", organization=org_a)
+        event = audit_record(
+            actor=Actor.user(SimpleNamespace(pk=7)),
+            action="thing.changed",
+            organization=org_a,
+            target=org_a,
+            metadata={"z": "last", "a": [1, 2]},
+        )
+    finally:
+        reset_request_context(tokens)
+    stored = AuditEvent.unscoped_objects.get(pk=event.pk)
+    assert (stored.target_type, stored.target_id) == (type(org_a).__name__, str(org_a.pk))
+    assert (stored.ip_address, stored.request_id) == ("203.0.113.7", "req-42")
+    assert (stored.actor_type, stored.actor_id, stored.organization_id) == ("user", "7", org_a.pk)
+    assert stored.previous_hash == first.hash
+    assert event.hash == _expected_hash(key, first.hash, event)
+    assert first.hash == _expected_hash(key, GENESIS_HASH, first)
+    head = AuditChainHead.objects.get(pk=1)
+    assert (head.sequence, head.hash) == (event.sequence, event.hash)
+    assert head.signature == hmac.new(key, f"head|{event.sequence}|{event.hash}".encode(), hashlib.sha256).hexdigest()
+    assert _problems() == []
+
+
+def test_outside_a_request_an_event_has_no_address_nor_request_id_and_no_target(org_a):
+    event = audit_record(actor=Actor.system("test"), action="background", organization=org_a)
+    stored = AuditEvent.unscoped_objects.get(pk=event.pk)
+    assert (stored.ip_address, stored.request_id, stored.target_type, stored.target_id) == (None, "", "", "")
+
+
+def test_a_key_that_is_not_base64_is_used_as_its_own_bytes(org_a, settings):
+    settings.AUDIT_HMAC_KEY = "not base64 at all!"
+    event = audit_record(actor=Actor.system("test"), action="raw.key", organization=org_a)
+    assert event.hash == _expected_hash(b"not base64 at all!", GENESIS_HASH, event)
+    assert _problems() == []
+
+
+def test_during_a_rotation_the_retiring_key_still_verifies_and_new_events_use_the_new_one(chain, org_a, settings):
+    old = settings.AUDIT_HMAC_KEY
+    settings.AUDIT_HMAC_KEY = base64.b64encode(b"n" * 32).decode()
+    assert "event #1: content does not match its hash (edited)" in _problems()
+    settings.AUDIT_HMAC_PREVIOUS_KEY = old
+    assert _problems() == []
+    event = audit_record(actor=Actor.system("test"), action="after.rotation", organization=org_a)
+    assert event.hash == _expected_hash(b"n" * 32, chain[-1].hash, event)
+    settings.AUDIT_HMAC_PREVIOUS_KEY = ""
+    assert "event #7: content does not match its hash (edited)" not in _problems()
+
+
+def test_many_entries_are_chained_in_order_with_one_checkpoint_of_the_last(
+    org_a, org_b, settings, django_capture_on_commit_callbacks
+):
+    first = audit_record(actor=Actor.system("test"), action="before", organization=org_a)
+    entries = [
+        AuditEntry("batch.one", org_a, org_b, {"n": 1}),
+        AuditEntry("batch.none"),
+        AuditEntry("batch.two", org_b.pk),
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        events = audit_record_many(actor=Actor.system("billing"), entries=entries)
+    stored = list(AuditEvent.unscoped_objects.filter(sequence__gt=first.sequence).order_by("sequence"))
+    assert [e.sequence for e in stored] == [2, 3, 4]
+    assert [e.action for e in stored] == ["batch.one", "batch.none", "batch.two"]
+    assert [e.organization_id for e in stored] == [org_a.pk, None, org_b.pk]
+    assert [(e.target_type, e.target_id) for e in stored] == [(type(org_b).__name__, str(org_b.pk)), ("", ""), ("", "")]
+    assert [e.metadata for e in stored] == [{"n": 1}, {}, {}]
+    assert [e.previous_hash for e in stored] == [first.hash, events[0].hash, events[1].hash]
+    assert [e.hash for e in stored] == [e.hash for e in events]
+    head = AuditChainHead.objects.get(pk=1)
+    assert (head.sequence, head.hash) == (4, events[-1].hash)
+    assert head.signature == _sign_head(4, events[-1].hash)
+    assert [line["sequence"] for line in _checkpoint_lines(settings)] == [4]
+    assert (latest_checkpoint().sequence, latest_checkpoint().hash) == (4, events[-1].hash)
+    assert _problems() == []
+
+
+def test_no_entries_write_nothing(db, settings, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert audit_record_many(actor=Actor.system("test"), entries=[]) == []
+    assert callbacks == []
+    assert not AuditEvent.unscoped_objects.exists()
+    assert not AuditChainHead.objects.exists()
+
+
+def test_actor_metadata_is_kept_and_the_entry_metadata_wins(org_a):
+    actor = Actor(AuditEvent.ActorType.SYSTEM, "job", {"run": "r-1", "note": "actor"})
+    event = audit_record(actor=actor, action="merged", organization=org_a, metadata={"note": "entry"})
+    assert AuditEvent.unscoped_objects.get(pk=event.pk).metadata == {"run": "r-1", "note": "entry"}
+
+
+def test_staff_events_name_the_grant_in_force_for_their_organisation_only(org_a, org_b):
+    staff, user = Actor.staff(SimpleNamespace(pk=5)), Actor.user(SimpleNamespace(pk=6))
+    with staff_grants_in_force({str(org_a.pk): "grant-a"}):
+        in_force = audit_record(actor=staff, action="staff.read", organization=org_a)
+        other_org = audit_record(actor=staff, action="staff.read", organization=org_b)
+        no_org = audit_record(actor=staff, action="staff.read")
+        not_staff = audit_record(actor=user, action="user.read", organization=org_a)
+        own = audit_record(actor=Actor.staff(SimpleNamespace(pk=5), SimpleNamespace(pk="own")), action="x",
+                           organization=org_a)
+        explicit = audit_record(actor=staff, action="y", organization=org_a, metadata={"grant": "given"})
+    outside = audit_record(actor=staff, action="staff.read", organization=org_a)
+    assert in_force.metadata == {"grant": "grant-a"}
+    assert other_org.metadata == no_org.metadata == not_staff.metadata == outside.metadata == {}
+    assert own.metadata == {"grant": "own"}
+    assert explicit.metadata == {"grant": "given"}
+    with staff_grants_in_force({str(org_a.pk): ""}):
+        assert audit_record(actor=staff, action="z", organization=org_a).metadata == {}
+
+
+def test_a_head_already_anchored_by_this_process_is_not_written_twice(org_a, settings):
+    event = audit_record(actor=Actor.system("test"), action="once", organization=org_a)
+    checkpoint_after_commit("default", event.sequence, event.hash)
+    checkpoint_after_commit("default", event.sequence, event.hash)
+    checkpoint_after_commit("default", event.sequence - 1, "e" * 64)
+    assert [(line["sequence"], line["hash"]) for line in _checkpoint_lines(settings)] == [(event.sequence, event.hash)]
+
+
+def test_an_earlier_event_of_the_transaction_leaves_the_checkpoint_to_the_newest(org_a, settings):
+    events = [audit_record(actor=Actor.system("test"), action=f"e{i}", organization=org_a) for i in range(2)]
+    checkpoint_after_commit("default", events[0].sequence, events[0].hash)
+    assert not settings.AUDIT_CHECKPOINT_PATH.exists()
+    checkpoint_after_commit("default", events[1].sequence, events[1].hash)
+    assert [line["sequence"] for line in _checkpoint_lines(settings)] == [events[1].sequence]
+
+
+def test_a_problem_without_an_event_reads_as_its_words():
+    assert str(AuditProblem(None, "checkpoint line 2 is unreadable")) == "checkpoint line 2 is unreadable"
+    assert str(AuditProblem(0, "missing (deleted)")) == "event #0: missing (deleted)"
+
+
+def test_a_long_chain_verifies_across_batches_and_names_problems_in_each(org_a):
+    for i in range(7):
+        audit_record(actor=Actor.system("test"), action=f"long.{i}", organization=org_a)
+    assert list(verify_chain(batch_size=2)) == []
+    AuditEvent.unscoped_objects.filter(sequence__in=[2, 6]).update(action="forged")
+    assert [str(p) for p in verify_chain(batch_size=2)] == [
+        "event #2: content does not match its hash (edited)",
+        "event #6: content does not match its hash (edited)",
+    ]
