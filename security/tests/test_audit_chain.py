@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from django.contrib import admin
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connections, transaction
 from django.test import RequestFactory
 
 from accounts.models import StaffRole
@@ -510,3 +510,43 @@ def test_a_long_chain_verifies_across_batches_and_names_problems_in_each(org_a):
         "event #2: content does not match its hash (edited)",
         "event #6: content does not match its hash (edited)",
     ]
+
+
+def test_a_deleted_first_event_is_named(chain):
+    AuditEvent.unscoped_objects.filter(sequence=1).delete()
+    assert _problems() == [
+        "event #1: missing (deleted)",
+        "event #2: previous-hash link broken (an earlier event was altered or removed)",
+    ]
+
+
+def test_without_a_retiring_key_a_hash_made_with_an_empty_key_is_not_accepted(chain):
+    forged = AuditEvent.unscoped_objects.get(sequence=3)
+    forged.action = "thing.forged"
+    AuditEvent.unscoped_objects.filter(sequence=3).update(
+        action=forged.action, hash=_expected_hash(b"", forged.previous_hash, forged)
+    )
+    assert "event #3: content does not match its hash (edited)" in _problems()
+
+
+def test_a_connection_that_recorded_nothing_in_this_process_still_anchors_a_commit(chain, settings):
+    del connections["default"].audit_latest_sequence
+    checkpoint_after_commit("default", chain[-1].sequence, chain[-1].hash)
+    assert [line["sequence"] for line in _checkpoint_lines(settings)] == [chain[-1].sequence]
+
+
+def test_the_commit_writes_its_checkpoint_without_syncing_the_disk_on_the_callers_thread(
+    org_a, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    path, real_fsync, synced_by = settings.AUDIT_CHECKPOINT_PATH, os.fsync, []
+
+    def fsync(descriptor):
+        if os.readlink(f"/proc/self/fd/{descriptor}") == str(path):
+            synced_by.append(threading.current_thread())
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with django_capture_on_commit_callbacks(execute=True):
+        event = audit_record(actor=Actor.system("test"), action="staff.read", organization=org_a)
+    assert [line["sequence"] for line in _checkpoint_lines(settings)] == [event.sequence]
+    assert threading.current_thread() not in synced_by
