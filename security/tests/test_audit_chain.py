@@ -12,10 +12,11 @@ from types import SimpleNamespace
 import pytest
 from django.contrib import admin
 from django.core.management import CommandError, call_command
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.test import RequestFactory
 
-from accounts.models import StaffRole
+import core.audit as audit_module
+from accounts.models import Organization, StaffRole
 from accounts.tests.factories import StaffGrantFactory, UserFactory
 from core.audit import (
     GENESIS_HASH,
@@ -402,9 +403,10 @@ def test_outside_a_request_an_event_has_no_address_nor_request_id_and_no_target(
 
 
 def test_a_key_that_is_not_base64_is_used_as_its_own_bytes(org_a, settings):
-    settings.AUDIT_HMAC_KEY = "not base64 at all!"
+    # Not read leniently either: without its "-" and "!" it would be valid base64 ("auditkey").
+    settings.AUDIT_HMAC_KEY = "audit-key!"
     event = audit_record(actor=Actor.system("test"), action="raw.key", organization=org_a)
-    assert event.hash == _expected_hash(b"not base64 at all!", GENESIS_HASH, event)
+    assert event.hash == _expected_hash(b"audit-key!", GENESIS_HASH, event)
     assert _problems() == []
 
 
@@ -423,6 +425,8 @@ def test_during_a_rotation_the_retiring_key_still_verifies_and_new_events_use_th
 def test_many_entries_are_chained_in_order_with_one_checkpoint_of_the_last(
     org_a, org_b, settings, django_capture_on_commit_callbacks
 ):
+    key = secrets.token_bytes(32)
+    settings.AUDIT_HMAC_KEY = base64.b64encode(key).decode()
     first = audit_record(actor=Actor.system("test"), action="before", organization=org_a)
     entries = [
         AuditEntry("batch.one", org_a, org_b, {"n": 1}),
@@ -439,6 +443,7 @@ def test_many_entries_are_chained_in_order_with_one_checkpoint_of_the_last(
     assert [e.metadata for e in stored] == [{"n": 1}, {}, {}]
     assert [e.previous_hash for e in stored] == [first.hash, events[0].hash, events[1].hash]
     assert [e.hash for e in stored] == [e.hash for e in events]
+    assert [e.hash for e in stored] == [_expected_hash(key, e.previous_hash, e) for e in stored]
     head = AuditChainHead.objects.get(pk=1)
     assert (head.sequence, head.hash) == (4, events[-1].hash)
     assert head.signature == _sign_head(4, events[-1].hash)
@@ -550,3 +555,26 @@ def test_the_commit_writes_its_checkpoint_without_syncing_the_disk_on_the_caller
         event = audit_record(actor=Actor.system("test"), action="staff.read", organization=org_a)
     assert [line["sequence"] for line in _checkpoint_lines(settings)] == [event.sequence]
     assert threading.current_thread() not in synced_by
+
+
+def test_two_entries_are_both_written(org_a):
+    entries = [AuditEntry("pair.one", org_a), AuditEntry("pair.two")]
+    events = audit_record_many(actor=Actor.system("test"), entries=entries)
+    stored = list(AuditEvent.unscoped_objects.order_by("sequence").values_list("sequence", "action", "hash"))
+    assert stored == [(1, "pair.one", events[0].hash), (2, "pair.two", events[1].hash)]
+    assert AuditChainHead.objects.get(pk=1).sequence == 2
+    assert _problems() == []
+
+
+def test_a_failed_append_undoes_the_callers_write_even_when_the_caller_carries_on(org_a, monkeypatch):
+    # The audit event and the change it records commit together or not at all: catching the error must not
+    # leave the change committed without its event.
+    def fail(*args, **kwargs):
+        raise DatabaseError("the insert failed")
+
+    monkeypatch.setattr(audit_module, "_append", fail)
+    with transaction.atomic():
+        Organization.objects.filter(pk=org_a.pk).update(slug="renamed")
+        with contextlib.suppress(DatabaseError):
+            audit_record(actor=Actor.system("test"), action="org.renamed", organization=org_a)
+    assert Organization.objects.get(pk=org_a.pk).slug == "org-a"
