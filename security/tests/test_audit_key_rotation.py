@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from core.audit import Actor, audit_record, verify_chain
+from core.audit import Actor, RekeyRefused, audit_record, chain_rekey, verify_chain
 from core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +89,28 @@ def test_the_command_needs_the_retiring_key(settings):
     settings.AUDIT_HMAC_PREVIOUS_KEY = settings.AUDIT_HMAC_KEY
     with pytest.raises(CommandError, match="nothing to rotate"):
         call_command("rotate_audit_key")
+
+
+def test_rekeying_returns_how_many_events_it_re_chained_and_records_it(
+    committed_chain, settings, django_capture_on_commit_callbacks
+):
+    settings.AUDIT_HMAC_KEY, settings.AUDIT_HMAC_PREVIOUS_KEY = _new_key(), settings.AUDIT_HMAC_KEY
+    with django_capture_on_commit_callbacks(execute=True):
+        assert chain_rekey(batch_size=2) == 5
+    event = AuditEvent.unscoped_objects.order_by("-sequence").first()
+    assert (event.action, event.actor_type, event.actor_id, event.metadata) == (
+        "audit.key_rotated", "system", "audit-key-rotation", {"events": 5}
+    )
+    settings.AUDIT_HMAC_PREVIOUS_KEY = ""
+    assert _problems() == []
+
+
+def test_a_refusal_names_the_first_twenty_problems(org_a):
+    for i in range(22):
+        audit_record(actor=Actor.system("test"), action=f"thing.{i}", organization=org_a)
+    AuditEvent.unscoped_objects.filter(sequence__lte=21).update(action="thing.forged")
+    with pytest.raises(RekeyRefused) as refused:
+        chain_rekey()
+    assert str(refused.value) == "; ".join(
+        f"event #{i}: content does not match its hash (edited)" for i in range(1, 21)
+    )
