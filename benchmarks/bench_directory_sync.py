@@ -28,9 +28,12 @@ SMALL, LARGE = 1_000, 10_000
 SEEDED = 300  # Fabrikam's users in a fresh emulator
 
 
+GROW_CHUNK = 10_000  # the emulator's control API adds at most 50,000 users per call
+
+
 def _grow_to(control, total: int, current: int) -> int:
-    if total > current:
-        current = control.add_users(FABRIKAM, total - current)
+    while current < total:
+        current = control.add_users(FABRIKAM, min(GROW_CHUNK, total - current))
     return current
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from benchmarks.bench_directory_sync import FABRIKAM, SEEDED, _peak_sync, _timed_sync
+from benchmarks.bench_directory_sync import SEEDED, _grow_to, _peak_sync, _timed_sync
 from benchmarks.emulator import (
     emulator_process,
     linked_organization,
@@ -23,13 +23,6 @@ from benchmarks.emulator import (
 from benchmarks.harness import Context, Result
 
 FACTORS = (1, 10, 100)
-GROW_CHUNK = 10_000  # the emulator's control API adds at most this many users per call
-
-
-def _grow_to(control, total: int, current: int) -> int:
-    while current < total:
-        current = control.add_users(FABRIKAM, min(GROW_CHUNK, total - current))
-    return current
 
 
 def run(ctx: Context) -> list[Result]:

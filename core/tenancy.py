@@ -59,11 +59,16 @@ def _normalise(orgs: Iterable) -> tuple[str, ...]:
     return tuple(sorted(set(ids)))
 
 
-def _set_database_scope(ids: tuple[str, ...] | None) -> None:
+def _set_rls_setting(setting: str, ids: tuple[str, ...] | None) -> None:
+    """Set a row-level-security setting for the rest of the transaction (``set_config(..., true)``)."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, true)", [RLS_SETTING, ",".join(ids or ())])
+        cursor.execute("SELECT set_config(%s, %s, true)", [setting, ",".join(ids or ())])
+
+
+def _set_database_scope(ids: tuple[str, ...] | None) -> None:
+    _set_rls_setting(RLS_SETTING, ids)
 
 
 @contextmanager
@@ -123,10 +128,7 @@ def tenant_read_context(organization) -> Iterator[None]:
 
 
 def _set_people_scope(ids: tuple[str, ...] | None) -> None:
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, true)", [RLS_PERSON_SETTING, ",".join(ids or ())])
+    _set_rls_setting(RLS_PERSON_SETTING, ids)
 
 
 @contextmanager

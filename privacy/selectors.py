@@ -149,6 +149,16 @@ def request_queue_metrics():
 # --- directory users as data subjects ----------------------------------------------------------
 
 
+def subject_account(request: PrivacyRequest) -> User | None:
+    """Whose account a request is about: the signed-in requester's, or the account with the verified
+    address of a public or staff-entered request; for an agent's request, the account of the person
+    they act for (never the agent's own)."""
+    if request.requester is not None and not request.on_behalf:
+        return request.requester
+    email = request.data_subject_email
+    return User.objects.get_by_email(email) if email else None
+
+
 def directory_subjects(email: str, organization=None) -> list:
     """The directory users (``licensing.DirectoryUser``) a verified email address is: a match on the
     user principal name or the mail address, through their blind indexes, in ``organization`` when the

@@ -41,7 +41,7 @@ from core.models import Disclosure
 from core.registry import Retention, Subject, declared_models
 from core.tenancy import TenantManager, person_context, tenant_context
 from privacy.models import Erasure, PrivacyRequest, RecipientNotice
-from privacy.selectors import directory_subjects
+from privacy.selectors import directory_subjects, subject_account
 from privacy.services import directory_erasure, retention
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
@@ -139,8 +139,7 @@ def _delete(model, lookup: str, user: User, organizations) -> None:
 def erasure_schedule(*, request: PrivacyRequest, actor: Actor) -> Erasure:
     """Start the grace period of an approved deletion request."""
     email = request.data_subject_email
-    subject = request.requester if request.requester is not None and not request.on_behalf else (
-        User.objects.get_by_email(email) if email else None)
+    subject = subject_account(request)
     people = [] if subject is not None or not email else directory_subjects(email, request.organization)
     if subject is None and not people:
         raise PrivacyRequestError("no_account", "There is no account or directory user with this email address "

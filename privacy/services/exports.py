@@ -29,12 +29,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.html import escape
 
-from accounts.models import User
 from core.audit import Actor
 from core.crypto import KeyScope
 from privacy import access_report, export_crypto
 from privacy.models import ExportJob, PrivacyRequest
-from privacy.selectors import directory_subjects
+from privacy.selectors import directory_subjects, subject_account
 from privacy.services.history import history_add, history_audit
 from privacy.services.notices import request_email_send
 
@@ -67,16 +66,6 @@ def export_dir() -> Path:
     path = Path(settings.PRIVACY_EXPORT_DIR)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def export_subject(request: PrivacyRequest) -> User | None:
-    """Whose data an access report covers: the requester's account, or the account with the
-    verified email address of a public or staff-entered request; for an agent's request, the account
-    of the person they act for (never the agent's own)."""
-    if request.requester is not None and not request.on_behalf:
-        return request.requester
-    email = request.data_subject_email
-    return User.objects.get_by_email(email) if email else None
 
 
 @transaction.atomic
@@ -122,7 +111,7 @@ def _sections(request: PrivacyRequest) -> list[access_report.Section]:
         if request.organization is None:
             raise ValueError("A portability export needs an organisation.")
         return access_report.portability_sections(request.organization)
-    subject = export_subject(request)
+    subject = subject_account(request)
     people = directory_subjects(request.data_subject_email, request.organization) if request.data_subject_email else []
     sections = access_report.access_sections(subject) if subject is not None else []
     if people:  # the same address in customers' directories: what we hold about them there too

@@ -212,7 +212,7 @@ def test_an_agents_request_recorded_without_the_persons_address_finds_nobody():
 
 
 def test_an_agents_access_report_covers_the_person_they_act_for():
-    from privacy.services.exports import export_subject
+    from privacy.selectors import subject_account
 
     officer = make_officer()
     person = _subject().user
@@ -220,4 +220,4 @@ def test_an_agents_access_report_covers_the_person_they_act_for():
     req = request_submit_public(email=agent.email, name="Bruno Agent", kind="access", region="eu_uk",
                                 on_behalf=True, agent_name="Ana Lima", subject_email=person.email)
     request_verify_by_officer(request_id=req.pk, actor=officer, method_note="Agent's code checked")
-    assert export_subject(PrivacyRequest.objects.get(pk=req.pk)) == person
+    assert subject_account(PrivacyRequest.objects.get(pk=req.pk)) == person
