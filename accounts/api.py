@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from accounts.roles import Perm, Role
 from core.api.errors import ApiError
 from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from core.api.serializers import ModelSerializer
 from core.api.views import OrganizationAPIView, OrganizationViewSet
 from core.models import AuditEvent
 
@@ -46,7 +47,7 @@ def _require_recent_mfa_to_grant(request, role: str) -> None:
 
 
 # --- serializers -------------------------------------------------------------
-class OrganizationSerializer(serializers.ModelSerializer):
+class OrganizationSerializer(ModelSerializer):
     name = serializers.CharField(source="display_name", read_only=True)
 
     class Meta:
@@ -61,7 +62,7 @@ class MemberUserSerializer(serializers.Serializer):
     full_name = serializers.CharField(read_only=True)
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(ModelSerializer):
     user = MemberUserSerializer(read_only=True)
     joined_at = serializers.DateTimeField(source="created_at", read_only=True)
 
@@ -75,7 +76,7 @@ class RoleInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class InvitationSerializer(serializers.ModelSerializer):
+class InvitationSerializer(ModelSerializer):
     status = serializers.CharField(read_only=True)
 
     class Meta:
@@ -99,7 +100,7 @@ class InvitationInputSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(ModelSerializer):
     status = serializers.SerializerMethodField()
 
     class Meta:
@@ -113,7 +114,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
         return "active" if key.is_usable() else "expired"
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [

@@ -31,6 +31,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from benchmarks.http_bench import ENDPOINTS, SEED_USERS
 
+# How much of each statement to print (PROFILE_SQL_CHARS=0 for all of it).
+SQL_CHARS = int(os.environ.get("PROFILE_SQL_CHARS", "400")) or None
+
 
 def prepare(state: Path, users: int) -> None:
     import psycopg
@@ -71,7 +74,8 @@ def prepare(state: Path, users: int) -> None:
     print(f"prepared {name}; state in {state}")
 
 
-def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, statements: bool) -> None:
+def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, statements: bool,
+        urls: list[str] = ()) -> None:
     data = json.loads(state.read_text())
     os.environ.update(data["env"])
     os.environ.setdefault("PORTAL_VAR_DIR", str(state.with_suffix(".var")))
@@ -97,7 +101,9 @@ def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, st
         "anonymous": {},
     }
     aliases = [alias for alias in ("default", "system") if alias in connections.databases]
-    for name, path, kind, _goal in ENDPOINTS:
+    # --url KIND:PATH adds an endpoint of one's own (a cheap one shows what every request pays).
+    extra = [(f"{kind} {path}", path, kind, None) for kind, path in (u.split(":", 1) for u in urls)]
+    for name, path, kind, _goal in [*ENDPOINTS, *extra]:
         if only and only.lower() not in name.lower():
             continue
         url = path.format(org=setup["org"])
@@ -138,7 +144,7 @@ def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, st
         if statements:
             for alias, queries in zip(aliases, captured, strict=True):
                 for query in queries:
-                    print(f"  [{alias} {float(query['time']) * 1000:6.2f} ms] {query['sql'][:400]}")
+                    print(f"  [{alias} {float(query['time']) * 1000:6.2f} ms] {query['sql'][:SQL_CHARS]}")
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats(sort).print_stats(top)
         print(out.getvalue())
@@ -153,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run")
     r.add_argument("--state", type=Path, required=True)
     r.add_argument("--only")
+    r.add_argument("--url", action="append", default=[], metavar="KIND:PATH",
+                   help="also profile this path, as api, session or anonymous ({org} is the demo organisation)")
     r.add_argument("--requests", type=int, default=30)
     r.add_argument("--top", type=int, default=30)
     r.add_argument("--sort", default="cumulative")
@@ -162,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         prepare(args.state, args.users)
     else:
         run(args.state, only=args.only, requests=args.requests, top=args.top, sort=args.sort,
-            statements=args.statements)
+            statements=args.statements, urls=args.url)
     return 0
 
 

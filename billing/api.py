@@ -23,10 +23,11 @@ from billing.services import pricing as pricing_services
 from billing.views import seller
 from core.api.errors import ApiError
 from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from core.api.serializers import ModelSerializer
 from core.api.views import OrganizationAPIView, OrganizationViewSet
 
 
-class InvoiceLineSerializer(serializers.ModelSerializer):
+class InvoiceLineSerializer(ModelSerializer):
     subscription_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
@@ -35,13 +36,13 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
                   "period_end", "quantity", "unit_price", "amount", "explanation"]
 
 
-class RefundSerializer(serializers.ModelSerializer):
+class RefundSerializer(ModelSerializer):
     class Meta:
         model = Refund
         fields = ["amount", "currency", "reference", "reason", "refunded_at"]
 
 
-class PaymentSerializer(serializers.ModelSerializer):
+class PaymentSerializer(ModelSerializer):
     card = serializers.StringRelatedField(source="payment_method", allow_null=True)
     refunds = RefundSerializer(many=True, read_only=True)
 
@@ -58,7 +59,7 @@ class PayInputSerializer(serializers.Serializer):
                                      help_text="If given, must be the invoice's currency.")
 
 
-class InvoiceSerializer(serializers.ModelSerializer):
+class InvoiceSerializer(ModelSerializer):
     credited_invoice = serializers.SlugRelatedField(slug_field="number", read_only=True, allow_null=True)
     balance = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     lines = serializers.SerializerMethodField()
@@ -152,7 +153,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         return Response(PaymentSerializer(payment).data, status=201)
 
 
-class PaymentMethodSerializer(serializers.ModelSerializer):
+class PaymentMethodSerializer(ModelSerializer):
     """A reference to the processor's token: never the token itself, never a card number."""
 
     class Meta:

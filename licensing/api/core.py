@@ -21,6 +21,7 @@ from accounts.roles import Perm
 from accounts.team import actor_role, audit_actor
 from core.api.errors import ApiError
 from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from core.api.serializers import ModelSerializer
 from core.api.views import OrganizationViewSet
 from licensing import nce
 from licensing.models import Price, Product, ProvisioningOperation, Subscription
@@ -45,7 +46,7 @@ def service_error(exc: Exception) -> ApiError:
 
 
 # --- catalog -----------------------------------------------------------------------------------
-class OfferSerializer(serializers.ModelSerializer):
+class OfferSerializer(ModelSerializer):
     offer_id = serializers.UUIDField(source="id", read_only=True)
     catalog_item_id = serializers.CharField(source="availability.catalog_item_id", read_only=True)
     unit_price = serializers.SerializerMethodField()
@@ -80,7 +81,7 @@ class OfferSerializer(serializers.ModelSerializer):
                                   cancellation_window=obj.cancellation_window or "P7D")
 
 
-class ProductSerializer(serializers.ModelSerializer):
+class ProductSerializer(ModelSerializer):
     offers = serializers.SerializerMethodField()
 
     class Meta:
@@ -148,7 +149,7 @@ class SeatBatchSerializer(serializers.Serializer):
     refundable_until = serializers.DateTimeField()
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(ModelSerializer):
     assigned_seats = serializers.SerializerMethodField()
     refundable_quantity = serializers.SerializerMethodField()
     refundable_batches = serializers.SerializerMethodField()
@@ -193,7 +194,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         return nce.is_open(obj.cancellation_allowed_until, self._now())
 
 
-class OperationSerializer(serializers.ModelSerializer):
+class OperationSerializer(ModelSerializer):
     class Meta:
         model = ProvisioningOperation
         fields = ["id", "kind", "status", "target_type", "target_id", "ms_request_id", "attempts", "milestones",

@@ -22,6 +22,7 @@ from accounts.team import audit_actor
 from core.api.errors import ApiError
 from core.api.pagination import StandardPagination
 from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from core.api.serializers import ModelSerializer
 from core.api.views import OrganizationViewSet
 from licensing.models import BulkJob, BulkJobRow, DirectorySync, DirectoryUser, LicenseAssignment, TenantSku
 from licensing.selectors import directory as selectors_directory
@@ -53,7 +54,7 @@ def _refusal(exc: Exception) -> ApiError:
 
 
 # --- directory -------------------------------------------------------------------------------------------------
-class DirectoryUserSerializer(serializers.ModelSerializer):
+class DirectoryUserSerializer(ModelSerializer):
     licenses = serializers.SerializerMethodField()
 
     class Meta:
@@ -62,7 +63,7 @@ class DirectoryUserSerializer(serializers.ModelSerializer):
                   "account_enabled", "last_sign_in_at", "removed_at", "licenses"]
 
     def get_licenses(self, obj) -> list[dict]:
-        return [{"assignment_id": str(a.pk), "sku_id": str(a.sku.sku_id), "sku": a.sku.label, "state": a.state}
+        return [{"assignment_id": str(a.assignment_id), "sku_id": str(a.sku_id), "sku": a.sku_label, "state": a.state}
                 for a in getattr(obj, "current_assignments", [])]
 
 
@@ -118,7 +119,7 @@ def _uuid(value):
         return None
 
 
-class DirectorySyncSerializer(serializers.ModelSerializer):
+class DirectorySyncSerializer(ModelSerializer):
     class Meta:
         model = DirectorySync
         fields = ["id", "status", "trigger", "created_at", "started_at", "finished_at", "pages", "users_seen",
@@ -154,7 +155,7 @@ class DirectorySyncViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Org
 
 
 # --- assignments -----------------------------------------------------------------------------------------------
-class AssignmentSerializer(serializers.ModelSerializer):
+class AssignmentSerializer(ModelSerializer):
     user = serializers.PrimaryKeyRelatedField(queryset=DirectoryUser.objects.none())
     sku = serializers.PrimaryKeyRelatedField(queryset=TenantSku.objects.none())
     sku_id = serializers.UUIDField(source="sku.sku_id", read_only=True)
@@ -297,13 +298,13 @@ class BulkRequestSerializer(serializers.Serializer):
             self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
 
 
-class BulkRowSerializer(serializers.ModelSerializer):
+class BulkRowSerializer(ModelSerializer):
     class Meta:
         model = BulkJobRow
         fields = ["row_number", "identifier", "user", "outcome", "error_code", "message"]
 
 
-class BulkJobSerializer(serializers.ModelSerializer):
+class BulkJobSerializer(ModelSerializer):
     seats_short = serializers.IntegerField(read_only=True)
 
     class Meta:

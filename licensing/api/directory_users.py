@@ -20,6 +20,7 @@ from accounts.roles import Perm
 from accounts.team import audit_actor
 from core.api.errors import ApiError, error_body
 from core.api.schema import IDEMPOTENCY_KEY_PARAMETER, error_responses
+from core.api.serializers import ModelSerializer
 from core.api.views import OrganizationViewSet
 from licensing.models import ProvisioningOperation
 from licensing.selectors import directory_actions as selectors_actions
@@ -43,7 +44,7 @@ def refusal(exc: Exception) -> ApiError:
     raise exc
 
 
-class DirectoryOperationSerializer(serializers.ModelSerializer):
+class DirectoryOperationSerializer(ModelSerializer):
     action = serializers.SerializerMethodField()
     directory_user = serializers.SerializerMethodField()
     timeline = serializers.SerializerMethodField()

@@ -107,7 +107,12 @@ class TenantSku(TenantModel):
         constraints = [models.UniqueConstraint(fields=["organization", "sku_id"], name="tenant_sku_unique")]
 
     def __str__(self):
-        return self.display_name or self.sku_part_number or str(self.sku_id)
+        return self.label_of(self.display_name, self.sku_part_number, self.sku_id)
+
+    @staticmethod
+    def label_of(display_name: str, sku_part_number: str, sku_id) -> str:
+        """The SKU's name as pages show it, from its columns alone (for reads that fetch no instance)."""
+        return display_name or sku_part_number or str(sku_id)
 
     @property
     def label(self) -> str:
