@@ -144,6 +144,8 @@ TEMPLATES = [
                 "csp.context_processors.nonce",
                 "portal.context_processors.portal",
             ],
+            # {% url %} with the reverse remembered per process (core/urlcache.py).
+            "builtins": ["core.templatetags.urls_remembered"],
         },
     },
 ]
@@ -251,7 +253,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG or TESTING
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "core.storage.RememberingManifestStaticFilesStorage"
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG or TESTING

@@ -11,8 +11,9 @@ such links as disabled text.
 from __future__ import annotations
 
 from django import template
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 
+from core import urlcache
 from core.timezones import format_day, format_moment, organization_zone
 
 register = template.Library()
@@ -21,7 +22,7 @@ register = template.Library()
 def first_reverse(names, kwargs) -> str:
     for name in names:
         try:
-            return reverse(name, kwargs=kwargs or None)
+            return urlcache.reverse(name, kwargs=kwargs or None)
         except NoReverseMatch:
             continue
     return ""
