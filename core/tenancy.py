@@ -31,9 +31,10 @@ _system: contextvars.ContextVar[bool] = contextvars.ContextVar("tenancy_system",
 _db_scope: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_scope", default=None)
 
 RLS_SETTING = "app.org_ids"
-# The people whose own rows (sign-in attempts, login monitoring's findings) are in scope: the person
-# signing in or looking at their activity, the subject of a privacy request, or the members of the
-# organisations a security responder's grant covers. See docs/decisions/032-row-level-security-per-person.md.
+# The people whose own rows (sign-in attempts, login monitoring's findings, tracked sessions, second-factor
+# devices, passkeys) are in scope: the person signing in or looking at their activity, sessions and devices,
+# the subject of a privacy request, or the members of the organisations a security responder's grant covers.
+# See docs/decisions/032-row-level-security-per-person.md and 035-row-level-security-on-sessions-and-devices.md.
 RLS_PERSON_SETTING = "app.user_ids"
 # Tables owned by one person rather than an organisation, with the per-person policy (portal 0006: sign-ins and
 # login findings; portal 0007: tracked sessions, second-factor devices and passkeys). Reads across people

@@ -863,3 +863,33 @@ def test_second_factors_sessions_passkeys_and_gpc_work_as_the_application_role(s
         first.post(reverse("accounts:logout"))
     assert _tracked(alice) == 0 and _tracked(bob) == 1  # signed out: her last tracked session went too
     assert BrowserOptOut.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_erasure_plan_counts_and_retention_purges_these_rows_as_the_application_role(settings):
+    from accounts.tests.factories import UserFactory
+    from privacy.models import BrowserOptOut, OptOutMethod
+    from privacy.services.erasure import erasure_plan
+    from privacy.services.retention import retention_purge
+
+    alice, bob = UserFactory(), UserFactory()
+    for person in (alice, bob):
+        _sessions_devices_and_passkeys(person)
+    expired = BrowserOptOut.objects.create(
+        browser_id="a" * 32, method=OptOutMethod.GPC, recorded_at=timezone.now() - timedelta(days=800)
+    )
+    young = BrowserOptOut.objects.create(browser_id="b" * 32, method=OptOutMethod.GPC)
+    with ProductionRoles(settings) as roles:
+        # The subject's own rows, counted in their context: one of each, none of Bob's.
+        rows = {item.get("model"): item["rows"] for item in erasure_plan(alice)}
+        for label in ("accounts.usersession", "accounts.totpdevice", "accounts.recoverycodedevice",
+                      "django_otp_webauthn.webauthncredential", "django_otp_webauthn.webauthnattestation",
+                      "django_otp_webauthn.webauthnuserhandle"):
+            assert rows.get(label) == 1, (label, rows)
+        # Browsers' opt-outs are purged as the system role; the application role alone sees none to purge.
+        roles.system_configured(False)
+        assert "privacy.browseroptout" not in retention_purge().counts
+        roles.system_configured(True)
+        assert retention_purge().counts.get("privacy.browseroptout") == 1
+    assert list(BrowserOptOut.objects.values_list("pk", flat=True)) == [young.pk]
+    assert not BrowserOptOut.objects.filter(pk=expired.pk).exists()
