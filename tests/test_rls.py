@@ -893,3 +893,24 @@ def test_the_erasure_plan_counts_and_retention_purges_these_rows_as_the_applicat
         assert retention_purge().counts.get("privacy.browseroptout") == 1
     assert list(BrowserOptOut.objects.values_list("pk", flat=True)) == [young.pk]
     assert not BrowserOptOut.objects.filter(pk=expired.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_sign_in_to_the_admin_works_as_the_application_role(settings):
+    from django.test import Client
+
+    from accounts.models import UserSession
+    from accounts.tests.factories import DEFAULT_PASSWORD, TOTPDeviceFactory, UserFactory
+    from accounts.tests.helpers import totp_code
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    device = TOTPDeviceFactory(user=staff)
+    with ProductionRoles(settings):
+        client = Client()
+        response = client.post("/admin/login/", {"username": staff.email, "password": DEFAULT_PASSWORD,
+                                                 "otp_token": totp_code(device), "next": "/admin/"})
+        assert response.status_code == 302 and response["Location"] == "/admin/", response.content
+        assert client.get("/admin/").status_code == 200  # the session's device found as the system role
+        with person_context(staff):
+            assert UserSession.objects.filter(user=staff).count() == 1
+    assert UserSession.objects.get(user=staff).session_key == client.session.session_key
