@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 
 from accounts.roles import Role
+from core.tenancy import person_context
 
 from .models import Membership, Organization, StaffGrant, StaffRole, TOTPDevice, User
 
@@ -61,9 +62,10 @@ def seed_staff_demo() -> tuple[User, bool]:
             email_verified_at=timezone.now(),
             is_staff=True,
         )
-    TOTPDevice.objects.get_or_create(
-        user=user, name="Demo staff authenticator", defaults={"key": DEMO_STAFF_TOTP_KEY_HEX, "confirmed": True}
-    )
+    with person_context(user):  # devices have row-level security per person (decision 035)
+        TOTPDevice.objects.get_or_create(
+            user=user, name="Demo staff authenticator", defaults={"key": DEMO_STAFF_TOTP_KEY_HEX, "confirmed": True}
+        )
     group, _ = Group.objects.get_or_create(name=DEMO_STAFF_GROUP)
     group.permissions.add(*Permission.objects.filter(codename__startswith="view_"))
     user.groups.add(group)
@@ -106,9 +108,10 @@ def seed_accounts_demo() -> tuple[Organization, User, bool]:
         user = User.objects.get_by_email(email) or User.objects.create_user(
             email, DEMO_PASSWORD, full_name=name, job_title=title, email_verified_at=timezone.now()
         )
-        TOTPDevice.objects.get_or_create(
-            user=user, name="Demo authenticator", defaults={"key": DEMO_TOTP_KEY_HEX, "confirmed": True}
-        )
+        with person_context(user):
+            TOTPDevice.objects.get_or_create(
+                user=user, name="Demo authenticator", defaults={"key": DEMO_TOTP_KEY_HEX, "confirmed": True}
+            )
         Membership.objects.get_or_create(user=user, organization=organization, defaults={"role": role})
         owner = owner or user
     return organization, owner, True

@@ -6,16 +6,17 @@ secret for their app and the recovery codes as plain text on the page.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 
-from django.db import transaction
 from django.utils import timezone
 from django_otp.models import VerifyNotAllowed
 from django_otp.util import random_hex
 from django_otp_webauthn.models import WebAuthnCredential
 
 from core.audit import Actor, audit_record
+from core.tenancy import person_context
 
 from .models import RecoveryCodeDevice, TOTPDevice, User
 
@@ -44,10 +45,24 @@ class Verification:
         return self.device is not None
 
 
+def _in_own_context(func):
+    """Run ``func(..., user=...)`` as one transaction in the person's own row-level-security context:
+    their devices and passkeys are visible to the application role there only (decision 035)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, user: User, **kwargs):
+        with person_context(user):
+            return func(*args, user=user, **kwargs)
+
+    return wrapper
+
+
 def has_confirmed_totp(user: User) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+    with person_context(user):
+        return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
+@_in_own_context
 def totp_enrollment_start(*, user: User, device_id: int | None = None) -> TOTPDevice:
     """The unconfirmed device being enrolled: reuse the one in progress, or make a new secret."""
     if device_id is not None:
@@ -81,7 +96,7 @@ def _store_recovery_codes(user: User) -> list[str]:
     return codes
 
 
-@transaction.atomic
+@_in_own_context
 def totp_enrollment_confirm(*, user: User, device_id: int, token: str, name: str = "") -> tuple[TOTPDevice, list[str]]:
     """Confirm the new authenticator with a code from it.
 
@@ -108,7 +123,7 @@ def totp_enrollment_confirm(*, user: User, device_id: int, token: str, name: str
     return device, codes
 
 
-@transaction.atomic
+@_in_own_context
 def totp_device_remove(*, user: User, device_id: int) -> None:
     """Remove an authenticator. The last one cannot go: MFA is mandatory for everyone."""
     devices = list(TOTPDevice.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk"))
@@ -124,7 +139,7 @@ def totp_device_remove(*, user: User, device_id: int) -> None:
     audit_record(actor=Actor.user(user), action="mfa.totp_removed", target=user, metadata={"device": device_id})
 
 
-@transaction.atomic
+@_in_own_context
 def passkey_remove(*, user: User, device_id: int) -> None:
     """Remove a passkey. Any can go: the authenticator app stays as the required second factor."""
     deleted, _ = WebAuthnCredential.objects.filter(user=user, pk=device_id).delete()
@@ -133,7 +148,7 @@ def passkey_remove(*, user: User, device_id: int) -> None:
     audit_record(actor=Actor.user(user), action="mfa.passkey_removed", target=user, metadata={"device": device_id})
 
 
-@transaction.atomic
+@_in_own_context
 def recovery_codes_regenerate(*, user: User) -> list[str]:
     """Replace every recovery code; the old ones stop working at once."""
     codes = _store_recovery_codes(user)
@@ -153,7 +168,7 @@ def looks_like_totp(token: str) -> bool:
     return token.isdigit() and len(token) in (6, 8)
 
 
-@transaction.atomic
+@_in_own_context
 def mfa_verify(*, user: User, token: str) -> Verification:
     """Check a code from an authenticator app or a recovery code. Every device row is locked
     while checking, so a code cannot be accepted twice by concurrent requests."""

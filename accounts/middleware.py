@@ -6,12 +6,37 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.middleware import OTPMiddleware as BaseOTPMiddleware
 
 from core.api.errors import error_response
 from core.timezones import organization_zone
 
-from .selectors import display_organization, memberships_and_current
+from .selectors import display_organization, memberships_and_current, session_device
 from .signin import SESSION_ACTIVE_KEY, SESSION_STARTED_KEY, user_session_end, user_session_touch
+
+
+class OTPMiddleware(BaseOTPMiddleware):
+    """django-otp's middleware, with the session's device found by ``accounts.selectors.session_device``.
+
+    Its own lookup reads the device table on the application's connection outside any transaction,
+    where row-level security per person (decision 035) shows no rows; ours reads that one row as the
+    system role, bound to the session's user. Synchronous only: the portal is served over WSGI.
+    """
+
+    async_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self._is_async = False
+
+    def _verify_user_sync(self, request, user):
+        self._init_user_fields(user)
+        if user.is_authenticated:
+            device = session_device(user, request.session.get(DEVICE_ID_SESSION_KEY))
+            user.otp_device = self._finalize_device(request, user, device)
+        return user
+
 
 # The privacy notice and the privacy choices answer anyone, signed in or not, at any step of signing in.
 PUBLIC_PRIVACY_URL_NAMES = frozenset(

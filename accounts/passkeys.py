@@ -19,6 +19,7 @@ from django_otp_webauthn.helpers import WebAuthnHelper
 
 from accounts.models import SignInEvent
 from core.audit import Actor, audit_record
+from core.tenancy import person_context
 
 from . import signin
 from .reauth import has_recent_mfa
@@ -67,22 +68,36 @@ class _RegistrationRules:
             raise RecentMFARequired()
 
 
-class PasskeyRegisterBeginView(_RegistrationRules, webauthn_views.BeginCredentialRegistrationView):
+class _OwnPasskeys:
+    """The plugin's ceremonies read and write the signed-in person's passkeys, user handle and attestations,
+    which have row-level security per person (decision 035): each view runs in that person's context.
+    Passwordless sign-in is off, so no ceremony here looks a passkey up before the person is known; a
+    credential of anyone else is simply not found."""
+
+    def dispatch(self, request, *args, **kwargs):
+        user = getattr(request, "user", None)
+        with person_context(user if user is not None and user.is_authenticated else None):
+            return super().dispatch(request, *args, **kwargs)
+
+
+class PasskeyRegisterBeginView(_OwnPasskeys, _RegistrationRules, webauthn_views.BeginCredentialRegistrationView):
     pass
 
 
-class PasskeyRegisterCompleteView(_RegistrationRules, webauthn_views.CompleteCredentialRegistrationView):
+class PasskeyRegisterCompleteView(
+    _OwnPasskeys, _RegistrationRules, webauthn_views.CompleteCredentialRegistrationView
+):
     def post(self, *args, **kwargs):
         response = super().post(*args, **kwargs)
         messages.success(self.request, "Passkey added. You can use it instead of a code when you sign in.")
         return response
 
 
-class PasskeyVerifyBeginView(webauthn_views.BeginCredentialAuthenticationView):
+class PasskeyVerifyBeginView(_OwnPasskeys, webauthn_views.BeginCredentialAuthenticationView):
     pass
 
 
-class PasskeyVerifyCompleteView(webauthn_views.CompleteCredentialAuthenticationView):
+class PasskeyVerifyCompleteView(_OwnPasskeys, webauthn_views.CompleteCredentialAuthenticationView):
     """The passkey answer on the verification page: on success the same bookkeeping as a TOTP code."""
 
     def complete_auth(self, device):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from contextlib import suppress
+
 from django.db.models import QuerySet
 from django.utils import timezone
+from django_otp.models import Device
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import SignInEvent
+from core.tenancy import person_context, unscoped_no_tenant
 
 from .models import (
     ApiKey,
@@ -31,22 +36,65 @@ def sign_in_events_for_user(user: User) -> QuerySet[SignInEvent]:
     return SignInEvent.objects.filter(user=user).order_by("-occurred_at", "-id")
 
 
-def user_sessions_for_user(user: User) -> QuerySet[UserSession]:
-    return UserSession.objects.filter(user=user).order_by("-last_seen_at")
+# Tracked sessions, second-factor devices and passkeys have row-level security per person (decision 035): each
+# read below runs in the person's own context and returns a list, read there, not a lazy queryset that a
+# template would evaluate after the context has closed.
 
 
-def totp_devices_for_user(user: User) -> QuerySet[TOTPDevice]:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("created_at")
+def user_sessions_for_user(user: User) -> list[UserSession]:
+    with person_context(user):
+        return list(UserSession.objects.filter(user=user).order_by("-last_seen_at"))
 
 
-def passkeys_for_user(user: User) -> QuerySet[WebAuthnCredential]:
-    return WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at")
+def user_session_for_user(user: User, session_id) -> UserSession | None:
+    """One of the user's tracked sessions by id; None when it is not theirs, gone, or not an id at all."""
+    try:
+        session_id = uuid.UUID(str(session_id))
+    except ValueError:
+        return None
+    with person_context(user):
+        return UserSession.objects.filter(user=user, pk=session_id).first()
+
+
+def totp_devices_for_user(user: User) -> list[TOTPDevice]:
+    with person_context(user):
+        return list(TOTPDevice.objects.filter(user=user, confirmed=True).order_by("created_at"))
+
+
+def passkeys_for_user(user: User) -> list[WebAuthnCredential]:
+    with person_context(user):
+        return list(WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("created_at"))
 
 
 def recovery_codes_remaining(user: User) -> int | None:
     """How many unused recovery codes the user has, or None if they never had any."""
-    device = RecoveryCodeDevice.objects.filter(user=user, confirmed=True).only("code_hashes").first()
+    with person_context(user):
+        device = RecoveryCodeDevice.objects.filter(user=user, confirmed=True).only("code_hashes").first()
     return None if device is None else device.remaining
+
+
+def session_device(user: User, persistent_id: str) -> Device | None:
+    """The second-factor device this session was verified with, if it is still the user's and confirmed.
+
+    Read by django-otp's middleware on every signed-in request (``accounts.middleware.OTPMiddleware``),
+    outside any transaction: there row-level security per person would show nothing, and opening a
+    transaction to set ``app.user_ids`` would cost three round trips on every page. So this one read runs
+    as the system role, in autocommit (one statement, as before), keyed by the device id the session
+    itself holds and bound to the session's user: it can return no one else's device
+    (docs/decisions/035-row-level-security-on-sessions-and-devices.md).
+    """
+    if not persistent_id or not user.is_authenticated:
+        return None
+    # Legacy ids were full import paths (django-otp's _normalize_persistent_id).
+    if persistent_id.count(".") > 1:
+        parts = persistent_id.split(".")
+        persistent_id = ".".join((parts[-3], parts[-1]))
+    with suppress(ValueError, LookupError):
+        devices = Device._filter_persistent_id(persistent_id)
+        if devices is not None:
+            with unscoped_no_tenant(atomic=False):
+                return devices.filter(user_id=user.pk, confirmed=True).first()
+    return None
 
 
 def memberships_for_user(user: User) -> QuerySet[Membership]:

@@ -15,7 +15,6 @@ from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 from django_otp import login as otp_login
 
@@ -203,16 +202,24 @@ def _session_store():
     return import_module(settings.SESSION_ENGINE).SessionStore
 
 
-@transaction.atomic
+# Tracked sessions have row-level security per person (decision 035): every function below reads and
+# writes them inside the person's own context (``person_context`` is also the transaction).
+
+
 def user_session_start(*, request, user: User) -> UserSession:
     """Log the user in (password step done) and start tracking the new session."""
-    auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-    return user_session_track(request=request, user=user)
+    with person_context(user):
+        auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return user_session_track(request=request, user=user)
 
 
-@transaction.atomic
 def user_session_track(*, request, user: User) -> UserSession:
     """Track the session ``user`` was just logged into, so it is listed and can be revoked."""
+    with person_context(user):
+        return _track(request=request, user=user)
+
+
+def _track(*, request, user: User) -> UserSession:
     if request.session.session_key is None:
         request.session.save()
     session_key = request.session.session_key
@@ -240,9 +247,14 @@ def user_session_touch(request) -> None:
     request.session[_LAST_SEEN_SESSION_KEY] = now
     key_hash = current_session_hash(request)
     if key_hash:
-        tracked = UserSession.objects.filter(session_key_hash=key_hash).first()
-        if tracked is None:
-            return
+        # A transaction of its own, but only on the touch (every few minutes), never on every request.
+        with person_context(request.user):
+            _touch(key_hash)
+
+
+def _touch(key_hash: str) -> None:
+    tracked = UserSession.objects.filter(session_key_hash=key_hash).first()
+    if tracked is not None:
         changes = {"last_seen_at": timezone.now()}
         ip_address = normalise_ip(get_client_ip())
         if ip_address != tracked.ip_address:
@@ -255,13 +267,14 @@ def user_session_touch(request) -> None:
         UserSession.objects.filter(pk=tracked.pk).update(**changes)
 
 
-@transaction.atomic
 def user_session_end(*, request) -> None:
     """Sign out of this browser."""
-    key_hash = current_session_hash(request)
-    if key_hash:
-        UserSession.objects.filter(session_key_hash=key_hash).delete()
-    auth_logout(request)
+    user = getattr(request, "user", None)
+    with person_context(user if user is not None and user.is_authenticated else None):
+        key_hash = current_session_hash(request)
+        if key_hash:
+            UserSession.objects.filter(session_key_hash=key_hash).delete()
+        auth_logout(request)
 
 
 def _revoke(sessions) -> int:
@@ -274,35 +287,41 @@ def _revoke(sessions) -> int:
     return count
 
 
-@transaction.atomic
 def user_session_revoke(*, user: User, session_id) -> bool:
     """Sign out one of the user's other browsers: its Django session is deleted too."""
-    sessions = UserSession.objects.select_for_update().filter(user=user, pk=session_id)
-    revoked = _revoke(sessions)
-    if revoked:
-        audit_record(actor=Actor.user(user), action="session.revoked", target=user, metadata={"count": revoked})
+    with person_context(user):
+        sessions = UserSession.objects.select_for_update().filter(user=user, pk=session_id)
+        revoked = _revoke(sessions)
+        if revoked:
+            audit_record(actor=Actor.user(user), action="session.revoked", target=user, metadata={"count": revoked})
     return bool(revoked)
 
 
-@transaction.atomic
 def user_sessions_revoke_others(*, user: User, request) -> int:
     keep = current_session_hash(request)
-    sessions = UserSession.objects.select_for_update().filter(user=user).exclude(session_key_hash=keep)
-    revoked = _revoke(sessions)
-    audit_record(actor=Actor.user(user), action="session.revoked_others", target=user, metadata={"count": revoked})
+    with person_context(user):
+        sessions = UserSession.objects.select_for_update().filter(user=user).exclude(session_key_hash=keep)
+        revoked = _revoke(sessions)
+        audit_record(
+            actor=Actor.user(user), action="session.revoked_others", target=user, metadata={"count": revoked}
+        )
     return revoked
 
 
-@transaction.atomic
 def user_password_reset_complete(*, user: User) -> int:
     """A reset usually means the old password is in doubt: every browser must sign in again."""
-    revoked = _revoke(UserSession.objects.select_for_update().filter(user=user))
-    audit_record(actor=Actor.user(user), action="user.password_reset", target=user, metadata={"sessions": revoked})
+    with person_context(user):
+        revoked = _revoke(UserSession.objects.select_for_update().filter(user=user))
+        audit_record(actor=Actor.user(user), action="user.password_reset", target=user, metadata={"sessions": revoked})
     return revoked
 
 
-@transaction.atomic
 def user_password_change_complete(*, user: User, request, previous_session_hash: str) -> int:
+    with person_context(user):
+        return _password_change_complete(user=user, request=request, previous_session_hash=previous_session_hash)
+
+
+def _password_change_complete(*, user: User, request, previous_session_hash: str) -> int:
     """Django already invalidates other sessions (their auth hash no longer matches); drop their rows too.
 
     Django also gave this browser a new session key, so its row is found by the previous key's hash

@@ -345,7 +345,7 @@ class MFAVerifyView(LoginRequiredMixin, View):
         return (request.POST.get("reason") or request.GET.get("reason")) == "sensitive"
 
     def _render(self, request, form, status=200):
-        has_passkeys = selectors.passkeys_for_user(request.user).exists()
+        has_passkeys = bool(selectors.passkeys_for_user(request.user))
         context = {
             "form": form,
             "next": safe_next(request, default=""),
@@ -563,10 +563,7 @@ class SessionsView(LoginRequiredMixin, View):
             count = signin.user_sessions_revoke_others(user=request.user, request=request)
             messages.success(request, f"Signed out of {count} other session{'s' if count != 1 else ''}.")
             return redirect("accounts:sessions")
-        try:
-            target = selectors.user_sessions_for_user(request.user).filter(pk=request.POST.get("session", "")).first()
-        except ValidationError:  # not a session id at all
-            target = None
+        target = selectors.user_session_for_user(request.user, request.POST.get("session", ""))
         if target is None:
             messages.error(request, "That session was not found; it may have ended already.")
         elif target.session_key_hash == signin.current_session_hash(request):

@@ -31,13 +31,35 @@ _system: contextvars.ContextVar[bool] = contextvars.ContextVar("tenancy_system",
 _db_scope: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_scope", default=None)
 
 RLS_SETTING = "app.org_ids"
-# The people whose own rows (sign-in attempts, login monitoring's findings) are in scope: the person
-# signing in or looking at their activity, the subject of a privacy request, or the members of the
-# organisations a security responder's grant covers. See docs/decisions/032-row-level-security-per-person.md.
+# The people whose own rows (sign-in attempts, login monitoring's findings, tracked sessions, second-factor
+# devices, passkeys) are in scope: the person signing in or looking at their activity, sessions and devices,
+# the subject of a privacy request, or the members of the organisations a security responder's grant covers.
+# See docs/decisions/032-row-level-security-per-person.md and 035-row-level-security-on-sessions-and-devices.md.
 RLS_PERSON_SETTING = "app.user_ids"
-# Tables owned by one person rather than an organisation, with the per-person policy (portal 0006).
-# Reads across people (login monitoring's source history, retention purges) run as the system role.
-PERSON_SCOPED_TABLES = frozenset({"security_signinevent", "security_loginsignal"})
+# Tables owned by one person rather than an organisation, with the per-person policy (portal 0006: sign-ins and
+# login findings; portal 0007: tracked sessions, second-factor devices and passkeys). Reads across people
+# (login monitoring's source history, retention purges) and the middleware's lookup of the session's device
+# (accounts.selectors.session_device, keyed by the session's own device id) run as the system role.
+PERSON_SCOPED_TABLES = frozenset(
+    {
+        "security_signinevent",
+        "security_loginsignal",
+        "accounts_usersession",
+        "accounts_totpdevice",
+        "accounts_recoverycodedevice",
+        "django_otp_webauthn_webauthncredential",
+        "django_otp_webauthn_webauthnuserhandle",
+        "django_otp_webauthn_webauthnattestation",
+    }
+)
+# Person-scoped tables with no user column of their own: the row's owner is the owner of the row it points to,
+# whose table has the per-person policy too (a passkey's attestation belongs to the passkey).
+PERSON_SCOPED_THROUGH = {
+    "django_otp_webauthn_webauthnattestation": ("credential_id", "django_otp_webauthn_webauthncredential"),
+}
+# Tables the application role may only append to (portal 0007): an anonymous browser's opt-out evidence, which
+# belongs to no person and is never read back by the application; retention purges it as the system role.
+APPEND_ONLY_TABLES = frozenset({"privacy_browseroptout"})
 _db_people: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_people", default=None)
 
 
@@ -310,25 +332,56 @@ def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
     return sql
 
 
-def rls_person_enable_sql(table: str) -> str:
+def rls_person_enable_sql(table: str, *, ownerless_rows: bool = True, through: tuple[str, str] | None = None) -> str:
     """SQL that enables the per-person policy on a table owned by one person (``user_id``).
 
-    ``person_isolation`` admits the rows of the people in ``app.user_ids``. Rows of no person (an
-    attempt against an unknown address, and what monitoring found about it) may be appended and
-    read, as org-less audit events are (``INSERT ... RETURNING`` needs the new row to be readable),
-    but not changed or deleted by the application role.
+    ``person_isolation`` admits the rows of the people in ``app.user_ids``. With ``ownerless_rows``,
+    rows of no person (an attempt against an unknown address, and what monitoring found about it) may
+    be appended and read, as org-less audit events are (``INSERT ... RETURNING`` needs the new row to
+    be readable), but not changed or deleted by the application role.
+
+    ``through=(column, parent table)``: the table has no user column; a row is admitted when the parent
+    row it points to is. The subquery reads the parent under the parent's own policy, so it admits
+    exactly the rows of the parents the setting shows.
     """
     people = f"((SELECT string_to_array(nullif(current_setting('{RLS_PERSON_SETTING}', true), ''), ','))::uuid[])"
-    return f"""
+    if through is not None:
+        column, parent = through
+        condition = f"{column} IN (SELECT id FROM {parent})"  # noqa: S608 -- names from migrations, not input
+    else:
+        condition = f"user_id = ANY {people}"
+    sql = f"""
         ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
         DROP POLICY IF EXISTS person_isolation ON {table};
         CREATE POLICY person_isolation ON {table}
-            USING (user_id = ANY {people})
-            WITH CHECK (user_id = ANY {people});
+            USING ({condition})
+            WITH CHECK ({condition});
         DROP POLICY IF EXISTS ownerless_insert ON {table};
         DROP POLICY IF EXISTS ownerless_read ON {table};
+    """
+    if ownerless_rows:
+        sql += f"""
         CREATE POLICY ownerless_insert ON {table} FOR INSERT WITH CHECK (user_id IS NULL);
         CREATE POLICY ownerless_read ON {table} FOR SELECT USING (user_id IS NULL);
+    """
+    return sql
+
+
+def rls_append_only_enable_sql(table: str) -> str:
+    """SQL that lets the application role append rows to ``table`` and nothing else: no policy admits a read,
+    a change or a delete, so it sees zero rows. Only for rows the application never reads back (a plain
+    ``INSERT`` without ``RETURNING``: client-side primary keys, decision 005); the system role reads them."""
+    return f"""
+        ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+        DROP POLICY IF EXISTS append_only ON {table};
+        CREATE POLICY append_only ON {table} FOR INSERT WITH CHECK (true);
+    """
+
+
+def rls_append_only_disable_sql(table: str) -> str:
+    return f"""
+        DROP POLICY IF EXISTS append_only ON {table};
+        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
     """
 
 

@@ -110,7 +110,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.middleware.LogContextMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.OTPMiddleware",  # django-otp's, reading the session's device as decision 035 says
     "accounts.middleware.SessionLifetimeMiddleware",
     "security.middleware.StepUpMiddleware",
     "accounts.middleware.MFAGateMiddleware",

@@ -28,7 +28,15 @@ from accounts.models import ApiKey, Invitation, MicrosoftTenant
 from accounts.tests.api_support import key_client
 from accounts.tests.factories import OrganizationFactory
 from core.registry import declaration_for
-from core.tenancy import PERSON_SCOPED_TABLES, RLS_SETTING, person_context, tenant_context, unscoped_no_tenant
+from core.tenancy import (
+    APPEND_ONLY_TABLES,
+    PERSON_SCOPED_TABLES,
+    PERSON_SCOPED_THROUGH,
+    RLS_SETTING,
+    person_context,
+    tenant_context,
+    unscoped_no_tenant,
+)
 from tests.tenant_objects import TenantWorld
 
 pytestmark = [
@@ -139,12 +147,6 @@ _STAFF_SIDE = (
     "staff workflow across organisations (plain manager, organisation optional); row-level security "
     "waits for staff grants to scope the staff reads to granted organisations (issue 10, staff part)"
 )
-_PERSON_OWNED = (
-    "owned by a person, not an organisation, and read on every request by middleware (session, user, second "
-    "factor) outside any transaction, before a view could set app.user_ids (transaction-local, decision 002): "
-    "a per-person policy would hide them there. Personal fields are field-encrypted (decision 001); sign-ins "
-    "and login findings, read only inside views and services, have the per-person policy (decision 032)"
-)
 RLS_EXEMPT = {
     "accounts_membership": (
         "decides the tenant: the signed-in user's memberships are read before any organisation is in scope "
@@ -172,21 +174,10 @@ RLS_EXEMPT = {
     "billing_reconciliationfinding": "reconciliation findings (unmatched lines have no organisation); " + _STAFF_SIDE,
     "accounts_user": (
         "the people themselves: read by the session middleware on every request (outside a transaction), by "
-        "e-mail blind index while signing in, and as fellow members on team pages; " + _PERSON_OWNED
+        "e-mail blind index while signing in, and as fellow members on team pages, staff admin, invitations and "
+        "notifications; a policy admitting the person and the members of app.org_ids is not built yet (decision "
+        "035). Personal fields are field-encrypted (decision 001)"
     ),
-    "accounts_usersession": "read by session key hash in middleware on every request; " + _PERSON_OWNED,
-    "accounts_totpdevice": "django-otp's middleware loads the session's device on every request; " + _PERSON_OWNED,
-    "accounts_recoverycodedevice": "loaded like the authenticator devices; " + _PERSON_OWNED,
-    "privacy_browseroptout": (
-        "a browser's opt-out, keyed by a random cookie id with no person at all (the GPC middleware reads it "
-        "before sign-in): no user column to bind"
-    ),
-    "django_otp_webauthn_webauthncredential": (
-        "a passkey sign-in finds the credential by its id before the person is known (django-otp-webauthn's own "
-        "views); " + _PERSON_OWNED
-    ),
-    "django_otp_webauthn_webauthnattestation": _PERSON_OWNED,
-    "django_otp_webauthn_webauthnuserhandle": _PERSON_OWNED,
 }
 
 
@@ -276,7 +267,9 @@ def test_a_single_unscoped_read_outside_a_transaction_costs_no_round_trip_and_in
 
 @pytest.mark.django_db
 def test_every_table_with_an_organisation_personal_data_or_credentials_has_rls_or_a_reason():
-    needing, protected = tables_needing_rls(), tables_with_policy() | tables_with_policy("person_isolation")
+    needing, protected = tables_needing_rls(), (
+        tables_with_policy() | tables_with_policy("person_isolation") | tables_with_policy("append_only")
+    )
     assert {"accounts_apikey", "security_auditevent", "licensing_subscription", "licensing_order"} <= protected
     missing = sorted(f"{table} ({why})" for table, why in needing.items() if table not in protected | RLS_EXEMPT.keys())
     assert not missing, (
@@ -587,8 +580,12 @@ def test_the_billing_run_bills_a_batch_of_organisations_under_rls_once(settings,
 
 
 def test_the_per_person_policy_covers_the_tables_the_code_treats_as_person_scoped(db):
-    migration = importlib.import_module("portal.migrations.0006_rls_per_person")
-    assert set(migration.PERSON_SCOPED) == set(PERSON_SCOPED_TABLES) == tables_with_policy("person_isolation")
+    first = importlib.import_module("portal.migrations.0006_rls_per_person")
+    second = importlib.import_module("portal.migrations.0007_rls_sessions_devices_passkeys_opt_outs")
+    migrated = {*first.PERSON_SCOPED, *second.PERSON_SCOPED, *second.PERSON_SCOPED_THROUGH}
+    assert migrated == set(PERSON_SCOPED_TABLES) == tables_with_policy("person_isolation")
+    assert second.PERSON_SCOPED_THROUGH == PERSON_SCOPED_THROUGH
+    assert set(second.APPEND_ONLY) == set(APPEND_ONLY_TABLES) == tables_with_policy("append_only")
 
 
 def _signed_in_twice(person, at):
@@ -614,7 +611,7 @@ def test_the_application_role_sees_zero_rows_of_another_person(roles):
     SignInEvent.objects.create(occurred_at=at, user=None, email_index="e" * 64, succeeded=False, factor="password")
     fetch(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role}")
     fetch(f"SET LOCAL ROLE {app_role}")
-    for table in sorted(PERSON_SCOPED_TABLES):
+    for table in ("security_signinevent", "security_loginsignal"):
         with person_context(alice):
             assert {row[0] for row in fetch(f"SELECT DISTINCT user_id FROM {table} WHERE user_id IS NOT NULL")} == {
                 alice.pk
@@ -681,3 +678,239 @@ def test_signing_in_and_the_activity_page_work_as_the_application_role(settings)
     assert SignInEvent.objects.filter(user=alice, succeeded=True, factor="password").count() == 1
     assert SignInEvent.objects.filter(user=bob, succeeded=False).count() == 1
     assert SignInEvent.objects.filter(user__isnull=True).count() == 1
+
+
+# --- Per person: tracked sessions, second-factor devices, passkeys; browsers' opt-outs (decision 035) ----
+
+OWN_TABLES = (
+    "accounts_usersession",
+    "accounts_totpdevice",
+    "accounts_recoverycodedevice",
+    "django_otp_webauthn_webauthncredential",
+    "django_otp_webauthn_webauthnuserhandle",
+)
+
+
+def _sessions_devices_and_passkeys(person):
+    """One row of each person-scoped table of decision 035, written as the owner."""
+    import hashlib
+    import secrets
+
+    from django_otp_webauthn.models import WebAuthnAttestation, WebAuthnCredential, WebAuthnUserHandle
+
+    from accounts.models import UserSession
+    from accounts.tests.factories import RecoveryCodeDeviceFactory, TOTPDeviceFactory
+
+    key = secrets.token_hex(16)
+    UserSession.objects.create(user=person, session_key=key, session_key_hash=hashlib.sha256(key.encode()).hexdigest())
+    TOTPDeviceFactory(user=person)
+    RecoveryCodeDeviceFactory(user=person)
+    credential_id = secrets.token_bytes(16)
+    credential = WebAuthnCredential.objects.create(
+        user=person, name="Passkey", credential_id=credential_id, public_key=b"key", aaguid="",
+        credential_id_sha256=hashlib.sha256(credential_id).hexdigest(),
+    )
+    WebAuthnAttestation.objects.create(credential=credential, fmt="none", data=b"", client_data_json=b"{}")
+    WebAuthnUserHandle.objects.create(user=person, handle_hex=secrets.token_hex(64))
+    return credential
+
+
+def test_sessions_devices_and_passkeys_of_another_person_are_out_of_reach(roles):
+    from accounts.models import TOTPDevice
+    from accounts.tests.factories import UserFactory
+
+    app_role, _ = roles
+    alice, bob = UserFactory(), UserFactory()
+    theirs = _sessions_devices_and_passkeys(bob)
+    _sessions_devices_and_passkeys(alice)
+    fetch(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app_role}")
+    fetch(f"SET LOCAL ROLE {app_role}")
+    attestations = "SELECT credential_id FROM django_otp_webauthn_webauthnattestation"
+    for table in OWN_TABLES:
+        assert fetch(f"SELECT count(*) FROM {table}")[0][0] == 0, table  # nobody in scope: nothing
+        with person_context(alice):
+            assert {row[0] for row in fetch(f"SELECT DISTINCT user_id FROM {table}")} == {alice.pk}, table
+            # A tenant in scope, or the old bypass, widens nothing; Bob's rows cannot be changed or deleted.
+            fetch("SELECT set_config(%s, %s, true)", [RLS_SETTING, str(uuid.uuid4())])
+            fetch("SELECT set_config('app.rls_bypass', 'on', true)")
+            assert fetch(f"SELECT count(*) FROM {table} WHERE user_id = %s", [bob.pk])[0][0] == 0, table
+            assert fetch(f"DELETE FROM {table} WHERE user_id = %s RETURNING user_id", [bob.pk]) == [], table
+    assert fetch(attestations) == []
+    with person_context(alice):
+        assert len(fetch(attestations)) == 1
+        assert fetch(attestations + " WHERE credential_id = %s", [theirs.pk]) == []
+        # No device may be written in Bob's name, nor one of his moved to Alice.
+        with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+            TOTPDevice.objects.create(user=bob, name="planted", key="00" * 20, confirmed=True)
+        move = "UPDATE accounts_totpdevice SET user_id = %s WHERE user_id = %s RETURNING id"
+        assert fetch(move, [alice.pk, bob.pk]) == []
+    with person_context(bob):  # Bob himself sees his own
+        assert fetch(attestations) == [(theirs.pk,)]
+    fetch("RESET ROLE")
+    for table in OWN_TABLES:
+        assert fetch(f"SELECT count(*) FROM {table} WHERE user_id = %s", [bob.pk])[0][0] == 1, table
+
+
+def test_a_browsers_opt_out_may_be_appended_by_the_application_role_and_never_read_back(roles):
+    from accounts.tests.factories import UserFactory
+    from privacy.models import BrowserOptOut, OptOutMethod
+    from privacy.services.optouts import opt_out_browser_record
+
+    app_role, _ = roles
+    earlier = BrowserOptOut.objects.create(browser_id="a" * 32, method=OptOutMethod.GPC)
+    fetch(f"SET LOCAL ROLE {app_role}")
+    record = opt_out_browser_record(method=OptOutMethod.GPC)  # a plain INSERT: nothing to read back
+    assert fetch("SELECT count(*) FROM privacy_browseroptout")[0][0] == 0
+    with person_context(UserFactory()):  # a person's context shows none either: no person owns them
+        assert fetch("SELECT count(*) FROM privacy_browseroptout")[0][0] == 0
+    assert fetch("UPDATE privacy_browseroptout SET method = 'form' RETURNING id") == []
+    assert fetch("DELETE FROM privacy_browseroptout RETURNING id") == []
+    fetch("RESET ROLE")
+    assert set(BrowserOptOut.objects.values_list("pk", flat=True)) == {earlier.pk, record.pk}
+
+
+def _tracked(person) -> int:
+    from accounts.models import UserSession
+
+    return UserSession.objects.filter(user=person).count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_second_factors_sessions_passkeys_and_gpc_work_as_the_application_role(settings):
+    import json
+
+    from django.test import Client
+    from django.urls import reverse
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp_webauthn.models import WebAuthnCredential
+
+    from accounts import mfa
+    from accounts.tests.factories import DEFAULT_PASSWORD, TOTPDeviceFactory, UserFactory
+    from accounts.tests.helpers import totp_code
+    from accounts.tests.passkey_support import SoftwarePasskey
+    from privacy.models import BrowserOptOut
+
+    def post_json(client, name, body=None):
+        return client.post(reverse(name), data=json.dumps(body or {}), content_type="application/json")
+
+    def password_step(client, person=None):
+        person = person or alice
+        response = client.post(login, {"username": person.email, "password": DEFAULT_PASSWORD})
+        assert response.status_code == 302, response.content
+        return client
+
+    alice, bob = UserFactory(), UserFactory()
+    device = TOTPDeviceFactory(user=alice)
+    _sessions_devices_and_passkeys(bob)
+    login, sessions_url = reverse("accounts:login"), reverse("accounts:sessions")
+    passkey = SoftwarePasskey(rp_id=settings.OTP_WEBAUTHN_RP_ID, origin=settings.OTP_WEBAUTHN_ALLOWED_ORIGINS[0])
+    with ProductionRoles(settings) as roles:
+        assert current_role() == PROBE_ROLE
+        # Password, then the authenticator's code: tracked and verified in Alice's own context.
+        first = password_step(Client())
+        assert first.post(reverse("accounts:mfa_verify"), {"code": totp_code(device)}).status_code == 302
+        # Every later request finds the session's device as the system role (django-otp's middleware).
+        page = first.get(sessions_url)
+        assert page.status_code == 200
+        assert [tracked.user_id for tracked in page.context["sessions"]] == [alice.pk]
+        devices = first.get(reverse("accounts:mfa_devices"))
+        assert [d.pk for d in devices.context["devices"]] == [device.pk] and devices.context["passkeys"] == []
+
+        # Recovery codes, made on the page; one of them verifies a second browser.
+        codes = first.post(reverse("accounts:recovery_codes")).context["codes"]
+        second = password_step(Client())
+        assert second.post(reverse("accounts:mfa_verify"), {"code": codes[0]}).status_code == 302
+        assert second.get(sessions_url).status_code == 200
+        assert mfa.mfa_verify(user=alice, token=codes[0]).failure == "bad_code"  # used once
+
+        # A passkey: added behind the recent check, then it verifies a third browser.
+        options = post_json(first, "accounts:passkey_register_begin")
+        assert options.status_code == 200, options.content
+        assert post_json(first, "accounts:passkey_register_complete", passkey.create(options.json())).status_code == 200
+        third = password_step(Client())
+        options = post_json(third, "accounts:passkey_verify_begin")
+        assert options.status_code == 200, options.content
+        done = post_json(third, "accounts:passkey_verify_complete", passkey.get(options.json()))
+        assert done.status_code == 200, done.content
+        assert third.session[DEVICE_ID_SESSION_KEY].startswith("django_otp_webauthn.")
+        assert third.get(sessions_url).status_code == 200
+        with person_context(alice):
+            assert WebAuthnCredential.objects.filter(user=alice).count() == 1
+        assert not WebAuthnCredential.objects.exists()  # outside her context the application role sees none
+
+        # Sign out of the others: the second browser's tracked session and Django session go.
+        assert len(first.get(sessions_url).context["sessions"]) == 3
+        first.post(sessions_url, {"scope": "others"})
+        assert second.get(sessions_url).status_code == 302
+        # A password change signs the remaining other browser out and keeps this one tracked.
+        fourth = password_step(Client())
+        fourth.post(reverse("accounts:mfa_verify"), {"code": codes[1]})
+        changed = first.post(reverse("accounts:password_change"), {
+            "old_password": DEFAULT_PASSWORD, "new_password1": "a new long passphrase 7",
+            "new_password2": "a new long passphrase 7"})
+        assert changed.status_code == 302, changed.content
+        assert fourth.get(sessions_url).status_code == 302
+        assert [s.user_id for s in first.get(sessions_url).context["sessions"]] == [alice.pk]
+
+        # Global Privacy Control: an anonymous browser's opt-out is appended, then honoured by its cookie.
+        visitor = Client()
+        assert visitor.get(login, HTTP_SEC_GPC="1").status_code == 200
+        assert visitor.get(login).context["request"].privacy_opt_out is not None
+        # Without the system role the session's device is not found: it is no longer verified (fail closed).
+        roles.system_configured(False)
+        assert first.get(sessions_url)["Location"].startswith(reverse("accounts:mfa_verify"))
+        roles.system_configured(True)
+        first.post(reverse("accounts:logout"))
+    assert _tracked(alice) == 0 and _tracked(bob) == 1  # signed out: her last tracked session went too
+    assert BrowserOptOut.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_erasure_plan_counts_and_retention_purges_these_rows_as_the_application_role(settings):
+    from accounts.tests.factories import UserFactory
+    from privacy.models import BrowserOptOut, OptOutMethod
+    from privacy.services.erasure import erasure_plan
+    from privacy.services.retention import retention_purge
+
+    alice, bob = UserFactory(), UserFactory()
+    for person in (alice, bob):
+        _sessions_devices_and_passkeys(person)
+    expired = BrowserOptOut.objects.create(
+        browser_id="a" * 32, method=OptOutMethod.GPC, recorded_at=timezone.now() - timedelta(days=800)
+    )
+    young = BrowserOptOut.objects.create(browser_id="b" * 32, method=OptOutMethod.GPC)
+    with ProductionRoles(settings) as roles:
+        # The subject's own rows, counted in their context: one of each, none of Bob's.
+        rows = {item.get("model"): item["rows"] for item in erasure_plan(alice)}
+        for label in ("accounts.usersession", "accounts.totpdevice", "accounts.recoverycodedevice",
+                      "django_otp_webauthn.webauthncredential", "django_otp_webauthn.webauthnattestation",
+                      "django_otp_webauthn.webauthnuserhandle"):
+            assert rows.get(label) == 1, (label, rows)
+        # Browsers' opt-outs are purged as the system role; the application role alone sees none to purge.
+        roles.system_configured(False)
+        assert "privacy.browseroptout" not in retention_purge().counts
+        roles.system_configured(True)
+        assert retention_purge().counts.get("privacy.browseroptout") == 1
+    assert list(BrowserOptOut.objects.values_list("pk", flat=True)) == [young.pk]
+    assert not BrowserOptOut.objects.filter(pk=expired.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_sign_in_to_the_admin_works_as_the_application_role(settings):
+    from django.test import Client
+
+    from accounts.models import UserSession
+    from accounts.tests.factories import DEFAULT_PASSWORD, TOTPDeviceFactory, UserFactory
+    from accounts.tests.helpers import totp_code
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    device = TOTPDeviceFactory(user=staff)
+    with ProductionRoles(settings):
+        client = Client()
+        response = client.post("/admin/login/", {"username": staff.email, "password": DEFAULT_PASSWORD,
+                                                 "otp_token": totp_code(device), "next": "/admin/"})
+        assert response.status_code == 302 and response["Location"] == "/admin/", response.content
+        assert client.get("/admin/").status_code == 200  # the session's device found as the system role
+        with person_context(staff):
+            assert UserSession.objects.filter(user=staff).count() == 1
+    assert UserSession.objects.get(user=staff).session_key == client.session.session_key

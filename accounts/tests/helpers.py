@@ -7,6 +7,7 @@ from django_otp.oath import TOTP
 
 from accounts.models import TOTPDevice
 from accounts.reauth import SESSION_KEY as MFA_VERIFIED_AT
+from core.tenancy import person_context
 
 from .factories import TOTPDeviceFactory
 
@@ -17,7 +18,8 @@ def verified_client(client, user, *, recent_mfa: bool = True):
     ``recent_mfa`` also counts as a re-verification just now, so sensitive actions pass;
     pass False to test the re-verification redirect.
     """
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDeviceFactory(user=user)
+    with person_context(user):  # devices have row-level security per person (tests/test_rls.py runs as that role)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDeviceFactory(user=user)
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id

@@ -34,7 +34,7 @@ from accounts.models import Membership, MicrosoftTenant, Organization
 from core.audit import Actor, audit_record
 from core.immutable import retention_purge_deletes
 from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, model_field_names
-from core.tenancy import PERSON_SCOPED_TABLES, TenantManager, tenant_context, unscoped_no_tenant
+from core.tenancy import APPEND_ONLY_TABLES, PERSON_SCOPED_TABLES, TenantManager, tenant_context, unscoped_no_tenant
 from licensing.models import Subscription
 from privacy.models import LegalHold, PrivacyRequest, RetentionRun
 from privacy.services.authorizations import authorization_files_purge_orphans
@@ -204,8 +204,9 @@ def _scopes(model, held_orgs):
 
 def _untenanted_scope(model):
     """Where a row of no organisation is purged: rows owned by one person (row-level security per person)
-    across every person, so as the system role; anything else on the application's connection."""
-    if model._meta.db_table in PERSON_SCOPED_TABLES:
+    across every person, and rows the application role may only append (browsers' opt-outs), so as the
+    system role; anything else on the application's connection."""
+    if model._meta.db_table in PERSON_SCOPED_TABLES | APPEND_ONLY_TABLES:
         return unscoped_no_tenant
     return transaction.atomic
 

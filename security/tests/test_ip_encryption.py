@@ -138,7 +138,7 @@ def test_session_touch_reencrypts_a_moved_address(monkeypatch):
     )
     # The touch finds the session by the browser's session-key hash; this request is that browser.
     monkeypatch.setattr(signin, "current_session_hash", lambda request: "h" * 64)
-    request = SimpleNamespace(session={})
+    request = SimpleNamespace(session={}, user=user)  # the middleware touches for a signed-in user only
     tokens = set_request_context("req-touch", "2001:db8:5::7")
     try:
         signin.user_session_touch(request)
