@@ -56,7 +56,7 @@ def test_every_kind_of_field_reads_as_drf_does():
     ours = serializer.data
     assert ours == drf_representation(EveryKindOfField(), subscription)
     # The plain columns really took the direct path, and came out formatted by their own fields.
-    plan = dict((field.field_name, column) for field, column in EveryKindOfField()._read_plan())
+    plan = {field.field_name: column for field, column in EveryKindOfField()._read_plan()}
     assert plan["quantity"] == "quantity" and plan["the_status"] == "status"
     assert plan["sku"] is None and plan["sku_title"] is None and plan["doubled"] is None
     assert ours["unit_price"] == "10.08" and ours["auto_renew"] is False
