@@ -222,6 +222,21 @@ def encrypt_text(plaintext: str, *, scope: KeyScope, aad: bytes) -> str:
     return entry.prefix + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
 
 
+def encryptor(scope: KeyScope):
+    """``encrypt_text`` for many values of one key scope (one page of a bulk insert, say): the scope's
+    active key and its cipher are looked up once, not per value. Hold it for one batch, not longer:
+    a key retired meanwhile would go on being used until it is dropped."""
+    _, entry = keyring._active_entry(scope)
+    cipher, prefix = entry.cipher, entry.prefix
+
+    def seal(plaintext: str, aad: bytes) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = cipher.encrypt(nonce, plaintext.encode("utf-8"), aad)
+        return prefix + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
+
+    return seal
+
+
 def _split(ciphertext: str) -> tuple[str, str]:
     version, sep, rest = ciphertext.partition(":")
     key_hex, sep2, payload = rest.partition(":")
