@@ -554,11 +554,23 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
         table_rows.append(row)
     columns = [*plain, *encrypted, *(index for index, _ in indexes)]
     names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
-    placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    limit = connection.features.max_query_params
-    batch = max(1, limit // len(columns)) if limit else len(table_rows)
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One parameter, not one per value: psycopg's client-side binding parses a statement with ten
+            # thousand placeholders for seconds, and adapts arrays (Django's UNNEST) element by element.
+            # The rows go as one JSON array read back into the table's own row type, so every column keeps
+            # its type; the insert is an ordinary one (constraints, row-level security).
+            keys = [f.column for f in columns]
+            document = json.dumps([dict(zip(keys, row, strict=True)) for row in table_rows], default=str)
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)",  # noqa: S608
+                [document],
+            )
+            return
+        placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        limit = connection.features.max_query_params
+        batch = max(1, limit // len(columns)) if limit else len(table_rows)
         for start in range(0, len(table_rows), batch):
             chunk = table_rows[start:start + batch]
             # Names quoted by the backend, values are parameters.

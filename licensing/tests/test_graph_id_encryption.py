@@ -8,6 +8,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+from accounts.roles import Role
+from accounts.tests.api_support import api_client_for
 from accounts.tests.factories import OrganizationFactory
 from core.tenancy import tenant_context
 from licensing.models import DirectoryUser
@@ -70,6 +72,14 @@ def test_the_sync_matches_rows_by_the_index_and_keeps_one_row_per_user():
         assert (again["created"], again["updated"]) == (0, 1)
         user = DirectoryUser.objects.for_org(org).get()
         assert (user.graph_id, user.job_title) == (graph_id, "Buyer")
+
+
+@pytest.mark.django_db
+def test_the_api_shows_the_object_id_decrypted():
+    user = DirectoryUserFactory()
+    api = api_client_for(user.organization, Role.VIEWER)
+    body = api.get(f"/api/v1/directory-users/{user.pk}/").json()
+    assert body["graph_id"] == str(user.graph_id) and "graph_id_index" not in body
 
 
 @pytest.mark.django_db(transaction=True)

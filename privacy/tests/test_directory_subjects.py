@@ -86,6 +86,8 @@ def test_access_report_of_a_directory_user_holds_their_data_and_nobody_elses():
     assert entry["id"] == str(ana.pk) and entry["display_name"] == "Ana Gracia"
     assert entry["last_sign_in_at"].startswith("2022-03-01")  # sign-in activity Graph reported
     assert entry["upn_index"] == "Held, not shown (identity)"  # a keyed hash is described, not shown
+    # The Entra object id is stored encrypted and shown decrypted; its keyed index is described.
+    assert entry["graph_id"] == str(ana_id) and entry["graph_id_index"] == "Held, not shown (identity)"
     assert [a["user"] for a in rows["directory-licensing.licenseassignment"]] == [str(ana.pk)]
     assert [e["action"] for e in rows["directory-audit"]] == ["directory.password_reset"]
     assert [d["operation"] for d in rows["directory-disclosures"]] == ["users.assign_license_batch"]
