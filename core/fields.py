@@ -572,7 +572,7 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
         limit = connection.features.max_query_params
         batch = max(1, limit // len(columns)) if limit else len(table_rows)
         for start in range(0, len(table_rows), batch):
-            chunk = table_rows[start:start + batch]
+            chunk = table_rows[start : start + batch]
             # Names quoted by the backend, values are parameters.
             sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([placeholder] * len(chunk))}"  # noqa: S608
             cursor.execute(sql, [value for row in chunk for value in row])
