@@ -282,9 +282,18 @@ def _derived_index_key(root_key: str, purpose: str) -> bytes:
     return hmac.new(root, f"blind-index:{purpose}".encode(), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=128)
+def _keyed_hmac(root_key: str, purpose: str):
+    # The HMAC with its key pads already computed: copying it is cheaper than keying a new one, and a
+    # sync computes four of these per user.
+    return hmac.new(_derived_index_key(root_key, purpose), digestmod=hashlib.sha256)
+
+
 def blind_index(purpose: str, value: str | None) -> str | None:
     """HMAC-SHA256 of the normalised value, for exact-match lookups of encrypted fields."""
     if value is None:
         return None
     normalised = str(value).strip().casefold()
-    return hmac.new(_index_key(purpose), normalised.encode("utf-8"), hashlib.sha256).hexdigest()
+    mac = _keyed_hmac(settings.BLIND_INDEX_KEY, purpose).copy()
+    mac.update(normalised.encode("utf-8"))
+    return mac.hexdigest()

@@ -502,6 +502,11 @@ def encrypted_bulk_update(queryset, objs, field_names: list[str], *, batch_size:
             obj.__dict__[attname] = value
 
 
+# Values the PostgreSQL path of encrypted_bulk_insert sends as JSON without the field's preparation
+# (``datetime`` only aware: the insert fills times with ``timezone.now()``; a naive one is prepared).
+_JSON_NATIVE = frozenset({str, bool, int, uuid.UUID})
+
+
 def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") -> None:
     """Insert new rows, each given as ``{attname: value}`` with plaintext in its encrypted fields, without
     building a model instance per row: what ``bulk_create`` writes, for a fraction of its per-value cost
@@ -524,6 +529,7 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
     indexes = [(f, model._meta.get_field(f.source).attname) for f in fields if isinstance(f, BlindIndexField)]
     plain = [f for f in fields if not isinstance(f, (EncryptedField, BlindIndexField))]
     sealers: dict[KeyScope, object] = {}
+    native = connection.vendor == "postgresql"
     table_rows = []
     for values in rows:
         for field in plain:
@@ -535,7 +541,15 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
         for index, source in indexes:
             if index.attname not in values:
                 values[index.attname] = index.index_of(values.get(source))
-        row = [field.get_db_prep_save(values[field.attname], connection) for field in plain]
+        if native:
+            # JSON takes these as they are (text, numbers, flags, ids, aware times): Django's preparation
+            # per value was a fifth of the insert's Python. Anything else still goes through the field.
+            row = [
+                value if value is None or type(value) in _JSON_NATIVE else field.get_db_prep_save(value, connection)
+                for field, value in ((field, values[field.attname]) for field in plain)
+            ]
+        else:
+            row = [field.get_db_prep_save(values[field.attname], connection) for field in plain]
         contexts: dict[str, tuple] = {}  # per key scope: the row's seal and "<scope>|<row id>" binding
         for field in encrypted:
             value = values.get(field.attname)

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -91,6 +92,15 @@ def _source_hash(organization, user: dict) -> str:
     return blind_index(SOURCE_HASH_PURPOSE, json.dumps(relevant, sort_keys=True, default=str))
 
 
+def _listed(values: list[str]):
+    """The right-hand side of an ``__in`` over a page's 500 keys. On PostgreSQL one array parameter: as 500
+    placeholders, Django prepared each value and psycopg's client-side binding parsed the statement again
+    for every page, a fifth of a resync's own time."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT UNNEST(%s::varchar[])", (values,))
+    return values
+
+
 def _last_sign_in(user: dict) -> datetime | None:
     activity = user.get("signInActivity") or {}
     moments = [
@@ -127,7 +137,7 @@ def directory_user_upsert_from_graph(
     stored = {
         index: (pk, source_hash, removed_at)
         for pk, index, source_hash, removed_at in DirectoryUser.objects.for_org(organization)
-        .filter(graph_id_index__in=[index for index, _, _ in incoming])
+        .filter(graph_id_index__in=_listed([index for index, _, _ in incoming]))
         .values_list("pk", "graph_id_index", "source_hash", "removed_at")
     }
     to_write = []
