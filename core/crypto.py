@@ -222,6 +222,21 @@ def encrypt_text(plaintext: str, *, scope: KeyScope, aad: bytes) -> str:
     return entry.prefix + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
 
 
+def encryptor(scope: KeyScope):
+    """``encrypt_text`` for many values of one key scope (one page of a bulk insert, say): the scope's
+    active key and its cipher are looked up once, not per value. Hold it for one batch, not longer:
+    a key retired meanwhile would go on being used until it is dropped."""
+    _, entry = keyring._active_entry(scope)
+    cipher, prefix = entry.cipher, entry.prefix
+
+    def seal(plaintext: str, aad: bytes) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = cipher.encrypt(nonce, plaintext.encode("utf-8"), aad)
+        return prefix + binascii.b2a_base64(nonce + sealed, newline=False).decode("ascii")
+
+    return seal
+
+
 def _split(ciphertext: str) -> tuple[str, str]:
     version, sep, rest = ciphertext.partition(":")
     key_hex, sep2, payload = rest.partition(":")
@@ -267,9 +282,18 @@ def _derived_index_key(root_key: str, purpose: str) -> bytes:
     return hmac.new(root, f"blind-index:{purpose}".encode(), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=128)
+def _keyed_hmac(root_key: str, purpose: str):
+    # The HMAC with its key pads already computed: copying it is cheaper than keying a new one, and a
+    # sync computes four of these per user.
+    return hmac.new(_derived_index_key(root_key, purpose), digestmod=hashlib.sha256)
+
+
 def blind_index(purpose: str, value: str | None) -> str | None:
     """HMAC-SHA256 of the normalised value, for exact-match lookups of encrypted fields."""
     if value is None:
         return None
     normalised = str(value).strip().casefold()
-    return hmac.new(_index_key(purpose), normalised.encode("utf-8"), hashlib.sha256).hexdigest()
+    mac = _keyed_hmac(settings.BLIND_INDEX_KEY, purpose).copy()
+    mac.update(normalised.encode("utf-8"))
+    return mac.hexdigest()

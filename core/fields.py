@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from django import forms
 from django.core import validators
 from django.core.exceptions import FieldError, ValidationError
-from django.db import models
+from django.db import connections, models
+from django.utils import timezone
 
 from .blind_index import IP_INDEX_PURPOSE, NETWORK_INDEX_PURPOSE, ip_index, network_index, normalise_ip
-from .crypto import KeyScope, blind_index, decrypt_text, encrypt_text
+from .crypto import KeyScope, blind_index, decrypt_text, encrypt_text, encryptor
 
 
 class Ciphertext(str):
@@ -406,6 +407,10 @@ class BlindIndexField(models.CharField):
         for key, default in (("max_length", 64), ("editable", False), ("db_index", True), ("null", True)):
             if kwargs.get(key) == default:
                 kwargs.pop(key)
+        if not self.db_index and not self.unique:
+            # Field.deconstruct leaves out db_index=False, which __init__ would turn back into True: an
+            # index covered by a constraint (the organisation and the index, say) would come back.
+            kwargs["db_index"] = False
         return name, path, args, kwargs
 
     def pre_save(self, model_instance, add):
@@ -421,6 +426,16 @@ class BlindIndexField(models.CharField):
     def index_of(self, value) -> str | None:
         """The index of a plaintext value, as stored: use it to build the lookup."""
         return blind_index(self.purpose, value)
+
+
+class UUIDIndexField(BlindIndexField):
+    """Keyed index of an encrypted UUID over its canonical text: a ``UUID``, its upper-case or its
+    hyphen-less spelling index alike (an object id from Graph, say, whatever the caller holds)."""
+
+    def index_of(self, value) -> str | None:
+        if value is None or value == "":
+            return None
+        return blind_index(self.purpose, str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))))
 
 
 class IPAddressIndexField(BlindIndexField):
@@ -485,3 +500,93 @@ def encrypted_bulk_update(queryset, objs, field_names: list[str], *, batch_size:
     finally:
         for obj, attname, value in swapped:
             obj.__dict__[attname] = value
+
+
+# Values the PostgreSQL path of encrypted_bulk_insert sends as JSON without the field's preparation
+# (``datetime`` only aware: the insert fills times with ``timezone.now()``; a naive one is prepared).
+_JSON_NATIVE = frozenset({str, bool, int, uuid.UUID})
+
+
+def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") -> None:
+    """Insert new rows, each given as ``{attname: value}`` with plaintext in its encrypted fields, without
+    building a model instance per row: what ``bulk_create`` writes, for a fraction of its per-value cost
+    (a directory sync's first run inserts ten thousand users, twenty columns each).
+
+    What a save would do is done here: every encrypted value is encrypted once, under the key of the
+    row's owner and bound to model, field and row (the same associated data as ``encrypt_for``, checked
+    by decrypting through the model); each blind index not given is computed from its source's
+    plaintext; a missing primary key, default, ``auto_now`` or ``auto_now_add`` is filled. Each row's
+    dict is completed in place, so the caller reads the new primary key from it. Validation is the
+    caller's (``bulk_create`` does none either); the database enforces its constraints, and row-level
+    security applies as to any insert. One ``INSERT`` per batch of rows (the database's parameter limit).
+    """
+    if not rows:
+        return
+    connection = connections[using]
+    now = timezone.now()
+    fields = list(model._meta.concrete_fields)
+    encrypted = [f for f in fields if isinstance(f, EncryptedField)]
+    indexes = [(f, model._meta.get_field(f.source).attname) for f in fields if isinstance(f, BlindIndexField)]
+    plain = [f for f in fields if not isinstance(f, (EncryptedField, BlindIndexField))]
+    sealers: dict[KeyScope, object] = {}
+    native = connection.vendor == "postgresql"
+    table_rows = []
+    for values in rows:
+        for field in plain:
+            if field.attname not in values:
+                if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                    values[field.attname] = now
+                else:
+                    values[field.attname] = field.get_default() if field.has_default() else None
+        for index, source in indexes:
+            if index.attname not in values:
+                values[index.attname] = index.index_of(values.get(source))
+        if native:
+            # JSON takes these as they are (text, numbers, flags, ids, aware times): Django's preparation
+            # per value was a fifth of the insert's Python. Anything else still goes through the field.
+            row = [
+                value if value is None or type(value) in _JSON_NATIVE else field.get_db_prep_save(value, connection)
+                for field, value in ((field, values[field.attname]) for field in plain)
+            ]
+        else:
+            row = [field.get_db_prep_save(values[field.attname], connection) for field in plain]
+        contexts: dict[str, tuple] = {}  # per key scope: the row's seal and "<scope>|<row id>" binding
+        for field in encrypted:
+            value = values.get(field.attname)
+            if value is None:
+                row.append(None)
+                continue
+            context = contexts.get(field.key_scope)
+            if context is None:
+                scope = field._scope_of(values[field._scope_attname] if field._scope_attname else None)
+                seal = sealers.get(scope)
+                if seal is None:
+                    seal = sealers[scope] = encryptor(scope)
+                context = contexts[field.key_scope] = (seal, field._binding(scope, values[field._pk_attname]))
+            row.append(context[0](field.to_plaintext(value), (field._aad_prefix + context[1]).encode()))
+        row += [values[index.attname] for index, _ in indexes]
+        table_rows.append(row)
+    columns = [*plain, *encrypted, *(index for index, _ in indexes)]
+    names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One parameter, not one per value: psycopg's client-side binding parses a statement with ten
+            # thousand placeholders for seconds, and adapts arrays (Django's UNNEST) element by element.
+            # The rows go as one JSON array read back into the table's own row type, so every column keeps
+            # its type; the insert is an ordinary one (constraints, row-level security).
+            keys = [f.column for f in columns]
+            document = json.dumps([dict(zip(keys, row, strict=True)) for row in table_rows], default=str)
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)",  # noqa: S608
+                [document],
+            )
+            return
+        placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        limit = connection.features.max_query_params
+        batch = max(1, limit // len(columns)) if limit else len(table_rows)
+        for start in range(0, len(table_rows), batch):
+            chunk = table_rows[start : start + batch]
+            # Names quoted by the backend, values are parameters.
+            sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([placeholder] * len(chunk))}"  # noqa: S608
+            cursor.execute(sql, [value for row in chunk for value in row])

@@ -34,7 +34,6 @@ from core.registry import declared_models
 # Personal text still stored in plaintext, each with the reason. Adding to this list is a decision
 # to record; the test fails when a field here becomes encrypted (take it off) or a new one appears.
 KNOWN_PLAINTEXT = {
-    "licensing.directoryuser.graph_id": "Microsoft Graph object id, the sync's matching key: not converted yet",
     "django_otp_webauthn.webauthncredential.aaguid": "third-party table: the authenticator model, not the person",
     "django_otp_webauthn.webauthnuserhandle.handle_hex": "third-party table: random WebAuthn user handle",
 }

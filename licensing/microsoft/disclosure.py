@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.disclosures import disclosure_record
+from core.disclosures import disclosure_record, disclosure_record_many
 from core.models import Disclosure
 from core.registry import Category
 
@@ -60,5 +60,18 @@ def record(personal: PersonalData, *, operation: str, request_id: str) -> Disclo
         subject_ids=personal.subject_ids,
     )
 
+
+
+def record_many(personal: list[tuple[PersonalData, str]], *, operation: str) -> list[Disclosure]:
+    """:func:`record` for the chunks of one call, each (its personal data, its request id): one row each.
+    The chunks share categories, purpose and organisation and name no subjects (Graph.batch's chunks)."""
+    first = personal[0][0]
+    if any(p.subject_ids or p.subject_model for p, _ in personal):
+        return [record(p, operation=operation, request_id=request_id) for p, request_id in personal]
+    return disclosure_record_many(
+        recipient=Disclosure.Recipient.MICROSOFT, organization=first.organization, categories=sorted(first.categories),
+        purpose=first.purpose, operation=operation,
+        requests=[(request_id, p.subject_count) for p, request_id in personal],
+    )
 
 Purpose = Disclosure.Purpose

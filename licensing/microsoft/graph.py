@@ -331,9 +331,9 @@ class Graph(ApiBase):
             for chunk, chunk_id, chunk_personal in chunks:
                 results.update(self._run_chunk(tenant_id, chunk, chunk_id, chunk_personal, operation))
         else:
-            for _, chunk_id, chunk_personal in chunks:
-                if chunk_personal is not None:
-                    disclosure.record(chunk_personal, operation=f"graph.{operation}", request_id=chunk_id)
+            if personal is not None:
+                disclosure.record_many([(chunk_personal, chunk_id) for _, chunk_id, chunk_personal in chunks],
+                                       operation=f"graph.{operation}")
             bearer = self._token_for(tenant_id)()
             with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="graph-batch") as pool:
                 sent = [

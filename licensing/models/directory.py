@@ -7,12 +7,13 @@ before counting seats, so concurrent requests can never assign more than purchas
 from django.conf import settings
 from django.db import models
 
-from core.fields import BlindIndexField, EncryptedCharField
+from core.fields import BlindIndexField, EncryptedCharField, EncryptedUUIDField, UUIDIndexField
 from core.models import TenantModel
 from core.registry import Category, Personal, Retention, Subject, declare
 
 UPN_INDEX = "directory-user-upn"
 MAIL_INDEX = "directory-user-mail"
+GRAPH_ID_INDEX = "directory-user-graph-id"
 
 
 class DirectorySync(TenantModel):
@@ -136,7 +137,10 @@ class DirectoryUser(TenantModel):
     privacy correction has locked are never overwritten by a later sync.
     """
 
-    graph_id = models.UUIDField()
+    # The Entra object id names a person in the customer's tenant: encrypted like the rest, found (by the
+    # sync, by the user actions) through its keyed index, which the uniqueness constraint covers.
+    graph_id = EncryptedUUIDField()
+    graph_id_index = UUIDIndexField(source="graph_id", purpose=GRAPH_ID_INDEX, db_index=False)
     display_name = EncryptedCharField(max_length=256, blank=True)
     user_principal_name = EncryptedCharField(max_length=256)
     upn_index = BlindIndexField(source="user_principal_name", purpose=UPN_INDEX)
@@ -161,7 +165,7 @@ class DirectoryUser(TenantModel):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "graph_id"], name="directory_user_graph_id_unique")
+            models.UniqueConstraint(fields=["organization", "graph_id_index"], name="directory_user_graph_id_unique")
         ]
         indexes = [
             models.Index(fields=["organization", "upn_index"], name="directory_user_upn_idx"),
@@ -179,6 +183,7 @@ declare(
     subject_lookup="pk",
     personal={
         "graph_id": Personal(Category.IDENTITY, Retention.TENANT_LINK),
+        "graph_id_index": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "display_name": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "user_principal_name": Personal(Category.IDENTITY, Retention.TENANT_LINK),
         "upn_index": Personal(Category.IDENTITY, Retention.TENANT_LINK),
@@ -194,3 +199,8 @@ declare(
     },
     not_personal=["last_seen_sync", "removed_at"],
 )
+
+
+def graph_id_index_of(graph_id) -> str | None:
+    """The stored index of an Entra object id (``UUID`` or text): look a user up by ``graph_id_index``."""
+    return DirectoryUser._meta.get_field("graph_id_index").index_of(graph_id)

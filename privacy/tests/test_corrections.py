@@ -15,6 +15,7 @@ from accounts.tests.helpers import verified_client
 from core.models import AuditEvent, FieldLock, FieldLockConflict
 from core.tenancy import tenant_context
 from licensing.models import DirectoryUser
+from licensing.models.directory import graph_id_index_of
 from licensing.services.directory.upsert import directory_user_upsert_from_graph
 from privacy.models import Correction
 from privacy.services import request_decisions as decisions
@@ -39,7 +40,7 @@ def _sync(org, *users):
 
 def _user(org, graph_id):
     with tenant_context(org):
-        return DirectoryUser.objects.for_org(org).get(graph_id=graph_id)
+        return DirectoryUser.objects.for_org(org).get(graph_id_index=graph_id_index_of(graph_id))
 
 
 def test_a_correction_stands_through_a_directory_sync():

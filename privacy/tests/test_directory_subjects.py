@@ -17,6 +17,7 @@ from core.disclosures import disclosure_record
 from core.models import Disclosure, FieldLockConflict
 from core.tenancy import tenant_context
 from licensing.models import DirectoryUser, LicenseAssignment, TenantSku
+from licensing.models.directory import graph_id_index_of
 from licensing.services.directory.upsert import directory_user_upsert_from_graph
 from licensing.tests import directory_helpers
 from licensing.tests.directory_helpers import premium, run_sync
@@ -60,8 +61,8 @@ def test_access_report_of_a_directory_user_holds_their_data_and_nobody_elses():
         directory_user_upsert_from_graph(organization=org, users=[
             _graph_user(ana_id, "ana@contoso.example", "Ana Gracia"),
             _graph_user(ben_id, "ben@contoso.example", "Ben Okafor")])
-        ana = DirectoryUser.objects.for_org(org).get(graph_id=ana_id)
-        ben = DirectoryUser.objects.for_org(org).get(graph_id=ben_id)
+        ana = DirectoryUser.objects.for_org(org).get(graph_id_index=graph_id_index_of(ana_id))
+        ben = DirectoryUser.objects.for_org(org).get(graph_id_index=graph_id_index_of(ben_id))
         pool = TenantSku.objects.create(organization=org, sku_id=uuid.uuid4(), display_name="E5", purchased=5)
         for person in (ana, ben):
             LicenseAssignment.objects.create(organization=org, user=person, sku=pool,
@@ -85,6 +86,8 @@ def test_access_report_of_a_directory_user_holds_their_data_and_nobody_elses():
     assert entry["id"] == str(ana.pk) and entry["display_name"] == "Ana Gracia"
     assert entry["last_sign_in_at"].startswith("2022-03-01")  # sign-in activity Graph reported
     assert entry["upn_index"] == "Held, not shown (identity)"  # a keyed hash is described, not shown
+    # The Entra object id is stored encrypted and shown decrypted; its keyed index is described.
+    assert entry["graph_id"] == str(ana_id) and entry["graph_id_index"] == "Held, not shown (identity)"
     assert [a["user"] for a in rows["directory-licensing.licenseassignment"]] == [str(ana.pk)]
     assert [e["action"] for e in rows["directory-audit"]] == ["directory.password_reset"]
     assert [d["operation"] for d in rows["directory-disclosures"]] == ["users.assign_license_batch"]
@@ -152,7 +155,7 @@ def test_erasing_a_directory_user_unassigns_through_the_outbox_then_erases(linke
         again = DirectoryUser.objects.for_org(linked_org).get(pk=person.pk)
         assert (again.display_name, again.removed_at is not None) == ("Erased user", True)
         assert not FieldLockConflict.objects.for_org(linked_org).exists()
-        assert DirectoryUser.objects.for_org(linked_org).filter(graph_id=person.graph_id).count() == 1
+        assert DirectoryUser.objects.for_org(linked_org).filter(graph_id_index=person.graph_id_index).count() == 1
     assert name != again.display_name
     # A second run changes nothing.
     assert run_due_erasures() == 0

@@ -14,6 +14,7 @@ from core.disclosures import disclosure_record
 from core.models import Disclosure, FieldLock
 from core.tenancy import tenant_context
 from licensing.models import DirectoryUser
+from licensing.models.directory import graph_id_index_of
 from licensing.services.directory.upsert import directory_user_upsert_from_graph
 from privacy.models import RecipientNotice
 from privacy.services import request_decisions as decisions
@@ -38,7 +39,7 @@ def test_a_correction_then_a_restriction_are_sent_to_each_recipient(settings, dj
         directory_user_upsert_from_graph(organization=org, users=[{
             "id": str(graph_id), "displayName": "Ana Gracia", "userPrincipalName": "ana@contoso.example",
             "jobTitle": "Buyer", "accountEnabled": True}])
-        person = DirectoryUser.objects.for_org(org).get(graph_id=graph_id)
+        person = DirectoryUser.objects.for_org(org).get(graph_id_index=graph_id_index_of(graph_id))
     for recipient, request_id in ((Disclosure.Recipient.MICROSOFT, "r-1"), (Disclosure.Recipient.REGULATOR, "r-2")):
         disclosure_record(recipient=recipient, organization=org, categories=["identity"],
                           purpose=Disclosure.Purpose.LEGAL_OBLIGATION, operation="users.update",

@@ -18,6 +18,7 @@ from core.disclosures import DisclosureRefused, disclosure_record
 from core.models import Disclosure, FieldLock, FieldLockConflict
 from core.tenancy import tenant_context
 from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, TenantSku
+from licensing.models.directory import graph_id_index_of
 from licensing.selectors.usage import inactive_assignments
 from licensing.services import assignments, bulk
 from licensing.services.directory.upsert import directory_user_upsert_from_graph
@@ -45,8 +46,8 @@ def world():
     with tenant_context(org):
         directory_user_upsert_from_graph(organization=org, users=[_graph_user(ana_id, "Ana Gracia"),
                                                                   _graph_user(ben_id, "Ben Okafor")])
-        ana = DirectoryUser.objects.for_org(org).get(graph_id=ana_id)
-        ben = DirectoryUser.objects.for_org(org).get(graph_id=ben_id)
+        ana = DirectoryUser.objects.for_org(org).get(graph_id_index=graph_id_index_of(ana_id))
+        ben = DirectoryUser.objects.for_org(org).get(graph_id_index=graph_id_index_of(ben_id))
         pool = TenantSku.objects.create(organization=org, sku_id=uuid.uuid4(), display_name="E5", purchased=5)
     correction_apply(organization=org, model_label="licensing.directoryuser", object_id=ana.pk,
                      field_name="display_name", new_value="Ana García", reason="Disputed spelling", actor=officer,

@@ -9,15 +9,18 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.crypto import blind_index
 from core.field_locks import conflict_record, locked_fields, restricted_object_ids, suppressed_object_ids
-from core.fields import encrypted_bulk_update
+from core.fields import encrypted_bulk_insert, encrypted_bulk_update
 from core.tenancy import tenant_context
 from licensing.models import DirectorySync, DirectoryUser, LicenseAssignment, Sku, TenantSku
+from licensing.models.directory import GRAPH_ID_INDEX
 from licensing.selectors import directory_search
 
 USER_SELECT = (
@@ -89,6 +92,15 @@ def _source_hash(organization, user: dict) -> str:
     return blind_index(SOURCE_HASH_PURPOSE, json.dumps(relevant, sort_keys=True, default=str))
 
 
+def _listed(values: list[str]):
+    """The right-hand side of an ``__in`` over a page's 500 keys. On PostgreSQL one array parameter: as 500
+    placeholders, Django prepared each value and psycopg's client-side binding parsed the statement again
+    for every page, a fifth of a resync's own time."""
+    if connection.vendor == "postgresql":
+        return RawSQL("SELECT UNNEST(%s::varchar[])", (values,))
+    return values
+
+
 def _last_sign_in(user: dict) -> datetime | None:
     activity = user.get("signInActivity") or {}
     moments = [
@@ -116,50 +128,63 @@ def directory_user_upsert_from_graph(
     if not users:
         return counts
     skus = skus if skus is not None else {s.sku_id: s for s in TenantSku.objects.for_org(organization)}
-    incoming = [(uuid.UUID(payload["id"]), payload) for payload in users]
+    # Rows are matched by the keyed index of the Entra object id (the id itself is encrypted): one HMAC
+    # per listed user, over the canonical text, the way UUIDIndexField indexes it on save.
+    incoming = []
+    for payload in users:
+        graph_id = uuid.UUID(payload["id"])
+        incoming.append((blind_index(GRAPH_ID_INDEX, str(graph_id)), graph_id, payload))
     stored = {
-        graph_id: (pk, source_hash, removed_at)
-        for pk, graph_id, source_hash, removed_at in DirectoryUser.objects.for_org(organization)
-        .filter(graph_id__in=[graph_id for graph_id, _ in incoming])
-        .values_list("pk", "graph_id", "source_hash", "removed_at")
+        index: (pk, source_hash, removed_at)
+        for pk, index, source_hash, removed_at in DirectoryUser.objects.for_org(organization)
+        .filter(graph_id_index__in=_listed([index for index, _, _ in incoming]))
+        .values_list("pk", "graph_id_index", "source_hash", "removed_at")
     }
     to_write = []
-    for graph_id, payload in incoming:
+    for index, graph_id, payload in incoming:
         digest = _source_hash(organization, payload)
-        known = stored.get(graph_id)
+        known = stored.get(index)
         if known is not None and known[1] == digest and known[2] is None:
             counts["unchanged"] += 1
         else:
-            to_write.append((graph_id, payload, digest))
+            to_write.append((index, graph_id, payload, digest))
     if seen is not None:
         seen.update(pk.int for pk, _, _ in stored.values())
     if not to_write:
         return counts
-    changed_ids = [stored[graph_id][0] for graph_id, _, _ in to_write if graph_id in stored]
-    existing = {u.graph_id: u for u in DirectoryUser.objects.for_org(organization).filter(pk__in=changed_ids)}
+    changed_ids = [stored[index][0] for index, _, _, _ in to_write if index in stored]
+    existing = {u.graph_id_index: u for u in DirectoryUser.objects.for_org(organization).filter(pk__in=changed_ids)}
     locks = locked_fields(organization, DirectoryUser, changed_ids)
     # GDPR Art. 18: a restricted person's row is stored, not updated; differing values become conflicts.
     restricted = restricted_object_ids(organization, DirectoryUser, changed_ids)
     # An erased person (privacy erasure) stays a tombstone: the sync neither refills nor reports it.
     suppressed = suppressed_object_ids(organization, DirectoryUser, restricted)
     created_rows, updated_rows, changed = [], [], []
-    for graph_id, payload, digest in to_write:
-        row = existing.get(graph_id)
-        if row is not None and str(row.pk) in suppressed:
+    for index, graph_id, payload, digest in to_write:
+        row = existing.get(index)
+        if row is None:
+            # A new user: no lock, restriction or tombstone can name a row that does not exist yet. Its
+            # values go straight into the insert, without a model instance (most of a first sync).
+            values = _graph_values(payload)
+            _validate_new(values)
+            values.update(
+                id=uuid.uuid4(), organization_id=organization.pk, graph_id=graph_id, graph_id_index=index,
+                has_usage_location=bool(values["usage_location"]), source_hash=digest,
+                last_seen_sync_id=sync.pk if sync is not None else None, removed_at=None,
+                last_sign_in_at=_last_sign_in(payload) if "signInActivity" in payload else None,
+            )
+            created_rows.append(values)
+            counts["created"] += 1
+            changed.append((values["id"], payload, True))
+            continue
+        if str(row.pk) in suppressed:
             counts["unchanged"] += 1
             continue
-        created = row is None
-        row = row or DirectoryUser(organization=organization, graph_id=graph_id)
         locked = locks.get(str(row.pk), set())
         if str(row.pk) in restricted:
             locked = {*GRAPH_FIELDS.values(), "last_sign_in_at"}
         refused = []
-        for graph_name, field_name in GRAPH_FIELDS.items():
-            value = payload.get(graph_name)
-            if field_name == "account_enabled":
-                value = bool(value) if value is not None else True
-            elif field_name in ("display_name", "user_principal_name"):
-                value = value or ""
+        for field_name, value in _graph_values(payload).items():
             if field_name in locked:
                 if value != getattr(row, field_name):
                     refused.append(field_name)  # a privacy correction stands: staff see the conflict
@@ -178,15 +203,56 @@ def directory_user_upsert_from_graph(
         # would cost three queries per user; the rows were just looked up by graph id and the database
         # enforces the same constraints on insert and update.
         row.clean_fields(exclude=_NOT_FROM_GRAPH)
-        (created_rows if created else updated_rows).append(row)
-        counts["created" if created else "updated"] += 1
-        changed.append((row, payload, created))
-    DirectoryUser.objects.bulk_create(created_rows)
+        updated_rows.append(row)
+        counts["updated"] += 1
+        changed.append((row.pk, payload, False))
+    # Encrypted and indexed as a save would (core.fields.encrypted_bulk_insert), in one INSERT per page.
+    encrypted_bulk_insert(DirectoryUser, created_rows)
     # Encrypts only what changed: a locked field keeps the ciphertext it was loaded with.
     encrypted_bulk_update(DirectoryUser.objects.for_org(organization), updated_rows, _WRITTEN_ON_UPDATE,
                           batch_size=UPDATE_BATCH)
     _reconcile_tenant_assignments(organization, changed, skus, sync)
     return counts
+
+
+def _graph_values(payload: dict) -> dict:
+    """The Graph fields of a user as the model stores them (before locks are applied)."""
+    values = {}
+    for graph_name, field_name in GRAPH_FIELDS.items():
+        value = payload.get(graph_name)
+        if field_name == "account_enabled":
+            value = bool(value) if value is not None else True
+        elif field_name in ("display_name", "user_principal_name"):
+            value = value or ""
+        values[field_name] = value
+    return values
+
+
+# What clean_fields checks of a new user's Graph text fields: required or not, and the plaintext's length.
+_TEXT_RULES = [
+    (f.name, f.null, f.blank, f.plaintext_max_length)
+    for f in (DirectoryUser._meta.get_field(name) for name in GRAPH_FIELDS.values())
+    if hasattr(f, "plaintext_max_length")
+]
+
+
+def _validate_new(values: dict) -> None:
+    """The field validation ``clean_fields`` gave a new user, at a fraction of its cost per user:
+    text, within its length, and present where the model requires it."""
+    errors = {}
+    for name, null, blank, max_length in _TEXT_RULES:
+        value = values[name]
+        if value is None:
+            if not null:
+                errors[name] = ["This field cannot be null."]
+        elif not isinstance(value, str):
+            errors[name] = ["Enter text."]
+        elif not value and not blank:
+            errors[name] = ["This field cannot be blank."]
+        elif len(value) > max_length:
+            errors[name] = [f"Ensure this value has at most {max_length} characters (it has {len(value)})."]
+    if errors:
+        raise ValidationError(errors)
 
 
 def _reconcile_tenant_assignments(organization, changed, skus: dict, sync: DirectorySync | None) -> None:
@@ -199,25 +265,25 @@ def _reconcile_tenant_assignments(organization, changed, skus: dict, sync: Direc
     if not changed:
         return
     started = sync.started_at if sync is not None else timezone.now()
-    known_users = [row.pk for row, _, created in changed if not created]  # a new user holds nothing yet
+    known_users = [pk for pk, _, created in changed if not created]  # a new user holds nothing yet
     current: dict = {}  # user pk -> {seat pool pk -> assignment}
     if known_users:
         for a in LicenseAssignment.objects.for_org(organization).filter(user_id__in=known_users):
             current.setdefault(a.user_id, {})[a.sku_id] = a
     now = timezone.now()
     to_create, to_update = [], []
-    for row, payload, _ in changed:
+    for user_pk, payload, _ in changed:
         held = {}
         for lic in payload.get("assignedLicenses") or []:
             sku = skus.get(uuid.UUID(lic["skuId"]))
             if sku is not None:
                 held[sku.pk] = sorted(lic.get("disabledPlans") or [])
-        holding = current.get(row.pk, {})
+        holding = current.get(user_pk, {})
         for sku_pk, plans in held.items():
             assignment = holding.get(sku_pk)
             if assignment is None:
                 to_create.append(LicenseAssignment(
-                    organization=organization, user=row, sku_id=sku_pk, state=LicenseAssignment.State.ASSIGNED,
+                    organization=organization, user_id=user_pk, sku_id=sku_pk, state=LicenseAssignment.State.ASSIGNED,
                     source=LicenseAssignment.Source.TENANT, disabled_plans=plans, assigned_at=now,
                 ))
             elif assignment.state in (LicenseAssignment.State.FAILED, LicenseAssignment.State.REMOVED):

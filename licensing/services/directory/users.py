@@ -33,7 +33,7 @@ from core.crypto import blind_index
 from core.field_locks import RESTRICTED_FIX, RESTRICTED_MESSAGE, is_restricted
 from licensing.microsoft import errors as ms
 from licensing.models import DirectoryUser, ProvisioningOperation
-from licensing.models.directory import UPN_INDEX
+from licensing.models.directory import UPN_INDEX, graph_id_index_of
 from licensing.provisioning import OperationRefused, operation_enqueue, operation_milestone, register_operation
 
 from .graph import graph_for, linked_tenant
@@ -273,7 +273,7 @@ def _run_create(operation: ProvisioningOperation) -> dict:
         "mail": created.get("mail"), "jobTitle": spec.get("job_title") or None,
         "usageLocation": spec.get("usage_location") or None, "accountEnabled": True, "assignedLicenses": [],
     }])
-    user = DirectoryUser.objects.for_org(organization).get(graph_id=uuid.UUID(created["id"]))
+    user = DirectoryUser.objects.for_org(organization).get(graph_id_index=graph_id_index_of(created["id"]))
     operation.target_type, operation.target_id = "DirectoryUser", str(user.pk)
     operation_milestone(operation, "in_directory")
     audit_record(actor=actor_of_operation(operation), action="directory.user_created", organization=organization,
@@ -298,7 +298,8 @@ def _adopt_own_creation(graph, operation: ProvisioningOperation, upn: str, passw
         and created_at >= operation.created_at - CLOCK_SKEW
         and found.get("mailNickname") in (None, spec["mail_nickname"])
         and found.get("displayName") == spec["display_name"]
-        and not DirectoryUser.objects.for_org(operation.organization_id).filter(graph_id=found["id"]).exists()
+        and not DirectoryUser.objects.for_org(operation.organization_id)
+        .filter(graph_id_index=graph_id_index_of(found["id"])).exists()
     )
     if not ours:
         return None
