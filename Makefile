@@ -44,7 +44,9 @@ bench: install
 
 # Mutation testing of the money-and-trust rules (docs/mutation-testing.md). Not part of `make test`:
 # each module in its own scratch copy with only its own tests, stopped after MUTATE_MODULE_TIMEOUT
-# seconds (MUTATE_ONLY=core/audit.py limits the run), then per-module figures against the floors.
+# seconds (MUTATE_ONLY=core/audit.py limits the run), then per-module figures against the floors. On SQLite;
+# with DATABASE_URL naming PostgreSQL on PostgreSQL, each of the MUTATE_JOBS workers with a test database
+# of its own copied from a migrated template (docs/decisions/040-mutation-testing-on-postgres.md).
 MUTATE_MODULE_TIMEOUT ?= 900
 MUTATE_JOBS ?= 2
 mutate: install

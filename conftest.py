@@ -1,6 +1,7 @@
 """Fixtures shared by every app's tests. App-specific factories live in <app>/tests/factories.py."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,45 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     if database["ENGINE"] == "django.db.backends.sqlite3":
         folder = tmp_path_factory.mktemp(f"db-{os.getpid()}")
         database.setdefault("TEST", {})["NAME"] = str(folder / "test.sqlite3")
+    elif "MUTANT_UNDER_TEST" in os.environ:
+        _mutation_worker_database(database)
+
+
+# The slot lock of this process, held open until it exits (a killed mutant worker releases it too).
+_mutation_slot_lock = None
+
+
+def _mutation_worker_database(database: dict) -> None:
+    """Under mutmut on PostgreSQL: a test database per concurrent worker, cloned from a migrated template.
+
+    mutmut runs each mutant's tests in a forked process, several at once (``--max-children``); with the
+    default name they would all create and drop the one ``test_<NAME>``. Each takes the first free slot
+    (an exclusive lock on a file, released when the process ends however it ends) and uses
+    ``test_<NAME>_mutate<slot>``, so at most as many databases as workers exist, and one left behind by a
+    killed worker is replaced by the next. Each is a copy of ``test_<NAME>_mutate``, migrated once by
+    tools/mutate.py: copying takes about a second where building the schema takes tens, and the copy has
+    what migrations alone create (row-level security policies, triggers). See docs/mutation-testing.md.
+    """
+    import fcntl
+    import tempfile
+
+    import dj_database_url
+
+    global _mutation_slot_lock
+    # From DATABASE_URL, not the settings: mutmut forks each worker from a process that has run a test session
+    # already, and that session renamed the settings' database to its test database.
+    template = f"test_{dj_database_url.parse(os.environ['DATABASE_URL'])['NAME']}_mutate"
+    for slot in range(64):
+        lock = open(Path(tempfile.gettempdir()) / f"portal-{template}{slot}.lock", "w")  # noqa: SIM115 - held to exit
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        _mutation_slot_lock = lock
+        database.setdefault("TEST", {}).update({"NAME": f"{template}{slot}", "TEMPLATE": template})
+        return
+    raise RuntimeError("No free mutation test database slot of 64.")
 
 
 @pytest.fixture(autouse=True)

@@ -229,24 +229,6 @@ def _set_configs(captured) -> int:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_context_that_is_its_own_transaction_leaves_no_setting_without_a_second_round_trip():
-    # With kept connections (decision 023) the next request reuses this connection: nothing may linger.
-    org = OrganizationFactory()
-    with CaptureQueriesContext(connection) as own, tenant_context(org):
-        assert current_scope() == str(org.pk)
-    assert current_scope() in (None, "")
-    with CaptureQueriesContext(connection) as cross, unscoped_no_tenant():
-        assert current_scope() in (None, "")
-    # The commit ends the setting, so no restoring set_config is sent; nested, the outer scope is restored.
-    assert _set_configs(own) == 1 and _set_configs(cross) == 1
-    with transaction.atomic(), CaptureQueriesContext(connection) as nested:
-        with tenant_context(org):
-            pass
-        assert current_scope() in (None, "")
-    assert _set_configs(nested) == 2
-
-
-@pytest.mark.django_db(transaction=True)
 def test_a_single_unscoped_read_outside_a_transaction_costs_no_round_trip_and_inside_one_still_clears_the_scope():
     # The API key lookup (accounts.authentication): one statement, so no BEGIN/COMMIT of its own. Outside any
     # transaction the connection holds no tenant setting (it is transaction-local), so nothing is cleared.
@@ -556,8 +538,14 @@ def test_the_billing_run_bills_a_batch_of_organisations_under_rls_once(settings,
     start = datetime(2026, 1, 15, 10, tzinfo=UTC)
     orgs = [OrganizationFactory() for _ in range(3)]
     for org in orgs:
-        sub = SubscriptionFactory(organization=org, billing_cycle="monthly", term_duration="P1Y", quantity=5,
-                                  unit_price=Decimal("10.00"), start_date=start)
+        sub = SubscriptionFactory(
+            organization=org,
+            billing_cycle="monthly",
+            term_duration="P1Y",
+            quantity=5,
+            unit_price=Decimal("10.00"),
+            start_date=start,
+        )
         SeatBatchFactory(subscription=sub, quantity=5, added_at=start)
     monkeypatch.setattr(invoice_services, "RUN_BATCH", 2)
 

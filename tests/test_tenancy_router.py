@@ -37,3 +37,9 @@ def test_only_reads_and_writes_inside_unscoped_no_tenant_go_to_the_system_alias(
             assert routes() == ("system", "system")
         with tenant_context(organization), override_settings(TENANCY_SYSTEM_DATABASE="system"):
             assert routes() == (DEFAULT_DB_ALIAS, DEFAULT_DB_ALIAS)
+
+
+def test_migrations_run_on_the_default_alias_only():
+    # The system alias is the same database as another role: migrating it too would run every migration twice.
+    assert ROUTER.allow_migrate(DEFAULT_DB_ALIAS, "accounts") is True
+    assert ROUTER.allow_migrate("system", "accounts", model_name="organization") is False

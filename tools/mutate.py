@@ -4,6 +4,11 @@ Each module is mutated in its own scratch copy of the project (var/mutate/<modul
 files that own it selected, so a mutant in the audit chain does not run the slow emulator tests that
 merely write audit events. Each module's run stops after MUTATE_MODULE_TIMEOUT seconds (default 900);
 MUTATE_ONLY=core/audit.py,core/tenancy.py limits the run. Figures: tools/mutation_summary.py.
+
+With DATABASE_URL naming PostgreSQL the tests run there, so the code that only runs on PostgreSQL (row-level
+security settings, single-statement inserts, row locks) is mutated against tests that reach it. The schema is
+migrated once into a template database, test_<NAME>_mutate; each concurrent mutant worker copies it into a
+database of its own (conftest.py, _mutation_worker_database). Without DATABASE_URL: SQLite, --nomigrations.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / "var" / "mutate"
@@ -67,18 +73,48 @@ CONFIG = """
 source_paths = {packages!r}
 only_mutate = [{module!r}]
 also_copy = ["conftest.py", "manage.py"]
-pytest_add_cli_args = ["-q", "--nomigrations"]
+pytest_add_cli_args = {pytest_args!r}
 pytest_add_cli_args_test_selection = {tests!r}
-# Each mutant builds its own test database; under load that takes seconds, which is not a hang.
-timeout_constant = 10.0
+# Each mutant gets its own test database; under load that takes seconds, which is not a hang. On PostgreSQL
+# (a copy of the template, then Django's check that every migration is applied) it takes longer still, and a
+# mutant stopped for time counts as caught, so the allowance is wider there.
+timeout_constant = {timeout_constant}
 """
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("DATABASE_URL", "")
+    return url if urlsplit(url).scheme in {"postgres", "postgresql", "pgsql"} else None
+
+
+def build_template(url: str) -> None:
+    """Migrate test_<NAME>_mutate once, the way a test run builds its database, for the workers to copy.
+
+    Django's own test-database creation, run against <NAME>_mutate, names it test_<NAME>_mutate: the name
+    conftest.py's mutation workers copy. Rebuilt on every run, so it follows the migrations.
+    """
+    parts = urlsplit(url)
+    template_url = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_mutate"))
+    script = (
+        "import django; django.setup(); from django.db import connection; "
+        "connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": template_url,
+        "PORTAL_TESTING": "1",
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+    }
+    env.pop("MUTANT_UNDER_TEST", None)
+    print(f"== template database test_{parts.path.strip('/')}_mutate: migrating", flush=True)
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True)  # noqa: S603 - fixed arguments
 
 
 def scratch_for(module: str) -> Path:
     return SCRATCH / module.replace("/", "__").removesuffix(".py")
 
 
-def prepare(module: str, tests: list[str]) -> Path:
+def prepare(module: str, tests: list[str], *, postgres: bool) -> Path:
     target = scratch_for(module)
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
@@ -90,7 +126,16 @@ def prepare(module: str, tests: list[str]) -> Path:
     pyproject = (target / "pyproject.toml").read_text()
     pyproject = pyproject.split("\n[tool.mutmut]", 1)[0].rstrip() + "\n"
     packages = [p for p in PACKAGES if p != "tests"]
-    config = CONFIG.format(packages=packages, module=module, tests=tests).replace("'", '"')
+    # On PostgreSQL the copied template already holds the migrated schema, and migrations are what create
+    # row-level security; on SQLite the schema is built from the models, faster than migrating.
+    pytest_args = ["-q"] if postgres else ["-q", "--nomigrations"]
+    config = CONFIG.format(
+        packages=packages,
+        module=module,
+        tests=tests,
+        pytest_args=pytest_args,
+        timeout_constant=60.0 if postgres else 10.0,
+    ).replace("'", '"')
     (target / "pyproject.toml").write_text(pyproject + config)
     return target
 
@@ -100,11 +145,15 @@ def main() -> int:
     timeout = int(os.environ.get("MUTATE_MODULE_TIMEOUT", "900"))
     jobs = os.environ.get("MUTATE_JOBS", "2")
     mutmut = Path(sys.executable).with_name("mutmut")
+    url = postgres_url()
+    if url:
+        build_template(url)
     for module, tests in MODULES.items():
         if only and module not in only:
             continue
-        folder = prepare(module, tests)
-        print(f"== {module}: {len(tests)} test file(s), at most {timeout}s", flush=True)
+        folder = prepare(module, tests, postgres=url is not None)
+        database = "PostgreSQL" if url else "SQLite"
+        print(f"== {module}: {len(tests)} test file(s) on {database}, at most {timeout}s", flush=True)
         # Its own process group, so that stopping it stops the mutant workers it forked too.
         run = subprocess.Popen(  # noqa: S603 - our own interpreter's mutmut, fixed arguments
             [str(mutmut), "run", "--max-children", jobs],
