@@ -10,8 +10,9 @@ import pytest
 from django.apps import apps
 from django.db import connection
 from django.test import Client
+from django.urls import reverse
 
-from accounts.models import ORGANIZATION_SLUG_INDEX, Organization
+from accounts.models import ORGANIZATION_SLUG_INDEX, Organization, StaffGrant, StaffRole
 from accounts.roles import Role
 from accounts.tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from accounts.tests.helpers import verified_client
@@ -95,3 +96,13 @@ def test_an_old_link_tells_nobody_else_anything():
 def _retired_twin() -> Organization:
     return OrganizationFactory(slug="org-wxz23456", previous_slug_index=blind_index(ORGANIZATION_SLUG_INDEX,
                                                                                      "contoso-trading"))
+
+
+def test_staff_may_name_the_organisation_by_its_old_slug_when_asking_for_access(client):
+    organization = _retired("contoso-trading-ltd")
+    staff = UserFactory(is_staff=True)
+    staff_client = verified_client(client, staff)
+    form = {"roles": [StaffRole.SUPPORT_READER], "hours": 8, "justification": "Ticket 7: invoices",
+            "ticket_reference": "7", "organization": "contoso-trading-ltd"}
+    assert staff_client.post(reverse("admin:accounts_staffgrant_request"), form).status_code == 302
+    assert StaffGrant.objects.get().organization_id == organization.pk
