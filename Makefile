@@ -10,7 +10,7 @@ LOAD_SECONDS ?= 120
 LOAD_USERS ?= 16
 CHAOS_SECONDS ?= 45
 
-.PHONY: run test bench lint mutate install migrate seed emulator worker clean load load-rate chaos
+.PHONY: run test bench lint mutate install migrate seed emulator worker clean load load-rate chaos fuzz
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ MUTATE_JOBS ?= 2
 mutate: install
 	MUTATE_MODULE_TIMEOUT=$(MUTATE_MODULE_TIMEOUT) MUTATE_JOBS=$(MUTATE_JOBS) $(PY) tools/mutate.py
 	$(PY) tools/mutation_summary.py
+
+# The nightly API fuzz (decision 027): the CI's Schemathesis test with FUZZ_EXAMPLES (default 100) examples
+# and tonight's seed, in-process; with FUZZ_BASE_URL and FUZZ_API_KEYS, against that server instead.
+# Reports in var/fuzz/. Not part of `make test`.
+fuzz: install
+	.ci/nightly
 
 lint: install
 	$(VENV)/bin/ruff check .

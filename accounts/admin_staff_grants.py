@@ -16,15 +16,19 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from core.crypto import blind_index
+
 from .grants import MAX_BREAK_GLASS, staff_grant_break_glass, staff_grant_request, staff_grant_revoke
-from .models import Organization, StaffGrant, StaffRole
+from .models import ORGANIZATION_SLUG_INDEX, Organization, StaffGrant, StaffRole
 from .reauth import has_recent_mfa, reverify_redirect
 
 
 class _OrganizationSlugField(forms.SlugField):
     def clean(self, value):
         slug = super().clean(value)
-        organization = Organization.objects.filter(slug=slug).first()
+        # A customer may quote the slug their organisation had before slugs were neutral (decision 041).
+        organization = Organization.objects.filter(slug=slug).first() or Organization.objects.filter(
+            previous_slug_index=blind_index(ORGANIZATION_SLUG_INDEX, slug)).first()
         if organization is None:
             raise ValidationError("No customer organisation has this slug; ask the customer for it.")
         return organization

@@ -1,7 +1,7 @@
 """Request gates owned by accounts: the MFA gate and the organisation resolver."""
 
 from django.conf import settings
-from django.http import Http404
+from django.http import Http404, HttpResponsePermanentRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
@@ -12,7 +12,7 @@ from django_otp.middleware import OTPMiddleware as BaseOTPMiddleware
 from core.api.errors import error_response
 from core.timezones import organization_zone
 
-from .selectors import display_organization, memberships_and_current, session_device
+from .selectors import display_organization, membership_by_previous_slug, memberships_and_current, session_device
 from .signin import SESSION_ACTIVE_KEY, SESSION_STARTED_KEY, user_session_end, user_session_touch
 
 
@@ -194,6 +194,13 @@ class SessionActivityMiddleware:
         return self.get_response(request)
 
 
+def _to_current_slug(request, old: str, new: str):
+    """The same page under the organisation's current slug (decision 041): a link from before slugs were
+    made neutral still works for the organisation's members; anyone else gets the 404 they always got."""
+    path = request.get_full_path()
+    return HttpResponsePermanentRedirect(path.replace(f"/o/{old}/", f"/o/{new}/", 1))
+
+
 class OrganizationMiddleware:
     """Resolves ``org_slug`` from the URL to the member's organisation and role, and activates the
     organisation's time zone for the request (core.timezones: one rule for every page).
@@ -227,6 +234,9 @@ class OrganizationMiddleware:
         # The header's organisation switcher lists the same memberships (portal.templatetags.portal_shell).
         request.memberships, membership = memberships_and_current(user, slug)
         if membership is None:
+            moved = membership_by_previous_slug(request.memberships, slug)
+            if moved is not None and request.method in ("GET", "HEAD"):
+                return _to_current_slug(request, slug, moved.organization.slug)
             raise Http404("No such organisation.")
         request.organization = membership.organization
         request.membership = membership

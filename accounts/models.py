@@ -113,6 +113,9 @@ declare(
 )
 
 
+ORGANIZATION_SLUG_INDEX = "organization-slug"  # blind-index purpose of previous_slug_index
+
+
 class Organization(BaseModel):
     """A customer business: the tenant. Everything tenant-owned points here."""
 
@@ -121,7 +124,12 @@ class Organization(BaseModel):
         SUSPENDED = "suspended", "Suspended"
         CLOSED = "closed", "Closed"
 
+    # Neutral (``org-`` and random characters), never made from the name: decision 041.
     slug = models.SlugField(max_length=60, unique=True)
+    # The keyed hash of the slug an organisation had when slugs were still made from names, so its old
+    # links redirect its members to the new one and no new slug can take it over. Not the slug itself: that
+    # spelled the name.
+    previous_slug_index = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
     legal_name = EncryptedCharField(max_length=200, key_scope="self_org")
     business_name = EncryptedCharField(max_length=200, blank=True, key_scope="self_org")
     country = models.CharField(
@@ -133,7 +141,7 @@ class Organization(BaseModel):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
 
     class Meta:
-        # Not by name: names are encrypted. The slug was made from the name at sign-up.
+        # Not by name: names are encrypted (and slugs are random: the order is stable, not alphabetical).
         ordering = ["slug"]
 
     def __str__(self):
@@ -153,6 +161,8 @@ declare(
         "business_name": Personal(Category.IDENTITY, Retention.ACTIVE_PLUS_LEGAL),
         "tax_id": Personal(Category.BILLING, Retention.ACTIVE_PLUS_LEGAL),
         "billing_address": Personal(Category.BILLING, Retention.ACTIVE_PLUS_LEGAL),
+        # A keyed hash of a slug that spelled the name: kept as long as the name.
+        "previous_slug_index": Personal(Category.IDENTITY, Retention.ACTIVE_PLUS_LEGAL),
     },
     not_personal=["slug", "country", "time_zone", "status"],
 )

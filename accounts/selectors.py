@@ -11,9 +11,11 @@ from django_otp.models import Device
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import SignInEvent
+from core.crypto import blind_index
 from core.tenancy import person_context, unscoped_no_tenant
 
 from .models import (
+    ORGANIZATION_SLUG_INDEX,
     ApiKey,
     Invitation,
     Membership,
@@ -100,8 +102,8 @@ def session_device(user: User, persistent_id: str) -> Device | None:
 def memberships_for_user(user: User) -> QuerySet[Membership]:
     """The user's memberships in active organisations, with the organisation loaded.
 
-    Ordered by the organisation's slug (made from its name at sign-up): the names themselves are
-    encrypted and cannot be sorted in SQL."""
+    Ordered by the organisation's slug, a stable order: the names are encrypted and cannot be sorted in
+    SQL (the switcher sorts by name in Python)."""
     return Membership.objects.for_user(user).select_related("organization").order_by("organization__slug")
 
 
@@ -115,6 +117,13 @@ def memberships_and_current(user: User, slug: str) -> tuple[list[Membership], Me
     :func:`membership_for_slug` resolves it: one query where asking for each would make two on every page."""
     memberships = list(memberships_for_user(user))
     return memberships, next((m for m in memberships if m.organization.slug == slug), None)
+
+
+def membership_by_previous_slug(memberships, slug: str) -> Membership | None:
+    """Among ``memberships`` (loaded with their organisations), the one whose organisation had ``slug``
+    before slugs were made neutral (decision 041): no query, and never another person's organisation."""
+    index = blind_index(ORGANIZATION_SLUG_INDEX, slug)
+    return next((m for m in memberships if m.organization.previous_slug_index == index), None)
 
 
 def display_organization(user: User, current_slug: str | None) -> Organization | None:

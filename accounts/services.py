@@ -15,24 +15,25 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from django.utils.text import slugify
 
 from accounts.roles import Role
 from core.audit import Actor, audit_record
 from core.crypto import blind_index
 
 from .invitations import InvitationError, invitation_accept, invitation_from_token
-from .models import EMAIL_INDEX, Membership, Organization, User
+from .models import EMAIL_INDEX, ORGANIZATION_SLUG_INDEX, Membership, Organization, User
 from .org_settings import validate_time_zone
 
 EMAIL_VERIFICATION_SALT = "accounts.verify-email"
 EMAIL_VERIFICATION_MAX_AGE = 60 * 60 * 24 * 3
-SLUG_MAX_LENGTH = 60
 SLUG_ATTEMPTS = 5
+SLUG_ALPHABET = "bcdfghjkmnpqrstvwxz23456789"
+SLUG_RANDOM_LENGTH = 8
 
 
 class EmailVerificationError(Exception):
@@ -41,32 +42,38 @@ class EmailVerificationError(Exception):
         self.message = message
 
 
-def _slug_base(name: str) -> str:
-    return slugify(name)[: SLUG_MAX_LENGTH - 7].strip("-") or "org"
+def _neutral_slug() -> str:
+    """``org-`` and eight characters drawn at random from letters and digits without vowels (no words,
+    nothing to misread: no 0/o, 1/i/l). Never made from the name: names are encrypted, and the slug is in
+    plaintext in the database and in every URL (decision 041). 27^8, about 2.8e11, so a repeat is rare."""
+    return "org-" + "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_RANDOM_LENGTH))
 
 
-def _free_slug(base: str, *, random_suffix: bool = False) -> str:
-    """The first of ``base``, ``base-2``, ``base-3``... not taken yet, or ``base-<random>``."""
-    if random_suffix:
-        return f"{base}-{secrets.token_hex(3)}"
-    slug, counter = base, 2
-    while Organization.objects.filter(slug=slug).exists():
-        slug = f"{base}-{counter}"
-        counter += 1
-    return slug
+def _slug_taken(slug: str) -> bool:
+    """In use, or an organisation's slug before slugs were made neutral: old links to it must keep
+    reaching that organisation, never another one."""
+    return Organization.objects.filter(
+        Q(slug=slug) | Q(previous_slug_index=blind_index(ORGANIZATION_SLUG_INDEX, slug))
+    ).exists()
 
 
-def _organization_insert(organization: Organization, *, name: str) -> None:
+def _free_slug() -> str:
+    """A neutral slug not taken yet (checked; the unique constraint still decides between racing inserts)."""
+    for _ in range(SLUG_ATTEMPTS):
+        slug = _neutral_slug()
+        if not _slug_taken(slug):
+            return slug
+    return _neutral_slug()  # five repeats in a row: the insert's constraint has the last word
+
+
+def _organization_insert(organization: Organization) -> None:
     """Save a new organisation under a free slug.
 
-    Two sign-ups with the same name can both find a slug free and insert it at the same
-    moment; the unique constraint decides, and the loser moves to the next free slug inside
-    its own savepoint, so the rest of its sign-up stands. After a few lost races in a row a
-    random suffix ends the contest.
+    Two sign-ups can draw the same slug and both find it free; the unique constraint decides, and the
+    loser draws again inside its own savepoint, so the rest of its sign-up stands.
     """
-    base = _slug_base(name)
-    for attempt in range(SLUG_ATTEMPTS):
-        organization.slug = _free_slug(base, random_suffix=attempt >= SLUG_ATTEMPTS - 2)
+    for _ in range(SLUG_ATTEMPTS):
+        organization.slug = _free_slug()
         try:
             with transaction.atomic():
                 organization.save()
@@ -74,7 +81,7 @@ def _organization_insert(organization: Organization, *, name: str) -> None:
         except IntegrityError:
             if not Organization.objects.filter(slug=organization.slug).exists():
                 raise  # some other constraint failed: not ours to retry
-    raise IntegrityError(f"No free organisation slug for {base!r} after {SLUG_ATTEMPTS} attempts.")
+    raise IntegrityError(f"No free organisation slug after {SLUG_ATTEMPTS} attempts.")
 
 
 def _organization_build(*, legal_name: str, country: str, time_zone: str, business_name: str = "") -> Organization:
@@ -94,7 +101,7 @@ def _organization_create(*, actor: User, legal_name: str, country: str, time_zon
     organization = _organization_build(
         legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name
     )
-    _organization_insert(organization, name=business_name or legal_name)
+    _organization_insert(organization)
     membership = Membership(user=actor, organization=organization, role=Role.OWNER)
     membership.full_clean()
     membership.save()

@@ -73,7 +73,7 @@ class OrganizationAdmin(GrantScopedAdmin, ReadOnlyAdmin):
     grant_org_field = "pk"
     list_display = ["legal_name", "business_name", "slug", "country", "status", "created_at"]
     list_filter = ["status", "country"]
-    # Names are encrypted, so the search matches the slug (made from the name at sign-up).
+    # Names are encrypted, so the search matches the slug (neutral since decision 041: ask the customer for it).
     search_fields = ["slug"]
     search_help_text = "Part of the organisation's slug (names are encrypted and cannot be searched)."
     fields = ["legal_name", "business_name", "slug", "country", "time_zone", "status", "created_at"]

@@ -74,8 +74,10 @@ def provisioning_hold(organization) -> str:
         held = FraudCase.objects.filter(status=FraudCase.Status.OPEN, blocks_provisioning=True).exists()
     if not held:
         return ""
+    cases = reverse("security:fraud_cases", kwargs={"org_slug": organization.slug})
     return ("New purchases and seat increases are on hold while our security team reviews unusual Azure activity "
-            "on your account. Contact support to have the review completed.")
+            f"on your account (see Security, Azure fraud cases: {cases}). Contact support to have the review "
+            "completed.")
 
 
 # -- opening a case ---------------------------------------------------------------------------------
@@ -199,7 +201,9 @@ def _notify(case: FraudCase) -> None:
               .select_related("user")]
     site = settings.SITE_URL.rstrip("/")
     context = {"case": case, "signal": case.signal.replace("_", " "), "action": case.get_action_display(),
-               "admin_url": site + reverse("admin:security_fraudcase_change", args=[case.pk])}
+               "admin_url": site + reverse("admin:security_fraudcase_change", args=[case.pk]),
+               "case_url": site + reverse("security:fraud_case", kwargs={"org_slug": case.organization.slug,
+                                                                          "case_id": case.pk})}
     customer = render_to_string("security/email/fraud_customer.txt", context)
     staff = render_to_string("security/email/fraud_staff.txt", context)
     staff_to = list(settings.SECURITY_ALERT_EMAILS)

@@ -1,4 +1,4 @@
-"""Reads for the activity log: the tenant's audit events and who did them.
+"""Reads for the activity log (the tenant's audit events and who did them) and the customer's fraud cases.
 
 Every function takes the organisation explicitly (or runs in its tenant context) and runs
 a fixed number of queries, whatever the size of the organisation.
@@ -6,11 +6,13 @@ a fixed number of queries, whatever the size of the organisation.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
 from accounts.models import ApiKey, User
 from core.models import AuditEvent
+from security.models import FraudCase
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,71 @@ def organization_action_choices(organization, limit: int = 200) -> list[tuple[st
 
 def humanize_action(action: str) -> str:
     return str(action).replace(".", " ").replace("_", " ").strip().capitalize()
+
+
+# -- Azure fraud cases, as the customer sees them ---------------------------------------------------------
+# What each signal means, in the customer's words. Microsoft's event types and ours; an unknown one is shown
+# as its name split into words.
+FRAUD_SIGNAL_LABELS = {
+    "NetworkConnectionsToCryptoMiningPools": "Network connections to crypto-mining pools",
+    "UsageAnomalyDetection": "Usage anomaly reported by Microsoft",
+    "spend_spike": "Daily spend far above usual",
+    "new_region": "Resources in a region not used before",
+    "gpu_vm_family": "GPU virtual machines appeared",
+    "high_core_vm_family": "High-core virtual machines appeared",
+}
+
+# The evidence keys a customer may see, with their labels: Microsoft's event fields and our anomaly's figures.
+# Anything else in a case's evidence (a failed plan lookup's error text, the responder's notes on why a
+# suspension did not happen) is staff-internal and never reaches the page.
+FRAUD_EVIDENCE_LABELS = {
+    "eventId": "Microsoft event id",
+    "eventType": "Microsoft event type",
+    "eventStatus": "Microsoft event status",
+    "severity": "Severity",
+    "confidenceLevel": "Confidence",
+    "hitCount": "Occurrences",
+    "firstOccurrence": "First seen",
+    "lastOccurrence": "Last seen",
+    "serviceName": "Azure service",
+    "resourceName": "Azure resource",
+    "description": "Description",
+    "day": "Day",
+    "spend": "Spend that day",
+    "baseline": "Usual daily spend (median of the previous days)",
+    "currency": "Currency",
+    "ratio": "Times the usual spend",
+    "regions": "New regions",
+    "known": "Regions used before",
+    "sizes": "New virtual machine sizes",
+}
+
+
+def fraud_signal_label(signal: str) -> str:
+    if signal in FRAUD_SIGNAL_LABELS:
+        return FRAUD_SIGNAL_LABELS[signal]
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", str(signal)).replace("_", " ").strip()
+    return words[:1].upper() + words[1:].lower()
+
+
+def organization_fraud_cases():
+    """The current tenant's Azure fraud cases, newest first (the manager scopes them to the tenant context)."""
+    return FraudCase.objects.select_related("subscription").order_by("-created_at", "-pk")
+
+
+def fraud_case_evidence(case: FraudCase) -> list[tuple[str, str]]:
+    """The case's evidence a customer may see, as (label, text) in a fixed order; lists joined with commas."""
+    evidence = case.evidence if isinstance(case.evidence, dict) else {}
+    shown = []
+    for key, label in FRAUD_EVIDENCE_LABELS.items():
+        value = evidence.get(key)
+        if value is None or value == "" or value == []:
+            continue
+        if isinstance(value, list | tuple):
+            text = ", ".join(str(item) for item in value)
+        elif isinstance(value, dict):
+            continue  # no nested structure is customer evidence today
+        else:
+            text = str(value)
+        shown.append((label, text[:1000]))
+    return shown

@@ -1,4 +1,5 @@
-"""The organisation's activity log (its audit events, filterable, exportable as CSV) and its sign-in networks."""
+"""The organisation's activity log (its audit events, filterable, exportable as CSV), its sign-in networks and
+its Azure fraud cases."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, timedelta
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -24,14 +25,18 @@ from core.requestid import get_client_ip
 from core.tables import Column, Filter, Table
 from core.tenancy import tenant_context
 from core.timezones import organization_zone
+from licensing.holds import provisioning_hold_reason
 from security.forms import SignInNetworksForm
-from security.models import SignInPolicy
+from security.models import FraudCase, SignInPolicy
 from security.selectors import (
     ActorLabel,
     audit_actor_labels,
+    fraud_case_evidence,
+    fraud_signal_label,
     humanize_action,
     organization_action_choices,
     organization_activity,
+    organization_fraud_cases,
 )
 from security.services import sign_in_policy_set
 from security.targets import TargetLabel, describe_targets
@@ -211,3 +216,91 @@ class SignInNetworksView(OrganizationMixin, View):
                 messages.success(request, "Sign-in networks saved.")
                 return redirect("security:sign_in_networks", org_slug=org_slug)
         return self._render(request, form, status=400)
+
+
+# -- Azure fraud cases ------------------------------------------------------------------------------------
+def fraud_case_response(case: FraudCase) -> str:
+    """What the portal did about the case, in the customer's words."""
+    if case.action == FraudCase.Action.SUSPEND and case.suspension_requested_at:
+        text = "Azure subscription suspended, new purchases held"
+    elif case.action == FraudCase.Action.ALERT:
+        text = "Alert only"
+    else:
+        text = "New purchases and seat increases held"
+    if case.status != FraudCase.Status.OPEN and case.action != FraudCase.Action.ALERT:
+        text += " (hold released)"
+    return text
+
+
+def fraud_cases_table(request, organization) -> Table:
+    def detail_url(case):
+        return reverse("security:fraud_case", kwargs={"org_slug": organization.slug, "case_id": case.pk})
+
+    def subscription(case):
+        if case.subscription is not None:
+            return case.subscription.friendly_name or case.subscription.product_title
+        return f"Azure subscription {case.azure_subscription_id}" if case.azure_subscription_id else ""
+
+    return Table(
+        request,
+        organization_fraud_cases(),
+        table_id="fraud-cases",
+        caption="Azure fraud cases",
+        columns=[
+            Column("created_at", "Opened", sortable=True, kind="datetime"),
+            Column("subscription", "Subscription", accessor=subscription),
+            Column("signal", "Signal", accessor=lambda c: fraud_signal_label(c.signal), link=detail_url),
+            Column("score", "Score", sortable=True, kind="number"),
+            Column("status", "Status", sortable=True, kind="badge",
+                   accessor=lambda c: (c.status, c.get_status_display())),
+            Column("action", "What we did", accessor=fraud_case_response),
+            Column("resolved_at", "Resolved", sortable=True, kind="datetime"),
+        ],
+        # "state", not "status": the component names a filter's control {table_id}-{name}, and
+        # {table_id}-status is its result count's live region.
+        filters=[Filter("state", "Status", FraudCase.Status.choices, lookup="status")],
+        default_sort="-created_at",
+        empty_title="No fraud cases",
+        empty_message=("Our security monitoring watches your Azure subscriptions for unusual activity. If it finds "
+                       "any, the case appears here and your owners are e-mailed."),
+    )
+
+
+class FraudCasesView(OrganizationMixin, View):
+    """The organisation's Azure fraud cases: what was found, what the portal did, and whether it is resolved.
+
+    Anyone who may see the activity log sees them (owners, license and billing admins): the cases explain
+    a hold on purchases that any of them may run into."""
+
+    permission = Perm.AUDIT_VIEW
+
+    def get(self, request, org_slug):
+        with timezone.override(organization_zone(self.organization)):
+            table = fraud_cases_table(request, self.organization)
+            if table.is_fragment_request:
+                response = table.fragment_response()
+                response.render()
+                return response
+            context = {"table": table, "hold_reason": provisioning_hold_reason(self.organization)}
+            response = render(request, "security/fraud_cases.html", context)
+        patch_vary_headers(response, ["HX-Request", "HX-Target"])
+        return response
+
+
+class FraudCaseView(OrganizationMixin, View):
+    """One case, with the evidence a customer may see (never the staff's resolution note or who resolved it)."""
+
+    permission = Perm.AUDIT_VIEW
+
+    def get(self, request, org_slug, case_id):
+        case = get_object_or_404(organization_fraud_cases(), pk=case_id)
+        context = {
+            "case": case,
+            "signal_label": fraud_signal_label(case.signal),
+            "response": fraud_case_response(case),
+            "evidence": fraud_case_evidence(case),
+            "holds": case.status == FraudCase.Status.OPEN and case.blocks_provisioning,
+            "suspended": case.action == FraudCase.Action.SUSPEND and case.suspension_requested_at is not None,
+        }
+        with timezone.override(organization_zone(self.organization)):
+            return render(request, "security/fraud_case.html", context)

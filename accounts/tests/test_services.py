@@ -1,11 +1,14 @@
 """Account services called directly: sign-up, organisations, email verification, profile."""
 
+import re
+
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 
 from accounts import services
-from accounts.models import EMAIL_INDEX, Membership, Organization, User
+from accounts.models import EMAIL_INDEX, ORGANIZATION_SLUG_INDEX, Membership, Organization, User
 from core.crypto import blind_index
 from core.models import AuditEvent
 
@@ -21,13 +24,14 @@ SIGNUP = {
     "country": "gb",
     "time_zone": "Europe/London",
 }
+NEUTRAL_SLUG = re.compile(r"^org-[bcdfghjkmnpqrstvwxz2-9]{8}$")
 
 
 def test_signup_creates_owner_and_organisation_and_audits(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         user, organization = services.organization_signup(**SIGNUP)
     assert not user.email_verified
-    assert organization.slug == "acme-widgets-ltd" and organization.country == "GB"
+    assert NEUTRAL_SLUG.match(organization.slug) and organization.country == "GB"
     assert Membership.objects.get(user=user, organization=organization).role == "owner"
     actions = set(AuditEvent.unscoped_objects.values_list("action", flat=True))
     assert {"user.created", "organization.created", "membership.created"} <= actions
@@ -35,47 +39,57 @@ def test_signup_creates_owner_and_organisation_and_audits(django_capture_on_comm
     assert len(mail.outbox) == 1 and "/accounts/verify-email/" in mail.outbox[0].body
 
 
-def test_slug_is_unique_and_survives_non_latin_names():
-    OrganizationFactory(slug="acme-widgets-ltd")
-    _, second = services.organization_signup(**SIGNUP)
-    assert second.slug == "acme-widgets-ltd-2"
-    _, third = services.organization_signup(**{**SIGNUP, "email": "x@example.com", "legal_name": "株式会社テスト"})
-    assert third.slug == "org"
+def test_the_slug_is_neutral_whatever_the_name():
+    # Names are encrypted; the slug is plaintext in the database and every URL, so it says nothing of them.
+    _, first = services.organization_signup(**SIGNUP)
+    _, second = services.organization_signup(**{**SIGNUP, "email": "x@example.com", "legal_name": "株式会社テスト"})
+    _, third = services.organization_signup(**{**SIGNUP, "email": "y@example.com", "business_name": "Acme"})
+    slugs = [first.slug, second.slug, third.slug]
+    assert all(NEUTRAL_SLUG.match(slug) for slug in slugs), slugs
+    assert len(set(slugs)) == 3 and not any("acme" in slug for slug in slugs)
+
+
+def test_a_slug_in_use_or_retired_is_drawn_again(monkeypatch):
+    OrganizationFactory(slug="org-bbbbbbbb")
+    # An organisation that had "org-cccccccc" before slugs were neutral: its old links must keep reaching it.
+    OrganizationFactory(previous_slug_index=blind_index(ORGANIZATION_SLUG_INDEX, "org-cccccccc"))
+    draws = iter(["org-bbbbbbbb", "org-cccccccc", "org-dddddddd"])
+    monkeypatch.setattr(services, "_neutral_slug", lambda: next(draws))
+    _, organization = services.organization_signup(**SIGNUP)
+    assert organization.slug == "org-dddddddd"
 
 
 def test_slug_taken_between_check_and_insert_moves_to_the_next_one(monkeypatch):
-    # Another sign-up with the same name commits its organisation after this one found the slug
-    # free and before it inserts: the unique constraint refuses, and this sign-up takes the next slug.
+    # Another sign-up commits the same slug after this one found it free and before it inserts: the unique
+    # constraint refuses, and this sign-up draws again inside its savepoint.
     free_slug = services._free_slug
     raced = []
 
-    def free_slug_then_lose_the_race(base, **kwargs):
-        slug = free_slug(base, **kwargs)
+    def free_slug_then_lose_the_race():
+        slug = "org-rrrrrrrr" if not raced else free_slug()
         if not raced:
-            raced.append(OrganizationFactory(slug=slug, legal_name="Acme Widgets Ltd"))
+            raced.append(OrganizationFactory(slug=slug, legal_name="Someone Else Ltd"))
         return slug
 
     monkeypatch.setattr(services, "_free_slug", free_slug_then_lose_the_race)
     user, organization = services.organization_signup(**SIGNUP)
-    assert raced[0].slug == "acme-widgets-ltd"
-    assert organization.slug == "acme-widgets-ltd-2"
-    assert Organization.objects.get(pk=organization.pk).slug == "acme-widgets-ltd-2"
+    assert raced[0].slug == "org-rrrrrrrr"
+    assert NEUTRAL_SLUG.match(organization.slug) and organization.slug != "org-rrrrrrrr"
+    assert Organization.objects.get(pk=organization.pk).slug == organization.slug
     assert Membership.objects.get(user=user, organization=organization).role == "owner"
     assert Organization.objects.count() == 2
 
 
-def test_slug_that_keeps_losing_races_gets_a_random_suffix(monkeypatch):
-    def always_taken(base, *, random_suffix=False):
-        if random_suffix:
-            return f"{base}-abc123"
-        slug = f"{base}-{Organization.objects.count() + 2}"
+def test_a_slug_that_keeps_losing_races_gives_up_cleanly(monkeypatch):
+    def always_taken():
+        slug = f"org-{Organization.objects.count() + 2:08d}"
         OrganizationFactory(slug=slug)
         return slug
 
     monkeypatch.setattr(services, "_free_slug", always_taken)
-    _, organization = services.organization_signup(**SIGNUP)
-    assert organization.slug == "acme-widgets-ltd-abc123"
-    assert Organization.objects.count() == services.SLUG_ATTEMPTS - 2 + 1
+    with pytest.raises(IntegrityError, match="No free organisation slug"):
+        services.organization_signup(**SIGNUP)
+    assert User.objects.get_by_email("founder@example.com") is None  # the whole sign-up rolled back
 
 
 def test_signup_with_a_registered_email_creates_nothing_and_notifies_the_holder(django_capture_on_commit_callbacks):

@@ -40,7 +40,7 @@ class MyRequestNewView(LoginRequiredMixin, RecentMFARequiredMixin, View):
 
     def _organizations(self, request):
         return Organization.objects.filter(memberships__user=request.user, status=Organization.Status.ACTIVE).order_by(
-            "slug"  # names are encrypted; the slug was made from the name
+            "slug"  # names are encrypted; a stable order (slugs are neutral: decision 041)
         )
 
     def get(self, request):

@@ -6,8 +6,9 @@ For every operation Schemathesis generates requests, valid (positive) and invali
 schema; each one is sent by the next identity in turn (an API key of each role in each organisation)
 through the real WSGI application, with the generated path ids and again with the ids of the caller's
 own objects, so the views get past their lookups and do their real work. The bound (examples per
-operation) keeps the run to about 35 s of CPU; `st run --max-time 600` against a staging server is the
-nightly variant (docs/decisions/027-hardening.md).
+operation) keeps the run to about 35 s of CPU. `.ci/nightly` (`make fuzz`) is the deeper variant: this same
+test with more examples (``FUZZ_EXAMPLES``) and a new seed each night (``FUZZ_SEED``), or Schemathesis' CLI
+against a staging server with one API key per identity (docs/decisions/027-hardening.md).
 
 Schemathesis is used as a library here: its pytest plugin is switched off in pyproject.toml (addopts), so it
 costs the rest of the suite nothing. It does not find cross-tenant leaks: tests/test_tenancy_sweep.py does.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import uuid
 from collections import Counter
@@ -29,7 +31,7 @@ from django.db import close_old_connections
 from django.test import Client
 from django.urls import resolve
 from drf_spectacular.generators import SchemaGenerator
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -43,8 +45,10 @@ from tests.tenant_objects import TenantWorld
 pytestmark = pytest.mark.django_db
 
 # Examples per operation and generation mode, each sent by the next of the eight identities in turn,
-# twice for operations with ids. Raise it locally to search harder.
-EXAMPLES = 5
+# twice for operations with ids. FUZZ_EXAMPLES raises it (the nightly run, or locally to search harder);
+# FUZZ_SEED explores other examples than CI's fixed, derandomised set, reproducibly.
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 5)
+SEED = os.environ.get("FUZZ_SEED", "")
 CHECKS = [not_a_server_error, response_schema_conformance]
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -151,7 +155,7 @@ def test_api_answers_every_generated_request_without_5xx_or_schema_drift(identit
                 max_examples=EXAMPLES,
                 deadline=None,
                 database=None,
-                derandomize=True,
+                derandomize=not SEED,
                 suppress_health_check=list(HealthCheck),
             )
             @given(case=operation.as_strategy(generation_mode=mode))
@@ -164,7 +168,11 @@ def test_api_answers_every_generated_request_without_5xx_or_schema_drift(identit
                     case.path_parameters.update(own)
                     send(case, identity, label)
 
+            if SEED:
+                run = seed(int(SEED))(run)
             run()
+    print(f"api fuzz: {EXAMPLES} examples per operation and mode, seed {SEED or 'fixed'}, "
+          f"{sum(sent.values())} cases over {len(operations)} operations, {len(failures)} distinct failures")
     assert len(sent) == len(identities) == 8 and min(sent.values()) >= 25, sent
     assert not failures, f"{len(failures)} distinct failures:\n\n" + "\n\n".join(
         f"{k}\n{v}" for k, v in sorted(failures.items())
