@@ -44,16 +44,14 @@ BEGIN
         FROM (SELECT sku_id, {_counts} FROM old_rows GROUP BY sku_id) AS d ({"sku_id, " + _columns})
         WHERE t.sku_id = d.sku_id;
     ELSE
+        -- What the statement added less what it took away, per pool: a row whose state and pool did not
+        -- change cancels out, so an update of other columns writes (and locks) no tally.
         INSERT INTO {TABLE} AS t (id, created_at, updated_at, organization_id, sku_id, {_columns})
         SELECT gen_random_uuid(), now(), now(), organization_id, sku_id, {_coalesced} FROM (
             SELECT organization_id, sku_id, {_delta} FROM (
-                SELECT o.organization_id, o.sku_id, o.state, -1 AS n
-                FROM old_rows o JOIN new_rows w ON w.id = o.id
-                WHERE o.state IS DISTINCT FROM w.state OR o.sku_id IS DISTINCT FROM w.sku_id
+                SELECT organization_id, sku_id, state, 1 AS n FROM new_rows
                 UNION ALL
-                SELECT w.organization_id, w.sku_id, w.state, 1
-                FROM old_rows o JOIN new_rows w ON w.id = o.id
-                WHERE o.state IS DISTINCT FROM w.state OR o.sku_id IS DISTINCT FROM w.sku_id
+                SELECT organization_id, sku_id, state, -1 FROM old_rows
             ) AS changes GROUP BY organization_id, sku_id
         ) AS d ({"organization_id, sku_id, " + _columns})
         WHERE {" OR ".join(f"coalesce({s}, 0) <> 0" for s in STATES)}
