@@ -13,10 +13,12 @@ and CSV files call ``format_day`` and ``format_moment`` here, so every surface w
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from datetime import date, datetime
 
-from django.utils import dateformat, timezone
+from django.utils import dateformat, timezone, translation
+from django.utils.dates import MONTHS_3
 
 DAY_FORMAT = "j M Y"
 MOMENT_FORMAT = "j M Y, H:i T"
@@ -37,7 +39,16 @@ def format_day(value: date | datetime | None, zone: zoneinfo.ZoneInfo | None = N
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(zone or timezone.get_current_timezone()) if timezone.is_aware(value) else value
-    return dateformat.format(value, DAY_FORMAT)
+    # DAY_FORMAT ("j M Y") written out: dateformat.format resolves the lazily translated month name through
+    # the translation machinery on every call, which made dates a tenth of a 50-row page's rendering.
+    return f"{value.day} {_short_months(translation.get_language())[value.month - 1]} {value.year}"
+
+
+@functools.lru_cache(maxsize=16)
+def _short_months(language: str | None) -> tuple[str, ...]:
+    """The "M" of a date format ("Jan") in ``language``, as dateformat gives it."""
+    with translation.override(language):
+        return tuple(str(MONTHS_3[month]).title() for month in range(1, 13))
 
 
 def format_moment(value: datetime | None, zone: zoneinfo.ZoneInfo | None = None) -> str:

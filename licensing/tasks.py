@@ -26,6 +26,7 @@ from .services import catalog as catalog_services
 from .services import onboarding as onboarding_services
 from .services import purchases  # noqa: F401  (registers order.checkout)
 from .services import subscriptions as subscription_services
+from .services import tallies as tally_services
 
 
 @shared_task(name="licensing.tasks.sweep_operations", acks_late=True, reject_on_worker_lost=True)
@@ -107,3 +108,9 @@ def refresh_all_gdap() -> int:
     for pk, org_id in rows:
         refresh_gdap.delay(organization_id=str(org_id), relationship_id=str(pk))
     return len(rows)
+
+
+@shared_task(name="licensing.tasks.check_assignment_tallies", acks_late=True, reject_on_worker_lost=True)
+def check_assignment_tallies() -> int:
+    """Daily: recount every organisation's assignments against its tallies, repair and log any drift."""
+    return len(tally_services.check_all_tallies(fix=True))

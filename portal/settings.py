@@ -509,6 +509,10 @@ CELERY_BEAT_SCHEDULE = {
     "licensing-sweep-operations": {"task": "licensing.tasks.sweep_operations", "schedule": 60.0},
     "licensing-sync-catalog": {"task": "licensing.tasks.sync_catalog", "schedule": 24 * 3600.0},
     "licensing-reconcile": {"task": "licensing.tasks.reconcile_all", "schedule": 3600.0},
+    # Decision 038: the triggers keep the tallies; this recount catches one that was ever bypassed.
+    "licensing-check-assignment-tallies": {
+        "task": "licensing.tasks.check_assignment_tallies", "schedule": 24 * 3600.0,
+    },
     "licensing-refresh-renewals": {"task": "licensing.tasks.refresh_renewals", "schedule": 3600.0},
     "licensing-refresh-gdap": {"task": "licensing.tasks.refresh_all_gdap", "schedule": 3600.0},
     "portal-purge-idempotency-keys": {"task": "portal.purge_idempotency_keys", "schedule": 3600.0},

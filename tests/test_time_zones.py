@@ -27,6 +27,19 @@ def test_formats():
     assert organization_zone(OrganizationFactory.build(time_zone="Not/AZone")) == ZoneInfo("UTC")
 
 
+@pytest.mark.parametrize("language", ["en-us", "fr", "de"])
+def test_a_day_is_written_as_dateformat_writes_it_in_every_month_and_language(language):
+    from django.utils import dateformat, translation
+
+    from core.timezones import DAY_FORMAT
+
+    with translation.override(language):
+        for value in [date(2026, month, day) for month in range(1, 13) for day in (1, 9, 28)]:
+            assert format_day(value) == dateformat.format(value, DAY_FORMAT)
+        # A datetime is the day in the zone, as before.
+        assert format_day(MOMENT, ZoneInfo("America/New_York")) == dateformat.format(date(2026, 12, 7), DAY_FORMAT)
+
+
 @pytest.mark.django_db
 def test_mfa_page_shows_times_in_the_organisations_zone(client):
     organization = OrganizationFactory(time_zone="Asia/Tokyo")

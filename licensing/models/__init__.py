@@ -4,7 +4,7 @@ Areas: catalog, subscriptions, provisioning (the outbox), directory, assignments
 usage, notifications, the organisation's licensing settings, and the Microsoft token cache.
 """
 
-from .assignments import BulkJob, BulkJobRow, LicenseAssignment  # noqa: F401
+from .assignments import AssignmentTally, BulkJob, BulkJobRow, LicenseAssignment  # noqa: F401
 from .catalog import Availability, Price, Product, ServicePlan, Sku  # noqa: F401
 
 # Directory, assignments, usage and notifications (L2).

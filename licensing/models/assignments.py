@@ -87,6 +87,45 @@ declare(
 )
 
 
+class AssignmentTally(TenantModel):
+    """How many of a seat pool's assignments are in each state, kept by the database.
+
+    Triggers on the assignments table (migration 0013, docs/decisions/038-assignment-tallies.md) add and
+    subtract in the writing statement's own transaction, so every writer keeps it: the services, bulk
+    ``update()``s, ``bulk_create``, cascades and raw SQL alike. Pages read it instead of counting every
+    assignment of the organisation. ``licensing.selectors.tallies.tally_drift`` recounts; the
+    ``check_assignment_tallies`` command reports and repairs any drift.
+
+    A state added to ``LicenseAssignment.State`` needs its column here and in the triggers (a new migration),
+    or its rows are not counted; ``licensing/tests/test_assignment_tallies.py`` fails until both exist.
+    """
+
+    sku = models.OneToOneField(TenantSku, on_delete=models.CASCADE, related_name="tally")
+    pending = models.IntegerField(default=0)
+    assigned = models.IntegerField(default=0)
+    removing = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    removed = models.IntegerField(default=0)
+    handover = models.IntegerField(default=0)
+
+    # Column of each state (the state's value is the column name).
+    STATES = tuple(LicenseAssignment.State.values)
+
+    def __str__(self):
+        return f"{self.sku_id}: {self.held} held"
+
+    @property
+    def held(self) -> int:
+        """Seats held (pending, assigned, removing): the left-hand side of the seat invariant."""
+        return self.pending + self.assigned + self.removing
+
+    def counts(self) -> dict[str, int]:
+        return {state: getattr(self, state) for state in self.STATES}
+
+
+declare(AssignmentTally, not_personal=["sku", *AssignmentTally.STATES])
+
+
 class BulkJob(TenantModel):
     """A previewed (dry run) and then confirmed bulk assign or unassign."""
 

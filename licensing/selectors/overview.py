@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from licensing.models import LicenseAssignment, Order, ProvisioningOperation, Subscription
+from licensing.models import Order, ProvisioningOperation, Subscription
 
 from .usage import (
     LIVE_SUBSCRIPTION,
@@ -111,8 +111,8 @@ def license_overview(organization, *, now: datetime | None = None) -> LicenseOve
         renewals=renewals,
         failed_operations=counts["failed"],
         waiting_operations=counts["waiting"],
-        failed_assignments=LicenseAssignment.objects.for_org(organization).filter(
-            state=LicenseAssignment.State.FAILED).count(),
+        # From the pools' tallies (read with the rows above), not a count over every assignment.
+        failed_assignments=sum(row.sku.failed_count for row in rows),
         orders_awaiting_approval=Order.objects.for_org(organization).filter(
             status=Order.Status.AWAITING_APPROVAL).count(),
         reclaimable=len(inactive),

@@ -14,12 +14,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.field_locks import restricted_object_ids
 from licensing import nce
-from licensing.models import DirectoryUser, LicenseAssignment, ServicePlan, Subscription, TenantSku, UsageSnapshot
+from licensing.models import (
+    AssignmentTally,
+    DirectoryUser,
+    LicenseAssignment,
+    ServicePlan,
+    Subscription,
+    TenantSku,
+    UsageSnapshot,
+)
 
 from .seats import purchased_by_pool, seats_purchased
 from .settings import licensing_settings
@@ -29,13 +38,23 @@ SEAT_HOLDING = LicenseAssignment.SEAT_HOLDING
 LIVE_SUBSCRIPTION = (Subscription.Status.ACTIVE, Subscription.Status.PENDING)
 
 
+def _tallied(*states: str):
+    """The sum of the pool's tally columns for ``states`` (0 for a pool with no assignment yet)."""
+    total = None
+    for state in states:
+        column = Coalesce(F(f"tally__{state}"), 0)
+        total = column if total is None else total + column
+    return total
+
+
 def seat_pools(organization) -> QuerySet[TenantSku]:
-    """Tenant SKUs with ``assigned_count`` (seats held) and ``failed_count``: one query."""
+    """Tenant SKUs with ``assigned_count`` (seats held), ``pending_count`` and ``failed_count``: one query, one
+    row per pool, read from the assignment tallies (decision 038) rather than counting every assignment."""
+    State = LicenseAssignment.State
     return TenantSku.objects.for_org(organization).annotate(
-        assigned_count=Count("assignments", filter=Q(assignments__state__in=SEAT_HOLDING)),
-        pending_count=Count("assignments", filter=Q(assignments__state__in=[
-            LicenseAssignment.State.PENDING, LicenseAssignment.State.REMOVING])),
-        failed_count=Count("assignments", filter=Q(assignments__state=LicenseAssignment.State.FAILED)),
+        assigned_count=_tallied(*SEAT_HOLDING),
+        pending_count=_tallied(State.PENDING, State.REMOVING),
+        failed_count=_tallied(State.FAILED),
     ).order_by("display_name", "sku_part_number")
 
 
@@ -82,14 +101,14 @@ def seats_free(organization, sku: TenantSku) -> int:
 
 
 def assigned_seats_by_sku(organization) -> dict[str, int]:
-    """Seats held per Graph skuId (lower-case string)."""
+    """Seats held per Graph skuId (lower-case string), from the assignment tallies. One query, one row per pool."""
     rows = (
-        LicenseAssignment.objects.for_org(organization)
-        .filter(state__in=SEAT_HOLDING)
-        .values("sku__sku_id")
-        .annotate(n=Count("pk"))
+        AssignmentTally.objects.for_org(organization)
+        .annotate(n=sum((F(state) for state in SEAT_HOLDING[1:]), F(SEAT_HOLDING[0])))
+        .filter(n__gt=0)
+        .values_list("sku__sku_id", "n")
     )
-    return {str(r["sku__sku_id"]).lower(): r["n"] for r in rows}
+    return {str(sku_id).lower(): n for sku_id, n in rows}
 
 
 def _live_subscriptions_by_sku(organization) -> dict[str, list[Subscription]]:

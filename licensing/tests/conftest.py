@@ -156,3 +156,25 @@ def make_client(emulator, sleeps):
 @pytest.fixture
 def ms(make_client) -> MicrosoftClient:
     return make_client()
+
+
+@pytest.fixture(autouse=True)
+def _assignment_tallies_agree_after_each_test(request):
+    """Whatever a licensing test wrote through whichever service, the tallies the pages read (decision 038)
+    still equal a recount of the assignments when it ends."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    from django.db import connection
+    from django.db.models import Count
+
+    from licensing.models import AssignmentTally, LicenseAssignment
+
+    if connection.needs_rollback or not connection.is_usable():
+        return
+    counted = {(r["sku_id"], r["state"]): r["n"] for r in LicenseAssignment._base_manager.order_by()
+               .values("sku_id", "state").annotate(n=Count("pk"))}
+    tallied = {(t.sku_id, state): n for t in AssignmentTally._base_manager.all()
+               for state, n in t.counts().items() if n}
+    assert tallied == counted, "assignment tallies drifted from the assignments (decision 038)"

@@ -28,6 +28,8 @@ from licensing.models import LicenseAssignment, ProvisioningOperation, SeatBatch
 from licensing.nce import RuleViolation
 from licensing.provisioning import operation_execute
 from licensing.selectors.seats import seats_held, seats_purchased
+from licensing.selectors.tallies import tally_drift
+from licensing.selectors.usage import seat_pools
 from licensing.services import assignments as assignment_services
 from licensing.services import subscriptions as subscription_services
 from licensing.services.assignments import AssignmentRefused, SeatsExhausted
@@ -249,6 +251,14 @@ class SeatMachine(RuleBasedStateMachine):
     def never_over_assigned_without_a_breach(self):
         if not self.breached:
             assert self.excess() == 0
+
+    @invariant()
+    def the_tallies_the_pages_read_equal_the_recount(self):
+        # Decision 038: every step above writes assignments through the real services and outbox handlers.
+        with tenant_context(self.org):
+            assert tally_drift(self.org) == []
+            held = next(p.assigned_count for p in seat_pools(self.org) if p.pk == self.pool.pk)
+            assert held == seats_held(self.org, self.pool)
 
 
 def test_every_portal_step_keeps_the_seat_invariant_and_every_microsoft_breach_is_flagged(monkeypatch):

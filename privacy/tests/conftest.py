@@ -7,4 +7,11 @@ def _mail_in_memory(settings):
 
 
 # The Microsoft emulator as a real HTTPS server, shared with licensing's tests (directory-user erasure).
-from licensing.tests.conftest import emulator, emulator_server, make_client, ms, sleeps  # noqa: E402, F401
+from licensing.tests.conftest import (  # noqa: E402, F401
+    _assignment_tallies_agree_after_each_test,
+    emulator,
+    emulator_server,
+    make_client,
+    ms,
+    sleeps,
+)
