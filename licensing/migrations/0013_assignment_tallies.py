@@ -137,7 +137,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("accounts", "0013_staff_grants"),
-        ("licensing", "0011_encrypt_onboarding_domain_and_company_name"),
+        ("licensing", "0012_encrypt_directory_user_graph_id"),
     ]
 
     operations = [
