@@ -87,6 +87,15 @@ def seat_pool_shortfall(*, subscription: Subscription, new_quantity: int, releas
     return Shortfall(pool=pool, assigned=max(0, assigned), requested=requested)
 
 
+def override_accepted(actor: Actor, override_reason: str) -> bool:
+    """Whether this actor may, with this reason, take seats from licenses held (staff and the system only).
+
+    Queued changes carry the answer (``seat_check_overridden``) so that the check made again when the
+    worker runs them (``recheck_seats``) honours the same override and nothing else.
+    """
+    return bool((override_reason or "").strip()) and actor.type in OVERRIDE_ACTORS
+
+
 def seat_pool_guard(*, subscription: Subscription, new_quantity: int, actor: Actor, verb: str = "reducing to",
                     releasing: int = 0, override_reason: str = "") -> Shortfall | None:
     """Lock the pool and refuse a change that would leave fewer seats than licenses held.

@@ -269,3 +269,50 @@ def test_every_portal_step_keeps_the_seat_invariant_and_every_microsoft_breach_i
         max_examples=30, stateful_step_count=30, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     ))
+
+
+@pytest.fixture
+def wire(monkeypatch):
+    monkeypatch.setattr("licensing.services.assignments.graph_for", lambda organization: FakeGraph())
+    monkeypatch.setattr("licensing.services.subscriptions.changes.default_client", lambda: FakeClient())
+    monkeypatch.setattr("licensing.services.subscriptions.changes._customer_id", lambda organization_id: "cust")
+
+
+@pytest.mark.parametrize("step, verb", [("suspend", "suspended"), ("cancel", "cancelled")])
+def test_a_queued_suspension_or_cancellation_is_checked_again_when_the_worker_runs_it(wire, step, verb):
+    """Found by the machine above: asked for while the other subscription's seats covered every license,
+    carried out after Partner Center took those seats away. The worker must refuse, not strand licenses."""
+    machine = SeatMachine()
+    getattr(machine, step)(1)  # 4 of 10 seats; nothing is assigned yet, so it is allowed
+    machine.assign(0)
+    machine.assign(13)
+    machine.partner_center_lowers_seats(0, 0)  # the 6-seat subscription drops to none at Microsoft
+    machine.graph_reports_seats()
+    machine.microsoft_carries_out_the_queue()  # asserts the queue did not raise the excess
+
+    subscription = machine.fresh(1)
+    assert subscription.status == Subscription.Status.ACTIVE and subscription.quantity == 4
+    with tenant_context(machine.org):
+        operation = ProvisioningOperation.objects.for_org(machine.org).get(kind=f"subscription.{step}")
+    assert operation.status == ProvisioningOperation.Status.FAILED
+    assert operation.last_error_code == "seats_assigned"
+    assert f"The subscription was not {verb}." in operation.last_error
+    assert machine.excess() == 0
+
+
+def test_an_overridden_suspension_goes_ahead_when_the_worker_runs_it(wire):
+    """A fraud response suspends with the seat check overridden (audited when asked): the worker's check
+    honours that override, so the plan is suspended even though licenses need its seats by then."""
+    machine = SeatMachine()
+    with tenant_context(machine.org):
+        subscription_services.subscription_suspend(subscription=machine.fresh(1), actor=ACTOR, reason="fraud",
+                                                   override_reason="Azure fraud case 1")
+    machine.assign(0)
+    machine.assign(13)
+    machine.partner_center_lowers_seats(0, 0)
+    with tenant_context(machine.org):
+        pending = list(ProvisioningOperation.objects.for_org(machine.org).filter(
+            status=ProvisioningOperation.Status.PENDING).values_list("pk", flat=True))
+    for pk in pending:
+        operation_execute(operation_id=pk, org_id=machine.org.pk)
+    assert machine.fresh(1).status == Subscription.Status.SUSPENDED

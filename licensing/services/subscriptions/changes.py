@@ -36,7 +36,7 @@ from licensing.provisioning import (
 
 from ..assignments import _queue as queue_license_changes
 from ..directory import enqueue_on_commit, tenant_skus_refresh_later
-from ..seats import seat_pool_guard, seat_pool_shortfall
+from ..seats import override_accepted, seat_pool_guard, seat_pool_shortfall
 from .ledger import Status, subscription_apply_remote
 from .reductions import await_releases, recheck_seats, releasable
 
@@ -190,10 +190,13 @@ def subscription_cancel(
         nce.check_cancellation(cancellation_allowed_until=subscription.cancellation_allowed_until, now=timezone.now())
     except nce.RuleViolation as exc:
         raise SubscriptionChangeError(str(exc), code=exc.code) from None
+    payload = {}
     if subscription.status == Status.ACTIVE:
         seat_pool_guard(subscription=subscription, new_quantity=0, actor=actor, verb="cancelling",
                         override_reason=override_reason)
-    return _enqueue(subscription, kind="subscription.cancel", actor=actor, payload={},
+        if override_accepted(actor, override_reason):
+            payload["seat_check_overridden"] = True
+    return _enqueue(subscription, kind="subscription.cancel", actor=actor, payload=payload,
                     audit_action="subscription.cancel_requested", metadata={"quantity": subscription.quantity},
                     idempotency_key=idempotency_key)
 
@@ -277,7 +280,10 @@ def subscription_suspend(*, subscription: Subscription, actor: Actor, reason: st
                     override_reason=override_reason)
     subscription.suspension_reason = reason[:300]
     subscription.save(update_fields=["suspension_reason", "updated_at"])
-    return _enqueue(subscription, kind="subscription.suspend", actor=actor, payload={"reason": reason[:300]},
+    payload = {"reason": reason[:300]}
+    if override_accepted(actor, override_reason):
+        payload["seat_check_overridden"] = True
+    return _enqueue(subscription, kind="subscription.suspend", actor=actor, payload=payload,
                     audit_action="subscription.suspend_requested", metadata={})
 
 
@@ -322,6 +328,10 @@ def _run_set_quantity(operation: ProvisioningOperation) -> dict:
 @register_operation("subscription.cancel", on_failure=lambda op: subscription_refresh_later(operation=op))
 def _run_cancel(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
+    if subscription.status == Status.ACTIVE:
+        # Checked again as the worker runs it: seats lowered at Microsoft since the request (a renewal,
+        # a change in Partner Center) may mean the licenses held now need this subscription's seats.
+        recheck_seats(operation, subscription, 0, verb="cancelling", outcome="The subscription was not cancelled.")
     remote = default_client().partner_center.cancel_subscription(
         customer_id=customer_id, subscription_id=subscription.ms_subscription_id,
         request_id=str(operation.ms_request_id),
@@ -364,6 +374,9 @@ def _run_schedule(operation: ProvisioningOperation) -> dict:
 @register_operation("subscription.suspend", on_failure=lambda op: _clear_suspension_reason(op))
 def _run_suspend(operation: ProvisioningOperation) -> dict:
     subscription, customer_id = _target(operation)
+    if subscription.status == Status.ACTIVE:
+        # As for a cancellation: the seats may be needed by now.
+        recheck_seats(operation, subscription, 0, verb="suspending", outcome="The subscription was not suspended.")
     remote = default_client().partner_center.suspend_subscription(
         customer_id=customer_id, subscription_id=subscription.ms_subscription_id,
         request_id=str(operation.ms_request_id),

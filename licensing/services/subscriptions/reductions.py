@@ -76,11 +76,12 @@ def await_releases(operation: ProvisioningOperation) -> None:
     operation_milestone(operation, "licenses_released")
 
 
-def recheck_seats(operation: ProvisioningOperation, subscription: Subscription, quantity: int) -> None:
+def recheck_seats(operation: ProvisioningOperation, subscription: Subscription, quantity: int, *,
+                  verb: str = "reducing to", outcome: str = "The seats were not reduced.") -> None:
     """Under the pool lock again, just before Microsoft is asked: the licenses held must still fit."""
     if quantity >= subscription.quantity or operation.payload.get("seat_check_overridden"):
         return
     shortfall = seat_pool_shortfall(subscription=subscription, new_quantity=quantity, lock=True,
                                     exclude_operation=operation)
     if shortfall is not None and shortfall.short:
-        raise OperationRefused(f"{shortfall.refusal()} The seats were not reduced.", code="seats_assigned")
+        raise OperationRefused(f"{shortfall.refusal(verb)} {outcome}", code="seats_assigned")
