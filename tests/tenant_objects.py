@@ -153,6 +153,8 @@ def sample_value(field: models.Field):
         return decimal.Decimal("1")
     if isinstance(field, encrypted.EncryptedJSONField):
         return {}
+    if isinstance(field, encrypted.EncryptedUUIDField):
+        return uuid.uuid4()
     if isinstance(field, models.EmailField):
         return f"{uuid.uuid4().hex[:12]}@example.com"
     if isinstance(field, models.URLField):
