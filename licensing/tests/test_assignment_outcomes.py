@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.tests.factories import OrganizationFactory, UserFactory
+from core.audit import Actor
 from core.field_locks import RESTRICTED_FIX, RESTRICTED_MESSAGE, lock_field
 from core.models import FieldLock
 from core.tenancy import tenant_context
@@ -184,12 +185,65 @@ def test_a_bulk_batch_records_every_outcome_and_counts_them(linked_org, emulator
 
 @pytest.mark.emulator
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_given_up_without_a_reason_still_says_what_happened(linked_org, monkeypatch):
+def test_a_bulk_removal_microsoft_refuses_keeps_the_license_and_counts_as_failed(linked_org, emulator):
+    run_sync(linked_org)
+    pool = premium(linked_org)
+    holders = held_assignments(linked_org, pool, 2)
+    with tenant_context(linked_org):
+        free = seats_free(linked_org, pool)
+        job = bulk_services.bulk_preview_csv(
+            organization=linked_org, sku=pool, action=BulkJob.Action.UNASSIGN, actor=SYSTEM,
+            upload=csv_upload(["userPrincipalName"] + [h.user.user_principal_name for h in holders]),
+        )
+    emulator.fault("/graph/v1.0/users/*/assignLicense", method="POST", kind="status", status=400, times=1)
+    with tenant_context(linked_org):
+        bulk_services.bulk_job_confirm(organization=linked_org, job=job, actor=SYSTEM)
+    with tenant_context(linked_org):
+        job = BulkJob.objects.for_org(linked_org).get(pk=job.pk)
+        rows = sorted(LicenseAssignment.objects.for_org(linked_org).filter(bulk_job=job), key=lambda a: a.state)
+        assert seats_free(linked_org, pool) == free + 1
+    refused, removed = rows
+    assert (refused.state, refused.error_code, refused.fix_hint) == (
+        State.ASSIGNED, "rejected", "Correct the input and retry.")
+    assert refused.error_message.startswith("Microsoft refused the change: ")
+    assert outcome_fields(removed) == (State.REMOVED, "", "", "")
+    assert (job.status, job.succeeded, job.failed) == (BulkJob.Status.COMPLETED_WITH_ERRORS, 1, 1)
+
+
+@pytest.mark.emulator
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_given_up_frees_what_it_held_and_says_why(linked_org, monkeypatch):
     run_sync(linked_org)
     pool = premium(linked_org)
     held = held_assignments(linked_org, pool, 1)[0]
+    users = unlicensed_users(linked_org, pool, count=3)
     monkeypatch.setattr(provisioning, "operation_dispatch", lambda **kwargs: None)  # Microsoft never answers
-    pending = assign(linked_org, unlicensed_users(linked_org, pool, count=1)[0], pool)
+    with tenant_context(linked_org):
+        job = bulk_services.bulk_preview_csv(
+            organization=linked_org, sku=pool, action=BulkJob.Action.ASSIGN, actor=SYSTEM,
+            upload=csv_upload(["userPrincipalName"] + [u.user_principal_name for u in users[:2]]),
+        )
+        bulk_services.bulk_job_confirm(organization=linked_org, job=job, actor=SYSTEM)
+    with tenant_context(linked_org):
+        # Nothing answered yet: nothing succeeded, and the job runs on.
+        job = assignment_services.bulk_job_record_progress(organization=linked_org, job_id=job.pk)
+        assert (job.status, job.succeeded, job.failed, job.finished_at) == (BulkJob.Status.RUNNING, 0, 0, None)
+        first, second = LicenseAssignment.objects.for_org(linked_org).filter(bulk_job=job)  # the handler's order
+        operation = ProvisioningOperation.objects.for_org(linked_org).get(pk=first.operation_id)
+        operation.checkpoint = {"done": {str(first.pk): {"ok": True}}}  # answered before the batch was stopped
+        operation.save(update_fields=["checkpoint"])
+    staff = Actor.staff(UserFactory(is_staff=True))
+    with tenant_context(linked_org):
+        provisioning.operation_mark_failed(operation=operation, actor=staff, reason="Customer asked to stop")
+    assert outcome_fields(fresh(linked_org, first)) == (State.ASSIGNED, "", "", "")
+    assert outcome_fields(fresh(linked_org, second)) == (
+        State.FAILED, "marked_failed", "Customer asked to stop", RETRY_LATER)
+    with tenant_context(linked_org):
+        job = BulkJob.objects.for_org(linked_org).get(pk=job.pk)
+    assert (job.status, job.succeeded, job.failed) == (BulkJob.Status.COMPLETED_WITH_ERRORS, 1, 1)
+
+    # Given up with no reason and no code recorded (an error Microsoft sent without either).
+    pending = assign(linked_org, users[2], pool)
     unassign(linked_org, held)
     for assignment in (pending, held):
         with tenant_context(linked_org):
