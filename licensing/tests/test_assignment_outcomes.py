@@ -96,6 +96,7 @@ def test_each_change_is_one_batch_item_naming_the_user_the_sku_and_the_plans(lin
     assert assigned.assigned_at is not None and assigned.removed_at is None
     assert assigned.requested_by_id == requester.pk
     assert assigned.operation.result == {"assigned": 1, "removed": 0, "failed": 0}
+    assert (assigned.operation.target_type, assigned.operation.target_id) == ("LicenseAssignment", str(assigned.pk))
 
     unassign(linked_org, assigned)
     removed = fresh(linked_org, assignment)
@@ -175,6 +176,7 @@ def test_a_bulk_batch_records_every_outcome_and_counts_them(linked_org, emulator
         operations = {a.operation_id for a in rows.values()}
         operation = ProvisioningOperation.objects.for_org(linked_org).get(pk__in=operations)
     assert operation.result == {"assigned": 2, "removed": 0, "failed": 1}
+    assert (operation.target_type, operation.target_id) == ("BulkJob", str(job.pk))
     assert outcome_fields(rows[users[0].pk]) == (State.ASSIGNED, "", "", "")
     assert outcome_fields(rows[users[1].pk]) == (State.FAILED, *NOT_FOUND)
     assert outcome_fields(rows[users[2].pk]) == (State.ASSIGNED, "", "", "")
@@ -245,6 +247,8 @@ def test_a_batch_given_up_frees_what_it_held_and_says_why(linked_org, monkeypatc
     # Given up with no reason and no code recorded (an error Microsoft sent without either).
     pending = assign(linked_org, users[2], pool)
     unassign(linked_org, held)
+    assert outcome_fields(fresh(linked_org, pending)) == (State.PENDING, "", "", "")
+    assert outcome_fields(fresh(linked_org, held)) == (State.REMOVING, "", "", "")
     for assignment in (pending, held):
         with tenant_context(linked_org):
             operation = ProvisioningOperation.objects.for_org(linked_org).get(pk=fresh(linked_org, assignment)
