@@ -331,7 +331,7 @@ def test_a_user_who_cannot_take_a_license_is_refused_with_the_reason_and_the_fix
 
 
 @pytest.mark.django_db
-def test_buying_the_missing_seats_adds_them_to_the_largest_live_subscription():
+def test_buying_the_missing_seats_adds_them_to_the_largest_live_subscription(django_assert_num_queries):
     organization = OrganizationFactory()
     with tenant_context(organization):
         pool = TenantSku.objects.create(organization=organization, sku_id=uuid.uuid4(), display_name="E3")
@@ -339,6 +339,14 @@ def test_buying_the_missing_seats_adds_them_to_the_largest_live_subscription():
         short = SeatsExhausted(sku=pool, needed=5, available=2)
         product = reverse("licensing:product", kwargs={"org_slug": organization.slug, "pk": sku.product.pk})
         assert short.buy_url(organization) == f"{product}?quantity=3"
+        assert assignment_services.buy_more_url(organization, sku=pool) == f"{product}?quantity=1"
+        other = TenantSku.objects.create(organization=organization, sku_id=uuid.uuid4(), display_name="E5")
+        other_sku = SkuFactory(provisioning_id=str(other.sku_id))
+        with django_assert_num_queries(2):  # the catalog with its products, then the subscriptions
+            urls = assignment_services.buy_more_urls(organization, {pool: 3, other: 2})
+        other_product = reverse("licensing:product", kwargs={"org_slug": organization.slug,
+                                                              "pk": other_sku.product.pk})
+        assert urls == {pool.pk: f"{product}?quantity=3", other.pk: f"{other_product}?quantity=2"}
 
         SubscriptionFactory(organization=organization, sku=sku, quantity=40, status="deleted")
         SubscriptionFactory(organization=organization, sku=sku, quantity=30, ms_subscription_id=None)
