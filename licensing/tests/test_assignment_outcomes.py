@@ -94,6 +94,7 @@ def test_each_change_is_one_batch_item_naming_the_user_the_sku_and_the_plans(lin
     assigned = fresh(linked_org, assignment)
     assert outcome_fields(assigned) == (State.ASSIGNED, "", "", "")
     assert assigned.assigned_at is not None and assigned.removed_at is None
+    assert assigned.updated_at == assigned.assigned_at  # what "has anything changed?" checks read
     assert assigned.requested_by_id == requester.pk
     assert assigned.operation.result == {"assigned": 1, "removed": 0, "failed": 0}
     assert (assigned.operation.target_type, assigned.operation.target_id) == ("LicenseAssignment", str(assigned.pk))
