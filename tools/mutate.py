@@ -55,6 +55,7 @@ MODULES: dict[str, list[str]] = {
         "licensing/tests/test_bulk.py",
         "licensing/tests/test_assign_concurrency.py",
         "licensing/tests/test_directory_views.py",
+        "licensing/tests/test_assignment_outcomes.py",
     ],
 }
 
