@@ -64,31 +64,23 @@ def test_no_bell_before_the_second_factor(organization, client):
     assert 'id="notification-bell"' not in page and "Something 9" not in page
 
 
-APP_ROLE = "portal_bell_app_probe"
-
-
-def test_the_bell_counts_unread_as_the_application_role_that_row_level_security_binds(organization, member_client):
+@pytest.mark.django_db(transaction=True)
+def test_the_bell_counts_unread_as_the_application_role_that_row_level_security_binds(organization, member_client,
+                                                                                      settings):
     # Production connects as a role that does not own the tables (deploy/postgres-init.sh), and
     # notifications are under row-level security: the bell must read inside a tenant scope (the page's,
-    # which the template renders in) or it shows nothing there.
+    # which the template renders in) or it shows nothing there. The session's second factor is found on
+    # the system role's own connection (decision 035), as in production.
     from django.db import connection
+
+    from tests.test_rls import ProductionRoles
 
     if connection.vendor != "postgresql":
         pytest.skip("row-level security needs PostgreSQL")
     browser, user = member_client(Role.LICENSE_ADMIN)
     notify(organization, user, 1)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DO $$ BEGIN CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS; "
-                       "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
-        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}")
-        cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}")
-        cursor.execute(f"SET LOCAL ROLE {APP_ROLE}")  # until the end of the test's transaction
-    try:
+    with ProductionRoles(settings):
         page = browser.get(reverse("dashboard:overview", kwargs={"org_slug": organization.slug})).content.decode()
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET ROLE")
     assert unread_on(page) == 1
 
 
