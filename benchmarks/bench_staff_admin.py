@@ -52,10 +52,11 @@ def run(ctx: Context) -> list[Result]:
     from accounts.models import StaffRole
     from accounts.tests.factories import OrganizationFactory, StaffGrantFactory, UserFactory
     from accounts.tests.helpers import verified_client
+    from benchmarks.staff_admin_site import BENCH_ORGANIZATION
     from core.models import AuditEvent
     from licensing.models import ProvisioningOperation
 
-    org = OrganizationFactory(slug="bench-staff-admin")
+    org = OrganizationFactory(slug=BENCH_ORGANIZATION)
     ProvisioningOperation.unscoped_objects.bulk_create(
         [ProvisioningOperation(organization=org, kind="order.checkout") for _ in range(ROWS)]
     )

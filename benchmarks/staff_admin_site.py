@@ -10,12 +10,16 @@ from licensing.admin import ProvisioningOperationAdmin
 from licensing.models import ProvisioningOperation
 from portal.admin_site import PortalAdminSite
 
+BENCH_ORGANIZATION = "bench-staff-admin"
+
 
 class UngrantedProvisioningOperationAdmin(ProvisioningOperationAdmin):
     grant_checks = False
 
     def get_queryset(self, request):
-        return self.model.unscoped_objects.all()
+        # The bench's organisation only: the same rows as the granted page, without a tenant context or a
+        # grant. Every organisation's would also list what the benchmarks before it in `make bench` left.
+        return self.model.unscoped_objects.filter(organization__slug=BENCH_ORGANIZATION)
 
     def changelist_view(self, request, extra_context=None):
         # Rendered inside the request's transaction like the granted page (its tenant context renders
