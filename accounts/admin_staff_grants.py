@@ -12,11 +12,13 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Case, Q, When
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from core.crypto import blind_index
+from core.tenancy import bound_to_default_alias, person_context, unscoped_no_tenant
 
 from .grants import MAX_BREAK_GLASS, staff_grant_break_glass, staff_grant_request, staff_grant_revoke
 from .models import ORGANIZATION_SLUG_INDEX, Organization, StaffGrant, StaffRole
@@ -26,12 +28,20 @@ from .reauth import has_recent_mfa, reverify_redirect
 class _OrganizationSlugField(forms.SlugField):
     def clean(self, value):
         slug = super().clean(value)
-        # A customer may quote the slug their organisation had before slugs were neutral (decision 041).
-        organization = Organization.objects.filter(slug=slug).first() or Organization.objects.filter(
-            previous_slug_index=blind_index(ORGANIZATION_SLUG_INDEX, slug)).first()
+        # A customer may quote the slug their organisation had before slugs were neutral (decision 041). The
+        # staff member holds no grant there yet, so no organisation is in scope: the slug decides it, as the
+        # system role (decision 044), in one statement; the current slug wins over an old one.
+        with unscoped_no_tenant(atomic=False):
+            organization = (
+                Organization.objects.filter(
+                    Q(slug=slug) | Q(previous_slug_index=blind_index(ORGANIZATION_SLUG_INDEX, slug))
+                )
+                .order_by(Case(When(slug=slug, then=0), default=1))
+                .first()
+            )
         if organization is None:
             raise ValidationError("No customer organisation has this slug; ask the customer for it.")
-        return organization
+        return bound_to_default_alias([organization])[0]
 
 
 class GrantRequestForm(forms.Form):
@@ -127,13 +137,37 @@ class StaffGrantAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def _grants_scope(self, request):
+        """Grants have row-level security (decision 044): a staff member reads their own in their own context
+        (with the organisations they name); a superuser oversees every grant, a read across organisations, as
+        the system role. Giving a grant back still writes in its organisation's context."""
+        return unscoped_no_tenant() if request.user.is_superuser else person_context(request.user)
+
+    def _in_grants_scope(self, request, view):
+        with self._grants_scope(request):
+            response = view()
+            # Rendered here: the template reads the rows and their organisations.
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+        return response
+
     def changelist_view(self, request, extra_context=None):
         extra = {
             "request_url": reverse("admin:accounts_staffgrant_request"),
             "break_glass_url": reverse("admin:accounts_staffgrant_break_glass") if request.user.is_superuser else None,
             **(extra_context or {}),
         }
-        return super().changelist_view(request, extra)
+        return self._in_grants_scope(request, lambda: super(StaffGrantAdmin, self).changelist_view(request, extra))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return self._in_grants_scope(
+            request, lambda: super(StaffGrantAdmin, self).change_view(request, object_id, form_url, extra_context)
+        )
+
+    def history_view(self, request, object_id, extra_context=None):
+        return self._in_grants_scope(
+            request, lambda: super(StaffGrantAdmin, self).history_view(request, object_id, extra_context)
+        )
 
     def _form_page(self, request, form, *, title, intro, submit_label):
         return TemplateResponse(

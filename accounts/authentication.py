@@ -9,7 +9,7 @@ from rest_framework import authentication, exceptions
 
 from core.api.errors import ApiError
 from core.requestid import bind_log_context
-from core.tenancy import tenant_context, unscoped_no_tenant
+from core.tenancy import bound_to_default_alias, tenant_context, unscoped_no_tenant
 
 from .models import ApiKey
 from .selectors import membership_for_slug
@@ -67,6 +67,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         # no transaction of its own: two round trips fewer on every API request.
         with unscoped_no_tenant(atomic=False):
             key = ApiKey.unscoped_objects.select_related("organization").filter(prefix=prefix).first()
+        if key is not None:
+            bound_to_default_alias([key])  # the key and its organisation, read as the system role
         if key is None or not hmac.compare_digest(key.secret_hash, hash_api_secret(secret)):
             raise exceptions.AuthenticationFailed("Unknown API key.")
         now = timezone.now()

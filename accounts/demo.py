@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 
 from accounts.roles import Role
-from core.tenancy import person_context
+from core.tenancy import bound_to_default_alias, person_context, tenant_context, unscoped_no_tenant
 
 from .models import Membership, Organization, StaffGrant, StaffRole, TOTPDevice, User
 
@@ -76,24 +76,28 @@ def seed_staff_demo() -> tuple[User, bool]:
 def seed_staff_demo_grant(*, staff: User, organization: Organization) -> StaffGrant:
     """A support-reader grant for the demo staff member to the demo organisation, as if Fabrikam approved it:
     the admin then shows Fabrikam read-only. Re-run safely: a grant still in force is reused, else renewed."""
-    for grant in StaffGrant.objects.filter(staff=staff, organization=organization, break_glass=False):
-        if grant.is_effective():
-            return grant
-    now = timezone.now()
-    return StaffGrant.objects.create(
-        organization=organization, staff=staff, roles=[StaffRole.SUPPORT_READER], status=StaffGrant.Status.ACTIVE,
-        starts_at=now, expires_at=now + timedelta(days=90), justification="Demo: standing support for Fabrikam",
-        ticket_reference="DEMO-1", requested_by=staff, approved_at=now, auto_approved=True,
-    )
+    with tenant_context(organization):  # grants have row-level security (decision 044)
+        for grant in StaffGrant.objects.filter(staff=staff, organization=organization, break_glass=False):
+            if grant.is_effective():
+                return grant
+        now = timezone.now()
+        return StaffGrant.objects.create(
+            organization=organization, staff=staff, roles=[StaffRole.SUPPORT_READER],
+            status=StaffGrant.Status.ACTIVE, starts_at=now, expires_at=now + timedelta(days=90),
+            justification="Demo: standing support for Fabrikam", ticket_reference="DEMO-1", requested_by=staff,
+            approved_at=now, auto_approved=True,
+        )
 
 
 @transaction.atomic
 def seed_accounts_demo() -> tuple[Organization, User, bool]:
     """Create (once) the demo organisation and its members. Returns (org, owner, created)."""
-    organization = Organization.objects.filter(slug=DEMO_ORG_SLUG).first()
+    # Found by its fixed slug before it is in scope: as the system role (decision 044).
+    with unscoped_no_tenant(atomic=False):
+        organization = Organization.objects.filter(slug=DEMO_ORG_SLUG).first()
     if organization is not None:
-        return organization, User.objects.get_by_email(DEMO_OWNER_EMAIL), False
-    organization = Organization.objects.create(
+        return bound_to_default_alias([organization])[0], User.objects.get_by_email(DEMO_OWNER_EMAIL), False
+    organization = Organization(
         slug=DEMO_ORG_SLUG,
         legal_name="Fabrikam, Inc.",
         business_name="Fabrikam",
@@ -103,6 +107,8 @@ def seed_accounts_demo() -> tuple[Organization, User, bool]:
         billing_address={"line1": "1 Microsoft Way", "city": "Redmond", "region": "WA", "postal_code": "98052",
                          "country": "US"},
     )
+    with tenant_context(organization):  # its id is drawn before the insert: its own rows are written in its scope
+        organization.save()
     owner = None
     for email, name, title, role in DEMO_MEMBERS:
         user = User.objects.get_by_email(email) or User.objects.create_user(
@@ -112,6 +118,7 @@ def seed_accounts_demo() -> tuple[Organization, User, bool]:
             TOTPDevice.objects.get_or_create(
                 user=user, name="Demo authenticator", defaults={"key": DEMO_TOTP_KEY_HEX, "confirmed": True}
             )
-        Membership.objects.get_or_create(user=user, organization=organization, defaults={"role": role})
+        with tenant_context(organization):
+            Membership.objects.get_or_create(user=user, organization=organization, defaults={"role": role})
         owner = owner or user
     return organization, owner, True

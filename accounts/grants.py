@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
-from core.tenancy import tenant_context
+from core.tenancy import person_context, tenant_context, unscoped_no_tenant
 
 from .models import Membership, Organization, Role, StaffAccessPolicy, StaffGrant, StaffRole, User
 
@@ -150,13 +150,16 @@ def staff_grant_request(
         ticket_reference=_clean_text(ticket_reference, "ticket_reference", required=False, limit=64),
         requested_by=requested_by or staff,
     )
-    auto = set(roles) <= set(staff_access_policy(organization))
-    if auto:
-        grant.status, grant.approved_at, grant.auto_approved = StaffGrant.Status.ACTIVE, now, True
-    grant.save()
-    _audit(grant, "staff_grant.requested", Actor.staff(requested_by or staff), auto_approved=auto)
-    if not auto:
-        _ask_owners(grant)
+    # Written in the organisation's context: row-level security admits a grant, like the owners read below
+    # and the audit event, only there (the staff member asking is not in it otherwise, decision 044).
+    with tenant_context(organization):
+        auto = set(roles) <= set(staff_access_policy(organization))
+        if auto:
+            grant.status, grant.approved_at, grant.auto_approved = StaffGrant.Status.ACTIVE, now, True
+        grant.save()
+        _audit(grant, "staff_grant.requested", Actor.staff(requested_by or staff), auto_approved=auto)
+        if not auto:
+            _ask_owners(grant)
     return grant
 
 
@@ -184,6 +187,7 @@ def _ask_owners(grant: StaffGrant) -> None:
 
 
 def _pending(organization: Organization, grant_id) -> StaffGrant:
+    """The organisation's grant, locked. Callers run inside the organisation's context (row-level security)."""
     grant = StaffGrant.objects.select_for_update().filter(organization=organization, pk=grant_id).first()
     if grant is None:
         raise StaffGrant.DoesNotExist
@@ -192,37 +196,40 @@ def _pending(organization: Organization, grant_id) -> StaffGrant:
 
 @transaction.atomic
 def staff_grant_approve(*, organization: Organization, grant_id, actor: User) -> StaffGrant:
-    grant = _pending(organization, grant_id)
-    if grant.status != StaffGrant.Status.REQUESTED:
-        raise ValidationError("Only a pending request can be approved.")
-    if grant.expires_at <= timezone.now():
-        raise ValidationError("This request has already run out; the reseller must ask again.")
-    grant.status, grant.approved_by, grant.approved_at = StaffGrant.Status.ACTIVE, actor, timezone.now()
-    grant.save(update_fields=["status", "approved_by", "approved_at", "updated_at"])
-    _audit(grant, "staff_grant.approved", Actor.user(actor))
+    with tenant_context(organization):
+        grant = _pending(organization, grant_id)
+        if grant.status != StaffGrant.Status.REQUESTED:
+            raise ValidationError("Only a pending request can be approved.")
+        if grant.expires_at <= timezone.now():
+            raise ValidationError("This request has already run out; the reseller must ask again.")
+        grant.status, grant.approved_by, grant.approved_at = StaffGrant.Status.ACTIVE, actor, timezone.now()
+        grant.save(update_fields=["status", "approved_by", "approved_at", "updated_at"])
+        _audit(grant, "staff_grant.approved", Actor.user(actor))
     return grant
 
 
 @transaction.atomic
 def staff_grant_deny(*, organization: Organization, grant_id, actor: User) -> StaffGrant:
-    grant = _pending(organization, grant_id)
-    if grant.status != StaffGrant.Status.REQUESTED:
-        raise ValidationError("Only a pending request can be denied.")
-    grant.status, grant.ended_by, grant.ended_at = StaffGrant.Status.DENIED, actor, timezone.now()
-    grant.save(update_fields=["status", "ended_by", "ended_at", "updated_at"])
-    _audit(grant, "staff_grant.denied", Actor.user(actor))
+    with tenant_context(organization):
+        grant = _pending(organization, grant_id)
+        if grant.status != StaffGrant.Status.REQUESTED:
+            raise ValidationError("Only a pending request can be denied.")
+        grant.status, grant.ended_by, grant.ended_at = StaffGrant.Status.DENIED, actor, timezone.now()
+        grant.save(update_fields=["status", "ended_by", "ended_at", "updated_at"])
+        _audit(grant, "staff_grant.denied", Actor.user(actor))
     return grant
 
 
 @transaction.atomic
 def staff_grant_revoke(*, organization: Organization, grant_id, actor: User, by_staff: bool = False) -> StaffGrant:
     """End a grant now (the customer at any time, or the staff member giving it back)."""
-    grant = _pending(organization, grant_id)
-    if grant.status not in (StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED):
-        raise ValidationError("This access has already ended.")
-    grant.status, grant.ended_by, grant.ended_at = StaffGrant.Status.REVOKED, actor, timezone.now()
-    grant.save(update_fields=["status", "ended_by", "ended_at", "updated_at"])
-    _audit(grant, "staff_grant.revoked", Actor.staff(actor) if by_staff else Actor.user(actor))
+    with tenant_context(organization):
+        grant = _pending(organization, grant_id)
+        if grant.status not in (StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED):
+            raise ValidationError("This access has already ended.")
+        grant.status, grant.ended_by, grant.ended_at = StaffGrant.Status.REVOKED, actor, timezone.now()
+        grant.save(update_fields=["status", "ended_by", "ended_at", "updated_at"])
+        _audit(grant, "staff_grant.revoked", Actor.staff(actor) if by_staff else Actor.user(actor))
     return grant
 
 
@@ -243,19 +250,20 @@ def staff_grant_break_glass(
     if not timedelta(minutes=15) <= duration <= MAX_BREAK_GLASS:
         raise ValidationError({"duration": "Break-glass access lasts between 15 minutes and 4 hours."})
     now = timezone.now()
-    grant = StaffGrant.objects.create(
-        organization=organization,
-        staff=staff,
-        roles=roles,
-        status=StaffGrant.Status.ACTIVE,
-        starts_at=now,
-        expires_at=now + duration,
-        justification=reason,
-        break_glass=True,
-        requested_by=staff,
-        approved_at=now,
-    )
-    _audit(grant, "staff_grant.break_glass", Actor.staff(staff, grant), reason_given=True)
+    with tenant_context(organization):  # row-level security admits the grant and its audit event only there
+        grant = StaffGrant.objects.create(
+            organization=organization,
+            staff=staff,
+            roles=roles,
+            status=StaffGrant.Status.ACTIVE,
+            starts_at=now,
+            expires_at=now + duration,
+            justification=reason,
+            break_glass=True,
+            requested_by=staff,
+            approved_at=now,
+        )
+        _audit(grant, "staff_grant.break_glass", Actor.staff(staff, grant), reason_given=True)
     subject = f"Break-glass access to {organization.display_name} by {staff.email}"
     body = (
         f"{staff.email} opened break-glass access to {organization.display_name} ({organization.slug}) "
@@ -275,24 +283,22 @@ def _expire(grant: StaffGrant, now) -> None:
 
 def staff_grants_expire_and_remind(*, now=None) -> dict[str, int]:
     """Mark grants past their expiry (access already ends at expiry: the admin checks the time on every
-    request; this keeps the status true) and e-mail staff before their grants run out."""
+    request; this keeps the status true) and e-mail staff before their grants run out.
+
+    A sweep over every organisation's grants: which ones are due is read as the system role (ids only), and
+    each is then locked and changed inside its organisation's context, as the application role."""
     now = now or timezone.now()
     expired = reminded = 0
-    due = StaffGrant.objects.filter(
-        status__in=[StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED], expires_at__lte=now
-    ).values_list("pk", flat=True)
-    for grant_id in list(due):
-        with transaction.atomic():
+    due, upcoming = _grants_due(now)
+    for grant_id, organization_id, _staff_id in due:
+        with tenant_context(organization_id):
             grant = StaffGrant.objects.select_for_update().get(pk=grant_id)
             if grant.status in (StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED) and grant.expires_at <= now:
                 _expire(grant, now)
                 expired += 1
-    horizon = now + max(REMINDERS.values())
-    upcoming = StaffGrant.objects.filter(
-        status=StaffGrant.Status.ACTIVE, expires_at__gt=now, expires_at__lte=horizon
-    ).values_list("pk", flat=True)
-    for grant_id in list(upcoming):
-        with transaction.atomic():
+    for grant_id, organization_id, staff_id in upcoming:
+        # The staff member is in scope too: the reminder is addressed to them, and they are no member here.
+        with tenant_context(organization_id), person_context(staff_id):
             grant = StaffGrant.objects.select_for_update().select_related("staff", "organization").get(pk=grant_id)
             left = grant.expires_at - now
             # Only the nearest reminder not yet sent: a grant found 20 hours before expiry gets "24h", not both.
@@ -312,3 +318,22 @@ def staff_grants_expire_and_remind(*, now=None) -> dict[str, int]:
             transaction.on_commit(lambda s=subject, b=body, r=recipient: send_mail(s, b, None, [r]))
             reminded += 1
     return {"expired": expired, "reminded": reminded}
+
+
+def _grants_due(now) -> tuple[list, list]:
+    """(grant, organisation, staff member) ids of the grants past their expiry and of those to remind, across
+    every organisation: read as the system role, ids only."""
+    ids = ("pk", "organization_id", "staff_id")
+    horizon = now + max(REMINDERS.values())
+    with unscoped_no_tenant():
+        due = list(
+            StaffGrant.objects.filter(
+                status__in=[StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED], expires_at__lte=now
+            ).values_list(*ids)
+        )
+        upcoming = list(
+            StaffGrant.objects.filter(
+                status=StaffGrant.Status.ACTIVE, expires_at__gt=now, expires_at__lte=horizon
+            ).values_list(*ids)
+        )
+    return due, upcoming

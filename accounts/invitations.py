@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.crypto import blind_index
-from core.tenancy import tenant_context, unscoped_no_tenant
+from core.tenancy import bound_to_default_alias, tenant_context, unscoped_no_tenant
 
 from .models import EMAIL_INDEX, ApiKey, Invitation, Membership, Organization, User
 from .team import TeamError, audit_actor, ensure_can_grant
@@ -92,24 +92,26 @@ def invitation_create(*, organization: Organization, email: str, role: str, acto
     Inviting an owner needs a recent second-factor check; the calling view enforces it.
     """
     email = (email or "").strip()
-    try:
-        ensure_can_grant(actor=actor, organization=organization, role=role)
-    except TeamError as exc:
-        raise ValidationError({"role": exc.message}) from exc
-    index = blind_index(EMAIL_INDEX, email)
-    if Membership.objects.filter(organization=organization, user__email_index=index).exists():
-        raise ValidationError({"email": "This person is already a member of the organisation."})
-    token, token_hash = _new_token()
-    invitation = Invitation(
-        organization=organization,
-        email=email,
-        role=role,
-        invited_by=actor if isinstance(actor, User) else None,
-        token_hash=token_hash,
-        expires_at=timezone.now() + INVITATION_TTL,
-    )
-    invitation.full_clean(exclude=["email_index"])
+    # The organisation's memberships, and the organisation itself (validating the invitation), have row-level
+    # security: read inside its context, as everything after.
     with tenant_context(organization):
+        try:
+            ensure_can_grant(actor=actor, organization=organization, role=role)
+        except TeamError as exc:
+            raise ValidationError({"role": exc.message}) from exc
+        index = blind_index(EMAIL_INDEX, email)
+        if Membership.objects.filter(organization=organization, user__email_index=index).exists():
+            raise ValidationError({"email": "This person is already a member of the organisation."})
+        token, token_hash = _new_token()
+        invitation = Invitation(
+            organization=organization,
+            email=email,
+            role=role,
+            invited_by=actor if isinstance(actor, User) else None,
+            token_hash=token_hash,
+            expires_at=timezone.now() + INVITATION_TTL,
+        )
+        invitation.full_clean(exclude=["email_index"])
         open_invitations = Invitation.objects.filter(email_index=index, accepted_at=None, revoked_at=None)
         # An expired invitation still holds the one-open-invitation slot; retire it so a new one can be sent.
         open_invitations.filter(expires_at__lte=timezone.now()).update(revoked_at=timezone.now())
@@ -195,7 +197,7 @@ def invitation_from_token(token: str) -> Invitation:
     if invitation is None:
         raise InvitationError("This invitation link is not valid. Ask for a new invitation.")
     _check_usable(invitation)
-    return invitation
+    return bound_to_default_alias([invitation])[0]
 
 
 @transaction.atomic

@@ -12,7 +12,7 @@ from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts.models import SignInEvent
 from core.crypto import blind_index
-from core.tenancy import person_context, unscoped_no_tenant
+from core.tenancy import bound_to_default_alias, person_context, unscoped_no_tenant
 
 from .models import (
     ORGANIZATION_SLUG_INDEX,
@@ -99,23 +99,32 @@ def session_device(user: User, persistent_id: str) -> Device | None:
     return None
 
 
-def memberships_for_user(user: User) -> QuerySet[Membership]:
-    """The user's memberships in active organisations, with the organisation loaded.
+def memberships_for_user(user: User) -> list[Membership]:
+    """The user's memberships in active organisations, with the organisation loaded, read before any
+    organisation is in scope (the middleware resolving ``/o/<slug>/``, the switcher, the home page, the
+    session-authenticated API).
 
-    Ordered by the organisation's slug, a stable order: the names are encrypted and cannot be sorted in
-    SQL (the switcher sorts by name in Python)."""
-    return Membership.objects.for_user(user).select_related("organization").order_by("organization__slug")
+    Memberships and organisations have row-level security (decision 044), and no tenant is known yet: so this
+    one statement runs as the system role, in autocommit, keyed by the signed-in user, as
+    :func:`session_device` is by the session's device; it can return no one else's membership. Ordered by the
+    organisation's slug, a stable order: the names are encrypted and cannot be sorted in SQL (the switcher
+    sorts by name in Python)."""
+    with unscoped_no_tenant(atomic=False):
+        memberships = list(
+            Membership.objects.for_user(user).select_related("organization").order_by("organization__slug")
+        )
+    return bound_to_default_alias(memberships)
 
 
 def membership_for_slug(user: User, slug: str) -> Membership | None:
     """The one way a request resolves its organisation: the user's membership there, or None."""
-    return memberships_for_user(user).filter(organization__slug=slug).first()
+    return next((m for m in memberships_for_user(user) if m.organization.slug == slug), None)
 
 
 def memberships_and_current(user: User, slug: str) -> tuple[list[Membership], Membership | None]:
     """The user's memberships (the organisation switcher's list, in its order) and the one at ``slug``, as
     :func:`membership_for_slug` resolves it: one query where asking for each would make two on every page."""
-    memberships = list(memberships_for_user(user))
+    memberships = memberships_for_user(user)
     return memberships, next((m for m in memberships if m.organization.slug == slug), None)
 
 
@@ -129,10 +138,24 @@ def membership_by_previous_slug(memberships, slug: str) -> Membership | None:
 def display_organization(user: User, current_slug: str | None) -> Organization | None:
     """Whose time zone a page outside an organisation uses: the one last worked in, else the first."""
     memberships = memberships_for_user(user)
-    membership = (memberships.filter(organization__slug=current_slug).first() if current_slug else None) or (
-        memberships.first()
+    membership = next((m for m in memberships if current_slug and m.organization.slug == current_slug), None) or (
+        memberships[0] if memberships else None
     )
     return membership.organization if membership else None
+
+
+def organizations_across_tenants(*, active_only: bool = False, exclude=()) -> list[Organization]:
+    """Every organisation (or every active one), but those in ``exclude``, in a stable order: for the periodic
+    sweeps that then work on each inside its own tenant context (billing, tallies, retention, fan-outs).
+
+    A read across organisations, before any is in scope: as the system role (decision 044), one statement. The
+    rows are handed back bound to the default alias, so what the sweep writes is written as the application
+    role, under row-level security."""
+    organizations = Organization.objects.exclude(pk__in=list(exclude)).order_by("pk")
+    if active_only:
+        organizations = organizations.filter(status=Organization.Status.ACTIVE)
+    with unscoped_no_tenant(atomic=False):
+        return bound_to_default_alias(list(organizations))
 
 
 def members_of_organization(organization: Organization) -> QuerySet[Membership]:
@@ -160,15 +183,23 @@ def api_keys_of_organization(organization: Organization) -> QuerySet[ApiKey]:
 def effective_staff_grants(user: User, now=None) -> list[StaffGrant]:
     """The staff member's grants in force right now (active, started, not expired), read fresh: a grant
     past its expiry gives nothing even before the periodic task marks it expired. Ordinary grants
-    come before break-glass ones, so an ordinary grant is the one named in the audit chain."""
+    come before break-glass ones, so an ordinary grant is the one named in the audit chain.
+
+    The admin's grant check, before any organisation is in scope: grants have row-level security (decision
+    044), so this one statement runs as the system role, in autocommit, keyed by the signed-in staff member;
+    it can return no one else's grant."""
     now = now or timezone.now()
-    return list(
-        StaffGrant.objects.filter(staff=user, status=StaffGrant.Status.ACTIVE, starts_at__lte=now, expires_at__gt=now)
-        .order_by("break_glass", "-expires_at")
-        # Only what the check needs: the justification is encrypted, and decrypting it on every admin
-        # request would cost more than the rest of the check.
-        .only("id", "organization_id", "staff_id", "roles", "status", "starts_at", "expires_at", "break_glass")
-    )
+    with unscoped_no_tenant(atomic=False):
+        grants = list(
+            StaffGrant.objects.filter(
+                staff=user, status=StaffGrant.Status.ACTIVE, starts_at__lte=now, expires_at__gt=now
+            )
+            .order_by("break_glass", "-expires_at")
+            # Only what the check needs: the justification is encrypted, and decrypting it on every admin
+            # request would cost more than the rest of the check.
+            .only("id", "organization_id", "staff_id", "roles", "status", "starts_at", "expires_at", "break_glass")
+        )
+    return bound_to_default_alias(grants)
 
 
 def staff_grants_of_organization(organization: Organization) -> QuerySet[StaffGrant]:

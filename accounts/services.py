@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 from accounts.roles import Role
 from core.audit import Actor, audit_record
 from core.crypto import blind_index
+from core.tenancy import person_context, tenant_context, unscoped_no_tenant
 
 from .invitations import InvitationError, invitation_accept, invitation_from_token
 from .models import EMAIL_INDEX, ORGANIZATION_SLUG_INDEX, Membership, Organization, User
@@ -51,10 +52,14 @@ def _neutral_slug() -> str:
 
 def _slug_taken(slug: str) -> bool:
     """In use, or an organisation's slug before slugs were made neutral: old links to it must keep
-    reaching that organisation, never another one."""
-    return Organization.objects.filter(
-        Q(slug=slug) | Q(previous_slug_index=blind_index(ORGANIZATION_SLUG_INDEX, slug))
-    ).exists()
+    reaching that organisation, never another one.
+
+    Every organisation's slugs, before the new one exists: a read across organisations, so as the system role
+    (row-level security shows the application role none of them, decision 044). One statement."""
+    with unscoped_no_tenant(atomic=False):
+        return Organization.objects.filter(
+            Q(slug=slug) | Q(previous_slug_index=blind_index(ORGANIZATION_SLUG_INDEX, slug))
+        ).exists()
 
 
 def _free_slug() -> str:
@@ -79,7 +84,7 @@ def _organization_insert(organization: Organization) -> None:
                 organization.save()
             return
         except IntegrityError:
-            if not Organization.objects.filter(slug=organization.slug).exists():
+            if not _slug_taken(organization.slug):
                 raise  # some other constraint failed: not ours to retry
     raise IntegrityError(f"No free organisation slug after {SLUG_ATTEMPTS} attempts.")
 
@@ -101,18 +106,24 @@ def _organization_create(*, actor: User, legal_name: str, country: str, time_zon
     organization = _organization_build(
         legal_name=legal_name, country=country, time_zone=time_zone, business_name=business_name
     )
-    _organization_insert(organization)
-    membership = Membership(user=actor, organization=organization, role=Role.OWNER)
-    membership.full_clean()
-    membership.save()
-    audit_record(actor=Actor.user(actor), action="organization.created", organization=organization, target=organization)
-    audit_record(
-        actor=Actor.user(actor),
-        action="membership.created",
-        organization=organization,
-        target=membership,
-        metadata={"role": Role.OWNER, "via": "signup"},
-    )
+    # Its id is drawn before the insert (decision 005), so the new organisation is the tenant its own rows are
+    # written in: row-level security admits the organisation, its owner's membership and its audit events. The
+    # owner is in scope too: validating the membership reads their user row before they are a member.
+    with tenant_context(organization), person_context(actor):
+        _organization_insert(organization)
+        membership = Membership(user=actor, organization=organization, role=Role.OWNER)
+        membership.full_clean()
+        membership.save()
+        audit_record(
+            actor=Actor.user(actor), action="organization.created", organization=organization, target=organization
+        )
+        audit_record(
+            actor=Actor.user(actor),
+            action="membership.created",
+            organization=organization,
+            target=membership,
+            metadata={"role": Role.OWNER, "via": "signup"},
+        )
     return organization
 
 

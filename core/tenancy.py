@@ -244,6 +244,22 @@ def unscoped_no_tenant(*, atomic: bool = True) -> Iterator[None]:
         _org_ids.reset(org_token)
 
 
+def bound_to_default_alias(instances):
+    """Hand rows read inside ``unscoped_no_tenant()`` to the rest of the request as rows of the default alias.
+
+    ``SystemDatabaseRouter`` names an alias for every query by context, never by the instance, so a later
+    ``save()`` or related lookup already runs on the default connection; resetting ``_state.db`` keeps it so
+    should any code or router fall back to the instance's alias (Django's default when routers have no
+    opinion), which would write as the role that bypasses row-level security. Returns ``instances``.
+    """
+    for instance in instances:
+        instance._state.db = DEFAULT_DB_ALIAS
+        for related in instance._state.fields_cache.values():
+            if related is not None and hasattr(related, "_state"):
+                related._state.db = DEFAULT_DB_ALIAS
+    return instances
+
+
 def system_database() -> str:
     """The alias the cross-tenant reads use: ``system`` when configured, else ``default``."""
     return getattr(settings, "TENANCY_SYSTEM_DATABASE", DEFAULT_DB_ALIAS)
@@ -301,6 +317,53 @@ def rls_scope_sql() -> str:
     return f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
 
 
+def rls_people_sql() -> str:
+    """``app.user_ids`` as one uuid[], evaluated once per statement (as :func:`rls_scope_sql`)."""
+    return f"((SELECT string_to_array(nullif(current_setting('{RLS_PERSON_SETTING}', true), ''), ','))::uuid[])"
+
+
+# The tables that decide tenancy (portal 0009, docs/decisions/044-row-level-security-on-tenancy.md): table ->
+# (the column naming its organisation, the SQL condition that also lets the people in app.user_ids read a row).
+# Writes always need the organisation in app.org_ids: a person's own context reads their memberships, their
+# organisations and, for staff, their grants, but cannot plant or change one anywhere.
+TENANCY_TABLES = {
+    "accounts_organization": (
+        "id",
+        # The organisations the people in scope belong to, or hold a grant of (a staff member's own grants
+        # list which customers they are for). Read under those tables' own policies.
+        "id IN (SELECT organization_id FROM accounts_membership WHERE user_id = ANY {people}) "
+        "OR id IN (SELECT organization_id FROM accounts_staffgrant WHERE staff_id = ANY {people})",
+    ),
+    "accounts_membership": ("organization_id", "user_id = ANY {people}"),
+    "accounts_staffgrant": ("organization_id", "staff_id = ANY {people}"),
+}
+
+
+def rls_tenancy_enable_sql(table: str, org_column: str, person_read: str) -> str:
+    """SQL for a table that decides tenancy: ``tenant_isolation`` on ``org_column`` for reading and writing, as
+    every tenant table has, plus ``person_read``, a read-only policy admitting the rows ``person_read`` (with
+    ``{people}`` for ``app.user_ids``) names. No setting widens either; reads before anyone is in scope use the
+    system role."""
+    setting, condition = rls_scope_sql(), person_read.format(people=rls_people_sql())
+    return f"""
+        ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+        DROP POLICY IF EXISTS tenant_isolation ON {table};
+        CREATE POLICY tenant_isolation ON {table}
+            USING ({org_column} = ANY {setting})
+            WITH CHECK ({org_column} = ANY {setting});
+        DROP POLICY IF EXISTS person_read ON {table};
+        CREATE POLICY person_read ON {table} FOR SELECT USING ({condition});
+    """
+
+
+def rls_tenancy_disable_sql(table: str) -> str:
+    return f"""
+        DROP POLICY IF EXISTS person_read ON {table};
+        DROP POLICY IF EXISTS tenant_isolation ON {table};
+        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
+    """
+
+
 def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
     """SQL that enables row-level security on a tenant table.
 
@@ -344,7 +407,7 @@ def rls_person_enable_sql(table: str, *, ownerless_rows: bool = True, through: t
     row it points to is. The subquery reads the parent under the parent's own policy, so it admits
     exactly the rows of the parents the setting shows.
     """
-    people = f"((SELECT string_to_array(nullif(current_setting('{RLS_PERSON_SETTING}', true), ''), ','))::uuid[])"
+    people = rls_people_sql()
     if through is not None:
         column, parent = through
         condition = f"{column} IN (SELECT id FROM {parent})"  # noqa: S608 -- names from migrations, not input

@@ -40,7 +40,7 @@ class HomeView(View):
         if not request.user.is_authenticated:
             return redirect("accounts:login")
         slug = request.session.get("current_org")
-        memberships = list(memberships_for_user(request.user).order_by("created_at"))
+        memberships = sorted(memberships_for_user(request.user), key=lambda m: m.created_at)
         if not memberships:
             return redirect("accounts:signup_organization")
         chosen = next((m for m in memberships if m.organization.slug == slug), memberships[0])

@@ -60,11 +60,28 @@ ALLOWED_FUNCTIONS = {
     # Password spraying is one source's failures across accounts; row-level security per person shows the
     # application role one person's sign-ins (docs/decisions/032-row-level-security-per-person.md).
     "security/monitoring.py": {"_source_failures"},
-    # Retention purges every person's expired sign-ins, login findings, sessions and browsers' opt-outs.
-    "privacy/services/retention.py": {"_untenanted_scope"},
     # django-otp's middleware loads the session's device on every signed-in request, outside any transaction:
     # one row, keyed by the device id the session holds and bound to the session's user (decision 035).
-    "accounts/selectors.py": {"session_device"},
+    # Memberships, organisations and staff grants have row-level security (decision 044); read before any
+    # organisation is in scope: the signed-in person's own memberships with their organisations (the middleware
+    # resolving /o/<slug>/, the switcher, the home page; keyed by the person), the staff member's own grants in
+    # force (the admin's grant check; keyed by the staff member), and every organisation for periodic sweeps
+    # that then work on each inside its own context.
+    "accounts/selectors.py": {
+        "session_device", "memberships_for_user", "effective_staff_grants", "organizations_across_tenants",
+    },
+    # Sign-up's slug check: a new slug must be used by no organisation and retired by none (decision 041).
+    "accounts/services.py": {"_slug_taken"},
+    # The expiry and reminder sweep over every organisation's grants: ids only, then each in its context.
+    "accounts/grants.py": {"_grants_due"},
+    # Staff asking for access name the organisation by its slug before any grant covers it; superusers
+    # oversee every grant (roles and dates, not the customer's data).
+    "accounts/admin_staff_grants.py": {"_OrganizationSlugField.clean", "StaffGrantAdmin._grants_scope"},
+    # The demo seed finds the demo organisation by its fixed slug before it is in scope.
+    "accounts/demo.py": {"seed_accounts_demo"},
+    # Retention purges every person's expired sign-ins, login findings, sessions and browsers' opt-outs; legal
+    # holds of organisations cover their members, read across organisations (member ids only).
+    "privacy/services/retention.py": {"_untenanted_scope", "held_subjects"},
 }
 
 
