@@ -6,6 +6,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.selectors import organizations_across_tenants
 from core.audit import Actor
 
 from .services import azure as azure_services
@@ -21,7 +22,7 @@ def billing_run_all() -> dict:
     result = invoice_services.billing_run(month=month, now=now,
                                           azure_usage=azure_services.usage_export_for_last_month(month))
     overdue = reminders = 0
-    for organization in Organization.objects.filter(status=Organization.Status.ACTIVE).order_by("pk").iterator():
+    for organization in organizations_across_tenants(active_only=True):
         overdue += invoice_services.invoices_mark_overdue(organization=organization, now=now)
         reminders += invoice_services.invoices_send_reminders(organization=organization, now=now)
     return {"month": result.month.isoformat(), "organizations": result.organizations,

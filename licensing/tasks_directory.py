@@ -11,8 +11,9 @@ from celery import shared_task
 from django.utils import timezone
 
 from accounts.models import MicrosoftTenant, Organization
+from accounts.selectors import organizations_across_tenants
 from core.audit import Actor
-from core.tenancy import unscoped_no_tenant
+from core.tenancy import tenant_context, unscoped_no_tenant
 from licensing.microsoft import errors as ms
 from licensing.models import DirectorySync, ProvisioningOperation
 
@@ -32,7 +33,8 @@ from .services.directory import users as directory_user_services
 def run_directory_sync(self, *, sync_id: str, org_id: str) -> None:
     # org_id, not organization_id: the sync commits page by page in its own tenant transactions
     # instead of running inside the single one the base task would wrap around it.
-    organization = Organization.objects.get(pk=org_id)
+    with tenant_context(org_id):  # the organisation has row-level security too
+        organization = Organization.objects.get(pk=org_id)
     directory_services.directory_sync_run(organization=organization, sync_id=sync_id)
 
 
@@ -106,7 +108,7 @@ def send_all_reminders() -> int:
 
 def _fan_out_to_active_organizations(task) -> int:
     """Enqueue ``task`` once per active organisation; each runs inside its own tenant context."""
-    org_ids = list(Organization.objects.filter(status=Organization.Status.ACTIVE).values_list("pk", flat=True))
+    org_ids = [organization.pk for organization in organizations_across_tenants(active_only=True)]
     for org_id in org_ids:
         task.delay(organization_id=str(org_id))
     return len(org_ids)

@@ -224,7 +224,10 @@ def subject_account_events(user) -> tuple[Callable[[], AbstractContextManager], 
 
 
 def user_organizations(user) -> list[Organization]:
-    return [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]
+    """Every organisation the person belongs to, active or not, read in their own context (row-level security
+    shows a person their memberships and organisations, decision 044)."""
+    with person_context(user):
+        return [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]
 
 
 def access_sections(user) -> list[Section]:

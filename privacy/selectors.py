@@ -9,10 +9,11 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from accounts.models import Organization, User
+from accounts.selectors import organizations_across_tenants
 from core.crypto import blind_index
 from core.models import Disclosure
 from core.registry import Category, Retention, Subject, personal_fields
-from core.tenancy import tenant_context
+from core.tenancy import tenant_context, tenant_read_context
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy.models import AuthorizationDocument, OptOut, PrivacyRequest
@@ -159,6 +160,17 @@ def subject_account(request: PrivacyRequest) -> User | None:
     return User.objects.get_by_email(email) if email else None
 
 
+def request_organization(request: PrivacyRequest) -> Organization | None:
+    """The organisation a privacy request names, if any, read in that organisation's context: organisations
+    have row-level security (decision 044), and the officer's console and the request's workflows run in
+    none. Cached on the request, so its ``organization`` reads it without another query."""
+    if request.organization_id is None:
+        return None
+    with tenant_read_context(request.organization_id):
+        request.organization = Organization.objects.get(pk=request.organization_id)
+    return request.organization
+
+
 def directory_subjects(email: str, organization=None) -> list:
     """The directory users (``licensing.DirectoryUser``) a verified email address is: a match on the
     user principal name or the mail address, through their blind indexes, in ``organization`` when the
@@ -167,7 +179,7 @@ def directory_subjects(email: str, organization=None) -> list:
     if not email:
         return []
     upn, mail = blind_index(UPN_INDEX, email), blind_index(MAIL_INDEX, email)
-    org_ids = [organization.pk] if organization is not None else list(Organization.objects.values_list("pk", flat=True))
+    org_ids = [organization.pk] if organization is not None else [o.pk for o in organizations_across_tenants()]
     if not org_ids:
         return []
     with tenant_context(*org_ids):

@@ -243,8 +243,8 @@ def fraud_events_poll() -> int:
         if org_id is None:
             logger.warning("fraud event %s names a customer the portal does not know", event.event_id)
             continue
-        organization = Organization.objects.get(pk=org_id)
-        with tenant_context(organization):
+        with tenant_context(org_id):  # the organisation has row-level security too: read inside its context
+            organization = Organization.objects.get(pk=org_id)
             case = fraud_case_open(
                 organization=organization, source=FraudCase.Source.PARTNER_CENTER, signal=event.event_type,
                 dedupe_key=f"pc:{event.event_id}", azure_subscription_id=event.subscription_id,
@@ -267,8 +267,8 @@ def azure_usage_scan(*, rows) -> int:
         org_id = organizations.get(customer)
         if org_id is None:
             continue
-        organization = Organization.objects.get(pk=org_id)
-        with tenant_context(organization):
+        with tenant_context(org_id):
+            organization = Organization.objects.get(pk=org_id)
             opened += _usage_day_record(organization, summary)
     return opened
 

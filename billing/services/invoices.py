@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Organization
 from accounts.roles import Role
+from accounts.selectors import organizations_across_tenants
 from billing import charges as billing_charges
 from billing.models import BillingProfile, DunningReminder, Invoice, InvoiceLine, InvoiceSequence
 from billing.money import ZERO, round_line
@@ -88,8 +89,7 @@ def billing_run(*, month: date, now: datetime | None = None, azure_usage: UsageE
     billed = _organizations_billed(period)
     rates = TaxRateTable(now.astimezone(UTC).date())
     batch: list[Organization] = []
-    organizations = Organization.objects.filter(status=Organization.Status.ACTIVE).order_by("pk")
-    for organization in organizations.iterator(chunk_size=500):
+    for organization in organizations_across_tenants(active_only=True):
         result.organizations += 1
         if organization.pk not in billed:
             batch.append(organization)

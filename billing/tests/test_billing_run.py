@@ -200,8 +200,12 @@ def test_the_run_costs_a_few_statements_per_batch_of_organisations_and_a_second_
     per_batch = two_batches - one_batch
     overhead = one_batch - per_batch
     # Inside the test's transaction a batch's scope is a savepoint (plus restoring the scope), in
-    # production a transaction of its own: 10 statements between BEGIN and COMMIT.
-    assert per_batch <= 13 and overhead <= 7
+    # production a transaction of its own: 10 statements between BEGIN and COMMIT. The overhead's two reads
+    # across organisations (those billed, and the organisations themselves: decision 044) run as the system
+    # role: here, on the one connection inside the test's transaction, each is a savepoint with the scope
+    # cleared and restored around it (4 statements more); in production, one statement each on the system
+    # connection.
+    assert per_batch <= 13 and overhead <= 11
     assert statements(billing_run) == overhead  # everything billed: nothing per organisation or batch
     assert Invoice.unscoped_objects.count() == 10
 

@@ -11,7 +11,7 @@ import logging
 
 from django.db import transaction
 
-from accounts.models import Organization
+from accounts.selectors import organizations_across_tenants
 from core.tenancy import tenant_context
 from licensing.models import AssignmentTally, TenantSku
 from licensing.selectors.tallies import STATES, TallyDrift, recount_by_pool, tally_drift
@@ -48,7 +48,7 @@ def check_all_tallies(*, fix: bool = False) -> dict:
     its own tenant context); with ``fix``, each is repaired as it is found. O(assignments) in all: for the
     periodic check and the management command, never a page."""
     found: dict = {}
-    for organization in Organization.objects.order_by("pk").iterator():
+    for organization in organizations_across_tenants():
         with tenant_context(organization):
             drift: list[TallyDrift] = tally_drift(organization)
             if drift:

@@ -33,15 +33,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Membership, User
+from accounts.models import User
 from core.audit import Actor
 from core.crypto import KeyScope
 from core.keys import data_key_destroy
 from core.models import Disclosure
 from core.registry import Retention, Subject, declared_models
-from core.tenancy import TenantManager, person_context, tenant_context
+from core.tenancy import TENANCY_TABLES, TenantManager, person_context, tenant_context
+from privacy.access_report import user_organizations
 from privacy.models import Erasure, PrivacyRequest, RecipientNotice
-from privacy.selectors import directory_subjects, subject_account
+from privacy.selectors import directory_subjects, request_organization, subject_account
 from privacy.services import directory_erasure, retention
 from privacy.services.history import history_add, history_audit, request_locked
 from privacy.services.notices import request_email_send
@@ -75,7 +76,7 @@ def _plan_for(declaration) -> tuple[str, Retention | None]:
 
 def erasure_plan(user: User) -> list[dict]:
     """Per data set: erase or keep (with the reason and period), and how many rows. No data."""
-    organizations = [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]
+    organizations = user_organizations(user)
     plan = []
     for declaration in sorted(declared_models(), key=lambda d: d.model._meta.label):
         if declaration.subject != Subject.PORTAL_USER or not declaration.subject_lookup:
@@ -117,6 +118,17 @@ def _querysets(model, lookup: str, user: User, organizations):
                 (lambda o=org: tenant_context(o)),
                 (lambda m=model, o=org: m.objects.for_org(o).filter(**{lookup: user.pk})),
             )
+    elif model._meta.db_table in TENANCY_TABLES:
+        # Memberships and staff grants: the person's own context shows theirs, but only the context of the
+        # organisation a row names may change it (decision 044), so each is deleted there.
+        with person_context(user):
+            named = model._default_manager.filter(**{lookup: user.pk}).values_list("organization_id", flat=True)
+            org_ids = sorted(set(named), key=str)
+        for org_id in org_ids:
+            yield (
+                (lambda o=org_id: tenant_context(o)),
+                (lambda m=model, o=org_id: m._default_manager.filter(organization_id=o, **{lookup: user.pk})),
+            )
     else:
         yield (lambda: person_context(user)), (lambda: model._default_manager.filter(**{lookup: user.pk}))
 
@@ -140,7 +152,7 @@ def erasure_schedule(*, request: PrivacyRequest, actor: Actor) -> Erasure:
     """Start the grace period of an approved deletion request."""
     email = request.data_subject_email
     subject = subject_account(request)
-    people = [] if subject is not None or not email else directory_subjects(email, request.organization)
+    people = [] if subject is not None or not email else directory_subjects(email, request_organization(request))
     if subject is None and not people:
         raise PrivacyRequestError("no_account", "There is no account or directory user with this email address "
                                                 "to erase.")
@@ -213,7 +225,7 @@ def erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
         return _perform_directory(erasure, actor)
     request = request_locked(erasure.request_id)
     user = User.objects.select_for_update().get(pk=erasure.subject_id)
-    organizations = [m.organization for m in Membership.objects.filter(user=user).select_related("organization")]
+    organizations = user_organizations(user)
     plan = erasure_plan(user)
 
     # Memberships last: they decide which organisations' rows are the person's.

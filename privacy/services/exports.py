@@ -33,7 +33,7 @@ from core.audit import Actor
 from core.crypto import KeyScope
 from privacy import access_report, export_crypto
 from privacy.models import ExportJob, PrivacyRequest
-from privacy.selectors import directory_subjects, subject_account
+from privacy.selectors import directory_subjects, request_organization, subject_account
 from privacy.services.history import history_add, history_audit
 from privacy.services.notices import request_email_send
 
@@ -108,11 +108,13 @@ def _claim(job_id) -> ExportJob | None:
 
 def _sections(request: PrivacyRequest) -> list[access_report.Section]:
     if request.kind == PrivacyRequest.Kind.PORTABILITY:
-        if request.organization is None:
+        organization = request_organization(request)
+        if organization is None:
             raise ValueError("A portability export needs an organisation.")
-        return access_report.portability_sections(request.organization)
+        return access_report.portability_sections(organization)
     subject = subject_account(request)
-    people = directory_subjects(request.data_subject_email, request.organization) if request.data_subject_email else []
+    people = (directory_subjects(request.data_subject_email, request_organization(request))
+              if request.data_subject_email else [])
     sections = access_report.access_sections(subject) if subject is not None else []
     if people:  # the same address in customers' directories: what we hold about them there too
         sections += access_report.directory_sections(people)

@@ -16,7 +16,7 @@ def history_add(request, action: str, *, actor: User | None = None, label: str =
 
 
 def history_audit(request, action: str, actor: Actor, **metadata) -> None:
-    audit_record(actor=actor, action=f"privacy.request_{action}", organization=request.organization, target=request,
+    audit_record(actor=actor, action=f"privacy.request_{action}", organization=request.organization_id, target=request,
                  metadata={"reference": request.reference, "kind": request.kind, **metadata})
 
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from django.db import IntegrityError, transaction
 
-from accounts.models import Membership
+from accounts.selectors import memberships_for_user
 from core.audit import Actor, audit_record
 from privacy.models import BrowserOptOut, OptOut, OptOutMethod
 
@@ -75,7 +75,7 @@ def opt_out_user_record(*, user, method: str, actor: Actor) -> OptOut:
     if created:
         audit_record(actor=actor, action="privacy.opt_out_recorded", target=record,
                      metadata={"holder": "user", "method": method})
-    for membership in Membership.objects.for_user(user).select_related("organization"):
+    for membership in memberships_for_user(user):
         opt_out_organization_record(organization=membership.organization, method=method, actor=actor)
     return record
 

@@ -103,7 +103,7 @@ def request_approve(*, request_id, actor: User, note: str = "") -> PrivacyReques
         raise PrivacyRequestError("authorization_missing", "Record the subject's written authorisation first.")
     if request.status == Status.APPROVED:
         raise PrivacyRequestError("already_approved", "This request is already approved.")
-    if request.kind == Kind.PORTABILITY and request.organization is None:
+    if request.kind == Kind.PORTABILITY and request.organization_id is None:
         raise PrivacyRequestError("organization_missing", "A portability export needs the organisation it covers.")
     request.status, request.decided_at = Status.APPROVED, timezone.now()
     request.save(update_fields=["status", "decided_at", "updated_at"])

@@ -17,7 +17,8 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Membership, User
+from accounts.models import User
+from accounts.selectors import memberships_for_user
 from core.audit import Actor, audit_record
 from core.crypto import blind_index
 from core.timezones import organization_zone
@@ -120,7 +121,7 @@ def request_submit_portal(*, user: User, kind: str, region: str, details: str = 
     verification (CCPA §7061(a): re-authentication before disclosing, deleting or correcting)."""
     if not recent_mfa:
         raise PrivacyRequestError("reauthentication_required", "Confirm your second factor again to make a request.")
-    if organization is not None and not Membership.objects.for_user(user).filter(organization=organization).exists():
+    if organization is not None and all(m.organization_id != organization.pk for m in memberships_for_user(user)):
         raise PrivacyRequestError("not_a_member", "You can only make requests about organisations you belong to.")
     now = timezone.now()
     request = _build(kind=kind, channel=Channel.PORTAL, region=region, email=user.email, name=user.full_name,

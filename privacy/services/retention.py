@@ -31,6 +31,7 @@ from django.db.models import Max, ProtectedError, Q
 from django.utils import timezone
 
 from accounts.models import Membership, MicrosoftTenant, Organization
+from accounts.selectors import organizations_across_tenants
 from core.audit import Actor, audit_record
 from core.immutable import retention_purge_deletes
 from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, model_field_names
@@ -139,7 +140,7 @@ def _event_purge(now, held_orgs, dry_run, batch_size, counts) -> None:
     plans = list(_event_purgeable())
     if not plans:
         return
-    for org in Organization.objects.exclude(pk__in=held_orgs).order_by("pk"):
+    for org in organizations_across_tenants(exclude=held_orgs):
         events = organization_events(org)
         if not events:
             continue
@@ -181,7 +182,9 @@ def held_subjects() -> tuple[set, set]:
     active = LegalHold.objects.filter(released_at__isnull=True)
     orgs = set(active.exclude(organization__isnull=True).values_list("organization_id", flat=True))
     users = set(active.exclude(user__isnull=True).values_list("user_id", flat=True))
-    users |= set(Membership.objects.filter(organization_id__in=orgs).values_list("user_id", flat=True))
+    # Their members, across organisations before any is in scope: as the system role (decision 044).
+    with unscoped_no_tenant(atomic=False):
+        users |= set(Membership.objects.filter(organization_id__in=orgs).values_list("user_id", flat=True))
     return orgs, users
 
 
@@ -197,7 +200,7 @@ def _expired(base, model, lookup, age_field, days, now, held_users):
 def _scopes(model, held_orgs):
     """Where to read: each organisation's context for tenant-owned rows (held ones skipped), else directly."""
     if isinstance(model._default_manager, TenantManager):
-        yield from Organization.objects.exclude(pk__in=held_orgs).order_by("pk")
+        yield from organizations_across_tenants(exclude=held_orgs)
     else:
         yield None
 

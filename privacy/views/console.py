@@ -43,6 +43,7 @@ from privacy.selectors import (
     officer_queue,
     privacy_officers,
     request_history,
+    request_organization,
 )
 from privacy.services import request_decisions as decisions
 from privacy.services.authorizations import authorization_document_chunks, authorization_document_downloaded
@@ -187,9 +188,10 @@ class RequestDeskView(OfficerMixin, View):
 
     @staticmethod
     def get_request(pk) -> PrivacyRequest:
-        found = PrivacyRequest.objects.select_related("assigned_to", "requester", "organization").filter(pk=pk).first()
+        found = PrivacyRequest.objects.select_related("assigned_to", "requester").filter(pk=pk).first()
         if found is None:
             raise Http404("No such request.")
+        request_organization(found)  # in its own context: organisations have row-level security (decision 044)
         return found
 
     def render_desk(self, request, req, *, forms=None, error="", status=200):

@@ -9,8 +9,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
 
-from accounts.models import Organization
 from accounts.reauth import RecentMFARequiredMixin, has_recent_mfa
+from accounts.selectors import memberships_for_user
 from privacy.forms import PortalRequestForm
 from privacy.models import Erasure, ExportJob, PrivacyRequestEvent
 from privacy.selectors import request_history, request_of_user, requests_of_user
@@ -39,9 +39,8 @@ class MyRequestNewView(LoginRequiredMixin, RecentMFARequiredMixin, View):
     template_name = "privacy/my_request_new.html"
 
     def _organizations(self, request):
-        return Organization.objects.filter(memberships__user=request.user, status=Organization.Status.ACTIVE).order_by(
-            "slug"  # names are encrypted; a stable order (slugs are neutral: decision 041)
-        )
+        # The person's active organisations, in a stable order (names are encrypted; slugs neutral: decision 041).
+        return [membership.organization for membership in memberships_for_user(request.user)]
 
     def get(self, request):
         form = PortalRequestForm(organizations=self._organizations(request))
