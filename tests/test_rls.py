@@ -148,18 +148,6 @@ _STAFF_SIDE = (
     "waits for staff grants to scope the staff reads to granted organisations (issue 10, staff part)"
 )
 RLS_EXEMPT = {
-    "accounts_membership": (
-        "decides the tenant: the signed-in user's memberships are read before any organisation is in scope "
-        "(organisation switcher, request middleware); a policy keyed on the signed-in user is not built"
-    ),
-    "accounts_staffgrant": (
-        "defines tenancy for staff, as memberships do for customers: read by staff member before any organisation "
-        "is in scope (the admin's grant check); justifications are field-encrypted"
-    ),
-    "accounts_organization": (
-        "the tenant itself (no organization_id): resolved from the URL slug before the tenant is known; "
-        "names are field-encrypted"
-    ),
     "licensing_serviceannouncement_organizations": (
         "staff-authored targeting list (announcement -> organisation ids), no customer data; staff edit it "
         "across organisations"
