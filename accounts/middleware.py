@@ -12,7 +12,13 @@ from django_otp.middleware import OTPMiddleware as BaseOTPMiddleware
 from core.api.errors import error_response
 from core.timezones import organization_zone
 
-from .selectors import display_organization, membership_by_previous_slug, memberships_and_current, session_device
+from .selectors import (
+    display_organization,
+    membership_by_previous_slug,
+    memberships_and_current,
+    memberships_for_user,
+    session_device,
+)
 from .signin import SESSION_ACTIVE_KEY, SESSION_STARTED_KEY, user_session_end, user_session_touch
 
 
@@ -228,7 +234,9 @@ class OrganizationMiddleware:
             return None  # the view's login check redirects
         if slug is None:
             if not request.path.startswith(("/api/", "/static/")):
-                organization = display_organization(user, request.session.get("current_org"))
+                # Read once for the page: the header's switcher and bell use the same list.
+                request.memberships = memberships_for_user(user)
+                organization = display_organization(user, request.session.get("current_org"), request.memberships)
                 timezone.activate(organization_zone(organization))
             return None
         # The header's organisation switcher lists the same memberships (portal.templatetags.portal_shell).

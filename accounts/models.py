@@ -174,7 +174,9 @@ class MembershipQuerySet(models.QuerySet):
 
 
 class Membership(BaseModel):
-    """A user's role in one organisation. This row defines tenancy, so it is scoped by user."""
+    """A user's role in one organisation. This row defines tenancy: it is read by the person (their own, in their
+    context or as the system role before any organisation is known) or by the organisation, in its context
+    (row-level security, docs/decisions/044-row-level-security-on-tenancy.md)."""
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
@@ -610,8 +612,9 @@ class StaffRole(models.TextChoices):
 class StaffGrant(BaseModel):
     """One staff member's time-bound, role-scoped access to one customer organisation.
 
-    Like Membership, this row defines tenancy (for staff), so it is read by staff member or by
-    organisation, never through a tenant context. A grant gives access only while it is
+    Like Membership, this row defines tenancy (for staff): it is read by the staff member (their own, in their
+    context or as the system role for the admin's check) or by the organisation, in its context (row-level
+    security, decision 044). A grant gives access only while it is
     ``active`` and ``starts_at <= now < expires_at``; the admin checks that on every request
     (docs/decisions/021-staff-access-grants.md).
     """

@@ -135,9 +135,10 @@ def membership_by_previous_slug(memberships, slug: str) -> Membership | None:
     return next((m for m in memberships if m.organization.previous_slug_index == index), None)
 
 
-def display_organization(user: User, current_slug: str | None) -> Organization | None:
-    """Whose time zone a page outside an organisation uses: the one last worked in, else the first."""
-    memberships = memberships_for_user(user)
+def display_organization(user: User, current_slug: str | None, memberships=None) -> Organization | None:
+    """Whose time zone a page outside an organisation uses: the one last worked in, else the first. Among
+    ``memberships`` when the request has them already (:func:`memberships_for_user`'s list), else read."""
+    memberships = memberships_for_user(user) if memberships is None else memberships
     membership = next((m for m in memberships if current_slug and m.organization.slug == current_slug), None) or (
         memberships[0] if memberships else None
     )

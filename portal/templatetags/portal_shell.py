@@ -100,7 +100,8 @@ def notification_bell(context) -> dict | None:
     if user is None or not user.is_authenticated or not getattr(user, "is_verified", lambda: False)():
         return None  # nothing before the second factor: titles name subscriptions and users
     organization = organization_from_context(context) or display_organization(
-        user, request.session.get("current_org") if hasattr(request, "session") else None)
+        user, request.session.get("current_org") if hasattr(request, "session") else None,
+        getattr(request, "memberships", None))
     if organization is None:
         return None
     # Notifications are under row-level security, so the bell reads inside a tenant context: an organisation's
