@@ -250,9 +250,15 @@ def test_reseller_access_and_the_staff_admin_work_as_the_application_role(settin
         with person_context(staff):
             [grant] = StaffGrant.objects.filter(staff=staff)
         assert grant.status == StaffGrant.Status.REQUESTED and grant.organization_id == org.pk
-        # The staff member's own grants list, read as the system role (a superuser oversees all).
-        grants_page = admin.get(reverse("admin:accounts_staffgrant_changelist"))
-        assert grants_page.status_code == 200 and grants_page.context["cl"].result_count == 1
+        # The grants list: a superuser oversees every grant (as the system role); any other staff member sees
+        # their own, in their own context, with the organisations they name.
+        helper = UserFactory(is_staff=True)
+        with tenant_context(hidden):
+            theirs = StaffGrantFactory(organization=hidden, staff=helper, roles=[StaffRole.SUPPORT_READER])
+        grant_list = reverse("admin:accounts_staffgrant_changelist")
+        assert admin.get(grant_list).context["cl"].result_count == 2
+        own = verified_client(Client(), helper).get(grant_list)
+        assert [(g.pk, g.organization.slug) for g in own.context["cl"].result_list] == [(theirs.pk, hidden.slug)]
 
         # Not approved yet: the organisation is out of the admin's reach.
         organizations = reverse("admin:accounts_organization_changelist")
@@ -292,8 +298,9 @@ def test_reseller_access_and_the_staff_admin_work_as_the_application_role(settin
                                         starts_at=timezone.now() - timedelta(hours=3),
                                         expires_at=timezone.now() - timedelta(hours=1))
         assert admin.get(organizations).context["cl"].result_count == 0
-        # The sweep finds it as the system role and expires it in its organisation, as the application role.
-        assert staff_grants_expire_and_remind()["expired"] == 1
+        # The sweep finds it as the system role and expires it in its organisation, as the application role; the
+        # helper's grant, ending within a day, gets its reminder there too.
+        assert staff_grants_expire_and_remind() == {"expired": 1, "reminded": 1}
         with tenant_context(org):
             assert StaffGrant.objects.get(pk=expired.pk).status == StaffGrant.Status.EXPIRED
     assert StaffGrant.objects.get(pk=grant.pk).status == StaffGrant.Status.REVOKED
