@@ -301,7 +301,7 @@ def rls_scope_sql() -> str:
     return f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
 
 
-def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
+def rls_enable_sql(table: str, *, orgless_rows: bool = False, orgless_reads: bool = False) -> str:
     """SQL that enables row-level security on a tenant table.
 
     The policy binds the application role, which never owns the tables (the
@@ -313,6 +313,10 @@ def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
     ``orgless_rows``: the table also holds rows of no organisation (account-level audit
     events). The application role may append and read such rows (``INSERT ... RETURNING``
     needs the new row to be readable) but has no policy to update or delete them.
+
+    ``orgless_reads``: the table holds rows of no organisation that only the system role writes (a
+    reconciliation finding about a subscription no customer has); the application role may read them
+    and nothing else.
     """
     setting = rls_scope_sql()
     sql = f"""
@@ -327,6 +331,10 @@ def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
     if orgless_rows:
         sql += f"""
         CREATE POLICY orgless_insert ON {table} FOR INSERT WITH CHECK (organization_id IS NULL);
+        CREATE POLICY orgless_read ON {table} FOR SELECT USING (organization_id IS NULL);
+    """
+    elif orgless_reads:
+        sql += f"""
         CREATE POLICY orgless_read ON {table} FOR SELECT USING (organization_id IS NULL);
     """
     return sql

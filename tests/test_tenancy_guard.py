@@ -50,8 +50,11 @@ ALLOWED_FUNCTIONS = {
     "security/fraud.py": {"_organizations_by_customer"},
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
-    # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job).
-    "billing/services/reconciliation.py": {"reconciliation_run", "_ours"},
+    # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job),
+    # and writes the run, Microsoft's lines and the findings, which span customers, as the system role.
+    "billing/services/reconciliation.py": {"reconciliation_run", "_reconcile", "_ours"},
+    # Staff editing a targeted announcement see the organisations it names: every organisation's targeting rows.
+    "licensing/selectors/directory.py": {"announcement_target_ids"},
     # The billing run skips the organisations already billed for the month: organisation ids only; each
     # one left is billed inside its own tenant context, where the unique constraints decide a race.
     "billing/services/invoices.py": {"_organizations_billed"},
