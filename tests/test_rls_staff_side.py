@@ -32,15 +32,8 @@ from licensing.admin_directory import ServiceAnnouncementForm
 from licensing.models import ServiceAnnouncement
 from licensing.selectors.directory import announcement_target_ids, announcements
 from licensing.services.notifications import announcement_publish
-from tests.test_rls import (  # noqa: F401  (roles: a fixture)
-    PROBE_ROLE,
-    SYSTEM_ALIAS,
-    ProductionRoles,
-    current_role,
-    fetch,
-    roles,
-    tables_with_policy,
-)
+from tests.test_rls import PROBE_ROLE, SYSTEM_ALIAS, ProductionRoles, current_role, fetch, tables_with_policy
+from tests.test_rls import roles as roles_fixture  # noqa: F401  (pytest finds it by its own name, "roles")
 
 pytestmark = [
     pytest.mark.postgres,
@@ -134,7 +127,7 @@ def test_reconciliation_writes_as_the_system_role_and_the_admin_shows_a_grants_f
     staff = UserFactory(is_staff=True, is_superuser=True)
     StaffGrantFactory(organization=granted, staff=staff, roles=[StaffRole.SUPPORT_READER])
     now = datetime(2026, 3, 10, tzinfo=UTC)
-    with ProductionRoles(settings) as roles:
+    with ProductionRoles(settings) as production:
         assert current_role() == PROBE_ROLE
         run = reconciliation_run(actor=Actor.system("rls-test"), items=iter(items), now=now)
         # Created and saved on the system connection: the router names the alias, whatever the instance says.
@@ -158,10 +151,10 @@ def test_reconciliation_writes_as_the_system_role_and_the_admin_shows_a_grants_f
         assert UNKNOWN_SUBSCRIPTION in page.content.decode() and theirs.ms_subscription_id not in page.content.decode()
 
         # Without the system role the lines are refused: the run is marked failed, nothing else is written.
-        roles.system_configured(False)
+        production.system_configured(False)
         with pytest.raises(ReconciliationError):
             reconciliation_run(actor=Actor.system("rls-test"), items=iter(items), now=now)
-        roles.system_configured(True)
+        production.system_configured(True)
     failed = ReconciliationRun.objects.exclude(pk=run.pk).get()
     assert failed.status == ReconciliationRun.Status.FAILED and "SYSTEM_DATABASE_URL" in failed.error
     assert not MicrosoftLineItem.objects.filter(run=failed).exists()
@@ -179,7 +172,7 @@ def test_staff_target_an_announcement_and_only_the_organisations_named_see_it(se
     named, moved_to, bystander = OrganizationFactory(), OrganizationFactory(), OrganizationFactory()
     staff = UserFactory(is_staff=True, is_superuser=True)
     add_url = reverse("admin:licensing_serviceannouncement_add")
-    with ProductionRoles(settings) as roles:
+    with ProductionRoles(settings) as production:
         client = verified_client(Client(), staff)
         response = client.post(add_url, _announcement_form("Degraded", [named]))
         assert response.status_code == 302, response.content
@@ -211,9 +204,9 @@ def test_staff_target_an_announcement_and_only_the_organisations_named_see_it(se
 
         # Without the system role the form finds no targets: fail closed. (The admin page itself is then out of
         # reach anyway: the session's second factor is found as the system role, decision 035.)
-        roles.system_configured(False)
+        production.system_configured(False)
         assert ServiceAnnouncementForm(instance=announcement).initial["organizations"] == []
-        roles.system_configured(True)
+        production.system_configured(True)
 
         # Deleted: its targeting rows go first, in their organisations' context, so the commit is not refused.
         delete_url = reverse("admin:licensing_serviceannouncement_delete", args=[announcement.pk])
