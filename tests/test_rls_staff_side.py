@@ -33,7 +33,7 @@ from licensing.models import ServiceAnnouncement
 from licensing.selectors.directory import announcement_target_ids, announcements
 from licensing.services.notifications import announcement_publish
 from tests.test_rls import PROBE_ROLE, SYSTEM_ALIAS, ProductionRoles, current_role, fetch, tables_with_policy
-from tests.test_rls import roles as roles_fixture  # noqa: F401  (pytest finds it by its own name, "roles")
+from tests.test_rls import roles as probe_roles  # noqa: F401  (a fixture: found under this name)
 
 pytestmark = [
     pytest.mark.postgres,
@@ -66,8 +66,9 @@ def _finding(run, organization):
                                  charge_day=date(2026, 1, 15))
 
 
-def test_another_organisations_rows_are_out_of_reach_of_the_application_role(roles):
-    app_role, _ = roles
+@pytest.mark.usefixtures("probe_roles")  # the application and system roles exist, for this transaction
+def test_another_organisations_rows_are_out_of_reach_of_the_application_role():
+    app_role = PROBE_ROLE
     org_a, org_b = OrganizationFactory(), OrganizationFactory()
     run = ReconciliationRun.objects.create(source="unbilled", started_at=timezone.now())
     for organization in (org_a, org_b, None):
