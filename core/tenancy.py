@@ -133,8 +133,9 @@ def tenant_read_context(organization) -> Iterator[None]:
 
     A page renders inside its view's tenant context (``accounts.org_views.OrganizationMixin``), so the header's
     reads (the notification bell) need no context of their own; entering one anyway would cost a savepoint and
-    two ``set_config`` round trips on every page. Only for reads: a write wants the savepoint of its own
-    ``tenant_context`` so that a caught error rolls back no more than it.
+    two ``set_config`` round trips on every page. Only for reads, or for a write that takes its own savepoint
+    (``core.disclosures``' atomic writers): a write wants a savepoint so that a caught error rolls back no more
+    than it.
     """
     ids = _normalise([organization])
     if (

@@ -12,7 +12,7 @@ from accounts.models import Organization, User
 from core.crypto import blind_index
 from core.models import Disclosure
 from core.registry import Category, Retention, Subject, personal_fields
-from core.tenancy import tenant_context
+from core.tenancy import tenant_context, unscoped_no_tenant
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy.models import AuthorizationDocument, OptOut, PrivacyRequest
@@ -94,7 +94,10 @@ def data_inventory() -> list[dict]:
     and the recipients the disclosure log has sent it to. Read from the registry: always complete."""
     recipients: dict[str, set[str]] = {}
     labels = dict(Disclosure.Recipient.choices)
-    for recipient, categories in Disclosure.objects.values_list("recipient", "categories").distinct():
+    # Every organisation's disclosures (the log has row-level security): read as the system role.
+    with unscoped_no_tenant():
+        sent = list(Disclosure.objects.values_list("recipient", "categories").distinct())
+    for recipient, categories in sent:
         for category in categories:
             recipients.setdefault(category, set()).add(labels.get(recipient, recipient))
     inventory = []

@@ -165,7 +165,6 @@ RLS_EXEMPT = {
     "privacy_authorizationdocument": "an agent's proof, filed with its request; " + _STAFF_SIDE,
     "privacy_optout": _STAFF_SIDE,
     "privacy_legalhold": _STAFF_SIDE,
-    "privacy_disclosure": _STAFF_SIDE,
     "accounts_user": (
         "the people themselves: read by the session middleware on every request (outside a transaction), by "
         "e-mail blind index while signing in, and as fellow members on team pages, staff admin, invitations and "

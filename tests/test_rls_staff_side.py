@@ -1,9 +1,11 @@
-"""Row-level security on the staff-side tables of reconciliation and service announcements (decision 045).
+"""Row-level security on the staff-side tables of reconciliation, service announcements and the disclosure log
+(decision 045).
 
 As raw SQL under the application role: another organisation's rows are unreadable, unchangeable and cannot be
 planted. End to end, as the application role with the system role on its own connection (``ProductionRoles``):
 Microsoft's import and the matching write as the system role, the admin shows a billing grant's findings,
-staff target, re-target and delete an announcement, and a customer sees only the announcements naming it;
+staff target, re-target and delete an announcement, a customer sees only the announcements naming it, and the
+disclosure log is written and read in each organisation's context (the officer's inventory as the system role);
 without the system role each fails closed.
 """
 
@@ -21,17 +23,24 @@ from django.utils import timezone
 
 from accounts.models import StaffRole
 from accounts.tests.api_support import owner_of
-from accounts.tests.factories import OrganizationFactory, StaffGrantFactory, UserFactory
+from accounts.tests.factories import MembershipFactory, OrganizationFactory, StaffGrantFactory, UserFactory
 from accounts.tests.helpers import verified_client
 from billing.models import MicrosoftLineItem, ReconciliationFinding, ReconciliationRun
 from billing.services.reconciliation import ReconciliationError, reconciliation_run
 from billing.tests.test_reconciliation import START, billed_subscription, item
 from core.audit import Actor
+from core.disclosures import disclosure_record
+from core.models import Disclosure
 from core.tenancy import RLS_SETTING, tenant_context
 from licensing.admin_directory import ServiceAnnouncementForm
 from licensing.models import ServiceAnnouncement
 from licensing.selectors.directory import announcement_target_ids, announcements
 from licensing.services.notifications import announcement_publish
+from privacy.access_report import disclosure_section
+from privacy.selectors import data_inventory
+from privacy.services.recipient_notices import recipient_notices_open
+from privacy.services.requests import request_submit_portal
+from privacy.tests.factories import make_officer
 from tests.test_rls import PROBE_ROLE, SYSTEM_ALIAS, ProductionRoles, current_role, fetch, tables_with_policy
 from tests.test_rls import roles as probe_roles  # noqa: F401  (a fixture: found under this name)
 
@@ -46,12 +55,14 @@ UNKNOWN_SUBSCRIPTION = "ffffffff-0000-0000-0000-000000000000"
 
 
 def test_the_migration_puts_the_policies_it_names_on_these_tables(db):
-    migrated = {*MIGRATION.TENANT_SCOPED, *MIGRATION.TENANT_SCOPED_ORGLESS_READS}
-    assert migrated == set(TABLES)
+    migrated = {*MIGRATION.TENANT_SCOPED, *MIGRATION.TENANT_SCOPED_ORGLESS_READS, *MIGRATION.TENANT_SCOPED_ORGLESS_ROWS}
+    assert migrated == {*TABLES, "privacy_disclosure"}
     assert migrated <= tables_with_policy()
-    # Findings of no organisation may be read by the application role; nothing of no organisation may be written.
-    assert migrated & tables_with_policy("orgless_read") == set(MIGRATION.TENANT_SCOPED_ORGLESS_READS)
-    assert not migrated & tables_with_policy("orgless_insert")
+    # Findings of no organisation may be read by the application role, never written; disclosures of none may be
+    # appended and read (as audit events); lines and targets of none, neither.
+    orgless = {*MIGRATION.TENANT_SCOPED_ORGLESS_READS, *MIGRATION.TENANT_SCOPED_ORGLESS_ROWS}
+    assert migrated & tables_with_policy("orgless_read") == orgless
+    assert migrated & tables_with_policy("orgless_insert") == set(MIGRATION.TENANT_SCOPED_ORGLESS_ROWS)
 
 
 def _line(run, organization):
@@ -214,3 +225,74 @@ def test_staff_target_an_announcement_and_only_the_organisations_named_see_it(se
         assert client.post(delete_url, {"post": "yes"}).status_code == 302
     assert not ServiceAnnouncement.objects.filter(pk=announcement.pk).exists()
     assert not ServiceAnnouncement.organizations.through.objects.exists()
+
+
+def _disclose(organization, request_id, recipient="microsoft"):
+    return disclosure_record(recipient=recipient, organization=organization, categories=["contact"],
+                             purpose=Disclosure.Purpose.PROVISIONING, operation="customers.create",
+                             ms_request_id=request_id)
+
+
+@pytest.mark.usefixtures("probe_roles")
+def test_another_organisations_disclosures_are_out_of_reach_of_the_application_role():
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    for organization in (org_a, org_b, None):
+        _disclose(organization, uuid.uuid4().hex)
+    fetch(f"SET LOCAL ROLE {PROBE_ROLE}")
+    fetch("SELECT set_config(%s, %s, true)", [RLS_SETTING, str(org_a.pk)])
+    # A's own, and the log's rows of no organisation (which name nobody), as audit events.
+    assert {row[0] for row in fetch("SELECT organization_id FROM privacy_disclosure")} == {org_a.pk, None}
+    assert fetch("UPDATE privacy_disclosure SET operation = 'x' WHERE organization_id = %s RETURNING id",
+                 [org_b.pk]) == []
+    assert fetch("DELETE FROM privacy_disclosure WHERE organization_id = %s RETURNING id", [org_b.pk]) == []
+    assert fetch("UPDATE privacy_disclosure SET operation = 'x' WHERE organization_id IS NULL RETURNING id") == []
+    with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+        fetch("UPDATE privacy_disclosure SET organization_id = %s WHERE organization_id = %s", [org_b.pk, org_a.pk])
+    planted = Disclosure(recipient="microsoft", organization=org_b, categories=["contact"], purpose="provisioning",
+                         operation="planted")
+    with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+        planted.save()
+    fetch("RESET ROLE")
+    assert Disclosure.objects.filter(organization=org_b).exclude(operation="planted").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_disclosure_log_is_written_and_read_in_each_organisations_context(settings):
+    settings.PRIVACY_RECIPIENT_CONTACTS = {}
+    membership, other = MembershipFactory(), OrganizationFactory()
+    mine = membership.organization
+    officer = make_officer()
+    request = request_submit_portal(user=membership.user, kind="access", region="eu_uk", organization=mine,
+                                    recent_mfa=True)
+    _disclose(other, "theirs", recipient="regulator")
+    with ProductionRoles(settings) as production:
+        # Recorded by the Microsoft client outside any tenant context (or inside another's): in its own.
+        with tenant_context(other):
+            _disclose(mine, "mine-1")
+        _disclose(mine, "mine-1")  # a retry: the same row
+        _disclose(None, "nobody")
+        with tenant_context(mine):
+            assert sorted(Disclosure.objects.values_list("request_id", flat=True)) == ["mine-1", "nobody"]
+
+        # The subject's access report lists their organisation's disclosures only.
+        section = disclosure_section([mine.pk])
+        assert section.count() == 1
+        assert [row["operation"] for batch in section.iter_rows() for row in batch] == ["customers.create"]
+
+        # Art. 19 notices go to the recipients of the request's organisation, not another's.
+        with transaction.atomic():
+            notices = recipient_notices_open(request, [mine.pk])
+        assert [notice.recipient for notice in notices] == ["microsoft"]
+
+        # The officer's inventory names every organisation's recipients, read as the system role.
+        page = verified_client(Client(), officer).get(reverse("privacy:console_inventory"))
+        assert page.status_code == 200
+        recipients = {name for category in page.context["categories"] for name in category["recipients"]}
+        assert recipients == {"Microsoft", "Regulator"}
+        # Without the system role it sees only the rows of no organisation (fails closed).
+        production.system_configured(False)
+        recipients = {name for category in data_inventory() for name in category["recipients"]}
+        assert recipients == {"Microsoft"}
+        production.system_configured(True)
+    assert Disclosure.objects.filter(organization=mine).count() == 1
+    assert Disclosure.objects.filter(organization__isnull=True).count() == 1

@@ -58,6 +58,9 @@ ALLOWED_FUNCTIONS = {
     # The billing run skips the organisations already billed for the month: organisation ids only; each
     # one left is billed inside its own tenant context, where the unique constraints decide a race.
     "billing/services/invoices.py": {"_organizations_billed"},
+    # The officer's data inventory names the recipients of every organisation's disclosures (recipients and
+    # categories only).
+    "privacy/selectors.py": {"data_inventory"},
     # An access report includes the person's own audit events that belong to no organisation.
     "privacy/access_report.py": {"subject_account_events"},
     # Password spraying is one source's failures across accounts; row-level security per person shows the

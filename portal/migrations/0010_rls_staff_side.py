@@ -1,11 +1,15 @@
-"""Row-level security on the staff-side tables of billing reconciliation and service announcements.
+"""Row-level security on the staff-side tables of billing reconciliation, service announcements and the
+disclosure log.
 
 Microsoft's imported line items and the reconciliation findings carry the organisation each was matched
 to: ``tenant_isolation`` admits the rows of ``app.org_ids``; the import and the matching are partner-wide
 and write as the system role. Findings matched to no customer (a subscription no customer of ours has)
 may be read by the application role, which the admin's findings list needs, and never written. The
 announcement targeting table names one organisation per row: a customer's dashboard joins only the rows
-naming its own. The lists are frozen here, as a migration must be; ``tests/test_rls.py`` checks them.
+naming its own. The disclosure log is written and read in its organisation's context
+(``core.disclosures``, access reports, recipients' notices); the officer's inventory of recipients reads it
+as the system role; disclosures of no organisation may be appended and read, as org-less audit events.
+The lists are frozen here, as a migration must be; ``tests/test_rls_staff_side.py`` checks them.
 See docs/decisions/045-row-level-security-on-staff-side-tables.md.
 """
 
@@ -16,6 +20,8 @@ from core.tenancy import rls_disable_sql, rls_enable_sql
 TENANT_SCOPED = ["billing_microsoftlineitem", "licensing_serviceannouncement_organizations"]
 # Rows of no organisation that the application role may read (only the system role writes them).
 TENANT_SCOPED_ORGLESS_READS = ["billing_reconciliationfinding"]
+# Rows of no organisation that the application role may append and read, never change (as audit events).
+TENANT_SCOPED_ORGLESS_ROWS = ["privacy_disclosure"]
 
 
 def forwards(apps, schema_editor):
@@ -25,12 +31,14 @@ def forwards(apps, schema_editor):
         schema_editor.execute(rls_enable_sql(table))
     for table in TENANT_SCOPED_ORGLESS_READS:
         schema_editor.execute(rls_enable_sql(table, orgless_reads=True))
+    for table in TENANT_SCOPED_ORGLESS_ROWS:
+        schema_editor.execute(rls_enable_sql(table, orgless_rows=True))
 
 
 def backwards(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    for table in [*TENANT_SCOPED, *TENANT_SCOPED_ORGLESS_READS]:
+    for table in [*TENANT_SCOPED, *TENANT_SCOPED_ORGLESS_READS, *TENANT_SCOPED_ORGLESS_ROWS]:
         schema_editor.execute(rls_disable_sql(table))
 
 
@@ -39,6 +47,7 @@ class Migration(migrations.Migration):
         ("portal", "0007_rls_sessions_devices_passkeys_opt_outs"),
         ("billing", "0003_reconciliation_with_microsoft"),
         ("licensing", "0001_initial"),
+        ("core", "0003_field_lock_restriction_and_conflicts"),
     ]
 
     operations = [migrations.RunPython(forwards, backwards, elidable=False)]
