@@ -143,9 +143,14 @@ def test_tenant_context_setting_is_transaction_local():
 # Tables that carry an organisation, personal data or credentials but have no tenant_isolation policy,
 # each with the reason. The test below fails on any table missing from both the policies and this
 # list, and on an entry here that has since gained a policy or no longer exists.
-_STAFF_SIDE = (
-    "staff workflow across organisations (plain manager, organisation optional); row-level security "
-    "waits for staff grants to scope the staff reads to granted organisations (issue 10, staff part)"
+# Privacy requests with their history and documents, opt-outs and legal holds: not moved yet (decision 045 moved
+# reconciliation, announcement targets and the disclosure log). Each reason says what must move first.
+_PRIVACY_WORKFLOW = (
+    "not moved yet (decision 045): rows of no organisation and of no account (a public form's requester) are "
+    "read and written by anonymous intake and code verification, the officer's console and its services, "
+    "exports, erasure, retention and the queue metrics, each in one default-connection transaction with the "
+    "audit chain; they must move to the system role or a tenant or person context together, or a half-moved "
+    "service would wait on its own chain-head lock across the two connections"
 )
 RLS_EXEMPT = {
     "accounts_membership": (
@@ -160,11 +165,21 @@ RLS_EXEMPT = {
         "the tenant itself (no organization_id): resolved from the URL slug before the tenant is known; "
         "names are field-encrypted"
     ),
-    "privacy_privacyrequest": _STAFF_SIDE,
-    "privacy_privacyrequestevent": _STAFF_SIDE,
-    "privacy_authorizationdocument": "an agent's proof, filed with its request; " + _STAFF_SIDE,
-    "privacy_optout": _STAFF_SIDE,
-    "privacy_legalhold": _STAFF_SIDE,
+    "privacy_privacyrequest": _PRIVACY_WORKFLOW,
+    "privacy_privacyrequestevent": _PRIVACY_WORKFLOW,
+    "privacy_authorizationdocument": "an agent's proof, filed with its request; " + _PRIVACY_WORKFLOW,
+    "privacy_optout": (
+        "not moved yet (decision 045): the disclosure gate (privacy.selectors.organization_opted_out) reads the "
+        "opt-outs of every member of an organisation; under a tenant or person policy it would find none and let "
+        "through what it must refuse (fail open). It must read as the system role first, and the GPC middleware's "
+        "lookup of the signed-in person's own opt-out on every request find it without a transaction"
+    ),
+    "privacy_legalhold": (
+        "not moved yet (decision 045): erasure and retention read every active hold "
+        "(privacy.services.retention.held_subjects); a hold they could not see would let a purge or an erasure go "
+        "ahead (fail open). They must read as the system role first, and the admin show a person's holds in the "
+        "members' person context"
+    ),
     "accounts_user": (
         "the people themselves: read by the session middleware on every request (outside a transaction), by "
         "e-mail blind index while signing in, and as fellow members on team pages, staff admin, invitations and "
