@@ -302,7 +302,14 @@ def rls_scope_sql() -> str:
     return f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
 
 
-def rls_enable_sql(table: str, *, orgless_rows: bool = False, orgless_reads: bool = False) -> str:
+def rls_people_sql() -> str:
+    """``app.user_ids`` as one uuid[] per statement, as ``rls_scope_sql`` does for ``app.org_ids``."""
+    return f"((SELECT string_to_array(nullif(current_setting('{RLS_PERSON_SETTING}', true), ''), ','))::uuid[])"
+
+
+def rls_enable_sql(
+    table: str, *, orgless_rows: bool = False, orgless_reads: bool = False, person_rows: bool = False
+) -> str:
     """SQL that enables row-level security on a tenant table.
 
     The policy binds the application role, which never owns the tables (the
@@ -318,6 +325,10 @@ def rls_enable_sql(table: str, *, orgless_rows: bool = False, orgless_reads: boo
     ``orgless_reads``: the table holds rows of no organisation that only the system role writes (a
     reconciliation finding about a subscription no customer has); the application role may read them
     and nothing else.
+
+    ``person_rows``: the table's rows may also name one person (``user_id``): a legal hold on a person. The rows
+    naming a person of ``app.user_ids`` are admitted too, for reading and writing (``person_context``), whatever
+    their organisation.
     """
     setting = rls_scope_sql()
     sql = f"""
@@ -328,6 +339,12 @@ def rls_enable_sql(table: str, *, orgless_rows: bool = False, orgless_reads: boo
             WITH CHECK (organization_id = ANY {setting});
         DROP POLICY IF EXISTS orgless_insert ON {table};
         DROP POLICY IF EXISTS orgless_read ON {table};
+        DROP POLICY IF EXISTS person_rows ON {table};
+    """
+    if person_rows:
+        people = rls_people_sql()
+        sql += f"""
+        CREATE POLICY person_rows ON {table} USING (user_id = ANY {people}) WITH CHECK (user_id = ANY {people});
     """
     if orgless_rows:
         sql += f"""
@@ -353,7 +370,7 @@ def rls_person_enable_sql(table: str, *, ownerless_rows: bool = True, through: t
     row it points to is. The subquery reads the parent under the parent's own policy, so it admits
     exactly the rows of the parents the setting shows.
     """
-    people = f"((SELECT string_to_array(nullif(current_setting('{RLS_PERSON_SETTING}', true), ''), ','))::uuid[])"
+    people = rls_people_sql()
     if through is not None:
         column, parent = through
         condition = f"{column} IN (SELECT id FROM {parent})"  # noqa: S608 -- names from migrations, not input
@@ -405,6 +422,7 @@ def rls_person_disable_sql(table: str) -> str:
 
 def rls_disable_sql(table: str) -> str:
     return f"""
+        DROP POLICY IF EXISTS person_rows ON {table};
         DROP POLICY IF EXISTS orgless_insert ON {table};
         DROP POLICY IF EXISTS orgless_read ON {table};
         DROP POLICY IF EXISTS tenant_isolation ON {table};

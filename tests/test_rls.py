@@ -143,8 +143,8 @@ def test_tenant_context_setting_is_transaction_local():
 # Tables that carry an organisation, personal data or credentials but have no tenant_isolation policy,
 # each with the reason. The test below fails on any table missing from both the policies and this
 # list, and on an entry here that has since gained a policy or no longer exists.
-# Privacy requests with their history and documents, opt-outs and legal holds: not moved yet (decision 045 moved
-# reconciliation, announcement targets and the disclosure log). Each reason says what must move first.
+# Privacy requests with their history and documents, and opt-outs: not moved yet (decision 045 moved
+# reconciliation, announcement targets, the disclosure log and legal holds). Each reason says what must move first.
 _PRIVACY_WORKFLOW = (
     "not moved yet (decision 045): rows of no organisation and of no account (a public form's requester) are "
     "read and written by anonymous intake and code verification, the officer's console and its services, "
@@ -173,12 +173,6 @@ RLS_EXEMPT = {
         "opt-outs of every member of an organisation; under a tenant or person policy it would find none and let "
         "through what it must refuse (fail open). It must read as the system role first, and the GPC middleware's "
         "lookup of the signed-in person's own opt-out on every request find it without a transaction"
-    ),
-    "privacy_legalhold": (
-        "not moved yet (decision 045): erasure and retention read every active hold "
-        "(privacy.services.retention.held_subjects); a hold they could not see would let a purge or an erasure go "
-        "ahead (fail open). They must read as the system role first, and the admin show a person's holds in the "
-        "members' person context"
     ),
     "accounts_user": (
         "the people themselves: read by the session middleware on every request (outside a transaction), by "
@@ -870,7 +864,7 @@ def test_the_erasure_plan_counts_and_retention_purges_these_rows_as_the_applicat
     from accounts.tests.factories import UserFactory
     from privacy.models import BrowserOptOut, OptOutMethod
     from privacy.services.erasure import erasure_plan
-    from privacy.services.retention import retention_purge
+    from privacy.services.retention import LegalHoldsUnreadable, retention_purge
 
     alice, bob = UserFactory(), UserFactory()
     for person in (alice, bob):
@@ -886,9 +880,11 @@ def test_the_erasure_plan_counts_and_retention_purges_these_rows_as_the_applicat
                       "django_otp_webauthn.webauthncredential", "django_otp_webauthn.webauthnattestation",
                       "django_otp_webauthn.webauthnuserhandle"):
             assert rows.get(label) == 1, (label, rows)
-        # Browsers' opt-outs are purged as the system role; the application role alone sees none to purge.
+        # Browsers' opt-outs are purged as the system role. The application role alone cannot read the legal
+        # holds (decision 045), so it purges nothing at all rather than purge what a hold might cover.
         roles.system_configured(False)
-        assert "privacy.browseroptout" not in retention_purge().counts
+        with pytest.raises(LegalHoldsUnreadable):
+            retention_purge()
         roles.system_configured(True)
         assert retention_purge().counts.get("privacy.browseroptout") == 1
     assert list(BrowserOptOut.objects.values_list("pk", flat=True)) == [young.pk]

@@ -1,12 +1,13 @@
-"""Row-level security on the staff-side tables of reconciliation, service announcements and the disclosure log
-(decision 045).
+"""Row-level security on the staff-side tables of reconciliation, service announcements, the disclosure log and
+legal holds (decision 045).
 
 As raw SQL under the application role: another organisation's rows are unreadable, unchangeable and cannot be
 planted. End to end, as the application role with the system role on its own connection (``ProductionRoles``):
 Microsoft's import and the matching write as the system role, the admin shows a billing grant's findings,
 staff target, re-target and delete an announcement, a customer sees only the announcements naming it, and the
-disclosure log is written and read in each organisation's context (the officer's inventory as the system role);
-without the system role each fails closed.
+disclosure log is written and read in each organisation's context (the officer's inventory as the system role), and a
+privacy operator sees and places the holds of the organisations and people their grant covers while retention and
+erasure read every hold as the system role; without the system role each fails closed.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ from billing.tests.test_reconciliation import START, billed_subscription, item
 from core.audit import Actor
 from core.disclosures import disclosure_record
 from core.models import Disclosure
-from core.tenancy import RLS_SETTING, tenant_context
+from core.tenancy import RLS_SETTING, person_context, tenant_context, unscoped_no_tenant
 from licensing.admin_directory import ServiceAnnouncementForm
 from licensing.models import ServiceAnnouncement
 from licensing.selectors.directory import announcement_target_ids, announcements
 from licensing.services.notifications import announcement_publish
 from privacy.access_report import disclosure_section
+from privacy.models import LegalHold
 from privacy.selectors import data_inventory
 from privacy.services.recipient_notices import recipient_notices_open
 from privacy.services.requests import request_submit_portal
+from privacy.services.retention import LegalHoldsUnreadable, held_subjects
 from privacy.tests.factories import make_officer
 from tests.test_rls import PROBE_ROLE, SYSTEM_ALIAS, ProductionRoles, current_role, fetch, tables_with_policy
 from tests.test_rls import roles as probe_roles  # noqa: F401  (a fixture: found under this name)
@@ -55,9 +58,11 @@ UNKNOWN_SUBSCRIPTION = "ffffffff-0000-0000-0000-000000000000"
 
 
 def test_the_migration_puts_the_policies_it_names_on_these_tables(db):
-    migrated = {*MIGRATION.TENANT_SCOPED, *MIGRATION.TENANT_SCOPED_ORGLESS_READS, *MIGRATION.TENANT_SCOPED_ORGLESS_ROWS}
-    assert migrated == {*TABLES, "privacy_disclosure"}
+    migrated = {*MIGRATION.TENANT_SCOPED, *MIGRATION.TENANT_SCOPED_ORGLESS_READS, *MIGRATION.TENANT_SCOPED_ORGLESS_ROWS,
+                *MIGRATION.TENANT_OR_PERSON_SCOPED}
+    assert migrated == {*TABLES, "privacy_disclosure", "privacy_legalhold"}
     assert migrated <= tables_with_policy()
+    assert migrated & tables_with_policy("person_rows") == {"privacy_legalhold"}
     # Findings of no organisation may be read by the application role, never written; disclosures of none may be
     # appended and read (as audit events); lines and targets of none, neither.
     orgless = {*MIGRATION.TENANT_SCOPED_ORGLESS_READS, *MIGRATION.TENANT_SCOPED_ORGLESS_ROWS}
@@ -296,3 +301,67 @@ def test_the_disclosure_log_is_written_and_read_in_each_organisations_context(se
         production.system_configured(True)
     assert Disclosure.objects.filter(organization=mine).count() == 1
     assert Disclosure.objects.filter(organization__isnull=True).count() == 1
+
+
+def _hold(organization=None, user=None):
+    return LegalHold.objects.create(organization=organization, user=user, reason="Litigation 42")
+
+
+@pytest.mark.usefixtures("probe_roles")
+def test_another_organisations_or_persons_legal_holds_are_out_of_reach_of_the_application_role():
+    org_a, org_b, alice, bob = OrganizationFactory(), OrganizationFactory(), UserFactory(), UserFactory()
+    ours = {_hold(organization=org_a).pk, _hold(user=alice).pk}
+    theirs = [_hold(organization=org_b), _hold(user=bob)]
+    fetch(f"SET LOCAL ROLE {PROBE_ROLE}")
+    assert fetch("SELECT count(*) FROM privacy_legalhold")[0][0] == 0  # nobody in scope
+    with tenant_context(org_a), person_context(alice):
+        assert {row[0] for row in fetch("SELECT id FROM privacy_legalhold")} == ours
+        for hold in theirs:
+            assert fetch("UPDATE privacy_legalhold SET released_at = now() WHERE id = %s RETURNING id", [hold.pk]) == []
+            assert fetch("DELETE FROM privacy_legalhold WHERE id = %s RETURNING id", [hold.pk]) == []
+        for planted in ({"organization": org_b}, {"user": bob}):
+            with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+                _hold(**planted)
+    fetch("RESET ROLE")
+    assert LegalHold.objects.filter(pk__in=[hold.pk for hold in theirs], released_at__isnull=True).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_privacy_operator_works_the_holds_of_their_grant_and_purges_read_every_hold(settings):
+    member = MembershipFactory()
+    granted, person = member.organization, member.user
+    other, stranger = OrganizationFactory(), UserFactory()
+    theirs = [_hold(organization=other), _hold(user=stranger)]
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    StaffGrantFactory(organization=granted, staff=operator, roles=[StaffRole.PRIVACY_OPERATOR])
+    changelist = reverse("admin:privacy_legalhold_changelist")
+    with ProductionRoles(settings) as production:
+        client = verified_client(Client(), operator)
+        # Placed through the admin as the application role: one on the organisation, one on its member.
+        for placed in ({"organization": str(granted.pk)}, {"user": str(person.pk)}):
+            response = client.post(reverse("admin:privacy_legalhold_add"), {**placed, "reason": "Regulator 7"})
+            assert response.status_code == 302, response.content
+        page = client.get(changelist)
+        assert page.status_code == 200
+        shown = {hold.pk for hold in page.context["cl"].result_list}
+        assert not LegalHold.objects.exists()  # outside any context the application role sees no hold at all
+        with unscoped_no_tenant():
+            ours = set(LegalHold.objects.exclude(pk__in=[hold.pk for hold in theirs]).values_list("pk", flat=True))
+        assert len(ours) == 2 and shown == ours
+
+        # Retention and erasure read every active hold, as the system role.
+        held_orgs, held_users = held_subjects()
+        assert held_orgs == {granted.pk, other.pk} and {person.pk, stranger.pk} <= held_users
+
+        # Released through the admin's action.
+        response = client.post(changelist, {"action": "release", "_selected_action": [str(pk) for pk in ours]})
+        assert response.status_code == 302, response.content
+        assert held_subjects()[0] == {other.pk}
+
+        # Without the system role the holds cannot be read: purging and erasing refuse (fail closed).
+        production.system_configured(False)
+        with pytest.raises(LegalHoldsUnreadable):
+            held_subjects()
+        production.system_configured(True)
+    assert not LegalHold.objects.filter(pk__in=ours, released_at__isnull=True).exists()
+    assert LegalHold.objects.filter(pk__in=[hold.pk for hold in theirs], released_at__isnull=True).count() == 2

@@ -66,8 +66,9 @@ ALLOWED_FUNCTIONS = {
     # Password spraying is one source's failures across accounts; row-level security per person shows the
     # application role one person's sign-ins (docs/decisions/032-row-level-security-per-person.md).
     "security/monitoring.py": {"_source_failures"},
-    # Retention purges every person's expired sign-ins, login findings, sessions and browsers' opt-outs.
-    "privacy/services/retention.py": {"_untenanted_scope"},
+    # Retention purges every person's expired sign-ins, login findings, sessions and browsers' opt-outs; retention
+    # and erasure read every active legal hold (organisations' and people's) before purging or erasing anything.
+    "privacy/services/retention.py": {"_untenanted_scope", "held_subjects"},
     # django-otp's middleware loads the session's device on every signed-in request, outside any transaction:
     # one row, keyed by the device id the session holds and bound to the session's user (decision 035).
     "accounts/selectors.py": {"session_device"},

@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Max, ProtectedError, Q
 from django.utils import timezone
 
@@ -176,12 +176,27 @@ def _purge_rows(model, org, condition, dry_run, batch_size) -> int:
         deleted += len(ids)
 
 
+class LegalHoldsUnreadable(RuntimeError):
+    """Row-level security hides the legal holds from this connection's role: nothing may be purged or erased."""
+
+
 def held_subjects() -> tuple[set, set]:
-    """Organisation ids and user ids under an active legal hold (an organisation's hold covers its members)."""
-    active = LegalHold.objects.filter(released_at__isnull=True)
-    orgs = set(active.exclude(organization__isnull=True).values_list("organization_id", flat=True))
-    users = set(active.exclude(user__isnull=True).values_list("user_id", flat=True))
-    users |= set(Membership.objects.filter(organization_id__in=orgs).values_list("user_id", flat=True))
+    """Organisation ids and user ids under an active legal hold (an organisation's hold covers its members).
+
+    Every organisation's and person's holds, read as the system role (holds have row-level security). A role
+    that row-level security binds would see none and let a purge or an erasure through, so that is refused
+    (``LegalHoldsUnreadable``: the system role, ``SYSTEM_DATABASE_URL``, is not configured)."""
+    with unscoped_no_tenant():
+        alias = router.db_for_read(LegalHold)
+        if connections[alias].vendor == "postgresql":
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SELECT row_security_active(%s::regclass)", [LegalHold._meta.db_table])
+                if cursor.fetchone()[0]:
+                    raise LegalHoldsUnreadable("Legal holds cannot be read: configure the system database role.")
+        active = LegalHold.objects.filter(released_at__isnull=True)
+        orgs = set(active.exclude(organization__isnull=True).values_list("organization_id", flat=True))
+        users = set(active.exclude(user__isnull=True).values_list("user_id", flat=True))
+        users |= set(Membership.objects.filter(organization_id__in=orgs).values_list("user_id", flat=True))
     return orgs, users
 
 
