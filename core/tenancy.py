@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, router, transaction
 
 _org_ids: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("org_ids", default=None)
 # True inside unscoped_no_tenant(): the router sends queries to the system alias.
@@ -248,6 +248,21 @@ def unscoped_no_tenant(*, atomic: bool = True) -> Iterator[None]:
 def system_database() -> str:
     """The alias the cross-tenant reads use: ``system`` when configured, else ``default``."""
     return getattr(settings, "TENANCY_SYSTEM_DATABASE", DEFAULT_DB_ALIAS)
+
+
+def row_security_hides(model) -> bool:
+    """Whether row-level security filters ``model``'s table for the role that a read of it goes to now (through the
+    router: inside ``unscoped_no_tenant()`` the system alias). True for the application role, even on the system
+    alias when ``SYSTEM_DATABASE_URL`` is not set; False for the system role, the tables' owner and off Postgres.
+
+    For the readers that must see every row or refuse to answer (legal holds before a purge, opt-outs before a
+    disclosure): an empty answer from a role that sees nothing would let through what must be stopped."""
+    alias = router.db_for_read(model)
+    if connections[alias].vendor != "postgresql":
+        return False
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT row_security_active(%s::regclass)", [model._meta.db_table])
+        return bool(cursor.fetchone()[0])
 
 
 class SystemDatabaseRouter:

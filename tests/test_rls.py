@@ -143,8 +143,8 @@ def test_tenant_context_setting_is_transaction_local():
 # Tables that carry an organisation, personal data or credentials but have no tenant_isolation policy,
 # each with the reason. The test below fails on any table missing from both the policies and this
 # list, and on an entry here that has since gained a policy or no longer exists.
-# Privacy requests with their history and documents, and opt-outs: not moved yet (decision 045 moved
-# reconciliation, announcement targets, the disclosure log and legal holds). Each reason says what must move first.
+# Privacy requests with their history and documents: not moved yet (decision 045 moved reconciliation,
+# announcement targets, the disclosure log, legal holds and opt-outs).
 _PRIVACY_WORKFLOW = (
     "not moved yet (decision 045): rows of no organisation and of no account (a public form's requester) are "
     "read and written by anonymous intake and code verification, the officer's console and its services, "
@@ -168,12 +168,6 @@ RLS_EXEMPT = {
     "privacy_privacyrequest": _PRIVACY_WORKFLOW,
     "privacy_privacyrequestevent": _PRIVACY_WORKFLOW,
     "privacy_authorizationdocument": "an agent's proof, filed with its request; " + _PRIVACY_WORKFLOW,
-    "privacy_optout": (
-        "not moved yet (decision 045): the disclosure gate (privacy.selectors.organization_opted_out) reads the "
-        "opt-outs of every member of an organisation; under a tenant or person policy it would find none and let "
-        "through what it must refuse (fail open). It must read as the system role first, and the GPC middleware's "
-        "lookup of the signed-in person's own opt-out on every request find it without a transaction"
-    ),
     "accounts_user": (
         "the people themselves: read by the session middleware on every request (outside a transaction), by "
         "e-mail blind index while signing in, and as fellow members on team pages, staff admin, invitations and "

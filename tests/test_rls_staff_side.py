@@ -1,5 +1,5 @@
-"""Row-level security on the staff-side tables of reconciliation, service announcements, the disclosure log and
-legal holds (decision 045).
+"""Row-level security on the staff-side tables of reconciliation, service announcements, the disclosure log, legal
+holds and opt-outs (decision 045).
 
 As raw SQL under the application role: another organisation's rows are unreadable, unchangeable and cannot be
 planted. End to end, as the application role with the system role on its own connection (``ProductionRoles``):
@@ -7,7 +7,8 @@ Microsoft's import and the matching write as the system role, the admin shows a 
 staff target, re-target and delete an announcement, a customer sees only the announcements naming it, and the
 disclosure log is written and read in each organisation's context (the officer's inventory as the system role), and a
 privacy operator sees and places the holds of the organisations and people their grant covers while retention and
-erasure read every hold as the system role; without the system role each fails closed.
+erasure read every hold as the system role, and opt-outs are recorded, found on every request and honoured by the
+disclosure gate; without the system role each fails closed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from billing.models import MicrosoftLineItem, ReconciliationFinding, Reconciliat
 from billing.services.reconciliation import ReconciliationError, reconciliation_run
 from billing.tests.test_reconciliation import START, billed_subscription, item
 from core.audit import Actor
-from core.disclosures import disclosure_record
+from core.disclosures import DisclosureRefused, disclosure_record
 from core.models import Disclosure
 from core.tenancy import RLS_SETTING, person_context, tenant_context, unscoped_no_tenant
 from licensing.admin_directory import ServiceAnnouncementForm
@@ -38,8 +39,8 @@ from licensing.models import ServiceAnnouncement
 from licensing.selectors.directory import announcement_target_ids, announcements
 from licensing.services.notifications import announcement_publish
 from privacy.access_report import disclosure_section
-from privacy.models import LegalHold
-from privacy.selectors import data_inventory
+from privacy.models import LegalHold, OptOut
+from privacy.selectors import data_inventory, organization_opted_out, user_opt_out
 from privacy.services.recipient_notices import recipient_notices_open
 from privacy.services.requests import request_submit_portal
 from privacy.services.retention import LegalHoldsUnreadable, held_subjects
@@ -60,9 +61,9 @@ UNKNOWN_SUBSCRIPTION = "ffffffff-0000-0000-0000-000000000000"
 def test_the_migration_puts_the_policies_it_names_on_these_tables(db):
     migrated = {*MIGRATION.TENANT_SCOPED, *MIGRATION.TENANT_SCOPED_ORGLESS_READS, *MIGRATION.TENANT_SCOPED_ORGLESS_ROWS,
                 *MIGRATION.TENANT_OR_PERSON_SCOPED}
-    assert migrated == {*TABLES, "privacy_disclosure", "privacy_legalhold"}
+    assert migrated == {*TABLES, "privacy_disclosure", "privacy_legalhold", "privacy_optout"}
     assert migrated <= tables_with_policy()
-    assert migrated & tables_with_policy("person_rows") == {"privacy_legalhold"}
+    assert migrated & tables_with_policy("person_rows") == {"privacy_legalhold", "privacy_optout"}
     # Findings of no organisation may be read by the application role, never written; disclosures of none may be
     # appended and read (as audit events); lines and targets of none, neither.
     orgless = {*MIGRATION.TENANT_SCOPED_ORGLESS_READS, *MIGRATION.TENANT_SCOPED_ORGLESS_ROWS}
@@ -365,3 +366,61 @@ def test_a_privacy_operator_works_the_holds_of_their_grant_and_purges_read_every
         production.system_configured(True)
     assert not LegalHold.objects.filter(pk__in=ours, released_at__isnull=True).exists()
     assert LegalHold.objects.filter(pk__in=[hold.pk for hold in theirs], released_at__isnull=True).count() == 2
+
+
+@pytest.mark.usefixtures("probe_roles")
+def test_another_organisations_or_persons_opt_outs_are_out_of_reach_of_the_application_role():
+    org_a, org_b, alice, bob = OrganizationFactory(), OrganizationFactory(), UserFactory(), UserFactory()
+    ours = {OptOut.objects.create(method="form", **holder).pk for holder in ({"organization": org_a}, {"user": alice})}
+    theirs = [OptOut.objects.create(method="form", **holder) for holder in ({"organization": org_b}, {"user": bob})]
+    fetch(f"SET LOCAL ROLE {PROBE_ROLE}")
+    assert fetch("SELECT count(*) FROM privacy_optout")[0][0] == 0  # nobody in scope
+    with tenant_context(org_a), person_context(alice):
+        assert {row[0] for row in fetch("SELECT id FROM privacy_optout")} == ours
+        for record in theirs:
+            assert fetch("DELETE FROM privacy_optout WHERE id = %s RETURNING id", [record.pk]) == []
+            assert fetch("UPDATE privacy_optout SET method = 'api' WHERE id = %s RETURNING id", [record.pk]) == []
+        for planted in ({"organization": org_b}, {"user": bob}):
+            with pytest.raises(DatabaseError, match="row-level security"), transaction.atomic():
+                OptOut.objects.create(method="api", **planted)
+    fetch("RESET ROLE")
+    assert sorted(OptOut.objects.exclude(pk__in=ours).values_list("method", flat=True)) == ["form", "form"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_opt_outs_are_recorded_found_and_honoured_as_the_application_role(settings):
+    member, bystander = MembershipFactory(), MembershipFactory()
+    organization, person = member.organization, member.user
+    marketing = {"recipient": "distributor", "categories": ["contact"], "purpose": Disclosure.Purpose.MARKETING,
+                 "operation": "leads.share"}
+    with ProductionRoles(settings) as production:
+        client = verified_client(Client(), person)
+        # The Global Privacy Control signal of a signed-in person: their opt-out and their organisation's.
+        assert client.get(reverse("privacy:my_data"), HTTP_SEC_GPC="1").status_code == 200
+        with person_context(person):
+            assert OptOut.objects.filter(user=person).count() == 1
+        with tenant_context(organization):
+            assert OptOut.objects.filter(organization=organization).count() == 1
+        # Found again on the next request (as the system role), without the signal.
+        page = client.get(reverse("privacy:my_data"))
+        assert page.context["request"].privacy_opt_out is not None
+
+        # The disclosure gate reads the organisation's and its members' opt-outs.
+        with pytest.raises(DisclosureRefused):
+            disclosure_record(organization=organization, ms_request_id="m-1", **marketing)
+        assert disclosure_record(organization=bystander.organization, ms_request_id="m-2", **marketing)
+        # A member's own opt-out alone is enough, though the organisation's row is not there.
+        with person_context(bystander.user):
+            OptOut.objects.create(user=bystander.user, method="form")
+        assert organization_opted_out(bystander.organization)
+
+        # Without the system role: nobody's opt-out is found, so every non-essential disclosure is refused.
+        production.system_configured(False)
+        assert user_opt_out(person) is None
+        other = OrganizationFactory()
+        assert organization_opted_out(other)
+        with pytest.raises(DisclosureRefused):
+            disclosure_record(organization=other, ms_request_id="m-3", **marketing)
+        production.system_configured(True)
+        assert not organization_opted_out(other)
+    assert OptOut.objects.filter(user=person, method="gpc_header").exists()

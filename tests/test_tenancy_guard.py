@@ -60,7 +60,10 @@ ALLOWED_FUNCTIONS = {
     "billing/services/invoices.py": {"_organizations_billed"},
     # The officer's data inventory names the recipients of every organisation's disclosures (recipients and
     # categories only).
-    "privacy/selectors.py": {"data_inventory"},
+    # The disclosure gate reads the opt-outs of an organisation and of every member (row-level security per person
+    # shows one person's); the GPC middleware finds the signed-in person's own on every request, outside any
+    # transaction, one statement keyed by the person (decision 045).
+    "privacy/selectors.py": {"data_inventory", "organization_opted_out", "user_opt_out"},
     # An access report includes the person's own audit events that belong to no organisation.
     "privacy/access_report.py": {"subject_account_events"},
     # Password spraying is one source's failures across accounts; row-level security per person shows the

@@ -1,5 +1,5 @@
 """Row-level security on the staff-side tables of billing reconciliation, service announcements, the
-disclosure log and legal holds.
+disclosure log, legal holds and opt-outs.
 
 Microsoft's imported line items and the reconciliation findings carry the organisation each was matched
 to: ``tenant_isolation`` admits the rows of ``app.org_ids``; the import and the matching are partner-wide
@@ -10,7 +10,9 @@ naming its own. The disclosure log is written and read in its organisation's con
 (``core.disclosures``, access reports, recipients' notices); the officer's inventory of recipients reads it
 as the system role; disclosures of no organisation may be appended and read, as org-less audit events.
 A legal hold names an organisation or a person: it is admitted in that organisation's context or that
-person's (``person_rows``); erasure and retention read every active hold as the system role.
+person's (``person_rows``); erasure and retention read every active hold as the system role. An opt-out
+is an organisation's or a person's, the same way; the disclosure gate reads an organisation's and its
+members' as the system role.
 The lists are frozen here, as a migration must be; ``tests/test_rls_staff_side.py`` checks them.
 See docs/decisions/045-row-level-security-on-staff-side-tables.md.
 """
@@ -25,7 +27,7 @@ TENANT_SCOPED_ORGLESS_READS = ["billing_reconciliationfinding"]
 # Rows of no organisation that the application role may append and read, never change (as audit events).
 TENANT_SCOPED_ORGLESS_ROWS = ["privacy_disclosure"]
 # Rows of an organisation, or naming a person (``user_id``), admitted in either's context.
-TENANT_OR_PERSON_SCOPED = ["privacy_legalhold"]
+TENANT_OR_PERSON_SCOPED = ["privacy_legalhold", "privacy_optout"]
 
 
 def forwards(apps, schema_editor):

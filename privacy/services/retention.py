@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models import Max, ProtectedError, Q
 from django.utils import timezone
 
@@ -34,7 +34,14 @@ from accounts.models import Membership, MicrosoftTenant, Organization
 from core.audit import Actor, audit_record
 from core.immutable import retention_purge_deletes
 from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, model_field_names
-from core.tenancy import APPEND_ONLY_TABLES, PERSON_SCOPED_TABLES, TenantManager, tenant_context, unscoped_no_tenant
+from core.tenancy import (
+    APPEND_ONLY_TABLES,
+    PERSON_SCOPED_TABLES,
+    TenantManager,
+    row_security_hides,
+    tenant_context,
+    unscoped_no_tenant,
+)
 from licensing.models import Subscription
 from privacy.models import LegalHold, PrivacyRequest, RetentionRun
 from privacy.services.authorizations import authorization_files_purge_orphans
@@ -187,12 +194,8 @@ def held_subjects() -> tuple[set, set]:
     that row-level security binds would see none and let a purge or an erasure through, so that is refused
     (``LegalHoldsUnreadable``: the system role, ``SYSTEM_DATABASE_URL``, is not configured)."""
     with unscoped_no_tenant():
-        alias = router.db_for_read(LegalHold)
-        if connections[alias].vendor == "postgresql":
-            with connections[alias].cursor() as cursor:
-                cursor.execute("SELECT row_security_active(%s::regclass)", [LegalHold._meta.db_table])
-                if cursor.fetchone()[0]:
-                    raise LegalHoldsUnreadable("Legal holds cannot be read: configure the system database role.")
+        if row_security_hides(LegalHold):
+            raise LegalHoldsUnreadable("Legal holds cannot be read: configure the system database role.")
         active = LegalHold.objects.filter(released_at__isnull=True)
         orgs = set(active.exclude(organization__isnull=True).values_list("organization_id", flat=True))
         users = set(active.exclude(user__isnull=True).values_list("user_id", flat=True))
