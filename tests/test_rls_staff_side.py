@@ -401,9 +401,11 @@ def test_opt_outs_are_recorded_found_and_honoured_as_the_application_role(settin
             assert OptOut.objects.filter(user=person).count() == 1
         with tenant_context(organization):
             assert OptOut.objects.filter(organization=organization).count() == 1
-        # Found again on the next request (as the system role), without the signal.
-        page = client.get(reverse("privacy:my_data"))
-        assert page.context["request"].privacy_opt_out is not None
+        # Found on the person's next visit from another browser, without the signal or the first one's cookie:
+        # the person's own, read as the system role.
+        page = verified_client(Client(), person).get(reverse("privacy:my_data"))
+        assert page.context["request"].privacy_opt_out.method == "gpc_header"
+        assert user_opt_out(person).user_id == person.pk
 
         # The disclosure gate reads the organisation's and its members' opt-outs.
         with pytest.raises(DisclosureRefused):
