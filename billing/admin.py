@@ -136,7 +136,9 @@ class FindingInline(admin.TabularInline):
 
     def get_queryset(self, request):
         # A partner-wide run, but each finding names a customer: only those whose grant covers billing.
-        # Findings matched to no customer name none, so they stay visible to staff.
+        # Findings matched to no customer name none, so they stay visible to staff (row-level security lets
+        # the application role read them, never write them; the run's view reads the rest in the grants'
+        # tenant context).
         granted = list(grants_for_area(request, "billing"))
         return super().get_queryset(request).filter(Q(organization__isnull=True) | Q(organization_id__in=granted))
 
@@ -151,6 +153,15 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
     inlines = [FindingInline]
     actions = ["reconcile_now"]
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The findings inline reads rows of the customers whose grant covers billing: inside their tenant
+        # context, rendered there, so row-level security shows what the inline's filter asks for.
+        with tenant_context(*grants_for_area(request, "billing"), savepoint=False):
+            response = super().change_view(request, object_id, form_url, extra_context)
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
+        return response
+
     @admin.display(description="Money at risk")
     def total_at_risk(self, obj):
         return obj.summary.get("total_at_risk", "")
@@ -163,7 +174,11 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reconcile now (Microsoft's unbilled line items)")
     def reconcile_now(self, request, queryset):
-        run = reconciliation_services.reconciliation_run(actor=Actor.staff(request.user), source="unbilled")
+        try:
+            run = reconciliation_services.reconciliation_run(actor=Actor.staff(request.user), source="unbilled")
+        except reconciliation_services.ReconciliationError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
         self.message_user(request, f"Matched {run.items} line items: {run.summary.get('total_at_risk')} at risk.",
                           messages.SUCCESS)
 

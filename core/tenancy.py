@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, router, transaction
 
 _org_ids: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("org_ids", default=None)
 # True inside unscoped_no_tenant(): the router sends queries to the system alias.
@@ -133,8 +133,9 @@ def tenant_read_context(organization) -> Iterator[None]:
 
     A page renders inside its view's tenant context (``accounts.org_views.OrganizationMixin``), so the header's
     reads (the notification bell) need no context of their own; entering one anyway would cost a savepoint and
-    two ``set_config`` round trips on every page. Only for reads: a write wants the savepoint of its own
-    ``tenant_context`` so that a caught error rolls back no more than it.
+    two ``set_config`` round trips on every page. Only for reads, or for a write that takes its own savepoint
+    (``core.disclosures``' atomic writers): a write wants a savepoint so that a caught error rolls back no more
+    than it.
     """
     ids = _normalise([organization])
     if (
@@ -265,6 +266,21 @@ def system_database() -> str:
     return getattr(settings, "TENANCY_SYSTEM_DATABASE", DEFAULT_DB_ALIAS)
 
 
+def row_security_hides(model) -> bool:
+    """Whether row-level security filters ``model``'s table for the role that a read of it goes to now (through the
+    router: inside ``unscoped_no_tenant()`` the system alias). True for the application role, even on the system
+    alias when ``SYSTEM_DATABASE_URL`` is not set; False for the system role, the tables' owner and off Postgres.
+
+    For the readers that must see every row or refuse to answer (legal holds before a purge, opt-outs before a
+    disclosure): an empty answer from a role that sees nothing would let through what must be stopped."""
+    alias = router.db_for_read(model)
+    if connections[alias].vendor != "postgresql":
+        return False
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT row_security_active(%s::regclass)", [model._meta.db_table])
+        return bool(cursor.fetchone()[0])
+
+
 class SystemDatabaseRouter:
     """Sends every query inside ``unscoped_no_tenant()`` to the system alias, everything else to default.
 
@@ -364,7 +380,9 @@ def rls_tenancy_disable_sql(table: str) -> str:
     """
 
 
-def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
+def rls_enable_sql(
+    table: str, *, orgless_rows: bool = False, orgless_reads: bool = False, person_rows: bool = False
+) -> str:
     """SQL that enables row-level security on a tenant table.
 
     The policy binds the application role, which never owns the tables (the
@@ -376,6 +394,14 @@ def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
     ``orgless_rows``: the table also holds rows of no organisation (account-level audit
     events). The application role may append and read such rows (``INSERT ... RETURNING``
     needs the new row to be readable) but has no policy to update or delete them.
+
+    ``orgless_reads``: the table holds rows of no organisation that only the system role writes (a
+    reconciliation finding about a subscription no customer has); the application role may read them
+    and nothing else.
+
+    ``person_rows``: the table's rows may also name one person (``user_id``): a legal hold on a person. The rows
+    naming a person of ``app.user_ids`` are admitted too, for reading and writing (``person_context``), whatever
+    their organisation.
     """
     setting = rls_scope_sql()
     sql = f"""
@@ -386,10 +412,20 @@ def rls_enable_sql(table: str, *, orgless_rows: bool = False) -> str:
             WITH CHECK (organization_id = ANY {setting});
         DROP POLICY IF EXISTS orgless_insert ON {table};
         DROP POLICY IF EXISTS orgless_read ON {table};
+        DROP POLICY IF EXISTS person_rows ON {table};
+    """
+    if person_rows:
+        people = rls_people_sql()
+        sql += f"""
+        CREATE POLICY person_rows ON {table} USING (user_id = ANY {people}) WITH CHECK (user_id = ANY {people});
     """
     if orgless_rows:
         sql += f"""
         CREATE POLICY orgless_insert ON {table} FOR INSERT WITH CHECK (organization_id IS NULL);
+        CREATE POLICY orgless_read ON {table} FOR SELECT USING (organization_id IS NULL);
+    """
+    elif orgless_reads:
+        sql += f"""
         CREATE POLICY orgless_read ON {table} FOR SELECT USING (organization_id IS NULL);
     """
     return sql
@@ -459,6 +495,7 @@ def rls_person_disable_sql(table: str) -> str:
 
 def rls_disable_sql(table: str) -> str:
     return f"""
+        DROP POLICY IF EXISTS person_rows ON {table};
         DROP POLICY IF EXISTS orgless_insert ON {table};
         DROP POLICY IF EXISTS orgless_read ON {table};
         DROP POLICY IF EXISTS tenant_isolation ON {table};

@@ -5,6 +5,7 @@ written by staff; publishing and withdrawing go through the notification service
 Sync runs are shown only for organisations whose grant covers licensing (accounts.admin_grants).
 """
 
+from django import forms
 from django.contrib import admin, messages
 
 from accounts.admin_grants import GrantScopedAdmin
@@ -12,6 +13,7 @@ from core.audit import Actor
 from core.tenancy import tenant_context
 
 from .models import DirectorySync, ServiceAnnouncement
+from .selectors import directory as selectors_directory
 from .services import directory as directory_services
 from .services import notifications as notification_services
 
@@ -46,8 +48,26 @@ class DirectorySyncAdmin(GrantScopedAdmin, admin.ModelAdmin):
         messages.success(request, f"Queued {len(organizations)} directory sync(s).")
 
 
+class ServiceAnnouncementForm(forms.ModelForm):
+    """Shows the organisations an announcement targets as the system role reads them: the targeting rows are
+    under row-level security, and the admin has no tenant context of its own."""
+
+    class Meta:
+        model = ServiceAnnouncement
+        fields = ["title", "body", "severity", "all_organizations", "organizations", "ends_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "organizations" in self.fields and not self.is_bound:
+            self.initial["organizations"] = selectors_directory.announcement_target_ids(self.instance)
+
+
 @admin.register(ServiceAnnouncement)
 class ServiceAnnouncementAdmin(admin.ModelAdmin):
+    """Announcements span organisations: their targets are written through the notification service (in the
+    tenant context of the organisations added or removed), never by the form's own many-to-many save."""
+
+    form = ServiceAnnouncementForm
     list_display = ["title", "severity", "all_organizations", "published_at", "ends_at"]
     list_filter = ["severity", "all_organizations"]
     filter_horizontal = ["organizations"]
@@ -58,6 +78,20 @@ class ServiceAnnouncementAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        notification_services.announcement_targets_set(
+            announcement=form.instance, organizations=form.cleaned_data.get("organizations", ()),
+            actor=Actor.staff(request.user))
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request, obj):
+        notification_services.announcement_delete(announcement=obj, actor=Actor.staff(request.user))
+
+    def delete_queryset(self, request, queryset):
+        for announcement in queryset:
+            notification_services.announcement_delete(announcement=announcement, actor=Actor.staff(request.user))
 
     @admin.action(description="Publish now")
     def publish(self, request, queryset):

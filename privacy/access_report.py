@@ -32,7 +32,7 @@ import datetime
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -362,7 +362,8 @@ def disclosure_section(organizations, purposes=None) -> Section:
     only = Q(purpose__in=purposes) if purposes else Q()
     for org in organizations:
         section.sources.append(
-            (nullcontext, lambda o=org: Disclosure.objects.filter(only, organization=o, occurred_at__gte=REPORT_SINCE))
+            (partial(tenant_context, org),
+             lambda o=org: Disclosure.objects.filter(only, organization=o, occurred_at__gte=REPORT_SINCE))
         )
     return section
 

@@ -1,7 +1,8 @@
 """Staff admin for legal holds (placed and released through the retention services) and purge runs (read-only).
 
 Legal holds name a customer or a person: only a privacy operator's grant shows and changes them
-(accounts.admin_grants), audited with the grant. Purge runs hold counts only.
+(accounts.admin_grants), audited with the grant, in the tenant context of the granted organisations and the
+person context of their members (row-level security, decision 045). Purge runs hold counts only.
 """
 
 from django.contrib import admin
@@ -10,6 +11,8 @@ from django.db.models import Q
 
 from accounts.admin_grants import GrantScopedAdmin
 from accounts.models import Membership
+from accounts.selectors import members_of
+from core.tenancy import person_context
 from privacy.models import LegalHold, RetentionRun
 from privacy.services.retention import legal_hold_place, legal_hold_release
 
@@ -27,6 +30,13 @@ class LegalHoldAdmin(GrantScopedAdmin, admin.ModelAdmin):
         org_ids = list(org_ids)
         members = Membership.objects.filter(organization_id__in=org_ids).values("user_id")
         return queryset.filter(Q(organization_id__in=org_ids) | Q(organization__isnull=True, user_id__in=members))
+
+    def _scoped(self, request, view):
+        # A hold on a person (no organisation) has row-level security per person: the view runs in the person
+        # context of the granted organisations' members too, as the security queue does.
+        orgs = {**self.grant_orgs(request), **self.grant_orgs(request, change=True)}
+        with person_context(*members_of(orgs)):
+            return super()._scoped(request, view)
 
     def grant_org_ids_of(self, obj) -> set[str]:
         if obj.organization_id:

@@ -13,16 +13,20 @@ from accounts.selectors import organizations_across_tenants
 from core.crypto import blind_index
 from core.models import Disclosure
 from core.registry import Category, Retention, Subject, personal_fields
-from core.tenancy import tenant_context, tenant_read_context
+from core.tenancy import row_security_hides, tenant_context, tenant_read_context, unscoped_no_tenant
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy.models import AuthorizationDocument, OptOut, PrivacyRequest
 
 
 def user_opt_out(user) -> OptOut | None:
+    """The signed-in person's own opt-out. Read by the GPC middleware on every signed-in request, outside any
+    transaction: one autocommit statement as the system role, keyed by the person (opt-outs have row-level
+    security per person), as the session's device is found (decision 035)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    return OptOut.objects.filter(user=user).first()
+    with unscoped_no_tenant(atomic=False):
+        return OptOut.objects.filter(user=user).first()
 
 
 def organization_opt_out(organization) -> OptOut | None:
@@ -37,7 +41,11 @@ def organization_opted_out(organization) -> bool:
     if organization is None:
         return False
     held = Q(organization=organization) | Q(user__memberships__organization=organization)
-    return OptOut.objects.filter(held).exists()
+    # The members' opt-outs are theirs (row-level security per person), so all are read as the system role:
+    # committed ones. A role that row-level security binds would see none and allow what must be refused, so
+    # then every non-essential disclosure is refused instead.
+    with unscoped_no_tenant(atomic=False):
+        return row_security_hides(OptOut) or OptOut.objects.filter(held).exists()
 
 
 # --- privacy requests --------------------------------------------------------------------------
@@ -95,7 +103,10 @@ def data_inventory() -> list[dict]:
     and the recipients the disclosure log has sent it to. Read from the registry: always complete."""
     recipients: dict[str, set[str]] = {}
     labels = dict(Disclosure.Recipient.choices)
-    for recipient, categories in Disclosure.objects.values_list("recipient", "categories").distinct():
+    # Every organisation's disclosures (the log has row-level security): read as the system role.
+    with unscoped_no_tenant():
+        sent = list(Disclosure.objects.values_list("recipient", "categories").distinct())
+    for recipient, categories in sent:
         for category in categories:
             recipients.setdefault(category, set()).add(labels.get(recipient, recipient))
     inventory = []

@@ -50,11 +50,20 @@ ALLOWED_FUNCTIONS = {
     "security/fraud.py": {"_organizations_by_customer"},
     # Existence check across organisations (a tenant links once); the unique constraint is the real guarantee.
     "licensing/services/onboarding/link.py": {"tenant_link_request"},
-    # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job).
-    "billing/services/reconciliation.py": {"reconciliation_run", "_ours"},
+    # Reconciliation matches Microsoft's partner-wide files against every customer's invoice lines (staff job),
+    # and writes the run, Microsoft's lines and the findings, which span customers, as the system role.
+    "billing/services/reconciliation.py": {"reconciliation_run", "_reconcile", "_ours"},
+    # Staff editing a targeted announcement see the organisations it names: every organisation's targeting rows.
+    "licensing/selectors/directory.py": {"announcement_target_ids"},
     # The billing run skips the organisations already billed for the month: organisation ids only; each
     # one left is billed inside its own tenant context, where the unique constraints decide a race.
     "billing/services/invoices.py": {"_organizations_billed"},
+    # The officer's data inventory names the recipients of every organisation's disclosures (recipients and
+    # categories only).
+    # The disclosure gate reads the opt-outs of an organisation and of every member (row-level security per person
+    # shows one person's); the GPC middleware finds the signed-in person's own on every request, outside any
+    # transaction, one statement keyed by the person (decision 045).
+    "privacy/selectors.py": {"data_inventory", "organization_opted_out", "user_opt_out"},
     # An access report includes the person's own audit events that belong to no organisation.
     "privacy/access_report.py": {"subject_account_events"},
     # Password spraying is one source's failures across accounts; row-level security per person shows the
@@ -79,8 +88,9 @@ ALLOWED_FUNCTIONS = {
     "accounts/admin_staff_grants.py": {"_OrganizationSlugField.clean", "StaffGrantAdmin._grants_scope"},
     # The demo seed finds the demo organisation by its fixed slug before it is in scope.
     "accounts/demo.py": {"seed_accounts_demo"},
-    # Retention purges every person's expired sign-ins, login findings, sessions and browsers' opt-outs; legal
-    # holds of organisations cover their members, read across organisations (member ids only).
+    # Retention purges every person's expired sign-ins, login findings, sessions and browsers' opt-outs; retention
+    # and erasure read every active legal hold (organisations' and people's), and the members an organisation's
+    # hold covers, across organisations (ids only).
     "privacy/services/retention.py": {"_untenanted_scope", "held_subjects"},
 }
 

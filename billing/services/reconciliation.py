@@ -20,7 +20,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
 from billing.models import InvoiceLine, MicrosoftLineItem, ReconciliationFinding, ReconciliationRun
@@ -48,6 +48,10 @@ def _decimal(value) -> Decimal:
         return Decimal(0)
 
 
+class ReconciliationError(Exception):
+    """The run could not be written; it is marked failed with the reason."""
+
+
 class _Totals:
     __slots__ = ("amount", "organization_id", "quantity", "unit")
 
@@ -62,9 +66,29 @@ def _key(ms_subscription_id: str, day: date, amount: Decimal):
 def reconciliation_run(*, actor: Actor, source: str = "unbilled", items=None, now: datetime | None = None
                        ) -> ReconciliationRun:
     """Import Microsoft's line items (``source``: "unbilled" or an invoice id; ``items`` overrides the
-    download, for tests and benchmarks) and write the findings. Staff-only: spans organisations."""
+    download, for tests and benchmarks) and write the findings. Staff-only: spans organisations.
+
+    Everything it writes, the run included, is written as the system role: Microsoft's lines and the findings
+    span customers (row-level security shows the application role one organisation's rows), and the run is
+    committed on the system connection before its lines point to it. Were the run inserted on the default
+    connection inside a request's transaction (the admin's "Reconcile now"), the system connection's foreign
+    key check on each line would wait for that transaction, which waits for it."""
     now = now or timezone.now()
-    run = ReconciliationRun.objects.create(source=source[:64], started_at=now)
+    with unscoped_no_tenant():
+        run = ReconciliationRun.objects.create(source=source[:64], started_at=now)
+    try:
+        return _reconcile(run, actor=actor, source=source, items=items, now=now)
+    except DatabaseError as exc:
+        # Without the system role (SYSTEM_DATABASE_URL), row-level security refuses the lines: fail closed.
+        with unscoped_no_tenant():
+            ReconciliationRun.objects.filter(pk=run.pk).update(
+                status=ReconciliationRun.Status.FAILED, finished_at=timezone.now(),
+                error=f"The database refused the run's rows ({type(exc).__name__}): is the system role "
+                      "(SYSTEM_DATABASE_URL) configured?")
+        raise ReconciliationError("The reconciliation could not be written; see the run's error.") from exc
+
+
+def _reconcile(run: ReconciliationRun, *, actor: Actor, source: str, items, now: datetime) -> ReconciliationRun:
     if items is None:
         pc = default_client().partner_center
         items = pc.iter_unbilled_line_items() if source == "unbilled" else pc.iter_billed_line_items(
@@ -96,7 +120,8 @@ def reconciliation_run(*, actor: Actor, source: str = "unbilled", items=None, no
         batch.append(row)
         count += 1
         if len(batch) >= BATCH:
-            MicrosoftLineItem.objects.bulk_create(batch, ignore_conflicts=True)
+            with unscoped_no_tenant():
+                MicrosoftLineItem.objects.bulk_create(batch, ignore_conflicts=True)
             batch = []
         if start >= closed_before:
             pending += amount
@@ -108,9 +133,11 @@ def reconciliation_run(*, actor: Actor, source: str = "unbilled", items=None, no
         totals.unit = row.unit_price
         totals.organization_id = row.organization_id
     if batch:
-        MicrosoftLineItem.objects.bulk_create(batch, ignore_conflicts=True)
+        with unscoped_no_tenant():
+            MicrosoftLineItem.objects.bulk_create(batch, ignore_conflicts=True)
     findings = _match(run, theirs, first_day, closed_before, subscriptions)
-    with transaction.atomic():
+    # The run was created on the system alias and is saved there again (the router names the alias).
+    with unscoped_no_tenant():
         ReconciliationFinding.objects.bulk_create(findings, batch_size=BATCH)
         run.items = count
         run.status = ReconciliationRun.Status.DONE

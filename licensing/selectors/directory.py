@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from core.crypto import blind_index
+from core.tenancy import unscoped_no_tenant
 from licensing.models import (
     BulkJob,
     DirectorySync,
@@ -136,7 +137,21 @@ def open_proposals(organization) -> QuerySet[ReductionProposal]:
 
 
 def announcements(organization) -> QuerySet[ServiceAnnouncement]:
+    """The live announcements ``organization`` is shown. Read in its tenant context: row-level security on the
+    targeting table shows only the rows naming it, so another organisation's targeting is never joined."""
     return ServiceAnnouncement.objects.visible_to(organization)
+
+
+def announcement_target_ids(announcement: ServiceAnnouncement) -> list[uuid.UUID]:
+    """The organisations a targeted announcement names, for staff editing it: every organisation's targeting
+    rows, read as the system role (committed rows only; one statement)."""
+    if announcement.pk is None:
+        return []
+    with unscoped_no_tenant(atomic=False):
+        return list(
+            ServiceAnnouncement.organizations.through.objects.filter(serviceannouncement_id=announcement.pk)
+            .order_by("organization_id").values_list("organization_id", flat=True)
+        )
 
 
 def bell_context(organization, user) -> dict:

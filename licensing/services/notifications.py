@@ -20,9 +20,11 @@ from django.utils import timezone
 from accounts.models import Membership
 from accounts.roles import Role
 from core.audit import Actor, audit_record
+from core.tenancy import tenant_context
 from core.timezones import format_day, format_moment, organization_zone
 from licensing import nce
 from licensing.models import Notification, ProvisioningOperation, ServiceAnnouncement, Subscription
+from licensing.selectors import directory as selectors_directory
 from licensing.selectors import licensing_settings
 from licensing.selectors import seats as selectors_seats
 from licensing.selectors import usage as selectors_usage
@@ -205,6 +207,34 @@ def announcement_publish(*, announcement: ServiceAnnouncement, actor: Actor, whe
     audit_record(actor=actor, action="announcement.published", target=announcement,
                  metadata={"all": announcement.all_organizations, "severity": announcement.severity})
     return announcement
+
+
+@transaction.atomic
+def announcement_targets_set(*, announcement: ServiceAnnouncement, organizations: Iterable, actor: Actor) -> None:
+    """Point ``announcement`` at exactly ``organizations`` (staff, in the admin), audited.
+
+    The targeting rows carry an organisation each, under row-level security: the current targets are read
+    as the system role, and the rows are changed in the tenant context of every organisation added or
+    removed, on the default connection. Not on the system connection: a new announcement is not committed
+    yet, and that connection's foreign key check on it would wait for this transaction, which waits for it.
+    """
+    before = set(selectors_directory.announcement_target_ids(announcement))
+    after = {getattr(org, "pk", org) for org in organizations}
+    with tenant_context(*(before | after)):
+        announcement.organizations.set(after)
+    if before != after:
+        audit_record(actor=actor, action="announcement.targeted", target=announcement,
+                     metadata={"added": len(after - before), "removed": len(before - after)})
+
+
+@transaction.atomic
+def announcement_delete(*, announcement: ServiceAnnouncement, actor: Actor) -> None:
+    """Delete an announcement and its targeting rows (staff, in the admin), audited. The targets go first,
+    in their organisations' context: a delete of the announcement alone would leave rows row-level security
+    hid from it, and their foreign key would refuse the commit."""
+    announcement_targets_set(announcement=announcement, organizations=(), actor=actor)
+    audit_record(actor=actor, action="announcement.deleted", target=announcement)
+    announcement.delete()
 
 
 @transaction.atomic

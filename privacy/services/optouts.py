@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.selectors import memberships_for_user
 from core.audit import Actor, audit_record
+from core.tenancy import person_context, tenant_read_context
 from privacy.models import BrowserOptOut, OptOut, OptOutMethod
 
 
@@ -54,12 +55,14 @@ def _record_once(lookup: dict, method: str) -> tuple[OptOut, bool]:
 
 @transaction.atomic
 def opt_out_organization_record(*, organization, method: str, actor: Actor) -> OptOut:
-    """The organisation opts out of the sale and sharing of its data. Idempotent."""
+    """The organisation opts out of the sale and sharing of its data. Idempotent. Read and written in the
+    organisation's context (row-level security), whatever the caller's."""
     OptOutMethod(method)
-    record, created = _record_once({"organization": organization}, method)
-    if created:
-        audit_record(actor=actor, action="privacy.opt_out_recorded", organization=organization, target=record,
-                     metadata={"holder": "organization", "method": method})
+    with tenant_read_context(organization):
+        record, created = _record_once({"organization": organization}, method)
+        if created:
+            audit_record(actor=actor, action="privacy.opt_out_recorded", organization=organization, target=record,
+                         metadata={"holder": "organization", "method": method})
     return record
 
 
@@ -71,10 +74,11 @@ def opt_out_user_record(*, user, method: str, actor: Actor) -> OptOut:
     the data that could be shared with a distributor is the organisation's and its people's.
     """
     OptOutMethod(method)
-    record, created = _record_once({"user": user}, method)
-    if created:
-        audit_record(actor=actor, action="privacy.opt_out_recorded", target=record,
-                     metadata={"holder": "user", "method": method})
+    with person_context(user):  # the person's own row (row-level security per person); each organisation's below
+        record, created = _record_once({"user": user}, method)
+        if created:
+            audit_record(actor=actor, action="privacy.opt_out_recorded", target=record,
+                         metadata={"holder": "user", "method": method})
     for membership in memberships_for_user(user):
         opt_out_organization_record(organization=membership.organization, method=method, actor=actor)
     return record

@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.audit import Actor
 from core.models import Disclosure
+from core.tenancy import tenant_context
 from privacy.models import PrivacyRequest, RecipientNotice
 from privacy.services.history import history_add, history_audit
 from privacy.services.requests import Action
@@ -44,22 +45,28 @@ def recipient_notices_open(request: PrivacyRequest, organization_ids, action: st
     a correction, say). Sent on commit.
     """
     assert action in ACTIONS
-    received = (
-        Disclosure.objects.filter(organization_id__in=organization_ids)
-        .values("recipient")
-        .annotate(last=Max("occurred_at"))
-    )
+    # The log has row-level security: read in these organisations' context.
+    with tenant_context(*organization_ids):
+        received = list(
+            Disclosure.objects.filter(organization_id__in=organization_ids)
+            .values("recipient")
+            .annotate(last=Max("occurred_at"))
+        )
+        categories_of = {
+            row["recipient"]: sorted(
+                {
+                    c
+                    for cats in Disclosure.objects.filter(
+                        organization_id__in=organization_ids, recipient=row["recipient"]
+                    ).values_list("categories", flat=True)
+                    for c in cats
+                }
+            )
+            for row in received
+        }
     notices = []
     for row in received:
-        categories = sorted(
-            {
-                c
-                for cats in Disclosure.objects.filter(
-                    organization_id__in=organization_ids, recipient=row["recipient"]
-                ).values_list("categories", flat=True)
-                for c in cats
-            }
-        )
+        categories = categories_of[row["recipient"]]
         notice, created = RecipientNotice.objects.select_for_update().get_or_create(
             request=request,
             recipient=row["recipient"],

@@ -35,7 +35,14 @@ from accounts.selectors import organizations_across_tenants
 from core.audit import Actor, audit_record
 from core.immutable import retention_purge_deletes
 from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, model_field_names
-from core.tenancy import APPEND_ONLY_TABLES, PERSON_SCOPED_TABLES, TenantManager, tenant_context, unscoped_no_tenant
+from core.tenancy import (
+    APPEND_ONLY_TABLES,
+    PERSON_SCOPED_TABLES,
+    TenantManager,
+    row_security_hides,
+    tenant_context,
+    unscoped_no_tenant,
+)
 from licensing.models import Subscription
 from privacy.models import LegalHold, PrivacyRequest, RetentionRun
 from privacy.services.authorizations import authorization_files_purge_orphans
@@ -177,13 +184,22 @@ def _purge_rows(model, org, condition, dry_run, batch_size) -> int:
         deleted += len(ids)
 
 
+class LegalHoldsUnreadable(RuntimeError):
+    """Row-level security hides the legal holds from this connection's role: nothing may be purged or erased."""
+
+
 def held_subjects() -> tuple[set, set]:
-    """Organisation ids and user ids under an active legal hold (an organisation's hold covers its members)."""
-    active = LegalHold.objects.filter(released_at__isnull=True)
-    orgs = set(active.exclude(organization__isnull=True).values_list("organization_id", flat=True))
-    users = set(active.exclude(user__isnull=True).values_list("user_id", flat=True))
-    # Their members, across organisations before any is in scope: as the system role (decision 044).
-    with unscoped_no_tenant(atomic=False):
+    """Organisation ids and user ids under an active legal hold (an organisation's hold covers its members).
+
+    Every organisation's and person's holds, read as the system role (holds have row-level security). A role
+    that row-level security binds would see none and let a purge or an erasure through, so that is refused
+    (``LegalHoldsUnreadable``: the system role, ``SYSTEM_DATABASE_URL``, is not configured)."""
+    with unscoped_no_tenant():
+        if row_security_hides(LegalHold):
+            raise LegalHoldsUnreadable("Legal holds cannot be read: configure the system database role.")
+        active = LegalHold.objects.filter(released_at__isnull=True)
+        orgs = set(active.exclude(organization__isnull=True).values_list("organization_id", flat=True))
+        users = set(active.exclude(user__isnull=True).values_list("user_id", flat=True))
         users |= set(Membership.objects.filter(organization_id__in=orgs).values_list("user_id", flat=True))
     return orgs, users
 
