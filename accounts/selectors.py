@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from contextlib import suppress
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import QuerySet
 from django.utils import timezone
 from django_otp.models import Device
@@ -97,6 +98,43 @@ def session_device(user: User, persistent_id: str) -> Device | None:
             with unscoped_no_tenant(atomic=False):
                 return devices.filter(user_id=user.pk, confirmed=True).first()
     return None
+
+
+# Users have row-level security (decision 043): the person themself, fellow members of the organisations in
+# scope and staff. The two reads below come before anyone is in scope, so they run as the system role, one
+# autocommit statement each, and hand back an instance bound to the default alias: whatever later reads its
+# relations, refreshes or saves it does so as the application role, under row-level security.
+
+
+def _on_default(user: User | None) -> User | None:
+    if user is not None:
+        user._state.db = DEFAULT_DB_ALIAS
+    return user
+
+
+def user_by_session_or_link_id(user_id) -> User | None:
+    """The user a session names (Django's authentication middleware, on every signed-in request), or a
+    password-reset link names (whose token is then checked against this user's password hash and last sign-in).
+
+    Keyed by that id alone: it returns that person or nobody. As the system role, because no context is set
+    before the request knows who is asking (decision 043). Anything that is not a user id finds nobody.
+    """
+    try:
+        user_id = uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    with unscoped_no_tenant(atomic=False):
+        return _on_default(User.objects.filter(pk=user_id).first())
+
+
+def user_by_email(email: str) -> User | None:
+    """The account with this e-mail address, by its blind index, before anyone is signed in: sign-in and its
+    failed attempts, password reset, sign-up and invitation acceptance, privacy requests by e-mail. As the
+    system role (decision 043). Reads committed rows only (the system role's own connection)."""
+    if not email:
+        return None
+    with unscoped_no_tenant(atomic=False):
+        return _on_default(User.objects.get_by_email(email))
 
 
 def memberships_for_user(user: User) -> QuerySet[Membership]:

@@ -9,6 +9,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from accounts.models import Organization, User
+from accounts.selectors import user_by_email
 from core.crypto import blind_index
 from core.models import Disclosure
 from core.registry import Category, Retention, Subject, personal_fields
@@ -156,7 +157,7 @@ def subject_account(request: PrivacyRequest) -> User | None:
     if request.requester is not None and not request.on_behalf:
         return request.requester
     email = request.data_subject_email
-    return User.objects.get_by_email(email) if email else None
+    return user_by_email(email)
 
 
 def directory_subjects(email: str, organization=None) -> list:

@@ -64,7 +64,15 @@ ALLOWED_FUNCTIONS = {
     "privacy/services/retention.py": {"_untenanted_scope"},
     # django-otp's middleware loads the session's device on every signed-in request, outside any transaction:
     # one row, keyed by the device id the session holds and bound to the session's user (decision 035).
-    "accounts/selectors.py": {"session_device"},
+    "accounts/selectors.py": {
+        "session_device",
+        # Users have row-level security (decision 043); two reads come before anyone is in scope, one row each:
+        # the user a session or a password-reset link names (by that id alone: Django's authentication
+        # middleware, on every signed-in request), and the account an address typed in names (sign-in, sign-up,
+        # password reset, invitation acceptance, privacy requests by e-mail).
+        "user_by_session_or_link_id",
+        "user_by_email",
+    },
 }
 
 
