@@ -21,6 +21,7 @@ from accounts.roles import Role
 from core.tenancy import person_context
 
 from .models import Membership, Organization, StaffGrant, StaffRole, TOTPDevice, User
+from .selectors import user_by_email
 
 DEMO_ORG_SLUG = "fabrikam"
 DEMO_PASSWORD = "demo-portal-2026"
@@ -51,7 +52,7 @@ def seed_staff_demo() -> tuple[User, bool]:
     """Create (once) the demo reseller staff member: admin access, MFA enrolled, and view permission
     on every model through a read-only group, so the admin can be explored without changing data.
     Returns (user, created). Re-run safely: a missing device or permission is restored."""
-    user = User.objects.get_by_email(DEMO_STAFF_EMAIL)
+    user = user_by_email(DEMO_STAFF_EMAIL)
     created = user is None
     if created:
         user = User.objects.create_user(
@@ -92,7 +93,7 @@ def seed_accounts_demo() -> tuple[Organization, User, bool]:
     """Create (once) the demo organisation and its members. Returns (org, owner, created)."""
     organization = Organization.objects.filter(slug=DEMO_ORG_SLUG).first()
     if organization is not None:
-        return organization, User.objects.get_by_email(DEMO_OWNER_EMAIL), False
+        return organization, user_by_email(DEMO_OWNER_EMAIL), False
     organization = Organization.objects.create(
         slug=DEMO_ORG_SLUG,
         legal_name="Fabrikam, Inc.",
@@ -105,7 +106,7 @@ def seed_accounts_demo() -> tuple[Organization, User, bool]:
     )
     owner = None
     for email, name, title, role in DEMO_MEMBERS:
-        user = User.objects.get_by_email(email) or User.objects.create_user(
+        user = user_by_email(email) or User.objects.create_user(
             email, DEMO_PASSWORD, full_name=name, job_title=title, email_verified_at=timezone.now()
         )
         with person_context(user):

@@ -13,7 +13,7 @@ from accounts.selectors import user_by_email
 from core.crypto import blind_index
 from core.models import Disclosure
 from core.registry import Category, Retention, Subject, personal_fields
-from core.tenancy import tenant_context
+from core.tenancy import person_context, tenant_context
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy.models import AuthorizationDocument, OptOut, PrivacyRequest
@@ -154,8 +154,10 @@ def subject_account(request: PrivacyRequest) -> User | None:
     """Whose account a request is about: the signed-in requester's, or the account with the verified
     address of a public or staff-entered request; for an agent's request, the account of the person
     they act for (never the agent's own)."""
-    if request.requester is not None and not request.on_behalf:
-        return request.requester
+    if request.requester_id is not None and not request.on_behalf:
+        # Read in the requester's own context: row-level security on users shows no one else's row (decision 043).
+        with person_context(request.requester_id):
+            return User.objects.filter(pk=request.requester_id).first()
     email = request.data_subject_email
     return user_by_email(email)
 

@@ -9,9 +9,11 @@ own connection (``tests.test_rls.ProductionRoles``): the flows that read users b
 
 from __future__ import annotations
 
+import io
 import re
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core import mail
@@ -269,3 +271,46 @@ def test_the_user_by_session_or_link_id_is_one_system_statement_and_fails_closed
                              ).status_code == 400
         production.system_configured(True)
         assert browser.get(f"/o/{org.slug}/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_privacy_requests_erasure_key_rotation_and_the_demo_seed_work_as_the_application_role(settings):
+    import time_machine
+    from django.core.management import call_command
+
+    from accounts.demo import DEMO_OWNER_EMAIL
+    from core.audit import Actor as AuditActor
+    from privacy.models import Erasure
+    from privacy.services import request_decisions as decisions
+    from privacy.services.erasure import erasure_perform
+    from privacy.services.requests import request_submit_portal
+    from privacy.tests.factories import make_officer
+    from tests.test_rls import _reencrypt
+
+    org = OrganizationFactory()
+    subject = MembershipFactory(organization=org, role=Role.VIEWER, user__full_name="Rhea Requester").user
+    officer = make_officer()
+    console = verified_client(Client(), officer)
+    people = User.objects.count()
+    with ProductionRoles(settings) as production:
+        # A signed-in person's deletion request, the officer's page and approval, then the erasure itself.
+        request = request_submit_portal(user=subject, kind="deletion", region="eu_uk", recent_mfa=True)
+        assert console.get(f"/privacy/console/{request.pk}/").status_code == 200
+        decisions.request_approve(request_id=request.pk, actor=officer)
+        erasure = Erasure.objects.get(request_id=request.pk)
+        with time_machine.travel(erasure.erase_after + timedelta(minutes=1)):
+            done = erasure_perform(erasure_id=erasure.pk, actor=AuditActor.system("rls-test"))
+        assert done.status == Erasure.Status.DONE
+
+        # Key rotation re-encrypts every person's row as the system role; the application role alone, none.
+        assert f"in {people} row(s)" in _reencrypt("accounts.User")
+        production.system_configured(False)
+        assert "in 0 row(s)" in _reencrypt("accounts.User")
+        production.system_configured(True)
+
+        # The demo seed creates its people in their own contexts, and a second run finds them again.
+        call_command("seed_demo", accounts_only=True, stdout=io.StringIO())
+        call_command("seed_demo", accounts_only=True, stdout=io.StringIO())
+    erased = User.objects.get(pk=subject.pk)
+    assert erased.full_name == "Erased user" and not erased.is_active
+    assert User.objects.filter(email_index=User.objects.get_by_email(DEMO_OWNER_EMAIL).email_index).count() == 1
