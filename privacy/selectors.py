@@ -150,14 +150,21 @@ def request_queue_metrics():
 # --- directory users as data subjects ----------------------------------------------------------
 
 
+def requester_account(request: PrivacyRequest) -> User | None:
+    """The signed-in requester's account, if the request has one. Read in the requester's own context: the
+    officer's console has none, and row-level security on users shows no one else's row (decision 043)."""
+    if request.requester_id is None:
+        return None
+    with person_context(request.requester_id):
+        return User.objects.filter(pk=request.requester_id).first()
+
+
 def subject_account(request: PrivacyRequest) -> User | None:
     """Whose account a request is about: the signed-in requester's, or the account with the verified
     address of a public or staff-entered request; for an agent's request, the account of the person
     they act for (never the agent's own)."""
     if request.requester_id is not None and not request.on_behalf:
-        # Read in the requester's own context: row-level security on users shows no one else's row (decision 043).
-        with person_context(request.requester_id):
-            return User.objects.filter(pk=request.requester_id).first()
+        return requester_account(request)
     email = request.data_subject_email
     return user_by_email(email)
 

@@ -289,18 +289,25 @@ def test_privacy_requests_erasure_key_rotation_and_the_demo_seed_work_as_the_app
 
     org = OrganizationFactory()
     subject = MembershipFactory(organization=org, role=Role.VIEWER, user__full_name="Rhea Requester").user
-    officer = make_officer()
+    owner = MembershipFactory(organization=org, role=Role.OWNER).user
+    officer = make_officer(full_name="Olive Officer")
     console = verified_client(Client(), officer)
     people = User.objects.count()
     with ProductionRoles(settings) as production:
         # A signed-in person's deletion request, the officer's page and approval, then the erasure itself.
         request = request_submit_portal(user=subject, kind="deletion", region="eu_uk", recent_mfa=True)
         assert console.get(f"/privacy/console/{request.pk}/").status_code == 200
+        assigned = console.post(f"/privacy/console/{request.pk}/assign/", {"officer": officer.pk})
+        assert assigned.status_code in (200, 302), assigned.content
+        assert "Olive Officer" in console.get("/privacy/console/").content.decode()  # staff named in its context
         decisions.request_approve(request_id=request.pk, actor=officer)
         erasure = Erasure.objects.get(request_id=request.pk)
         with time_machine.travel(erasure.erase_after + timedelta(minutes=1)):
             done = erasure_perform(erasure_id=erasure.pk, actor=AuditActor.system("rls-test"))
         assert done.status == Erasure.Status.DONE
+        # An opt-out by a signed-in person is honoured at once, their account read in their own context.
+        opt_out = request_submit_portal(user=owner, kind="opt_out", region="us_ca", recent_mfa=True)
+        assert opt_out.status == "completed"
 
         # Key rotation re-encrypts every person's row as the system role; the application role alone, none.
         assert f"in {people} row(s)" in _reencrypt("accounts.User")

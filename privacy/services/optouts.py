@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import Membership
 from core.audit import Actor, audit_record
+from core.tenancy import tenant_context
 from privacy.models import BrowserOptOut, OptOut, OptOutMethod
 
 
@@ -59,8 +60,9 @@ def opt_out_organization_record(*, organization, method: str, actor: Actor) -> O
     OptOutMethod(method)
     record, created = _record_once({"organization": organization}, method)
     if created:
-        audit_record(actor=actor, action="privacy.opt_out_recorded", organization=organization, target=record,
-                     metadata={"holder": "organization", "method": method})
+        with tenant_context(organization):  # the organisation's audit event is its own row (row-level security)
+            audit_record(actor=actor, action="privacy.opt_out_recorded", organization=organization, target=record,
+                         metadata={"holder": "organization", "method": method})
     return record
 
 
