@@ -32,8 +32,9 @@ _db_scope: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextV
 
 RLS_SETTING = "app.org_ids"
 # The people whose own rows (sign-in attempts, login monitoring's findings, tracked sessions, second-factor
-# devices, passkeys, their own user row: decision 043) are in scope: the person signing in or looking at their activity, sessions and devices,
-# the subject of a privacy request, or the members of the organisations a security responder's grant covers.
+# devices, passkeys, their own user row: decision 043) are in scope: the person signing in or looking at their
+# activity, sessions and devices, the subject of a privacy request, or the members of the organisations a
+# security responder's grant covers.
 # See docs/decisions/032-row-level-security-per-person.md and 035-row-level-security-on-sessions-and-devices.md.
 RLS_PERSON_SETTING = "app.user_ids"
 # Tables owned by one person rather than an organisation, with the per-person policy (portal 0006: sign-ins and
