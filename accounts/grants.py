@@ -280,9 +280,11 @@ def staff_grants_expire_and_remind(*, now=None) -> dict[str, int]:
     expired = reminded = 0
     due = StaffGrant.objects.filter(
         status__in=[StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED], expires_at__lte=now
-    ).values_list("pk", flat=True)
-    for grant_id in list(due):
-        with transaction.atomic():
+    ).values_list("pk", "organization_id")
+    # Each grant in its organisation's context: its audit events are the organisation's rows, and the staff
+    # member's row is readable only while a context is set (row-level security, decisions 025 and 043).
+    for grant_id, organization_id in list(due):
+        with tenant_context(organization_id):
             grant = StaffGrant.objects.select_for_update().get(pk=grant_id)
             if grant.status in (StaffGrant.Status.ACTIVE, StaffGrant.Status.REQUESTED) and grant.expires_at <= now:
                 _expire(grant, now)
@@ -290,10 +292,12 @@ def staff_grants_expire_and_remind(*, now=None) -> dict[str, int]:
     horizon = now + max(REMINDERS.values())
     upcoming = StaffGrant.objects.filter(
         status=StaffGrant.Status.ACTIVE, expires_at__gt=now, expires_at__lte=horizon
-    ).values_list("pk", flat=True)
-    for grant_id in list(upcoming):
-        with transaction.atomic():
-            grant = StaffGrant.objects.select_for_update().select_related("staff", "organization").get(pk=grant_id)
+    ).values_list("pk", "organization_id")
+    for grant_id, organization_id in list(upcoming):
+        with tenant_context(organization_id):
+            # Only the grant is locked: FOR UPDATE on the joined staff row would need a write policy on users.
+            grant = (StaffGrant.objects.select_for_update(of=("self",)).select_related("staff", "organization")
+                     .get(pk=grant_id))
             left = grant.expires_at - now
             # Only the nearest reminder not yet sent: a grant found 20 hours before expiry gets "24h", not both.
             label = min((name for name, before in REMINDERS.items() if left <= before), key=REMINDERS.get, default=None)

@@ -21,6 +21,7 @@ from django.db import DatabaseError, connection, connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.timezone import now as timezone_now
 
 from accounts.invitations import invitation_create
 from accounts.models import Membership, Role, StaffRole, TOTPDevice, User
@@ -321,3 +322,21 @@ def test_privacy_requests_erasure_key_rotation_and_the_demo_seed_work_as_the_app
     erased = User.objects.get(pk=subject.pk)
     assert erased.full_name == "Erased user" and not erased.is_active
     assert User.objects.filter(email_index=User.objects.get_by_email(DEMO_OWNER_EMAIL).email_index).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_staff_grant_reminders_and_expiry_name_the_staff_member_as_the_application_role(settings):
+    import time_machine
+
+    from accounts import grants
+    from accounts.models import StaffGrant
+
+    now = timezone_now()
+    grant = StaffGrantFactory(starts_at=now - timedelta(days=1), expires_at=now + timedelta(days=2))
+    with ProductionRoles(settings):
+        with time_machine.travel(now + timedelta(minutes=1), tick=False):
+            assert grants.staff_grants_expire_and_remind() == {"expired": 0, "reminded": 1}
+        assert mail.outbox[-1].to == [grant.staff.email]  # the staff row, read in the organisation's context
+        with time_machine.travel(grant.expires_at + timedelta(minutes=1), tick=False):
+            assert grants.staff_grants_expire_and_remind()["expired"] == 1
+    assert StaffGrant.objects.get(pk=grant.pk).status == StaffGrant.Status.EXPIRED
