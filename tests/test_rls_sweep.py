@@ -13,6 +13,7 @@ See docs/decisions/043-row-level-security-on-users.md.
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -103,3 +104,41 @@ def test_every_customer_read_answers_the_application_role_as_it_answers_the_owne
             if status == 200 and hidden:
                 failures.append(f"{label} [{pattern}] GET {path}: the application role does not see the own {hidden}")
     assert not failures, "Readers that differ under row-level security:\n" + "\n".join(failures)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_staff_admin_page_under_a_grant_answers_the_application_role_as_it_answers_the_owner(settings):
+    """The staff admin reads inside the tenant context of the organisations a grant covers (decision 021): each
+    registered model's list, and the change page of the organisation's own object of that model, as a superuser
+    holding every role's grant, answer the same as the application role as as the owner, and never a 5xx."""
+    from django.contrib import admin
+    from django.urls import NoReverseMatch, reverse
+
+    from accounts.models import StaffRole
+    from accounts.tests.factories import StaffGrantFactory
+
+    org = OrganizationFactory(slug="rls-admin-sweep")
+    owner = MembershipFactory(organization=org, role=Role.OWNER).user
+    objects = TenantWorld().build_all(org)
+    grant = StaffGrantFactory(organization=org, roles=list(StaffRole.values), staff__is_superuser=True)
+    staff = verified_client(Client(), grant.staff)
+    by_model = {type(obj): obj for obj in objects.values()}
+    by_model[type(org)], by_model[type(owner)] = org, owner
+    paths = []
+    for model in admin.site._registry:
+        info = (model._meta.app_label, model._meta.model_name)
+        paths.append(reverse("admin:{}_{}_changelist".format(*info)))
+        if model in by_model:
+            with contextlib.suppress(NoReverseMatch):
+                paths.append(reverse("admin:{}_{}_change".format(*info), args=[by_model[model].pk]))
+    as_owner = {path: _answer(staff, path)[0] for path in paths}
+    assert sum(status == 200 for status in as_owner.values()) > 20
+    failures = []
+    with ProductionRoles(settings):
+        for path in paths:
+            status, body = _answer(staff, path)
+            if status != as_owner[path] or status >= 500:
+                crash = body[:300] if status >= 500 else ""
+                failures.append(f"staff admin GET {path}: {as_owner[path]} as the owner, {status} as the "
+                                f"application role {crash}")
+    assert not failures, "Staff admin readers that differ under row-level security:\n" + "\n".join(failures)
