@@ -206,6 +206,7 @@ def test_pages_name_members_staff_and_former_members_as_the_application_role(set
     carol = MembershipFactory(organization=org, role=Role.VIEWER, user__full_name="Carol Member").user
     dave = MembershipFactory(organization=org, role=Role.VIEWER, user__full_name="Dave Departed").user
     outsider = UserFactory(full_name="Otto Outsider")
+    erin_user = MembershipFactory(organization=org, role=Role.VIEWER, user__full_name="Erin Example").user
     grant = StaffGrantFactory(organization=org, staff__full_name="Sam Staff", staff__is_superuser=True,
                               roles=[StaffRole.SUPPORT_READER])
     with tenant_context(org):
@@ -231,6 +232,13 @@ def test_pages_name_members_staff_and_former_members_as_the_application_role(set
         # The API by key: the members, named.
         members = key_client(plaintext).get("/api/v1/members/")
         assert members.status_code == 200 and carol.email in members.content.decode()
+
+        # Managing the team: a fellow member's role changed, then removed (their membership locked, not their row).
+        erin = Membership.objects.get(organization=org, user=erin_user)
+        changed = browser.post(f"/o/{org.slug}/team/members/{erin.pk}/role/", {"role": Role.LICENSE_ADMIN})
+        assert changed.status_code == 302, changed.content
+        assert browser.post(f"/o/{org.slug}/team/members/{erin.pk}/remove/").status_code == 302
+        assert not Membership.objects.filter(pk=erin.pk).exists()
 
         # The staff admin's people, under the grant's tenant context: the organisation's members only.
         people = staff_browser.get(reverse("admin:accounts_user_changelist"))
