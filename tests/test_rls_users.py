@@ -348,3 +348,39 @@ def test_the_staff_grant_reminders_and_expiry_name_the_staff_member_as_the_appli
         with time_machine.travel(grant.expires_at + timedelta(minutes=1), tick=False):
             assert grants.staff_grants_expire_and_remind()["expired"] == 1
     assert StaffGrant.objects.get(pk=grant.pk).status == StaffGrant.Status.EXPIRED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_officer_works_requests_as_the_application_role(settings):
+    """The console's actions, in the officer's own context as ``privacy.views.console.OfficerMixin`` runs them:
+    staff rows are readable there, the subject's only through their own context."""
+    from django.utils import timezone
+
+    from privacy.models import PrivacyRequest
+    from privacy.services import request_decisions as decisions
+    from privacy.services import requests as privacy_requests
+    from privacy.tests.factories import make_officer
+
+    subject = MembershipFactory(role=Role.OWNER).user
+    officer = make_officer()
+
+    def as_officer(action, **kwargs):
+        with person_context(officer):
+            return action(actor=officer, **kwargs)
+
+    def submitted(kind):
+        return as_officer(privacy_requests.request_submit_staff, email=subject.email, name="Sue Subject", kind=kind,
+                          region="eu_uk", details="by post", received_at=timezone.now())
+
+    with ProductionRoles(settings):
+        access, correction = submitted("access"), submitted("correction")
+        as_officer(privacy_requests.request_verify_by_officer, request_id=access.pk, method_note="ID checked")
+        as_officer(decisions.request_assign, request_id=access.pk, officer=officer)
+        as_officer(decisions.request_note_add, request_id=access.pk, note="called back")
+        as_officer(decisions.request_extend, request_id=access.pk, reason="a complex request")
+        as_officer(decisions.request_approve, request_id=access.pk)
+        as_officer(decisions.request_complete, request_id=access.pk, note="sent")
+        as_officer(decisions.request_deny, request_id=correction.pk, reason="nothing to correct")
+    assert PrivacyRequest.objects.get(pk=access.pk).status == "completed"
+    assert PrivacyRequest.objects.get(pk=access.pk).assigned_to_id == officer.pk
+    assert PrivacyRequest.objects.get(pk=correction.pk).status == "denied"
