@@ -240,8 +240,8 @@ class VerifyEmailSentView(View):
             return
         pending_pk = request.session.get(SIGNUP_USER_SESSION_KEY)
         if pending_pk:
-            user = User.objects.filter(pk=pending_pk, is_active=True).first()
-            if user is not None and not user.email_verified:
+            user = selectors.user_by_session_or_link_id(pending_pk)  # no one is signed in: as the system role
+            if user is not None and user.is_active and not user.email_verified:
                 email_verification_send(user=user)
             return
         existing = selectors.user_by_email(request.session[SIGNUP_EMAIL_SESSION_KEY])

@@ -16,6 +16,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core import mail
 from django.db import DatabaseError, connection, connections, transaction
 from django.test import Client
@@ -132,6 +133,10 @@ def test_sign_up_sign_in_and_password_reset_work_as_the_application_role(setting
         # Sign-up: the address is checked as the system role, the account written in its own context.
         response = browser.post(reverse("accounts:signup"), SIGNUP)
         assert response.status_code == 302 and response["Location"] == reverse("accounts:verify_email_sent")
+        sent = len(mail.outbox)
+        with time_machine.travel(timezone_now() + timedelta(minutes=2)):  # past the resend interval
+            browser.post(reverse("accounts:verify_email_sent"))  # "send it again", before anyone is signed in
+        assert len(mail.outbox) == sent + 1 and mail.outbox[-1].to == [SIGNUP["email"]]
         assert browser.get(_link(r"/accounts/verify-email/\S+"))["Location"].startswith(reverse("accounts:mfa_enroll"))
         user = user_by_session_or_link_id(browser.session["_auth_user_id"])
         assert user is not None and user.email == SIGNUP["email"] and user.email_verified
@@ -284,7 +289,6 @@ def test_the_user_by_session_or_link_id_is_one_system_statement_and_fails_closed
 
 @pytest.mark.django_db(transaction=True)
 def test_privacy_requests_erasure_key_rotation_and_the_demo_seed_work_as_the_application_role(settings):
-    import time_machine
     from django.core.management import call_command
 
     from accounts.demo import DEMO_OWNER_EMAIL
@@ -334,8 +338,6 @@ def test_privacy_requests_erasure_key_rotation_and_the_demo_seed_work_as_the_app
 
 @pytest.mark.django_db(transaction=True)
 def test_the_staff_grant_reminders_and_expiry_name_the_staff_member_as_the_application_role(settings):
-    import time_machine
-
     from accounts import grants
     from accounts.models import StaffGrant
 
