@@ -38,7 +38,7 @@ class PortalModelBackend(ModelBackend):
 
 def _password_rehash(user: User, raw_password: str) -> None:
     """Store a right password under the current hasher, in the person's own context: their row is theirs to
-    write (``AbstractBaseUser.check_password`` would save it with no context, and no row would change)."""
+    write (``AbstractBaseUser.check_password`` would save it with no context, where the update finds no row)."""
     user.set_password(raw_password)
     user._password = None
     with person_context(user):

@@ -386,3 +386,17 @@ def test_the_officer_works_requests_as_the_application_role(settings):
     assert PrivacyRequest.objects.get(pk=access.pk).status == "completed"
     assert PrivacyRequest.objects.get(pk=access.pk).assigned_to_id == officer.pk
     assert PrivacyRequest.objects.get(pk=correction.pk).status == "denied"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_older_password_hash_is_upgraded_on_sign_in_as_the_application_role(settings):
+    from django.contrib.auth.hashers import make_password
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
+                                 "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    user = UserFactory()
+    User.objects.filter(pk=user.pk).update(password=make_password(DEFAULT_PASSWORD, hasher="pbkdf2_sha256"))
+    with ProductionRoles(settings):
+        response = Client().post(reverse("accounts:login"), {"username": user.email, "password": DEFAULT_PASSWORD})
+        assert response.status_code == 302, response.content
+    assert User.objects.get(pk=user.pk).password.startswith("md5$")  # rewritten in the person's own context
