@@ -15,8 +15,8 @@ from django.core.exceptions import ValidationError
 from accounts.models import SignInEvent
 
 from . import mfa, signin
-from .models import User
 from .reauth import mark_mfa_verified
+from .selectors import user_by_email
 
 TOKEN_REQUIRED = "Enter the code from your authenticator app, or one of your recovery codes."
 
@@ -65,7 +65,7 @@ class StaffSignInForm(AdminAuthenticationForm):
             reason = SignInEvent.Reason.INACTIVE
         else:
             reason = SignInEvent.Reason.BAD_CREDENTIALS  # includes a right password on a non-staff account
-        user = self.user_cache or (User.objects.get_by_email(email) if email else None)
+        user = self.user_cache or user_by_email(email)
         signin.sign_in_event_record(
             request=self.request, user=user, email=email, succeeded=False, factor="password", reason=reason
         )

@@ -21,6 +21,7 @@ from accounts.roles import Role
 from core.tenancy import bound_to_default_alias, person_context, tenant_context, unscoped_no_tenant
 
 from .models import Membership, Organization, StaffGrant, StaffRole, TOTPDevice, User
+from .selectors import user_by_email
 
 DEMO_ORG_SLUG = "fabrikam"
 DEMO_PASSWORD = "demo-portal-2026"
@@ -51,7 +52,7 @@ def seed_staff_demo() -> tuple[User, bool]:
     """Create (once) the demo reseller staff member: admin access, MFA enrolled, and view permission
     on every model through a read-only group, so the admin can be explored without changing data.
     Returns (user, created). Re-run safely: a missing device or permission is restored."""
-    user = User.objects.get_by_email(DEMO_STAFF_EMAIL)
+    user = user_by_email(DEMO_STAFF_EMAIL)
     created = user is None
     if created:
         user = User.objects.create_user(
@@ -96,7 +97,7 @@ def seed_accounts_demo() -> tuple[Organization, User, bool]:
     with unscoped_no_tenant(atomic=False):
         organization = Organization.objects.filter(slug=DEMO_ORG_SLUG).first()
     if organization is not None:
-        return bound_to_default_alias([organization])[0], User.objects.get_by_email(DEMO_OWNER_EMAIL), False
+        return bound_to_default_alias([organization])[0], user_by_email(DEMO_OWNER_EMAIL), False
     organization = Organization(
         slug=DEMO_ORG_SLUG,
         legal_name="Fabrikam, Inc.",
@@ -111,7 +112,7 @@ def seed_accounts_demo() -> tuple[Organization, User, bool]:
         organization.save()
     owner = None
     for email, name, title, role in DEMO_MEMBERS:
-        user = User.objects.get_by_email(email) or User.objects.create_user(
+        user = user_by_email(email) or User.objects.create_user(
             email, DEMO_PASSWORD, full_name=name, job_title=title, email_verified_at=timezone.now()
         )
         with person_context(user):

@@ -12,6 +12,7 @@ from django.core.validators import RegexValidator
 from core.crypto import blind_index
 
 from .models import EMAIL_INDEX, User
+from .selectors import user_by_email
 
 NAME_MAX = 150
 ORG_NAME_MAX = 200
@@ -213,6 +214,6 @@ class EmailPasswordResetForm(PasswordResetForm):
     )
 
     def get_users(self, email):
-        user = User.objects.get_by_email(email)
+        user = user_by_email(email)
         if user is not None and user.is_active and user.has_usable_password():
             yield user

@@ -297,9 +297,11 @@ def staff_grants_expire_and_remind(*, now=None) -> dict[str, int]:
                 _expire(grant, now)
                 expired += 1
     for grant_id, organization_id, staff_id in upcoming:
+        # Only the grant is locked: FOR UPDATE on the joined staff row would need a write policy on users.
         # The staff member is in scope too: the reminder is addressed to them, and they are no member here.
         with tenant_context(organization_id), person_context(staff_id):
-            grant = StaffGrant.objects.select_for_update().select_related("staff", "organization").get(pk=grant_id)
+            grant = (StaffGrant.objects.select_for_update(of=("self",)).select_related("staff", "organization")
+                     .get(pk=grant_id))
             left = grant.expires_at - now
             # Only the nearest reminder not yet sent: a grant found 20 hours before expiry gets "24h", not both.
             label = min((name for name, before in REMINDERS.items() if left <= before), key=REMINDERS.get, default=None)

@@ -222,7 +222,8 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         membership = Membership.objects.filter(organization=organization, user=user).first()
         if membership is None:
             membership = Membership(organization=organization, user=user, role=invitation.role)
-            membership.full_clean()
+            # The account is in hand, and not yet a member, so row-level security would not show it (decision 043).
+            membership.full_clean(exclude=["user"])
             membership.save()
             audit_record(
                 actor=Actor.user(user),

@@ -68,6 +68,7 @@ def totp_enrollment_start(*, user: User, device_id: int | None = None) -> TOTPDe
     if device_id is not None:
         device = TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
         if device is not None:
+            device.user = user  # the page names the account in the QR code: no second read of the user row
             return device
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
     return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False, key=random_hex(20))

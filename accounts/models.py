@@ -26,6 +26,7 @@ from core.fields import (
 )
 from core.models import BaseModel, TenantModel
 from core.registry import Category, Personal, Retention, Subject, declare
+from core.tenancy import person_context
 
 EMAIL_INDEX = "user-email"
 
@@ -42,7 +43,9 @@ class UserManager(BaseUserManager):
     def create_user(self, email, password=None, **extra):
         user = self.model(email=self.normalize_email(email).strip(), **extra)
         user.set_password(password)
-        user.save(using=self._db)
+        # Users have row-level security: a new account is written in its own person's context (decision 043).
+        with person_context(user):
+            user.save(using=self._db)
         return user
 
     def create_superuser(self, email, password=None, **extra):

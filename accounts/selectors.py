@@ -99,6 +99,41 @@ def session_device(user: User, persistent_id: str) -> Device | None:
     return None
 
 
+# Users have row-level security (decision 043): the person themself, fellow members of the organisations in
+# scope and staff. The two reads below come before anyone is in scope, so they run as the system role, one
+# autocommit statement each, and hand back an instance bound to the default alias: whatever later reads its
+# relations, refreshes or saves it does so as the application role, under row-level security.
+
+
+def _on_default(user: User | None) -> User | None:
+    return bound_to_default_alias([user])[0] if user is not None else None
+
+
+def user_by_session_or_link_id(user_id) -> User | None:
+    """The user a session names (Django's authentication middleware, on every signed-in request), or a
+    password-reset link names (whose token is then checked against this user's password hash and last sign-in).
+
+    Keyed by that id alone: it returns that person or nobody. As the system role, because no context is set
+    before the request knows who is asking (decision 043). Anything that is not a user id finds nobody.
+    """
+    try:
+        user_id = uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    with unscoped_no_tenant(atomic=False):
+        return _on_default(User.objects.filter(pk=user_id).first())
+
+
+def user_by_email(email: str) -> User | None:
+    """The account with this e-mail address, by its blind index, before anyone is signed in: sign-in and its
+    failed attempts, password reset, sign-up and invitation acceptance, privacy requests by e-mail. As the
+    system role (decision 043). Reads committed rows only (the system role's own connection)."""
+    if not email:
+        return None
+    with unscoped_no_tenant(atomic=False):
+        return _on_default(User.objects.get_by_email(email))
+
+
 def memberships_for_user(user: User) -> list[Membership]:
     """The user's memberships in active organisations, with the organisation loaded, read before any
     organisation is in scope (the middleware resolving ``/o/<slug>/``, the switcher, the home page, the

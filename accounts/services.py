@@ -7,6 +7,7 @@ and records an audit event in the same transaction.
 from __future__ import annotations
 
 import secrets
+import uuid
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -29,6 +30,7 @@ from core.tenancy import person_context, tenant_context, unscoped_no_tenant
 from .invitations import InvitationError, invitation_accept, invitation_from_token
 from .models import EMAIL_INDEX, ORGANIZATION_SLUG_INDEX, Membership, Organization, User
 from .org_settings import validate_time_zone
+from .selectors import user_by_email
 
 EMAIL_VERIFICATION_SALT = "accounts.verify-email"
 EMAIL_VERIFICATION_MAX_AGE = 60 * 60 * 24 * 3
@@ -112,7 +114,7 @@ def _organization_create(*, actor: User, legal_name: str, country: str, time_zon
     with tenant_context(organization), person_context(actor):
         _organization_insert(organization)
         membership = Membership(user=actor, organization=organization, role=Role.OWNER)
-        membership.full_clean()
+        membership.full_clean(exclude=["user"])  # the account is in hand, and not yet a member (decision 043)
         membership.save()
         audit_record(
             actor=Actor.user(actor), action="organization.created", organization=organization, target=organization
@@ -138,20 +140,22 @@ def user_create(*, email: str, password: str, full_name: str, email_verified: bo
     Records the privacy notice version in force, which the sign-up page links to.
     """
     email = User.objects.normalize_email(email.strip())
-    if User.objects.get_by_email(email) is not None:
+    if user_by_email(email) is not None:
         raise ValidationError({"email": "An account with this email already exists. Sign in or reset your password."})
     user = User(email=email, full_name=full_name.strip(), privacy_notice_version=privacy_notice_version_in_force())
     user.email_verified_at = timezone.now() if email_verified else None
     validate_password(password, user)
     user.set_password(password)
-    user.full_clean(exclude=["password"])
-    user.save()
-    audit_record(
-        actor=Actor.user(user),
-        action="user.created",
-        target=user,
-        metadata={"privacy_notice_version": user.privacy_notice_version},
-    )
+    user.full_clean(exclude=["password"], validate_unique=False)  # unique e-mail: checked above, as the system role
+    # Users have row-level security (decision 043): a new account is written in its own person's context.
+    with person_context(user):
+        user.save()
+        audit_record(
+            actor=Actor.user(user),
+            action="user.created",
+            target=user,
+            metadata={"privacy_notice_version": user.privacy_notice_version},
+        )
     return user
 
 
@@ -174,7 +178,7 @@ def organization_signup(
     answer both the same way, in about the same time.
     """
     email = User.objects.normalize_email(email.strip())
-    existing = User.objects.get_by_email(email)
+    existing = user_by_email(email)
     if existing is None:
         user = user_create(email=email, password=password, full_name=full_name)
         organization = _organization_create(
@@ -268,14 +272,25 @@ def email_verify(*, token: str) -> User:
         raise EmailVerificationError(
             "This link is not valid. Check you copied all of it, or ask for a new one."
         ) from exc
-    user = User.objects.select_for_update().filter(pk=payload.get("u"), is_active=True).first()
+    user = _own_account(payload.get("u"))
     if user is None or user.email_index != payload.get("e"):
         raise EmailVerificationError("This link is no longer valid. Sign in and ask for a new one.")
     if user.email_verified_at is None:
-        user.email_verified_at = timezone.now()
-        user.save(update_fields=["email_verified_at"])
-        audit_record(actor=Actor.user(user), action="user.email_verified", target=user)
+        with person_context(user):
+            user.email_verified_at = timezone.now()
+            user.save(update_fields=["email_verified_at"])
+            audit_record(actor=Actor.user(user), action="user.email_verified", target=user)
     return user
+
+
+def _own_account(user_id) -> User | None:
+    """The active account a signed link names, locked, read in that person's own context (decision 043)."""
+    try:
+        user_id = uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    with person_context(user_id):
+        return User.objects.select_for_update().filter(pk=user_id, is_active=True).first()
 
 
 @transaction.atomic
@@ -283,6 +298,7 @@ def user_profile_update(*, user: User, full_name: str, job_title: str) -> User:
     user.full_name = full_name.strip()
     user.job_title = job_title.strip()
     user.full_clean(exclude=["password"])
-    user.save(update_fields=["full_name", "job_title"])
-    audit_record(actor=Actor.user(user), action="user.profile_updated", target=user)
+    with person_context(user):  # their own row (decision 043)
+        user.save(update_fields=["full_name", "job_title"])
+        audit_record(actor=Actor.user(user), action="user.profile_updated", target=user)
     return user

@@ -14,6 +14,7 @@ from importlib import import_module
 from django.conf import settings
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.models import update_last_login
 from django.core.cache import cache
 from django.utils import timezone
 from django_otp import login as otp_login
@@ -206,10 +207,18 @@ def _session_store():
 # writes them inside the person's own context (``person_context`` is also the transaction).
 
 
+def last_login_record(sender, user, **kwargs) -> None:
+    """Django's ``update_last_login`` receiver, in the person's own context: their row is theirs to write, and
+    row-level security on users (decision 043) would let no other save change it. Connected in place of
+    Django's in ``AccountsConfig.ready``, so every way in (the portal, the admin, a passkey) records it."""
+    with person_context(user):
+        update_last_login(sender, user, **kwargs)
+
+
 def user_session_start(*, request, user: User) -> UserSession:
     """Log the user in (password step done) and start tracking the new session."""
     with person_context(user):
-        auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        auth_login(request, user, backend="accounts.backends.PortalModelBackend")
         return user_session_track(request=request, user=user)
 
 

@@ -60,7 +60,9 @@ def _lock_owners(organization: Organization) -> list[Membership]:
 
 def _lock_member(organization: Organization, membership_id) -> Membership:
     membership = (
-        Membership.objects.select_for_update()
+        # Only the membership is locked: FOR UPDATE on the joined user row would need a write policy on a
+        # fellow member's account, which row-level security gives nobody (decision 043).
+        Membership.objects.select_for_update(of=("self",))
         .select_related("user")
         .filter(organization=organization, pk=membership_id)
     ).first()

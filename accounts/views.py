@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode, urlsafe_base64_decode
 from django.views import View
 from django.views.generic import ListView
 
@@ -117,7 +117,7 @@ class LoginView(View):
         locked = getattr(request, "axes_locked_out", False)
         signin.sign_in_event_record(
             request=request,
-            user=User.objects.get_by_email(email) if email else None,
+            user=selectors.user_by_email(email),
             email=email,
             succeeded=False,
             factor="password",
@@ -240,11 +240,11 @@ class VerifyEmailSentView(View):
             return
         pending_pk = request.session.get(SIGNUP_USER_SESSION_KEY)
         if pending_pk:
-            user = User.objects.filter(pk=pending_pk, is_active=True).first()
-            if user is not None and not user.email_verified:
+            user = selectors.user_by_session_or_link_id(pending_pk)  # no one is signed in: as the system role
+            if user is not None and user.is_active and not user.email_verified:
                 email_verification_send(user=user)
             return
-        existing = User.objects.get_by_email(request.session[SIGNUP_EMAIL_SESSION_KEY])
+        existing = selectors.user_by_email(request.session[SIGNUP_EMAIL_SESSION_KEY])
         if existing is not None:
             signup_attempt_notice_send(user=existing)
 
@@ -482,8 +482,17 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
 
+    def get_user(self, uidb64):
+        """Django's lookup reads no user row before anyone is in scope (row-level security, decision 043)."""
+        try:
+            user_id = urlsafe_base64_decode(uidb64).decode()
+        except (TypeError, ValueError, UnicodeDecodeError):
+            return None
+        return selectors.user_by_session_or_link_id(user_id)
+
     def form_valid(self, form):
-        response = super().form_valid(form)
+        with person_context(form.user):  # the new password is written to the person's own row
+            response = super().form_valid(form)
         signin.user_password_reset_complete(user=form.user)
         return response
 
@@ -507,7 +516,8 @@ class PasswordChangeView(LoginRequiredMixin, auth_views.PasswordChangeView):
 
     def form_valid(self, form):
         previous = signin.current_session_hash(self.request)
-        response = super().form_valid(form)
+        with person_context(form.user):  # the new password is written to the person's own row
+            response = super().form_valid(form)
         signin.password_check_reset(self.request.user)
         signin.user_password_change_complete(
             user=self.request.user, request=self.request, previous_session_hash=previous

@@ -32,8 +32,9 @@ _db_scope: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextV
 
 RLS_SETTING = "app.org_ids"
 # The people whose own rows (sign-in attempts, login monitoring's findings, tracked sessions, second-factor
-# devices, passkeys) are in scope: the person signing in or looking at their activity, sessions and devices,
-# the subject of a privacy request, or the members of the organisations a security responder's grant covers.
+# devices, passkeys, their own user row: decision 043) are in scope: the person signing in or looking at their
+# activity, sessions and devices, the subject of a privacy request, or the members of the organisations a
+# security responder's grant covers.
 # See docs/decisions/032-row-level-security-per-person.md and 035-row-level-security-on-sessions-and-devices.md.
 RLS_PERSON_SETTING = "app.user_ids"
 # Tables owned by one person rather than an organisation, with the per-person policy (portal 0006: sign-ins and
@@ -327,10 +328,14 @@ class UnscopedManager(models.Manager.from_queryset(TenantQuerySet)):
     """Every organisation's rows. Only for staff-grant code, system sweeps and migrations."""
 
 
+def _rls_ids_sql(setting: str) -> str:
+    return f"((SELECT string_to_array(nullif(current_setting('{setting}', true), ''), ','))::uuid[])"
+
+
 def rls_scope_sql() -> str:
     # A scalar subquery, cast to one uuid[], is evaluated once per statement rather than per
     # row; an unset or empty setting gives NULL, which matches nothing.
-    return f"((SELECT string_to_array(nullif(current_setting('{RLS_SETTING}', true), ''), ','))::uuid[])"
+    return _rls_ids_sql(RLS_SETTING)
 
 
 def rls_people_sql() -> str:
@@ -464,6 +469,51 @@ def rls_person_enable_sql(table: str, *, ownerless_rows: bool = True, through: t
         CREATE POLICY ownerless_read ON {table} FOR SELECT USING (user_id IS NULL);
     """
     return sql
+
+
+USERS_TABLE = "accounts_user"
+
+
+def rls_users_enable_sql() -> str:
+    """SQL that enables row-level security on the users table (decision 043).
+
+    A person's row is readable and writable by the person themself (``app.user_ids``: sign-in, their
+    profile, password and MFA pages, sign-up inserting their own new row). Two read-only policies add
+    the people a context legitimately shows: the members of the organisations in ``app.org_ids`` (team
+    pages, invitations, notifications, audit actors), through the memberships table and therefore under
+    its own policy; and reseller staff, whose names appear in customers' audit logs and staff-access
+    pages, but only while some context is set, so a statement with no context reads no row at all.
+    Nobody else's row can be changed, deleted or planted by the application role; lookups before the
+    person is known (the session's user, sign-in by e-mail) run as the system role.
+    """
+    orgs, people = rls_scope_sql(), _rls_ids_sql(RLS_PERSON_SETTING)
+    table = USERS_TABLE
+    return f"""
+        ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+        DROP POLICY IF EXISTS user_self ON {table};
+        DROP POLICY IF EXISTS user_fellow_member ON {table};
+        DROP POLICY IF EXISTS user_staff ON {table};
+        CREATE POLICY user_self ON {table}
+            USING (id = ANY {people})
+            WITH CHECK (id = ANY {people});
+        CREATE POLICY user_fellow_member ON {table} FOR SELECT
+            USING (EXISTS (
+                SELECT 1 FROM accounts_membership member
+                WHERE member.user_id = {table}.id AND member.organization_id = ANY {orgs}
+            ));
+        CREATE POLICY user_staff ON {table} FOR SELECT
+            USING (is_staff AND ({orgs} IS NOT NULL OR {people} IS NOT NULL));
+    """  # noqa: S608 -- the names and settings of this module, not input
+
+
+def rls_users_disable_sql() -> str:
+    table = USERS_TABLE
+    return f"""
+        DROP POLICY IF EXISTS user_staff ON {table};
+        DROP POLICY IF EXISTS user_fellow_member ON {table};
+        DROP POLICY IF EXISTS user_self ON {table};
+        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
+    """
 
 
 def rls_append_only_enable_sql(table: str) -> str:

@@ -226,7 +226,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend with its user lookups as the system role (users have row-level security, decision 043).
+    "accounts.backends.PortalModelBackend",
 ]
 # Argon2id (Django's parameters: t=2, m=100 MiB, p=8). Sign-in runs django-axes before any hasher
 # (AUTHENTICATION_BACKENDS above), so a locked-out account or address costs no hash. PBKDF2 stays

@@ -9,11 +9,11 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from accounts.models import Organization, User
-from accounts.selectors import organizations_across_tenants
+from accounts.selectors import organizations_across_tenants, user_by_email
 from core.crypto import blind_index
 from core.models import Disclosure
 from core.registry import Category, Retention, Subject, personal_fields
-from core.tenancy import row_security_hides, tenant_context, tenant_read_context, unscoped_no_tenant
+from core.tenancy import person_context, row_security_hides, tenant_context, tenant_read_context, unscoped_no_tenant
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy.models import AuthorizationDocument, OptOut, PrivacyRequest
@@ -161,14 +161,23 @@ def request_queue_metrics():
 # --- directory users as data subjects ----------------------------------------------------------
 
 
+def requester_account(request: PrivacyRequest) -> User | None:
+    """The signed-in requester's account, if the request has one. Read in the requester's own context: the
+    officer's console has none, and row-level security on users shows no one else's row (decision 043)."""
+    if request.requester_id is None:
+        return None
+    with person_context(request.requester_id):
+        return User.objects.filter(pk=request.requester_id).first()
+
+
 def subject_account(request: PrivacyRequest) -> User | None:
     """Whose account a request is about: the signed-in requester's, or the account with the verified
     address of a public or staff-entered request; for an agent's request, the account of the person
     they act for (never the agent's own)."""
-    if request.requester is not None and not request.on_behalf:
-        return request.requester
+    if request.requester_id is not None and not request.on_behalf:
+        return requester_account(request)
     email = request.data_subject_email
-    return User.objects.get_by_email(email) if email else None
+    return user_by_email(email)
 
 
 def request_organization(request: PrivacyRequest) -> Organization | None:

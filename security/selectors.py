@@ -10,7 +10,9 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from accounts.models import ApiKey, User
+from django.db.models import Q
+
+from accounts.models import ApiKey, Membership, User
 from core.models import AuditEvent
 from security.models import FraudCase
 
@@ -38,7 +40,9 @@ def audit_actor_labels(events, *, organization) -> dict[tuple[str, str], ActorLa
     """Labels for the actors of ``events``, keyed by (actor_type, actor_id): at most two queries.
 
     Reseller staff are named but their email is not shown to customers. A user who
-    no longer exists (or was erased) shows as "Former user".
+    no longer exists, was erased or is no longer a member of ``organization`` shows as "Former user":
+    their name is no longer the organisation's to see, which row-level security on users enforces too
+    (docs/decisions/043-row-level-security-on-users.md); filtering here says the same on any connection.
     """
     types = AuditEvent.ActorType
     user_ids = {e.actor_id for e in events if e.actor_type in (types.USER, types.STAFF)}
@@ -46,7 +50,9 @@ def audit_actor_labels(events, *, organization) -> dict[tuple[str, str], ActorLa
     users = {}
     if user_ids:
         valid = [u for u in map(_as_uuid, user_ids) if u is not None]
-        users = {str(u.pk): u for u in User.objects.filter(pk__in=valid)}
+        members = Membership.objects.filter(organization=organization).values("user_id")
+        named = User.objects.filter(Q(pk__in=members) | Q(is_staff=True), pk__in=valid)
+        users = {str(u.pk): u for u in named}
     keys = {}
     if key_ids:
         valid = [k for k in map(_as_uuid, key_ids) if k is not None]

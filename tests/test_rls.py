@@ -156,12 +156,6 @@ RLS_EXEMPT = {
     "privacy_privacyrequest": _PRIVACY_WORKFLOW,
     "privacy_privacyrequestevent": _PRIVACY_WORKFLOW,
     "privacy_authorizationdocument": "an agent's proof, filed with its request; " + _PRIVACY_WORKFLOW,
-    "accounts_user": (
-        "the people themselves: read by the session middleware on every request (outside a transaction), by "
-        "e-mail blind index while signing in, and as fellow members on team pages, staff admin, invitations and "
-        "notifications; a policy admitting the person and the members of app.org_ids is not built yet (decision "
-        "035). Personal fields are field-encrypted (decision 001)"
-    ),
 }
 
 
@@ -235,6 +229,7 @@ def test_a_single_unscoped_read_outside_a_transaction_costs_no_round_trip_and_in
 def test_every_table_with_an_organisation_personal_data_or_credentials_has_rls_or_a_reason():
     needing, protected = tables_needing_rls(), (
         tables_with_policy() | tables_with_policy("person_isolation") | tables_with_policy("append_only")
+        | tables_with_policy("user_self")
     )
     assert {"accounts_apikey", "security_auditevent", "licensing_subscription", "licensing_order"} <= protected
     missing = sorted(f"{table} ({why})" for table, why in needing.items() if table not in protected | RLS_EXEMPT.keys())
@@ -734,10 +729,11 @@ def test_a_browsers_opt_out_may_be_appended_by_the_application_role_and_never_re
 
     app_role, _ = roles
     earlier = BrowserOptOut.objects.create(browser_id="a" * 32, method=OptOutMethod.GPC)
+    person = UserFactory()
     fetch(f"SET LOCAL ROLE {app_role}")
     record = opt_out_browser_record(method=OptOutMethod.GPC)  # a plain INSERT: nothing to read back
     assert fetch("SELECT count(*) FROM privacy_browseroptout")[0][0] == 0
-    with person_context(UserFactory()):  # a person's context shows none either: no person owns them
+    with person_context(person):  # a person's context shows none either: no person owns them
         assert fetch("SELECT count(*) FROM privacy_browseroptout")[0][0] == 0
     assert fetch("UPDATE privacy_browseroptout SET method = 'form' RETURNING id") == []
     assert fetch("DELETE FROM privacy_browseroptout RETURNING id") == []
@@ -832,9 +828,10 @@ def test_second_factors_sessions_passkeys_and_gpc_work_as_the_application_role(s
         visitor = Client()
         assert visitor.get(login, HTTP_SEC_GPC="1").status_code == 200
         assert visitor.get(login).context["request"].privacy_opt_out is not None
-        # Without the system role the session's device is not found: it is no longer verified (fail closed).
+        # Without the system role neither the session's user nor its device is found: signed out (fail closed,
+        # decision 043; before users had row-level security, the user was found and sent to verify again).
         roles.system_configured(False)
-        assert first.get(sessions_url)["Location"].startswith(reverse("accounts:mfa_verify"))
+        assert first.get(sessions_url)["Location"].startswith(reverse("accounts:login"))
         roles.system_configured(True)
         first.post(reverse("accounts:logout"))
     assert _tracked(alice) == 0 and _tracked(bob) == 1  # signed out: her last tracked session went too

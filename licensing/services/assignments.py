@@ -217,7 +217,8 @@ def _queue(organization, assignments: list[LicenseAssignment], state: str, actor
         for a in chunk:
             a.state = state
             a.error_code = a.error_message = a.fix_hint = ""
-            a.requested_by = requested_by or a.requested_by
+            if requested_by is not None:
+                a.requested_by = requested_by
             if bulk_job is not None:
                 a.bulk_job = bulk_job
         # The primary keys exist before the insert (UUIDs), so the operation can be written first

@@ -84,7 +84,10 @@ def notification_send(
 def notification_email(*, organization, notification_ids: list[str]) -> int:
     """Send the e-mails of new notifications; ``emailed_at`` makes a redelivered task send nothing twice."""
     sent = 0
-    for note in Notification.objects.for_org(organization).filter(pk__in=notification_ids, emailed_at__isnull=True):
+    # Joined to the recipient: one query, and a recipient no longer a member (row-level security on users,
+    # decision 043, shows the organisation's members only) is e-mailed nothing about it.
+    notes = Notification.objects.for_org(organization).filter(pk__in=notification_ids, emailed_at__isnull=True)
+    for note in notes.select_related("recipient"):
         with transaction.atomic():
             claimed = Notification.objects.for_org(organization).filter(pk=note.pk, emailed_at__isnull=True).update(
                 emailed_at=timezone.now()

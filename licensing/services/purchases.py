@@ -243,7 +243,7 @@ def _run_checkout(operation: ProvisioningOperation) -> dict:
             unit_price=order.unit_price, currency=order.currency,
         )
         subscription_apply_remote(subscription=subscription, remote=remote, action="purchased",
-                                  actor_label=operation.actor_label, actor_user=operation.requested_by,
+                                  actor_label=operation.actor_label, actor_user_id=operation.requested_by_id,
                                   operation=operation)
         if remote.auto_renew_enabled != order.auto_renew:
             checkpoint.setdefault("auto_renew_fix", []).append(remote.id)

@@ -39,7 +39,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("portal", "0007_rls_sessions_devices_passkeys_opt_outs"),
+        ("portal", "0008_rls_users"),
         ("accounts", "0015_neutral_organization_slugs"),
     ]
 

@@ -224,7 +224,8 @@ def erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
     if not erasure.subject_id:
         return _perform_directory(erasure, actor)
     request = request_locked(erasure.request_id)
-    user = User.objects.select_for_update().get(pk=erasure.subject_id)
+    with person_context(erasure.subject_id):  # their own row: row-level security on users (decision 043)
+        user = User.objects.select_for_update().get(pk=erasure.subject_id)
     organizations = user_organizations(user)
     plan = erasure_plan(user)
 
@@ -293,7 +294,8 @@ def _anonymise(user: User, actor: Actor) -> None:
     user.full_name, user.job_title = "Erased user", ""
     user.set_unusable_password()
     user.is_active, user.last_login = False, None
-    user.save()
+    with person_context(user):
+        user.save()
 
 
 BACKUPS_SHREDDED = "Backups: your encryption keys are destroyed, so copies in backups can no longer be read."

@@ -15,7 +15,7 @@ from accounts.models import User
 from core.audit import Actor
 from privacy import deadlines
 from privacy.models import OptOutMethod, PrivacyRequest
-from privacy.selectors import is_privacy_officer
+from privacy.selectors import is_privacy_officer, requester_account
 from privacy.services import erasure, exports
 from privacy.services.authorizations import authorization_document_discard, authorization_document_store
 from privacy.services.history import history_add, history_audit, request_locked
@@ -109,8 +109,9 @@ def request_approve(*, request_id, actor: User, note: str = "") -> PrivacyReques
     request.save(update_fields=["status", "decided_at", "updated_at"])
     history_add(request, Action.APPROVED, actor=actor, note=(note or "").strip())
     history_audit(request, "approved", Actor.staff(actor))
-    if request.kind == Kind.OPT_OUT and request.requester is not None:
-        opt_out_user_record(user=request.requester, method=OptOutMethod.REQUEST, actor=Actor.staff(actor))
+    requester = requester_account(request) if request.kind == Kind.OPT_OUT else None
+    if requester is not None:
+        opt_out_user_record(user=requester, method=OptOutMethod.REQUEST, actor=Actor.staff(actor))
     if request.kind == Kind.DELETION:
         erasure.erasure_schedule(request=request, actor=Actor.staff(actor))
     request_email_send(request=request, template="approved")

@@ -22,7 +22,7 @@ from core.crypto import blind_index
 from core.csv_export import csv_response
 from core.models import FieldLockConflict
 from core.tables import Column, Filter, Table
-from core.tenancy import tenant_context
+from core.tenancy import person_context, tenant_context
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy import deadlines
@@ -65,7 +65,12 @@ class OfficerMixin(LoginRequiredMixin):
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and not is_privacy_officer(request.user):
             raise Http404("No such page.")
-        return super().dispatch(request, *args, **kwargs)
+        if not request.user.is_authenticated:
+            return super().dispatch(request, *args, **kwargs)
+        # In the officer's own context: staff rows (the assigned officer, the history's actors) are readable only
+        # while some context is set (row-level security on users, decision 043).
+        with person_context(request.user):
+            return super().dispatch(request, *args, **kwargs)
 
 
 def _flag(req) -> tuple[str, str] | str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from django.db import models, transaction
 
+from accounts.models import User
 from core.audit import Actor, audit_record
 from licensing.models import DirectoryUser, LicenseAssignment, ProvisioningOperation
 from licensing.provisioning import OperationInProgress, operation_milestone, register_operation
@@ -104,11 +105,13 @@ def _run_offboard(operation: ProvisioningOperation) -> dict:
     keep = [a for a in held if mailbox != Mailbox.DELETE and carries_mailbox(a)]
     remove = [a for a in held if a not in keep]
     actor = actor_of_operation(operation)
+    # The admin who asked, if still a member: row-level security on users (decision 043) hides one who has left.
+    requested_by = User.objects.filter(pk=operation.requested_by_id).first() if operation.requested_by_id else None
     for assignment in remove:
         if assignment.state == State.ASSIGNED:
             try:
                 license_unassign(organization=organization, assignment=assignment, actor=actor,
-                                 requested_by=operation.requested_by)
+                                 requested_by=requested_by)
             except AssignmentRefused:
                 raise OperationInProgress("Waiting for a license change in flight to finish.", retry_in=30) from None
     operation_milestone(operation, "licenses_removal_queued")

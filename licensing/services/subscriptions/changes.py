@@ -305,7 +305,7 @@ def _target(operation: ProvisioningOperation) -> tuple[Subscription, str]:
 
 def _apply(operation, subscription, remote, action) -> dict:
     subscription_apply_remote(subscription=subscription, remote=remote, action=action,
-                              actor_label=operation.actor_label, actor_user=operation.requested_by,
+                              actor_label=operation.actor_label, actor_user_id=operation.requested_by_id,
                               operation=operation)
     return {"status": remote.status, "quantity": remote.quantity}
 

@@ -33,7 +33,7 @@ def _snapshot(subscription: Subscription) -> dict:
     return out
 
 
-def _record_event(subscription, action: str, before: dict, *, actor_label: str, actor_user=None, operation=None,
+def _record_event(subscription, action: str, before: dict, *, actor_label: str, actor_user_id=None, operation=None,
                   note: str = "") -> SubscriptionEvent | None:
     after = _snapshot(subscription)
     changed_before = {k: v for k, v in before.items() if after.get(k) != v}
@@ -42,7 +42,7 @@ def _record_event(subscription, action: str, before: dict, *, actor_label: str, 
         return None
     return SubscriptionEvent.objects.create(
         organization_id=subscription.organization_id, subscription=subscription, action=action,
-        before=changed_before, after=changed_after, actor_label=actor_label[:100], actor_user=actor_user,
+        before=changed_before, after=changed_after, actor_label=actor_label[:100], actor_user_id=actor_user_id,
         operation=operation, note=note[:300],
     )
 
@@ -120,9 +120,13 @@ def _sync_batches(subscription: Subscription, remote: RemoteSubscription, now, *
 
 def subscription_apply_remote(
     *, subscription: Subscription, remote: RemoteSubscription, action: str, actor_label: str,
-    actor_user=None, operation: ProvisioningOperation | None = None,
+    actor_user_id=None, operation: ProvisioningOperation | None = None,
 ) -> Subscription:
-    """Make the local row say what Partner Center says, and write the change to the ledger."""
+    """Make the local row say what Partner Center says, and write the change to the ledger.
+
+    ``actor_user_id``, not the user: the person who asked may have left the organisation since, and row-level
+    security on users (decision 043) would hide their row from a read; the ledger keeps their id all the same.
+    """
     now = timezone.now()
     before = _snapshot(subscription)
     subscription.ms_subscription_id = remote.id
@@ -148,5 +152,6 @@ def subscription_apply_remote(
     subscription.full_clean()
     subscription.save()
     _sync_batches(subscription, remote, now, previous_quantity=before["quantity"])
-    _record_event(subscription, action, before, actor_label=actor_label, actor_user=actor_user, operation=operation)
+    _record_event(subscription, action, before, actor_label=actor_label, actor_user_id=actor_user_id,
+                  operation=operation)
     return subscription
