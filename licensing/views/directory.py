@@ -32,10 +32,12 @@ class LicensesPage(OrganizationMixin, TemplateView):
     template_name = "licensing/directory/licenses.html"
 
     def get_context_data(self, **kwargs):
-        rows = selectors_usage.pool_rows(self.organization)
+        subscriptions = selectors_seats.organization_subscriptions(self.organization)  # one read for rows and links
+        rows = selectors_usage.pool_rows(self.organization, subscriptions=subscriptions)
         can_manage = self.can(Perm.LICENSES_MANAGE)
         if can_manage:
-            urls = assignment_services.buy_more_urls(self.organization, {r.sku: max(1, -r.available) for r in rows})
+            urls = assignment_services.buy_more_urls(self.organization, {r.sku: max(1, -r.available) for r in rows},
+                                                     subscriptions=subscriptions)
             for row in rows:
                 row.buy_url = urls.get(row.sku.pk, "")
         return {
