@@ -99,7 +99,7 @@ class DirectoryUsersPage(OrganizationMixin, TemplateView):
                    for key, label in directory_search.SORTS.items()]
         return {**super().get_context_data(**kwargs), "form": form, "page_obj": page, "rows": rows,
                 "headers": headers, "sort": sort, "can_manage": self.can(Perm.LICENSES_MANAGE),
-                "query": self.request.GET.urlencode(), "skus": form.fields["sku"].queryset}
+                "query": self.request.GET.urlencode(), "skus": form.license_pools}
 
 
 class DirectoryUserPage(OrganizationMixin, View):
