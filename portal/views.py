@@ -20,9 +20,10 @@ class OverviewView(OrganizationMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["overview"] = organization_overview(organization=self.organization)
         subscriptions = organization_subscriptions(self.organization)  # one read for every figure and link below
         licenses = license_overview(self.organization, subscriptions=subscriptions)
+        context["overview"] = organization_overview(organization=self.organization,
+                                                    pools=[row.sku for row in licenses.pools])
         if self.can(Perm.LICENSES_MANAGE) and licenses.suggestions:
             urls = buy_more_urls(self.organization, {s.pool.sku: s.seats for s in licenses.suggestions},
                                  subscriptions=subscriptions)

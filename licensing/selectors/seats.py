@@ -176,8 +176,12 @@ def pool_seats(organization) -> list[PoolSeats]:
     return [PoolSeats(pool_id=p.pk, purchased=purchased[p.pk], assigned=p.held) for p in pools]
 
 
-def over_assigned_pools(organization):
-    """Pools the reconcile marked over-assigned and not yet resolved, for the Licenses page and the overview."""
+def over_assigned_pools(organization, *, pools: list[TenantSku] | None = None):
+    """Pools the reconcile marked over-assigned and not yet resolved, for the Licenses page and the overview,
+    by name. One query; none given every pool of the organisation already read in name order (``seat_pools``),
+    which are filtered instead."""
+    if pools is not None:
+        return [pool for pool in pools if pool.over_assigned_since is not None]
     return TenantSku.objects.for_org(organization).filter(over_assigned_since__isnull=False).order_by("display_name")
 
 

@@ -46,7 +46,7 @@ class LicensesPage(OrganizationMixin, TemplateView):
             "totals": selectors_usage.unassigned_cost_total(rows),
             "sync": selectors_directory.latest_sync(self.organization),
             "can_manage": can_manage,
-            "over_assigned": list(selectors_seats.over_assigned_pools(self.organization)),
+            "over_assigned": selectors_seats.over_assigned_pools(self.organization, pools=[row.sku for row in rows]),
         }
 
 

@@ -1,9 +1,10 @@
-"""The selectors that derive figures from the subscriptions give the same answers from one shared read
-(``organization_subscriptions``) as from their own queries, and the overview and licenses page read the
-subscriptions table once, the "buy more" links included."""
+"""The overview and the licenses page read each table they need once: the selectors that derive figures from the
+subscriptions give the same answers from one shared read (``organization_subscriptions``) as from their own
+queries, "buy more" links included, and the over-assigned pools are picked from the seat pools already read."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from accounts.roles import Role
 from core.tenancy import tenant_context
-from licensing.models import LicenseAssignment, Subscription
+from licensing.models import LicenseAssignment, Subscription, TenantSku
 from licensing.selectors import overview as selectors_overview
 from licensing.selectors import seats as selectors_seats
 from licensing.selectors import usage as selectors_usage
@@ -119,3 +120,23 @@ def test_the_page_reads_the_subscriptions_table_once(organization, member_client
     assert len(reads) == 1, reads
     if role == Role.LICENSE_ADMIN:
         assert "#change-seats" in response.content.decode()
+
+
+@pytest.mark.parametrize("page", ["dashboard:overview", "licensing:licenses"])
+def test_over_assigned_pools_are_listed_by_name_from_the_pools_read_once(organization, member_client, page):
+    pools = {name: TenantSkuFactory(organization=organization, display_name=name)
+             for name in ("Visio Plan 2", "Microsoft 365 E3", "project Online", "Teams Rooms")}
+    TenantSkuFactory(display_name="Another organisation's", over_assigned_since=timezone.now(), over_assigned_by=9)
+    with tenant_context(organization):
+        for name, by in (("Visio Plan 2", 2), ("Microsoft 365 E3", 1), ("project Online", 5)):
+            TenantSku.objects.filter(pk=pools[name].pk).update(over_assigned_since=timezone.now(), over_assigned_by=by)
+        in_database_order = list(selectors_seats.over_assigned_pools(organization))
+    browser, _ = member_client(Role.VIEWER)
+    url = reverse(page, kwargs={"org_slug": organization.slug})
+    browser.get(url)
+    with CaptureQueriesContext(connection) as captured:
+        html = browser.get(url).content.decode()
+    assert sum('FROM "licensing_tenantsku"' in q["sql"] for q in captured.captured_queries) == 1
+    listed = re.findall(r'<li id="over-assigned-([^"]+)">([^:]+): (\d+) more', html)
+    assert listed == [(str(p.pk), p.label, str(p.over_assigned_by)) for p in in_database_order]
+    assert len(listed) == 3 and "Another organisation" not in html
