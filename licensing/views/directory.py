@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
+from core.pagination import ShortPageCountPaginator
 from licensing.forms import AssignForm, DirectoryFilterForm
 from licensing.forms_directory import OffboardForm
 from licensing.models import LicenseAssignment
@@ -92,7 +92,7 @@ class DirectoryUsersPage(OrganizationMixin, TemplateView):
         filters = dict(form.cleaned_data) if form.is_valid() else {}
         sort = filters.get("sort") or ""
         found = directory_search.search_entries(self.organization, snapshot=snapshot, **filters)
-        page = Paginator(found, PAGE_SIZE).get_page(self.request.GET.get("page"))
+        page = ShortPageCountPaginator(found, PAGE_SIZE).get_page(self.request.GET.get("page"))
         rows = directory_search.page_rows(self.organization, list(page.object_list))
         headers = [{"key": key, "label": label, "sorted": sort.lstrip("-") == key,
                     "descending": sort.startswith("-"), "next": f"-{key}" if sort == key else key}
