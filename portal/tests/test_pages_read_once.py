@@ -140,3 +140,31 @@ def test_over_assigned_pools_are_listed_by_name_from_the_pools_read_once(organiz
     listed = re.findall(r'<li id="over-assigned-([^"]+)">([^:]+): (\d+) more', html)
     assert listed == [(str(p.pk), p.label, str(p.over_assigned_by)) for p in in_database_order]
     assert len(listed) == 3 and "Another organisation" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pages_show_the_same_as_the_role_row_level_security_binds(organization, member_client, settings):
+    # Tests connect as the tables' owner, which row-level security does not bind; production connects as a role
+    # it binds. The shared reads run in the page's tenant context, so that role must see every figure too.
+    from tests.test_rls import ProductionRoles
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row-level security needs PostgreSQL")
+    _premium, e3 = subscriptions_of_every_kind(organization)
+    with tenant_context(organization):
+        TenantSku.objects.filter(pk=e3.pk).update(over_assigned_since=timezone.now(), over_assigned_by=1)
+    browser, _ = member_client(Role.LICENSE_ADMIN)
+
+    def pages():
+        shown = []
+        for page in ("dashboard:overview", "licensing:licenses"):
+            html = browser.get(reverse(page, kwargs={"org_slug": organization.slug})).content.decode()
+            shown.append(re.sub(r'(nonce="|value="|"X-CSRFToken": ")[A-Za-z0-9+/=_-]{20,}', r"\1-", html))
+        return shown
+
+    as_owner = pages()
+    with ProductionRoles(settings):
+        as_application = pages()
+    assert as_application == as_owner
+    assert 'id="over-assigned"' in as_owner[0] and 'id="over-assigned"' in as_owner[1]
+    assert "USD" in as_owner[0] and "EUR" in as_owner[0]  # spend per currency, from the shared read
