@@ -92,8 +92,8 @@ def buy_suggestions(rows: list[PoolRow]) -> list[Suggestion]:
 
 def license_overview(organization, *, now: datetime | None = None,
                      subscriptions: list[Subscription] | None = None) -> LicenseOverview:
-    """The figures above. The subscriptions are read once (or given: :func:`organization_subscriptions`) for the
-    prices, seats, renewals and spend."""
+    """The overview's license figures (see the module's docstring). The subscriptions are read once (or given:
+    :func:`organization_subscriptions`) for the prices, seats, renewals and spend."""
     now = now or timezone.now()
     subscriptions = organization_subscriptions(organization) if subscriptions is None else subscriptions
     prices = monthly_unit_prices(organization, subscriptions=subscriptions)
