@@ -21,6 +21,7 @@ from django.views import View
 from django.views.generic import ListView
 
 from accounts.models import SignInEvent
+from core.pagination import ShortPageCountPaginator
 from core.tenancy import person_context
 
 from . import mfa, selectors, signin
@@ -588,6 +589,7 @@ class ActivityView(LoginRequiredMixin, ListView):
     template_name = "accounts/activity.html"
     context_object_name = "events"
     paginate_by = 25
+    paginator_class = ShortPageCountPaginator
 
     def get(self, request, *args, **kwargs):
         # Row-level security shows this person's attempts only; rendered inside, as the list is read there.

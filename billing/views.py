@@ -9,7 +9,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -25,6 +24,7 @@ from billing.selectors.pricing import billing_profile
 from billing.services import payments as payment_services
 from core.audit import Actor
 from core.csv_export import csv_response
+from core.pagination import ShortPageCountPaginator
 from core.tables import search_text
 
 PAGE_SIZE = 25
@@ -72,7 +72,7 @@ class InvoiceList(OrganizationMixin, TemplateView):
         status = params.get("status", "") if params.get("status", "") in Invoice.Status.values else ""
         search = search_text(params.get("q", ""))[:100]
         rows = selectors.invoices_for(self.organization, kind=kind, status=status, search=search)
-        page = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
+        page = ShortPageCountPaginator(rows, PAGE_SIZE).get_page(params.get("page"))
         return {**super().get_context_data(**kwargs), "page_obj": page, "kind": kind, "status": status,
                 "q": search, "kinds": Invoice.Kind.choices, "statuses": Invoice.Status.choices,
                 "filtered": bool(kind or status or search)}

@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.db.models import QuerySet
 from django.template.response import TemplateResponse
 from django.utils.cache import patch_vary_headers
+
+from core.pagination import ShortPageCountPaginator
 
 MAX_SEARCH_LENGTH = 200
 
@@ -204,7 +206,7 @@ class Table:
 
     @cached_property
     def page_obj(self) -> Page:
-        paginator = Paginator(self.sorted_queryset, self.per_page)
+        paginator = ShortPageCountPaginator(self.sorted_queryset, self.per_page)
         return paginator.get_page(self.request.GET.get("page"))
 
     @cached_property

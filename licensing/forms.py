@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cached_property
 
 from django import forms
 
@@ -160,11 +161,21 @@ class DirectoryFilterForm(forms.Form):
 
     def __init__(self, *args, organization, facets: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["sku"].queryset = TenantSku.objects.for_org(organization)
+        self.organization = organization
+        self.fields["sku"].queryset = TenantSku.objects.for_org(organization)  # validates a chosen license
+        # The options, read when first shown, from the same list as the page's bulk bar.
+        self.fields["sku"].choices = lambda: [("", self.fields["sku"].empty_label)] + [
+            (str(pool.pk), pool.label) for pool in self.license_pools]
         facets = facets or {"departments": [], "locations": []}
         self.fields["department"].choices = [("", "Any department")] + [(d, d) for d in facets["departments"]]
         self.fields["location"].choices = [("", "Anywhere"), ("-", "Missing")] + [
             (c, c) for c in facets["locations"]]
+
+
+    @cached_property
+    def license_pools(self) -> list[TenantSku]:
+        """The organisation's licenses, one query however often they are listed."""
+        return list(TenantSku.objects.for_org(self.organization))
 
 
 class LicenseChoiceField(forms.ModelChoiceField):

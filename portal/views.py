@@ -9,6 +9,7 @@ from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
 from accounts.selectors import memberships_for_user
 from licensing.selectors.overview import license_overview
+from licensing.selectors.seats import organization_subscriptions
 from licensing.services.assignments import buy_more_urls
 
 from .selectors import organization_overview
@@ -19,10 +20,13 @@ class OverviewView(OrganizationMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["overview"] = organization_overview(organization=self.organization)
-        licenses = license_overview(self.organization)
+        subscriptions = organization_subscriptions(self.organization)  # one read for every figure and link below
+        licenses = license_overview(self.organization, subscriptions=subscriptions)
+        context["overview"] = organization_overview(organization=self.organization,
+                                                    pools=[row.sku for row in licenses.pools])
         if self.can(Perm.LICENSES_MANAGE) and licenses.suggestions:
-            urls = buy_more_urls(self.organization, {s.pool.sku: s.seats for s in licenses.suggestions})
+            urls = buy_more_urls(self.organization, {s.pool.sku: s.seats for s in licenses.suggestions},
+                                 subscriptions=subscriptions)
             for suggestion in licenses.suggestions:
                 suggestion.url = urls.get(suggestion.pool.sku.pk, "")
         context["licenses"] = licenses

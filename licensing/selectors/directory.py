@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import NamedTuple
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Window
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -155,7 +155,10 @@ def announcement_target_ids(announcement: ServiceAnnouncement) -> list[uuid.UUID
 
 
 def bell_context(organization, user) -> dict:
-    """Unread count and the latest few, for the header bell. Two queries."""
+    """Unread count and the latest few, for the header bell on every page. Two queries: the count rides on the
+    latest rows as a window over all unread ones (evaluated before the limit), so it needs no query of its own;
+    with nothing unread there is no row and the count is 0."""
     unread = Notification.objects.for_org(organization).filter(recipient=user, read_at__isnull=True)
-    return {"unread_count": unread.count(), "latest": list(unread[:5]),
+    latest = list(unread.annotate(unread_total=Window(Count("pk")))[:5])
+    return {"unread_count": latest[0].unread_total if latest else 0, "latest": latest,
             "announcements": list(announcements(organization)[:3])}

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from licensing.models import Order, ProvisioningOperation, Subscription
 
+from .seats import organization_subscriptions
 from .usage import (
     LIVE_SUBSCRIPTION,
     CalendarEntry,
@@ -57,11 +58,16 @@ class LicenseOverview:
         return bool(self.failed_operations or self.failed_assignments or self.orders_awaiting_approval)
 
 
-def monthly_spend(organization) -> dict[str, Decimal]:
-    """The Subscriptions page's monthly cost column summed per currency, over live subscriptions. One query."""
+def monthly_spend(organization, *, subscriptions: list[Subscription] | None = None) -> dict[str, Decimal]:
+    """The Subscriptions page's monthly cost column summed per currency, over live subscriptions. One query, none
+    given ``subscriptions`` (:func:`licensing.selectors.seats.organization_subscriptions`)."""
     totals: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
-    for sub in Subscription.objects.for_org(organization).filter(status__in=LIVE_SUBSCRIPTION).only(
-            "quantity", "unit_price", "billing_cycle", "currency"):
+    if subscriptions is None:
+        subscriptions = Subscription.objects.for_org(organization).filter(status__in=LIVE_SUBSCRIPTION).only(
+            "quantity", "unit_price", "billing_cycle", "currency")
+    else:
+        subscriptions = [sub for sub in subscriptions if sub.status in LIVE_SUBSCRIPTION]
+    for sub in subscriptions:
         totals[sub.currency] += sub.monthly_cost
     return dict(totals)
 
@@ -84,12 +90,16 @@ def buy_suggestions(rows: list[PoolRow]) -> list[Suggestion]:
     return suggestions
 
 
-def license_overview(organization, *, now: datetime | None = None) -> LicenseOverview:
+def license_overview(organization, *, now: datetime | None = None,
+                     subscriptions: list[Subscription] | None = None) -> LicenseOverview:
+    """The overview's license figures (see the module's docstring). The subscriptions are read once (or given:
+    :func:`organization_subscriptions`) for the prices, seats, renewals and spend."""
     now = now or timezone.now()
-    prices = monthly_unit_prices(organization)
-    rows = pool_rows(organization, prices=prices)
+    subscriptions = organization_subscriptions(organization) if subscriptions is None else subscriptions
+    prices = monthly_unit_prices(organization, subscriptions=subscriptions)
+    rows = pool_rows(organization, prices=prices, subscriptions=subscriptions)
     last_day = (now + timedelta(days=RENEWAL_HORIZON_DAYS)).date()
-    renewals = [e for e in renewal_calendar(organization, months=2, now=now)
+    renewals = [e for e in renewal_calendar(organization, months=2, now=now, subscriptions=subscriptions)
                 if (e.renews_on if e.auto_renew else e.term_ends_on) <= last_day]
     operations = ProvisioningOperation.objects.for_org(organization)
     since = now - timedelta(days=FAILED_WINDOW_DAYS)
@@ -107,7 +117,7 @@ def license_overview(organization, *, now: datetime | None = None) -> LicenseOve
             cost[currency] += price
     return LicenseOverview(
         pools=rows,
-        monthly_spend=monthly_spend(organization),
+        monthly_spend=monthly_spend(organization, subscriptions=subscriptions),
         renewals=renewals,
         failed_operations=counts["failed"],
         waiting_operations=counts["waiting"],

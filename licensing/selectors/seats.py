@@ -54,11 +54,25 @@ def _key(value) -> str:
     return str(value).lower()
 
 
-def subscriptions_by_pool_key(organization) -> dict[str, list[Subscription]]:
-    """Every subscription with a catalog SKU, grouped by Graph skuId (lower case). One query."""
+def organization_subscriptions(organization) -> list[Subscription]:
+    """Every subscription of the organisation with its catalog SKU, oldest start first. One query.
+
+    A page that derives several figures from the subscriptions (prices, suspended and purchased seats,
+    renewals, spend) reads them once with this and hands them to each selector as ``subscriptions``; the
+    selectors then filter in memory what they would otherwise have queried, in the same order."""
+    return list(Subscription.objects.for_org(organization).select_related("sku").order_by("start_date", "created_at"))
+
+
+def subscriptions_by_pool_key(organization, *, subscriptions: list[Subscription] | None = None,
+                              ) -> dict[str, list[Subscription]]:
+    """Every subscription with a catalog SKU, grouped by Graph skuId (lower case). One query, none given
+    :func:`organization_subscriptions`."""
     grouped: dict[str, list[Subscription]] = defaultdict(list)
-    rows = (Subscription.objects.for_org(organization).filter(sku__isnull=False).exclude(sku__provisioning_id="")
-            .select_related("sku").order_by("start_date", "created_at"))
+    if subscriptions is None:
+        rows = (Subscription.objects.for_org(organization).filter(sku__isnull=False).exclude(sku__provisioning_id="")
+                .select_related("sku").order_by("start_date", "created_at"))
+    else:
+        rows = [sub for sub in subscriptions if sub.sku_id is not None and sub.sku.provisioning_id != ""]
     for sub in rows:
         grouped[_key(sub.sku.provisioning_id)].append(sub)
     return grouped
@@ -86,16 +100,17 @@ def in_flight_quantities(organization, subscription_ids, *, exclude_operation=No
 
 
 def purchased_by_pool(organization, pools, *, changes: dict | None = None, exclude_operation=None,
-                      in_flight: bool = True) -> dict:
+                      in_flight: bool = True, subscriptions: list[Subscription] | None = None) -> dict:
     """Pool pk -> seats purchased as defined above. ``changes`` (subscription pk -> quantity) answers "what if".
 
     ``exclude_operation`` leaves one in-flight operation out (its own handler asks what it may do).
     ``in_flight=False`` counts the seats as they are now, queued changes left out: what the pages show
     and what the reconcile compares with (a queued reduction that releases users first briefly has
     more licenses being removed than the seats it will leave; it goes ahead only once they are gone).
+    ``subscriptions``: those of :func:`organization_subscriptions`, when the caller has read them.
     """
     pools = list(pools)
-    by_key = subscriptions_by_pool_key(organization)
+    by_key = subscriptions_by_pool_key(organization, subscriptions=subscriptions)
     wanted = [s for p in pools for s in by_key.get(_key(p.sku_id), [])]
     flying = {}
     if in_flight:
@@ -161,8 +176,12 @@ def pool_seats(organization) -> list[PoolSeats]:
     return [PoolSeats(pool_id=p.pk, purchased=purchased[p.pk], assigned=p.held) for p in pools]
 
 
-def over_assigned_pools(organization):
-    """Pools the reconcile marked over-assigned and not yet resolved, for the Licenses page and the overview."""
+def over_assigned_pools(organization, *, pools: list[TenantSku] | None = None):
+    """Pools the reconcile marked over-assigned and not yet resolved, for the Licenses page and the overview,
+    by name. One query; none given every pool of the organisation already read in name order (``seat_pools``),
+    which are filtered instead."""
+    if pools is not None:
+        return [pool for pool in pools if pool.over_assigned_since is not None]
     return TenantSku.objects.for_org(organization).filter(over_assigned_since__isnull=False).order_by("display_name")
 
 

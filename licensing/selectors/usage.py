@@ -30,7 +30,7 @@ from licensing.models import (
     UsageSnapshot,
 )
 
-from .seats import purchased_by_pool, seats_purchased
+from .seats import organization_subscriptions, purchased_by_pool, seats_purchased
 from .settings import licensing_settings
 
 ZERO = Decimal("0.00")
@@ -111,14 +111,18 @@ def assigned_seats_by_sku(organization) -> dict[str, int]:
     return {str(sku_id).lower(): n for sku_id, n in rows}
 
 
-def _live_subscriptions_by_sku(organization) -> dict[str, list[Subscription]]:
+def _live_subscriptions_by_sku(organization, subscriptions: list[Subscription] | None = None,
+                               ) -> dict[str, list[Subscription]]:
     grouped: dict[str, list[Subscription]] = defaultdict(list)
-    subscriptions = (
-        Subscription.objects.for_org(organization)
-        .filter(status__in=LIVE_SUBSCRIPTION, sku__isnull=False)
-        .select_related("sku")
-        .order_by("start_date", "created_at")
-    )
+    if subscriptions is None:
+        subscriptions = (
+            Subscription.objects.for_org(organization)
+            .filter(status__in=LIVE_SUBSCRIPTION, sku__isnull=False)
+            .select_related("sku")
+            .order_by("start_date", "created_at")
+        )
+    else:
+        subscriptions = [sub for sub in subscriptions if sub.status in LIVE_SUBSCRIPTION and sub.sku_id is not None]
     for sub in subscriptions:
         if sub.sku.provisioning_id:
             grouped[sub.sku.provisioning_id.lower()].append(sub)
@@ -144,16 +148,18 @@ def assigned_seats_by_subscription(organization) -> dict:
     return result
 
 
-def monthly_unit_prices(organization) -> dict[str, tuple[Decimal, str]]:
+def monthly_unit_prices(organization, *, subscriptions: list[Subscription] | None = None,
+                        ) -> dict[str, tuple[Decimal, str]]:
     """Monthly price of one seat per Graph skuId: the quantity-weighted average over live subscriptions.
+    One query, none given ``subscriptions`` (:func:`licensing.selectors.seats.organization_subscriptions`).
 
     Prices in different currencies are never averaged together. When one SKU is bought in several
     currencies, the figure is that of the currency holding most of its seats (the oldest on a tie).
     """
     prices = {}
-    for sku_id, subscriptions in _live_subscriptions_by_sku(organization).items():
+    for sku_id, of_sku in _live_subscriptions_by_sku(organization, subscriptions).items():
         by_currency: dict[str, list[Subscription]] = defaultdict(list)
-        for sub in subscriptions:
+        for sub in of_sku:
             by_currency[sub.currency].append(sub)
         currency, group = max(by_currency.items(), key=lambda item: sum(s.quantity for s in item[1]))
         seats = sum(s.quantity for s in group)
@@ -164,13 +170,18 @@ def monthly_unit_prices(organization) -> dict[str, tuple[Decimal, str]]:
     return prices
 
 
-def suspended_seats_by_sku(organization) -> dict[str, int]:
-    """Seats of suspended subscriptions per Graph skuId (lower-case): what the portal knows before Graph says so."""
-    rows = (
-        Subscription.objects.for_org(organization)
-        .filter(status=Subscription.Status.SUSPENDED, sku__isnull=False)
-        .values_list("sku__provisioning_id", "quantity")
-    )
+def suspended_seats_by_sku(organization, *, subscriptions: list[Subscription] | None = None) -> dict[str, int]:
+    """Seats of suspended subscriptions per Graph skuId (lower-case): what the portal knows before Graph says so.
+    One query, none given ``subscriptions`` (:func:`licensing.selectors.seats.organization_subscriptions`)."""
+    if subscriptions is None:
+        rows = (
+            Subscription.objects.for_org(organization)
+            .filter(status=Subscription.Status.SUSPENDED, sku__isnull=False)
+            .values_list("sku__provisioning_id", "quantity")
+        )
+    else:
+        rows = [(sub.sku.provisioning_id, sub.quantity) for sub in subscriptions
+                if sub.status == Subscription.Status.SUSPENDED and sub.sku_id is not None]
     result: dict[str, int] = defaultdict(int)
     for provisioning_id, quantity in rows:
         if provisioning_id:
@@ -209,19 +220,22 @@ class PoolRow:
         return "suspended" if self.suspended >= self.purchased else "partly_suspended"
 
 
-def pool_rows(organization, *, prices: dict[str, tuple[Decimal, str]] | None = None) -> list[PoolRow]:
-    """Seats per SKU with the monthly cost of what is not assigned. Six queries (five given ``prices``, the
-    :func:`monthly_unit_prices` a page has read already).
+def pool_rows(organization, *, prices: dict[str, tuple[Decimal, str]] | None = None,
+              subscriptions: list[Subscription] | None = None) -> list[PoolRow]:
+    """Seats per SKU with the monthly cost of what is not assigned. Two queries: the organisation's subscriptions
+    (read once for the prices, the suspended and the purchased seats), and the pools with their tallies; one
+    given ``subscriptions`` (:func:`licensing.selectors.seats.organization_subscriptions`) a page has read already.
 
     Usable seats are those of the seat invariant (:mod:`licensing.selectors.seats`) as they are now, so
     every page and the API agree with the subscriptions (a queued reduction shows once it is done).
     ``purchased`` adds the suspended seats, so a suspended subscription is shown, with its state;
     ``available`` counts only usable ones."""
-    prices = monthly_unit_prices(organization) if prices is None else prices
-    suspended_by_sku = suspended_seats_by_sku(organization)
+    subscriptions = organization_subscriptions(organization) if subscriptions is None else subscriptions
+    prices = monthly_unit_prices(organization, subscriptions=subscriptions) if prices is None else prices
+    suspended_by_sku = suspended_seats_by_sku(organization, subscriptions=subscriptions)
     rows = []
     pools = list(seat_pools(organization))
-    purchased_of = purchased_by_pool(organization, pools, in_flight=False)
+    purchased_of = purchased_by_pool(organization, pools, in_flight=False, subscriptions=subscriptions)
     for sku in pools:
         purchased = purchased_of[sku.pk]
         price, currency = prices.get(str(sku.sku_id).lower(), (None, ""))
@@ -300,18 +314,25 @@ class CalendarEntry:
         return "renewal" if self.auto_renew else "expiry"
 
 
-def renewal_calendar(organization, *, months: int = 12, now: datetime | None = None) -> list[CalendarEntry]:
+def renewal_calendar(organization, *, months: int = 12, now: datetime | None = None,
+                     subscriptions: list[Subscription] | None = None) -> list[CalendarEntry]:
     """Every renewal in the next ``months``: the renewal day, the last day to reduce (schedule a change for the
     next term), the day the new term's cancellation window closes, and the projected cost of the next term's
-    first billing period. Monthly terms renew every month and appear once per month. One query."""
+    first billing period. Monthly terms renew every month and appear once per month. One query, none given
+    ``subscriptions`` (:func:`licensing.selectors.seats.organization_subscriptions`): the entries are sorted
+    in full at the end, so the order they are read in does not matter."""
     now = now or timezone.now()
     horizon = nce.add_months(now, months)
     entries = []
-    subscriptions = (
-        Subscription.objects.for_org(organization)
-        .filter(status__in=LIVE_SUBSCRIPTION, commitment_end__isnull=False)
-        .order_by("commitment_end")
-    )
+    if subscriptions is None:
+        subscriptions = (
+            Subscription.objects.for_org(organization)
+            .filter(status__in=LIVE_SUBSCRIPTION, commitment_end__isnull=False)
+            .order_by("commitment_end")
+        )
+    else:
+        subscriptions = [sub for sub in subscriptions
+                         if sub.status in LIVE_SUBSCRIPTION and sub.commitment_end is not None]
     for sub in subscriptions:
         end = sub.commitment_end
         while end <= horizon:

@@ -79,10 +79,12 @@ def buy_more_url(organization, *, sku: TenantSku | None = None, seats: int = 1) 
     return buy_more_urls(organization, {sku: seats})[sku.pk]
 
 
-def buy_more_urls(organization, wanted: dict[TenantSku, int]) -> dict:
+def buy_more_urls(organization, wanted: dict[TenantSku, int], *,
+                  subscriptions: list[Subscription] | None = None) -> dict:
     """Seat pool pk -> where to buy more of it: the live subscription's seat change with the new quantity
-    filled in (adding seats to it keeps one subscription and one renewal date), else the catalog product,
-    else the catalog. Two queries whatever the number of pools."""
+    filled in (adding seats to it keeps one subscription and one renewal date; the largest, when several),
+    else the catalog product, else the catalog. Two queries whatever the number of pools; one given the
+    organisation's ``subscriptions`` (``licensing.selectors.seats.organization_subscriptions``)."""
     catalog = _url("licensing:catalog", org_slug=organization.slug)
     by_id = {str(pool.sku_id).lower(): pool for pool in wanted}
     if not by_id:
@@ -91,10 +93,16 @@ def buy_more_urls(organization, wanted: dict[TenantSku, int]) -> dict:
     for sku_id in by_id:
         match |= Q(provisioning_id__iexact=sku_id)
     catalog_skus = {s.pk: s for s in Sku.objects.filter(match).select_related("product")}
+    if subscriptions is None:
+        live = (Subscription.objects.for_org(organization)
+                .filter(sku_id__in=list(catalog_skus), status=Subscription.Status.ACTIVE)
+                .exclude(ms_subscription_id=None).order_by("-quantity"))
+    else:
+        live = sorted((sub for sub in subscriptions if sub.sku_id in catalog_skus
+                       and sub.status == Subscription.Status.ACTIVE and sub.ms_subscription_id is not None),
+                      key=lambda sub: -sub.quantity)
     subscriptions = {}
-    for subscription in (Subscription.objects.for_org(organization)
-                         .filter(sku_id__in=list(catalog_skus), status=Subscription.Status.ACTIVE)
-                         .exclude(ms_subscription_id=None).order_by("-quantity")):
+    for subscription in live:
         subscriptions.setdefault(subscription.sku_id, subscription)
     urls = {pool.pk: catalog for pool in wanted}
     for sku in catalog_skus.values():

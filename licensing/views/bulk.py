@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,6 +10,7 @@ from django.views import View
 
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
+from core.pagination import ShortPageCountPaginator
 from licensing.forms import BulkUploadForm, DirectoryFilterForm
 from licensing.models import BulkJob, BulkJobRow
 from licensing.selectors import directory as selectors_directory
@@ -90,7 +90,7 @@ class BulkJobPage(OrganizationMixin, View):
         rows = BulkJobRow.objects.for_org(self.organization).filter(job=job)
         if outcome in BulkJobRow.Outcome.values:
             rows = rows.filter(outcome=outcome)
-        page = Paginator(rows.order_by("row_number"), PAGE_SIZE).get_page(request.GET.get("page"))
+        page = ShortPageCountPaginator(rows.order_by("row_number"), PAGE_SIZE).get_page(request.GET.get("page"))
         return render(request, self.template_name, {
             "job": job, "page_obj": page, "outcome": outcome, "can_manage": self.can(Perm.LICENSES_MANAGE),
             "buy_url": assignment_services.buy_more_url(self.organization, sku=job.sku, seats=job.seats_short),

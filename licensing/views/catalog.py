@@ -6,7 +6,6 @@ import uuid
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
@@ -14,6 +13,7 @@ from django.views.generic import TemplateView
 
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm, Role
+from core.pagination import ShortPageCountPaginator
 from licensing import nce, selectors
 from licensing.forms import CatalogFilterForm, PurchaseForm
 from licensing.models import Order, Product
@@ -46,7 +46,7 @@ class CatalogPage(OrganizationMixin, TemplateView):
             search=filters.get("q", "").strip(), family=filters.get("family", ""), term=filters.get("term", ""),
             billing_cycle=filters.get("billing", ""),
         )
-        page = Paginator(products, 25).get_page(self.request.GET.get("page"))
+        page = ShortPageCountPaginator(products, 25).get_page(self.request.GET.get("page"))
         rows = []
         for product in page:
             offers = [p for sku in product.skus.all() for a in sku.availabilities.all() for p in a.offers]
@@ -114,7 +114,8 @@ class OrdersPage(OrganizationMixin, TemplateView):
     template_name = "licensing/orders.html"
 
     def get_context_data(self, **kwargs):
-        page = Paginator(selectors.orders_for(self.organization), 25).get_page(self.request.GET.get("page"))
+        page = ShortPageCountPaginator(selectors.orders_for(self.organization), 25).get_page(
+            self.request.GET.get("page"))
         return super().get_context_data(page_obj=page, **kwargs)
 
 

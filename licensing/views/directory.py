@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
+from core.pagination import ShortPageCountPaginator
 from licensing.forms import AssignForm, DirectoryFilterForm
 from licensing.forms_directory import OffboardForm
 from licensing.models import LicenseAssignment
@@ -32,10 +32,12 @@ class LicensesPage(OrganizationMixin, TemplateView):
     template_name = "licensing/directory/licenses.html"
 
     def get_context_data(self, **kwargs):
-        rows = selectors_usage.pool_rows(self.organization)
+        subscriptions = selectors_seats.organization_subscriptions(self.organization)  # one read for rows and links
+        rows = selectors_usage.pool_rows(self.organization, subscriptions=subscriptions)
         can_manage = self.can(Perm.LICENSES_MANAGE)
         if can_manage:
-            urls = assignment_services.buy_more_urls(self.organization, {r.sku: max(1, -r.available) for r in rows})
+            urls = assignment_services.buy_more_urls(self.organization, {r.sku: max(1, -r.available) for r in rows},
+                                                     subscriptions=subscriptions)
             for row in rows:
                 row.buy_url = urls.get(row.sku.pk, "")
         return {
@@ -44,7 +46,7 @@ class LicensesPage(OrganizationMixin, TemplateView):
             "totals": selectors_usage.unassigned_cost_total(rows),
             "sync": selectors_directory.latest_sync(self.organization),
             "can_manage": can_manage,
-            "over_assigned": list(selectors_seats.over_assigned_pools(self.organization)),
+            "over_assigned": selectors_seats.over_assigned_pools(self.organization, pools=[row.sku for row in rows]),
         }
 
 
@@ -90,14 +92,14 @@ class DirectoryUsersPage(OrganizationMixin, TemplateView):
         filters = dict(form.cleaned_data) if form.is_valid() else {}
         sort = filters.get("sort") or ""
         found = directory_search.search_entries(self.organization, snapshot=snapshot, **filters)
-        page = Paginator(found, PAGE_SIZE).get_page(self.request.GET.get("page"))
+        page = ShortPageCountPaginator(found, PAGE_SIZE).get_page(self.request.GET.get("page"))
         rows = directory_search.page_rows(self.organization, list(page.object_list))
         headers = [{"key": key, "label": label, "sorted": sort.lstrip("-") == key,
                     "descending": sort.startswith("-"), "next": f"-{key}" if sort == key else key}
                    for key, label in directory_search.SORTS.items()]
         return {**super().get_context_data(**kwargs), "form": form, "page_obj": page, "rows": rows,
                 "headers": headers, "sort": sort, "can_manage": self.can(Perm.LICENSES_MANAGE),
-                "query": self.request.GET.urlencode(), "skus": form.fields["sku"].queryset}
+                "query": self.request.GET.urlencode(), "skus": form.license_pools}
 
 
 class DirectoryUserPage(OrganizationMixin, View):

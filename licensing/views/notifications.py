@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.org_views import OrganizationMixin
+from core.pagination import ShortPageCountPaginator
 from licensing.models import Notification
 from licensing.selectors import directory as selectors_directory
 from licensing.services import notifications as notification_services
@@ -21,7 +21,7 @@ class NotificationsPage(OrganizationMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         notes = Notification.objects.for_org(self.organization).filter(recipient=self.request.user)
-        page = Paginator(notes, PAGE_SIZE).get_page(self.request.GET.get("page"))
+        page = ShortPageCountPaginator(notes, PAGE_SIZE).get_page(self.request.GET.get("page"))
         return {**super().get_context_data(**kwargs), "page_obj": page,
                 "announcements": selectors_directory.announcements(self.organization)}
 

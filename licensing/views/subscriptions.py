@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -13,6 +12,7 @@ from django.views.generic import TemplateView
 
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
+from core.pagination import ShortPageCountPaginator
 from licensing import nce, selectors
 from licensing.forms import QuantityForm, ScheduleForm
 from licensing.models import ProvisioningOperation, Subscription
@@ -44,8 +44,8 @@ class SubscriptionsPage(OrganizationMixin, TemplateView):
         search = self.request.GET.get("q", "")[:200]
         sort = self.request.GET.get("sort", "")
         sort = sort if sort.lstrip("-") in selectors.SUBSCRIPTION_SORTS else ""
-        page = Paginator(selectors.subscriptions_for(self.organization, status=status, search=search, sort=sort),
-                         50).get_page(self.request.GET.get("page"))
+        subscriptions = selectors.subscriptions_for(self.organization, status=status, search=search, sort=sort)
+        page = ShortPageCountPaginator(subscriptions, 50).get_page(self.request.GET.get("page"))
         assigned = selectors.assigned_by_subscription(self.organization)
         now = timezone.now()
         rows = [{"subscription": s, "assigned": assigned.get(s.pk, 0), **_windows(s, now)} for s in page]
@@ -273,7 +273,7 @@ class OperationsPage(OrganizationMixin, TemplateView):
     def get_context_data(self, **kwargs):
         status = self.request.GET.get("status", "")
         status = status if status in ProvisioningOperation.Status.values else ""
-        page = Paginator(selectors.operations_for(self.organization, status=status), 50).get_page(
+        page = ShortPageCountPaginator(selectors.operations_for(self.organization, status=status), 50).get_page(
             self.request.GET.get("page")
         )
         return super().get_context_data(page_obj=page, status=status,

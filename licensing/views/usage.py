@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -16,6 +15,7 @@ from django.views.generic import TemplateView
 from accounts.org_views import OrganizationMixin
 from accounts.roles import Perm
 from core.csv_export import csv_response
+from core.pagination import ShortPageCountPaginator
 from licensing import nce
 from licensing.forms import ReductionProposeForm
 from licensing.selectors import directory as selectors_directory
@@ -47,7 +47,7 @@ class InactivePage(OrganizationMixin, TemplateView):
     def get_context_data(self, **kwargs):
         prefs = licensing_settings(self.organization)
         assignments = selectors_usage.inactive_assignments(self.organization, days=prefs.inactive_days)
-        page = Paginator(assignments, PAGE_SIZE).get_page(self.request.GET.get("page"))
+        page = ShortPageCountPaginator(assignments, PAGE_SIZE).get_page(self.request.GET.get("page"))
         return {**super().get_context_data(**kwargs), "page_obj": page, "days": prefs.inactive_days,
                 "can_manage": self.can(Perm.LICENSES_MANAGE)}
 

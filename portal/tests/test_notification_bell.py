@@ -103,3 +103,33 @@ def test_an_organisation_page_and_its_bell_are_one_transaction_with_one_tenant_s
     assert statements.count("BEGIN") == 1
     if connection.vendor == "postgresql":
         assert sum("set_config" in sql for sql in statements) == 1
+
+
+def test_the_bell_counts_every_unread_notification_in_the_query_that_reads_the_latest_five(organization,
+                                                                                           member_client):
+    # The count is a window over the unread rows, evaluated before the LIMIT of five: more unread than are
+    # listed still counts them all, read ones and other people's count none, and the bell reads the table once.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    browser, user = member_client(Role.LICENSE_ADMIN)
+    someone_else = MembershipFactory(organization=organization, role=Role.OWNER).user
+    for n in range(7):
+        notify(organization, user, n)
+    notify(organization, someone_else, 100)
+    with tenant_context(organization):
+        Notification.objects.filter(recipient=user, title="Something 0").update(read_at="2026-01-01T00:00:00Z")
+    url = reverse("licensing:subscriptions", kwargs={"org_slug": organization.slug})
+    browser.get(url)
+    with CaptureQueriesContext(connection) as captured:
+        page = browser.get(url).content.decode()
+    assert unread_on(page) == 6
+    assert 'aria-label="Notifications, 6 unread"' in page
+    listed = re.findall(r"Something (\d+)", page)
+    assert len(listed) == 5 and "0" not in listed and "100" not in listed
+    assert sum('FROM "licensing_notification"' in q["sql"] for q in captured.captured_queries) == 1
+
+    with tenant_context(organization):
+        Notification.objects.filter(recipient=user).update(read_at="2026-01-01T00:00:00Z")
+    page = browser.get(url).content.decode()
+    assert unread_on(page) == 0 and "Nothing new" in page
