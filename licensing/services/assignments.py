@@ -266,6 +266,14 @@ def _release_unfinished(operation: ProvisioningOperation) -> None:
     _refresh_jobs_of(operation)
 
 
+# Of each user, the handler sends the object id (decrypted with the row's organisation and id): the other
+# columns, six ciphertexts and four timestamps, were read and parsed for nothing, a tenth of an operation.
+_USER_FIELDS_NOT_SENT = [
+    f"user__{field.name}" for field in DirectoryUser._meta.concrete_fields
+    if field.name not in ("id", "organization", "graph_id")
+]
+
+
 @register_operation(OPERATION_KIND, on_failure=_release_unfinished, max_attempts=8)
 def license_changes_apply(operation: ProvisioningOperation) -> dict:
     """Send this batch's assign/unassign calls in one Graph $batch and record each user's outcome."""
@@ -275,6 +283,7 @@ def license_changes_apply(operation: ProvisioningOperation) -> dict:
         LicenseAssignment.objects.for_org(organization)
         .select_for_update()
         .select_related("user")
+        .defer(*_USER_FIELDS_NOT_SENT)
         .filter(pk__in=ids, operation=operation, state__in=[State.PENDING, State.REMOVING])
         .order_by("pk")
     )
