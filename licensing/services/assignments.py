@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.field_locks import RESTRICTED_FIX, RESTRICTED_MESSAGE, is_restricted, restricted_object_ids
+from core.fields import encrypted_bulk_insert
 from licensing.microsoft import errors as ms
 from licensing.microsoft.resources import BatchItemResult
 from licensing.models import (
@@ -231,7 +232,7 @@ def _queue(organization, assignments: list[LicenseAssignment], state: str, actor
         new_rows = [a for a in chunk if a._state.adding]
         existing = [a for a in chunk if not a._state.adding]
         if new_rows:
-            LicenseAssignment.objects.bulk_create(new_rows)
+            _insert_new(new_rows)
         if existing:
             LicenseAssignment.objects.bulk_update(
                 existing, ["state", "error_code", "error_message", "fix_hint", "requested_by", "bulk_job",
@@ -239,6 +240,24 @@ def _queue(organization, assignments: list[LicenseAssignment], state: str, actor
             )
         operations.append(operation)
     return operations
+
+
+# What a new assignment inserts, read off its instance; the timestamps are stamped by _insert_new.
+_ASSIGNMENT_ATTNAMES = [field.attname for field in LicenseAssignment._meta.concrete_fields]
+
+
+def _insert_new(assignments: list[LicenseAssignment]) -> None:
+    """``bulk_create`` for new assignments, as one JSON parameter (``core.fields.encrypted_bulk_insert``):
+    Django prepared each of a hundred rows' seventeen values through its field and psycopg parsed the
+    statement's placeholders, most of a bulk job's confirmation in a profile. The instances end as
+    bulk_create leaves them: stamped, and saved (a later ``save()`` updates)."""
+    now = timezone.now()
+    for assignment in assignments:
+        assignment.created_at = assignment.updated_at = now
+    encrypted_bulk_insert(LicenseAssignment, [{name: getattr(a, name) for name in _ASSIGNMENT_ATTNAMES}
+                                              for a in assignments])
+    for assignment in assignments:
+        assignment._state.adding, assignment._state.db = False, DEFAULT_DB_ALIAS
 
 
 # --- the outbox handler ----------------------------------------------------------------------------------
