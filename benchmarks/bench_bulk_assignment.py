@@ -27,6 +27,7 @@ from benchmarks.emulator import (
     quiet_logs,
     scaled,
     sync_directory,
+    worker_heap,
 )
 from benchmarks.harness import Context, Result
 
@@ -76,7 +77,7 @@ def run(ctx: Context) -> list[Result]:
 
     count = min(scaled(USERS, minimum=100), USERS)  # 10,000 is the most seats one subscription allows
     actor = Actor.system("bench")
-    with quiet_logs(), emulator_process() as emulator, portal_pointed_at(emulator):
+    with quiet_logs(), emulator_process() as emulator, portal_pointed_at(emulator), worker_heap():
         control = emulator.control()
         control.lift_sandbox_limits()
         control.without_throttling()

@@ -21,6 +21,7 @@ from benchmarks.emulator import (
     quiet_logs,
     scaled,
     sync_directory,
+    worker_heap,
 )
 from benchmarks.harness import Context, Result
 
@@ -87,7 +88,7 @@ def _bare_paging(organization) -> tuple[int, float]:
 
 def run(ctx: Context) -> list[Result]:
     small, large = SMALL, scaled(LARGE, minimum=2 * SMALL)  # the small run fills at least one Graph page
-    with quiet_logs(), emulator_process() as emulator, portal_pointed_at(emulator):
+    with quiet_logs(), emulator_process() as emulator, portal_pointed_at(emulator), worker_heap():
         control = emulator.control()
         control.lift_sandbox_limits()
         control.without_throttling()

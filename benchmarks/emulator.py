@@ -201,6 +201,23 @@ def quiet_logs(*names: str) -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+@contextlib.contextmanager
+def worker_heap() -> Iterator[None]:
+    """The process's heap as a Celery worker process has it once started: start-up's objects frozen out of
+    the cyclic collector's scans (``portal.celery.freeze_startup_heap``, run on ``worker_process_init``).
+    The benchmarks run the tasks eagerly in this process, so they put it in that state, for the baseline as
+    for the portal, and thaw it afterwards for the benchmarks that follow."""
+    import gc
+
+    from portal.celery import freeze_startup_heap
+
+    freeze_startup_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def buy(control: Control, customer_id: str, product_id: str, quantity: int) -> str:
     """Buy ``quantity`` seats (P1Y, monthly) of the product's first SKU; returns the order id.
 

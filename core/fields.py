@@ -24,7 +24,7 @@ from django.db import connections, models
 from django.utils import timezone
 
 from .blind_index import IP_INDEX_PURPOSE, NETWORK_INDEX_PURPOSE, ip_index, network_index, normalise_ip
-from .crypto import KeyScope, blind_index, decrypt_text, encrypt_text, encryptor
+from .crypto import KeyScope, blind_index, blind_indexer, decrypt_text, encrypt_text, encryptor
 
 
 class Ciphertext(str):
@@ -427,6 +427,13 @@ class BlindIndexField(models.CharField):
         """The index of a plaintext value, as stored: use it to build the lookup."""
         return blind_index(self.purpose, value)
 
+    def indexer(self):
+        """``index_of`` for the many values of one batch: the HMAC key looked up once where the index is a
+        plain blind index (a subclass that normalises its values first indexes each one its own way)."""
+        if type(self).index_of is BlindIndexField.index_of:
+            return blind_indexer(self.purpose)
+        return self.index_of
+
 
 class UUIDIndexField(BlindIndexField):
     """Keyed index of an encrypted UUID over its canonical text: a ``UUID``, its upper-case or its
@@ -502,9 +509,14 @@ def encrypted_bulk_update(queryset, objs, field_names: list[str], *, batch_size:
             obj.__dict__[attname] = value
 
 
-# Values the PostgreSQL path of encrypted_bulk_insert sends as JSON without the field's preparation
-# (``datetime`` only aware: the insert fills times with ``timezone.now()``; a naive one is prepared).
+# Values the PostgreSQL path of encrypted_bulk_insert sends as JSON without the field's preparation, and
+# aware datetimes of a DateTimeField (``_aware_datetime``): its preparation hands an aware one back as it is,
+# and the JSON carries its text with the offset; a naive one is prepared (Django's warning and conversion).
 _JSON_NATIVE = frozenset({str, bool, int, uuid.UUID})
+
+
+def _aware_datetime(value) -> bool:
+    return type(value) is datetime.datetime and value.tzinfo is not None
 
 
 def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") -> None:
@@ -519,6 +531,8 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
     dict is completed in place, so the caller reads the new primary key from it. Validation is the
     caller's (``bulk_create`` does none either); the database enforces its constraints, and row-level
     security applies as to any insert. One ``INSERT`` per batch of rows (the database's parameter limit).
+    A JSONField without an encoder of its own is sent as the document it holds; a value JSON cannot hold
+    is written as its text (``str``), where a save would raise, so callers pass JSON values.
     """
     if not rows:
         return
@@ -527,7 +541,10 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
     fields = list(model._meta.concrete_fields)
     encrypted = [f for f in fields if isinstance(f, EncryptedField)]
     indexes = [(f, model._meta.get_field(f.source).attname) for f in fields if isinstance(f, BlindIndexField)]
+    indexers = [(index, source, index.indexer()) for index, source in indexes]
     plain = [f for f in fields if not isinstance(f, (EncryptedField, BlindIndexField))]
+    kinds = [(f, isinstance(f, models.DateTimeField), isinstance(f, models.JSONField) and f.encoder is None)
+             for f in plain]
     sealers: dict[KeyScope, object] = {}
     native = connection.vendor == "postgresql"
     table_rows = []
@@ -538,15 +555,19 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
                     values[field.attname] = now
                 else:
                     values[field.attname] = field.get_default() if field.has_default() else None
-        for index, source in indexes:
+        for index, source, index_of in indexers:
             if index.attname not in values:
-                values[index.attname] = index.index_of(values.get(source))
+                values[index.attname] = index_of(values.get(source))
         if native:
-            # JSON takes these as they are (text, numbers, flags, ids, aware times): Django's preparation
-            # per value was a fifth of the insert's Python. Anything else still goes through the field.
+            # JSON takes these as they are (text, numbers, flags, ids, aware times, and a JSONField's value,
+            # which lands in its jsonb column as the same document): Django's preparation per value was a fifth
+            # of the insert's Python. Anything else still goes through the field.
             row = [
-                value if value is None or type(value) in _JSON_NATIVE else field.get_db_prep_save(value, connection)
-                for field, value in ((field, values[field.attname]) for field in plain)
+                value if value is None or type(value) in _JSON_NATIVE or document
+                or (timestamp and _aware_datetime(value)) else field.get_db_prep_save(value, connection)
+                for field, timestamp, document, value in (
+                    (field, timestamp, document, values[field.attname]) for field, timestamp, document in kinds
+                )
             ]
         else:
             row = [field.get_db_prep_save(values[field.attname], connection) for field in plain]

@@ -67,3 +67,23 @@ def test_health_check_runs_on_a_real_worker(tmp_path):
         app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER
         worker.terminate()
         worker.wait(timeout=20)
+
+
+def test_a_worker_process_freezes_what_start_up_built():
+    """After start-up (worker_process_init), the loaded portal is out of the cyclic collector's full scans.
+
+    The hook is called, not the signal sent: Celery's own receivers would put this process in a worker's state."""
+    import gc
+
+    from celery.signals import worker_process_init
+
+    from portal.celery import _freeze_after_start_up
+
+    assert _freeze_after_start_up in worker_process_init._live_receivers(None)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        _freeze_after_start_up(sender=None)
+        assert gc.get_freeze_count() > 10_000  # Django and the apps, not a handful of objects
+    finally:
+        gc.unfreeze()

@@ -889,3 +889,27 @@ def test_staff_sign_in_to_the_admin_works_as_the_application_role(settings):
         with person_context(staff):
             assert UserSession.objects.filter(user=staff).count() == 1
     assert UserSession.objects.get(user=staff).session_key == client.session.session_key
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_directory_page_is_matched_as_the_application_role_within_its_own_organisation(settings):
+    """The sync's page lookup (one probe of the unique index per listed object id, in SQL of its own) runs
+    under row-level security: a resync finds the organisation's own users unchanged, and another organisation
+    listing the same object ids (the same keyed index) gets users of its own, never a match on the first's."""
+    from licensing.models import DirectoryUser
+    from licensing.services.directory import directory_user_upsert_from_graph
+
+    org_a, org_b = OrganizationFactory(), OrganizationFactory()
+    page = [{"id": str(uuid.uuid4()), "displayName": f"Person {n}", "userPrincipalName": f"p{n}@example.com",
+             "accountEnabled": True, "assignedLicenses": []} for n in range(3)]
+    with ProductionRoles(settings):
+        assert current_role() == PROBE_ROLE
+        with tenant_context(org_a):
+            assert directory_user_upsert_from_graph(organization=org_a, users=page, skus={})["created"] == 3
+        with tenant_context(org_a):
+            assert directory_user_upsert_from_graph(organization=org_a, users=page, skus={})["unchanged"] == 3
+        with tenant_context(org_b):
+            assert directory_user_upsert_from_graph(organization=org_b, users=page, skus={})["created"] == 3
+    for org in (org_a, org_b):
+        with tenant_context(org):
+            assert DirectoryUser.objects.for_org(org).count() == 3

@@ -15,13 +15,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Count, Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.field_locks import RESTRICTED_FIX, RESTRICTED_MESSAGE, is_restricted, restricted_object_ids
+from core.fields import encrypted_bulk_insert
 from licensing.microsoft import errors as ms
 from licensing.microsoft.resources import BatchItemResult
 from licensing.models import (
@@ -240,7 +241,7 @@ def _queue(organization, assignments: list[LicenseAssignment], state: str, actor
         new_rows = [a for a in chunk if a._state.adding]
         existing = [a for a in chunk if not a._state.adding]
         if new_rows:
-            LicenseAssignment.objects.bulk_create(new_rows)
+            _insert_new(new_rows)
         if existing:
             LicenseAssignment.objects.bulk_update(
                 existing, ["state", "error_code", "error_message", "fix_hint", "requested_by", "bulk_job",
@@ -248,6 +249,24 @@ def _queue(organization, assignments: list[LicenseAssignment], state: str, actor
             )
         operations.append(operation)
     return operations
+
+
+# What a new assignment inserts, read off its instance; the timestamps are stamped by _insert_new.
+_ASSIGNMENT_ATTNAMES = [field.attname for field in LicenseAssignment._meta.concrete_fields]
+
+
+def _insert_new(assignments: list[LicenseAssignment]) -> None:
+    """``bulk_create`` for new assignments, as one JSON parameter (``core.fields.encrypted_bulk_insert``):
+    Django prepared each of a hundred rows' seventeen values through its field and psycopg parsed the
+    statement's placeholders, most of a bulk job's confirmation in a profile. The instances end as
+    bulk_create leaves them: stamped, and saved (a later ``save()`` updates)."""
+    now = timezone.now()
+    for assignment in assignments:
+        assignment.created_at = assignment.updated_at = now
+    encrypted_bulk_insert(LicenseAssignment, [{name: getattr(a, name) for name in _ASSIGNMENT_ATTNAMES}
+                                              for a in assignments])
+    for assignment in assignments:
+        assignment._state.adding, assignment._state.db = False, DEFAULT_DB_ALIAS
 
 
 # --- the outbox handler ----------------------------------------------------------------------------------
@@ -275,6 +294,14 @@ def _release_unfinished(operation: ProvisioningOperation) -> None:
     _refresh_jobs_of(operation)
 
 
+# Of each user, the handler sends the object id (decrypted with the row's organisation and id): the other
+# columns, six ciphertexts and four timestamps, were read and parsed for nothing, a tenth of an operation.
+_USER_FIELDS_NOT_SENT = [
+    f"user__{field.name}" for field in DirectoryUser._meta.concrete_fields
+    if field.name not in ("id", "organization", "graph_id")
+]
+
+
 @register_operation(OPERATION_KIND, on_failure=_release_unfinished, max_attempts=8)
 def license_changes_apply(operation: ProvisioningOperation) -> dict:
     """Send this batch's assign/unassign calls in one Graph $batch and record each user's outcome."""
@@ -284,6 +311,7 @@ def license_changes_apply(operation: ProvisioningOperation) -> dict:
         LicenseAssignment.objects.for_org(organization)
         .select_for_update()
         .select_related("user")
+        .defer(*_USER_FIELDS_NOT_SENT)
         .filter(pk__in=ids, operation=operation, state__in=[State.PENDING, State.REMOVING])
         .order_by("pk")
     )

@@ -68,6 +68,13 @@ def test_dry_run_explains_every_row_and_counts_seats(linked_org):
     assert codes[9] == "bad_format"
     assert codes[10] == "usage_location_missing"
     assert 12 not in codes  # blank lines are ignored, not reported
+    with tenant_context(linked_org):
+        rows = {row.row_number: row for row in BulkJobRow.objects.for_org(linked_org).filter(job=job)}
+        stored = dict(BulkJobRow.objects.for_org(linked_org).filter(job=job).values_list("row_number", "identifier"))
+    # What each row said is shown back as typed, and stored encrypted (bound to its row).
+    assert (rows[8].identifier, rows[9].identifier) == ("nobody@fabrikamdemo.onmicrosoft.com", "not an address")
+    assert rows[8].user_id is None and rows[10].user_id is not None
+    assert stored[8].startswith("v1:") and "nobody" not in stored[8]
 
 
 def test_confirm_assigns_every_valid_row_with_progress(linked_org, emulator):

@@ -206,3 +206,36 @@ def test_an_expired_cursor_lists_from_the_start_and_a_foreign_link_is_refused(li
     sync = directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk)
     assert sync.status == DirectorySync.Status.SUCCEEDED, sync.error_message
     assert sync.users_seen == tenant_user_count(graph)
+
+
+def test_stored_fingerprints_are_the_keyed_hash_of_the_users_graph_json(linked_org, graph):
+    """Rows written before the page-level fingerprinter keep matching: a resync after an upgrade rewrites no one."""
+    import json
+
+    from licensing.services.directory import SOURCE_HASH_PURPOSE, USER_SELECT
+
+    run_sync(linked_org)
+    listing = graph.graph.iter_user_pages(tenant_id=FABRIKAM, select=[*USER_SELECT, "signInActivity"], top=500)
+    payloads = {user.raw["id"]: user.raw for page in listing for user in page}
+    with tenant_context(linked_org):
+        users = list(DirectoryUser.objects.for_org(linked_org).order_by("created_at", "id")[:25])
+    assert len(users) == 25
+    for user in users:
+        payload = payloads[str(user.graph_id)]
+        relevant = {key: payload.get(key) for key in (*USER_SELECT, "signInActivity")}
+        relevant["org"] = str(linked_org.pk)
+        assert user.source_hash == blind_index(SOURCE_HASH_PURPOSE, json.dumps(relevant, sort_keys=True, default=str))
+
+
+def test_a_page_is_matched_to_its_stored_users_only(linked_org, graph):
+    """The page lookup returns the listed users of this organisation, whichever order the keys come in."""
+    from core.crypto import blind_index as index_of
+    from licensing.models.directory import GRAPH_ID_INDEX
+    from licensing.services.directory.upsert import _stored_fingerprints
+
+    run_sync(linked_org)
+    with tenant_context(linked_org):
+        users = list(DirectoryUser.objects.for_org(linked_org).order_by("created_at", "id")[:3])
+        keys = [index_of(GRAPH_ID_INDEX, str(u.graph_id)) for u in reversed(users)] + ["0" * 64]
+        found = _stored_fingerprints(linked_org, keys)
+    assert found == {u.graph_id_index: (u.pk, u.source_hash, u.removed_at) for u in users}

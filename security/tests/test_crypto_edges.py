@@ -130,6 +130,25 @@ def test_a_round_trip_and_its_ciphertext_format(ring):
     assert crypto.decrypt_text(sealed, aad=AAD) == "zoë@example.com"
 
 
+def test_an_encryptor_never_repeats_a_nonce_across_its_batches_of_random_bytes(ring):
+    """Nonces come from one os.urandom read per batch; past several batches each is still used once and
+    every value decrypts under its own associated data, as from encrypt_text."""
+    seal = crypto.encryptor(SCOPE)
+    count = 3 * crypto.NONCE_BATCH + 5
+    sealed = [seal(f"user{i}@example.com", AAD + str(i).encode()) for i in range(count)]
+    nonces = {base64.b64decode(value.split(":")[2])[:crypto.NONCE_BYTES] for value in sealed}
+    assert len(nonces) == count
+    assert [crypto.decrypt_text(value, aad=AAD + str(i).encode()) for i, value in enumerate(sealed)] == [
+        f"user{i}@example.com" for i in range(count)]
+
+
+def test_a_blind_indexer_gives_the_blind_index_of_each_value():
+    index_of = crypto.blind_indexer("upn")
+    for value in ("Zoë@Example.com ", "zoë@example.com", "42", None):
+        assert index_of(value) == crypto.blind_index("upn", value)
+    assert index_of("a@example.com") != crypto.blind_indexer("mail")("a@example.com")
+
+
 @pytest.mark.parametrize(("mangle", "message"), [
     (lambda s: s[:-8] + "!" + s[-8:], "Malformed ciphertext payload."),
     (lambda s: s[:-8] + " " + s[-8:], "Malformed ciphertext payload."),
