@@ -61,5 +61,7 @@ def clear() -> None:
 
 @receiver(setting_changed)
 def _forget_on_url_settings(*, setting, **kwargs) -> None:
-    if setting in ("ROOT_URLCONF", "FORCE_SCRIPT_NAME", "STATIC_URL", "STORAGES"):
+    # Only what reverse() reads. Static URLs are remembered by the storage instance (core.storage), which
+    # Django rebuilds when STATIC_URL or STORAGES change.
+    if setting in ("ROOT_URLCONF", "FORCE_SCRIPT_NAME"):
         clear()
