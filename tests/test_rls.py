@@ -251,15 +251,26 @@ def test_every_tenant_model_table_has_a_policy(db):
     assert tables - tables_with_policy() == set()
 
 
+def ensure_probe_role(cursor, role: str, attributes: str) -> None:
+    """Create the probe role once, and write the catalog only when it is missing or has other attributes.
+
+    Roles are shared by every database of the server, so parallel test workers (each with its own database)
+    meet on the same catalog row: an unconditional ALTER ROLE from two of them fails with "tuple concurrently
+    updated". Checking first leaves the common case (the role exists as wanted) without a write."""
+    bypass = "true" if attributes == "BYPASSRLS" else "false"
+    cursor.execute(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}' AND rolbypassrls = {bypass} "
+        f"AND NOT rolcanlogin) THEN BEGIN CREATE ROLE {role} NOLOGIN {attributes}; "
+        f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {role} NOLOGIN {attributes}; END; END IF; END $$"
+    )
+
+
 @pytest.fixture
 def roles(db):
     """The application role (RLS binds it) and a system role with BYPASSRLS, both NOLOGIN, for one transaction."""
     with connection.cursor() as cursor:
         for role, attributes in ((PROBE_ROLE, "NOBYPASSRLS"), (SYSTEM_PROBE_ROLE, "BYPASSRLS")):
-            cursor.execute(
-                f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN {attributes}; "
-                f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {role} {attributes}; END $$"
-            )
+            ensure_probe_role(cursor, role, attributes)
             cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
             cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
     return PROBE_ROLE, SYSTEM_PROBE_ROLE
@@ -374,10 +385,7 @@ class ProductionRoles:
     def __enter__(self):
         with self.default.cursor() as cursor:
             for role, attributes in ((PROBE_ROLE, "NOBYPASSRLS"), (SYSTEM_PROBE_ROLE, "BYPASSRLS")):
-                cursor.execute(
-                    f"DO $$ BEGIN CREATE ROLE {role} NOLOGIN {attributes}; "
-                    f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {role} {attributes}; END $$"
-                )
+                ensure_probe_role(cursor, role, attributes)
                 cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
                 cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
                 cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
