@@ -145,7 +145,8 @@ def test_sign_up_sign_in_and_password_reset_work_as_the_application_role(setting
             device = TOTPDevice.objects.get(user=user, confirmed=False)
         enrolled = browser.post(reverse("accounts:mfa_enroll"), {"code": totp_code(device), "name": "Phone"})
         assert enrolled.status_code == 200
-        slug = Membership.objects.filter(user=user).values_list("organization__slug", flat=True).get()
+        with person_context(user):  # their own memberships (decision 044)
+            slug = Membership.objects.filter(user=user).values_list("organization__slug", flat=True).get()
         assert browser.get(f"/o/{slug}/").status_code == 200
 
         # Signing in again: the password found by e-mail as the system role, then the authenticator's code.
@@ -239,11 +240,13 @@ def test_pages_name_members_staff_and_former_members_as_the_application_role(set
         assert members.status_code == 200 and carol.email in members.content.decode()
 
         # Managing the team: a fellow member's role changed, then removed (their membership locked, not their row).
-        erin = Membership.objects.get(organization=org, user=erin_user)
+        with tenant_context(org):  # the organisation's memberships (decision 044)
+            erin = Membership.objects.get(organization=org, user=erin_user)
         changed = browser.post(f"/o/{org.slug}/team/members/{erin.pk}/role/", {"role": Role.LICENSE_ADMIN})
         assert changed.status_code == 302, changed.content
         assert browser.post(f"/o/{org.slug}/team/members/{erin.pk}/remove/").status_code == 302
-        assert not Membership.objects.filter(pk=erin.pk).exists()
+        with tenant_context(org):
+            assert not Membership.objects.filter(pk=erin.pk).exists()
 
         # The staff admin's people, under the grant's tenant context: the organisation's members only.
         people = staff_browser.get(reverse("admin:accounts_user_changelist"))
