@@ -5,10 +5,14 @@ written by staff; publishing and withdrawing go through the notification service
 Sync runs are shown only for organisations whose grant covers licensing (accounts.admin_grants).
 """
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import FilteredSelectMultiple
 
 from accounts.admin_grants import GrantScopedAdmin
+from accounts.selectors import organizations_across_tenants
 from core.audit import Actor
 from core.tenancy import tenant_context
 
@@ -50,7 +54,16 @@ class DirectorySyncAdmin(GrantScopedAdmin, admin.ModelAdmin):
 
 class ServiceAnnouncementForm(forms.ModelForm):
     """Shows the organisations an announcement targets as the system role reads them: the targeting rows are
-    under row-level security, and the admin has no tenant context of its own."""
+    under row-level security, and the admin has no tenant context of its own.
+
+    The organisations to choose from are every customer's, so they are read as the system role too
+    (``organizations_across_tenants``, decision 044): a queryset on the organisations table, listed or checked
+    as the application role outside any context, would offer and accept none. The field gives organisation
+    ids, which the notification service writes in their tenant context (``announcement_targets_set``)."""
+
+    organizations = forms.TypedMultipleChoiceField(
+        coerce=uuid.UUID, required=False, label="Organizations",
+        widget=FilteredSelectMultiple("organizations", is_stacked=False))
 
     class Meta:
         model = ServiceAnnouncement
@@ -58,6 +71,9 @@ class ServiceAnnouncementForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if "organizations" in self.fields:
+            self.fields["organizations"].choices = [
+                (str(org.pk), str(org)) for org in sorted(organizations_across_tenants(), key=str)]
         if self.instance.pk is not None and "organizations" in self.fields and not self.is_bound:
             self.initial["organizations"] = selectors_directory.announcement_target_ids(self.instance)
 

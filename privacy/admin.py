@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from accounts.admin_grants import GrantScopedAdmin
 from accounts.models import Membership
-from accounts.selectors import members_of
+from accounts.selectors import members_of_granted
 from core.tenancy import person_context
 from privacy.models import LegalHold, RetentionRun
 from privacy.services.retention import legal_hold_place, legal_hold_release
@@ -34,8 +34,10 @@ class LegalHoldAdmin(GrantScopedAdmin, admin.ModelAdmin):
     def _scoped(self, request, view):
         # A hold on a person (no organisation) has row-level security per person: the view runs in the person
         # context of the granted organisations' members too, as the security queue does.
+        # The members are read in the granted organisations' own tenant context (memberships have row-level
+        # security too, decision 044).
         orgs = {**self.grant_orgs(request), **self.grant_orgs(request, change=True)}
-        with person_context(*members_of(orgs)):
+        with person_context(*members_of_granted(orgs)):
             return super()._scoped(request, view)
 
     def grant_org_ids_of(self, obj) -> set[str]:

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
 from accounts.admin_grants import GrantScopedAdmin
-from accounts.selectors import members_of
+from accounts.selectors import members_of, members_of_granted
 from core.admin import ReadOnlyAdmin
 from core.models import AuditEvent
 from core.tenancy import person_context, tenant_context
@@ -59,7 +59,8 @@ class LoginSignalAdmin(GrantScopedAdmin, ReadOnlyAdmin):
 
     def _scoped(self, request, view):
         orgs = {**self.grant_orgs(request), **self.grant_orgs(request, change=True)}
-        with person_context(*members_of(orgs)):
+        # Read in the granted organisations' own tenant context (memberships have row-level security, 044).
+        with person_context(*members_of_granted(orgs)):
             return super()._scoped(request, view)
 
 

@@ -659,6 +659,29 @@ def test_signing_in_and_the_activity_page_work_as_the_application_role(settings)
     assert SignInEvent.objects.filter(user__isnull=True).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_security_responder_sees_the_findings_of_their_grants_people_as_the_application_role(settings):
+    # The queue opens the person context of the granted organisations' members, read in those organisations'
+    # own tenant context: memberships have row-level security (decision 044).
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.models import StaffRole
+    from accounts.tests.factories import MembershipFactory, StaffGrantFactory, UserFactory
+    from accounts.tests.helpers import verified_client
+
+    member, outsider = MembershipFactory(), MembershipFactory()
+    at = timezone.now() - timedelta(hours=1)
+    ours, theirs = _signed_in_twice(member.user, at), _signed_in_twice(outsider.user, at)
+    responder = UserFactory(is_staff=True, is_superuser=True)
+    StaffGrantFactory(organization=member.organization, staff=responder, roles=[StaffRole.SECURITY_RESPONDER])
+    with ProductionRoles(settings):
+        page = verified_client(Client(), responder).get(reverse("admin:security_loginsignal_changelist"))
+        assert page.status_code == 200
+        shown = {signal.sign_in_event_id for signal in page.context["cl"].result_list}
+    assert shown == {ours.pk} and theirs.pk not in shown
+
+
 # --- Per person: tracked sessions, second-factor devices, passkeys; browsers' opt-outs (decision 035) ----
 
 OWN_TABLES = (

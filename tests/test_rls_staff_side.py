@@ -189,6 +189,9 @@ def _announcement_form(title, organizations, **extra):
 def test_staff_target_an_announcement_and_only_the_organisations_named_see_it(settings):
     named, moved_to, bystander = OrganizationFactory(), OrganizationFactory(), OrganizationFactory()
     staff = UserFactory(is_staff=True, is_superuser=True)
+    # The customers' owners are created here, as the owner role: the application role cannot plant a user or a
+    # membership outside their own contexts (decisions 043 and 044).
+    owners = {organization: owner_of(organization) for organization in (named, bystander)}
     add_url = reverse("admin:licensing_serviceannouncement_add")
     with ProductionRoles(settings) as production:
         client = verified_client(Client(), staff)
@@ -203,8 +206,7 @@ def test_staff_target_an_announcement_and_only_the_organisations_named_see_it(se
 
         # Each customer's dashboard, as the application role in its context: only the named one sees it.
         for organization, sees in ((named, True), (bystander, False)):
-            owner = owner_of(organization)
-            page = verified_client(Client(), owner).get(
+            page = verified_client(Client(), owners[organization]).get(
                 reverse("licensing:notifications", kwargs={"org_slug": organization.slug}))
             assert page.status_code == 200
             assert ("Degraded" in page.content.decode()) is sees
@@ -391,6 +393,8 @@ def test_another_organisations_or_persons_opt_outs_are_out_of_reach_of_the_appli
 def test_opt_outs_are_recorded_found_and_honoured_as_the_application_role(settings):
     member, bystander = MembershipFactory(), MembershipFactory()
     organization, person = member.organization, member.user
+    # Created here, as the owner: the application role cannot plant an organisation outside its context (044).
+    other = OrganizationFactory()
     marketing = {"recipient": "distributor", "categories": ["contact"], "purpose": Disclosure.Purpose.MARKETING,
                  "operation": "leads.share"}
     with ProductionRoles(settings) as production:
@@ -419,7 +423,6 @@ def test_opt_outs_are_recorded_found_and_honoured_as_the_application_role(settin
         # Without the system role: nobody's opt-out is found, so every non-essential disclosure is refused.
         production.system_configured(False)
         assert user_opt_out(person) is None
-        other = OrganizationFactory()
         assert organization_opted_out(other)
         with pytest.raises(DisclosureRefused):
             disclosure_record(organization=other, ms_request_id="m-3", **marketing)
