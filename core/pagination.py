@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from django.core.paginator import InvalidPage, Page, Paginator
 
+# The largest OFFSET databases take (PostgreSQL's and SQLite's are signed 64-bit): a page number past it is
+# out of range whatever the count, and must not reach SQL, where it is an error that aborts the transaction.
+_LARGEST_OFFSET = 2**63 - 1
+
 
 class ShortPageCountPaginator(Paginator):
     def page(self, number) -> Page:
@@ -39,6 +43,8 @@ class ShortPageCountPaginator(Paginator):
         if number < 1:
             return None
         bottom = (number - 1) * self.per_page
+        if bottom + self.per_page > _LARGEST_OFFSET:
+            return None  # Django counts first, and answers with its error (or get_page's last page)
         rows = list(self.object_list[bottom:bottom + self.per_page])
         if not rows and (number > 1 or not self.allow_empty_first_page):
             return None

@@ -41,6 +41,20 @@ def test_every_page_number_gets_djangos_answer(total, method):
                 assert got == expected, (total, per_page, allow_empty, number)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["page", "get_page"])
+def test_a_page_number_past_the_databases_largest_offset_gets_djangos_answer_not_a_database_error(method):
+    # An OFFSET past a signed 64-bit integer is an error in PostgreSQL ("bigint out of range") that aborts the
+    # request's transaction; the bad-input sweep sends such numbers to every list.
+    subscription = SubscriptionFactory()
+    with tenant_context(subscription.organization):
+        rows = Subscription.objects.for_org(subscription.organization).order_by("pk")
+        for number in ("99999999999999999999999", 2**62, 2**63 // 5):
+            expected = answer(Paginator(rows, 5), method, number)
+            assert answer(ShortPageCountPaginator(rows, 5), method, number) == expected
+            assert Subscription.objects.for_org(subscription.organization).count() == 1  # the transaction lives
+
+
 def test_with_orphans_it_is_djangos_paginator():
     rows = list(range(12))
     for number in (1, 2, 3):
