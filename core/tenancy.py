@@ -62,6 +62,18 @@ PERSON_SCOPED_THROUGH = {
 # belongs to no person and is never read back by the application; retention purges it as the system role.
 APPEND_ONLY_TABLES = frozenset({"privacy_browseroptout"})
 _db_people: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_people", default=None)
+# The privacy requests in scope (portal 0011, docs/decisions/048-row-level-security-on-privacy-requests.md): the
+# one request a privacy officer's page, an anonymous requester's code form, an export or an erasure is working on.
+# With the requester's own account in app.user_ids, the only ways to a request, its history and its documents.
+RLS_PRIVACY_REQUEST_SETTING = "app.privacy_request_ids"
+# The tables of the privacy request workflow, with the column that names the request (``id`` for the request itself).
+PRIVACY_REQUEST_TABLES = {
+    "privacy_privacyrequest": "id",
+    "privacy_privacyrequestevent": "request_id",
+    "privacy_authorizationdocument": "request_id",
+}
+_db_requests: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("tenancy_db_requests",
+                                                                                      default=None)
 
 
 class TenantContextError(RuntimeError):
@@ -178,6 +190,31 @@ def person_context(*users) -> Iterator[None]:
                     _set_people_scope(previous)
     finally:
         _db_people.reset(token)
+
+
+@contextmanager
+def privacy_request_context(*requests) -> Iterator[None]:
+    """Let row-level security show the given privacy requests, their history and documents, in one transaction.
+
+    For the code that works on one request whoever asks: the officer's desk and its actions, the anonymous
+    requester's code form (the signed link names the request), intake creating a request under its new id,
+    exports and erasures. As ``person_context``, transaction-local and restored on leaving; it widens nothing
+    else. ``None`` entries are ignored.
+    """
+    ids = _normalise(request for request in requests if request is not None)
+    previous = _db_requests.get()
+    token = _db_requests.set(ids)
+    try:
+        outermost = _begins_transaction()
+        with transaction.atomic(using=DEFAULT_DB_ALIAS):
+            _set_rls_setting(RLS_PRIVACY_REQUEST_SETTING, ids)
+            try:
+                yield
+            finally:
+                if not outermost and connection.in_atomic_block and not connection.needs_rollback:
+                    _set_rls_setting(RLS_PRIVACY_REQUEST_SETTING, previous)
+    finally:
+        _db_requests.reset(token)
 
 
 def _begins_transaction() -> bool:
@@ -512,6 +549,37 @@ def rls_users_disable_sql() -> str:
         DROP POLICY IF EXISTS user_staff ON {table};
         DROP POLICY IF EXISTS user_fellow_member ON {table};
         DROP POLICY IF EXISTS user_self ON {table};
+        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
+    """
+
+
+def rls_privacy_request_enable_sql(table: str) -> str:
+    """SQL for a table of the privacy request workflow (``PRIVACY_REQUEST_TABLES``, decision 048).
+
+    A request is admitted when it is in ``app.privacy_request_ids`` or its requester (the account that asked,
+    signed in) is in ``app.user_ids``; its history and documents through their request, read under the request's
+    own policy. Nothing else admits a row: not an organisation's context (a customer's administrators are not a
+    member's privacy requests' audience), nor any setting; the queue, the metrics, the request records and
+    retention read them as the system role.
+    """
+    column = PRIVACY_REQUEST_TABLES[table]
+    requests, people = _rls_ids_sql(RLS_PRIVACY_REQUEST_SETTING), rls_people_sql()
+    if column == "id":
+        condition = f"id = ANY {requests} OR requester_id = ANY {people}"
+    else:
+        condition = f"{column} IN (SELECT id FROM privacy_privacyrequest)"  # noqa: S608 -- a name of this module
+    return f"""
+        ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+        DROP POLICY IF EXISTS request_scope ON {table};
+        CREATE POLICY request_scope ON {table}
+            USING ({condition})
+            WITH CHECK ({condition});
+    """
+
+
+def rls_privacy_request_disable_sql(table: str) -> str:
+    return f"""
+        DROP POLICY IF EXISTS request_scope ON {table};
         ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
     """
 

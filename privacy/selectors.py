@@ -73,7 +73,8 @@ def privacy_officers():
 
 
 def officer_queue(*, include_closed: bool = False):
-    """Every request, open ones first by due date; the console filters and pages it."""
+    """Every request, open ones first by due date; the console filters and pages it. Row-level security shows
+    every request to the system role only: the console's queue evaluates it inside ``unscoped_no_tenant()``."""
     queryset = PrivacyRequest.objects.select_related("assigned_to")
     if not include_closed:
         queryset = queryset.filter(status__in=PrivacyRequest.OPEN_STATUSES)
@@ -127,16 +128,21 @@ def data_inventory() -> list[dict]:
     return inventory
 
 
-def request_queue_figures(*, today) -> dict:
+def request_queue_figures(*, today) -> dict | None:
     """Open requests by status and by days left to their current due date (for operators' metrics).
 
-    Counts only: no requester, no reference. Buckets: overdue, due within 7 days, later.
+    Counts only: no requester, no reference. Buckets: overdue, due within 7 days, later. Every request's, read as
+    the system role (decision 048); None where row-level security binds the role it reads as (no system role):
+    no figures rather than false zeros.
     """
-    open_requests = PrivacyRequest.objects.filter(status__in=PrivacyRequest.OPEN_STATUSES)
-    by_status = dict(open_requests.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     buckets = {"overdue": 0, "within_7_days": 0, "later": 0}
-    for response_due, extended_due, extended_at in open_requests.values_list("response_due", "extended_due",
-                                                                              "extended_at"):
+    with unscoped_no_tenant():
+        if row_security_hides(PrivacyRequest):
+            return None
+        open_requests = PrivacyRequest.objects.filter(status__in=PrivacyRequest.OPEN_STATUSES)
+        by_status = dict(open_requests.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        dues = list(open_requests.values_list("response_due", "extended_due", "extended_at"))
+    for response_due, extended_due, extended_at in dues:
         days_left = ((extended_due if extended_at else response_due) - today).days
         key = "overdue" if days_left < 0 else "within_7_days" if days_left <= 7 else "later"
         buckets[key] += 1
@@ -144,8 +150,11 @@ def request_queue_figures(*, today) -> dict:
 
 
 def request_queue_metrics():
-    """Scrape-time metrics for core.metrics (registered in PrivacyConfig.ready())."""
+    """Scrape-time metrics for core.metrics (registered in PrivacyConfig.ready()); none when the figures cannot be
+    read (see :func:`request_queue_figures`)."""
     figures = request_queue_figures(today=timezone.localdate(timezone.now(), UTC))
+    if figures is None:
+        return
     by_status = GaugeMetricFamily("portal_privacy_requests_open", "Open privacy requests by status.",
                                   labels=["status"])
     for status in PrivacyRequest.OPEN_STATUSES:
@@ -223,11 +232,13 @@ def request_record_rows():
     outcomes, no requester identifiers (the reference leads to them in the console)."""
     yield REQUEST_RECORD_COLUMNS
     fields = [c for c in REQUEST_RECORD_COLUMNS if c != "days_to_complete"]
-    queryset = PrivacyRequest.objects.order_by("received_at", "pk").values_list(*fields)
-    for values in queryset.iterator(chunk_size=500):
-        row = dict(zip(fields, values, strict=True))
-        days = (row["completed_at"] - row["received_at"]).days if row["completed_at"] else ""
-        yield [*(_record_cell(row[f]) for f in fields), days]
+    # Every request's, as the system role (decision 048), in one transaction of its own while the rows stream.
+    with unscoped_no_tenant():
+        queryset = PrivacyRequest.objects.order_by("received_at", "pk").values_list(*fields)
+        for values in queryset.iterator(chunk_size=500):
+            row = dict(zip(fields, values, strict=True))
+            days = (row["completed_at"] - row["received_at"]).days if row["completed_at"] else ""
+            yield [*(_record_cell(row[f]) for f in fields), days]
 
 
 def _record_cell(value):

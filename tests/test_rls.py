@@ -143,20 +143,8 @@ def test_tenant_context_setting_is_transaction_local():
 # Tables that carry an organisation, personal data or credentials but have no tenant_isolation policy,
 # each with the reason. The test below fails on any table missing from both the policies and this
 # list, and on an entry here that has since gained a policy or no longer exists.
-# Privacy requests with their history and documents: not moved yet (decision 045 moved reconciliation,
-# announcement targets, the disclosure log, legal holds and opt-outs).
-_PRIVACY_WORKFLOW = (
-    "not moved yet (decision 045): rows of no organisation and of no account (a public form's requester) are "
-    "read and written by anonymous intake and code verification, the officer's console and its services, "
-    "exports, erasure, retention and the queue metrics, each in one default-connection transaction with the "
-    "audit chain; they must move to the system role or a tenant or person context together, or a half-moved "
-    "service would wait on its own chain-head lock across the two connections"
-)
-RLS_EXEMPT = {
-    "privacy_privacyrequest": _PRIVACY_WORKFLOW,
-    "privacy_privacyrequestevent": _PRIVACY_WORKFLOW,
-    "privacy_authorizationdocument": "an agent's proof, filed with its request; " + _PRIVACY_WORKFLOW,
-}
+# None now: privacy requests with their history and documents were the last (decision 048).
+RLS_EXEMPT: dict[str, str] = {}
 
 
 def tables_needing_rls() -> dict[str, str]:
@@ -229,7 +217,7 @@ def test_a_single_unscoped_read_outside_a_transaction_costs_no_round_trip_and_in
 def test_every_table_with_an_organisation_personal_data_or_credentials_has_rls_or_a_reason():
     needing, protected = tables_needing_rls(), (
         tables_with_policy() | tables_with_policy("person_isolation") | tables_with_policy("append_only")
-        | tables_with_policy("user_self")
+        | tables_with_policy("user_self") | tables_with_policy("request_scope")
     )
     assert {"accounts_apikey", "security_auditevent", "licensing_subscription", "licensing_order"} <= protected
     missing = sorted(f"{table} ({why})" for table, why in needing.items() if table not in protected | RLS_EXEMPT.keys())

@@ -63,7 +63,15 @@ ALLOWED_FUNCTIONS = {
     # The disclosure gate reads the opt-outs of an organisation and of every member (row-level security per person
     # shows one person's); the GPC middleware finds the signed-in person's own on every request, outside any
     # transaction, one statement keyed by the person (decision 045).
-    "privacy/selectors.py": {"data_inventory", "organization_opted_out", "user_opt_out"},
+    # Privacy requests have row-level security by request and by requester (decision 048); the queue metrics and
+    # the request records (dates and outcomes, no identifiers) count and list every request.
+    "privacy/selectors.py": {
+        "data_inventory", "organization_opted_out", "user_opt_out", "request_queue_figures", "request_record_rows",
+    },
+    # The officer's queue lists every request (the controller's own officer, not a grant holder; decision 048).
+    "privacy/views/console.py": {"QueueView.get"},
+    # Retention's sweep of authorisation files keeps those whose row exists: every request's documents (ids only).
+    "privacy/services/authorizations.py": {"authorization_files_purge_orphans"},
     # An access report includes the person's own audit events that belong to no organisation.
     "privacy/access_report.py": {"subject_account_events"},
     # Password spraying is one source's failures across accounts; row-level security per person shows the
@@ -93,7 +101,8 @@ ALLOWED_FUNCTIONS = {
     "accounts/admin_staff_grants.py": {"_OrganizationSlugField.clean", "StaffGrantAdmin._grants_scope"},
     # The demo seed finds the demo organisation by its fixed slug before it is in scope.
     "accounts/demo.py": {"seed_accounts_demo"},
-    # Retention purges every person's expired sign-ins, login findings, sessions and browsers' opt-outs; retention
+    # Retention purges every person's expired sign-ins, login findings, sessions, browsers' opt-outs and closed
+    # privacy requests with their documents (decision 048); retention
     # and erasure read every active legal hold (organisations' and people's), and the members an organisation's
     # hold covers, across organisations (ids only).
     "privacy/services/retention.py": {"_untenanted_scope", "held_subjects"},

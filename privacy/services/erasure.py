@@ -39,12 +39,12 @@ from core.crypto import KeyScope
 from core.keys import data_key_destroy
 from core.models import Disclosure
 from core.registry import Retention, Subject, declared_models
-from core.tenancy import TENANCY_TABLES, TenantManager, person_context, tenant_context
+from core.tenancy import TENANCY_TABLES, TenantManager, person_context, privacy_request_context, tenant_context
 from privacy.access_report import user_organizations
 from privacy.models import Erasure, PrivacyRequest, RecipientNotice
 from privacy.selectors import directory_subjects, request_organization, subject_account
 from privacy.services import directory_erasure, retention
-from privacy.services.history import history_add, history_audit, request_locked
+from privacy.services.history import history_add, history_audit, in_request_context, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.recipient_notices import recipient_notices_open
 from privacy.services.requests import Action, PrivacyRequestError, Status
@@ -170,6 +170,7 @@ def erasure_schedule(*, request: PrivacyRequest, actor: Actor) -> Erasure:
     return erasure
 
 
+@in_request_context
 @transaction.atomic
 def erasure_cancel(*, request_id, user: User) -> Erasure:
     """The requester changes their mind during the grace period."""
@@ -211,10 +212,16 @@ def _directory_held(erasure: Erasure, held_orgs=None) -> bool:
     return any(entry["org"] in {str(o) for o in held_orgs} for entry in erasure.directory_users)
 
 
-@transaction.atomic
 def erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
-    """Carry out a scheduled erasure whose grace period is over. Idempotent."""
-    erasure = Erasure.objects.select_for_update().select_related("request").get(pk=erasure_id)
+    """Carry out a scheduled erasure whose grace period is over. Idempotent. In its request's context (decision
+    048), which the erasure's own row names."""
+    request_id = Erasure.objects.values_list("request_id", flat=True).get(pk=erasure_id)
+    with privacy_request_context(request_id):
+        return _erasure_perform(erasure_id=erasure_id, actor=actor)
+
+
+def _erasure_perform(*, erasure_id, actor: Actor) -> Erasure:
+    erasure = Erasure.objects.select_for_update().get(pk=erasure_id)
     if erasure.status not in (Erasure.Status.SCHEDULED, Erasure.Status.UNASSIGNING):
         return erasure
     if erasure.erase_after > timezone.now():

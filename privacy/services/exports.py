@@ -31,6 +31,7 @@ from django.utils.html import escape
 
 from core.audit import Actor
 from core.crypto import KeyScope
+from core.tenancy import privacy_request_context
 from privacy import access_report, export_crypto
 from privacy.models import ExportJob, PrivacyRequest
 from privacy.selectors import directory_subjects, request_organization, subject_account
@@ -59,7 +60,8 @@ def job_from_token(token: str) -> ExportJob | None:
         job_id = signing.loads(token, salt=DOWNLOAD_SALT, max_age=settings.PRIVACY_EXPORT_TTL_DAYS * 86400)
     except signing.BadSignature:
         return None
-    return ExportJob.objects.select_related("request").filter(pk=job_id).first()
+    # The job alone: its request is read in the request's context (decision 048), which the job names.
+    return ExportJob.objects.filter(pk=job_id).first()
 
 
 def export_dir() -> Path:
@@ -78,10 +80,19 @@ def export_queue(*, request: PrivacyRequest, enqueue) -> ExportJob:
     return job
 
 
-@transaction.atomic
+def _request_of(job_id):
+    """The id of the request an export job is for: the context its writes run in (decision 048)."""
+    return ExportJob.objects.values_list("request_id", flat=True).get(pk=job_id)
+
+
 def export_retry(*, job_id, actor, enqueue) -> ExportJob:
     """The officer starts a failed export again (after fixing its cause); it is built from the start."""
-    job = ExportJob.objects.select_for_update().select_related("request").get(pk=job_id)
+    with privacy_request_context(_request_of(job_id)):
+        job = ExportJob.objects.select_for_update().select_related("request").get(pk=job_id)
+        return _retry(job, actor=actor, enqueue=enqueue)
+
+
+def _retry(job: ExportJob, *, actor, enqueue) -> ExportJob:
     if job.status == ExportJob.Status.FAILED:
         job.status, job.error = ExportJob.Status.QUEUED, ""
         job.save(update_fields=["status", "error", "updated_at"])
@@ -91,7 +102,10 @@ def export_retry(*, job_id, actor, enqueue) -> ExportJob:
 
 
 def _claim(job_id) -> ExportJob | None:
-    with transaction.atomic():
+    request_id = ExportJob.objects.filter(pk=job_id).values_list("request_id", flat=True).first()
+    if request_id is None:
+        return None
+    with privacy_request_context(request_id):
         job = ExportJob.objects.select_for_update().select_related("request").filter(pk=job_id).first()
         if job is None:
             return None
@@ -238,8 +252,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@transaction.atomic
 def _finish(job_id, target: Path) -> ExportJob:
+    with privacy_request_context(_request_of(job_id)):
+        return _finish_in_context(job_id, target)
+
+
+def _finish_in_context(job_id, target: Path) -> ExportJob:
     job = ExportJob.objects.select_for_update().select_related("request").get(pk=job_id)
     now = timezone.now()
     job.status, job.finished_at, job.lease_until = ExportJob.Status.READY, now, None
@@ -260,7 +278,7 @@ def export_chunks(*, job: ExportJob, actor: Actor):
     if job.status != ExportJob.Status.READY or job.expires_at is None or job.expires_at <= timezone.now():
         raise FileNotFoundError("This export has expired.")
     path = export_dir() / job.file_name
-    with transaction.atomic():
+    with privacy_request_context(job.request_id):
         ExportJob.objects.filter(pk=job.pk).update(downloads=job.downloads + 1)
         history_audit(job.request, "export_downloaded", actor)
     handle = path.open("rb")

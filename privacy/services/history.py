@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 from accounts.models import User
 from core.audit import Actor, audit_record
+from core.tenancy import privacy_request_context
 from privacy.models import PrivacyRequest, PrivacyRequestEvent
 
 
@@ -23,3 +26,16 @@ def history_audit(request, action: str, actor: Actor, **metadata) -> None:
 
 def request_locked(request_id) -> PrivacyRequest:
     return PrivacyRequest.objects.select_for_update().get(pk=request_id)
+
+
+def in_request_context(service):
+    """Run ``service`` (keyword ``request_id``) wholly in its request's row-level-security context, on the
+    application's connection with the audit chain, whoever calls it: the officer's desk, the requester's pages, a
+    task (decision 048). The context's transaction is the service's: an exception rolls all of it back."""
+
+    @functools.wraps(service)
+    def in_context(*, request_id, **kwargs):
+        with privacy_request_context(request_id):
+            return service(request_id=request_id, **kwargs)
+
+    return in_context

@@ -25,7 +25,7 @@ from django.utils import timezone
 from accounts.models import User
 from core.audit import Actor
 from core.models import Disclosure
-from core.tenancy import tenant_context
+from core.tenancy import privacy_request_context, tenant_context
 from privacy.models import PrivacyRequest, RecipientNotice
 from privacy.services.history import history_add, history_audit
 from privacy.services.requests import Action
@@ -90,8 +90,9 @@ def recipient_notices_send(*, request_id=None) -> int:
     if request_id is not None:
         pending = pending.filter(request_id=request_id)
     sent = 0
-    for notice_id in pending.values_list("pk", flat=True):
-        with transaction.atomic():
+    for notice_id, notice_request_id in pending.values_list("pk", "request_id"):
+        # Each in its request's context (decision 048): the notice names the request and its history is written.
+        with privacy_request_context(notice_request_id):
             notice = (RecipientNotice.objects.select_for_update(skip_locked=True).select_related("request")
                       .filter(pk=notice_id, status=RecipientNotice.Status.PENDING).first())
             if notice is None:
@@ -118,9 +119,15 @@ def recipient_notices_send(*, request_id=None) -> int:
     return sent
 
 
-@transaction.atomic
 def recipient_notice_mark_sent(*, notice_id, actor: User) -> RecipientNotice:
-    """The officer sent the Art. 19 notice to the recipient (by the channel agreed with them)."""
+    """The officer sent the Art. 19 notice to the recipient (by the channel agreed with them). In the request's
+    context (decision 048), which the notice names."""
+    request_id = RecipientNotice.objects.values_list("request_id", flat=True).get(pk=notice_id)
+    with privacy_request_context(request_id):
+        return _mark_sent(notice_id=notice_id, actor=actor)
+
+
+def _mark_sent(*, notice_id, actor: User) -> RecipientNotice:
     notice = RecipientNotice.objects.select_for_update().select_related("request").get(pk=notice_id)
     if notice.status == RecipientNotice.Status.SENT:
         return notice

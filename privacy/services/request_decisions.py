@@ -18,7 +18,7 @@ from privacy.models import OptOutMethod, PrivacyRequest
 from privacy.selectors import is_privacy_officer, requester_account
 from privacy.services import erasure, exports
 from privacy.services.authorizations import authorization_document_discard, authorization_document_store
-from privacy.services.history import history_add, history_audit, request_locked
+from privacy.services.history import history_add, history_audit, in_request_context, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.optouts import opt_out_user_record
 from privacy.services.requests import Action, PrivacyRequestError, Status
@@ -38,6 +38,7 @@ def _require_reason(reason: str, field: str = "reason") -> str:
     return reason
 
 
+@in_request_context
 @transaction.atomic
 def request_assign(*, request_id, officer: User, actor: User) -> PrivacyRequest:
     request = request_locked(request_id)
@@ -51,6 +52,7 @@ def request_assign(*, request_id, officer: User, actor: User) -> PrivacyRequest:
     return request
 
 
+@in_request_context
 @transaction.atomic
 def request_note_add(*, request_id, actor: User, note: str) -> PrivacyRequest:
     request = request_locked(request_id)
@@ -62,6 +64,7 @@ def request_note_add(*, request_id, actor: User, note: str) -> PrivacyRequest:
     return request
 
 
+@in_request_context
 def request_authorization_record(*, request_id, actor: User, note: str, document=None) -> PrivacyRequest:
     """The written authorisation of someone acting on the subject's behalf has been received and checked:
     the document itself is kept (encrypted, privacy.services.authorizations) with the officer's note.
@@ -91,6 +94,7 @@ def request_authorization_record(*, request_id, actor: User, note: str, document
     return request
 
 
+@in_request_context
 @transaction.atomic
 def request_approve(*, request_id, actor: User, note: str = "") -> PrivacyRequest:
     """Approve a verified request. An unverified one, or one on behalf of someone without their
@@ -120,6 +124,7 @@ def request_approve(*, request_id, actor: User, note: str = "") -> PrivacyReques
     return request
 
 
+@in_request_context
 @transaction.atomic
 def request_deny(*, request_id, actor: User, reason: str) -> PrivacyRequest:
     request = request_locked(request_id)
@@ -133,6 +138,7 @@ def request_deny(*, request_id, actor: User, reason: str) -> PrivacyRequest:
     return request
 
 
+@in_request_context
 @transaction.atomic
 def request_extend(*, request_id, actor: User, reason: str) -> PrivacyRequest:
     """Extend once, within the first period, with a reason the requester is told (GDPR Art. 12(3),
@@ -156,6 +162,7 @@ def request_extend(*, request_id, actor: User, reason: str) -> PrivacyRequest:
     return request
 
 
+@in_request_context
 @transaction.atomic
 def request_complete(*, request_id, actor: User, note: str) -> PrivacyRequest:
     """Close an approved request, saying what was done (the requester receives the note)."""

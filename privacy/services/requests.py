@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
+import uuid
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,12 +22,13 @@ from accounts.models import User
 from accounts.selectors import memberships_for_user
 from core.audit import Actor, audit_record
 from core.crypto import blind_index
+from core.tenancy import person_context, privacy_request_context
 from core.timezones import organization_zone
 from privacy import deadlines, verification
 from privacy.models import MAX_CODE_FAILURES, AuthorizationDocument, OptOutMethod, PrivacyRequest, PrivacyRequestEvent
 from privacy.selectors import request_record_rows, requester_account
 from privacy.services.authorizations import authorization_document_discard, authorization_document_store
-from privacy.services.history import history_add, history_audit, request_locked
+from privacy.services.history import history_add, history_audit, in_request_context, request_locked
 from privacy.services.notices import request_email_send
 from privacy.services.optouts import opt_out_user_record
 
@@ -67,7 +69,7 @@ def _received_date(received_at: datetime.datetime, organization) -> datetime.dat
     return received_at.astimezone(zone).date()
 
 
-def _build(*, kind: str, channel: str, region: str, email: str, name: str, details: str,
+def _build(*, request_id: uuid.UUID, kind: str, channel: str, region: str, email: str, name: str, details: str,
            received_at: datetime.datetime, requester: User | None = None, organization=None,
            on_behalf: bool = False, agent_name: str = "", subject_email: str = "") -> PrivacyRequest:
     if kind not in Kind.values:
@@ -92,7 +94,8 @@ def _build(*, kind: str, channel: str, region: str, email: str, name: str, detai
     regimes = REGIMES_BY_REGION[region]
     dates = deadlines.effective(regimes, _received_date(received_at, organization), opt_out=kind == Kind.OPT_OUT)
     request = PrivacyRequest(
-        reference=_reference(), kind=kind, channel=channel, region=region, regimes=[str(r) for r in regimes],
+        id=request_id, reference=_reference(), kind=kind, channel=channel, region=region,
+        regimes=[str(r) for r in regimes],
         requester=requester, organization=organization, requester_email=email, requester_name=name.strip(),
         details=details.strip(), on_behalf=on_behalf, agent_name=agent_name.strip(), subject_email=subject_email,
         received_at=received_at,
@@ -115,18 +118,25 @@ def _acknowledge(request: PrivacyRequest) -> None:
 # --- intake ------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def request_submit_portal(*, user: User, kind: str, region: str, details: str = "", organization=None,
                           recent_mfa: bool) -> PrivacyRequest:
     """A signed-in person asks about their own data. Their session with a recent second factor is the
-    verification (CCPA §7061(a): re-authentication before disclosing, deleting or correcting)."""
+    verification (CCPA §7061(a): re-authentication before disclosing, deleting or correcting). Written in the
+    person's own context, where row-level security shows their requests (decision 048)."""
+    with person_context(user):
+        return _submit_portal(user=user, kind=kind, region=region, details=details, organization=organization,
+                              recent_mfa=recent_mfa)
+
+
+def _submit_portal(*, user: User, kind: str, region: str, details: str, organization, recent_mfa: bool
+                   ) -> PrivacyRequest:
     if not recent_mfa:
         raise PrivacyRequestError("reauthentication_required", "Confirm your second factor again to make a request.")
     if organization is not None and all(m.organization_id != organization.pk for m in memberships_for_user(user)):
         raise PrivacyRequestError("not_a_member", "You can only make requests about organisations you belong to.")
     now = timezone.now()
-    request = _build(kind=kind, channel=Channel.PORTAL, region=region, email=user.email, name=user.full_name,
-                     details=details, received_at=now, requester=user, organization=organization)
+    request = _build(request_id=uuid.uuid4(), kind=kind, channel=Channel.PORTAL, region=region, email=user.email,
+                     name=user.full_name, details=details, received_at=now, requester=user, organization=organization)
     request.status, request.verified_at = Status.OPEN, now
     request.verification = PrivacyRequest.Verification.MFA_SESSION
     request.save(update_fields=["status", "verified_at", "verification", "updated_at"])
@@ -151,12 +161,14 @@ def request_submit_public(*, email: str, name: str, kind: str, region: str, deta
     if authorization is not None and not on_behalf:
         raise ValidationError({"document": "Attach an authorisation only when you act on someone else's behalf."})
     stored = None
+    request_id = uuid.uuid4()
     try:
-        with transaction.atomic():
+        # In the new request's own context (decision 048): nothing else shows a request of no account.
+        with privacy_request_context(request_id):
             actor = Actor.system("privacy.public_form")
-            request = _build(kind=kind, channel=Channel.PUBLIC_FORM, region=region, email=email, name=name,
-                             details=details, received_at=timezone.now(), on_behalf=on_behalf, agent_name=agent_name,
-                             subject_email=subject_email)
+            request = _build(request_id=request_id, kind=kind, channel=Channel.PUBLIC_FORM, region=region,
+                             email=email, name=name, details=details, received_at=timezone.now(),
+                             on_behalf=on_behalf, agent_name=agent_name, subject_email=subject_email)
             history_add(request, Action.RECEIVED, label="requester")
             history_audit(request, "received", actor, channel=Channel.PUBLIC_FORM)
             if authorization is not None:
@@ -172,15 +184,25 @@ def request_submit_public(*, email: str, name: str, kind: str, region: str, deta
         raise
 
 
-@transaction.atomic
 def request_submit_staff(*, actor: User, email: str, name: str, kind: str, region: str, details: str,
                          received_at: datetime.datetime, on_behalf: bool = False, agent_name: str = "",
                          subject_email: str = "",
                          organization=None) -> PrivacyRequest:
     """The officer enters a request received by email or post, dated when it arrived; it is
-    acknowledged at once and verified separately (:func:`request_verify_by_officer`)."""
-    request = _build(kind=kind, channel=Channel.STAFF, region=region, email=email, name=name, details=details,
-                     received_at=received_at, on_behalf=on_behalf, agent_name=agent_name,
+    acknowledged at once and verified separately (:func:`request_verify_by_officer`). Written in the new
+    request's own context (decision 048)."""
+    request_id = uuid.uuid4()
+    with privacy_request_context(request_id):
+        return _submit_staff(request_id=request_id, actor=actor, email=email, name=name, kind=kind, region=region,
+                             details=details, received_at=received_at, on_behalf=on_behalf, agent_name=agent_name,
+                             subject_email=subject_email, organization=organization)
+
+
+def _submit_staff(*, request_id: uuid.UUID, actor: User, email: str, name: str, kind: str, region: str, details: str,
+                  received_at: datetime.datetime, on_behalf: bool, agent_name: str, subject_email: str,
+                  organization) -> PrivacyRequest:
+    request = _build(request_id=request_id, kind=kind, channel=Channel.STAFF, region=region, email=email, name=name,
+                     details=details, received_at=received_at, on_behalf=on_behalf, agent_name=agent_name,
                      subject_email=subject_email, organization=organization)
     history_add(request, Action.RECEIVED, actor=actor, note=f"Entered by staff, received {received_at:%Y-%m-%d}")
     history_audit(request, "received", Actor.staff(actor), channel=Channel.STAFF)
@@ -191,10 +213,11 @@ def request_submit_staff(*, actor: User, email: str, name: str, kind: str, regio
 # --- verification ------------------------------------------------------------------------------
 
 
+@in_request_context
 @transaction.atomic
 def request_code_send(*, request_id) -> PrivacyRequest:
     """(Re)send a fresh code. Refused once verified or locked."""
-    request = PrivacyRequest.objects.select_for_update().get(pk=request_id)
+    request = request_locked(request_id)
     if request.is_verified:
         raise PrivacyRequestError("already_verified", "This request is already verified.")
     if request.verification_locked:
@@ -213,8 +236,9 @@ def request_code_send(*, request_id) -> PrivacyRequest:
 def request_verify_code(*, request_id, code: str) -> PrivacyRequest:
     """Check the emailed code. A wrong or expired code counts as a failure (kept even when the
     caller's transaction is rolled back); the fourth failure locks the request."""
-    with transaction.atomic():
-        request = PrivacyRequest.objects.select_for_update().get(pk=request_id)
+    # A failure is recorded inside the block and the refusal raised after it, so the count is kept.
+    with privacy_request_context(request_id):
+        request = request_locked(request_id)
         if request.is_verified:
             return request
         if request.verification_locked:
@@ -242,6 +266,7 @@ def request_verify_code(*, request_id, code: str) -> PrivacyRequest:
     return request
 
 
+@in_request_context
 @transaction.atomic
 def request_verify_by_officer(*, request_id, actor: User, method_note: str) -> PrivacyRequest:
     """The officer records how they verified the requester (for staff entries and locked requests)."""

@@ -38,6 +38,7 @@ from core.registry import RETENTION_DAYS, Retention, Subject, declared_models, m
 from core.tenancy import (
     APPEND_ONLY_TABLES,
     PERSON_SCOPED_TABLES,
+    PRIVACY_REQUEST_TABLES,
     TenantManager,
     row_security_hides,
     tenant_context,
@@ -223,9 +224,10 @@ def _scopes(model, held_orgs):
 
 def _untenanted_scope(model):
     """Where a row of no organisation is purged: rows owned by one person (row-level security per person)
-    across every person, and rows the application role may only append (browsers' opt-outs), so as the
-    system role; anything else on the application's connection."""
-    if model._meta.db_table in PERSON_SCOPED_TABLES | APPEND_ONLY_TABLES:
+    across every person, rows the application role may only append (browsers' opt-outs), and privacy requests
+    with their documents (seen one request or one person at a time, decision 048), so as the system role;
+    anything else on the application's connection."""
+    if model._meta.db_table in PERSON_SCOPED_TABLES | APPEND_ONLY_TABLES | PRIVACY_REQUEST_TABLES.keys():
         return unscoped_no_tenant
     return transaction.atomic
 

@@ -22,7 +22,7 @@ from core.crypto import blind_index
 from core.csv_export import csv_response
 from core.models import FieldLockConflict
 from core.tables import Column, Filter, Table
-from core.tenancy import person_context, tenant_context
+from core.tenancy import person_context, privacy_request_context, tenant_context, unscoped_no_tenant
 from licensing.models import DirectoryUser
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 from privacy import deadlines
@@ -68,8 +68,9 @@ class OfficerMixin(LoginRequiredMixin):
         if not request.user.is_authenticated:
             return super().dispatch(request, *args, **kwargs)
         # In the officer's own context: staff rows (the assigned officer, the history's actors) are readable only
-        # while some context is set (row-level security on users, decision 043).
-        with person_context(request.user):
+        # while some context is set (row-level security on users, decision 043). A page of one request (``pk``)
+        # runs wholly in that request's context, its services included (row-level security, decision 048).
+        with person_context(request.user), privacy_request_context(kwargs.get("pk")):
             return super().dispatch(request, *args, **kwargs)
 
 
@@ -138,10 +139,12 @@ class QueueView(OfficerMixin, View):
     template_name = "privacy/console/queue.html"
 
     def get(self, request):
-        table = queue_table(request)
-        if getattr(request, "htmx", False) and request.htmx.target == table.region_id:
-            return render(request, Table.fragment_template, {"table": table})
-        return render(request, self.template_name, {"table": table})
+        # Every request, so as the system role (decision 048): the table reads its page while it renders.
+        with unscoped_no_tenant():
+            table = queue_table(request)
+            if getattr(request, "htmx", False) and request.htmx.target == table.region_id:
+                return render(request, Table.fragment_template, {"table": table})
+            return render(request, self.template_name, {"table": table})
 
 
 class RequestRecordsCsvView(OfficerMixin, View):

@@ -9,6 +9,7 @@ from django.views import View
 
 from accounts.reauth import RecentMFARequiredMixin
 from core.audit import Actor
+from core.tenancy import privacy_request_context
 from privacy.selectors import is_privacy_officer
 from privacy.services.exports import export_chunks, job_from_token
 
@@ -18,6 +19,11 @@ class ExportDownloadView(LoginRequiredMixin, RecentMFARequiredMixin, View):
         job = job_from_token(token)
         if job is None:
             raise Http404("This link is not valid or has expired.")
+        # The job names its request: read in the request's context (decision 048).
+        with privacy_request_context(job.request_id):
+            return self._download(request, job)
+
+    def _download(self, request, job):
         officer = is_privacy_officer(request.user)
         if not officer and job.request.requester_id != request.user.pk:
             raise Http404("This link is not valid or has expired.")

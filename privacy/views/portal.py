@@ -11,6 +11,7 @@ from django.views import View
 
 from accounts.reauth import RecentMFARequiredMixin, has_recent_mfa
 from accounts.selectors import memberships_for_user
+from core.tenancy import person_context
 from privacy.forms import PortalRequestForm
 from privacy.models import Erasure, ExportJob, PrivacyRequestEvent
 from privacy.selectors import request_history, request_of_user, requests_of_user
@@ -24,7 +25,18 @@ def _apply_errors(form, exc: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, errors)
 
 
-class MyDataView(LoginRequiredMixin, View):
+class OwnRequestsMixin(LoginRequiredMixin):
+    """The page runs in the signed-in person's own context, where row-level security shows their privacy requests,
+    their history and documents, and nobody else's (decision 048)."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return super().dispatch(request, *args, **kwargs)
+        with person_context(request.user):
+            return super().dispatch(request, *args, **kwargs)
+
+
+class MyDataView(OwnRequestsMixin, View):
     template_name = "privacy/my_data.html"
 
     def get(self, request):
@@ -69,7 +81,7 @@ class MyRequestNewView(LoginRequiredMixin, RecentMFARequiredMixin, View):
         return render(request, self.template_name, {"form": form}, status=400)
 
 
-class MyRequestView(LoginRequiredMixin, View):
+class MyRequestView(OwnRequestsMixin, View):
     template_name = "privacy/my_request.html"
 
     def get(self, request, reference: str):
@@ -88,7 +100,7 @@ class MyRequestView(LoginRequiredMixin, View):
         )
 
 
-class CancelDeletionView(LoginRequiredMixin, RecentMFARequiredMixin, View):
+class CancelDeletionView(OwnRequestsMixin, RecentMFARequiredMixin, View):
     def post(self, request, reference: str):
         found = request_of_user(request.user, reference)
         if found is None:

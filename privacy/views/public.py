@@ -12,6 +12,7 @@ from django.views import View
 
 from core.audit import Actor
 from core.middleware import client_ip
+from core.tenancy import privacy_request_context
 from privacy import notice, optout_cookie
 from privacy.forms import CodeForm, PublicRequestForm
 from privacy.models import OptOutMethod, PrivacyRequest
@@ -139,12 +140,17 @@ class PublicRequestView(View):
 class PublicVerifyView(View):
     template_name = "privacy/request_verify.html"
 
-    def _request(self, token):
+    def dispatch(self, request, *args, **kwargs):
         try:
-            request_id = signing.loads(token, salt=VERIFY_SALT, max_age=VERIFY_MAX_AGE)
+            self.request_id = signing.loads(kwargs["token"], salt=VERIFY_SALT, max_age=VERIFY_MAX_AGE)
         except signing.BadSignature as exc:
             raise Http404("This link is not valid or has expired.") from exc
-        found = PrivacyRequest.objects.filter(pk=request_id, channel=PrivacyRequest.Channel.PUBLIC_FORM).first()
+        # The signed link names the request: the page and the code check run in its context (decision 048).
+        with privacy_request_context(self.request_id):
+            return super().dispatch(request, *args, **kwargs)
+
+    def _request(self, token):
+        found = PrivacyRequest.objects.filter(pk=self.request_id, channel=PrivacyRequest.Channel.PUBLIC_FORM).first()
         if found is None:
             raise Http404("This link is not valid or has expired.")
         return found
