@@ -126,6 +126,8 @@ def test_officer_corrects_from_the_desk_and_resolves_the_conflict():
     assert _user(org, graph_id).job_title == "Chief buyer"
     page = officer.get(desk).content.decode()
     assert "Syncs refused on corrected fields" in page and "graph directory sync" in page
+    # The desk lists what the request corrected (read in the organisation's context: the page renders after it).
+    assert "→ “Chief buyer” (Asked), locked against syncs" in page
     conflict = FieldLockConflict.objects.for_org(org).get()
     officer.post(desk + f"conflicts/{conflict.pk}/resolve/")
     assert FieldLockConflict.objects.for_org(org).get().resolved_at is not None
