@@ -414,12 +414,15 @@ def rls_tenancy_enable_sql(table: str, org_column: str, person_read: str) -> str
     """
 
 
+def _rls_drop_sql(table: str, *policies: str) -> str:
+    """SQL that undoes one of the ``rls_*_enable_sql`` above: drops its ``policies`` and turns row-level security
+    off on ``table`` (the migrations' way back)."""
+    drops = "".join(f"DROP POLICY IF EXISTS {policy} ON {table};\n" for policy in policies)
+    return f"{drops}ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;\n"
+
+
 def rls_tenancy_disable_sql(table: str) -> str:
-    return f"""
-        DROP POLICY IF EXISTS person_read ON {table};
-        DROP POLICY IF EXISTS tenant_isolation ON {table};
-        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
+    return _rls_drop_sql(table, "person_read", "tenant_isolation")
 
 
 def rls_enable_sql(
@@ -544,13 +547,7 @@ def rls_users_enable_sql() -> str:
 
 
 def rls_users_disable_sql() -> str:
-    table = USERS_TABLE
-    return f"""
-        DROP POLICY IF EXISTS user_staff ON {table};
-        DROP POLICY IF EXISTS user_fellow_member ON {table};
-        DROP POLICY IF EXISTS user_self ON {table};
-        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
+    return _rls_drop_sql(USERS_TABLE, "user_staff", "user_fellow_member", "user_self")
 
 
 def rls_privacy_request_enable_sql(table: str) -> str:
@@ -578,10 +575,7 @@ def rls_privacy_request_enable_sql(table: str) -> str:
 
 
 def rls_privacy_request_disable_sql(table: str) -> str:
-    return f"""
-        DROP POLICY IF EXISTS request_scope ON {table};
-        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
+    return _rls_drop_sql(table, "request_scope")
 
 
 def rls_append_only_enable_sql(table: str) -> str:
@@ -596,26 +590,12 @@ def rls_append_only_enable_sql(table: str) -> str:
 
 
 def rls_append_only_disable_sql(table: str) -> str:
-    return f"""
-        DROP POLICY IF EXISTS append_only ON {table};
-        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
+    return _rls_drop_sql(table, "append_only")
 
 
 def rls_person_disable_sql(table: str) -> str:
-    return f"""
-        DROP POLICY IF EXISTS ownerless_insert ON {table};
-        DROP POLICY IF EXISTS ownerless_read ON {table};
-        DROP POLICY IF EXISTS person_isolation ON {table};
-        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
+    return _rls_drop_sql(table, "ownerless_insert", "ownerless_read", "person_isolation")
 
 
 def rls_disable_sql(table: str) -> str:
-    return f"""
-        DROP POLICY IF EXISTS person_rows ON {table};
-        DROP POLICY IF EXISTS orgless_insert ON {table};
-        DROP POLICY IF EXISTS orgless_read ON {table};
-        DROP POLICY IF EXISTS tenant_isolation ON {table};
-        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
+    return _rls_drop_sql(table, "person_rows", "orgless_insert", "orgless_read", "tenant_isolation")
