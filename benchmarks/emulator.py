@@ -203,10 +203,11 @@ def quiet_logs(*names: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def worker_heap() -> Iterator[None]:
-    """The process's heap as a Celery worker process has it once started: start-up's objects frozen out of
-    the cyclic collector's scans (``portal.celery.freeze_startup_heap``, run on ``worker_process_init``).
-    The benchmarks run the tasks eagerly in this process, so they put it in that state, for the baseline as
-    for the portal, and thaw it afterwards for the benchmarks that follow."""
+    """The process's heap as a Celery worker process (``portal.celery.freeze_startup_heap``, run on
+    ``worker_process_init``) or a web worker (gunicorn.conf.py) has it once started: start-up's objects frozen
+    out of the cyclic collector's scans. The benchmarks run tasks eagerly and requests through the test client
+    in this process, so they put it in that state, for the baseline as for the portal, and thaw it afterwards
+    for the benchmarks that follow."""
     import gc
 
     from portal.celery import freeze_startup_heap
