@@ -25,7 +25,7 @@ from core.crypto import blind_index
 from core.tenancy import bound_to_default_alias, tenant_context, unscoped_no_tenant
 
 from .models import EMAIL_INDEX, ApiKey, Invitation, Membership, Organization, User
-from .team import TeamError, audit_actor, ensure_can_grant
+from .team import TeamError, audit_actor, ensure_can_grant, membership_add
 
 INVITATION_TTL = timedelta(days=7)
 _SIGNER_SALT = "accounts.invitation"
@@ -221,17 +221,7 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         organization = invitation.organization
         membership = Membership.objects.filter(organization=organization, user=user).first()
         if membership is None:
-            membership = Membership(organization=organization, user=user, role=invitation.role)
-            # The account is in hand, and not yet a member, so row-level security would not show it (decision 043).
-            membership.full_clean(exclude=["user"])
-            membership.save()
-            audit_record(
-                actor=Actor.user(user),
-                action="membership.created",
-                organization=organization,
-                target=membership,
-                metadata={"role": membership.role, "via": "invitation"},
-            )
+            membership = membership_add(organization=organization, user=user, role=invitation.role, via="invitation")
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by", "updated_at"])

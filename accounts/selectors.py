@@ -116,10 +116,6 @@ def session_device(user: User, persistent_id: str) -> Device | None:
 # relations, refreshes or saves it does so as the application role, under row-level security.
 
 
-def _on_default(user: User | None) -> User | None:
-    return bound_to_default_alias([user])[0] if user is not None else None
-
-
 def user_by_session_or_link_id(user_id) -> User | None:
     """The user a session names (Django's authentication middleware, on every signed-in request), or a
     password-reset link names (whose token is then checked against this user's password hash and last sign-in).
@@ -132,7 +128,7 @@ def user_by_session_or_link_id(user_id) -> User | None:
     except ValueError:
         return None
     with unscoped_no_tenant(atomic=False):
-        return _on_default(User.objects.filter(pk=user_id).first())
+        return bound_to_default_alias([User.objects.filter(pk=user_id).first()])[0]
 
 
 def user_by_email(email: str) -> User | None:
@@ -142,7 +138,7 @@ def user_by_email(email: str) -> User | None:
     if not email:
         return None
     with unscoped_no_tenant(atomic=False):
-        return _on_default(User.objects.get_by_email(email))
+        return bound_to_default_alias([User.objects.get_by_email(email)])[0]
 
 
 def memberships_for_user(user: User) -> list[Membership]:

@@ -31,6 +31,7 @@ from .invitations import InvitationError, invitation_accept, invitation_from_tok
 from .models import EMAIL_INDEX, ORGANIZATION_SLUG_INDEX, Membership, Organization, User
 from .org_settings import validate_time_zone
 from .selectors import user_by_email
+from .team import membership_add
 
 EMAIL_VERIFICATION_SALT = "accounts.verify-email"
 EMAIL_VERIFICATION_MAX_AGE = 60 * 60 * 24 * 3
@@ -113,19 +114,10 @@ def _organization_create(*, actor: User, legal_name: str, country: str, time_zon
     # owner is in scope too: validating the membership reads their user row before they are a member.
     with tenant_context(organization), person_context(actor):
         _organization_insert(organization)
-        membership = Membership(user=actor, organization=organization, role=Role.OWNER)
-        membership.full_clean(exclude=["user"])  # the account is in hand, and not yet a member (decision 043)
-        membership.save()
         audit_record(
             actor=Actor.user(actor), action="organization.created", organization=organization, target=organization
         )
-        audit_record(
-            actor=Actor.user(actor),
-            action="membership.created",
-            organization=organization,
-            target=membership,
-            metadata={"role": Role.OWNER, "via": "signup"},
-        )
+        membership_add(organization=organization, user=actor, role=Role.OWNER, via="signup")
     return organization
 
 

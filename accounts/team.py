@@ -72,6 +72,23 @@ def _lock_member(organization: Organization, membership_id) -> Membership:
 
 
 @transaction.atomic
+def membership_add(*, organization: Organization, user: User, role: str, via: str) -> Membership:
+    """``user`` joins ``organization`` with ``role``, audited as their own act (``via``: how they came, sign-up or
+    an invitation). The caller holds the organisation's tenant context and its transaction."""
+    membership = Membership(user=user, organization=organization, role=role)
+    # The account is in hand and not yet a member, so row-level security would not show it (decision 043).
+    membership.full_clean(exclude=["user"])
+    membership.save()
+    audit_record(
+        actor=Actor.user(user),
+        action="membership.created",
+        organization=organization,
+        target=membership,
+        metadata={"role": role, "via": via},
+    )
+    return membership
+
+
 def membership_change_role(*, organization: Organization, membership_id, role: str, actor: User | ApiKey) -> Membership:
     ensure_can_grant(actor=actor, organization=organization, role=role)
     owners = _lock_owners(organization)

@@ -289,9 +289,12 @@ def bound_to_default_alias(instances):
     ``SystemDatabaseRouter`` names an alias for every query by context, never by the instance, so a later
     ``save()`` or related lookup already runs on the default connection; resetting ``_state.db`` keeps it so
     should any code or router fall back to the instance's alias (Django's default when routers have no
-    opinion), which would write as the role that bypasses row-level security. Returns ``instances``.
+    opinion), which would write as the role that bypasses row-level security. Returns ``instances``; a None
+    among them (a lookup that found nobody) stays None.
     """
     for instance in instances:
+        if instance is None:
+            continue
         instance._state.db = DEFAULT_DB_ALIAS
         for related in instance._state.fields_cache.values():
             if related is not None and hasattr(related, "_state"):
