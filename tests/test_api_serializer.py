@@ -86,3 +86,15 @@ def test_the_apis_serializers_answer_as_drf_does(serializer_class, make):
     context = {"assigned": {}}
     ours = serializer_class(instance, context=context).data
     assert ours == drf_representation(serializer_class(context=context), instance)
+
+
+def test_fields_are_worked_out_once_per_class_and_each_instance_has_its_own():
+    subscription = SubscriptionFactory(unit_price=Decimal("3.50"), friendly_name="Ops")
+    subscription.refresh_from_db()
+    first, second = EveryKindOfField(subscription), EveryKindOfField(subscription, context={"assigned": {}})
+    assert first.data == second.data == drf_representation(EveryKindOfField(), subscription)
+    assert list(first.fields) == list(serializers.ModelSerializer.get_fields(EveryKindOfField()))
+    for name, field in first.fields.items():
+        assert field is not second.fields[name] and field.parent is first and second.fields[name].parent is second
+        assert repr(field) == repr(serializers.ModelSerializer.get_fields(EveryKindOfField())[name])
+    assert "_fields_built_once" not in ModelSerializer.__dict__  # a subclass keeps its fields to itself

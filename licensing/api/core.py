@@ -27,6 +27,7 @@ from licensing import nce
 from licensing.models import Price, Product, ProvisioningOperation, Subscription
 from licensing.pricing import customer_price
 from licensing.selectors import assigned_by_subscription, catalog_products, product_offers, subscriptions_for
+from licensing.selectors.usage import every_subscription_on
 from licensing.services import purchases
 from licensing.services import subscriptions as subscription_services
 from licensing.services.seats import SeatsStillAssigned
@@ -271,7 +272,12 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         context = super().get_serializer_context()
         if getattr(self, "swagger_fake_view", False) or self.organization is None:
             return context
-        context["assigned"] = assigned_by_subscription(self.organization)
+        # A list page holding every subscription is what the seats are spread over: not read a second time.
+        page = getattr(self.paginator, "page", None) if self.action == "list" else None
+        params = self.request.query_params
+        every = None if page is None else every_subscription_on(page, filtered=bool(params.get("status")
+                                                                                    or params.get("search")))
+        context["assigned"] = assigned_by_subscription(self.organization, subscriptions=every)
         return context
 
     def _accepted(self, subscription, operation, warning: str = ""):

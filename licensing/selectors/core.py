@@ -117,9 +117,10 @@ def subscription_events(subscription: Subscription) -> QuerySet[SubscriptionEven
     return SubscriptionEvent.objects.for_org(subscription.organization_id).filter(subscription=subscription)
 
 
-def assigned_by_subscription(organization) -> dict:
-    """Seats assigned per subscription id, from the assignments the portal knows."""
-    return assigned_seats_by_subscription(organization)
+def assigned_by_subscription(organization, *, subscriptions: list[Subscription] | None = None) -> dict:
+    """Seats assigned per subscription id, from the assignments the portal knows (``subscriptions``: every
+    subscription of the organisation, already read; see :func:`~licensing.selectors.usage.every_subscription_on`)."""
+    return assigned_seats_by_subscription(organization, subscriptions=subscriptions)
 
 
 def orders_for(organization) -> QuerySet[Order]:

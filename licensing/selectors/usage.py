@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -129,23 +130,47 @@ def _live_subscriptions_by_sku(organization, subscriptions: list[Subscription] |
     return grouped
 
 
-def assigned_seats_by_subscription(organization) -> dict:
-    """Seats assigned per subscription id. Two queries.
+def oldest_start_first(subscriptions) -> list[Subscription]:
+    """``subscriptions`` in the order ``order_by("start_date", "created_at")`` reads them: a missing start date
+    where the database puts it (after every date on PostgreSQL, before on SQLite)."""
+    missing_last = connection.features.nulls_order_largest
+
+    def key(sub: Subscription):
+        missing = sub.start_date is None
+        return (missing == missing_last, sub.start_date or datetime.min, sub.created_at)
+
+    return sorted(subscriptions, key=key)
+
+
+def assigned_seats_by_subscription(organization, *, subscriptions: list[Subscription] | None = None) -> dict:
+    """Seats assigned per subscription id. Two queries; one given ``subscriptions``, every subscription of the
+    organisation in any order with its catalog SKU (a list page that holds them all: :func:`every_subscription_on`).
 
     Microsoft pools seats of the same SKU across subscriptions, so assignments are spread
     over them oldest first, each up to its quantity; any excess lands on the newest.
     """
     assigned = assigned_seats_by_sku(organization)
+    if subscriptions is not None:
+        subscriptions = oldest_start_first(subscriptions)
     result: dict = {}
-    for sku_id, subscriptions in _live_subscriptions_by_sku(organization).items():
+    for sku_id, of_sku in _live_subscriptions_by_sku(organization, subscriptions).items():
         remaining = assigned.get(sku_id, 0)
-        for sub in subscriptions:
+        for sub in of_sku:
             taken = min(remaining, sub.quantity)
             result[sub.pk] = taken
             remaining -= taken
-        if remaining and subscriptions:
-            result[subscriptions[-1].pk] += remaining
+        if remaining and of_sku:
+            result[of_sku[-1].pk] += remaining
     return result
+
+
+def every_subscription_on(page, *, filtered: bool) -> list[Subscription] | None:
+    """The subscriptions of a list page when they are every subscription the organisation has (no filter, no
+    other page), for :func:`assigned_seats_by_subscription` to spread the seats over without reading them again;
+    else None."""
+    if filtered or page.has_other_pages():
+        return None
+    return list(page.object_list)
 
 
 def monthly_unit_prices(organization, *, subscriptions: list[Subscription] | None = None,

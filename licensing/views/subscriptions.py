@@ -17,6 +17,7 @@ from licensing import nce, selectors
 from licensing.forms import QuantityForm, ScheduleForm
 from licensing.models import ProvisioningOperation, Subscription
 from licensing.selectors import seats as selectors_seats
+from licensing.selectors.usage import every_subscription_on
 from licensing.services import subscriptions as subscription_services
 from licensing.services.seats import SeatsStillAssigned, seat_pool_shortfall
 
@@ -46,7 +47,9 @@ class SubscriptionsPage(OrganizationMixin, TemplateView):
         sort = sort if sort.lstrip("-") in selectors.SUBSCRIPTION_SORTS else ""
         subscriptions = selectors.subscriptions_for(self.organization, status=status, search=search, sort=sort)
         page = ShortPageCountPaginator(subscriptions, 50).get_page(self.request.GET.get("page"))
-        assigned = selectors.assigned_by_subscription(self.organization)
+        # A page holding every subscription is what the seats are spread over: not read a second time.
+        assigned = selectors.assigned_by_subscription(
+            self.organization, subscriptions=every_subscription_on(page, filtered=bool(status or search)))
         now = timezone.now()
         rows = [{"subscription": s, "assigned": assigned.get(s.pk, 0), **_windows(s, now)} for s in page]
         headers = [

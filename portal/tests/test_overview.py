@@ -72,3 +72,31 @@ def test_query_count_does_not_grow_with_the_organisation(owner, organization):
     with CaptureQueriesContext(connection) as large:
         assert client.get(URL).status_code == 200
     assert len(large.captured_queries) == len(small.captured_queries)
+
+
+def test_activity_counts_the_last_30_days_and_lists_the_latest_in_one_read(owner, organization):
+    import time_machine
+    from django.utils import timezone
+
+    from portal.selectors import organization_overview
+
+    _client, user = owner
+    with time_machine.travel(timezone.now() - timezone.timedelta(days=45)):
+        for i in range(7):
+            audit_record(actor=Actor.user(user), action=f"old.{i}", organization=organization)
+    for i in range(3):
+        audit_record(actor=Actor.user(user), action=f"new.{i}", organization=organization)
+    audit_record(actor=Actor.system("x"), action="other.thing", organization=OrganizationFactory(slug="other"))
+    with tenant_context(organization), CaptureQueriesContext(connection) as captured:
+        overview = organization_overview(organization=organization)
+    assert overview.events_last_30_days == 3
+    assert [item.event.action for item in overview.recent_events] == ["new.2", "new.1", "new.0", "old.6", "old.5"]
+    assert sum('FROM "security_auditevent"' in q["sql"] for q in captured.captured_queries) == 1
+
+
+def test_activity_of_an_organisation_with_no_events_counts_none(organization):
+    from portal.selectors import organization_overview
+
+    with tenant_context(organization):
+        overview = organization_overview(organization=organization)
+    assert overview.events_last_30_days == 0 and overview.recent_events == []

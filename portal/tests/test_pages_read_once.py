@@ -5,6 +5,7 @@ queries, "buy more" links included, and the over-assigned pools are picked from 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -168,3 +169,59 @@ def test_the_pages_show_the_same_as_the_role_row_level_security_binds(organizati
     assert as_application == as_owner
     assert 'id="over-assigned"' in as_owner[0] and 'id="over-assigned"' in as_owner[1]
     assert "USD" in as_owner[0] and "EUR" in as_owner[0]  # spend per currency, from the shared read
+
+
+def _spread_over_every_live_kind(organization):
+    """Pools bought several ways (a live subscription with no start date among them) and more licenses assigned
+    than one pool's subscriptions hold, so that the seats' spreading depends on the subscriptions' order."""
+    premium, e3 = subscriptions_of_every_kind(organization)
+    with tenant_context(organization):
+        for sku, count in ((premium, 30), (e3, 5)):
+            for _ in range(count):
+                LicenseAssignment.objects.create(organization=organization, sku=sku, user=DirectoryUserFactory(
+                    organization=organization), state=LicenseAssignment.State.ASSIGNED)
+
+
+def test_seats_are_spread_the_same_over_a_list_page_holding_every_subscription(organization):
+    _spread_over_every_live_kind(organization)
+    with tenant_context(organization):
+        own = selectors_usage.assigned_seats_by_subscription(organization)
+        every = list(Subscription.objects.for_org(organization).select_related("sku"))
+        assert len(every) == 9 and sum(own.values()) == 35
+        for order in (every, every[::-1], sorted(every, key=lambda s: s.quantity)):
+            assert selectors_usage.assigned_seats_by_subscription(organization, subscriptions=order) == own
+
+
+@pytest.mark.parametrize("query", ["", "?status=active", "?q=Custom", "?sort=-seats"])
+def test_the_subscriptions_page_reads_its_subscriptions_once_when_it_holds_them_all(organization, member_client,
+                                                                                    query):
+    _spread_over_every_live_kind(organization)
+    with tenant_context(organization):
+        own = selectors_usage.assigned_seats_by_subscription(organization)
+    browser, _ = member_client(Role.VIEWER)
+    url = reverse("licensing:subscriptions", kwargs={"org_slug": organization.slug}) + query
+    browser.get(url)
+    with CaptureQueriesContext(connection) as captured:
+        response = browser.get(url)
+    reads = [q["sql"] for q in captured.captured_queries if 'FROM "licensing_subscription"' in q["sql"]]
+    assert len(reads) == (1 if query in ("", "?sort=-seats") else 2), reads
+    shown = {row["subscription"].pk: row["assigned"] for row in response.context["rows"]}
+    assert shown and shown == {pk: own.get(pk, 0) for pk in shown}
+
+
+@pytest.mark.parametrize(("query", "reads"), [("", 1), ("?ordering=-seats", 1), ("?page_size=4", 3),
+                                              ("?page_size=4&page=3", 2), ("?status=active", 2)])
+def test_the_subscriptions_api_reads_its_subscriptions_once_when_its_page_holds_them_all(organization, query,
+                                                                                        reads):
+    from accounts.tests.api_support import api_client_for
+
+    _spread_over_every_live_kind(organization)
+    with tenant_context(organization):
+        own = selectors_usage.assigned_seats_by_subscription(organization)
+    client = api_client_for(organization)
+    with CaptureQueriesContext(connection) as captured:
+        body = client.get(f"/api/v1/subscriptions/{query}").json()
+    sql = [q["sql"] for q in captured.captured_queries if 'FROM "licensing_subscription"' in q["sql"]]
+    assert len(sql) == reads, sql
+    shown = {uuid.UUID(item["id"]): item["assigned_seats"] for item in body["results"]}
+    assert shown and shown == {pk: own.get(pk, 0) for pk in shown}
