@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
@@ -168,8 +168,13 @@ class Graph(ApiBase):
                 page = self._call("GET", tenant_id, following, "users.list")
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-pages")
 
-        def fetch(path: str, params: dict | None = None):
-            bearer = self._token_for(tenant_id)()
+        def fetch(path: str, params: dict | None = None) -> Future:
+            try:
+                bearer = self._token_for(tenant_id)()
+            except Exception as exc:  # raised by the next() that asks for this page, as its fetch's errors are
+                failed: Future = Future()
+                failed.set_exception(exc)
+                return failed
             return pool.submit(contextvars.copy_context().run, self._call, "GET", tenant_id, path, "users.list",
                                params=params, token=lambda: bearer)
 

@@ -287,6 +287,29 @@ def test_a_throttled_page_fetched_ahead_waits_its_retry_after_and_the_listing_go
     assert reading_ahead() == []
 
 
+def test_a_token_that_fails_for_the_page_ahead_fails_on_the_next_that_asks_for_it(linked_org, emulator, graph,
+                                                                                   monkeypatch):
+    from licensing.microsoft import errors as ms
+    from licensing.services.directory import USER_SELECT
+
+    emulator.bulk_users(FABRIKAM, 1000)
+    tokens = itertools.count(1)
+    token_for = graph.graph._token_for
+
+    def failing_from_the_second(tenant_id):
+        if next(tokens) >= 2:
+            raise ms.MicrosoftError("consent revoked", code="invalid_grant")
+        return token_for(tenant_id)
+
+    monkeypatch.setattr(graph.graph, "_token_for", failing_from_the_second)
+    pages = directory_services_graph(graph, linked_org).user_page_links(select=USER_SELECT, page_size=999)
+    users, _ = next(pages)  # handed over, to be written, although the next page's token already failed
+    assert len(users) == 500
+    with pytest.raises(ms.MicrosoftError, match="consent revoked"):
+        next(pages)
+    assert reading_ahead() == []
+
+
 def test_a_listing_closed_halfway_waits_for_the_page_in_flight(linked_org, emulator, graph):
     from licensing.services.directory import USER_SELECT
 
