@@ -296,7 +296,10 @@ def _derived_index_key(root_key: str, purpose: str) -> bytes:
 def _keyed_hmac(root_key: str, purpose: str):
     # The HMAC with its key pads already computed: copying it is cheaper than keying a new one (``hmac.digest``
     # keys afresh on every call: 3.4 against 2.1 µs here), and a sync computes four of these per user.
-    return hmac.new(_derived_index_key(root_key, purpose), digestmod=hashlib.sha256)
+    # With OpenSSL behind it, ``hmac.HMAC`` wraps a C HMAC object (``_hmac``) whose copy, update and hexdigest
+    # give the same digest as the wrapper's without its four Python-level calls per index (3.2 against 5.2 µs).
+    keyed = hmac.new(_derived_index_key(root_key, purpose), digestmod=hashlib.sha256)
+    return getattr(keyed, "_hmac", None) or keyed
 
 
 def _hmac_index(keyed, value) -> str:

@@ -543,7 +543,7 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
     indexes = [(f, model._meta.get_field(f.source).attname) for f in fields if isinstance(f, BlindIndexField)]
     indexers = [(index, source, index.indexer()) for index, source in indexes]
     plain = [f for f in fields if not isinstance(f, (EncryptedField, BlindIndexField))]
-    kinds = [(f, isinstance(f, models.DateTimeField), isinstance(f, models.JSONField) and f.encoder is None)
+    kinds = [(f, f.attname, isinstance(f, models.DateTimeField), isinstance(f, models.JSONField) and f.encoder is None)
              for f in plain]
     sealers: dict[KeyScope, object] = {}
     native = connection.vendor == "postgresql"
@@ -563,11 +563,9 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
             # which lands in its jsonb column as the same document): Django's preparation per value was a fifth
             # of the insert's Python. Anything else still goes through the field.
             row = [
-                value if value is None or type(value) in _JSON_NATIVE or document
+                value if (value := values[attname]) is None or type(value) in _JSON_NATIVE or document
                 or (timestamp and _aware_datetime(value)) else field.get_db_prep_save(value, connection)
-                for field, timestamp, document, value in (
-                    (field, timestamp, document, values[field.attname]) for field, timestamp, document in kinds
-                )
+                for field, attname, timestamp, document in kinds
             ]
         else:
             row = [field.get_db_prep_save(values[field.attname], connection) for field in plain]

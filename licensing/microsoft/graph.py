@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
@@ -137,26 +137,59 @@ class Graph(ApiBase):
         select: Iterable[str] = DEFAULT_USER_FIELDS,
         top: int = MAX_PAGE,
         start_link: str | None = None,
+        read_ahead: bool = False,
     ) -> Iterator[tuple[list[DirectoryUser], str | None]]:
         """Like :meth:`iter_user_pages`, with each page's ``@odata.nextLink`` (None after the last page).
 
         A caller that stores the link once a page is safely written can pass it back as ``start_link``
         to continue the listing where it stopped instead of listing the directory again.
+
+        ``read_ahead`` fetches the next page in a background thread while the caller works on this one (a
+        sync encrypts and writes it): the listing's requests are the same, sent one at a time, with the same
+        retries and throttling waits, and a page's error is raised by the ``next()`` that asks for that page.
+        The token is fetched in the caller's thread, so the fetching thread touches no database; at most one
+        page more is held. Closing the iterator (or an error) waits for the page in flight, so no thread
+        outlives it.
         """
         if start_link:
             if not start_link.startswith(f"{self.base_url}/users"):
                 # The token goes wherever the link points: only ever to this Graph's users listing.
                 raise ValueError("start_link is not a users nextLink of this Graph endpoint.")
-            page = self._call("GET", tenant_id, start_link, "users.list")
+            first: tuple[str, dict | None] = (start_link, None)
         else:
-            params = {"$select": ",".join(select), "$top": min(max(1, top), MAX_PAGE)}
-            page = self._call("GET", tenant_id, "/users", "users.list", params=params)
-        while True:
-            following = page.get("@odata.nextLink") or None
-            yield [DirectoryUser.from_json(u) for u in page.get("value") or []], following
-            if not following:
-                return
-            page = self._call("GET", tenant_id, following, "users.list")
+            first = ("/users", {"$select": ",".join(select), "$top": min(max(1, top), MAX_PAGE)})
+        if not read_ahead:
+            page = self._call("GET", tenant_id, first[0], "users.list", params=first[1])
+            while True:
+                following = page.get("@odata.nextLink") or None
+                yield [DirectoryUser.from_json(u) for u in page.get("value") or []], following
+                if not following:
+                    return
+                page = self._call("GET", tenant_id, following, "users.list")
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-pages")
+
+        def fetch(path: str, params: dict | None = None) -> Future:
+            try:
+                bearer = self._token_for(tenant_id)()
+            except Exception as exc:  # raised by the next() that asks for this page, as its fetch's errors are
+                failed: Future = Future()
+                failed.set_exception(exc)
+                return failed
+            return pool.submit(contextvars.copy_context().run, self._call, "GET", tenant_id, path, "users.list",
+                               params=params, token=lambda: bearer)
+
+        try:
+            pending = fetch(*first)
+            while True:
+                page = pending.result()
+                following = page.get("@odata.nextLink") or None
+                if following:
+                    pending = fetch(following)
+                yield [DirectoryUser.from_json(u) for u in page.get("value") or []], following
+                if not following:
+                    return
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def iter_users(self, **kwargs) -> Iterator[DirectoryUser]:
         for page in self.iter_user_pages(**kwargs):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import itertools
+import threading
+
 import pytest
 
 from core.crypto import blind_index
@@ -22,6 +26,29 @@ linked_org = directory_helpers.linked_org
 
 def tenant_user_count(graph) -> int:
     return sum(len(page) for page in graph.graph.iter_user_pages(tenant_id=FABRIKAM, select=["id"]))
+
+
+def failing_from_the_second_listing(graph, emulator, organization):
+    """The sync's Graph seam, with Graph failing the users listing from its second request on, for longer than
+    the client's retry budget. Set off by the request itself, whichever thread sends it: the sync fetches a page
+    while it writes the one before, so a fault set after the first page was handed over would come too late."""
+    from licensing.services import directory as directory_services
+
+    listings = itertools.count(1)
+    send = graph.graph._call
+
+    def call(method, tenant_id, path, operation, **kwargs):
+        if operation == "users.list" and next(listings) == 2:
+            emulator.fault("/graph/v1.0/users", status=503, times=50)
+        return send(method, tenant_id, path, operation, **kwargs)
+
+    client = copy.copy(graph.graph)
+    client._call = call
+    return directory_services.TenantGraph(graph=client, organization=organization, tenant_id=FABRIKAM)
+
+
+def reading_ahead() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("graph-pages")]
 
 
 def test_sync_reads_users_skus_and_assignments(linked_org, graph):
@@ -128,17 +155,9 @@ def test_a_sync_that_fails_on_the_second_page_resumes_there_when_redelivered(lin
     emulator.bulk_users(FABRIKAM, 1000)
     expected = tenant_user_count(graph)
 
-    class FailsAfterFirstPage(directory_services.TenantGraph):
-        def user_page_links(self, **kwargs):
-            for number, page in enumerate(super().user_page_links(**kwargs), start=1):
-                yield page
-                if number == 1:
-                    # Graph keeps failing the next page for longer than the client's retry budget.
-                    emulator.fault("/graph/v1.0/users", status=503, times=50)
-
     with tenant_context(linked_org):
         sync = DirectorySync.objects.create(organization=linked_org, trigger=DirectorySync.Trigger.MANUAL)
-    failing = FailsAfterFirstPage(graph=graph.graph, organization=linked_org, tenant_id=FABRIKAM)
+    failing = failing_from_the_second_listing(graph, emulator, linked_org)
     with pytest.raises(ms.TransientFailure):
         directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk, graph=failing)
     with tenant_context(linked_org):
@@ -170,16 +189,9 @@ def test_a_run_continued_after_a_lost_worker_leaves_removals_to_the_next_run(lin
         victim = DirectoryUser.objects.for_org(linked_org).order_by("created_at", "id").first()
     graph.graph._call("DELETE", FABRIKAM, f"/users/{victim.graph_id}", "users.delete")
 
-    class FailsAfterFirstPage(directory_services.TenantGraph):
-        def user_page_links(self, **kwargs):
-            for number, page in enumerate(super().user_page_links(**kwargs), start=1):
-                yield page
-                if number == 1:
-                    emulator.fault("/graph/v1.0/users", status=503, times=50)
-
     with tenant_context(linked_org):
         sync = DirectorySync.objects.create(organization=linked_org, trigger=DirectorySync.Trigger.MANUAL)
-    failing = FailsAfterFirstPage(graph=graph.graph, organization=linked_org, tenant_id=FABRIKAM)
+    failing = failing_from_the_second_listing(graph, emulator, linked_org)
     with pytest.raises(ms.TransientFailure):
         directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk, graph=failing)
     emulator.clear_faults()
@@ -239,3 +251,95 @@ def test_a_page_is_matched_to_its_stored_users_only(linked_org, graph):
         keys = [index_of(GRAPH_ID_INDEX, str(u.graph_id)) for u in reversed(users)] + ["0" * 64]
         found = _stored_fingerprints(linked_org, keys)
     assert found == {u.graph_id_index: (u.pk, u.source_hash, u.removed_at) for u in users}
+
+
+def test_a_page_fetched_ahead_fails_on_the_next_that_asks_for_it_and_leaves_no_thread(linked_org, emulator, graph):
+    from licensing.microsoft import errors as ms
+    from licensing.services.directory import USER_SELECT
+
+    emulator.bulk_users(FABRIKAM, 1000)
+    pages = failing_from_the_second_listing(graph, emulator, linked_org).user_page_links(
+        select=USER_SELECT, page_size=999
+    )
+    users, following = next(pages)  # the first page is handed over whole while the second is being fetched
+    assert len(users) == 500 and "skiptoken" in following.lower()
+    with pytest.raises(ms.TransientFailure):
+        next(pages)
+    failed = [r for r in emulator.requests_log(method="GET", path="/graph/v1.0/users") if r["status"] == 503]
+    assert len(failed) == graph.http.retry_budget  # retried as before, in the fetching thread
+    assert reading_ahead() == []
+
+
+def test_a_throttled_page_fetched_ahead_waits_its_retry_after_and_the_listing_goes_on(
+    linked_org, emulator, graph, sleeps
+):
+    from licensing.services.directory import USER_SELECT
+
+    emulator.bulk_users(FABRIKAM, 1000)
+    expected = tenant_user_count(graph)
+    emulator.clear_requests_log()
+    emulator.fault("/graph/v1.0/users", status=429, retryAfter=2, times=2)
+    listing = directory_services_graph(graph, linked_org).user_page_links(select=USER_SELECT, page_size=999)
+    assert sum(len(users) for users, _ in listing) == expected
+    statuses = [r["status"] for r in emulator.requests_log(method="GET", path="/graph/v1.0/users")]
+    assert statuses == [429, 429, 200, 200, 200]
+    assert list(sleeps) == [2, 2]  # each Retry-After waited out, by the fetching thread
+    assert reading_ahead() == []
+
+
+def test_a_token_that_fails_for_the_page_ahead_fails_on_the_next_that_asks_for_it(linked_org, emulator, graph,
+                                                                                   monkeypatch):
+    from licensing.microsoft import errors as ms
+    from licensing.services.directory import USER_SELECT
+
+    emulator.bulk_users(FABRIKAM, 1000)
+    tokens = itertools.count(1)
+    token_for = graph.graph._token_for
+
+    def failing_from_the_second(tenant_id):
+        if next(tokens) >= 2:
+            raise ms.MicrosoftError("consent revoked", code="invalid_grant")
+        return token_for(tenant_id)
+
+    monkeypatch.setattr(graph.graph, "_token_for", failing_from_the_second)
+    pages = directory_services_graph(graph, linked_org).user_page_links(select=USER_SELECT, page_size=999)
+    users, _ = next(pages)  # handed over, to be written, although the next page's token already failed
+    assert len(users) == 500
+    with pytest.raises(ms.MicrosoftError, match="consent revoked"):
+        next(pages)
+    assert reading_ahead() == []
+
+
+def test_a_listing_closed_halfway_waits_for_the_page_in_flight(linked_org, emulator, graph):
+    from licensing.services.directory import USER_SELECT
+
+    emulator.bulk_users(FABRIKAM, 1000)
+    pages = directory_services_graph(graph, linked_org).user_page_links(select=USER_SELECT, page_size=999)
+    next(pages)
+    pages.close()  # as the sync does when writing a page fails
+    assert reading_ahead() == []
+
+
+def test_a_sync_whose_write_fails_leaves_no_thread_behind(linked_org, emulator, graph, monkeypatch):
+    from licensing.services import directory as directory_services
+
+    emulator.bulk_users(FABRIKAM, 1000)
+
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("licensing.services.directory.sync.directory_user_upsert_from_graph", broken)
+    with tenant_context(linked_org):
+        sync = DirectorySync.objects.create(organization=linked_org, trigger=DirectorySync.Trigger.MANUAL)
+    with pytest.raises(RuntimeError):
+        directory_services.directory_sync_run(organization=linked_org, sync_id=sync.pk)
+    assert reading_ahead() == []
+    with tenant_context(linked_org):
+        sync.refresh_from_db()
+    assert sync.status == DirectorySync.Status.FAILED and sync.pages == 0
+
+
+def directory_services_graph(graph, organization):
+    from licensing.services import directory as directory_services
+
+    return directory_services.TenantGraph(graph=graph.graph, organization=organization, tenant_id=FABRIKAM)

@@ -149,6 +149,20 @@ def test_a_blind_indexer_gives_the_blind_index_of_each_value():
     assert index_of("a@example.com") != crypto.blind_indexer("mail")("a@example.com")
 
 
+def test_a_blind_index_is_the_hmac_sha256_of_the_normalised_value_under_the_purposes_key(settings):
+    # Stored indexes must stay valid whichever HMAC object computes them (the C one behind hmac.HMAC, or it).
+    import base64
+    import hashlib
+    import hmac
+
+    root = base64.b64decode(settings.BLIND_INDEX_KEY)
+    key = hmac.new(root, b"blind-index:upn", hashlib.sha256).digest()
+    expected = hmac.new(key, "zoë@example.com".encode(), hashlib.sha256).hexdigest()
+    assert crypto.blind_index("upn", " Zoë@Example.COM ") == crypto.blind_indexer("upn")("ZOË@example.com") == expected
+    crypto._keyed_hmac.cache_clear()
+    assert crypto.blind_index("upn", "zoë@example.com") == expected  # the keyed HMAC is copied, never changed
+
+
 @pytest.mark.parametrize(("mangle", "message"), [
     (lambda s: s[:-8] + "!" + s[-8:], "Malformed ciphertext payload."),
     (lambda s: s[:-8] + " " + s[-8:], "Malformed ciphertext payload."),

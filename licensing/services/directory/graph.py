@@ -76,8 +76,9 @@ class TenantGraph:
     ) -> Iterator[tuple[list[dict], str | None]]:
         def listing(fields, link=None):
             top = _with_activity(page_size) if "signInActivity" in fields else page_size
+            # The next page is fetched while the caller writes this one (the paging is a fifth of a first sync).
             return self.graph.iter_user_page_links(tenant_id=self.tenant_id, select=fields, top=top,
-                                                   start_link=link)
+                                                   start_link=link, read_ahead=True)
 
         pages = listing([*select, "signInActivity"], start_link)
         try:
@@ -96,9 +97,12 @@ class TenantGraph:
             first = next(pages, None)
         if first is None:
             return
-        yield [u.raw for u in first[0]], first[1]
-        for users, following in pages:
-            yield [u.raw for u in users], following
+        try:
+            yield [u.raw for u in first[0]], first[1]
+            for users, following in pages:
+                yield [u.raw for u in users], following
+        finally:
+            pages.close()  # the page fetched ahead is waited for, not left to a thread
 
     def subscribed_skus(self) -> list[dict]:
         return [s.raw for s in self.graph.subscribed_skus(tenant_id=self.tenant_id)]

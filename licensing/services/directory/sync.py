@@ -8,6 +8,7 @@ it got. Also the dispatch of tasks by name, which the other licensing services s
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from datetime import timedelta
 
 from celery import current_app
@@ -147,21 +148,23 @@ def directory_sync_run(*, organization, sync_id, graph: DirectoryGraph | None = 
             sync.skus_seen = tenant_skus_upsert_from_graph(organization=organization, skus=graph.subscribed_skus())
             sync.save(update_fields=["skus_seen", "updated_at"])
             skus = {s.sku_id: s for s in TenantSku.objects.for_org(organization)}
+        # Closed on the way out, whatever happens: the page being fetched ahead is waited for, not left running.
         pages = graph.user_page_links(select=USER_SELECT, page_size=PAGE_SIZE, start_link=resume_from or None)
         seen: set[int] = set()  # stored users listed by this run: their ids as integers, not rows
-        for users, next_link in pages:
-            with tenant_context(organization):
-                counts = directory_user_upsert_from_graph(organization=organization, users=users, sync=sync, skus=skus,
-                                                          seen=seen)
-                sync.pages += 1
-                sync.users_seen += len(users)
-                sync.users_created += counts["created"]
-                sync.users_updated += counts["updated"]
-                sync.users_unchanged += counts["unchanged"]
-                sync.heartbeat_at = timezone.now()
-                sync.next_link = next_link or ""
-                sync.save(update_fields=["pages", "users_seen", "users_created", "users_updated", "users_unchanged",
-                                         "heartbeat_at", "next_link", "updated_at"])
+        with closing(pages) as listing:
+            for users, next_link in listing:
+                with tenant_context(organization):
+                    counts = directory_user_upsert_from_graph(organization=organization, users=users, sync=sync,
+                                                              skus=skus, seen=seen)
+                    sync.pages += 1
+                    sync.users_seen += len(users)
+                    sync.users_created += counts["created"]
+                    sync.users_updated += counts["updated"]
+                    sync.users_unchanged += counts["unchanged"]
+                    sync.heartbeat_at = timezone.now()
+                    sync.next_link = next_link or ""
+                    sync.save(update_fields=["pages", "users_seen", "users_created", "users_updated", "users_unchanged",
+                                             "heartbeat_at", "next_link", "updated_at"])
         with tenant_context(organization):
             sync.users_removed = 0 if continued else _mark_missing_users_removed(organization, sync, seen)
             sync.save(update_fields=["users_removed", "updated_at"])

@@ -91,6 +91,21 @@ _FINGERPRINTED = (*USER_SELECT, "signInActivity")
 _FINGERPRINT_JSON = json.JSONEncoder(sort_keys=True, default=str)
 
 
+def _one_shot_json(encoder: json.JSONEncoder):
+    """``encoder.encode`` for dicts, with the C encoder it builds on every call built once: the same text
+    (``JSONEncoder.iterencode`` passes the C encoder these very settings), without the two Python-level calls
+    and the encoder's construction per user. No circular-reference check: a Graph payload is parsed JSON."""
+    make_encoder = json.encoder.c_make_encoder
+    if make_encoder is None or encoder.indent is not None or not encoder.ensure_ascii:
+        return encoder.encode
+    encode = make_encoder(None, encoder.default, json.encoder.encode_basestring_ascii, None, encoder.key_separator,
+                          encoder.item_separator, encoder.sort_keys, encoder.skipkeys, encoder.allow_nan)
+    return lambda document: "".join(encode(document, 0))
+
+
+_fingerprint_json = _one_shot_json(_FINGERPRINT_JSON)
+
+
 def _fingerprinter(organization):
     """The source fingerprint of a page's Graph users: a keyed hash of what the sync stores of each (and the
     organisation), compared before anything is decrypted. The organisation's id text and the HMAC key are
@@ -101,7 +116,7 @@ def _fingerprinter(organization):
     def fingerprint(user: dict) -> str:
         relevant = {key: user.get(key) for key in _FINGERPRINTED}
         relevant["org"] = org
-        return digest(_FINGERPRINT_JSON.encode(relevant))
+        return digest(_fingerprint_json(relevant))
 
     return fingerprint
 
