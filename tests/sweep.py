@@ -8,6 +8,7 @@ sweep, so whoever adds it decides how it is swept.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -172,10 +173,31 @@ def candidate_objects(route: Route, kwarg: str, objects: dict[str, object]) -> l
     return matched or list(objects.values())
 
 
+# Past this many combinations of candidate ids, a route's kwargs are tried one position at a time.
+MAX_COMBINATIONS = 100
+
+
+def _one_position_at_a_time(choices: list[list[str]]):
+    """Each candidate in each position, the other positions at their first candidate: every id is still put in
+    every kwarg, without the product of candidates no name narrowed (two such kwargs were 47 x 47 requests)."""
+    firsts = [options[0] for options in choices]
+    yield tuple(firsts)
+    for position, options in enumerate(choices):
+        for option in options[1:]:
+            yield (*firsts[:position], option, *firsts[position + 1 :])
+
+
 def value_sets(route: Route, org_slug: str, objects: dict[str, object]):
-    """Every combination of the other org's object ids for the route's id kwargs."""
+    """The other org's object ids for the route's id kwargs: every combination while there are at most
+    MAX_COMBINATIONS, else each candidate in each kwarg with the others fixed."""
     choices = [[str(o.pk) for o in candidate_objects(route, k, objects)] for k in route.id_kwargs]
-    for combo in itertools.product(*choices) if choices else [()]:
+    if not choices:
+        combos = [()]
+    elif math.prod(len(options) for options in choices) <= MAX_COMBINATIONS:
+        combos = itertools.product(*choices)
+    else:
+        combos = _one_position_at_a_time(choices)
+    for combo in combos:
         values = dict(NON_TENANT_KWARGS)
         values.update(zip(route.id_kwargs, combo, strict=True))
         if route.has_org:

@@ -116,7 +116,8 @@ def sweep_dashboard(
     for route in routes:
         if route.is_api or not (route.has_org or route.id_kwargs):
             continue
-        slugs = [tenants.org_a.slug, tenants.org_b.slug] if route.id_kwargs else [tenants.org_b.slug]
+        # A route without an organisation in its path gives the same paths for either slug: requested once.
+        slugs = [tenants.org_a.slug, tenants.org_b.slug] if route.id_kwargs and route.has_org else [tenants.org_b.slug]
         for slug in slugs:
             control = sweep.build_path(route, sweep.nowhere_values(route, slug))
             for values in sweep.value_sets(route, slug, tenants.objects_b):
@@ -237,3 +238,12 @@ def test_the_sweep_catches_a_leaky_view(tenants):
     assert any("leak-list" in f and "shows the other organisation's ids" in f for f in dashboard_failures)
     assert any("api/v1/leak/" in f and "API key" in f for f in api_failures)
     assert any("api/v1/leak/" in f and "session" in f for f in api_failures)
+
+
+def test_many_candidate_ids_are_each_tried_in_every_kwarg():
+    """Past MAX_COMBINATIONS the sweep does not try every pair, but every candidate still reaches every kwarg."""
+    many = [f"id-{n}" for n in range(sweep.MAX_COMBINATIONS)]
+    combos = list(sweep._one_position_at_a_time([many, many]))
+    assert len(combos) == 2 * len(many) - 1 and len(set(combos)) == len(combos)
+    for position in (0, 1):
+        assert {combo[position] for combo in combos} == set(many)
