@@ -246,14 +246,18 @@ def unscoped_no_tenant(*, atomic: bool = True) -> Iterator[None]:
     changing anything the default connection may hold.
 
     ``atomic=False``, for a single read: on the system connection the statement runs in autocommit,
-    without ``BEGIN`` and ``COMMIT`` round trips (the API key lookup on every API request). Where the
-    setting would have to be cleared (the default connection inside a transaction) it still opens one.
+    without ``BEGIN`` and ``COMMIT`` round trips (the API key lookup on every API request). On the default
+    connection inside a transaction it runs in that transaction when no tenant setting is written there
+    (the middleware's reads before any context, and every test's), else in a savepoint that clears the
+    setting and puts it back.
     """
     alias = system_database()
     on_default = alias == DEFAULT_DB_ALIAS
-    if not atomic and not (on_default and connection.in_atomic_block):
-        # No transaction of the default connection is open here, so it holds no tenant setting either
-        # (transaction-local): an unscoped read on it is fail-closed; the system role bypasses RLS.
+    setting_written = on_default and connection.in_atomic_block and _db_scope.get() is not None
+    if not atomic and not setting_written:
+        # The default connection holds no tenant setting here: no transaction is open (the setting is
+        # transaction-local), or the open one has none written. An unscoped read on it is fail-closed; the
+        # system role bypasses RLS.
         org_token = _org_ids.set(None)
         system_token = _system.set(True)
         try:
