@@ -9,7 +9,7 @@ What each route accepts is found, not listed, so a new page is covered by constr
 - API routes: the OpenAPI schema drf-spectacular builds from the views and serializers names each
   operation's query parameters and request-body properties.
 
-Every parameter then gets each of BAD_VALUES (NUL, 10 KB, right-to-left, combining marks, a deeply
+Every parameter then gets each of BAD_VALUES (NUL, 10 KB, right-to-left with combining marks, a deeply
 nested JSON text, a number too large for any column): alone (the others as the page filled them in) and all
 together. Nothing may answer 5xx or raise; a streamed response (CSV) is read to its end.
 """
@@ -26,8 +26,11 @@ from django.urls import Resolver404, resolve
 BAD_VALUES = {
     "NUL byte": "ab\x00cd",
     "10 KB string": ("Fabrikam-" * 1200)[:10_240],
-    "right-to-left": "\u202egnp.exe\u202c \u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 \u200f(1)",
-    "combining marks": "Z\u0351\u0359\u036f\u0300\u0301a\u0308\u0308\u0308 e\u0301\u0301\u0301\u0301 "
+    # One value for both kinds of text that renders unlike its code points (an override to right-to-left with
+    # Hebrew and Arabic, then letters under stacked combining marks): each field gets both in one request.
+    "right-to-left and combining marks": "\u202egnp.exe\u202c \u05e9\u05dc\u05d5\u05dd "
+    "\u0645\u0631\u062d\u0628\u0627 \u200f(1) "
+    "Z\u0351\u0359\u036f\u0300\u0301a\u0308\u0308\u0308 e\u0301\u0301\u0301\u0301 "
     "\u0e01\u0e34\u0e4a",
     # A field that parses JSON (filters, settings) must not recurse on it; any other field sees text.
     "deep JSON text": "[" * 2000 + "]" * 2000,

@@ -4,7 +4,7 @@ the pages before sign-in, the API and the staff admin.
 Every route comes from the URL configuration (tests/sweep.py walks it) and every input from
 the route itself (tests/bad_input.py reads the rendered forms and the OpenAPI schema), so a
 page added later is swept without anyone listing it. Each input gets a NUL byte (PostgreSQL
-text cannot hold one), a 10 KB string, right-to-left text, stacked combining marks, a JSON text
+text cannot hold one), a 10 KB string, right-to-left text with stacked combining marks, a JSON text
 nested 2,000 levels deep and a number too large for any column; the answer may be a clear message
 or a result, never a 5xx or an exception. Wrong JSON types in API bodies (objects, lists, numbers,
 null where a string belongs) come from Schemathesis' negative examples (tests/security/test_api_fuzz.py).
