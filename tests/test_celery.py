@@ -73,17 +73,11 @@ def test_a_worker_process_freezes_what_start_up_built():
     """After start-up (worker_process_init), the loaded portal is out of the cyclic collector's full scans.
 
     The hook is called, not the signal sent: Celery's own receivers would put this process in a worker's state."""
-    import gc
-
     from celery.signals import worker_process_init
 
     from portal.celery import _freeze_after_start_up
+    from tests.heap import objects_frozen_by
 
     assert _freeze_after_start_up in worker_process_init._live_receivers(None)
-    gc.unfreeze()
-    assert gc.get_freeze_count() == 0
-    try:
-        _freeze_after_start_up(sender=None)
-        assert gc.get_freeze_count() > 10_000  # Django and the apps, not a handful of objects
-    finally:
-        gc.unfreeze()
+    # Django and the apps, not a handful of objects
+    assert objects_frozen_by(lambda: _freeze_after_start_up(sender=None)) > 10_000
