@@ -149,6 +149,8 @@ TEMPLATES = [
         },
     },
 ]
+# Django's widget templates, with inputs and selects rendered in Python to the same bytes (core/form_renderer.py).
+FORM_RENDERER = "core.form_renderer.WidgetRenderer"
 
 DATABASES = {
     "default": dj_database_url.config(
