@@ -202,8 +202,11 @@ def check_2xx(url: str, headers: dict) -> None:
 
 
 def run(*, seconds: float = 5, connections: int = 20, threads: int = 2, workers: int = 2, web_threads: int = 1,
-        users: int = DIRECTORY_USERS, warmup: float = 1, say=print) -> list[Figure]:
-    """Start everything, load each endpoint, stop everything; the bare view's figure comes first."""
+        users: int = DIRECTORY_USERS, warmup: float = 1, only: str | None = None, say=print) -> list[Figure]:
+    """Start everything, load each endpoint, stop everything; the bare view's figure comes first.
+
+    ``only`` keeps the endpoints whose name contains it (case-insensitive), besides the bare view.
+    """
     from benchmarks.load import sign_in
 
     wrk = ensure_wrk()
@@ -241,7 +244,8 @@ def run(*, seconds: float = 5, connections: int = 20, threads: int = 2, workers:
                 }
                 targets = [(BARE, f"http://127.0.0.1:{bare_port}/bare/", {}, None)]
                 targets += [(name, stack.base_url + path.format(org=setup["org"]), how[kind], goal)
-                            for name, path, kind, goal in ENDPOINTS]
+                            for name, path, kind, goal in ENDPOINTS
+                            if not only or only.lower() in name.lower()]
                 figures = []
                 for name, url, headers, goal in targets:
                     check_2xx(url, headers)
@@ -296,9 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-threads", type=int, default=1,
                         help="threads per gunicorn worker, for both servers (1: sync workers)")
     parser.add_argument("--users", type=int, default=DIRECTORY_USERS)
+    parser.add_argument("--only", help="load only the endpoints whose name contains this, besides the bare view")
     args = parser.parse_args(argv)
     figures = run(seconds=args.seconds, connections=args.connections, threads=args.threads, workers=args.workers,
-                  web_threads=args.web_threads, users=args.users)
+                  web_threads=args.web_threads, users=args.users, only=args.only)
     print()
     print_figures(figures)
     return 1 if any(f.not_2xx or f.errors for f in figures) else 0

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import pstats
+import re
 import sys
 import tempfile
 import time
@@ -75,7 +76,7 @@ def prepare(state: Path, users: int) -> None:
 
 
 def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, statements: bool,
-        urls: list[str] = ()) -> None:
+        urls: list[str] = (), dump: Path | None = None) -> None:
     data = json.loads(state.read_text())
     os.environ.update(data["env"])
     os.environ.setdefault("PORTAL_VAR_DIR", str(state.with_suffix(".var")))
@@ -145,6 +146,9 @@ def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, st
             for alias, queries in zip(aliases, captured, strict=True):
                 for query in queries:
                     print(f"  [{alias} {float(query['time']) * 1000:6.2f} ms] {query['sql'][:SQL_CHARS]}")
+        if dump is not None:
+            dump.mkdir(parents=True, exist_ok=True)
+            profile.dump_stats(dump / (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") + ".prof"))
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats(sort).print_stats(top)
         print(out.getvalue())
@@ -165,12 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--top", type=int, default=30)
     r.add_argument("--sort", default="cumulative")
     r.add_argument("--no-statements", dest="statements", action="store_false")
+    r.add_argument("--dump", type=Path, metavar="DIR",
+                   help="also write each endpoint's profile to DIR/<endpoint>.prof, for pstats or snakeviz")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args.state, args.users)
     else:
         run(args.state, only=args.only, requests=args.requests, top=args.top, sort=args.sort,
-            statements=args.statements, urls=args.url)
+            statements=args.statements, urls=args.url, dump=args.dump)
     return 0
 
 
