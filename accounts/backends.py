@@ -1,10 +1,10 @@
 """The password backend: Django's ModelBackend, with its two user lookups made before anyone is in scope.
 
 Users have row-level security (docs/decisions/043-row-level-security-on-users.md). Django's backend finds the
-session's user (``get_user``, on every signed-in request) and the account being signed in to
-(``authenticate``) through the default manager, on the application role's connection, where no context is set
-yet and so no row is visible. Both go through ``accounts.selectors`` instead, as the system role, keyed by the
-session's own user id or the e-mail address typed in.
+session's user (``get_user``, on every signed-in request; read with their memberships) and the account being
+signed in to (``authenticate``) through the default manager, on the application role's connection, where no
+context is set yet and so no row is visible. Both go through ``accounts.selectors`` instead, as the system role,
+keyed by the session's own user id or the e-mail address typed in.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.contrib.auth.hashers import check_password
 from core.tenancy import person_context
 
 from .models import User
-from .selectors import user_by_email, user_by_session_or_link_id
+from .selectors import signed_in_user, user_by_email
 
 
 class PortalModelBackend(ModelBackend):
@@ -32,7 +32,7 @@ class PortalModelBackend(ModelBackend):
         return None
 
     def get_user(self, user_id):
-        user = user_by_session_or_link_id(user_id)
+        user = signed_in_user(user_id)
         return user if user is not None and self.user_can_authenticate(user) else None
 
 

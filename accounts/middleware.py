@@ -16,7 +16,7 @@ from .selectors import (
     display_organization,
     membership_by_previous_slug,
     memberships_and_current,
-    memberships_for_user,
+    memberships_of_request_user,
     session_device,
 )
 from .signin import SESSION_ACTIVE_KEY, SESSION_STARTED_KEY, user_session_end, user_session_touch
@@ -235,7 +235,7 @@ class OrganizationMiddleware:
         if slug is None:
             if not request.path.startswith(("/api/", "/static/")):
                 # Read once for the page: the header's switcher and bell use the same list.
-                request.memberships = memberships_for_user(user)
+                request.memberships = memberships_of_request_user(user)
                 organization = display_organization(user, request.session.get("current_org"), request.memberships)
                 timezone.activate(organization_zone(organization))
             return None

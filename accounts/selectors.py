@@ -117,8 +117,9 @@ def session_device(user: User, persistent_id: str) -> Device | None:
 
 
 def user_by_session_or_link_id(user_id) -> User | None:
-    """The user a session names (Django's authentication middleware, on every signed-in request), or a
-    password-reset link names (whose token is then checked against this user's password hash and last sign-in).
+    """The user a sign-in waiting for its second factor names, or a password-reset link names (whose token is
+    then checked against this user's password hash and last sign-in). A signed-in session's user is read with
+    their memberships (:func:`signed_in_user`).
 
     Keyed by that id alone: it returns that person or nobody. As the system role, because no context is set
     before the request knows who is asking (decision 043). Anything that is not a user id finds nobody.
@@ -129,6 +130,46 @@ def user_by_session_or_link_id(user_id) -> User | None:
         return None
     with unscoped_no_tenant(atomic=False):
         return bound_to_default_alias([User.objects.filter(pk=user_id).first()])[0]
+
+
+def signed_in_user(user_id) -> User | None:
+    """The user a session names, with their memberships in active organisations (the organisation loaded), in
+    one statement where reading them apart took two on every signed-in page.
+
+    Read as the system role before any context exists (decision 043), keyed by the session's own user id, in the
+    order of :func:`memberships_for_user`. The memberships ride on the user as ``memberships_at_sign_in`` for
+    :func:`memberships_of_request_user`, which hands them to the middleware resolving the page's organisation
+    once; every other reader calls :func:`memberships_for_user`, which reads them afresh. Someone who belongs to
+    no active organisation (staff, a new account) is read on their own, the second statement as before.
+    """
+    try:
+        user_id = uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    with unscoped_no_tenant(atomic=False):
+        memberships = list(
+            Membership.objects.filter(user_id=user_id, organization__status=Organization.Status.ACTIVE)
+            .select_related("user", "organization")
+            .order_by("organization__slug")
+        )
+        user = memberships[0].user if memberships else User.objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    for membership in memberships:
+        membership.user = user
+    bound_to_default_alias([user, *memberships])
+    user.memberships_at_sign_in = memberships
+    return user
+
+
+def memberships_of_request_user(user: User) -> list[Membership]:
+    """The memberships :func:`signed_in_user` read with the request's user, taken once (a second call reads
+    them afresh, as does a user loaded any other way)."""
+    memberships = getattr(user, "memberships_at_sign_in", None)  # ``user`` may be the request's lazy proxy
+    if memberships is None:
+        return memberships_for_user(user)
+    del user.memberships_at_sign_in
+    return memberships
 
 
 def user_by_email(email: str) -> User | None:
@@ -164,9 +205,10 @@ def membership_for_slug(user: User, slug: str) -> Membership | None:
 
 
 def memberships_and_current(user: User, slug: str) -> tuple[list[Membership], Membership | None]:
-    """The user's memberships (the organisation switcher's list, in its order) and the one at ``slug``, as
-    :func:`membership_for_slug` resolves it: one query where asking for each would make two on every page."""
-    memberships = memberships_for_user(user)
+    """The request user's memberships (the organisation switcher's list, in its order) and the one at ``slug``,
+    as :func:`membership_for_slug` resolves it: read with the user (:func:`memberships_of_request_user`), where
+    asking for each would make two more statements on every page."""
+    memberships = memberships_of_request_user(user)
     return memberships, next((m for m in memberships if m.organization.slug == slug), None)
 
 

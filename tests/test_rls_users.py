@@ -26,7 +26,7 @@ from django.utils.timezone import now as timezone_now
 
 from accounts.invitations import invitation_create
 from accounts.models import Membership, Role, StaffRole, TOTPDevice, User
-from accounts.selectors import user_by_session_or_link_id
+from accounts.selectors import signed_in_user, user_by_session_or_link_id
 from accounts.tests.api_support import key_client, make_api_key
 from accounts.tests.factories import (
     DEFAULT_PASSWORD,
@@ -274,11 +274,24 @@ def test_the_user_by_session_or_link_id_is_one_system_statement_and_fails_closed
             user.refresh_from_db()  # so a refresh or a save runs as the application role, not the system role
         assert user_by_session_or_link_id("not-an-id") is None and user_by_session_or_link_id(uuid.uuid4()) is None
 
-        with CaptureQueriesContext(connection) as default, CaptureQueriesContext(connections[SYSTEM_ALIAS]) as system:
-            assert browser.get(reverse("accounts:profile")).status_code == 200
-        loads = [q["sql"] for q in system.captured_queries if 'FROM "accounts_user"' in q["sql"]]
-        assert len(loads) == 1 and "BEGIN" not in str(system.captured_queries)
-        assert not [q for q in default.captured_queries if 'FROM "accounts_user"' in q["sql"]]
+        # A session's user is read with their memberships: one system statement gives both, and the page does
+        # not read the memberships again (the switcher and the time zone use them).
+        signed_in = signed_in_user(alice.pk)
+        assert signed_in == alice and signed_in._state.db == "default"
+        assert [(m.organization_id, m._state.db, m.organization._state.db) for m in signed_in.memberships_at_sign_in
+                ] == [(org.pk, "default", "default")]
+        assert signed_in.memberships_at_sign_in[0].user is signed_in
+        assert signed_in_user("not-an-id") is None and signed_in_user(uuid.uuid4()) is None
+        for page in (reverse("accounts:profile"), f"/o/{org.slug}/"):
+            with CaptureQueriesContext(connection) as default, \
+                    CaptureQueriesContext(connections[SYSTEM_ALIAS]) as system:
+                assert browser.get(page).status_code == 200
+            loads = [q["sql"] for q in system.captured_queries if '"accounts_user"."password"' in q["sql"]]
+            assert len(loads) == 1 and "BEGIN" not in str(system.captured_queries)
+            assert 'FROM "accounts_membership"' in loads[0]
+            again = [q for q in system.captured_queries if q["sql"] != loads[0] and "accounts_membership" in q["sql"]]
+            assert not again
+            assert not [q for q in default.captured_queries if 'FROM "accounts_user"' in q["sql"]]
 
         # Single-role: the application role alone cannot find the session's user: anonymous, never a 500.
         production.system_configured(False)

@@ -84,13 +84,14 @@ ALLOWED_FUNCTIONS = {
     # resolving /o/<slug>/, the switcher, the home page; keyed by the person), the staff member's own grants in
     # force (the admin's grant check; keyed by the staff member), and every organisation for periodic sweeps
     # that then work on each inside its own context.
-    # Users have row-level security (decision 043); two reads come before anyone is in scope, one row each:
-    # the user a session or a password-reset link names (by that id alone: Django's authentication
-    # middleware, on every signed-in request), and the account an address typed in names (sign-in, sign-up,
-    # password reset, invitation acceptance, privacy requests by e-mail).
+    # Users have row-level security (decision 043); three reads come before anyone is in scope: the user a
+    # session names with their own memberships (by that id alone: Django's authentication middleware, on every
+    # signed-in request), the user a sign-in awaiting its second factor or a password-reset link names (by that
+    # id alone), and the account an address typed in names (sign-in, sign-up, password reset, invitation
+    # acceptance, privacy requests by e-mail).
     "accounts/selectors.py": {
         "session_device", "memberships_for_user", "effective_staff_grants", "organizations_across_tenants",
-        "user_by_session_or_link_id", "user_by_email",
+        "signed_in_user", "user_by_session_or_link_id", "user_by_email",
     },
     # Sign-up's slug check: a new slug must be used by no organisation and retired by none (decision 041).
     "accounts/services.py": {"_slug_taken"},
