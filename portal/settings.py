@@ -99,6 +99,8 @@ INSTALLED_APPS += PROJECT_APPS
 TENANT_MODEL = "accounts.Organization"
 
 MIDDLEWARE = [
+    # First: everything below runs with room on the interpreter's frame stack (core/frame_room.py, decision 055).
+    "core.frame_room.FrameRoomMiddleware",
     "core.metrics.MetricsMiddleware",
     "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
