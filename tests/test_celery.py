@@ -10,6 +10,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import connection
 
+from core import frame_room
 from core.tenancy import current_org_ids
 from portal.celery import app
 from tests.workers import database_url_for_worker
@@ -29,6 +30,23 @@ def test_task_with_organization_id_runs_inside_that_tenant():
 
 def test_task_without_organization_has_no_tenant_scope():
     assert report_tenant_scope.apply().result is None
+
+
+@shared_task(name="tests.runs_with_room")
+def runs_with_room(*, organization_id=None):
+    frame = sys._getframe()
+    while frame is not None and frame.f_code is not frame_room._call_with_room.__code__:
+        frame = frame.f_back
+    return frame is not None, current_org_ids()
+
+
+@pytest.mark.django_db
+def test_every_task_runs_with_room_on_the_frame_stack_and_in_its_tenant():
+    in_room, scope = runs_with_room.apply().result
+    assert in_room and scope is None
+    org_id = str(uuid.uuid4())
+    in_room, scope = runs_with_room.apply(kwargs={"organization_id": org_id}).result
+    assert in_room and scope == (org_id,)
 
 
 def test_every_task_acks_late_and_rejects_on_worker_loss():
