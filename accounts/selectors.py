@@ -138,8 +138,9 @@ def signed_in_user(user_id) -> User | None:
 
     Read as the system role before any context exists (decision 043), keyed by the session's own user id, in the
     order of :func:`memberships_for_user`. The memberships ride on the user as ``memberships_at_sign_in`` for
-    :func:`memberships_of_request_user`, which hands them to the middleware resolving the page's organisation
-    once; every other reader calls :func:`memberships_for_user`, which reads them afresh. Someone who belongs to
+    :func:`memberships_of_request_user`, which hands them once to whatever resolves the request's organisation
+    first (the organisation middleware, or the session-authenticated API); every other reader calls
+    :func:`memberships_for_user`, which reads them afresh. Someone who belongs to
     no active organisation (staff, a new account) is read on their own, the second statement as before.
     """
     try:
@@ -147,11 +148,7 @@ def signed_in_user(user_id) -> User | None:
     except ValueError:
         return None
     with unscoped_no_tenant(atomic=False):
-        memberships = list(
-            Membership.objects.filter(user_id=user_id, organization__status=Organization.Status.ACTIVE)
-            .select_related("user", "organization")
-            .order_by("organization__slug")
-        )
+        memberships = list(_active_memberships(user_id).select_related("user"))
         user = memberships[0].user if memberships else User.objects.filter(pk=user_id).first()
     if user is None:
         return None
@@ -193,15 +190,19 @@ def memberships_for_user(user: User) -> list[Membership]:
     organisation's slug, a stable order: the names are encrypted and cannot be sorted in SQL (the switcher
     sorts by name in Python)."""
     with unscoped_no_tenant(atomic=False):
-        memberships = list(
-            Membership.objects.for_user(user).select_related("organization").order_by("organization__slug")
-        )
+        memberships = list(_active_memberships(user))
     return bound_to_default_alias(memberships)
 
 
+def _active_memberships(user) -> QuerySet[Membership]:
+    """A person's (or a user id's) memberships in active organisations, the organisation loaded, by its slug."""
+    return Membership.objects.for_user(user).select_related("organization").order_by("organization__slug")
+
+
 def membership_for_slug(user: User, slug: str) -> Membership | None:
-    """The one way a request resolves its organisation: the user's membership there, or None."""
-    return next((m for m in memberships_for_user(user) if m.organization.slug == slug), None)
+    """The one way a request resolves its organisation: the user's membership there, or None. The memberships read
+    with the request's user when they are still there (:func:`memberships_of_request_user`)."""
+    return next((m for m in memberships_of_request_user(user) if m.organization.slug == slug), None)
 
 
 def memberships_and_current(user: User, slug: str) -> tuple[list[Membership], Membership | None]:

@@ -21,18 +21,13 @@ from __future__ import annotations
 ROOM_SLOTS = 64 * 1024
 
 
-def _call_with_room(call, *args, **kwargs):
+def with_room(call, *args, **kwargs):
+    """``call(*args, **kwargs)``, run with room on the frame stack (see the module's docstring)."""
     return call(*args, **kwargs)
 
 
-_call_with_room.__code__ = _call_with_room.__code__.replace(
-    co_stacksize=_call_with_room.__code__.co_stacksize + ROOM_SLOTS
-)
-
-
-def with_room(call, *args, **kwargs):
-    """``call(*args, **kwargs)``, run with room on the frame stack (see the module's docstring)."""
-    return _call_with_room(call, *args, **kwargs)
+# The room: value-stack slots this function's frame reserves and never uses.
+with_room.__code__ = with_room.__code__.replace(co_stacksize=with_room.__code__.co_stacksize + ROOM_SLOTS)
 
 
 class FrameRoomMiddleware:
@@ -43,4 +38,4 @@ class FrameRoomMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        return _call_with_room(self.get_response, request)
+        return with_room(self.get_response, request)

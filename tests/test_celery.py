@@ -35,7 +35,7 @@ def test_task_without_organization_has_no_tenant_scope():
 @shared_task(name="tests.runs_with_room")
 def runs_with_room(*, organization_id=None):
     frame = sys._getframe()
-    while frame is not None and frame.f_code is not frame_room._call_with_room.__code__:
+    while frame is not None and frame.f_code is not frame_room.with_room.__code__:
         frame = frame.f_back
     return frame is not None, current_org_ids()
 
