@@ -554,7 +554,7 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
                 if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
                     values[field.attname] = now
                 else:
-                    values[field.attname] = field.get_default() if field.has_default() else None
+                    values[field.attname] = field.get_default()  # as a new instance: "" or None when none is set
         for index, source, index_of in indexers:
             if index.attname not in values:
                 values[index.attname] = index_of(values.get(source))
@@ -588,19 +588,23 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
     columns = [*plain, *encrypted, *(index for index, _ in indexes)]
     names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
     table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One parameter, not one per value: psycopg's client-side binding parses a statement with ten
-            # thousand placeholders for seconds, and adapts arrays (Django's UNNEST) element by element.
-            # The rows go as one JSON array read back into the table's own row type, so every column keeps
-            # its type; the insert is an ordinary one (constraints, row-level security).
-            keys = [f.column for f in columns]
-            document = json.dumps([dict(zip(keys, row, strict=True)) for row in table_rows], default=str)
+    if connection.vendor == "postgresql":
+        # One parameter, not one per value: psycopg's client-side binding parses a statement with ten
+        # thousand placeholders for seconds, and adapts arrays (Django's UNNEST) element by element.
+        # The rows go as one JSON array read back into the table's own row type, so every column keeps
+        # its type; the insert is an ordinary one (constraints, row-level security). The document is bound
+        # on the server where the backend can (core/postgresql/base.py): quoting megabytes into the
+        # statement's text, and the server lexing them back out, cost more than building them.
+        keys = [f.column for f in columns]
+        document = json.dumps([dict(zip(keys, row, strict=True)) for row in table_rows], default=str)
+        bound_cursor = getattr(connection, "server_bound_cursor", connection.cursor)
+        with bound_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)",  # noqa: S608
                 [document],
             )
-            return
+        return
+    with connection.cursor() as cursor:
         placeholder = "(" + ", ".join(["%s"] * len(columns)) + ")"
         limit = connection.features.max_query_params
         batch = max(1, limit // len(columns)) if limit else len(table_rows)

@@ -11,11 +11,15 @@ in flight and nothing was left unread), so a readable socket means the server sa
 then is Django's ``SELECT 1`` sent. A socket that is quiet is taken as healthy, as after ``SELECT 1``
 (docs/decisions/033-request-round-trips.md). A connection broken without the server saying so (a
 network cut) is found by the first statement either way.
+
+It also hands out a cursor that binds its parameters on the server (``server_bound_cursor``), for a statement
+whose one parameter is a large document: see there.
 """
 
 from __future__ import annotations
 
 import select
+from contextlib import contextmanager
 
 from django.db.backends.postgresql import base
 from psycopg import pq
@@ -42,3 +46,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
         except (OSError, ValueError):
             return False
         return not readable
+
+    @contextmanager
+    def server_bound_cursor(self):
+        """A cursor whose parameters travel beside the statement (the extended protocol), not quoted into it.
+
+        Django's cursors bind on the client (its default, kept for every ORM query): psycopg escapes each
+        value into the statement's text and the server lexes it back out. For a parameter of megabytes (a
+        bulk insert's page of rows as one JSON document, ``core.fields.encrypted_bulk_insert``) that
+        escaping and lexing cost more than the rest of the statement's Python. The cursor is Django's own
+        server-binding class, wrapped as any other (errors translated, the statement logged where
+        statements are logged).
+        """
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            cursor = self._prepare_cursor(base.ServerBindingCursor(self.connection))
+        with cursor:
+            yield cursor
