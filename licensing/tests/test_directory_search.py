@@ -15,8 +15,10 @@ from accounts.roles import Role
 from accounts.tests.api_support import api_client_for
 from accounts.tests.factories import MembershipFactory, OrganizationFactory
 from accounts.tests.helpers import verified_client
+from core.crypto import blind_index
 from core.tenancy import tenant_context
 from licensing.models import BulkJob, DirectoryUser, LicenseAssignment, TenantSku
+from licensing.models.directory import UPN_INDEX
 from licensing.selectors import directory_search
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +89,23 @@ def test_filters(org):
     assert set(names(org, sku=org.pool)) == {"Adele Vance", "Åsa Öberg", "Zoë Déjà"}
     assert set(names(org, status="unlicensed")) == {"Alex Wilber"}
     assert set(names(org, q="a", sku=org.pool, department="Retail", inactive_days=30)) == {"Åsa Öberg"}
+
+
+def test_licensed_and_unlicensed_split_the_current_users_by_seats_held(org):
+    with tenant_context(org):
+        alex = DirectoryUser.objects.for_org(org).get(upn_index=blind_index(UPN_INDEX, "alexw@fabrikam.example"))
+        zoe = DirectoryUser.objects.for_org(org).get(upn_index=blind_index(UPN_INDEX, "zoe@fabrikam.example"))
+        # A license Microsoft refused holds no seat; neither does a released one.
+        LicenseAssignment.objects.create(organization=org, user=alex, sku=org.pool, state="failed")
+        LicenseAssignment.objects.for_org(org).filter(user=zoe).update(state="removed")
+        # A user removed from the directory, holding a seat, is in neither list.
+        gone = DirectoryUser.objects.create(organization=org, graph_id=uuid.uuid4(), display_name="Gone",
+                                            user_principal_name="gone@fabrikam.example", removed_at=timezone.now())
+        LicenseAssignment.objects.create(organization=org, user=gone, sku=org.pool, state="assigned")
+    directory_search.forget()
+    assert set(names(org, status="licensed")) == {"Adele Vance", "Åsa Öberg"}
+    assert set(names(org, status="unlicensed")) == {"Alex Wilber", "Zoë Déjà"}
+    assert set(names(org, status="unlicensed", department="retail")) == set()
 
 
 def test_sort_by_any_column(org):
