@@ -247,6 +247,17 @@ def encryptor(scope: KeyScope):
     return seal
 
 
+def random_uuids(count: int) -> list[uuid.UUID]:
+    """``count`` version-4 UUIDs, as ``uuid.uuid4`` makes them, from one ``os.urandom`` read.
+
+    ``uuid.uuid4`` reads the system's random source once per id; a system call costs about 9 µs on these
+    machines, a sixteenth of a first directory sync's time per user. The ids are the same: 122 random bits each,
+    version and variant set by ``uuid.UUID``.
+    """
+    pool = os.urandom(16 * count)
+    return [uuid.UUID(bytes=pool[start:start + 16], version=4) for start in range(0, 16 * count, 16)]
+
+
 def _split(ciphertext: str) -> tuple[str, str]:
     version, sep, rest = ciphertext.partition(":")
     key_hex, sep2, payload = rest.partition(":")

@@ -24,7 +24,7 @@ from django.db import connections, models
 from django.utils import timezone
 
 from .blind_index import IP_INDEX_PURPOSE, NETWORK_INDEX_PURPOSE, ip_index, network_index, normalise_ip
-from .crypto import KeyScope, blind_index, blind_indexer, decrypt_text, encrypt_text, encryptor
+from .crypto import KeyScope, blind_index, blind_indexer, decrypt_text, encrypt_text, encryptor, random_uuids
 
 
 class Ciphertext(str):
@@ -547,6 +547,12 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
              for f in plain]
     sealers: dict[KeyScope, object] = {}
     native = connection.vendor == "postgresql"
+    pk = model._meta.pk
+    if pk.default is uuid.uuid4:
+        # New primary keys from one read of the random source for the batch (core.crypto.random_uuids).
+        keyless = [values for values in rows if pk.attname not in values]
+        for values, new_id in zip(keyless, random_uuids(len(keyless)), strict=True):
+            values[pk.attname] = new_id
     table_rows = []
     for values in rows:
         for field in plain:

@@ -70,3 +70,16 @@ def test_on_postgresql_the_rows_travel_beside_the_statement_not_inside_it():
     # The statement as the server received it: a placeholder where the document goes, and no row in it.
     assert "json_populate_recordset" in inserts[0] and "$1" in inserts[0]
     assert organization.pk.hex not in inserts[0] and str(organization.pk) not in inserts[0]
+
+
+@pytest.mark.django_db
+def test_rows_without_a_key_get_new_version_4_ids_and_a_given_key_is_kept():
+    organization = OrganizationFactory()
+    rows = _rows(organization, ["one", "two", "three"])
+    given = rows[1]["id"] = uuid.uuid4()
+    with tenant_context(organization):
+        encrypted_bulk_insert(DirectoryUser, rows)
+        stored = set(DirectoryUser.objects.for_org(organization).values_list("pk", flat=True))
+    assert rows[1]["id"] == given
+    assert stored == {row["id"] for row in rows} and len(stored) == 3
+    assert {row["id"].version for row in rows} == {4}

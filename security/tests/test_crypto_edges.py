@@ -210,3 +210,14 @@ def test_a_cached_key_is_used_for_the_cache_period_and_not_a_moment_longer(monke
         read(ring)
         assert store.data_key_calls == 2
     assert store.active_calls == 3  # after the last read (the scope's): asked again once its id expired too
+
+
+def test_random_uuids_are_version_4_ids_read_from_the_random_source_once(monkeypatch):
+    reads = []
+    urandom = os.urandom
+    monkeypatch.setattr(crypto.os, "urandom", lambda n: reads.append(n) or urandom(n))
+    ids = crypto.random_uuids(1000)
+    assert reads == [16 * 1000]
+    assert len(set(ids)) == 1000
+    assert {(u.version, u.variant) for u in ids} == {(4, uuid.RFC_4122)}
+    assert crypto.random_uuids(0) == []

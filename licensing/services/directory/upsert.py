@@ -15,7 +15,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from core.crypto import blind_indexer
+from core.crypto import blind_indexer, random_uuids
 from core.field_locks import conflict_record, locked_fields, restricted_object_ids, suppressed_object_ids
 from core.fields import encrypted_bulk_insert, encrypted_bulk_update
 from core.tenancy import tenant_context
@@ -202,6 +202,7 @@ def directory_user_upsert_from_graph(
     # An erased person (privacy erasure) stays a tombstone: the sync neither refills nor reports it.
     suppressed = suppressed_object_ids(organization, DirectoryUser, restricted)
     created_rows, updated_rows, changed = [], [], []
+    new_ids = iter(random_uuids(len(to_write)))  # one read of the random source per page, not one per new user
     for index, graph_id, payload, digest in to_write:
         row = existing.get(index)
         if row is None:
@@ -210,7 +211,7 @@ def directory_user_upsert_from_graph(
             values = _graph_values(payload)
             _validate_new(values)
             values.update(
-                id=uuid.uuid4(), organization_id=organization.pk, graph_id=graph_id, graph_id_index=index,
+                id=next(new_ids), organization_id=organization.pk, graph_id=graph_id, graph_id_index=index,
                 has_usage_location=bool(values["usage_location"]), source_hash=digest,
                 last_seen_sync_id=sync.pk if sync is not None else None, removed_at=None,
                 last_sign_in_at=_last_sign_in(payload) if "signInActivity" in payload else None,
