@@ -599,8 +599,8 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
         # thousand placeholders for seconds, and adapts arrays (Django's UNNEST) element by element.
         # The rows go as one JSON array read back into the table's own row type, so every column keeps
         # its type; the insert is an ordinary one (constraints, row-level security). The document is bound
-        # on the server where the backend can (core/postgresql/base.py): quoting megabytes into the
-        # statement's text, and the server lexing them back out, cost more than building them.
+        # on the server where the backend can (core/postgresql/base.py), not quoted into the statement's
+        # text for the server to lex back out.
         keys = [f.column for f in columns]
         document = json.dumps([dict(zip(keys, row, strict=True)) for row in table_rows], default=str)
         bound_cursor = getattr(connection, "server_bound_cursor", connection.cursor)

@@ -53,8 +53,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
         Django's cursors bind on the client (its default, kept for every ORM query): psycopg escapes each
         value into the statement's text and the server lexes it back out. For a parameter of megabytes (a
-        bulk insert's page of rows as one JSON document, ``core.fields.encrypted_bulk_insert``) that
-        escaping and lexing cost more than the rest of the statement's Python. The cursor is Django's own
+        bulk insert's page of rows as one JSON document, ``core.fields.encrypted_bulk_insert``) that is work
+        done twice for nothing: psycopg's quoting was about 4% of a first directory sync's samples (its wall
+        time did not move measurably, docs/performance.md, ninth round). The cursor is Django's own
         server-binding class, wrapped as any other (errors translated, the statement logged where
         statements are logged).
         """
