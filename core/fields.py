@@ -599,12 +599,11 @@ def encrypted_bulk_insert(model, rows: list[dict], *, using: str = "default") ->
         # thousand placeholders for seconds, and adapts arrays (Django's UNNEST) element by element.
         # The rows go as one JSON array read back into the table's own row type, so every column keeps
         # its type; the insert is an ordinary one (constraints, row-level security). The document is bound
-        # on the server where the backend can (core/postgresql/base.py), not quoted into the statement's
+        # on the server (the project's backend, core/postgresql/base.py), not quoted into the statement's
         # text for the server to lex back out.
         keys = [f.column for f in columns]
         document = json.dumps([dict(zip(keys, row, strict=True)) for row in table_rows], default=str)
-        bound_cursor = getattr(connection, "server_bound_cursor", connection.cursor)
-        with bound_cursor() as cursor:
+        with connection.server_bound_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table}, %s)",  # noqa: S608
                 [document],

@@ -55,15 +55,12 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self.elapsed = (self.now - period * self.duration) / self.duration  # share of this period gone, in [0, 1)
         current_key, previous_key = f"{key}:{period}", f"{key}:{period - 1}"
         self.current, self.previous = _count_and_read(self.cache, current_key, previous_key, 2 * self.duration)
-        if self.estimate(self.current) <= self.num_requests + _ROUNDING:
+        # The requests of the last full period, estimated from the two counters.
+        if self.previous * (1 - self.elapsed) + self.current <= self.num_requests + _ROUNDING:
             return True
         _take_back(self.cache, current_key)
         self.current -= 1
         return False
-
-    def estimate(self, current: int) -> float:
-        """Requests in the last period, estimated from the two counters."""
-        return self.previous * (1 - self.elapsed) + current
 
     def wait(self):
         """Seconds until one more request fits, if no other arrives meanwhile."""
