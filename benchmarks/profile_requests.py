@@ -18,6 +18,7 @@ Usage: python -m benchmarks.profile_requests prepare --state /tmp/profile.json [
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
@@ -76,7 +77,7 @@ def prepare(state: Path, users: int) -> None:
 
 
 def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, statements: bool,
-        urls: list[str] = (), dump: Path | None = None) -> None:
+        urls: list[str] = (), dump: Path | None = None, explain: bool = False) -> None:
     data = json.loads(state.read_text())
     os.environ.update(data["env"])
     os.environ.setdefault("PORTAL_VAR_DIR", str(state.with_suffix(".var")))
@@ -131,6 +132,17 @@ def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, st
             capture.__exit__(None, None, None)
         # Read now: the next request empties the connection's query log.
         captured = [list(capture.captured_queries) for capture in captures]
+        if explain:
+            plans = {alias: [] for alias in aliases}
+            with contextlib.ExitStack() as stack:
+                for alias in aliases:
+                    stack.enter_context(connections[alias].execute_wrapper(_explaining(plans[alias])))
+                get(url, **headers)
+            print(f"\n--- {name}: each SELECT as the server ran it (EXPLAIN ANALYZE, same transaction and role)")
+            for alias in aliases:
+                for sql, total, scans in plans[alias]:
+                    read = ", ".join(f"{kind} on {table} read {rows:,} rows" for kind, table, rows in scans)
+                    print(f"  [{alias} {total:7.3f} ms] {sql[:120]}" + (f"\n      {read}" if read else ""))
         profile = cProfile.Profile()
         start = time.perf_counter()
         profile.enable()
@@ -154,6 +166,35 @@ def run(state: Path, *, only: str | None, requests: int, top: int, sort: str, st
         print(out.getvalue())
 
 
+def _explaining(plans: list):
+    """An execute wrapper that has the server explain each ``SELECT`` (analysed, so run for real, in the same
+    transaction, tenant setting and role as the request) before running it, appending its execution time and
+    the whole-table reads of more than 500 rows to ``plans``: where a missing or unusable index shows."""
+
+    def wrapper(execute, sql, params, many, context):
+        if not many and sql.lstrip().upper().startswith("SELECT"):
+            cursor = context["cursor"]
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            (document,) = cursor.fetchone()
+            plan = (json.loads(document) if isinstance(document, str) else document)[0]
+            scans = []
+
+            def walk(node):
+                if node["Node Type"] in ("Seq Scan", "Bitmap Heap Scan"):
+                    rows = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get(
+                        "Actual Loops", 1)
+                    if rows > 500:
+                        scans.append((node["Node Type"], node.get("Relation Name", "?"), rows))
+                for child in node.get("Plans", []):
+                    walk(child)
+
+            walk(plan["Plan"])
+            plans.append((sql, plan["Execution Time"], scans))
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_requests", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,12 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-statements", dest="statements", action="store_false")
     r.add_argument("--dump", type=Path, metavar="DIR",
                    help="also write each endpoint's profile to DIR/<endpoint>.prof, for pstats or snakeviz")
+    r.add_argument("--explain", action="store_true",
+                   help="also serve one request with every SELECT explained by the server (PostgreSQL only): "
+                        "its execution time and the large whole-table reads")
     args = parser.parse_args(argv)
     if args.command == "prepare":
         prepare(args.state, args.users)
     else:
         run(args.state, only=args.only, requests=args.requests, top=args.top, sort=args.sort,
-            statements=args.statements, urls=args.url, dump=args.dump)
+            statements=args.statements, urls=args.url, dump=args.dump, explain=args.explain)
     return 0
 
 
