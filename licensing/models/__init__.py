@@ -8,7 +8,7 @@ from .assignments import AssignmentTally, BulkJob, BulkJobRow, LicenseAssignment
 from .catalog import Availability, Price, Product, ServicePlan, Sku  # noqa: F401
 
 # Directory, assignments, usage and notifications (L2).
-from .directory import DirectorySync, DirectoryUser, TenantSku  # noqa: F401
+from .directory import DirectorySync, DirectoryUser, TenantSku, inactive_since, last_active  # noqa: F401
 from .notifications import Notification, ServiceAnnouncement  # noqa: F401
 from .onboarding import CustomerAgreement, GdapRelationship, TenantOnboarding  # noqa: F401
 from .provisioning import ProvisioningAttempt, ProvisioningOperation  # noqa: F401

@@ -6,6 +6,8 @@ before counting seats, so concurrent requests can never assign more than purchas
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Case, F, When
+from django.db.models.lookups import LessThan
 
 from core.fields import BlindIndexField, EncryptedCharField, EncryptedUUIDField, UUIDIndexField
 from core.models import TenantModel
@@ -14,6 +16,25 @@ from core.registry import Category, Personal, Retention, Subject, declare
 UPN_INDEX = "directory-user-upn"
 MAIL_INDEX = "directory-user-mail"
 GRAPH_ID_INDEX = "directory-user-graph-id"
+
+
+def last_active(prefix: str = "") -> Case:
+    """When a directory user was last active: their last sign-in, or when they were created if they never
+    signed in. ``prefix`` reaches the user through a relation (``"user__"`` from an assignment).
+
+    A ``CASE``, not ``COALESCE``: under row-level security PostgreSQL uses a query's condition in an index scan
+    only if it cannot leak rows the policy hides, and it does not know that of ``COALESCE``, so the index on it
+    went unused and the whole directory was read (11 ms at 10,000 users, against 0.2 ms through the index).
+    """
+    return Case(When(**{f"{prefix}last_sign_in_at__isnull": True}, then=F(f"{prefix}created_at")),
+                default=F(f"{prefix}last_sign_in_at"))
+
+
+def inactive_since(cutoff, prefix: str = "") -> LessThan:
+    """The user has not been active since ``cutoff`` (a user who never signed in counts once they are that
+    old). Written over :func:`last_active`, the expression ``directory_user_activity_idx`` indexes, so every
+    inactive filter can be read off that index instead of scanning the directory."""
+    return LessThan(last_active(prefix), cutoff)
 
 
 class DirectorySync(TenantModel):
@@ -185,6 +206,11 @@ class DirectoryUser(TenantModel):
             # The directory's listing order (API and pages): a page is read straight off it, no sort.
             models.Index(fields=["organization", "created_at", "id"], condition=models.Q(removed_at__isnull=True),
                          name="directory_user_listing_idx"),
+            # The inactive users (the overview's reclaimable licenses, the reclaim report, the users page's
+            # "inactive" filter): usually few, found without reading the whole directory. Not partial: the
+            # planner keeps statistics of an index's expression only for a whole-table index, and without them
+            # guessed a third of the directory inactive and read all of it.
+            models.Index(F("organization"), last_active(), name="directory_user_activity_idx"),
         ]
 
     def __str__(self):

@@ -21,6 +21,7 @@ from licensing.models import (
     ReductionProposal,
     ServiceAnnouncement,
     TenantSku,
+    inactive_since,
 )
 from licensing.models.directory import MAIL_INDEX, UPN_INDEX
 
@@ -51,9 +52,7 @@ def directory_users(organization, *, q: str = "", sku=None, status: str = "") ->
         users = users.exclude(pk__in=held)
     elif status == "inactive":
         cutoff = timezone.now() - timedelta(days=licensing_settings(organization).inactive_days)
-        users = users.filter(pk__in=held).filter(
-            Q(last_sign_in_at__lt=cutoff) | Q(last_sign_in_at__isnull=True, created_at__lt=cutoff)
-        )
+        users = users.filter(pk__in=held).filter(inactive_since(cutoff))
     elif status == "no_location":
         users = users.filter(has_usage_location=False)
     elif status == "failed":

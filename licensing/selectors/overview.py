@@ -108,13 +108,14 @@ def license_overview(organization, *, now: datetime | None = None,
                         finished_at__gte=since)),
         waiting=_count(Q(status__in=[ProvisioningOperation.Status.PENDING, ProvisioningOperation.Status.RUNNING])),
     )
-    inactive = list(inactive_assignments(organization, now=now).only("pk", "sku__sku_id").values_list(
-        "sku__sku_id", flat=True))
+    # Counted per SKU in the database: one row per product, however many licenses sit idle.
+    inactive = list(inactive_assignments(organization, now=now).order_by().values_list("sku__sku_id").annotate(
+        n=Count("pk")))
     cost: dict[str, Decimal] = defaultdict(lambda: Decimal("0.00"))
-    for sku_id in inactive:
+    for sku_id, count in inactive:
         price, currency = prices.get(str(sku_id).lower(), (None, ""))
         if price is not None:
-            cost[currency] += price
+            cost[currency] += price * count
     return LicenseOverview(
         pools=rows,
         monthly_spend=monthly_spend(organization, subscriptions=subscriptions),
@@ -125,7 +126,7 @@ def license_overview(organization, *, now: datetime | None = None,
         failed_assignments=sum(row.sku.failed_count for row in rows),
         orders_awaiting_approval=Order.objects.for_org(organization).filter(
             status=Order.Status.AWAITING_APPROVAL).count(),
-        reclaimable=len(inactive),
+        reclaimable=sum(count for _, count in inactive),
         reclaimable_cost=dict(cost),
         suggestions=buy_suggestions(rows),
     )

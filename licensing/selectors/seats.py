@@ -29,7 +29,7 @@ from datetime import timedelta
 from django.db.models import BooleanField, Case, Count, F, Q, Value, When
 from django.utils import timezone
 
-from licensing.models import LicenseAssignment, ProvisioningOperation, Subscription, TenantSku
+from licensing.models import LicenseAssignment, ProvisioningOperation, Subscription, TenantSku, inactive_since
 
 from .settings import licensing_settings
 
@@ -190,8 +190,7 @@ def release_candidates(organization, pool: TenantSku, *, now=None):
     inactive users first (no sign-in within the organisation's inactive days, never signed in counting
     once the user is that old), then by last sign-in, oldest first. One query."""
     cutoff = (now or timezone.now()) - timedelta(days=licensing_settings(organization).inactive_days)
-    inactive = Q(user__last_sign_in_at__lt=cutoff) | Q(user__last_sign_in_at__isnull=True,
-                                                         user__created_at__lt=cutoff)
+    inactive = inactive_since(cutoff, "user__")
     return (
         LicenseAssignment.objects.for_org(organization)
         .filter(sku=pool, state=LicenseAssignment.State.ASSIGNED)

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -29,6 +29,7 @@ from licensing.models import (
     Subscription,
     TenantSku,
     UsageSnapshot,
+    inactive_since,
 )
 
 from .seats import organization_subscriptions, purchased_by_pool, seats_purchased
@@ -312,9 +313,8 @@ def inactive_assignments(organization, *, days: int | None = None, now: datetime
         LicenseAssignment.objects.for_org(organization)
         .exclude(user_id__in=list(restricted_object_ids(organization, DirectoryUser)))
         .filter(state=LicenseAssignment.State.ASSIGNED, user__removed_at__isnull=True, sku__applies_to_users=True)
-        .filter(
-            Q(user__last_sign_in_at__lt=cutoff) | Q(user__last_sign_in_at__isnull=True, user__created_at__lt=cutoff)
-        )
+        # The user's organisation as well as the assignment's: the activity index leads with it.
+        .filter(inactive_since(cutoff, "user__"), user__organization=organization)
         .select_related("user", "sku")
         .order_by("sku__display_name", "user__last_sign_in_at", "pk")
     )
