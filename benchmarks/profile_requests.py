@@ -172,8 +172,9 @@ def _explaining(plans: list):
     the whole-table reads of more than 500 rows to ``plans``: where a missing or unusable index shows."""
 
     def wrapper(execute, sql, params, many, context):
-        if not many and sql.lstrip().upper().startswith("SELECT"):
-            cursor = context["cursor"]
+        cursor = context["cursor"]
+        # A server-side cursor (a streamed export) declares its statement, which cannot be explained as such.
+        if not many and sql.lstrip().upper().startswith("SELECT") and not getattr(cursor, "name", None):
             cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
             (document,) = cursor.fetchone()
             plan = (json.loads(document) if isinstance(document, str) else document)[0]

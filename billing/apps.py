@@ -10,6 +10,6 @@ class BillingConfig(AppConfig):
         from licensing.pricing import register_price_resolver
 
         from . import tasks  # noqa: F401  (registers the tasks services enqueue by name, in every process)
-        from .selectors.pricing import customer_price
+        from .selectors.pricing import customer_prices
 
-        register_price_resolver(customer_price)
+        register_price_resolver(customer_prices)

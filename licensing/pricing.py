@@ -6,8 +6,10 @@ lists. Billing registers its resolver with :func:`register_price_resolver` in
 that does not load billing), the price is Microsoft's list price plus
 ``settings.LICENSING_DEFAULT_MARGIN_PERCENT``, in the offer's currency.
 
-A resolver takes ``organization``, ``price`` (a ``licensing.Price``) and ``at`` (an aware datetime)
-as keywords and returns a :class:`CustomerPrice`, or ``None`` when the offer has no price.
+A resolver takes ``organization``, ``prices`` (a list of ``licensing.Price``) and ``at`` (an aware
+datetime) as keywords and returns, for each price in order, a :class:`CustomerPrice`, or ``None`` when the
+offer has no price. It quotes a list at once so that a page of offers reads the organisation's price terms
+once, not once per offer.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class CustomerPrice:
     explanation: str = ""
 
 
-PriceResolver = Callable[..., "CustomerPrice | None"]
+PriceResolver = Callable[..., "list[CustomerPrice | None]"]
 
 _resolver: PriceResolver | None = None
 
@@ -47,13 +49,18 @@ def default_margin() -> Decimal:
     return Decimal(str(settings.LICENSING_DEFAULT_MARGIN_PERCENT))
 
 
-def list_price_plus_default_margin(*, organization, price, at: datetime | None = None) -> CustomerPrice | None:
-    if price.list_price is None:
-        return None
-    amount = (price.list_price * (Decimal(100) + default_margin()) / Decimal(100)).quantize(CENT, ROUND_HALF_UP)
-    return CustomerPrice(amount, price.currency, f"List price plus the default {default_margin()}% margin.")
+def list_price_plus_default_margin(*, organization, prices, at: datetime | None = None) -> list[CustomerPrice | None]:
+    return [None if price.list_price is None else CustomerPrice(
+        (price.list_price * (Decimal(100) + default_margin()) / Decimal(100)).quantize(CENT, ROUND_HALF_UP),
+        price.currency, f"List price plus the default {default_margin()}% margin.") for price in prices]
+
+
+def customer_prices(*, organization, prices, at: datetime | None = None) -> list[CustomerPrice | None]:
+    """The price of each offer, in order (``None`` where there is none)."""
+    resolver = _resolver or list_price_plus_default_margin
+    return resolver(organization=organization, prices=list(prices), at=at or timezone.now())
 
 
 def customer_price(*, organization, price, at: datetime | None = None) -> CustomerPrice | None:
-    resolver = _resolver or list_price_plus_default_margin
-    return resolver(organization=organization, price=price, at=at or timezone.now())
+    """The price of one offer: :func:`customer_prices` of one."""
+    return customer_prices(organization=organization, prices=[price], at=at)[0]

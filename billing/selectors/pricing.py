@@ -1,6 +1,6 @@
 """What a customer pays: Microsoft's cost, the margin rule in effect, the organisation's currency.
 
-``customer_price`` is the resolver billing registers with ``licensing.pricing`` (see billing/apps.py),
+``customer_prices`` is the resolver billing registers with ``licensing.pricing`` (see billing/apps.py),
 so the catalog, orders and the API all quote from here.
 
 The steps, rounded once at the end (half up, to the cent):
@@ -53,33 +53,64 @@ def _premium() -> Decimal:
 
 def microsoft_cost(price: Price) -> tuple[Decimal | None, str]:
     """Microsoft's price for one seat and one billing period, with how it was found."""
-    if price.list_price is not None:
-        return price.list_price, "Microsoft's price sheet"
-    term_months = nce.TERM_MONTHS.get(price.term_duration)
-    cycle_months = nce.CYCLE_MONTHS.get(price.billing_cycle)
-    if not term_months or not cycle_months or cycle_months >= term_months:
-        return None, ""
-    upfront_cycle = {12: "annual", 36: "triennial"}[term_months]
-    upfront = (Price.objects.filter(availability_id=price.availability_id, term_duration=price.term_duration,
-                                    billing_cycle=upfront_cycle)
-               .values_list("list_price", flat=True).first())
-    if upfront is None:
-        return None, ""
-    cost = upfront * cycle_months / term_months * (Decimal(100) + _premium()) / Decimal(100)
-    return cost, f"up-front price over {term_months // cycle_months} periods plus Microsoft's {_premium()}% premium"
+    return microsoft_costs([price])[0]
+
+
+def microsoft_costs(prices: list[Price]) -> list[tuple[Decimal | None, str]]:
+    """:func:`microsoft_cost` of each price, the up-front prices that monthly billing derives from read in one
+    query."""
+    derived = {}
+    for price in prices:
+        term_months = nce.TERM_MONTHS.get(price.term_duration)
+        cycle_months = nce.CYCLE_MONTHS.get(price.billing_cycle)
+        if price.list_price is None and term_months and cycle_months and cycle_months < term_months:
+            derived[price.pk] = (term_months, cycle_months, {12: "annual", 36: "triennial"}[term_months])
+    upfront = {}
+    if derived:
+        wanted = {(price.availability_id, price.term_duration) for price in prices if price.pk in derived}
+        rows = (Price.objects.filter(availability_id__in={a for a, _ in wanted},
+                                     billing_cycle__in={cycle for _, _, cycle in derived.values()})
+                .values_list("availability_id", "term_duration", "billing_cycle", "list_price"))
+        upfront = {(a, term, cycle): amount for a, term, cycle, amount in rows if (a, term) in wanted}
+    costs = []
+    for price in prices:
+        if price.list_price is not None:
+            costs.append((price.list_price, "Microsoft's price sheet"))
+            continue
+        if price.pk not in derived:
+            costs.append((None, ""))
+            continue
+        term_months, cycle_months, upfront_cycle = derived[price.pk]
+        amount = upfront.get((price.availability_id, price.term_duration, upfront_cycle))
+        if amount is None:
+            costs.append((None, ""))
+            continue
+        cost = amount * cycle_months / term_months * (Decimal(100) + _premium()) / Decimal(100)
+        costs.append((cost, f"up-front price over {term_months // cycle_months} periods plus Microsoft's "
+                            f"{_premium()}% premium"))
+    return costs
 
 
 def rules_in_effect(day: date):
     return MarginRule.objects.filter(Q(effective_to__isnull=True) | Q(effective_to__gt=day), effective_from__lte=day)
 
 
+def margin_rules(*, organization, tier: str, day: date) -> list[MarginRule]:
+    """The rules in effect that day that could apply to the organisation: its own, its tier's, everyone's."""
+    return list(rules_in_effect(day).filter(
+        Q(customer=organization) | Q(customer__isnull=True, tier=tier) | Q(customer__isnull=True, tier="")))
+
+
+def most_specific_rule(rules: list[MarginRule], family: str) -> MarginRule | None:
+    """Of :func:`margin_rules`, the most specific for a product family: customer > tier > everyone; a named
+    family beats all families."""
+    return max((rule for rule in rules if rule.product_family in (family, "")),
+               key=lambda r: (r.specificity, r.effective_from), default=None)
+
+
 def margin_rule_for(*, organization, tier: str, family: str, day: date) -> MarginRule | None:
-    """The most specific rule in effect: customer > tier > everyone; a named family beats all families."""
-    candidates = rules_in_effect(day).filter(
-        Q(customer=organization) | Q(customer__isnull=True, tier=tier) | Q(customer__isnull=True, tier=""),
-        Q(product_family=family) | Q(product_family=""),
-    )
-    return max(candidates, key=lambda r: (r.specificity, r.effective_from), default=None)
+    """The most specific rule in effect for one product family (:func:`most_specific_rule`)."""
+    return most_specific_rule(margin_rules(organization=organization, tier=tier, day=day), family)
 
 
 def exchange_rate(*, base: str, quote: str, day: date) -> Decimal | None:
@@ -90,20 +121,37 @@ def exchange_rate(*, base: str, quote: str, day: date) -> Decimal | None:
 
 
 def customer_price(*, organization, price: Price, at: datetime | None = None) -> CustomerPrice | None:
+    """What the organisation pays for one offer (:func:`customer_prices` of one)."""
+    return customer_prices(organization=organization, prices=[price], at=at)[0]
+
+
+def customer_prices(*, organization, prices: list[Price], at: datetime | None = None) -> list[CustomerPrice | None]:
+    """What the organisation pays for each offer, ``None`` where it has no price. The profile and the margin
+    rules are read once for all of them, each currency's exchange rate once: a catalog page of any length
+    costs a handful of queries."""
+    if not prices:
+        return []
     at = at or timezone.now()
     day = at.astimezone(UTC).date()
-    cost, source = microsoft_cost(price)
-    if cost is None:
-        return None
     profile = billing_profile(organization)
-    family = price.availability.sku.product.family
-    rule = margin_rule_for(organization=organization, tier=profile.tier, family=family, day=day)
-    margin = rule.margin_percent if rule else Decimal(str(settings.LICENSING_DEFAULT_MARGIN_PERCENT))
-    rate = exchange_rate(base=price.currency, quote=profile.currency, day=day)
-    if rate is None:
-        return None
-    amount = round_line(cost * (Decimal(100) + margin) / Decimal(100) * rate)
-    why = f"{source}, {'plus' if margin >= 0 else 'less'} {abs(margin)}% ({rule or 'default margin'})"
-    if rate != 1:
-        why += f", at 1 {price.currency} = {rate} {profile.currency}"
-    return CustomerPrice(amount, profile.currency, why + ".")
+    rules = margin_rules(organization=organization, tier=profile.tier, day=day)
+    rates: dict[str, Decimal | None] = {}
+    quotes = []
+    for price, (cost, source) in zip(prices, microsoft_costs(prices), strict=True):
+        if cost is None:
+            quotes.append(None)
+            continue
+        rule = most_specific_rule(rules, price.availability.sku.product.family)
+        margin = rule.margin_percent if rule else Decimal(str(settings.LICENSING_DEFAULT_MARGIN_PERCENT))
+        if price.currency not in rates:
+            rates[price.currency] = exchange_rate(base=price.currency, quote=profile.currency, day=day)
+        rate = rates[price.currency]
+        if rate is None:
+            quotes.append(None)
+            continue
+        amount = round_line(cost * (Decimal(100) + margin) / Decimal(100) * rate)
+        why = f"{source}, {'plus' if margin >= 0 else 'less'} {abs(margin)}% ({rule or 'default margin'})"
+        if rate != 1:
+            why += f", at 1 {price.currency} = {rate} {profile.currency}"
+        quotes.append(CustomerPrice(amount, profile.currency, why + "."))
+    return quotes

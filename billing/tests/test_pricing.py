@@ -12,7 +12,7 @@ from django.db import IntegrityError
 
 from accounts.tests.factories import OrganizationFactory
 from billing.models import MarginRule, Tier
-from billing.selectors.pricing import customer_price, microsoft_cost
+from billing.selectors.pricing import customer_price, customer_prices, microsoft_cost
 from billing.services.pricing import billing_profile_update, margin_rule_save
 from billing.tests.factories import BillingProfileFactory, ExchangeRateFactory, MarginRuleFactory
 from core.audit import Actor
@@ -140,3 +140,34 @@ def test_profile_refuses_an_unknown_currency():
     profile = billing_profile_update(organization=org, actor=SYSTEM, currency="EUR",
                                      contacts=[{"name": "Ann", "email": "AP@Example.com"}])
     assert profile.contacts == [{"name": "Ann", "email": "ap@example.com"}]
+
+
+def test_a_list_of_offers_is_quoted_as_each_alone_with_the_price_terms_read_once(django_assert_max_num_queries):
+    # Families with rules of their own, a derived monthly price, a currency with and one without a rate: the
+    # batch agrees offer by offer with quoting each alone, and its queries do not grow with the list.
+    org = OrganizationFactory()
+    BillingProfileFactory(organization=org, currency="EUR", tier=Tier.GOLD)
+    ExchangeRateFactory(base="USD", quote="EUR", rate=Decimal("0.9"))
+    MarginRuleFactory(margin_percent=Decimal("25"))
+    MarginRuleFactory(product_family="Dynamics 365", margin_percent=Decimal("18"))
+    MarginRuleFactory(tier=Tier.GOLD, product_family="Microsoft 365", margin_percent=Decimal("12"))
+    MarginRuleFactory(customer=OrganizationFactory(), margin_percent=Decimal("1"))  # someone else's
+    offers = []
+    for n in range(6):
+        availability = AvailabilityFactory(sku__product__family="Dynamics 365" if n % 2 else "Microsoft 365")
+        offers.append(PriceFactory(availability=availability, term_duration="P1Y", billing_cycle="annual",
+                                   list_price=Decimal("120.00") + n))
+        offers.append(PriceFactory(availability=availability, term_duration="P1Y", billing_cycle="monthly",
+                                   list_price=None))
+    offers.append(PriceFactory(list_price=Decimal("10.00"), currency="GBP"))  # no GBP rate: no price
+    offers.append(PriceFactory(term_duration="P1M", billing_cycle="monthly", list_price=None))  # nothing to derive
+    alone = [customer_price(organization=org, price=offer) for offer in offers]
+    # profile, rules, up-front prices, one rate per currency other than the profile's
+    with django_assert_max_num_queries(5):
+        together = customer_prices(organization=org, prices=offers)
+    assert together == alone
+    # 120 + 12% (gold, Microsoft 365), its monthly 120 / 12 + 5%, then 121 + 18% (Dynamics 365), at 0.9
+    assert [q.amount for q in together[:4]] == [Decimal("120.96"), Decimal("10.58"), Decimal("128.50"),
+                                                Decimal("11.24")]
+    assert together[-2:] == [None, None] and {q.currency for q in together[:-2]} == {"EUR"}
+    assert customer_prices(organization=org, prices=[]) == []

@@ -25,7 +25,7 @@ from core.api.serializers import ModelSerializer
 from core.api.views import OrganizationViewSet
 from licensing import nce
 from licensing.models import Price, Product, ProvisioningOperation, Subscription
-from licensing.pricing import customer_price
+from licensing.pricing import customer_price, customer_prices
 from licensing.selectors import assigned_by_subscription, catalog_products, product_offers, subscriptions_for
 from licensing.selectors.usage import every_subscription_on
 from licensing.services import purchases
@@ -60,6 +60,7 @@ class OfferSerializer(ModelSerializer):
                   "cancellation_window", "explanation"]
 
     def _quote(self, obj):
+        # The product list quotes a page's offers at once (ProductViewSet.list); anything else, on first use.
         cache = self.context.setdefault("_quotes", {})
         if obj.pk not in cache:
             cache[obj.pk] = customer_price(organization=self.context["request"].organization, price=obj)
@@ -91,10 +92,15 @@ class ProductSerializer(ModelSerializer):
 
     @extend_schema_field(OfferSerializer(many=True))
     def get_offers(self, obj):
-        offers = [p for sku in obj.skus.all() for a in sku.availabilities.all() for p in getattr(a, "offers", [])]
-        if not offers and not hasattr(obj, "_prefetched_objects_cache"):
-            offers = product_offers(obj)
-        return OfferSerializer(offers, many=True, context=self.context).data
+        return OfferSerializer(offers_of(obj), many=True, context=self.context).data
+
+
+def offers_of(product: Product) -> list[Price]:
+    """The product's offers, from what the catalog query prefetched, or read when it was not."""
+    offers = [p for sku in product.skus.all() for a in sku.availabilities.all() for p in getattr(a, "offers", [])]
+    if not offers and not hasattr(product, "_prefetched_objects_cache"):
+        offers = product_offers(product)
+    return offers
 
 
 @extend_schema_view(
@@ -126,7 +132,11 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self._products())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        offers = [offer for product in page for offer in offers_of(product)]
+        quotes = customer_prices(organization=request.organization, prices=offers)
+        serializer = self.get_serializer(page, many=True)
+        serializer.context["_quotes"] = {offer.pk: quote for offer, quote in zip(offers, quotes, strict=True)}
+        return self.get_paginated_response(serializer.data)
 
     def retrieve(self, request, pk=None, *args, **kwargs):
         product = self._products().filter(pk=pk).first() if _is_uuid(pk) else None

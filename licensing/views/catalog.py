@@ -17,7 +17,7 @@ from core.pagination import ShortPageCountPaginator
 from licensing import nce, selectors
 from licensing.forms import CatalogFilterForm, PurchaseForm
 from licensing.models import Order, Product
-from licensing.pricing import customer_price
+from licensing.pricing import customer_prices
 from licensing.services import purchases
 
 from . import actor_of, error_text
@@ -25,8 +25,7 @@ from . import actor_of, error_text
 
 def _offer_rows(organization, offers) -> list[dict]:
     rows = []
-    for p in offers:
-        quoted = customer_price(organization=organization, price=p)
+    for p, quoted in zip(offers, customer_prices(organization=organization, prices=offers), strict=True):
         unit, currency = (quoted.amount, quoted.currency) if quoted else (None, p.currency)
         rows.append({"price": p, "unit_price": unit, "currency": currency,
                      "words": nce.offer_in_words(term_duration=p.term_duration, billing_cycle=p.billing_cycle,
@@ -47,10 +46,16 @@ class CatalogPage(OrganizationMixin, TemplateView):
             billing_cycle=filters.get("billing", ""),
         )
         page = ShortPageCountPaginator(products, 25).get_page(self.request.GET.get("page"))
+        offers_of = {product.pk: [p for sku in product.skus.all() for a in sku.availabilities.all() for p in a.offers]
+                     for product in page}
+        # The whole page quoted at once: the organisation's price terms are read once, not per offer.
+        every_offer = [p for offers in offers_of.values() for p in offers]
+        quote_of = dict(zip((p.pk for p in every_offer),
+                            customer_prices(organization=self.organization, prices=every_offer), strict=True))
         rows = []
         for product in page:
-            offers = [p for sku in product.skus.all() for a in sku.availabilities.all() for p in a.offers]
-            quotes = [customer_price(organization=self.organization, price=p) for p in offers]
+            offers = offers_of[product.pk]
+            quotes = [quote_of[p.pk] for p in offers]
             monthly = [nce.monthly_equivalent(q.amount, p.billing_cycle) for q, p in zip(quotes, offers, strict=True)
                        if q]
             currency = next((q.currency for q in quotes if q), offers[0].currency if offers else "USD")

@@ -105,3 +105,22 @@ def test_schema_documents_the_licensing_endpoints(client):
 
 def test_demo_module_names_real_offers():
     assert demo.BUSINESS_BASIC.count(":") == 1
+
+
+def test_a_page_of_products_is_quoted_at_once_not_per_offer(settings):
+    # The organisation's price terms (billing profile, margin rules) are read once for the whole page: the
+    # same statements for two products as for twelve, each offer still priced.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.LICENSING_DEFAULT_MARGIN_PERCENT = 10
+    client = api_client_for(OrganizationFactory(), Role.VIEWER)
+    statements = {}
+    for products in (2, 12):
+        while len(client.get("/api/v1/products/").json()["results"]) < products:
+            PriceFactory(availability__sku__product__family="Office 365")
+        with CaptureQueriesContext(connection) as captured:
+            body = client.get("/api/v1/products/").json()
+        statements[products] = len(captured.captured_queries)
+        assert {offer["unit_price"] for product in body["results"] for offer in product["offers"]} == {"24.20"}
+    assert statements[2] == statements[12]
