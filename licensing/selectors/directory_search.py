@@ -92,7 +92,7 @@ _lock = threading.Lock()
 
 
 def _version(organization) -> tuple:
-    # COUNT(*) and MAX(updated_at) are answered from directory_user_version_idx alone.
+    # COUNT(*) and MAX(updated_at) are answered from directory_user_listing_idx alone (it includes updated_at).
     stats = DirectoryUser.objects.for_org(organization).filter(removed_at__isnull=True).aggregate(
         n=Count("*"), last=Max("updated_at"))
     return stats["n"], stats["last"]
