@@ -445,7 +445,7 @@ class UsageReportViewSet(OrganizationViewSet):
         except ValueError:
             raise ApiError("days must be a whole number.", code="invalid", status_code=400) from None
         history = selectors_usage.usage_history(self.organization, days=days)
-        return Response([{"tenant_sku": str(h["sku"].pk), "name": h["sku"].label,
+        return Response([{"tenant_sku": str(h["tenant_sku_id"]), "name": h["label"],
                           "points": [{"day": d, "assigned": a} for d, a in h["points"]],
                           "purchased": [{"day": d, "purchased": p} for d, p in h["purchased"]]} for h in history])
 

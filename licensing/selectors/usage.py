@@ -286,18 +286,26 @@ def unassigned_cost_total(rows: list[PoolRow]) -> dict[str, Decimal]:
 
 
 def usage_history(organization, *, days: int = 90, today: date | None = None) -> list[dict]:
-    """Chart series: one per SKU of (day, assigned) and the purchased line, over ``days``. One query."""
+    """Chart series: one per SKU (``tenant_sku_id``, its ``label``) of (day, assigned) and the purchased line,
+    over ``days``. One query, of plain values: a year of daily snapshots is thousands of rows, each of which
+    built two model instances (the snapshot and its SKU, with the SKU's service plans parsed from JSON)."""
     today = today or timezone.now().date()
     start = today - timedelta(days=days - 1)
     snapshots = (
         UsageSnapshot.objects.for_org(organization).filter(day__gte=start, day__lte=today)
-        .select_related("sku").order_by("sku__display_name", "day")
+        .order_by("sku__display_name", "day")
+        .values_list("sku_id", "sku__display_name", "sku__sku_part_number", "sku__sku_id", "day", "assigned",
+                     "purchased")
     )
     series: dict = {}
-    for snap in snapshots:
-        entry = series.setdefault(snap.sku_id, {"sku": snap.sku, "points": [], "purchased": []})
-        entry["points"].append((snap.day.isoformat(), snap.assigned))
-        entry["purchased"].append((snap.day.isoformat(), snap.purchased))
+    for sku_pk, display_name, part_number, sku_id, day, assigned, purchased in snapshots:
+        entry = series.get(sku_pk)
+        if entry is None:
+            label = TenantSku.label_of(display_name, part_number, sku_id)
+            entry = series[sku_pk] = {"tenant_sku_id": sku_pk, "label": label, "points": [], "purchased": []}
+        day = day.isoformat()
+        entry["points"].append((day, assigned))
+        entry["purchased"].append((day, purchased))
     return list(series.values())
 
 

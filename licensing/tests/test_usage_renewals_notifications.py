@@ -217,3 +217,23 @@ def test_a_suspended_subscription_shows_as_purchased_and_suspended_on_every_page
     assert '<td class="num">5 ' in licenses and "Suspended" in licenses and "0 usable" in licenses
     subscriptions = browser.get(reverse("licensing:subscriptions", kwargs={"org_slug": org.slug})).content.decode()
     assert "0 / 5" in subscriptions and "Suspended" in subscriptions
+
+
+def test_usage_history_is_one_series_per_license_by_name_over_the_window(org):
+    today = timezone.now().date()
+    with tenant_context(org):
+        named = TenantSku.objects.create(organization=org, sku_id=SKU, sku_part_number="SPB", display_name="Premium",
+                                         purchased=10)
+        unnamed = TenantSku.objects.create(organization=org, sku_id=uuid.uuid4(), sku_part_number="AAD_P1",
+                                           display_name="", purchased=5)
+        for days_ago, assigned in ((2, 4), (1, 6), (40, 1)):  # 40 days ago is outside a 30-day window
+            UsageSnapshot.objects.create(organization=org, sku=named, day=today - timedelta(days=days_ago),
+                                         purchased=10, assigned=assigned, available=10 - assigned)
+        UsageSnapshot.objects.create(organization=org, sku=unnamed, day=today, purchased=5, assigned=5, available=0)
+        history = selectors_usage.usage_history(org, days=30, today=today)
+    assert [(h["tenant_sku_id"], h["label"]) for h in history] == [(unnamed.pk, "AAD_P1"), (named.pk, "Premium")]
+    assert history[1]["points"] == [((today - timedelta(days=2)).isoformat(), 4),
+                                     ((today - timedelta(days=1)).isoformat(), 6)]
+    assert history[1]["purchased"] == [((today - timedelta(days=2)).isoformat(), 10),
+                                        ((today - timedelta(days=1)).isoformat(), 10)]
+    assert history[0]["points"] == [(today.isoformat(), 5)]

@@ -34,7 +34,7 @@ class UsagePage(OrganizationMixin, TemplateView):
         days = 90 if self.request.GET.get("days") not in ("30", "365") else int(self.request.GET["days"])
         history = selectors_usage.usage_history(self.organization, days=days)
         rows = selectors_usage.pool_rows(self.organization)
-        series = [{"name": h["sku"].label, "points": h["points"]} for h in history]
+        series = [{"name": h["label"], "points": h["points"]} for h in history]
         return {**super().get_context_data(**kwargs), "rows": rows, "series": series, "days": days,
                 "totals": selectors_usage.unassigned_cost_total(rows),
                 "proposals": selectors_directory.open_proposals(self.organization),
@@ -129,7 +129,7 @@ class ReportExport(OrganizationMixin, View):
                     for r in selectors_usage.pool_rows(org)]
             return csv_response("license-usage.csv", [header, *rows])
         if report == "history":
-            rows = [(h["sku"].label, day, assigned) for h in selectors_usage.usage_history(org, days=365)
+            rows = [(h["label"], day, assigned) for h in selectors_usage.usage_history(org, days=365)
                     for day, assigned in h["points"]]
             return csv_response("license-history.csv", [["License", "Day", "Assigned"], *rows])
         if report == "inactive":
