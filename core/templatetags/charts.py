@@ -18,7 +18,11 @@ import math
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.utils import numberformat
+from django.utils.formats import get_format, localize
+from django.utils.html import format_html_join
 from django.utils.text import slugify
+from django.utils.translation import get_language
 
 register = template.Library()
 
@@ -27,6 +31,42 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 56, 16, 16, 36
 MAX_X_LABELS = 7
 MAX_SERIES = 6  # distinct colours in the stylesheet
 _ids = itertools.count(1)
+
+# The per-point markup (a dot per day and series, a table cell per day and series) is built here, not by the
+# template engine: a year of three licenses is thousands of values, and resolving each through a template
+# variable took most of the usage page's rendering. Values are localised and escaped as a template would.
+_DOT = '<circle class="chart-dot" cx="{}" cy="{}" r="3"><title>{}{}: {}</title></circle>'
+_ROW = '<tr><th scope="row">{}</th>{}</tr>'
+_CELL = '<td class="num">{}</td>'
+
+
+def _localizer():
+    """``localize`` for one chart's values: the active language's number formats looked up once, not for each
+    of thousands of numbers (per value they were most of the chart's cost)."""
+    lang = get_language()
+    decimal_sep, grouping, thousand_sep = (get_format(name, lang) for name in (
+        "DECIMAL_SEPARATOR", "NUMBER_GROUPING", "THOUSAND_SEPARATOR"))
+
+    def local(value):
+        if isinstance(value, bool) or not isinstance(value, (Decimal, float, int)):
+            return localize(value)
+        return numberformat.format(value, decimal_sep, None, grouping, thousand_sep)
+
+    return local
+
+
+def _dots_html(name: str, dots: list[dict]):
+    prefix = f"{name}, " if name else ""
+    local = _localizer()
+    return format_html_join("", _DOT, ((local(d["x"]), local(d["y"]), prefix, d["label"], local(d["value"]))
+                                       for d in dots))
+
+
+def _table_body(labels: list[str], series: list[dict]):
+    local = _localizer()
+    return format_html_join("", _ROW, (
+        (label, format_html_join("", _CELL, ((local(s["raw"][i]) if i < len(s["raw"]) else "",) for s in series)))
+        for i, label in enumerate(labels)))
 
 
 def _number(value) -> float:
@@ -109,10 +149,7 @@ def _base(kind, title, labels, series, x_label, y_label, chart_id):
         "plot_right": WIDTH - PAD_RIGHT,
         "plot_bottom": HEIGHT - PAD_BOTTOM,
         "label_y": HEIGHT - PAD_BOTTOM + 20,
-        "table_rows": [
-            {"label": label, "values": [s["raw"][i] if i < len(s["raw"]) else "" for s in series]}
-            for i, label in enumerate(labels)
-        ],
+        "table_body": _table_body(labels, series),
         "empty": not labels,
     }
 
@@ -138,6 +175,7 @@ def line_chart(series, title="", x_label="", y_label="", chart_id=""):
             for i, v in enumerate(s["values"])
         ]
         s["points_attr"] = " ".join(f"{d['x']},{d['y']}" for d in s["dots"])
+        s["dots_html"] = _dots_html(s["name"], s["dots"])
     context = _base("Line", title, labels, series, x_label, y_label, chart_id)
     context.update(
         {

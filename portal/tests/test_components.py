@@ -1,6 +1,7 @@
 """Shared components: forms, pagination, confirm button, progress, badges, charts, safe URL tags."""
 
 import re
+from decimal import Decimal
 
 import pytest
 from django import forms
@@ -83,6 +84,21 @@ def test_line_chart_is_accessible_svg_with_a_data_table():
     assert "3 points from 1 Mar to 3 Mar" in html and "highest 7" in html
     assert "<polyline" in html and html.count("<circle") == 3
     assert "<table" in html and '<th scope="row">2 Mar</th>' in html
+
+
+def test_chart_points_and_table_escape_names_and_labels_and_show_numbers_as_the_page_would():
+    # The dots and the table cells are built in Python (charts._dots_html, _table_body), not by the template
+    # engine: what the engine did (escaping, localised numbers) must still happen.
+    html = Template("{% load charts %}{% line_chart series title='Seats' x_label='Day' %}").render(Context({
+        "series": [{"name": "E5 <b>", "points": [("<i>1 Mar</i>", 3), ("2 Mar", Decimal("7.50"))]},
+                   {"name": "E3", "points": [("<i>1 Mar</i>", 1)]}],
+    }))
+    assert "<b>" not in html and "<i>" not in html
+    assert "<title>E5 &lt;b&gt;, &lt;i&gt;1 Mar&lt;/i&gt;: 3</title>" in html
+    assert "<title>E5 &lt;b&gt;, 2 Mar: 7.50</title>" in html
+    assert ('<tr><th scope="row">&lt;i&gt;1 Mar&lt;/i&gt;</th><td class="num">3</td><td class="num">1</td></tr>'
+            in html)
+    assert '<tr><th scope="row">2 Mar</th><td class="num">7.50</td><td class="num"></td></tr>' in html
 
 
 def test_bar_chart_and_empty_chart():
