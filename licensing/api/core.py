@@ -60,7 +60,8 @@ class OfferSerializer(ModelSerializer):
                   "cancellation_window", "explanation"]
 
     def _quote(self, obj):
-        # The product list quotes a page's offers at once (ProductViewSet.list); anything else, on first use.
+        # The product list and detail quote their offers at once (ProductViewSet._quoted); anything else, on
+        # first use.
         cache = self.context.setdefault("_quotes", {})
         if obj.pk not in cache:
             cache[obj.pk] = customer_price(organization=self.context["request"].organization, price=obj)
@@ -130,19 +131,24 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
         return catalog_products(search=params.get("search", "").strip(), family=params.get("family", ""),
                                 term=params.get("term", ""), billing_cycle=params.get("billing_cycle", ""))
 
+    def _quoted(self, products: list, *, many: bool):
+        """The serializer of ``products`` (of its one product unless ``many``), every offer's price quoted in one
+        call rather than one per offer."""
+        offers = [offer for product in products for offer in offers_of(product)]
+        quotes = customer_prices(organization=self.request.organization, prices=offers)
+        serializer = self.get_serializer(products if many else products[0], many=many)
+        serializer.context["_quotes"] = {offer.pk: quote for offer, quote in zip(offers, quotes, strict=True)}
+        return serializer
+
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self._products())
-        offers = [offer for product in page for offer in offers_of(product)]
-        quotes = customer_prices(organization=request.organization, prices=offers)
-        serializer = self.get_serializer(page, many=True)
-        serializer.context["_quotes"] = {offer.pk: quote for offer, quote in zip(offers, quotes, strict=True)}
-        return self.get_paginated_response(serializer.data)
+        return self.get_paginated_response(self._quoted(page, many=True).data)
 
     def retrieve(self, request, pk=None, *args, **kwargs):
         product = self._products().filter(pk=pk).first() if _is_uuid(pk) else None
         if product is None:
             raise ApiError("Product not found.", code="not_found", status_code=404)
-        return Response(self.get_serializer(product).data)
+        return Response(self._quoted([product], many=False).data)
 
 
 def _is_uuid(value) -> bool:

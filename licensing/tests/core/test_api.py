@@ -124,3 +124,26 @@ def test_a_page_of_products_is_quoted_at_once_not_per_offer(settings):
         statements[products] = len(captured.captured_queries)
         assert {offer["unit_price"] for product in body["results"] for offer in product["offers"]} == {"24.20"}
     assert statements[2] == statements[12]
+
+
+def test_a_product_is_quoted_at_once_whatever_its_number_of_offers(settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from .factories import AvailabilityFactory
+
+    settings.LICENSING_DEFAULT_MARGIN_PERCENT = 10
+    client = api_client_for(OrganizationFactory(), Role.VIEWER)
+    first = PriceFactory(availability__sku__product__family="Office 365", term_duration="P1M")
+    url = f"/api/v1/products/{first.availability.sku.product.pk}/"
+    client.get(url)
+    with CaptureQueriesContext(connection) as one:
+        assert len(client.get(url).json()["offers"]) == 1
+    for term, cycle in (("P1Y", "monthly"), ("P1Y", "annual")):
+        PriceFactory(availability=first.availability, term_duration=term, billing_cycle=cycle)
+    PriceFactory(availability=AvailabilityFactory(sku=first.availability.sku), term_duration="P3Y",
+                 billing_cycle="annual")
+    with CaptureQueriesContext(connection) as four:
+        offers = client.get(url).json()["offers"]
+    assert len(offers) == 4 and {offer["unit_price"] for offer in offers} == {"24.20"}
+    assert len(four.captured_queries) == len(one.captured_queries)
