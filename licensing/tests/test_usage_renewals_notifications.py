@@ -237,3 +237,24 @@ def test_usage_history_is_one_series_per_license_by_name_over_the_window(org):
     assert history[1]["purchased"] == [((today - timedelta(days=2)).isoformat(), 10),
                                         ((today - timedelta(days=1)).isoformat(), 10)]
     assert history[0]["points"] == [(today.isoformat(), 5)]
+
+
+def test_the_overview_counts_reclaimable_licenses_per_product_and_prices_them_by_the_subscription(org):
+    # Counted per SKU in the database: three idle Business Premium seats at 22.00 a month each, and two idle
+    # seats of a license with no subscription to price it (counted, not costed).
+    from licensing.selectors.overview import license_overview
+
+    make_pool(org, purchased=10, assigned=5, inactive=3)
+    make_subscription(org)
+    old = timezone.now() - timedelta(days=120)
+    with tenant_context(org):
+        unpriced = TenantSku.objects.create(organization=org, sku_id=uuid.uuid4(), sku_part_number="VISIO",
+                                            display_name="Visio", purchased=5)
+        for n in range(2):
+            user = DirectoryUser(organization=org, graph_id=uuid.uuid4(), user_principal_name=f"v{n}@x.example",
+                                 display_name=f"V{n}", last_sign_in_at=old)
+            user.save()
+            LicenseAssignment.objects.create(organization=org, user=user, sku=unpriced, state="assigned")
+        overview = license_overview(org)
+    assert overview.reclaimable == 5
+    assert overview.reclaimable_cost == {"USD": Decimal("66.00")}
