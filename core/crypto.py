@@ -250,9 +250,10 @@ def encryptor(scope: KeyScope):
 def random_uuids(count: int) -> list[uuid.UUID]:
     """``count`` version-4 UUIDs, as ``uuid.uuid4`` makes them, from one ``os.urandom`` read.
 
-    ``uuid.uuid4`` reads the system's random source once per id; a system call costs about 9 µs on these
-    machines, a sixteenth of a first directory sync's time per user. The ids are the same: 122 random bits each,
-    version and variant set by ``uuid.UUID``.
+    ``uuid.uuid4`` reads the system's random source once per id. That system call cost about 9 µs on the virtual
+    machine where a first directory sync was profiled (a sixteenth of its time per user) and 0.3 µs on another:
+    what it saves depends on the host. The ids are the same: 122 random bits each, version and variant set by
+    ``uuid.UUID``.
     """
     pool = os.urandom(16 * count)
     return [uuid.UUID(bytes=pool[start:start + 16], version=4) for start in range(0, 16 * count, 16)]

@@ -51,14 +51,9 @@ def _premium() -> Decimal:
     return Decimal(str(settings.BILLING_MONTHLY_BILLING_PREMIUM_PERCENT))
 
 
-def microsoft_cost(price: Price) -> tuple[Decimal | None, str]:
-    """Microsoft's price for one seat and one billing period, with how it was found."""
-    return microsoft_costs([price])[0]
-
-
 def microsoft_costs(prices: list[Price]) -> list[tuple[Decimal | None, str]]:
-    """:func:`microsoft_cost` of each price, the up-front prices that monthly billing derives from read in one
-    query."""
+    """Microsoft's price for one seat and one billing period of each offer, with how it was found. The up-front
+    prices that monthly billing derives from are read in one query for all of them."""
     derived = {}
     for price in prices:
         term_months = nce.TERM_MONTHS.get(price.term_duration)
@@ -118,11 +113,6 @@ def exchange_rate(*, base: str, quote: str, day: date) -> Decimal | None:
         return Decimal(1)
     return (ExchangeRate.objects.filter(base=base, quote=quote, effective_from__lte=day)
             .order_by("-effective_from").values_list("rate", flat=True).first())
-
-
-def customer_price(*, organization, price: Price, at: datetime | None = None) -> CustomerPrice | None:
-    """What the organisation pays for one offer (:func:`customer_prices` of one)."""
-    return customer_prices(organization=organization, prices=[price], at=at)[0]
 
 
 def customer_prices(*, organization, prices: list[Price], at: datetime | None = None) -> list[CustomerPrice | None]:

@@ -12,7 +12,7 @@ from django.db import IntegrityError
 
 from accounts.tests.factories import OrganizationFactory
 from billing.models import MarginRule, Tier
-from billing.selectors.pricing import customer_price, customer_prices, microsoft_cost
+from billing.selectors.pricing import customer_prices, microsoft_costs
 from billing.services.pricing import billing_profile_update, margin_rule_save
 from billing.tests.factories import BillingProfileFactory, ExchangeRateFactory, MarginRuleFactory
 from core.audit import Actor
@@ -23,6 +23,15 @@ from licensing.tests.core.factories import AvailabilityFactory, PriceFactory
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("test")
+
+
+def customer_price(*, organization, price, at=None):
+    """One offer through billing's resolver, which quotes lists."""
+    return customer_prices(organization=organization, prices=[price], at=at)[0]
+
+
+def microsoft_cost(price):
+    return microsoft_costs([price])[0]
 
 
 @pytest.fixture

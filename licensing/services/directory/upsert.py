@@ -202,7 +202,8 @@ def directory_user_upsert_from_graph(
     # An erased person (privacy erasure) stays a tombstone: the sync neither refills nor reports it.
     suppressed = suppressed_object_ids(organization, DirectoryUser, restricted)
     created_rows, updated_rows, changed = [], [], []
-    new_ids = iter(random_uuids(len(to_write)))  # one read of the random source per page, not one per new user
+    # One read of the random source per page, not one per new user.
+    new_ids = iter(random_uuids(sum(index not in existing for index, *_ in to_write)))
     for index, graph_id, payload, digest in to_write:
         row = existing.get(index)
         if row is None:
